@@ -1,0 +1,33 @@
+# Every target creates the virtualenv first, so each works on a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: serve test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,compare]'
+	touch $(STAMP)
+
+serve: $(STAMP)
+	$(BIN)/frontline serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -q -p no:randomly --ignore=tests/bench
+
+bench: $(STAMP)
+	$(BIN)/python -m pytest tests/bench --benchmark-only --benchmark-columns=min,median,mean,ops,rounds \
+		--benchmark-sort=name --benchmark-json=var/bench/engine.json -q
+	$(BIN)/python -m tests.bench.report var/bench/engine.json
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,36 @@
+"""Frontline's engine: compile ruleset documents, evaluate them purely.
+
+    from engine import compile_ruleset, RulesetError
+
+    compiled = compile_ruleset(text_or_mapping)      # raises RulesetError; .errors has line/col
+    decision = compiled.evaluate(context, answers=None, now=None, counters=None, trace=False)
+    decision.to_dict()                               # the JSON shape of DESIGN.md §4
+    compiled.run_tests()                             # -> list of TestResult
+
+Nothing in this package does I/O; it imports only the standard library, pydantic and PyYAML.
+"""
+
+from engine.compiler import compile_ruleset, document_digest
+from engine.decision import Decision
+from engine.errors import (
+    DeployRefused,
+    EvaluationError,
+    FrontlineError,
+    Problem,
+    RulesetError,
+)
+from engine.ruleset import CompiledRuleset
+from engine.testing import TestResult
+
+__all__ = [
+    "CompiledRuleset",
+    "Decision",
+    "DeployRefused",
+    "EvaluationError",
+    "FrontlineError",
+    "Problem",
+    "RulesetError",
+    "TestResult",
+    "compile_ruleset",
+    "document_digest",
+]

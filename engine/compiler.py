@@ -1,0 +1,1113 @@
+"""``compile_ruleset``: a ruleset document in, an immutable ``CompiledRuleset`` out.
+
+The compiler is an ordered list of named stages over one ``_Build``; each stage reads what the
+ones before it produced and records problems instead of stopping at the first:
+
+    parse     text → plain data + positions            (engine.source)
+    shape     keys and value kinds                     (engine.model)
+    fields    context declarations → types and slots
+    tables    output types, input expressions, cells, evaluation order (before rules: rules
+              may read tables.<id>.<output>)
+    rules     eligibility, escalation and alert conditions; message templates
+    trees     nodes, branches, links, cycles, reachability
+    tests     the document's tests refer to things that exist
+    generate  Python source from the checked IR, compiled once (engine.codegen)
+
+Problems from ``tables`` to ``tests`` are gathered together; ``generate`` runs only on a
+document with none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.codegen import Emitter, FunctionWriter, Namespace
+from engine.durations import parse_duration
+from engine.errors import Problem, RulesetError
+from engine.runtime import item_filter, to_datetime
+from engine.expr import (
+    BOOLEAN,
+    RESERVED_NAMES,
+    SCALAR_TYPES,
+    STRING,
+    BoolOp,
+    Checked,
+    Compare,
+    Const,
+    Environment,
+    ExpressionError,
+    FieldInfo,
+    ListConst,
+    Node,
+    Slot,
+    Type,
+    check_expression,
+    list_of,
+)
+from engine.model import TRIGGERS, Document, Table, Tree, TreeNode, parse_document
+from engine.ruleset import (
+    AlertMeta,
+    CompiledRuleset,
+    FieldMeta,
+    TableMeta,
+    TreeMeta,
+    TreeNodeMeta,
+)
+from engine.source import Locator, Path, load_document
+from engine.tables import (
+    INDEX_MIN_ROWS,
+    CellError,
+    Test,
+    check_test,
+    emit_test,
+    equality_values,
+    output_type,
+    parse_cell,
+    read_type,
+    resolver,
+)
+
+_SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+INDEX_MIN_RULES = 16
+INDEX_MIN_BUCKET = 4
+
+
+def compile_ruleset(source: str | bytes | Mapping[str, Any], *,
+                    filename: str | None = None) -> CompiledRuleset:
+    """Compile a ruleset document (YAML/JSON text or a mapping); raise RulesetError."""
+    build = _Build(filename)
+    build.source = source
+    for name, stage in _STAGES:
+        stage(build)
+        if build.problems and name in _STOP_AFTER:
+            raise RulesetError(build.problems)
+    assert build.compiled is not None
+    return build.compiled
+
+
+@dataclass
+class _Checked:
+    """A checked expression together with where it came from."""
+
+    path: Path
+    node: Node
+    reads: frozenset[str]
+
+
+@dataclass
+class _TablePlan:
+    model: Table
+    position: int
+    inputs: list[_Checked] = field(default_factory=list)
+    input_types: list[Type] = field(default_factory=list)
+    cells: list[list[Test]] = field(default_factory=list)
+    outputs: list[tuple[Any, ...]] = field(default_factory=list)
+    output_names: list[str] = field(default_factory=list)
+    ranks: list[tuple[int, ...]] | None = None
+    depends_on: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _TreePlan:
+    model: Tree
+    position: int
+    branches: dict[str, list[_Checked | None]] = field(default_factory=dict)
+    says: dict[str, list[str | _Checked]] = field(default_factory=dict)
+
+
+class _Build:
+    """Everything the stages share."""
+
+    def __init__(self, filename: str | None) -> None:
+        self.filename = filename
+        self.problems: list[Problem] = []
+        self.source: Any = None
+        self.data: Any = None
+        self.locator = Locator(file=filename)
+        self.doc: Document | None = None
+        self.fields: dict[str, FieldMeta] = {}
+        self.env = Environment(fields={})
+        self.tables: list[_TablePlan] = []
+        self.table_order: list[_TablePlan] = []
+        self.eligibility: list[_Checked] = []
+        self.escalation: list[_Checked] = []
+        self.alerts: list[_Checked] = []
+        self.messages: list[list[str | _Checked]] = []
+        self.trees: list[_TreePlan] = []
+        self.compiled: CompiledRuleset | None = None
+
+    def problem(self, path: Path, message: str) -> None:
+        self.problems.append(self.locator.problem(path, message))
+
+    def expression(self, path: Path, text: str | bool, *, boolean: bool,
+                   column_offset: int = 0) -> _Checked | None:
+        """Check the expression at ``path``; record a located problem and return None on error."""
+        if isinstance(text, bool):
+            return _Checked(path, Const(BOOLEAN, False, text), frozenset())
+        try:
+            checked: Checked = check_expression(text, self.env,
+                                                expect=BOOLEAN if boolean else None)
+        except ExpressionError as exc:
+            self.problems.append(self.locator.problem_in_text(
+                path, exc.line, exc.column + column_offset, exc.message))
+            return None
+        return _Checked(path, checked.node, checked.reads)
+
+    def template(self, path: Path, text: str) -> list[str | _Checked] | None:
+        """Split ``text`` into literal parts and checked ``{expression}`` parts."""
+        parts: list[str | _Checked] = []
+        literal: list[str] = []
+        i, n, ok = 0, len(text), True
+        while i < n:
+            ch = text[i]
+            if ch in "{}" and text.startswith(ch * 2, i):
+                literal.append(ch)
+                i += 2
+                continue
+            if ch == "}":
+                self.problems.append(self.locator.problem_in_text(
+                    path, 1, i + 1, "unmatched '}' in template; write '}}' for a brace"))
+                return None
+            if ch == "{":
+                end = text.find("}", i + 1)
+                if end < 0:
+                    self.problems.append(self.locator.problem_in_text(
+                        path, 1, i + 1, "unclosed '{' in template; write '{{' for a brace"))
+                    return None
+                inner = text[i + 1:end]
+                checked = self.expression(path, inner, boolean=False, column_offset=i + 1)
+                if checked is None:
+                    ok = False
+                else:
+                    if literal:
+                        parts.append("".join(literal))
+                        literal = []
+                    parts.append(checked)
+                i = end + 1
+                continue
+            literal.append(ch)
+            i += 1
+        if literal:
+            parts.append("".join(literal))
+        return parts if ok else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Stages
+
+
+def _parse(b: _Build) -> None:
+    source = b.source
+    if isinstance(source, Mapping):
+        b.data = _plain(source)
+        return
+    try:
+        b.data, b.locator = load_document(source, b.filename)
+    except RulesetError as exc:
+        b.problems.extend(exc.errors)
+
+
+def _plain(value: Any) -> Any:
+    """A deep copy of a mapping given by a caller, with keys as strings."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _shape(b: _Build) -> None:
+    doc, problems = parse_document(b.data, b.locator)
+    b.problems.extend(problems)
+    b.doc = doc
+    if doc is None:
+        return
+    for section in ("eligibility", "escalation", "alerts", "tables", "trees"):
+        seen: dict[str, int] = {}
+        for i, item in enumerate(getattr(doc, section)):
+            if item.id in seen:
+                b.problem((section, i, "id"), f"duplicate {section} id {item.id!r} (first "
+                                              f"used at {section}[{seen[item.id]}])")
+            else:
+                seen[item.id] = i
+    names: dict[str, int] = {}
+    for i, test in enumerate(doc.tests):
+        if test.name in names:
+            b.problem(("tests", i, "name"), f"duplicate test name {test.name!r}")
+        names.setdefault(test.name, i)
+
+
+def _fields(b: _Build) -> None:
+    assert b.doc is not None
+    declared = b.doc.context
+    for path_text, spec in declared.items():
+        where: Path = ("context", path_text)
+        segments = path_text.split(".")
+        bad = [s for s in segments if not _SEGMENT.match(s) or s.startswith("__")
+               or s in RESERVED_NAMES]
+        if len(segments) < 2 or bad:
+            b.problem((*where, "<key>"), f"invalid field name {path_text!r}: expected a dotted "
+                                         "path of identifiers such as customer.tier")
+            continue
+        if segments[0] == "tables":
+            b.problem((*where, "<key>"), "'tables' is reserved for tables.<id>.<output>")
+            continue
+        kind = spec if isinstance(spec, str) else spec.type
+        if kind not in ("string", "integer", "number", "boolean", "datetime", "list"):
+            b.problem(where, f"unknown type {kind!r}; expected string, integer, number, "
+                             "boolean, datetime or list")
+            continue
+        meta = _field_meta(b, where, path_text, kind, spec)
+        if meta is not None:
+            b.fields[path_text] = meta
+    for path_text in declared:
+        for other in declared:
+            if other.startswith(path_text + "."):
+                b.problem(("context", other, "<key>"), f"{other!r} is declared inside "
+                                                       f"{path_text!r}, which is itself a field")
+    b.env.fields = {p: FieldInfo(p, m.type) for p, m in b.fields.items()}
+
+
+def _field_meta(b: _Build, where: Path, path: str, kind: str, spec: Any) -> FieldMeta | None:
+    enum = max_age = items = None
+    classification = "internal"
+    if not isinstance(spec, str):
+        classification = spec.classification
+        if spec.enum is not None:
+            if kind != "string":
+                b.problem((*where, "enum"), "enum applies only to string fields")
+                return None
+            if not spec.enum:
+                b.problem((*where, "enum"), "enum must list at least one value")
+                return None
+            enum = frozenset(spec.enum)
+        if spec.max_age is not None:
+            try:
+                max_age = parse_duration(spec.max_age)
+            except ValueError as exc:
+                b.problem((*where, "max_age"), str(exc))
+                return None
+        if spec.items is not None:
+            if kind != "list":
+                b.problem((*where, "items"), "items applies only to list fields")
+                return None
+            items = spec.items
+    if kind == "list":
+        item_type = _item_type(b, where, items)
+        if item_type is False:
+            return None
+        field_type = list_of(item_type or None)
+    else:
+        field_type = Type(kind, enum=enum)
+    return FieldMeta(path=path, type=field_type, max_age=max_age, classification=classification)
+
+
+def _item_type(b: _Build, where: Path, items: Any) -> Type | None | bool:
+    if items is None:
+        return None
+    if isinstance(items, str):
+        if items not in SCALAR_TYPES:
+            b.problem((*where, "items"), f"unknown item type {items!r}; expected string, "
+                                         "integer, number, boolean or datetime, or a mapping "
+                                         "of attribute → type")
+            return False
+        return SCALAR_TYPES[items]
+    attrs = []
+    for name, kind in items.items():
+        if not _SEGMENT.match(name) or kind not in SCALAR_TYPES:
+            b.problem((*where, "items", name), f"invalid item attribute {name}: {kind!r}; "
+                                               "expected a name and a scalar type")
+            return False
+        attrs.append((name, SCALAR_TYPES[kind]))
+    return Type("object", attrs=tuple(attrs))
+
+
+def _tables(b: _Build) -> None:
+    assert b.doc is not None
+    for position, table in enumerate(b.doc.tables):
+        plan = _TablePlan(table, position)
+        b.tables.append(plan)
+        where: Path = ("tables", position)
+        outputs = [o if isinstance(o, str) else o.name for o in table.outputs]
+        plan.output_names = outputs
+        if len(set(outputs)) != len(outputs):
+            b.problem((*where, "outputs"), "output names must be unique")
+        width = len(table.inputs) + len(outputs)
+        for r, row in enumerate(table.rows):
+            if len(row) != width:
+                b.problem((*where, "rows", r),
+                          f"row {r + 1} has {len(row)} cells; expected {width} "
+                          f"({len(table.inputs)} inputs + {len(outputs)} outputs)")
+        if table.aggregate is not None and table.hit != "collect":
+            b.problem((*where, "aggregate"), "aggregate applies only to hit: collect")
+        if any(len(row) != width for row in table.rows):
+            continue
+        plan.outputs = [tuple(row[len(table.inputs):]) for row in table.rows]
+        types = {}
+        for c, name in enumerate(outputs):
+            column = [row[c] for row in plan.outputs]
+            column_type = output_type(column)
+            if column_type is None:
+                b.problem((*where, "outputs", c), f"output {name!r} mixes value types; each "
+                                                  "output column must hold one type")
+                continue
+            if table.aggregate in ("sum", "min", "max") and not column_type.numeric:
+                b.problem((*where, "aggregate"), f"aggregate {table.aggregate} needs numbers, "
+                                                 f"but output {name!r} holds {column_type}")
+            types[name] = read_type(table.hit, table.aggregate, column_type)
+        plan.ranks = _priority_ranks(b, plan)
+        b.env.table_outputs[table.id] = types
+    for plan in b.tables:
+        _table_inputs(b, plan)
+    b.table_order = _table_order(b)
+
+
+def _priority_ranks(b: _Build, plan: _TablePlan) -> list[tuple[int, ...]] | None:
+    table = plan.model
+    value_lists = [None if isinstance(o, str) else o.values for o in table.outputs]
+    if table.hit != "priority":
+        return None
+    if all(v is None for v in value_lists):
+        b.problem(("tables", plan.position, "outputs"),
+                  "hit: priority needs the outputs' values in priority order: "
+                  "outputs: [{name: action, values: [block, review, allow]}]")
+        return None
+    ranks = []
+    for r, row in enumerate(plan.outputs):
+        rank = []
+        for c, values in enumerate(value_lists):
+            if values is None:
+                continue
+            if row[c] not in values:
+                b.problem(("tables", plan.position, "rows", r, len(table.inputs) + c),
+                          f"{row[c]!r} is not among output {plan.output_names[c]!r}'s values")
+                continue
+            rank.append(values.index(row[c]))
+        ranks.append(tuple(rank))
+    return ranks
+
+
+def _table_inputs(b: _Build, plan: _TablePlan) -> None:
+    table = plan.model
+    where: Path = ("tables", plan.position)
+    for i, text in enumerate(table.inputs):
+        checked = b.expression((*where, "inputs", i), text, boolean=False)
+        if checked is None:
+            plan.inputs.append(_Checked((), Const(STRING, False, ""), frozenset()))
+            plan.input_types.append(STRING)
+            continue
+        in_type = checked.node.type
+        if in_type.kind not in ("string", "integer", "number", "boolean"):
+            b.problem((*where, "inputs", i), f"a table input must be a string, number or "
+                                             f"boolean; {text!r} is a {in_type}")
+        plan.inputs.append(checked)
+        plan.input_types.append(in_type)
+        plan.depends_on |= {p.split(".")[1] for p in checked.reads if p.startswith("tables.")}
+    if not plan.outputs and table.rows:
+        return
+    for r, row in enumerate(table.rows):
+        tests = []
+        for c in range(len(table.inputs)):
+            try:
+                test = parse_cell(row[c])
+                node = plan.inputs[c].node
+                enum = node.type.enum if isinstance(node, Slot) else None
+                check_test(test, plan.input_types[c], enum)
+            except CellError as exc:
+                b.problem((*where, "rows", r, c), f"row {r + 1}, column {c + 1}: {exc}")
+                continue
+            tests.append(test)
+        plan.cells.append(tests)
+
+
+def _table_order(b: _Build) -> list[_TablePlan]:
+    by_id = {p.model.id: p for p in b.tables}
+    order: list[_TablePlan] = []
+    state: dict[str, int] = {}
+
+    def visit(plan: _TablePlan, chain: list[str]) -> None:
+        tid = plan.model.id
+        if state.get(tid) == 2:
+            return
+        if state.get(tid) == 1:
+            cycle = " → ".join([*chain[chain.index(tid):], tid])
+            b.problem(("tables", plan.position, "inputs"), f"tables read each other in a "
+                                                           f"cycle: {cycle}")
+            return
+        state[tid] = 1
+        for dep in sorted(plan.depends_on):
+            if dep in by_id:
+                visit(by_id[dep], [*chain, tid])
+        state[tid] = 2
+        order.append(plan)
+
+    for plan in b.tables:
+        visit(plan, [])
+    return order
+
+
+def _rules(b: _Build) -> None:
+    assert b.doc is not None
+    sections: list[tuple[str, list[Any], list[_Checked]]] = [
+        ("eligibility", b.doc.eligibility, b.eligibility),
+        ("escalation", b.doc.escalation, b.escalation),
+        ("alerts", b.doc.alerts, b.alerts),
+    ]
+    for section, rules, out in sections:
+        for i, rule in enumerate(rules):
+            checked = b.expression((section, i, "when"), rule.when, boolean=True)
+            if checked is not None:
+                out.append(checked)
+    for i, alert in enumerate(b.doc.alerts):
+        if len(set(alert.on)) != len(alert.on):
+            b.problem(("alerts", i, "on"), "'on' lists a trigger twice")
+        parts = b.template(("alerts", i, "message"), alert.message)
+        b.messages.append(parts or [])
+
+
+def _trees(b: _Build) -> None:
+    assert b.doc is not None
+    for position, tree in enumerate(b.doc.trees):
+        plan = _TreePlan(tree, position)
+        b.trees.append(plan)
+        where: Path = ("trees", position)
+        nodes = tree.nodes
+        if tree.start not in nodes:
+            b.problem((*where, "start"), f"start node {tree.start!r} is not among the nodes")
+            continue
+        for node_id, node in nodes.items():
+            _tree_node(b, plan, (*where, "nodes", node_id), node_id, node)
+        _tree_links(b, plan)
+
+
+def _tree_node(b: _Build, plan: _TreePlan, where: Path, node_id: str, node: TreeNode) -> None:
+    nodes = plan.model.nodes
+    if (node.next is None) == (node.outcome is None):
+        b.problem(where, f"node {node_id!r} must have either 'next' (to route) or 'outcome' "
+                         "(to end), not both or neither")
+        return
+    if node.outcome is not None:
+        if node.ask is not None or node.answer is not None:
+            b.problem(where, f"outcome node {node_id!r} cannot ask a question")
+        if node.say is not None:
+            parts = b.template((*where, "say"), node.say)
+            plan.says[node_id] = parts or []
+        return
+    if node.queue is not None or node.say is not None:
+        b.problem(where, f"'queue' and 'say' belong on outcome nodes, not on {node_id!r}")
+    if (node.ask is None) != (node.answer is None):
+        b.problem(where, f"node {node_id!r}: 'ask' and 'answer' go together")
+    if node.answer is not None:
+        if not node.answer.startswith("answers.") or node.answer not in b.fields:
+            b.problem((*where, "answer"), f"answer {node.answer!r} must be a declared "
+                                          "answers.* field")
+    assert node.next is not None
+    if not node.next:
+        b.problem((*where, "next"), f"node {node_id!r} has an empty 'next' list")
+    branches: list[_Checked | None] = []
+    unconditional_at = None
+    for k, branch in enumerate(node.next):
+        if unconditional_at is not None:
+            b.problem((*where, "next", k), f"branch {k + 1} can never be taken: branch "
+                                           f"{unconditional_at + 1} has no condition")
+        if branch.goto not in nodes:
+            close = [n for n in nodes if n.startswith(branch.goto[:3])]
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            b.problem((*where, "next", k, "goto"), f"goto {branch.goto!r} names no node of "
+                                                   f"tree {plan.model.id!r}{hint}")
+        if branch.when is None:
+            unconditional_at = k if unconditional_at is None else unconditional_at
+            branches.append(None)
+        else:
+            branches.append(b.expression((*where, "next", k, "when"), branch.when,
+                                         boolean=True))
+    plan.branches[node_id] = branches
+
+
+def _tree_links(b: _Build, plan: _TreePlan) -> None:
+    tree = plan.model
+    edges = {nid: [br.goto for br in (n.next or []) if br.goto in tree.nodes]
+             for nid, n in tree.nodes.items()}
+    where: Path = ("trees", plan.position)
+    state: dict[str, int] = {}
+    reported = False
+
+    def visit(nid: str, chain: list[str]) -> None:
+        nonlocal reported
+        state[nid] = 1
+        for nxt in edges[nid]:
+            if state.get(nxt) == 1 and not reported:
+                cycle = " → ".join([*chain[chain.index(nxt):], nxt])
+                b.problem((*where, "nodes", nid), f"tree {tree.id!r} has a cycle: {cycle}")
+                reported = True
+            elif nxt not in state:
+                visit(nxt, [*chain, nxt])
+        state[nid] = 2
+
+    visit(tree.start, [tree.start])
+    for nid in tree.nodes:
+        if nid not in state:
+            b.problem((*where, "nodes", nid), f"node {nid!r} cannot be reached from start "
+                                              f"node {tree.start!r}")
+
+
+def _tests(b: _Build) -> None:
+    assert b.doc is not None
+    doc = b.doc
+    rule_ids = {
+        "eligible": {r.id for r in doc.eligibility},
+        "alerts": {r.id for r in doc.alerts},
+    }
+    escalation_ids = {r.id for r in doc.escalation}
+    tables = {p.model.id: set(p.output_names) for p in b.tables}
+    trees = {t.id for t in doc.trees}
+    for i, test in enumerate(doc.tests):
+        where: Path = ("tests", i)
+        expect = test.expect
+        for key, known in rule_ids.items():
+            for rid in getattr(expect, key) or []:
+                if rid not in known:
+                    b.problem((*where, "expect", key), f"test {test.name!r} expects unknown "
+                                                       f"{'eligibility' if key == 'eligible' else 'alert'} rule {rid!r}")
+        if expect.escalation is not None and expect.escalation not in escalation_ids:
+            b.problem((*where, "expect", "escalation"), f"test {test.name!r} expects unknown "
+                                                        f"escalation rule {expect.escalation!r}")
+        for tid, outputs in (expect.tables or {}).items():
+            if tid not in tables:
+                b.problem((*where, "expect", "tables"), f"test {test.name!r} expects unknown "
+                                                        f"table {tid!r}")
+            elif outputs is not None:
+                for name in outputs:
+                    if name not in tables[tid]:
+                        b.problem((*where, "expect", "tables", tid),
+                                  f"table {tid!r} has no output {name!r}")
+        for key in ("missing_fields", "stale_fields", "invalid_fields"):
+            for path in getattr(expect, key) or []:
+                if path not in b.fields:
+                    b.problem((*where, "expect", key), f"{path!r} is not a declared field")
+        if test.tree is not None and test.tree not in trees:
+            b.problem((*where, "tree"), f"unknown tree {test.tree!r}")
+        if expect.next_step is not None and not trees:
+            b.problem((*where, "expect", "next_step"), "the document has no trees")
+        if test.now is not None and _parse_time(test.now) is None:
+            b.problem((*where, "now"), f"invalid time {test.now!r}: expected RFC 3339, such "
+                                       "as 2026-11-22T10:00:00Z")
+        for key, value in (test.as_of or {}).items():
+            if _parse_time(value) is None:
+                b.problem((*where, "as_of", key), f"invalid time {value!r}: expected RFC 3339")
+
+
+def _parse_time(text: str) -> Any:
+    return to_datetime(text)
+
+
+def _generate(b: _Build) -> None:
+    assert b.doc is not None
+    gen = _Generator(b)
+    b.compiled = gen.build()
+
+
+_STAGES: list[tuple[str, Callable[[_Build], None]]] = [
+    ("parse", _parse),
+    ("shape", _shape),
+    ("fields", _fields),
+    ("tables", _tables),
+    ("rules", _rules),
+    ("trees", _trees),
+    ("tests", _tests),
+    ("generate", _generate),
+]
+_STOP_AFTER = {"parse", "shape", "fields", "tests"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Code generation
+
+
+class _Generator:
+    """Builds the generated module for one ruleset and wraps it in a CompiledRuleset."""
+
+    def __init__(self, b: _Build) -> None:
+        self.b = b
+        self.ns = Namespace()
+        self.sources: list[str] = []
+        self.slot_count = len(b.env.slots)
+        # Index dicts are bound by name before the functions they point to exist.
+        self.deferred_index: list[tuple[str, dict[Any, str]]] = []
+        self.table_names: dict[int, tuple[str, str]] = {}
+
+    def fn_name(self, prefix: str) -> str:
+        return f"{prefix}_{len(self.sources)}"
+
+    def add(self, source: str) -> None:
+        self.sources.append(source)
+
+    # -- the decide function: inputs → slot values → tables → sections ----------------------
+
+    def decide_function(self, name: str, trigger: str, trace: bool) -> str:
+        """One function per trigger: read every input once, evaluate tables, then the rules.
+
+        Returns ``(values, table_matches, eligible, alerts, escalation)``.
+        """
+        b = self.b
+        assert b.doc is not None
+        w = FunctionWriter(f"def {name}(ctx, ans, cnt, now_, inv{', tr' if trace else ''}):")
+        self._prelude(w)
+        em = Emitter(self.ns)
+        w.line("el = []")
+        if trigger == "decision":
+            self._collect_inline(w, em, "el", list(enumerate(b.eligibility)), trace, 0)
+        w.line("al = []")
+        alerts = [(k, r) for k, r in enumerate(b.alerts) if trigger in b.doc.alerts[k].on]
+        self._collect_inline(w, em, "al", alerts, trace, 2)
+        ms = ", ".join(f"m{p.position}" for p in b.tables)
+        result = f"V, ({ms}{',' if len(b.tables) == 1 else ''}), el, al"
+        if trigger == "decision":
+            order = sorted(range(len(b.escalation)),
+                           key=lambda k: (b.doc.escalation[k].priority, k))  # type: ignore[union-attr]
+            for k in order:
+                self._emit_rule(w, em, k, b.escalation[k], trace, 1, f"return {result}, {k}")
+        w.line(f"return {result}, -1")
+        return w.source()
+
+    def _prelude(self, w: FunctionWriter) -> None:
+        """Read every slot into a local, check its type, evaluate the tables; bind V."""
+        b = self.b
+        objects: dict[str, str] = {}
+
+        def obj(prefix: str) -> str:
+            if prefix in objects:
+                return objects[prefix]
+            name = f"o{len(objects)}"
+            parts = prefix.split(".")
+            if len(parts) == 1:
+                source = "ans" if prefix == "answers" else f"ctx.get({prefix!r})"
+            else:
+                source = f"{obj('.'.join(parts[:-1]))}.get({parts[-1]!r})"
+            w.line(f"{name} = {source}")
+            w.line(f"if {name}.__class__ is not _dict:")
+            w.indent()
+            w.line(f"{name} = _object({name}, inv, {prefix!r})")
+            w.dedent()
+            objects[prefix] = name
+            return name
+
+        counters = {slot.index: key for key, slot in b.env.counters.items()}
+        for path, slot in b.env.slots.items():
+            i = slot.index
+            if path == "now()":
+                w.line(f"s{i} = now_")
+            elif i in counters:
+                event, within = counters[i]
+                w.line(f"s{i} = _count(cnt, {event!r}, {within!r})")
+            elif not path.startswith("tables."):
+                parent, _, leaf = path.rpartition(".")
+                w.line(f"s{i} = {obj(parent)}.get({leaf!r})")
+                self._check_value(w, i, b.fields[path])
+        for plan in b.table_order:
+            em = Emitter(self.ns)
+            args = ", ".join(em.val(c.node) for c in plan.inputs)
+            table_fn, resolve = self.table_functions(plan)
+            m = f"m{plan.position}"
+            w.line(f"{m} = {table_fn}({args})")
+            outs = [f"tables.{plan.model.id}.{name}" for name in plan.output_names]
+            used = [(k, b.env.slots[p].index) for k, p in enumerate(outs) if p in b.env.slots]
+            if used:
+                w.line(f"_r = {resolve}({m})")
+                for k, index in used:
+                    w.line(f"s{index} = _r[{k}]")
+        values = ", ".join(f"s{i}" for i in range(self.slot_count))
+        w.line(f"V = ({values}{',' if self.slot_count == 1 else ''})")
+
+    def _check_value(self, w: FunctionWriter, i: int, meta: FieldMeta) -> None:
+        s = f"s{i}"
+        kind = meta.type.kind
+        expected = _expected_text(meta)
+        report = f"inv.append(({meta.path!r}, {expected!r}, {s}))"
+        if kind == "datetime":
+            w.line(f"if {s} is not None:")
+            w.indent()
+            w.line(f"_d = _dt({s})")
+            w.line("if _d is None:")
+            w.indent()
+            w.line(report)
+            w.dedent()
+            w.line(f"{s} = _d")
+            w.dedent()
+            return
+        bad = {
+            "string": f"{s}.__class__ is not _str",
+            "integer": f"{s}.__class__ is not _int",
+            "number": f"not ({s}.__class__ is _float and _isfinite({s}) or "
+                      f"{s}.__class__ is _int)",
+            "boolean": f"{s}.__class__ is not _bool",
+            "list": f"{s}.__class__ is not _list",
+        }[kind]
+        w.line(f"if {s} is not None and ({bad}):")
+        w.indent()
+        w.line(report)
+        w.line(f"{s} = None")
+        w.dedent()
+        if meta.type.enum is not None:
+            enum = self.ns.add(meta.type.enum)
+            w.line(f"elif {s} is not None and {s} not in {enum}:")
+            w.indent()
+            w.line(report)
+            w.line(f"{s} = None")
+            w.dedent()
+        if kind == "list" and meta.type.item is not None:
+            item = meta.type.item
+            filt = self.ns.add(item_filter(item.kind, item.kind == "object"))
+            w.line(f"elif {s} is not None:")
+            w.indent()
+            w.line(f"{s}, _dropped = {filt}({s})")
+            w.line("if _dropped:")
+            w.indent()
+            w.line(f"inv.append(({meta.path!r}, {expected!r}, _ITEMS))")
+            w.dedent()
+            w.dedent()
+
+    # -- tables ------------------------------------------------------------------------------
+
+    def table_functions(self, plan: _TablePlan) -> tuple[str, str]:
+        """The names of a table's match function and of its hit-policy resolver."""
+        found = self.table_names.get(plan.position)
+        if found is None:
+            resolve = self.ns.add(resolver(plan.model.hit, plan.model.aggregate, plan.outputs,
+                                           plan.ranks))
+            found = self.table_names[plan.position] = (self.table_function(plan), resolve)
+        return found
+
+    def table_function(self, plan: _TablePlan) -> str:
+        """Generate the function returning a table's matches; return its name."""
+        first = plan.model.hit == "first"
+        args = ", ".join(f"x{c}" for c in range(len(plan.inputs)))
+        rows = list(range(len(plan.cells)))
+        column = self._index_column(plan)
+        name = f"_table{plan.position}"
+        if column is None:
+            self.add(self._rows_function(name, plan, rows, args, first, skip=None))
+            return name
+        buckets: dict[Any, list[int]] = {}
+        wildcard: list[int] = []
+        for r in rows:
+            values = equality_values(plan.cells[r][column])
+            if values is None:
+                wildcard.append(r)
+                for bucket in buckets.values():
+                    bucket.append(r)
+            else:
+                for v in dict.fromkeys(values):
+                    buckets.setdefault(v, sorted(wildcard)).append(r)
+        index: dict[Any, Any] = {}
+        for k, (value, bucket_rows) in enumerate(buckets.items()):
+            fname = f"{name}_b{k}"
+            self.add(self._rows_function(fname, plan, sorted(set(bucket_rows)), args, first,
+                                         skip=column))
+            index[value] = fname
+        rest = f"{name}_rest"
+        self.add(self._rows_function(rest, plan, wildcard, args, first, skip=None))
+        index_name = self.ns.add({})
+        self.deferred_index.append((index_name, index))
+        self.add(f"def {name}({args}):\n"
+                 f"    return {index_name}.get(x{column}, {rest})({args})\n")
+        return name
+
+    def _index_column(self, plan: _TablePlan) -> int | None:
+        if len(plan.cells) < INDEX_MIN_ROWS:
+            return None
+        best, best_count = None, 0
+        for c in range(len(plan.inputs)):
+            count = sum(1 for row in plan.cells if equality_values(row[c]) is not None)
+            distinct = {v for row in plan.cells for v in (equality_values(row[c]) or ())}
+            if count > best_count and len(distinct) > 1:
+                best, best_count = c, count
+        return best if best_count * 2 >= len(plan.cells) else None
+
+    def _rows_function(self, name: str, plan: _TablePlan, rows: list[int], args: str,
+                       first: bool, skip: int | None) -> str:
+        w = FunctionWriter(f"def {name}({args}):")
+        if not first:
+            w.line("m = []")
+        for r in rows:
+            conds = []
+            for c, test in enumerate(plan.cells[r]):
+                if c == skip and equality_values(test) is not None:
+                    continue  # the bucket lookup already established this cell
+                cond = emit_test(test, f"x{c}", lambda v: self.ns.add(v))
+                if cond is not None:
+                    conds.append(cond)
+            action = f"return {r}" if first else f"m.append({r})"
+            if conds:
+                w.line(f"if {' and '.join(conds)}:")
+                w.indent()
+                w.line(action)
+                w.dedent()
+            else:
+                w.line(action)
+                if first:
+                    break
+        w.line("return -1" if first else "return m")
+        return w.source()
+
+    # -- rule sections -----------------------------------------------------------------------
+
+    def collect_function(self, name: str, rules: list[tuple[int, _Checked]],
+                         trace: bool, section: int) -> str:
+        """A function appending the indices of the rules that hold to ``out`` (a bucket)."""
+        em = Emitter(self.ns)
+        body = FunctionWriter("")
+        self._collect_inline(body, em, "out", rules, trace, section)
+        return self._assemble(f"def {name}(V, out{', tr' if trace else ''}):", em, body)
+
+    def _collect_inline(self, w: FunctionWriter, em: Emitter, out: str,
+                        rules: list[tuple[int, _Checked]], trace: bool, section: int) -> None:
+        """Append to ``out`` the index of every rule that holds, in document order."""
+        index_slot, buckets, rest = self._rule_index(rules)
+        for k, rule in rest:
+            self._emit_rule(w, em, k, rule, trace, section, f"{out}.append({k})")
+        if index_slot is None:
+            return
+        index = {}
+        for value, bucket_rules in buckets.items():
+            fname = self.fn_name("_bucket")
+            self.add(self.collect_function(fname, bucket_rules, trace, section))
+            index[value] = fname
+        index_name = self.ns.add({})
+        self.deferred_index.append((index_name, index))
+        em.used.add(index_slot)
+        w.line(f"_b = {index_name}.get(s{index_slot})")
+        w.line("if _b is not None:")
+        w.indent()
+        w.line(f"_b(V, {out}{', tr' if trace else ''})")
+        w.line(f"{out}.sort()")
+        w.dedent()
+
+    def _rule_index(self, rules: list[tuple[int, _Checked]]) -> tuple[
+            int | None, dict[Any, list[tuple[int, _Checked]]], list[tuple[int, _Checked]]]:
+        """Pick the field whose equality tests split the rules best; bucket rules by value."""
+        if len(rules) < INDEX_MIN_RULES:
+            return None, {}, rules
+        keys: dict[int, dict[int, tuple[Any, ...]]] = {}
+        for position, (_, rule) in enumerate(rules):
+            for slot, values in _equality_conjuncts(rule.node):
+                keys.setdefault(slot, {}).setdefault(position, values)
+        if not keys:
+            return None, {}, rules
+        slot = max(keys, key=lambda s: (len(keys[s]), -s))
+        indexed = keys[slot]
+        if len(indexed) < INDEX_MIN_BUCKET:
+            return None, {}, rules
+        buckets: dict[Any, list[tuple[int, _Checked]]] = {}
+        rest = []
+        for position, rule in enumerate(rules):
+            values = indexed.get(position)
+            if values is None:
+                rest.append(rule)
+            else:
+                for v in dict.fromkeys(values):
+                    buckets.setdefault(v, []).append(rule)
+        return slot, buckets, rest
+
+    def _emit_rule(self, w: FunctionWriter, em: Emitter, k: int, rule: _Checked, trace: bool,
+                   section: int, action: str) -> None:
+        if trace:
+            w.line(f"_r = {_three_valued(em, rule.node)}")
+            w.line(f"tr.append(({section}, {k}, _r))")
+            w.line("if _r is True:")
+        else:
+            w.line(f"if {em.true(rule.node)}:")
+        w.indent()
+        w.line(action)
+        w.dedent()
+
+    def _assemble(self, header: str, em: Emitter, body: FunctionWriter) -> str:
+        w = FunctionWriter(header)
+        for index in sorted(em.used):
+            w.line(f"s{index} = V[{index}]")
+        w.lines.extend(body.lines[1:])
+        if len(w.lines) == 1:
+            w.line("return None")
+        return w.source()
+
+    def template_function(self, name: str, parts: list[str | _Checked]) -> str:
+        em = Emitter(self.ns)
+        pieces = []
+        for part in parts:
+            if isinstance(part, str):
+                pieces.append(repr(part))
+            else:
+                pieces.append(f"_fmt({em.val(part.node)})")
+        body = FunctionWriter("")
+        body.line(f"return {' + '.join(pieces) if pieces else repr('')}")
+        return self._assemble(f"def {name}(V):", em, body)
+
+    # -- putting it together -----------------------------------------------------------------
+
+    def build(self) -> CompiledRuleset:
+        b = self.b
+        assert b.doc is not None
+        doc = b.doc
+        for trigger in TRIGGERS:
+            self.add(self.decide_function(f"_decide_{trigger}", trigger, trace=False))
+            self.add(self.decide_function(f"_decide_{trigger}_trace", trigger, trace=True))
+        for k, parts in enumerate(b.messages):
+            self.add(self.template_function(f"_message{k}", parts))
+        tree_metas = [self._tree(plan) for plan in b.trees]
+        source = "\n".join(self.sources)
+        ns = self.ns.compile(source, f"<ruleset {doc.ruleset}>")
+        for index_name, index in self.deferred_index:
+            ns[index_name].update({value: ns[fname] for value, fname in index.items()})
+        return self._wrap(ns, tree_metas, source)
+
+    def _tree(self, plan: _TreePlan) -> Callable[[dict[str, Any]], TreeMeta]:
+        tree = plan.model
+        node_fns: dict[str, str] = {}
+        say_fns: dict[str, str] = {}
+        for node_id, branches in plan.branches.items():
+            em = Emitter(self.ns)
+            body = FunctionWriter("")
+            for k, branch in enumerate(branches):
+                if branch is None:
+                    body.line(f"return {k}")
+                    break
+                body.line(f"if {em.true(branch.node)}:")
+                body.indent()
+                body.line(f"return {k}")
+                body.dedent()
+            else:
+                body.line("return -1")
+            name = f"_tree{plan.position}_{len(node_fns)}"
+            self.add(self._assemble(f"def {name}(V):", em, body))
+            node_fns[node_id] = name
+        for node_id, parts in plan.says.items():
+            name = f"_say{plan.position}_{len(say_fns)}"
+            self.add(self.template_function(name, parts))
+            say_fns[node_id] = name
+        slots = self.b.env.slots
+
+        def finish(ns: dict[str, Any]) -> TreeMeta:
+            nodes = {}
+            for node_id, node in tree.nodes.items():
+                branches = plan.branches.get(node_id, [])
+                reads = frozenset(p for br in branches if br is not None for p in br.reads
+                                  if not p.startswith("tables."))
+                nodes[node_id] = TreeNodeMeta(
+                    id=node_id,
+                    ask=node.ask,
+                    answer=node.answer,
+                    answer_slot=slots[node.answer].index
+                    if node.answer is not None and node.answer in slots else None,
+                    gotos=tuple(br.goto for br in node.next or ()),
+                    branch=ns[node_fns[node_id]] if node_id in node_fns else None,
+                    reads=tuple(sorted(slots[p].index for p in reads if p in slots)),
+                    outcome=node.outcome,
+                    say=ns[say_fns[node_id]] if node_id in say_fns else None,
+                    queue=node.queue,
+                )
+            return TreeMeta(id=tree.id, start=tree.start, nodes=nodes)
+        return finish
+
+    def _wrap(self, ns: dict[str, Any], tree_metas: list[Callable[[dict[str, Any]], TreeMeta]],
+              source: str) -> CompiledRuleset:
+        b = self.b
+        doc = b.doc
+        assert doc is not None
+        slots = b.env.slots
+        field_slots = {p: s.index for p, s in slots.items() if p in b.fields}
+
+        def reads_of(checked: list[_Checked]) -> frozenset[str]:
+            return frozenset(p for c in checked for p in c.reads if p in b.fields)
+
+        table_reads = reads_of([c for plan in b.tables for c in plan.inputs])
+        needed = {}
+        for trigger in TRIGGERS:
+            alerts = [c for k, c in enumerate(b.alerts) if trigger in doc.alerts[k].on]
+            paths = table_reads | reads_of(alerts)
+            if trigger == "decision":
+                paths |= reads_of(b.eligibility) | reads_of(b.escalation)
+            needed[trigger] = tuple(sorted(field_slots[p] for p in paths if p in field_slots))
+
+        def fns(prefix: str) -> Any:
+            return ns[prefix], ns[prefix + "_trace"]
+
+        tables = [
+            TableMeta(id=p.model.id, hit=p.model.hit, outputs=tuple(p.output_names),
+                      resolve=resolver(p.model.hit, p.model.aggregate, p.outputs, p.ranks),
+                      position=p.position)
+            for p in b.tables
+        ]
+        rule_reads = {
+            section: [tuple(sorted(field_slots[p] for p in c.reads if p in field_slots))
+                      for c in checked]
+            for section, checked in (("eligibility", b.eligibility),
+                                     ("escalation", b.escalation), ("alerts", b.alerts))
+        }
+        return CompiledRuleset(
+            name=doc.ruleset,
+            digest=document_digest(b.data),
+            document=b.data,
+            model=doc,
+            fields=b.fields,
+            slot_paths=tuple(slots),
+            field_slots=field_slots,
+            counters_needed=frozenset(b.env.counters),
+            decide={t: fns(f"_decide_{t}") for t in TRIGGERS},
+            alert_meta=[AlertMeta(rule=a, message=ns[f"_message{k}"])
+                        for k, a in enumerate(doc.alerts)],
+            tables=tables,
+            trees={m.id: m for m in (make(ns) for make in tree_metas)},
+            needed=needed,
+            rule_reads=rule_reads,
+            source=source,
+        )
+
+
+def _three_valued(em: Emitter, node: Node) -> str:
+    return f"(True if {em.true(node)} else (False if {em.false(node)} else None))"
+
+
+def _equality_conjuncts(node: Node) -> list[tuple[int, tuple[Any, ...]]]:
+    """(slot, values) for each top-level conjunct of the form ``field == literal`` / ``in``."""
+    conjuncts = node.operands if isinstance(node, BoolOp) and node.op == "and" else (node,)
+    found = []
+    for c in conjuncts:
+        if not isinstance(c, Compare):
+            continue
+        if c.op == "==":
+            for a, v in ((c.left, c.right), (c.right, c.left)):
+                if isinstance(a, Slot) and isinstance(v, Const) and _indexable(a):
+                    found.append((a.index, (v.value,)))
+        elif c.op == "in" and isinstance(c.left, Slot) and isinstance(c.right, ListConst) \
+                and _indexable(c.left):
+            found.append((c.left.index, c.right.values))
+    return found
+
+
+def _indexable(slot: Slot) -> bool:
+    return slot.type.kind in ("string", "integer", "boolean") and not slot.path.startswith(
+        ("count(", "now()"))
+
+
+def _expected_text(meta: FieldMeta) -> str:
+    t = meta.type
+    if t.enum is not None:
+        return "one of " + ", ".join(sorted(t.enum))
+    if t.kind == "list" and t.item is not None:
+        return f"list of {t.item.kind if t.item.kind != 'object' else 'objects'}"
+    if t.kind == "datetime":
+        return "RFC 3339 datetime"
+    return t.kind
+
+
+def document_digest(data: Any) -> str:
+    """``sha256:`` of the canonical JSON of a document: equal content, equal digest."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                           default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+

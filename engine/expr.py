@@ -1,0 +1,835 @@
+"""Expressions: parse author text with ``ast``, check it against the declared fields, build a typed IR.
+
+Nothing here executes author text. ``check_expression`` accepts only the node kinds listed in
+docs/language.md and returns an IR whose every node carries its type and whether it can be
+unknown; the code generator (``engine.codegen``) turns that IR into Python source.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import keyword
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.durations import parse_duration
+from engine.regexcheck import check_regex
+
+MAX_EXPRESSION_LENGTH = 2_000
+MAX_DEPTH = 32
+MAX_LIST_ITEMS = 1_000
+MAX_INT_LITERAL = 10**18
+
+FUNCTIONS = (
+    "len abs min max round lower upper contains startswith endswith matches "
+    "days_since hours_since now missing count any all"
+).split()
+RESERVED_NAMES = {*FUNCTIONS, "tables", "true", "false", "null", "True", "False", "None"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Types
+
+
+@dataclass(frozen=True, slots=True)
+class Type:
+    """A value's type. ``item`` for lists; ``attrs`` for objects; ``enum`` restricts strings."""
+
+    kind: str  # string integer number boolean datetime list object
+    item: Type | None = None
+    attrs: tuple[tuple[str, Type], ...] | None = None
+    enum: frozenset[str] | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "list" and self.item is not None:
+            return f"list of {self.item}"
+        return self.kind
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind in ("integer", "number")
+
+    def plain(self) -> Type:
+        """The same type without its enum restriction."""
+        return Type(self.kind, self.item, self.attrs) if self.enum is not None else self
+
+    def attr(self, name: str) -> Type | None:
+        for key, value in self.attrs or ():
+            if key == name:
+                return value
+        return None
+
+
+STRING = Type("string")
+INTEGER = Type("integer")
+NUMBER = Type("number")
+BOOLEAN = Type("boolean")
+DATETIME = Type("datetime")
+OBJECT = Type("object")
+SCALAR_TYPES = {"string": STRING, "integer": INTEGER, "number": NUMBER, "boolean": BOOLEAN,
+                "datetime": DATETIME}
+
+
+def list_of(item: Type | None) -> Type:
+    return Type("list", item=item)
+
+
+def comparable(a: Type, b: Type) -> bool:
+    """Whether ``==`` between values of these types is meaningful."""
+    if a.numeric and b.numeric:
+        return True
+    if a.kind != b.kind:
+        return False
+    if a.kind == "list":
+        return a.item is None or b.item is None or comparable(a.item, b.item)
+    return a.kind != "object"
+
+
+def orderable(a: Type, b: Type) -> bool:
+    return (a.numeric and b.numeric) or (a.kind == b.kind and a.kind in ("string", "datetime"))
+
+
+# ---------------------------------------------------------------------------------------------
+# IR: every node has ``type`` and ``nullable`` (whether it can be unknown)
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    type: Type
+    nullable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Const(Node):
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ListConst(Node):
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Slot(Node):
+    """A value read before evaluation: a context field, a table output, a counter, ``now``."""
+
+    index: int
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Var(Node):
+    """The item variable of an ``any``/``all`` generator."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class VarAttr(Node):
+    var: str
+    attr: str
+
+
+@dataclass(frozen=True, slots=True)
+class Not(Node):
+    operand: Node
+
+
+@dataclass(frozen=True, slots=True)
+class BoolOp(Node):
+    op: str  # and | or
+    operands: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Compare(Node):
+    op: str  # == != < <= > >= in not in
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Arith(Node):
+    op: str  # + - * / %
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Neg(Node):
+    operand: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Node):
+    name: str
+    args: tuple[Node, ...]
+    extra: Any = None  # the compiled regex for matches(), the digits for round()
+
+
+@dataclass(frozen=True, slots=True)
+class Missing(Node):
+    slot: Slot
+
+
+@dataclass(frozen=True, slots=True)
+class Quantifier(Node):
+    kind: str  # any | all
+    var: str
+    source: Node
+    body: Node
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+
+class ExpressionError(Exception):
+    """A problem at (line, column), 1-based, within the expression's text."""
+
+    def __init__(self, message: str, line: int = 1, column: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+
+
+def _at(node: ast.AST, message: str) -> ExpressionError:
+    return ExpressionError(message, getattr(node, "lineno", 1),
+                           getattr(node, "col_offset", 0) + 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment: what names mean while checking
+
+
+@dataclass
+class FieldInfo:
+    path: str
+    type: Type
+
+
+@dataclass
+class Environment:
+    """What an expression may read. Reading allocates a slot so each value is read once."""
+
+    fields: dict[str, FieldInfo]
+    table_outputs: dict[str, dict[str, Type]] = field(default_factory=dict)
+    slots: dict[str, Slot] = field(default_factory=dict)
+    counters: dict[tuple[str, str], Slot] = field(default_factory=dict)
+    regexes: dict[str, re.Pattern[str]] = field(default_factory=dict)
+
+    def slot(self, path: str, type_: Type) -> Slot:
+        found = self.slots.get(path)
+        if found is None:
+            found = Slot(type_, True, len(self.slots), path)
+            self.slots[path] = found
+        return found
+
+    def counter(self, event_type: str, within: str) -> Slot:
+        key = (event_type, within)
+        found = self.counters.get(key)
+        if found is None:
+            index = len(self.slots)
+            found = Slot(INTEGER, False, index, f"count({event_type!r}, within={within!r})")
+            self.slots[found.path] = found
+            self.counters[key] = found
+        return found
+
+
+@dataclass
+class Checked:
+    """A checked expression: its IR and the context fields it reads."""
+
+    node: Node
+    reads: frozenset[str]
+
+
+# ---------------------------------------------------------------------------------------------
+# Table ids contain '-', which Python reads as minus: mask them before parsing
+
+
+def mask_table_ids(source: str, table_ids: set[str]) -> tuple[str, dict[str, str]]:
+    """Rewrite ``tables.refund-limit.x`` to ``tables.refund_limit.x`` outside string literals.
+
+    The rewrite keeps every column where it was, so error positions stay right; ids never
+    contain '_', so the masked name maps back uniquely.
+    """
+    if "tables." not in source:
+        return source, {}
+    hyphenated = sorted((t for t in table_ids if "-" in t), key=len, reverse=True)
+    out = list(source)
+    masked: dict[str, str] = {}
+    i, n, quote = 0, len(source), ""
+    while i < n:
+        ch = source[i]
+        if quote:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif source.startswith("tables.", i) and (i == 0 or not _ident_char(source[i - 1])):
+            start = i + len("tables.")
+            for table_id in hyphenated:
+                end = start + len(table_id)
+                if source.startswith(table_id, start) and (end == n or source[end] == "."):
+                    name = table_id.replace("-", "_")
+                    out[start:end] = name
+                    masked[name] = table_id
+                    i = end
+                    break
+        i += 1
+    return "".join(out), masked
+
+
+def _ident_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+# ---------------------------------------------------------------------------------------------
+# The checker
+
+
+def check_expression(source: str, env: Environment, *, expect: Type | None = None) -> Checked:
+    """Parse and type-check ``source``; raise ExpressionError naming what was expected."""
+    if len(source) > MAX_EXPRESSION_LENGTH:
+        raise ExpressionError(f"expression is {len(source)} characters long; the limit is "
+                              f"{MAX_EXPRESSION_LENGTH}")
+    if not source.strip():
+        raise ExpressionError("empty expression")
+    masked, table_names = mask_table_ids(source, set(env.table_outputs))
+    tree = parse_python_expression(masked)
+    _check_depth(tree)
+    checker = _Checker(env, table_names)
+    node = checker.visit(tree.body)
+    if expect is not None and node.type.kind != expect.kind:
+        raise ExpressionError(_expected_message(expect, node.type))
+    return Checked(node, frozenset(checker.reads))
+
+
+def parse_python_expression(source: str) -> ast.Expression:
+    try:
+        return ast.parse(source, mode="eval")
+    except SyntaxError as exc:
+        msg = exc.msg
+        if "f-string" in msg:
+            msg = "f-strings are not allowed"
+        elif msg.startswith("invalid syntax"):
+            msg = "invalid syntax"
+        col = exc.offset or 1
+        line = exc.lineno or 1
+        raise ExpressionError(f"{msg}: expected an expression such as "
+                              "customer.tier == \"gold\"", line, col) from None
+    except (RecursionError, MemoryError, ValueError, OverflowError):
+        raise ExpressionError(f"expression nests too deeply; the limit is {MAX_DEPTH} "
+                              "levels") from None
+
+
+def _check_depth(tree: ast.AST) -> None:
+    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _at(node, f"expression nests more than {MAX_DEPTH} levels deep")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+
+
+def _expected_message(expected: Type, got: Type) -> str:
+    if expected.kind == "boolean":
+        return f"a condition must be true or false, but this expression is a {got}"
+    return f"expected a {expected}, but this expression is a {got}"
+
+
+_FORBIDDEN: dict[type[ast.AST], str] = {
+    ast.Lambda: "lambdas are not allowed",
+    ast.IfExp: "conditional expressions (x if c else y) are not allowed",
+    ast.Dict: "mappings are not allowed in expressions",
+    ast.Set: "sets are not allowed; use a list: [a, b]",
+    ast.Tuple: "tuples are not allowed; use a list: [a, b]",
+    ast.ListComp: "list comprehensions are not allowed; use any(... for x in list) or all(...)",
+    ast.SetComp: "set comprehensions are not allowed",
+    ast.DictComp: "dict comprehensions are not allowed",
+    ast.GeneratorExp: "a generator is allowed only as the argument of any() or all()",
+    ast.Await: "await is not allowed",
+    ast.Yield: "yield is not allowed",
+    ast.YieldFrom: "yield is not allowed",
+    ast.JoinedStr: "f-strings are not allowed",
+    ast.FormattedValue: "f-strings are not allowed",
+    ast.Subscript: "subscripts (x[...]) are not allowed; read declared fields by their path",
+    ast.Starred: "starred expressions are not allowed",
+    ast.NamedExpr: "assignment expressions (:=) are not allowed",
+    ast.Slice: "slices are not allowed",
+}
+
+_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Mod: "%"}
+_CMPOPS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">",
+           ast.GtE: ">=", ast.In: "in", ast.NotIn: "not in"}
+
+
+def _describe(node: ast.AST) -> str:
+    try:
+        text = ast.unparse(node)
+    except Exception:  # pragma: no cover - unparse of a parsed tree does not fail
+        return type(node).__name__
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Checker:
+    def __init__(self, env: Environment, table_names: dict[str, str]) -> None:
+        self.env = env
+        self.table_names = table_names
+        self.reads: set[str] = set()
+        self.vars: dict[str, Type] = {}
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    def visit(self, node: ast.AST) -> Node:
+        handler: Callable[[Any], Node] | None = getattr(self, "visit_" + type(node).__name__,
+                                                         None)
+        if handler is not None:
+            return handler(node)
+        message = _FORBIDDEN.get(type(node))
+        if message is None:
+            message = f"{type(node).__name__} is not allowed here"
+        raise _at(node, message)
+
+    # -- leaves -----------------------------------------------------------------------------
+
+    def visit_Constant(self, node: ast.Constant) -> Node:
+        value = node.value
+        if value is None:
+            raise _at(node, "null is always unknown, so nothing can be compared with it; "
+                            "use missing(field) to test for an absent value")
+        if isinstance(value, bool):
+            return Const(BOOLEAN, False, value)
+        if isinstance(value, int):
+            if abs(value) > MAX_INT_LITERAL:
+                raise _at(node, f"number literal too large (the limit is {MAX_INT_LITERAL})")
+            return Const(INTEGER, False, value)
+        if isinstance(value, float):
+            if value != value or value in (float("inf"), float("-inf")):
+                raise _at(node, "number literal is out of range")
+            return Const(NUMBER, False, value)
+        if isinstance(value, str):
+            return Const(STRING, False, value)
+        raise _at(node, f"{type(value).__name__} literals are not allowed; expected a number, "
+                        "a string, true or false")
+
+    def visit_Name(self, node: ast.Name) -> Node:
+        name = node.id
+        if name in ("true", "True"):
+            return Const(BOOLEAN, False, True)
+        if name in ("false", "False"):
+            return Const(BOOLEAN, False, False)
+        if name in ("null", "None"):
+            return self.visit_Constant(ast.Constant(None, lineno=node.lineno,
+                                                    col_offset=node.col_offset))
+        if name in self.vars:
+            return Var(self.vars[name], False, name)
+        if name.startswith("__"):
+            raise _at(node, f"dunder names such as {name!r} are not allowed")
+        if name in FUNCTIONS:
+            raise _at(node, f"{name} is a function; call it: {name}(...)")
+        under = sorted(p for p in self.env.fields if p.startswith(name + "."))
+        if under:
+            shown = ", ".join(under[:5]) + (", ..." if len(under) > 5 else "")
+            raise _at(node, f"{name!r} is not a field; declared fields under it: {shown}")
+        if name == "tables":
+            raise _at(node, "expected tables.<table id>.<output>")
+        raise _at(node, f"unknown name {name!r}{self._suggest(name)}; expected a declared "
+                        "field such as customer.tier")
+
+    def _suggest(self, name: str) -> str:
+        candidates = [*self.env.fields, *self.vars,
+                      *(f"tables.{t}.{o}" for t, outs in self.env.table_outputs.items()
+                        for o in outs)]
+        close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.7)
+        return f"; did you mean {close[0]!r}?" if close else ""
+
+    def visit_Attribute(self, node: ast.Attribute) -> Node:
+        parts: list[str] = []
+        current: ast.AST = node
+        while isinstance(current, ast.Attribute):
+            if current.attr.startswith("__"):
+                raise _at(current, f"dunder attributes such as {current.attr!r} are not allowed")
+            parts.append(current.attr)
+            current = current.value
+        if not isinstance(current, ast.Name):
+            raise _at(node, "attributes are allowed only on declared field paths, such as "
+                            "customer.tier")
+        parts.append(current.id)
+        parts.reverse()
+        root = parts[0]
+        if root in self.vars:
+            return self._var_attr(node, parts)
+        if root == "tables":
+            return self._table_output(node, parts)
+        path = ".".join(parts)
+        info = self.env.fields.get(path)
+        if info is None:
+            if root.startswith("__"):
+                raise _at(node, f"dunder names such as {root!r} are not allowed")
+            raise _at(node, f"unknown field {path!r}{self._suggest(path)}")
+        self.reads.add(path)
+        return self.env.slot(path, info.type)
+
+    def _var_attr(self, node: ast.Attribute, parts: list[str]) -> Node:
+        var_type = self.vars[parts[0]]
+        if len(parts) != 2 or var_type.kind != "object":
+            raise _at(node, f"{parts[0]!r} is an item of type {var_type}; it has no "
+                            f"attribute {'.'.join(parts[1:])!r}")
+        attr_type = var_type.attr(parts[1])
+        if attr_type is None:
+            names = ", ".join(k for k, _ in var_type.attrs or ())
+            raise _at(node, f"items have no attribute {parts[1]!r}; declared: {names}")
+        return VarAttr(attr_type, True, parts[0], parts[1])
+
+    def _table_output(self, node: ast.Attribute, parts: list[str]) -> Node:
+        if len(parts) != 3:
+            raise _at(node, "expected tables.<table id>.<output>")
+        table_id = self.table_names.get(parts[1], parts[1])
+        outputs = self.env.table_outputs.get(table_id)
+        if outputs is None:
+            known = ", ".join(sorted(self.env.table_outputs)) or "none are declared"
+            raise _at(node, f"unknown table {table_id!r} (tables: {known})")
+        out_type = outputs.get(parts[2])
+        if out_type is None:
+            raise _at(node, f"table {table_id!r} has no output {parts[2]!r}; outputs: "
+                            + ", ".join(outputs))
+        path = f"tables.{table_id}.{parts[2]}"
+        self.reads.add(path)
+        return self.env.slot(path, out_type)
+
+    def visit_List(self, node: ast.List) -> Node:
+        if len(node.elts) > MAX_LIST_ITEMS:
+            raise _at(node, f"list literal has {len(node.elts)} items; the limit is "
+                            f"{MAX_LIST_ITEMS}")
+        items = []
+        for elt in node.elts:
+            item = self.visit(elt)
+            if not isinstance(item, Const):
+                raise _at(elt, "list literals may hold only literal values; expected a "
+                               "number, a string, true or false")
+            items.append(item)
+        item_type = _common_type([i.type for i in items], node)
+        return ListConst(list_of(item_type), False, tuple(i.value for i in items))
+
+    # -- operators --------------------------------------------------------------------------
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> Node:
+        op = "and" if isinstance(node.op, ast.And) else "or"
+        operands = tuple(self._boolean(v, f"'{op}'") for v in node.values)
+        return BoolOp(BOOLEAN, any(o.nullable for o in operands), op, operands)
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> Node:
+        if isinstance(node.op, ast.Not):
+            operand = self._boolean(node.operand, "'not'")
+            return Not(BOOLEAN, operand.nullable, operand)
+        if isinstance(node.op, ast.USub | ast.UAdd):
+            operand = self.visit(node.operand)
+            if not operand.type.numeric:
+                raise _at(node, f"unary minus needs a number, got a {operand.type}")
+            if isinstance(node.op, ast.UAdd):
+                return operand
+            if isinstance(operand, Const):
+                return Const(operand.type, False, -operand.value)
+            return Neg(operand.type, operand.nullable, operand)
+        raise _at(node, "bitwise operators are not allowed")
+
+    def visit_BinOp(self, node: ast.BinOp) -> Node:
+        op = _BINOPS.get(type(node.op))
+        if op is None:
+            if isinstance(node.op, ast.Pow):
+                raise _at(node, "** is not allowed; expected + - * / %")
+            if isinstance(node.op, ast.FloorDiv):
+                raise _at(node, "// is not allowed; use / (and round() if needed)")
+            raise _at(node, f"operator in {_describe(node)!r} is not allowed; expected "
+                            "+ - * / %")
+        left, right = self.visit(node.left), self.visit(node.right)
+        lt, rt = left.type, right.type
+        nullable = left.nullable or right.nullable or op in ("/", "%")
+        if op == "+" and lt.kind == "string" and rt.kind == "string":
+            return Arith(STRING, nullable, op, left, right)
+        if not (lt.numeric and rt.numeric):
+            raise _at(node, f"cannot apply {op} to {lt} and {rt} ({_describe(node)}); "
+                            + ("expected two numbers or two strings" if op == "+"
+                               else "expected numbers"))
+        result = NUMBER if op == "/" or NUMBER in (lt.plain(), rt.plain()) else INTEGER
+        return Arith(result, nullable, op, left, right)
+
+    def visit_Compare(self, node: ast.Compare) -> Node:
+        operands = [self.visit(node.left)] + [self.visit(c) for c in node.comparators]
+        parts: list[Node] = []
+        for i, op_node in enumerate(node.ops):
+            op = _CMPOPS.get(type(op_node))
+            if op is None:
+                raise _at(node, "'is' and 'is not' are not allowed; use == / != to compare "
+                                "values, or missing(field) to test for an absent one")
+            left, right = operands[i], operands[i + 1]
+            self._check_compare(node, op, left, right)
+            parts.append(Compare(BOOLEAN, left.nullable or right.nullable, op, left, right))
+        if len(parts) == 1:
+            return parts[0]
+        return BoolOp(BOOLEAN, any(p.nullable for p in parts), "and", tuple(parts))
+
+    def _check_compare(self, node: ast.AST, op: str, left: Node, right: Node) -> None:
+        lt, rt = left.type, right.type
+        text = _describe(node)
+        if op in ("in", "not in"):
+            if rt.kind == "string":
+                if lt.kind != "string":
+                    raise _at(node, f"'{op}' a string needs a string on the left, got a {lt} "
+                                    f"({text})")
+                return
+            if rt.kind != "list":
+                raise _at(node, f"'{op}' needs a list or a string on the right, got a {rt} "
+                                f"({text})")
+            if rt.item is not None and not comparable(lt, rt.item):
+                raise _at(node, f"cannot test a {lt} for membership in a {rt} ({text})")
+            if isinstance(right, ListConst):
+                self._check_enum(node, left, right.values)
+            return
+        if op in ("==", "!="):
+            if not comparable(lt, rt):
+                raise _at(node, f"cannot compare {lt} with {rt} ({text})")
+        elif not orderable(lt, rt):
+            raise _at(node, f"cannot order {lt} and {rt} with {op} ({text}); expected two "
+                            "numbers, two strings or two datetimes")
+        for a, b in ((left, right), (right, left)):
+            if isinstance(b, Const):
+                self._check_enum(node, a, (b.value,))
+
+    def _check_enum(self, node: ast.AST, subject: Node, values: tuple[Any, ...]) -> None:
+        enum = subject.type.enum
+        if enum is None or not isinstance(subject, Slot):
+            return
+        for value in values:
+            if isinstance(value, str) and value not in enum:
+                close = difflib.get_close_matches(value, sorted(enum), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise _at(node, f"{value!r} is not one of {subject.path}'s values "
+                                f"({', '.join(sorted(enum))}){hint}")
+
+    def _boolean(self, node: ast.AST, where: str) -> Node:
+        result = self.visit(node)
+        if result.type.kind != "boolean":
+            raise _at(node, f"{where} needs true/false operands, but {_describe(node)!r} is a "
+                            f"{result.type}")
+        return result
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def visit_Call(self, node: ast.Call) -> Node:
+        if not isinstance(node.func, ast.Name):
+            raise _at(node, f"only these functions may be called: {', '.join(FUNCTIONS)}; "
+                            f"{_describe(node.func)!r} is not one of them")
+        name = node.func.id
+        if name not in FUNCTIONS:
+            close = difflib.get_close_matches(name, FUNCTIONS, n=1)
+            hint = f"; did you mean {close[0]}()?" if close else ""
+            raise _at(node, f"unknown function {name!r}{hint}; allowed: {', '.join(FUNCTIONS)}")
+        if name in ("any", "all"):
+            return self._quantifier(node, name)
+        if name == "count":
+            return self._count(node)
+        if node.keywords:
+            raise _at(node, f"{name}() takes no keyword arguments")
+        if name == "missing":
+            return self._missing(node)
+        args = [self.visit(a) for a in node.args]
+        return self._call(node, name, args)
+
+    def _arity(self, node: ast.Call, name: str, n: int, low: int, high: int) -> None:
+        if not low <= n <= high:
+            want = str(low) if low == high else f"{low} to {high}"
+            if high > 100:
+                want = f"at least {low}"
+            raise _at(node, f"{name}() takes {want} argument{'s' if high != 1 else ''}, "
+                            f"got {n}")
+
+    def _call(self, node: ast.Call, name: str, args: list[Node]) -> Node:
+        types = [a.type for a in args]
+        nullable = any(a.nullable for a in args)
+        if name == "now":
+            self._arity(node, name, len(args), 0, 0)
+            return self.env.slot("now()", DATETIME)
+        if name in ("days_since", "hours_since"):
+            self._arity(node, name, len(args), 1, 1)
+            self._want(node, name, types[0], "datetime")
+            now = self.env.slot("now()", DATETIME)
+            return Call(NUMBER, True, name, (args[0], now))
+        if name == "len":
+            self._arity(node, name, len(args), 1, 1)
+            if types[0].kind not in ("string", "list"):
+                raise _at(node, f"len() needs a string or a list, got a {types[0]}")
+            return Call(INTEGER, nullable, name, tuple(args))
+        if name == "abs":
+            self._arity(node, name, len(args), 1, 1)
+            self._want(node, name, types[0], "number")
+            return Call(types[0].plain(), nullable, name, tuple(args))
+        if name in ("lower", "upper"):
+            self._arity(node, name, len(args), 1, 1)
+            self._want(node, name, types[0], "string")
+            return Call(STRING, nullable, name, tuple(args))
+        if name in ("min", "max"):
+            self._arity(node, name, len(args), 1, 1_000)
+            if len(args) == 1:
+                item = types[0].item
+                if types[0].kind != "list" or item is None or not item.numeric:
+                    raise _at(node, f"{name}() of one argument needs a list of numbers, got a "
+                                    f"{types[0]}")
+                return Call(item.plain(), True, name + "_list", tuple(args))
+            for t in types:
+                self._want(node, name, t, "number")
+            result = INTEGER if all(t.kind == "integer" for t in types) else NUMBER
+            return Call(result, nullable, name, tuple(args))
+        if name == "round":
+            self._arity(node, name, len(args), 1, 2)
+            self._want(node, name, types[0], "number")
+            if len(args) == 2:
+                digits = args[1]
+                if not isinstance(digits, Const) or digits.type.kind != "integer":
+                    raise _at(node, "round()'s second argument must be a whole-number literal")
+                if not -10 <= digits.value <= 10:
+                    raise _at(node, "round()'s digits must be between -10 and 10")
+                return Call(NUMBER, nullable, name, (args[0],), digits.value)
+            return Call(INTEGER, nullable, name, tuple(args))
+        if name == "contains":
+            self._arity(node, name, len(args), 2, 2)
+            if types[0].kind == "string":
+                self._want(node, name, types[1], "string")
+            elif types[0].kind == "list":
+                if types[0].item is not None and not comparable(types[0].item, types[1]):
+                    raise _at(node, f"contains() cannot look for a {types[1]} in a {types[0]}")
+            else:
+                raise _at(node, f"contains() needs a string or a list first, got a {types[0]}")
+            return Call(BOOLEAN, nullable, name, tuple(args))
+        if name in ("startswith", "endswith"):
+            self._arity(node, name, len(args), 2, 2)
+            for t in types:
+                self._want(node, name, t, "string")
+            return Call(BOOLEAN, nullable, name, tuple(args))
+        if name == "matches":
+            self._arity(node, name, len(args), 2, 2)
+            self._want(node, name, types[0], "string")
+            pattern = args[1]
+            if not isinstance(pattern, Const) or not isinstance(pattern.value, str):
+                raise _at(node, "matches()'s pattern must be a string literal")
+            try:
+                compiled = check_regex(pattern.value)
+            except ValueError as exc:
+                raise _at(node, f"bad regular expression {pattern.value!r}: {exc}") from None
+            self.env.regexes[pattern.value] = compiled
+            return Call(BOOLEAN, args[0].nullable, name, (args[0],), pattern.value)
+        raise AssertionError(name)  # pragma: no cover - every name in FUNCTIONS is handled
+
+    def _want(self, node: ast.Call, name: str, got: Type, kind: str) -> None:
+        ok = got.numeric if kind == "number" else got.kind == kind
+        if not ok:
+            raise _at(node, f"{name}() needs a {kind}, got a {got} ({_describe(node)})")
+
+    def _missing(self, node: ast.Call) -> Node:
+        self._arity(node, "missing", len(node.args), 1, 1)
+        arg = self.visit(node.args[0])
+        if not isinstance(arg, Slot) or arg.path.startswith(("count(", "now()")):
+            raise _at(node, "missing() takes a declared field, such as missing(customer.email)")
+        return Missing(BOOLEAN, False, arg)
+
+    def _count(self, node: ast.Call) -> Node:
+        args = list(node.args)
+        within_node: ast.AST | None = None
+        for kw in node.keywords:
+            if kw.arg != "within":
+                raise _at(node, f"count() has no argument {kw.arg!r}; expected "
+                                "count(\"event_type\", within=\"7d\")")
+            within_node = kw.value
+        if within_node is None and len(args) == 2:
+            within_node = args.pop()
+        if len(args) != 1 or within_node is None:
+            raise _at(node, "expected count(\"event_type\", within=\"7d\")")
+        event = args[0]
+        if not (isinstance(event, ast.Constant) and isinstance(event.value, str)
+                and re.fullmatch(r"[A-Za-z0-9_.:-]{1,100}", event.value)):
+            raise _at(node, "count()'s event type must be a string literal of letters, digits "
+                            "and _ . : -")
+        if not (isinstance(within_node, ast.Constant) and isinstance(within_node.value, str)):
+            raise _at(node, "count()'s within must be a duration literal such as \"7d\"")
+        try:
+            parse_duration(within_node.value)
+        except ValueError as exc:
+            raise _at(node, str(exc)) from None
+        return self.env.counter(event.value, within_node.value)
+
+    def _quantifier(self, node: ast.Call, kind: str) -> Node:
+        if node.keywords or len(node.args) != 1 or not isinstance(node.args[0],
+                                                                  ast.GeneratorExp):
+            raise _at(node, f"expected {kind}(<condition> for x in <list field>)")
+        gen = node.args[0]
+        if len(gen.generators) != 1:
+            raise _at(gen, f"{kind}() takes a single 'for'")
+        comp = gen.generators[0]
+        if comp.ifs or comp.is_async:
+            raise _at(gen, f"{kind}() takes no 'if' clause; put the test in the condition")
+        if not isinstance(comp.target, ast.Name):
+            raise _at(gen, f"expected a single name after 'for' in {kind}()")
+        var = comp.target.id
+        if (var in RESERVED_NAMES or var.startswith("_") or keyword.iskeyword(var)
+                or any(p.startswith(var + ".") for p in self.env.fields) or var in self.vars):
+            raise _at(gen, f"{var!r} cannot name the item; choose another name, such as item")
+        source = self.visit(comp.iter)
+        if source.type.kind != "list":
+            raise _at(comp.iter, f"{kind}() iterates over a list, got a {source.type}")
+        item_type = source.type.item
+        if item_type is None:
+            raise _at(comp.iter, "the list's items have no declared type; declare items: "
+                                 "in the field's context entry")
+        self.vars[var] = item_type
+        try:
+            body = self._boolean(gen.elt, f"{kind}()")
+        finally:
+            del self.vars[var]
+        return Quantifier(BOOLEAN, source.nullable or body.nullable, kind, var, source, body)
+
+    # -- names that are not nodes -----------------------------------------------------------
+
+    def visit_GeneratorExp(self, node: ast.GeneratorExp) -> Node:
+        raise _at(node, _FORBIDDEN[ast.GeneratorExp])
+
+
+def _common_type(types: list[Type], node: ast.AST) -> Type | None:
+    if not types:
+        return None
+    first = types[0]
+    if all(t.numeric for t in types):
+        return INTEGER if all(t.kind == "integer" for t in types) else NUMBER
+    for t in types:
+        if t.kind != first.kind:
+            raise _at(node, f"list literal mixes {first} and {t}; its items must share a type")
+    return first
+
+
+def value_type(value: Any) -> Type | None:
+    """The type of a literal JSON value (None for null)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return BOOLEAN
+    if isinstance(value, int):
+        return INTEGER
+    if isinstance(value, float):
+        return NUMBER
+    if isinstance(value, str):
+        return STRING
+    if isinstance(value, list):
+        item_types = [t for t in (value_type(v) for v in value) if t is not None]
+        if item_types and all(t.numeric for t in item_types):
+            return list_of(NUMBER if any(t.kind == "number" for t in item_types) else INTEGER)
+        kinds = {t.kind for t in item_types}
+        return list_of(item_types[0] if len(kinds) == 1 else None)
+    return OBJECT

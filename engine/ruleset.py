@@ -1,0 +1,192 @@
+"""``CompiledRuleset``: the immutable result of compiling a document, and its ``evaluate``.
+
+    evaluate(context, answers, now, counters, as_of, trace, tree, trigger)
+      │
+      ├─ _read        generated: inputs → one tuple of values (fields, counters, now,
+      │               table outputs), wrong-typed values reported and read as unknown
+      ├─ eligibility  generated: indices of the rules that hold (bucketed by an equality test)
+      ├─ escalation   generated: the first rule that holds, in (priority, position) order
+      ├─ alerts       generated: the alert rules of the trigger that hold
+      ├─ tree walk    per node, a generated function picks the branch
+      └─ Decision     holds indices and values; builds its JSON shape when asked
+
+``evaluate`` reads no clock and no global state; the generated functions are pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from engine.decision import Decision, NextStep
+from engine.errors import EvaluationError
+from engine.expr import Type
+from engine.runtime import to_datetime
+
+if TYPE_CHECKING:
+    from engine.model import AlertRule, Document
+    from engine.testing import TestResult
+
+TRIGGER_DECISION = "decision"
+
+
+@dataclass(frozen=True)
+class FieldMeta:
+    path: str
+    type: Type
+    max_age: timedelta | None = None
+    classification: str = "internal"
+
+
+@dataclass(frozen=True)
+class TableMeta:
+    id: str
+    hit: str
+    outputs: tuple[str, ...]
+    resolve: Callable[[Any], tuple[Any, ...]]
+    position: int
+
+
+@dataclass(frozen=True)
+class TreeNodeMeta:
+    id: str
+    ask: str | None
+    answer: str | None
+    answer_slot: int | None
+    gotos: tuple[str, ...]
+    branch: Callable[[tuple[Any, ...]], int] | None
+    reads: tuple[int, ...]
+    outcome: str | None
+    say: Callable[[tuple[Any, ...]], str] | None
+    queue: str | None
+
+
+@dataclass(frozen=True)
+class TreeMeta:
+    id: str
+    start: str
+    nodes: dict[str, TreeNodeMeta]
+
+
+@dataclass(frozen=True)
+class AlertMeta:
+    rule: AlertRule
+    message: Callable[[tuple[Any, ...]], str]
+
+
+Pair = tuple[Callable[..., Any], Callable[..., Any]]
+
+
+@dataclass(eq=False)
+class CompiledRuleset:
+    """A compiled document. Immutable once built; safe to evaluate from any thread."""
+
+    name: str
+    digest: str
+    document: dict[str, Any]
+    model: Document
+    fields: dict[str, FieldMeta]
+    slot_paths: tuple[str, ...]
+    field_slots: dict[str, int]
+    counters_needed: frozenset[tuple[str, str]]
+    decide: dict[str, Pair]
+    alert_meta: list[AlertMeta]
+    tables: list[TableMeta]
+    trees: dict[str, TreeMeta]
+    needed: dict[str, tuple[int, ...]]
+    rule_reads: dict[str, list[tuple[int, ...]]]
+    source: str = field(repr=False)
+    revision: int | None = None
+
+    @property
+    def description(self) -> str | None:
+        return self.model.description
+
+    def evaluate(
+        self,
+        context: Mapping[str, Any] | None = None,
+        answers: Mapping[str, Any] | None = None,
+        now: datetime | str | None = None,
+        counters: Mapping[str, Mapping[str, int]] | None = None,
+        trace: bool = False,
+        *,
+        as_of: Mapping[str, Any] | None = None,
+        tree: str | None = None,
+        trigger: str = TRIGGER_DECISION,
+    ) -> Decision:
+        """Evaluate the ruleset on one customer's inputs; pure and thread-safe.
+
+        ``trigger`` other than ``"decision"`` evaluates only the alert rules listening for it
+        (``"context_change"`` or ``"event"``).
+        """
+        # Exact-class checks first: isinstance() against an ABC costs more than the rules.
+        if context is None:
+            context = {}
+        elif context.__class__ is not dict and not isinstance(context, Mapping):
+            raise EvaluationError("the context must be a JSON object")
+        if answers is None:
+            answers = context.get("answers")
+        elif answers.__class__ is not dict and not isinstance(answers, Mapping):
+            raise EvaluationError("answers must be a JSON object")
+        when = None
+        if now is not None:
+            when = to_datetime(now)
+            if when is None:
+                raise EvaluationError(f"invalid now {now!r}: expected an RFC 3339 time")
+        if counters is not None and counters.__class__ is not dict \
+                and not isinstance(counters, Mapping):
+            raise EvaluationError("counters must map event types to {window: count}")
+        pair = self.decide.get(trigger)
+        if pair is None:
+            raise EvaluationError(f"unknown trigger {trigger!r}; expected decision, "
+                                  "context_change or event")
+        invalid: list[tuple[str, str, Any]] = []
+        records: list[tuple[int, int, bool | None]] | None = None
+        try:
+            if trace:
+                records = []
+                values, matches, eligible, fired, escalation = pair[1](
+                    context, answers, counters, when, invalid, records)
+            else:
+                values, matches, eligible, fired, escalation = pair[0](
+                    context, answers, counters, when, invalid)
+            step = self._walk(tree, values) if self.trees and trigger == "decision" else None
+        except (ArithmeticError, ValueError, RecursionError) as exc:
+            raise EvaluationError(f"ruleset {self.name!r} could not be evaluated on these "
+                                  f"inputs: {exc}") from None
+        if tree is not None and step is None and tree not in self.trees:
+            raise EvaluationError(f"ruleset {self.name!r} has no tree {tree!r}")
+        return Decision(self, values, matches, eligible, escalation, fired, step,
+                        invalid, when, as_of, trigger, records)
+
+    def _walk(self, tree_id: str | None, values: tuple[Any, ...]) -> NextStep:
+        if tree_id is None:
+            tree = next(iter(self.trees.values()))
+        else:
+            found = self.trees.get(tree_id)
+            if found is None:
+                raise EvaluationError(f"ruleset {self.name!r} has no tree {tree_id!r}")
+            tree = found
+        nodes = tree.nodes
+        node = nodes[tree.start]
+        path: list[str] = []
+        reads: tuple[int, ...] = ()
+        for _ in range(len(nodes)):
+            path.append(node.id)
+            if node.outcome is not None or (node.answer_slot is not None
+                                            and values[node.answer_slot] is None):
+                return NextStep(tree, node, path, reads, None)
+            taken = node.branch(values)  # type: ignore[misc]  # routing nodes have one
+            reads += node.reads
+            if taken < 0:
+                return NextStep(tree, node, path, reads, f"no branch of node {node.id!r} holds")
+            node = nodes[node.gotos[taken]]
+        raise AssertionError("trees are checked acyclic at compile time")  # pragma: no cover
+
+    def run_tests(self) -> list[TestResult]:
+        """Run the document's own tests; one result per test, in document order."""
+        from engine.testing import run_tests
+
+        return run_tests(self)

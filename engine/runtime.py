@@ -1,0 +1,218 @@
+"""Helpers that generated code calls, and the conversions of input values.
+
+Everything here is a pure function of its arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+
+def _and3(*values: bool | None) -> bool | None:
+    """Three-valued ``and``: false wins, then unknown."""
+    unknown = False
+    for v in values:
+        if v is False:
+            return False
+        if v is None:
+            unknown = True
+    return None if unknown else True
+
+
+def _or3(*values: bool | None) -> bool | None:
+    """Three-valued ``or``: true wins, then unknown."""
+    unknown = False
+    for v in values:
+        if v is True:
+            return True
+        if v is None:
+            unknown = True
+    return None if unknown else False
+
+
+def _any3(results: Iterable[bool | None]) -> bool | None:
+    return _or3(*results)
+
+
+def _all3(results: Iterable[bool | None]) -> bool | None:
+    return _and3(*results)
+
+
+def _min_list(values: list[Any] | None) -> Any:
+    return min(values) if values else None
+
+
+def _max_list(values: list[Any] | None) -> Any:
+    return max(values) if values else None
+
+
+def compiled_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+# -- reading input values ---------------------------------------------------------------------
+
+def accepts(kind: str) -> Callable[[Any], bool]:
+    """A predicate: does a JSON value have the declared scalar ``kind``?"""
+    if kind == "string":
+        return lambda v: v.__class__ is str
+    if kind == "integer":
+        return lambda v: v.__class__ is int
+    if kind == "number":
+        return lambda v: v.__class__ is int or (v.__class__ is float and math.isfinite(v))
+    if kind == "boolean":
+        return lambda v: v.__class__ is bool
+    if kind == "list":
+        return lambda v: v.__class__ is list
+    raise ValueError(kind)  # pragma: no cover
+
+
+def to_datetime(value: Any) -> datetime | None:
+    """An RFC 3339 string or a datetime → an aware datetime (naive means UTC); else None."""
+    if value.__class__ is datetime and value.tzinfo is not None:
+        return value  # type: ignore[no-any-return]
+    if value.__class__ is str:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    elif isinstance(value, datetime):
+        parsed = value
+    else:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def attr_getter(attr: str, kind: str) -> Callable[[Any], Any]:
+    """Read an attribute of a list item (an object), unknown if absent or of the wrong type."""
+    if kind == "datetime":
+        def get_datetime(item: Any) -> Any:
+            v = item.get(attr) if item.__class__ is dict else None
+            return None if v is None else to_datetime(v)
+        return get_datetime
+    ok = accepts(kind)
+
+    def get(item: Any) -> Any:
+        v = item.get(attr) if item.__class__ is dict else None
+        return v if v is not None and ok(v) else None
+    return get
+
+
+def item_filter(item_kind: str | None, attrs: bool) -> Callable[[list[Any]], tuple[list[Any], bool]]:
+    """Keep the items of a list that match the declared item type; say whether any was dropped."""
+    if item_kind is None:
+        return lambda items: (items, False)
+    if attrs:
+        def objects(items: list[Any]) -> tuple[list[Any], bool]:
+            kept = [i for i in items if i.__class__ is dict]
+            return kept, len(kept) != len(items)
+        return objects
+    if item_kind == "datetime":
+        def datetimes(items: list[Any]) -> tuple[list[Any], bool]:
+            converted = [to_datetime(i) for i in items]
+            kept = [c for c in converted if c is not None]
+            return kept, len(kept) != len(items)
+        return datetimes
+    ok = accepts(item_kind)
+
+    def scalars(items: list[Any]) -> tuple[list[Any], bool]:
+        for i in items:
+            if not ok(i):
+                break
+        else:
+            return items, False
+        kept = [i for i in items if ok(i)]
+        return kept, True
+    return scalars
+
+
+ITEMS_DROPPED = object()
+
+
+def describe_value(value: Any) -> str:
+    """What a wrong-typed value is, for ``invalid_fields``."""
+    if value is ITEMS_DROPPED:
+        return "list with items of another type (they were left out)"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number" if math.isfinite(value) else "non-finite number"
+    if isinstance(value, str):
+        return f"string {value[:40]!r}"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, Mapping):
+        return "object"
+    return type(value).__name__
+
+
+def read_object(value: Any, invalid: list[Any], path: str) -> dict[str, Any]:
+    """An object that is not a JSON object reads as empty; a present one is reported invalid."""
+    if value is not None:
+        invalid.append((path, "object", value))
+    return {}
+
+
+def read_counter(counters: Mapping[str, Any] | None, event_type: str, within: str) -> int:
+    """A count from the snapshot; absent or malformed entries count as 0."""
+    if not counters:
+        return 0
+    windows = counters.get(event_type)
+    if windows.__class__ is not dict:
+        return 0
+    value = windows.get(within, 0)
+    return value if value.__class__ is int and value >= 0 else 0
+
+
+# -- templates --------------------------------------------------------------------------------
+
+
+def format_value(value: Any) -> str:
+    """How a value prints in a ``message:`` or ``say:`` template."""
+    if value is None:
+        return "?"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value.__class__ is str:
+        return str(value)
+    if value.__class__ is float:
+        return repr(value)
+    if value.__class__ is int:
+        try:
+            return str(value)
+        except ValueError:  # more digits than Python will print
+            return "?"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+HELPERS: dict[str, Any] = {
+    "_and3": _and3,
+    "_or3": _or3,
+    "_any3": _any3,
+    "_all3": _all3,
+    "_min_list": _min_list,
+    "_max_list": _max_list,
+    "_fmt": format_value,
+    "_dt": to_datetime,
+    "_count": read_counter,
+    "_object": read_object,
+    "_ITEMS": ITEMS_DROPPED,
+    "_dict": dict,
+    "_list": list,
+    "_str": str,
+    "_int": int,
+    "_float": float,
+    "_bool": bool,
+    "_isfinite": math.isfinite,
+}

@@ -1,0 +1,330 @@
+"""Decision tables: unary-test cells, hit policies, and the code that evaluates rows.
+
+A cell is parsed into a small test tree, checked against its input's type, and emitted as a
+Python condition over the input value. Rows are evaluated in order inside generated functions;
+when a column holds mostly equality tests, the rows are split into buckets by that column's
+value so that a lookup touches only the rows that can match.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.expr import INTEGER, NUMBER, Type, comparable, list_of, orderable, value_type
+
+_DECODER = json.JSONDecoder()
+INDEX_MIN_ROWS = 8
+
+
+class CellError(Exception):
+    """A cell that is not a valid unary test; the message says what was expected."""
+
+
+# -- unary tests ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnyTest:
+    pass
+
+
+@dataclass(frozen=True)
+class EqTest:
+    value: Any
+
+
+@dataclass(frozen=True)
+class CmpTest:
+    op: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class RangeTest:
+    low: Any
+    high: Any
+    low_inclusive: bool
+    high_inclusive: bool
+
+
+@dataclass(frozen=True)
+class InTest:
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class OrTest:
+    tests: tuple[Test, ...]
+
+
+@dataclass(frozen=True)
+class NotTest:
+    tests: tuple[Test, ...]
+
+
+Test = AnyTest | EqTest | CmpTest | RangeTest | InTest | OrTest | NotTest
+
+CELL_SYNTAX = ('expected "-", a JSON literal such as \'"gold"\' or 500, "< 5", "[1..10]", '
+               "a JSON list, or not(...)")
+
+
+def parse_cell(cell: Any) -> Test:
+    """A YAML cell value → a unary test."""
+    if isinstance(cell, bool | int | float):
+        return EqTest(cell)
+    if isinstance(cell, list):
+        return _list_test(cell)
+    if cell is None:
+        raise CellError('empty cell; write "-" to match anything')
+    if not isinstance(cell, str):
+        raise CellError(f"a cell cannot be a mapping; {CELL_SYNTAX}")
+    parser = _CellParser(cell)
+    tests = parser.tests()
+    parser.skip()
+    if parser.pos != len(cell):
+        raise CellError(f"unexpected {cell[parser.pos:]!r} in cell {cell!r}; {CELL_SYNTAX}")
+    return tests[0] if len(tests) == 1 else OrTest(tuple(tests))
+
+
+def _list_test(items: list[Any]) -> Test:
+    for item in items:
+        if isinstance(item, list | dict) or item is None:
+            raise CellError("a list cell may hold only numbers, strings and booleans")
+    return InTest(tuple(items))
+
+
+class _CellParser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def skip(self) -> None:
+        while self.pos < len(self.text) and self.text[self.pos].isspace():
+            self.pos += 1
+
+    def peek(self, token: str) -> bool:
+        self.skip()
+        return self.text.startswith(token, self.pos)
+
+    def take(self, token: str) -> bool:
+        if self.peek(token):
+            self.pos += len(token)
+            return True
+        return False
+
+    def tests(self) -> list[Test]:
+        found = [self.test()]
+        while self.take(","):
+            found.append(self.test())
+        return found
+
+    def test(self) -> Test:
+        self.skip()
+        if self.pos >= len(self.text):
+            raise CellError(f"empty test in cell {self.text!r}; {CELL_SYNTAX}")
+        if self.take("not("):
+            inner = self.tests()
+            if not self.take(")"):
+                raise CellError(f"missing ')' in cell {self.text!r}")
+            return NotTest(tuple(inner))
+        for op in ("<=", ">=", "<", ">"):
+            if self.take(op):
+                return CmpTest(op, self.literal())
+        if self.peek("-") and not self._number_follows():
+            self.pos += 1
+            return AnyTest()
+        if self.peek("(") or self.peek("]"):
+            return self.range()
+        if self.peek("["):
+            start = self.pos
+            self.pos += 1
+            self.skip()
+            if self.text.startswith("]", self.pos):
+                self.pos = start
+                return _list_test(self.literal())
+            try:
+                self.literal()
+            except CellError:
+                self.pos = start
+                return _list_test(self.literal())
+            is_range = self.peek("..")
+            self.pos = start
+            return self.range() if is_range else _list_test(self.literal())
+        return EqTest(self.literal())
+
+    def _number_follows(self) -> bool:
+        nxt = self.pos + 1
+        return nxt < len(self.text) and (self.text[nxt].isdigit() or self.text[nxt] == ".")
+
+    def range(self) -> Test:
+        opener = self.text[self.pos]
+        self.pos += 1
+        low = self.literal()
+        if not self.take(".."):
+            raise CellError(f"expected '..' in range {self.text!r}, as in [1..10]")
+        high = self.literal()
+        self.skip()
+        closer = self.text[self.pos:self.pos + 1]
+        if closer not in ("]", ")", "["):
+            raise CellError(f"expected ']' or ')' to close the range in {self.text!r}")
+        self.pos += 1
+        for bound in (low, high):
+            if not isinstance(bound, int | float | str) or isinstance(bound, bool):
+                raise CellError(f"range bounds must be numbers or strings in {self.text!r}")
+        if type(low) is not type(high) and not (_num(low) and _num(high)):
+            raise CellError(f"range bounds must have the same type in {self.text!r}")
+        if low > high:
+            raise CellError(f"empty range {self.text!r}: its low end is above its high end")
+        return RangeTest(low, high, opener == "[", closer == "]")
+
+    def literal(self) -> Any:
+        self.skip()
+        try:
+            value, end = _DECODER.raw_decode(self.text, self.pos)
+        except json.JSONDecodeError:
+            rest = self.text[self.pos:]
+            word = rest.split(",")[0].strip()
+            if word and word.replace("-", "").replace("_", "").isalnum():
+                raise CellError(f"{word!r} is not a JSON literal; write a string in double "
+                                f"quotes inside the YAML value: '\"{word}\"'") from None
+            raise CellError(f"cannot read {rest!r} in cell {self.text!r}; "
+                            f"{CELL_SYNTAX}") from None
+        if value is None:
+            raise CellError("null never matches (it is unknown); write \"-\" to match "
+                            "anything")
+        self.pos = end
+        return value
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def check_test(test: Test, input_type: Type, enum: frozenset[str] | None) -> None:
+    """Raise CellError if ``test`` cannot apply to a value of ``input_type``."""
+    def literal(value: Any, ordered: bool) -> None:
+        t = value_type(value)
+        assert t is not None
+        ok = orderable(input_type, t) if ordered else comparable(input_type, t)
+        if not ok:
+            raise CellError(f"cannot {'order' if ordered else 'compare'} this input "
+                            f"({input_type}) with {json.dumps(value)} ({t})")
+        if enum is not None and isinstance(value, str) and not ordered and value not in enum:
+            raise CellError(f"{json.dumps(value)} is not one of the input's values "
+                            f"({', '.join(sorted(enum))})")
+
+    if isinstance(test, EqTest):
+        literal(test.value, False)
+    elif isinstance(test, CmpTest):
+        literal(test.value, True)
+    elif isinstance(test, RangeTest):
+        literal(test.low, True)
+        literal(test.high, True)
+    elif isinstance(test, InTest):
+        for v in test.values:
+            literal(v, False)
+    elif isinstance(test, OrTest | NotTest):
+        for t in test.tests:
+            check_test(t, input_type, enum)
+
+
+def emit_test(test: Test, x: str, const: Callable[[Any], str]) -> str | None:
+    """A Python condition for ``test`` over the value named ``x``; None means always true."""
+    if isinstance(test, AnyTest):
+        return None
+    if isinstance(test, EqTest):
+        return f"{x} == {test.value!r}"
+    if isinstance(test, CmpTest):
+        return f"({x} is not None and {x} {test.op} {test.value!r})"
+    if isinstance(test, RangeTest):
+        low = "<=" if test.low_inclusive else "<"
+        high = "<=" if test.high_inclusive else "<"
+        return f"({x} is not None and {test.low!r} {low} {x} {high} {test.high!r})"
+    if isinstance(test, InTest):
+        return f"{x} in {const(frozenset(test.values))}"
+    parts = [emit_test(t, x, const) for t in test.tests]
+    if any(p is None for p in parts):
+        return None if isinstance(test, OrTest) else "False"
+    joined = " or ".join(p for p in parts if p is not None)
+    if isinstance(test, OrTest):
+        return f"({joined})"
+    return f"({x} is not None and not ({joined}))"
+
+
+def equality_values(test: Test) -> tuple[Any, ...] | None:
+    """The values an equality-style test accepts (for indexing), or None if it is not one."""
+    if isinstance(test, EqTest):
+        return (test.value,)
+    if isinstance(test, InTest):
+        return test.values
+    if isinstance(test, OrTest):
+        values: list[Any] = []
+        for t in test.tests:
+            inner = equality_values(t)
+            if inner is None:
+                return None
+            values.extend(inner)
+        return tuple(values)
+    return None
+
+
+# -- hit policies -----------------------------------------------------------------------------
+
+
+def output_type(values: Sequence[Any]) -> Type | None:
+    """The type of an output column: its values' common type; None if it mixes types."""
+    types = [t for t in (value_type(v) for v in values) if t is not None]
+    if not types:
+        return Type("string")
+    if all(t.numeric for t in types):
+        return NUMBER if any(t.kind == "number" for t in types) else INTEGER
+    first = types[0]
+    if any(t.kind != first.kind for t in types):
+        return None
+    return first
+
+
+def read_type(hit: str, aggregate: str | None, column: Type) -> Type:
+    """The type a rule sees when it reads ``tables.<id>.<output>``."""
+    if hit in ("collect", "rule_order"):
+        if aggregate == "count":
+            return INTEGER
+        if aggregate is not None:
+            return column if column.numeric else NUMBER
+        return list_of(column)
+    return column
+
+
+def resolver(hit: str, aggregate: str | None, outputs: list[tuple[Any, ...]],
+             ranks: list[tuple[int, ...]] | None) -> Callable[[Any], tuple[Any, ...]]:
+    """Turn a table function's matches into the output values, per the hit policy."""
+    width = len(outputs[0]) if outputs else 0
+    unknown: tuple[Any, ...] = (None,) * width
+
+    if hit == "first":
+        return lambda m: outputs[m] if m >= 0 else unknown
+    if hit == "unique":
+        return lambda m: outputs[m[0]] if len(m) == 1 else unknown
+    if hit == "priority":
+        assert ranks is not None
+        return lambda m: outputs[min(m, key=ranks.__getitem__)] if m else unknown
+    if aggregate is None:
+        return lambda m: tuple([outputs[r][c] for r in m] for c in range(width))
+
+    def aggregated(m: list[int]) -> tuple[Any, ...]:
+        if aggregate == "count":
+            return (len(m),) * width
+        result = []
+        for c in range(width):
+            values = [outputs[r][c] for r in m if outputs[r][c] is not None]
+            if aggregate == "sum":
+                result.append(sum(values) if values else 0)
+            elif values:
+                result.append(min(values) if aggregate == "min" else max(values))
+            else:
+                result.append(None)
+        return tuple(result)
+    return aggregated

@@ -1,0 +1,88 @@
+"""Running a document's own ``tests:``.
+
+A test names only what it checks: ``expect`` keys that are absent are not compared. Rule-id
+lists compare as sets (order of firing is not the contract); ``tables`` and ``next_step``
+compare only the keys written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import EvaluationError
+
+if TYPE_CHECKING:
+    from engine.model import TestCase
+    from engine.ruleset import CompiledRuleset
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """The result of one document test; ``failures`` says what differed, one line each."""
+
+    name: str
+    passed: bool
+    failures: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "failures": self.failures}
+
+
+def run_tests(ruleset: CompiledRuleset) -> list[TestResult]:
+    return [run_test(ruleset, test) for test in ruleset.model.tests]
+
+
+def run_test(ruleset: CompiledRuleset, test: TestCase) -> TestResult:
+    try:
+        decision = ruleset.evaluate(test.context, answers=test.answers, now=test.now,
+                                    counters=test.counters, as_of=test.as_of, tree=test.tree)
+    except EvaluationError as exc:
+        return TestResult(test.name, False, [f"evaluation failed: {exc}"])
+    got = decision.to_dict()
+    expect = test.expect
+    given = expect.model_fields_set
+    failures: list[str] = []
+
+    def compare_ids(key: str, actual: list[str]) -> None:
+        wanted = getattr(expect, key)
+        if key in given and sorted(wanted or []) != sorted(actual):
+            failures.append(f"{key}: expected {sorted(wanted or [])}, got {sorted(actual)}")
+
+    compare_ids("eligible", decision.eligible_rules)
+    compare_ids("alerts", decision.alert_rules)
+    if "escalation" in given and expect.escalation != decision.escalation_rule:
+        failures.append(f"escalation: expected {expect.escalation!r}, got "
+                        f"{decision.escalation_rule!r}")
+    for key in ("missing_fields", "stale_fields"):
+        compare_ids(key, got[key])
+    if "invalid_fields" in given:
+        compare_ids("invalid_fields", [f["field"] for f in got["invalid_fields"]])
+    for table_id, outputs in (expect.tables or {}).items():
+        actual = got["tables"].get(table_id)
+        if outputs is None or actual is None:
+            if outputs != actual:
+                failures.append(f"tables.{table_id}: expected {outputs!r}, got {actual!r}")
+            continue
+        for name, value in outputs.items():
+            if not _equal(actual.get(name), value):
+                failures.append(f"tables.{table_id}.{name}: expected {value!r}, got "
+                                f"{actual.get(name)!r}")
+    if "next_step" in given:
+        step = got["next_step"]
+        if expect.next_step is None or step is None:
+            if expect.next_step != step:
+                failures.append(f"next_step: expected {expect.next_step!r}, got {step!r}")
+        else:
+            for key, value in expect.next_step.items():
+                if not _equal(step.get(key), value):
+                    failures.append(f"next_step.{key}: expected {value!r}, got "
+                                    f"{step.get(key)!r}")
+    return TestResult(test.name, not failures, failures)
+
+
+def _equal(actual: Any, expected: Any) -> bool:
+    """Equality as JSON sees it: 500 equals 500.0, true is not 1."""
+    if isinstance(actual, bool) or isinstance(expected, bool):
+        return actual is expected
+    return bool(actual == expected)
