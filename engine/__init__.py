@@ -19,11 +19,19 @@ from engine.errors import (
     Problem,
     RulesetError,
 )
+from engine.ports import RulesetStore, StoredRevision
+from engine.registry import Deployment, MemoryRulesetStore, RulesetRegistry, UnknownRuleset
 from engine.ruleset import CompiledRuleset
 from engine.testing import TestResult
 
 __all__ = [
     "CompiledRuleset",
+    "Deployment",
+    "MemoryRulesetStore",
+    "RulesetRegistry",
+    "RulesetStore",
+    "StoredRevision",
+    "UnknownRuleset",
     "Decision",
     "DeployRefused",
     "EvaluationError",

@@ -1,0 +1,218 @@
+"""The ``frontline`` command line.
+
+Every failure prints one plain sentence to stderr and exits non-zero; results go to stdout.
+
+    frontline validate FILE...          parse and type-check; errors as file:line:col: message
+    frontline test FILE...              run the documents' own tests; ends "N passed, M failed"
+    frontline eval FILE --context JSON  print a decision
+    frontline import-durable FILE.json  convert a durable_rules ruleset to a Frontline document
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from engine import CompiledRuleset, EvaluationError, RulesetError, compile_ruleset
+
+
+class CommandError(Exception):
+    """A failure to report as one sentence and exit code 1."""
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.run(args, sys.stdout)
+    except CommandError as exc:
+        print(f"frontline: {exc}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        print("frontline: interrupted", file=sys.stderr)
+        code = 130
+    except BrokenPipeError:  # the reader went away (`frontline eval ... | head`)
+        sys.stderr.close()
+        code = 0
+    sys.exit(code)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="frontline",
+        description="Frontline: decisioning for contact-center agent desktops.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the HTTP server")
+    serve.set_defaults(run=_serve)
+
+    validate = sub.add_parser("validate", help="parse and type-check ruleset documents")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.set_defaults(run=_validate)
+
+    test = sub.add_parser("test", help="run the documents' own tests")
+    test.add_argument("files", nargs="+", metavar="FILE")
+    test.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
+    test.set_defaults(run=_test)
+
+    ev = sub.add_parser("eval", help="evaluate a document on one context and print the decision")
+    ev.add_argument("file", metavar="FILE")
+    ev.add_argument("--context", default="{}", help="JSON object, or @file")
+    ev.add_argument("--answers", help="JSON object of tree answers, or @file")
+    ev.add_argument("--counters", help='JSON like {"payment_failed": {"7d": 3}}, or @file')
+    ev.add_argument("--as-of", dest="as_of", help='JSON like {"customer": "2026-11-22T09:00:00Z"}')
+    ev.add_argument("--now", help="RFC 3339 time to evaluate at (default: the current time)")
+    ev.add_argument("--tree", help="the tree to walk (default: the document's first)")
+    ev.add_argument("--trace", action="store_true", help="include every rule's result")
+    ev.set_defaults(run=_eval)
+
+    imp = sub.add_parser("import-durable",
+                         help="convert a durable_rules JSON ruleset to a Frontline document")
+    imp.add_argument("file", metavar="FILE.json")
+    imp.add_argument("--name", help="the ruleset name (default: from the file name)")
+    imp.add_argument("-o", "--output", help="write the document here instead of stdout")
+    imp.set_defaults(run=_import_durable)
+    return parser
+
+
+def _serve(args: argparse.Namespace, out: TextIO) -> int:
+    raise CommandError("the HTTP server is not built yet; validate, test and eval work today")
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CommandError(f"cannot read {path}: no such file") from None
+    except IsADirectoryError:
+        raise CommandError(f"cannot read {path}: it is a directory") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"cannot read {path}: it is not UTF-8 text") from None
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _load(path: str) -> CompiledRuleset:
+    return compile_ruleset(_read_text(path), filename=path)
+
+
+def _validate(args: argparse.Namespace, out: TextIO) -> int:
+    failed = 0
+    for path in args.files:
+        try:
+            compiled = _load(path)
+        except RulesetError as exc:
+            failed += 1
+            for problem in exc.errors:
+                print(problem, file=out)
+            continue
+        m = compiled.model
+        print(f"{path}: ok — ruleset {compiled.name}, {_count(m.eligibility, 'eligibility rule')}"
+              f", {_count(m.escalation, 'escalation rule')}, {_count(m.alerts, 'alert')}, "
+              f"{_count(m.tables, 'table')}, {_count(m.trees, 'tree')}, "
+              f"{_count(m.tests, 'test')}", file=out)
+    return 1 if failed else 0
+
+
+def _count(items: Sequence[Any], noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
+
+
+def _test(args: argparse.Namespace, out: TextIO) -> int:
+    passed = failed = 0
+    for path in args.files:
+        try:
+            compiled = _load(path)
+        except RulesetError as exc:
+            failed += 1
+            print(f"{path}: does not compile", file=out)
+            for problem in exc.errors:
+                print(f"  {problem}", file=out)
+            continue
+        results = compiled.run_tests()
+        file_failed = [r for r in results if not r.passed]
+        print(f"{path}: {len(results) - len(file_failed)} passed, {len(file_failed)} failed",
+              file=out)
+        for result in results:
+            if not result.passed:
+                print(f"  FAIL {result.name}", file=out)
+                for line in result.failures:
+                    print(f"       {line}", file=out)
+            elif args.verbose:
+                print(f"  ok   {result.name}", file=out)
+        passed += len(results) - len(file_failed)
+        failed += len(file_failed)
+    print(f"{passed} passed, {failed} failed", file=out)
+    return 1 if failed else 0
+
+
+def _json_arg(name: str, value: str | None) -> Any:
+    if value is None:
+        return None
+    text = _read_text(value[1:]) if value.startswith("@") else value
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"{name} is not valid JSON: {exc.msg} at line {exc.lineno} "
+                           f"column {exc.colno}") from None
+    if not isinstance(parsed, dict):
+        raise CommandError(f"{name} must be a JSON object")
+    return parsed
+
+
+def _eval(args: argparse.Namespace, out: TextIO) -> int:
+    context = _json_arg("--context", args.context)
+    answers = _json_arg("--answers", args.answers)
+    counters = _json_arg("--counters", args.counters)
+    as_of = _json_arg("--as-of", args.as_of)
+    try:
+        compiled = _load(args.file)
+    except RulesetError as exc:
+        for problem in exc.errors:
+            print(problem, file=sys.stderr)
+        raise CommandError(f"{args.file} does not compile") from None
+    now = args.now if args.now is not None else datetime.now(UTC)
+    try:
+        decision = compiled.evaluate(context, answers=answers, now=now, counters=counters,
+                                     trace=args.trace, as_of=as_of, tree=args.tree)
+    except EvaluationError as exc:
+        raise CommandError(str(exc)) from None
+    json.dump(decision.to_dict(), out, indent=2, ensure_ascii=False)
+    out.write("\n")
+    return 0
+
+
+def _import_durable(args: argparse.Namespace, out: TextIO) -> int:
+    from engine.durable_import import convert_durable, dump_document
+
+    text = _read_text(args.file)
+    try:
+        ruleset = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"{args.file} is not valid JSON: {exc.msg} at line {exc.lineno} "
+                           f"column {exc.colno}") from None
+    if not isinstance(ruleset, dict):
+        raise CommandError(f"{args.file} must hold a JSON object of durable_rules rules")
+    name = args.name or Path(args.file).stem
+    result = convert_durable(ruleset, name=name)
+    for sentence in result.unsupported:
+        print(f"frontline: not converted: {sentence}", file=sys.stderr)
+    text_out = dump_document(result.document)
+    if args.output:
+        try:
+            Path(args.output).write_text(text_out, encoding="utf-8")
+        except OSError as exc:
+            raise CommandError(f"cannot write {args.output}: {exc.strerror}") from None
+    else:
+        out.write(text_out)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
