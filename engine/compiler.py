@@ -858,17 +858,21 @@ class _Generator:
     # -- rule sections -----------------------------------------------------------------------
 
     def collect_function(self, name: str, rules: list[tuple[int, _Checked]],
-                         trace: bool, section: int) -> str:
+                         trace: bool, section: int, indexed: frozenset[int]) -> str:
         """A function appending the indices of the rules that hold to ``out`` (a bucket)."""
         em = Emitter(self.ns)
         body = FunctionWriter("")
-        self._collect_inline(body, em, "out", rules, trace, section)
+        self._collect_inline(body, em, "out", rules, trace, section, indexed)
         return self._assemble(f"def {name}(V, out{', tr' if trace else ''}):", em, body)
 
     def _collect_inline(self, w: FunctionWriter, em: Emitter, out: str,
-                        rules: list[tuple[int, _Checked]], trace: bool, section: int) -> None:
-        """Append to ``out`` the index of every rule that holds, in document order."""
-        index_slot, buckets, rest = self._rule_index(rules)
+                        rules: list[tuple[int, _Checked]], trace: bool, section: int,
+                        indexed: frozenset[int] = frozenset()) -> None:
+        """Append to ``out`` the index of every rule that holds, in document order.
+
+        ``indexed`` are the slots already used to split these rules into this bucket.
+        """
+        index_slot, buckets, rest = self._rule_index(rules, indexed)
         for k, rule in rest:
             self._emit_rule(w, em, k, rule, trace, section, f"{out}.append({k})")
         if index_slot is None:
@@ -876,7 +880,8 @@ class _Generator:
         index = {}
         for value, bucket_rules in buckets.items():
             fname = self.fn_name("_bucket")
-            self.add(self.collect_function(fname, bucket_rules, trace, section))
+            self.add(self.collect_function(fname, bucket_rules, trace, section,
+                                           indexed | {index_slot}))
             index[value] = fname
         index_name = self.ns.add({})
         self.deferred_index.append((index_name, index))
@@ -888,7 +893,7 @@ class _Generator:
         w.line(f"{out}.sort()")
         w.dedent()
 
-    def _rule_index(self, rules: list[tuple[int, _Checked]]) -> tuple[
+    def _rule_index(self, rules: list[tuple[int, _Checked]], indexed: frozenset[int]) -> tuple[
             int | None, dict[Any, list[tuple[int, _Checked]]], list[tuple[int, _Checked]]]:
         """Pick the field whose equality tests split the rules best; bucket rules by value."""
         if len(rules) < INDEX_MIN_RULES:
@@ -896,7 +901,8 @@ class _Generator:
         keys: dict[int, dict[int, tuple[Any, ...]]] = {}
         for position, (_, rule) in enumerate(rules):
             for slot, values in _equality_conjuncts(rule.node):
-                keys.setdefault(slot, {}).setdefault(position, values)
+                if slot not in indexed:
+                    keys.setdefault(slot, {}).setdefault(position, values)
         if not keys:
             return None, {}, rules
         slot = max(keys, key=lambda s: (len(keys[s]), -s))

@@ -305,7 +305,6 @@ def check_expression(source: str, env: Environment, *, expect: Type | None = Non
         raise ExpressionError("empty expression")
     masked, table_names = mask_table_ids(source, set(env.table_outputs))
     tree = parse_python_expression(masked)
-    _check_depth(tree)
     checker = _Checker(env, table_names)
     node = checker.visit(tree.body)
     if expect is not None and node.type.kind != expect.kind:
@@ -329,15 +328,6 @@ def parse_python_expression(source: str) -> ast.Expression:
     except (RecursionError, MemoryError, ValueError, OverflowError):
         raise ExpressionError(f"expression nests too deeply; the limit is {MAX_DEPTH} "
                               "levels") from None
-
-
-def _check_depth(tree: ast.AST) -> None:
-    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise _at(node, f"expression nests more than {MAX_DEPTH} levels deep")
-        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
 
 
 def _expected_message(expected: Type, got: Type) -> str:
@@ -386,6 +376,7 @@ class _Checker:
         self.table_names = table_names
         self.reads: set[str] = set()
         self.vars: dict[str, Type] = {}
+        self.depth = 0
 
     # -- dispatch ---------------------------------------------------------------------------
 
@@ -393,7 +384,14 @@ class _Checker:
         handler: Callable[[Any], Node] | None = getattr(self, "visit_" + type(node).__name__,
                                                          None)
         if handler is not None:
-            return handler(node)
+            # Checking depth here, before descending, bounds every recursion that follows.
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise _at(node, f"expression nests more than {MAX_DEPTH} levels deep")
+            try:
+                return handler(node)
+            finally:
+                self.depth -= 1
         message = _FORBIDDEN.get(type(node))
         if message is None:
             message = f"{type(node).__name__} is not allowed here"
@@ -580,26 +578,27 @@ class _Checker:
 
     def _check_compare(self, node: ast.AST, op: str, left: Node, right: Node) -> None:
         lt, rt = left.type, right.type
-        text = _describe(node)
         if op in ("in", "not in"):
             if rt.kind == "string":
                 if lt.kind != "string":
                     raise _at(node, f"'{op}' a string needs a string on the left, got a {lt} "
-                                    f"({text})")
+                                    f"({_describe(node)})")
                 return
             if rt.kind != "list":
                 raise _at(node, f"'{op}' needs a list or a string on the right, got a {rt} "
-                                f"({text})")
+                                f"({_describe(node)})")
             if rt.item is not None and not comparable(lt, rt.item):
-                raise _at(node, f"cannot test a {lt} for membership in a {rt} ({text})")
+                raise _at(node, f"cannot test a {lt} for membership in a {rt} "
+                                f"({_describe(node)})")
             if isinstance(right, ListConst):
                 self._check_enum(node, left, right.values)
             return
         if op in ("==", "!="):
             if not comparable(lt, rt):
-                raise _at(node, f"cannot compare {lt} with {rt} ({text})")
+                raise _at(node, f"cannot compare {lt} with {rt} ({_describe(node)})")
         elif not orderable(lt, rt):
-            raise _at(node, f"cannot order {lt} and {rt} with {op} ({text}); expected two "
+            raise _at(node, f"cannot order {lt} and {rt} with {op} ({_describe(node)}); "
+                            "expected two "
                             "numbers, two strings or two datetimes")
         for a, b in ((left, right), (right, left)):
             if isinstance(b, Const):

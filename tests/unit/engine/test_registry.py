@@ -1,0 +1,148 @@
+"""Revisions: deploy gate, one revision per distinct content, activation and rollback."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from engine import (
+    DeployRefused,
+    MemoryRulesetStore,
+    RulesetError,
+    RulesetRegistry,
+    UnknownRuleset,
+)
+
+DOC = """\
+ruleset: desk
+context:
+  customer.tier: string
+eligibility:
+  - id: gold
+    when: customer.tier == "{tier}"
+    offer: waive-fee
+tests:
+  - name: {tier} is eligible
+    context: {{customer: {{tier: {tier}}}}}
+    expect: {{eligible: [gold]}}
+"""
+
+
+def registry() -> RulesetRegistry:
+    return RulesetRegistry(MemoryRulesetStore())
+
+
+def test_deploy_stores_and_activates_a_new_revision() -> None:
+    """A first deploy creates revision 1, with a sha256 digest, and activates it."""
+    reg = registry()
+    first = reg.deploy(DOC.format(tier="gold"))
+    assert (first.name, first.revision, first.created, first.activated) == ("desk", 1, True,
+                                                                           True)
+    assert first.digest.startswith("sha256:") and len(first.digest) == 71
+    assert reg.active("desk").revision == 1
+    assert [t.passed for t in first.tests] == [True]
+
+
+def test_same_content_returns_the_existing_revision() -> None:
+    """Re-deploying the same content (comments and spacing aside) changes nothing."""
+    reg = registry()
+    reg.deploy(DOC.format(tier="gold"))
+    again = reg.deploy("# a comment\n" + DOC.format(tier="gold").replace(": ", ":  "))
+    assert (again.revision, again.created, again.activated) == (1, False, False)
+    assert len(reg.revisions("desk")) == 1
+
+
+def test_each_distinct_content_grows_the_revision_by_one() -> None:
+    """Distinct documents get revisions 1, 2, 3 in order; each stays retrievable."""
+    reg = registry()
+    for n, tier in enumerate(["gold", "silver", "bronze"], start=1):
+        assert reg.deploy(DOC.format(tier=tier)).revision == n
+    assert [r.revision for r in reg.revisions("desk")] == [1, 2, 3]
+    assert reg.get("desk", 2).evaluate({"customer": {"tier": "silver"}}).eligible_rules == [
+        "gold"]
+
+
+def test_rollback_reactivates_an_earlier_revision() -> None:
+    """Activating an earlier revision makes it serve again; the later one is kept."""
+    reg = registry()
+    reg.deploy(DOC.format(tier="gold"))
+    reg.deploy(DOC.format(tier="silver"))
+    assert reg.active("desk").revision == 2
+    reg.activate("desk", 1)
+    active = reg.active("desk")
+    assert active.revision == 1
+    assert active.evaluate({"customer": {"tier": "gold"}}).to_dict()["revision"] == 1
+    assert reg.store.get_active("desk") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        pytest.param("ruleset: desk\ncontext: {customer.tier: string}\neligibility:\n"
+                     "  - {id: x, when: customer.tir == 1, offer: o}\n", RulesetError,
+                     id="does-not-compile"),
+        pytest.param(DOC.format(tier="gold").replace("expect: {eligible: [gold]}",
+                                                     "expect: {eligible: []}"),
+                     DeployRefused, id="test-fails"),
+    ],
+)
+def test_a_refused_deploy_leaves_the_active_revision_serving(text: str,
+                                                             error: type[Exception]) -> None:
+    """A document that fails to compile or fails its tests is not stored or activated."""
+    reg = registry()
+    reg.deploy(DOC.format(tier="gold"))
+    with pytest.raises(error):
+        reg.deploy(text)
+    assert reg.active("desk").revision == 1
+    assert len(reg.revisions("desk")) == 1
+
+
+def test_failed_tests_are_named_in_the_refusal() -> None:
+    """DeployRefused names each failing test and what differed."""
+    reg = registry()
+    with pytest.raises(DeployRefused) as caught:
+        reg.deploy(DOC.format(tier="gold").replace("[gold]}", "[]}"))
+    assert "test 'gold is eligible' failed: eligible: expected [], got ['gold']" in str(
+        caught.value)
+
+
+def test_unknown_names_and_revisions_are_refused() -> None:
+    """Asking for a ruleset or revision that does not exist raises UnknownRuleset."""
+    reg = registry()
+    reg.deploy(DOC.format(tier="gold"))
+    with pytest.raises(UnknownRuleset):
+        reg.active("nope")
+    with pytest.raises(UnknownRuleset):
+        reg.activate("desk", 7)
+    with pytest.raises(UnknownRuleset):
+        reg.revisions("nope")
+
+
+def test_concurrent_deploys_of_the_same_content_share_one_revision() -> None:
+    """Racing deploys of one document all get the same revision number."""
+    reg = registry()
+    results: list[int] = []
+
+    def deploy() -> None:
+        results.append(reg.deploy(DOC.format(tier="gold")).revision)
+
+    threads = [threading.Thread(target=deploy) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [1] * 8
+    assert len(reg.revisions("desk")) == 1
+
+
+def test_refresh_follows_the_stores_pointer() -> None:
+    """A registry sharing a store with another sees the other's activation on refresh."""
+    store = MemoryRulesetStore()
+    ours, theirs = RulesetRegistry(store), RulesetRegistry(store)
+    ours.deploy(DOC.format(tier="gold"))
+    ours.deploy(DOC.format(tier="silver"))
+    theirs.activate("desk", 1)
+    assert ours.active("desk").revision == 2
+    refreshed = ours.refresh("desk")
+    assert refreshed is not None and refreshed.revision == 1
