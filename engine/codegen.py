@@ -45,9 +45,18 @@ class Namespace:
 
     def __init__(self) -> None:
         self.values: dict[str, Any] = {
-            "__builtins__": {"len": len, "abs": abs, "min": min, "max": max, "round": round,
-                             "any": any, "all": all, "None": None, "True": True,
-                             "False": False},
+            "__builtins__": {
+                "len": len,
+                "abs": abs,
+                "min": min,
+                "max": max,
+                "round": round,
+                "any": any,
+                "all": all,
+                "None": None,
+                "True": True,
+                "False": False,
+            },
             **runtime.HELPERS,
         }
         self._by_key: dict[Any, str] = {}
@@ -99,8 +108,7 @@ class Emitter:
             value: Any = frozenset(n.values)
         except TypeError:  # pragma: no cover - list literals hold scalars only
             value = n.values
-        return self.ns.add(value, key=("list", n.type.item.kind if n.type.item else None,
-                                       n.values))
+        return self.ns.add(value, key=("list", n.type.item.kind if n.type.item else None, n.values))
 
     def _bind(self, n: Node, guards: list[str], *, positive: bool) -> str:
         """Return a name or expression for ``n``, adding its null check to ``guards``.
@@ -119,8 +127,12 @@ class Emitter:
             guards.append(f"{name} is {'not ' if positive else ''}None")
         return name
 
-    def _guarded(self, operands: tuple[Node, ...], build: Callable[..., str],
-                 extra_none: Callable[..., str | None] | None = None) -> str:
+    def _guarded(
+        self,
+        operands: tuple[Node, ...],
+        build: Callable[..., str],
+        extra_none: Callable[..., str | None] | None = None,
+    ) -> str:
         """val() of an operation that is unknown when any operand is unknown."""
         guards: list[str] = []
         names = [self._bind(o, guards, positive=False) for o in operands]
@@ -140,8 +152,9 @@ class Emitter:
         if name is not None:
             return name
         if isinstance(n, VarAttr):
-            getter = self.ns.add(runtime.attr_getter(n.attr, n.type.kind),
-                                 key=("attr", n.attr, n.type.kind))
+            getter = self.ns.add(
+                runtime.attr_getter(n.attr, n.type.kind), key=("attr", n.attr, n.type.kind)
+            )
             return f"{getter}(_i_{n.var})"
         if isinstance(n, Not):
             return self._guarded((n.operand,), lambda a: f"not {a}")
@@ -184,8 +197,7 @@ class Emitter:
             return self._guarded(n.args, lambda a: f"{pattern}.search({a}) is not None")
         if name in ("days_since", "hours_since"):
             unit = 86400.0 if name == "days_since" else 3600.0
-            return self._guarded(n.args,
-                                 lambda t, now: f"({now} - {t}).total_seconds() / {unit!r}")
+            return self._guarded(n.args, lambda t, now: f"({now} - {t}).total_seconds() / {unit!r}")
         raise AssertionError(name)  # pragma: no cover
 
     def _quantifier_val(self, n: Quantifier) -> str:
@@ -194,8 +206,10 @@ class Emitter:
         src = self.simple(n.source)
         if src is None:
             t = self.tmp()
-            return (f"(None if ({t} := {self.val(n.source)}) is None else "
-                    f"{helper}({body} for _i_{n.var} in {t}))")
+            return (
+                f"(None if ({t} := {self.val(n.source)}) is None else "
+                f"{helper}({body} for _i_{n.var} in {t}))"
+            )
         if n.source.nullable:
             return f"(None if {src} is None else {helper}({body} for _i_{n.var} in {src}))"
         return f"{helper}({body} for _i_{n.var} in {src})"
@@ -236,8 +250,10 @@ class Emitter:
         src = self.simple(n.source)
         if src is None:
             t = self.tmp()
-            return (f"(({t} := {self.val(n.source)}) is not None and "
-                    f"{outer}({body} for _i_{n.var} in {t}))")
+            return (
+                f"(({t} := {self.val(n.source)}) is not None and "
+                f"{outer}({body} for _i_{n.var} in {t}))"
+            )
         guard = f"{src} is not None and " if n.source.nullable else ""
         return f"({guard}{outer}({body} for _i_{n.var} in {src}))"
 

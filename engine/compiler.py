@@ -29,7 +29,6 @@ from typing import Any
 from engine.codegen import Emitter, FunctionWriter, Namespace
 from engine.durations import parse_duration
 from engine.errors import Problem, RulesetError
-from engine.runtime import item_filter, to_datetime
 from engine.expr import (
     BOOLEAN,
     RESERVED_NAMES,
@@ -58,6 +57,7 @@ from engine.ruleset import (
     TreeMeta,
     TreeNodeMeta,
 )
+from engine.runtime import item_filter, to_datetime
 from engine.source import Locator, Path, load_document
 from engine.tables import (
     INDEX_MIN_ROWS,
@@ -77,8 +77,9 @@ INDEX_MIN_RULES = 16
 INDEX_MIN_BUCKET = 4
 
 
-def compile_ruleset(source: str | bytes | Mapping[str, Any], *,
-                    filename: str | None = None) -> CompiledRuleset:
+def compile_ruleset(
+    source: str | bytes | Mapping[str, Any], *, filename: str | None = None
+) -> CompiledRuleset:
     """Compile a ruleset document (YAML/JSON text or a mapping); raise RulesetError."""
     build = _Build(filename)
     build.source = source
@@ -144,17 +145,20 @@ class _Build:
     def problem(self, path: Path, message: str) -> None:
         self.problems.append(self.locator.problem(path, message))
 
-    def expression(self, path: Path, text: str | bool, *, boolean: bool,
-                   column_offset: int = 0) -> _Checked | None:
+    def expression(
+        self, path: Path, text: str | bool, *, boolean: bool, column_offset: int = 0
+    ) -> _Checked | None:
         """Check the expression at ``path``; record a located problem and return None on error."""
         if isinstance(text, bool):
             return _Checked(path, Const(BOOLEAN, False, text), frozenset())
         try:
-            checked: Checked = check_expression(text, self.env,
-                                                expect=BOOLEAN if boolean else None)
+            checked: Checked = check_expression(text, self.env, expect=BOOLEAN if boolean else None)
         except ExpressionError as exc:
-            self.problems.append(self.locator.problem_in_text(
-                path, exc.line, exc.column + column_offset, exc.message))
+            self.problems.append(
+                self.locator.problem_in_text(
+                    path, exc.line, exc.column + column_offset, exc.message
+                )
+            )
             return None
         return _Checked(path, checked.node, checked.reads)
 
@@ -170,16 +174,22 @@ class _Build:
                 i += 2
                 continue
             if ch == "}":
-                self.problems.append(self.locator.problem_in_text(
-                    path, 1, i + 1, "unmatched '}' in template; write '}}' for a brace"))
+                self.problems.append(
+                    self.locator.problem_in_text(
+                        path, 1, i + 1, "unmatched '}' in template; write '}}' for a brace"
+                    )
+                )
                 return None
             if ch == "{":
                 end = text.find("}", i + 1)
                 if end < 0:
-                    self.problems.append(self.locator.problem_in_text(
-                        path, 1, i + 1, "unclosed '{' in template; write '{{' for a brace"))
+                    self.problems.append(
+                        self.locator.problem_in_text(
+                            path, 1, i + 1, "unclosed '{' in template; write '{{' for a brace"
+                        )
+                    )
                     return None
-                inner = text[i + 1:end]
+                inner = text[i + 1 : end]
                 checked = self.expression(path, inner, boolean=False, column_offset=i + 1)
                 if checked is None:
                     ok = False
@@ -231,8 +241,11 @@ def _shape(b: _Build) -> None:
         seen: dict[str, int] = {}
         for i, item in enumerate(getattr(doc, section)):
             if item.id in seen:
-                b.problem((section, i, "id"), f"duplicate {section} id {item.id!r} (first "
-                                              f"used at {section}[{seen[item.id]}])")
+                b.problem(
+                    (section, i, "id"),
+                    f"duplicate {section} id {item.id!r} (first "
+                    f"used at {section}[{seen[item.id]}])",
+                )
             else:
                 seen[item.id] = i
     names: dict[str, int] = {}
@@ -248,19 +261,28 @@ def _fields(b: _Build) -> None:
     for path_text, spec in declared.items():
         where: Path = ("context", path_text)
         segments = path_text.split(".")
-        bad = [s for s in segments if not _SEGMENT.match(s) or s.startswith("__")
-               or s in RESERVED_NAMES]
+        bad = [
+            s
+            for s in segments
+            if not _SEGMENT.match(s) or s.startswith("__") or s in RESERVED_NAMES
+        ]
         if len(segments) < 2 or bad:
-            b.problem((*where, "<key>"), f"invalid field name {path_text!r}: expected a dotted "
-                                         "path of identifiers such as customer.tier")
+            b.problem(
+                (*where, "<key>"),
+                f"invalid field name {path_text!r}: expected a dotted "
+                "path of identifiers such as customer.tier",
+            )
             continue
         if segments[0] == "tables":
             b.problem((*where, "<key>"), "'tables' is reserved for tables.<id>.<output>")
             continue
         kind = spec if isinstance(spec, str) else spec.type
         if kind not in ("string", "integer", "number", "boolean", "datetime", "list"):
-            b.problem(where, f"unknown type {kind!r}; expected string, integer, number, "
-                             "boolean, datetime or list")
+            b.problem(
+                where,
+                f"unknown type {kind!r}; expected string, integer, number, "
+                "boolean, datetime or list",
+            )
             continue
         meta = _field_meta(b, where, path_text, kind, spec)
         if meta is not None:
@@ -268,8 +290,10 @@ def _fields(b: _Build) -> None:
     for path_text in declared:
         for other in declared:
             if other.startswith(path_text + "."):
-                b.problem(("context", other, "<key>"), f"{other!r} is declared inside "
-                                                       f"{path_text!r}, which is itself a field")
+                b.problem(
+                    ("context", other, "<key>"),
+                    f"{other!r} is declared inside {path_text!r}, which is itself a field",
+                )
     b.env.fields = {p: FieldInfo(p, m.type) for p, m in b.fields.items()}
 
 
@@ -301,27 +325,32 @@ def _field_meta(b: _Build, where: Path, path: str, kind: str, spec: Any) -> Fiel
         item_type = _item_type(b, where, items)
         if item_type is False:
             return None
-        field_type = list_of(item_type or None)
+        field_type = list_of(item_type if isinstance(item_type, Type) else None)
     else:
         field_type = Type(kind, enum=enum)
     return FieldMeta(path=path, type=field_type, max_age=max_age, classification=classification)
 
 
-def _item_type(b: _Build, where: Path, items: Any) -> Type | None | bool:
+def _item_type(b: _Build, where: Path, items: Any) -> Type | bool | None:
     if items is None:
         return None
     if isinstance(items, str):
         if items not in SCALAR_TYPES:
-            b.problem((*where, "items"), f"unknown item type {items!r}; expected string, "
-                                         "integer, number, boolean or datetime, or a mapping "
-                                         "of attribute → type")
+            b.problem(
+                (*where, "items"),
+                f"unknown item type {items!r}; expected string, "
+                "integer, number, boolean or datetime, or a mapping "
+                "of attribute → type",
+            )
             return False
         return SCALAR_TYPES[items]
     attrs = []
     for name, kind in items.items():
         if not _SEGMENT.match(name) or kind not in SCALAR_TYPES:
-            b.problem((*where, "items", name), f"invalid item attribute {name}: {kind!r}; "
-                                               "expected a name and a scalar type")
+            b.problem(
+                (*where, "items", name),
+                f"invalid item attribute {name}: {kind!r}; expected a name and a scalar type",
+            )
             return False
         attrs.append((name, SCALAR_TYPES[kind]))
     return Type("object", attrs=tuple(attrs))
@@ -340,25 +369,32 @@ def _tables(b: _Build) -> None:
         width = len(table.inputs) + len(outputs)
         for r, row in enumerate(table.rows):
             if len(row) != width:
-                b.problem((*where, "rows", r),
-                          f"row {r + 1} has {len(row)} cells; expected {width} "
-                          f"({len(table.inputs)} inputs + {len(outputs)} outputs)")
+                b.problem(
+                    (*where, "rows", r),
+                    f"row {r + 1} has {len(row)} cells; expected {width} "
+                    f"({len(table.inputs)} inputs + {len(outputs)} outputs)",
+                )
         if table.aggregate is not None and table.hit != "collect":
             b.problem((*where, "aggregate"), "aggregate applies only to hit: collect")
         if any(len(row) != width for row in table.rows):
             continue
-        plan.outputs = [tuple(row[len(table.inputs):]) for row in table.rows]
+        plan.outputs = [tuple(row[len(table.inputs) :]) for row in table.rows]
         types = {}
         for c, name in enumerate(outputs):
             column = [row[c] for row in plan.outputs]
             column_type = output_type(column)
             if column_type is None:
-                b.problem((*where, "outputs", c), f"output {name!r} mixes value types; each "
-                                                  "output column must hold one type")
+                b.problem(
+                    (*where, "outputs", c),
+                    f"output {name!r} mixes value types; each output column must hold one type",
+                )
                 continue
             if table.aggregate in ("sum", "min", "max") and not column_type.numeric:
-                b.problem((*where, "aggregate"), f"aggregate {table.aggregate} needs numbers, "
-                                                 f"but output {name!r} holds {column_type}")
+                b.problem(
+                    (*where, "aggregate"),
+                    f"aggregate {table.aggregate} needs numbers, "
+                    f"but output {name!r} holds {column_type}",
+                )
             types[name] = read_type(table.hit, table.aggregate, column_type)
         plan.ranks = _priority_ranks(b, plan)
         b.env.table_outputs[table.id] = types
@@ -373,9 +409,11 @@ def _priority_ranks(b: _Build, plan: _TablePlan) -> list[tuple[int, ...]] | None
     if table.hit != "priority":
         return None
     if all(v is None for v in value_lists):
-        b.problem(("tables", plan.position, "outputs"),
-                  "hit: priority needs the outputs' values in priority order: "
-                  "outputs: [{name: action, values: [block, review, allow]}]")
+        b.problem(
+            ("tables", plan.position, "outputs"),
+            "hit: priority needs the outputs' values in priority order: "
+            "outputs: [{name: action, values: [block, review, allow]}]",
+        )
         return None
     ranks = []
     for r, row in enumerate(plan.outputs):
@@ -384,8 +422,10 @@ def _priority_ranks(b: _Build, plan: _TablePlan) -> list[tuple[int, ...]] | None
             if values is None:
                 continue
             if row[c] not in values:
-                b.problem(("tables", plan.position, "rows", r, len(table.inputs) + c),
-                          f"{row[c]!r} is not among output {plan.output_names[c]!r}'s values")
+                b.problem(
+                    ("tables", plan.position, "rows", r, len(table.inputs) + c),
+                    f"{row[c]!r} is not among output {plan.output_names[c]!r}'s values",
+                )
                 continue
             rank.append(values.index(row[c]))
         ranks.append(tuple(rank))
@@ -403,8 +443,10 @@ def _table_inputs(b: _Build, plan: _TablePlan) -> None:
             continue
         in_type = checked.node.type
         if in_type.kind not in ("string", "integer", "number", "boolean"):
-            b.problem((*where, "inputs", i), f"a table input must be a string, number or "
-                                             f"boolean; {text!r} is a {in_type}")
+            b.problem(
+                (*where, "inputs", i),
+                f"a table input must be a string, number or boolean; {text!r} is a {in_type}",
+            )
         plan.inputs.append(checked)
         plan.input_types.append(in_type)
         plan.depends_on |= {p.split(".")[1] for p in checked.reads if p.startswith("tables.")}
@@ -435,9 +477,10 @@ def _table_order(b: _Build) -> list[_TablePlan]:
         if state.get(tid) == 2:
             return
         if state.get(tid) == 1:
-            cycle = " → ".join([*chain[chain.index(tid):], tid])
-            b.problem(("tables", plan.position, "inputs"), f"tables read each other in a "
-                                                           f"cycle: {cycle}")
+            cycle = " → ".join([*chain[chain.index(tid) :], tid])
+            b.problem(
+                ("tables", plan.position, "inputs"), f"tables read each other in a cycle: {cycle}"
+            )
             return
         state[tid] = 1
         for dep in sorted(plan.depends_on):
@@ -488,8 +531,11 @@ def _trees(b: _Build) -> None:
 def _tree_node(b: _Build, plan: _TreePlan, where: Path, node_id: str, node: TreeNode) -> None:
     nodes = plan.model.nodes
     if (node.next is None) == (node.outcome is None):
-        b.problem(where, f"node {node_id!r} must have either 'next' (to route) or 'outcome' "
-                         "(to end), not both or neither")
+        b.problem(
+            where,
+            f"node {node_id!r} must have either 'next' (to route) or 'outcome' "
+            "(to end), not both or neither",
+        )
         return
     if node.outcome is not None:
         if node.ask is not None or node.answer is not None:
@@ -502,10 +548,10 @@ def _tree_node(b: _Build, plan: _TreePlan, where: Path, node_id: str, node: Tree
         b.problem(where, f"'queue' and 'say' belong on outcome nodes, not on {node_id!r}")
     if (node.ask is None) != (node.answer is None):
         b.problem(where, f"node {node_id!r}: 'ask' and 'answer' go together")
-    if node.answer is not None:
-        if not node.answer.startswith("answers.") or node.answer not in b.fields:
-            b.problem((*where, "answer"), f"answer {node.answer!r} must be a declared "
-                                          "answers.* field")
+    if node.answer is not None and (
+        not node.answer.startswith("answers.") or node.answer not in b.fields
+    ):
+        b.problem((*where, "answer"), f"answer {node.answer!r} must be a declared answers.* field")
     assert node.next is not None
     if not node.next:
         b.problem((*where, "next"), f"node {node_id!r} has an empty 'next' list")
@@ -513,26 +559,32 @@ def _tree_node(b: _Build, plan: _TreePlan, where: Path, node_id: str, node: Tree
     unconditional_at = None
     for k, branch in enumerate(node.next):
         if unconditional_at is not None:
-            b.problem((*where, "next", k), f"branch {k + 1} can never be taken: branch "
-                                           f"{unconditional_at + 1} has no condition")
+            b.problem(
+                (*where, "next", k),
+                f"branch {k + 1} can never be taken: branch "
+                f"{unconditional_at + 1} has no condition",
+            )
         if branch.goto not in nodes:
             close = [n for n in nodes if n.startswith(branch.goto[:3])]
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            b.problem((*where, "next", k, "goto"), f"goto {branch.goto!r} names no node of "
-                                                   f"tree {plan.model.id!r}{hint}")
+            b.problem(
+                (*where, "next", k, "goto"),
+                f"goto {branch.goto!r} names no node of tree {plan.model.id!r}{hint}",
+            )
         if branch.when is None:
             unconditional_at = k if unconditional_at is None else unconditional_at
             branches.append(None)
         else:
-            branches.append(b.expression((*where, "next", k, "when"), branch.when,
-                                         boolean=True))
+            branches.append(b.expression((*where, "next", k, "when"), branch.when, boolean=True))
     plan.branches[node_id] = branches
 
 
 def _tree_links(b: _Build, plan: _TreePlan) -> None:
     tree = plan.model
-    edges = {nid: [br.goto for br in (n.next or []) if br.goto in tree.nodes]
-             for nid, n in tree.nodes.items()}
+    edges = {
+        nid: [br.goto for br in (n.next or []) if br.goto in tree.nodes]
+        for nid, n in tree.nodes.items()
+    }
     where: Path = ("trees", plan.position)
     state: dict[str, int] = {}
     reported = False
@@ -542,7 +594,7 @@ def _tree_links(b: _Build, plan: _TreePlan) -> None:
         state[nid] = 1
         for nxt in edges[nid]:
             if state.get(nxt) == 1 and not reported:
-                cycle = " → ".join([*chain[chain.index(nxt):], nxt])
+                cycle = " → ".join([*chain[chain.index(nxt) :], nxt])
                 b.problem((*where, "nodes", nid), f"tree {tree.id!r} has a cycle: {cycle}")
                 reported = True
             elif nxt not in state:
@@ -552,8 +604,10 @@ def _tree_links(b: _Build, plan: _TreePlan) -> None:
     visit(tree.start, [tree.start])
     for nid in tree.nodes:
         if nid not in state:
-            b.problem((*where, "nodes", nid), f"node {nid!r} cannot be reached from start "
-                                              f"node {tree.start!r}")
+            b.problem(
+                (*where, "nodes", nid),
+                f"node {nid!r} cannot be reached from start node {tree.start!r}",
+            )
 
 
 def _tests(b: _Build) -> None:
@@ -572,20 +626,29 @@ def _tests(b: _Build) -> None:
         for key, known in rule_ids.items():
             for rid in getattr(expect, key) or []:
                 if rid not in known:
-                    b.problem((*where, "expect", key), f"test {test.name!r} expects unknown "
-                                                       f"{'eligibility' if key == 'eligible' else 'alert'} rule {rid!r}")
+                    kind = "eligibility" if key == "eligible" else "alert"
+                    b.problem(
+                        (*where, "expect", key),
+                        f"test {test.name!r} expects unknown {kind} rule {rid!r}",
+                    )
         if expect.escalation is not None and expect.escalation not in escalation_ids:
-            b.problem((*where, "expect", "escalation"), f"test {test.name!r} expects unknown "
-                                                        f"escalation rule {expect.escalation!r}")
+            b.problem(
+                (*where, "expect", "escalation"),
+                f"test {test.name!r} expects unknown escalation rule {expect.escalation!r}",
+            )
         for tid, outputs in (expect.tables or {}).items():
             if tid not in tables:
-                b.problem((*where, "expect", "tables"), f"test {test.name!r} expects unknown "
-                                                        f"table {tid!r}")
+                b.problem(
+                    (*where, "expect", "tables"),
+                    f"test {test.name!r} expects unknown table {tid!r}",
+                )
             elif outputs is not None:
                 for name in outputs:
                     if name not in tables[tid]:
-                        b.problem((*where, "expect", "tables", tid),
-                                  f"table {tid!r} has no output {name!r}")
+                        b.problem(
+                            (*where, "expect", "tables", tid),
+                            f"table {tid!r} has no output {name!r}",
+                        )
         for key in ("missing_fields", "stale_fields", "invalid_fields"):
             for path in getattr(expect, key) or []:
                 if path not in b.fields:
@@ -595,8 +658,10 @@ def _tests(b: _Build) -> None:
         if expect.next_step is not None and not trees:
             b.problem((*where, "expect", "next_step"), "the document has no trees")
         if test.now is not None and _parse_time(test.now) is None:
-            b.problem((*where, "now"), f"invalid time {test.now!r}: expected RFC 3339, such "
-                                       "as 2026-11-22T10:00:00Z")
+            b.problem(
+                (*where, "now"),
+                f"invalid time {test.now!r}: expected RFC 3339, such as 2026-11-22T10:00:00Z",
+            )
         for key, value in (test.as_of or {}).items():
             if _parse_time(value) is None:
                 b.problem((*where, "as_of", key), f"invalid time {value!r}: expected RFC 3339")
@@ -668,8 +733,8 @@ class _Generator:
         ms = ", ".join(f"m{p.position}" for p in b.tables)
         result = f"V, ({ms}{',' if len(b.tables) == 1 else ''}), el, al"
         if trigger == "decision":
-            order = sorted(range(len(b.escalation)),
-                           key=lambda k: (b.doc.escalation[k].priority, k))  # type: ignore[union-attr]
+            rules = b.doc.escalation
+            order = sorted(range(len(b.escalation)), key=lambda k: (rules[k].priority, k))
             for k in order:
                 self._emit_rule(w, em, k, b.escalation[k], trace, 1, f"return {result}, {k}")
         w.line(f"return {result}, -1")
@@ -743,8 +808,7 @@ class _Generator:
         bad = {
             "string": f"{s}.__class__ is not _str",
             "integer": f"{s}.__class__ is not _int",
-            "number": f"not ({s}.__class__ is _float and _isfinite({s}) or "
-                      f"{s}.__class__ is _int)",
+            "number": f"not ({s}.__class__ is _float and _isfinite({s}) or {s}.__class__ is _int)",
             "boolean": f"{s}.__class__ is not _bool",
             "list": f"{s}.__class__ is not _list",
         }[kind]
@@ -778,8 +842,9 @@ class _Generator:
         """The names of a table's match function and of its hit-policy resolver."""
         found = self.table_names.get(plan.position)
         if found is None:
-            resolve = self.ns.add(resolver(plan.model.hit, plan.model.aggregate, plan.outputs,
-                                           plan.ranks))
+            resolve = self.ns.add(
+                resolver(plan.model.hit, plan.model.aggregate, plan.outputs, plan.ranks)
+            )
             found = self.table_names[plan.position] = (self.table_function(plan), resolve)
         return found
 
@@ -807,15 +872,15 @@ class _Generator:
         index: dict[Any, Any] = {}
         for k, (value, bucket_rows) in enumerate(buckets.items()):
             fname = f"{name}_b{k}"
-            self.add(self._rows_function(fname, plan, sorted(set(bucket_rows)), args, first,
-                                         skip=column))
+            self.add(
+                self._rows_function(fname, plan, sorted(set(bucket_rows)), args, first, skip=column)
+            )
             index[value] = fname
         rest = f"{name}_rest"
         self.add(self._rows_function(rest, plan, wildcard, args, first, skip=None))
         index_name = self.ns.add({})
         self.deferred_index.append((index_name, index))
-        self.add(f"def {name}({args}):\n"
-                 f"    return {index_name}.get(x{column}, {rest})({args})\n")
+        self.add(f"def {name}({args}):\n    return {index_name}.get(x{column}, {rest})({args})\n")
         return name
 
     def _index_column(self, plan: _TablePlan) -> int | None:
@@ -829,8 +894,9 @@ class _Generator:
                 best, best_count = c, count
         return best if best_count * 2 >= len(plan.cells) else None
 
-    def _rows_function(self, name: str, plan: _TablePlan, rows: list[int], args: str,
-                       first: bool, skip: int | None) -> str:
+    def _rows_function(
+        self, name: str, plan: _TablePlan, rows: list[int], args: str, first: bool, skip: int | None
+    ) -> str:
         w = FunctionWriter(f"def {name}({args}):")
         if not first:
             w.line("m = []")
@@ -839,7 +905,7 @@ class _Generator:
             for c, test in enumerate(plan.cells[r]):
                 if c == skip and equality_values(test) is not None:
                     continue  # the bucket lookup already established this cell
-                cond = emit_test(test, f"x{c}", lambda v: self.ns.add(v))
+                cond = emit_test(test, f"x{c}", self.ns.add)
                 if cond is not None:
                     conds.append(cond)
             action = f"return {r}" if first else f"m.append({r})"
@@ -857,17 +923,30 @@ class _Generator:
 
     # -- rule sections -----------------------------------------------------------------------
 
-    def collect_function(self, name: str, rules: list[tuple[int, _Checked]],
-                         trace: bool, section: int, indexed: frozenset[int]) -> str:
+    def collect_function(
+        self,
+        name: str,
+        rules: list[tuple[int, _Checked]],
+        trace: bool,
+        section: int,
+        indexed: frozenset[int],
+    ) -> str:
         """A function appending the indices of the rules that hold to ``out`` (a bucket)."""
         em = Emitter(self.ns)
         body = FunctionWriter("")
         self._collect_inline(body, em, "out", rules, trace, section, indexed)
         return self._assemble(f"def {name}(V, out{', tr' if trace else ''}):", em, body)
 
-    def _collect_inline(self, w: FunctionWriter, em: Emitter, out: str,
-                        rules: list[tuple[int, _Checked]], trace: bool, section: int,
-                        indexed: frozenset[int] = frozenset()) -> None:
+    def _collect_inline(
+        self,
+        w: FunctionWriter,
+        em: Emitter,
+        out: str,
+        rules: list[tuple[int, _Checked]],
+        trace: bool,
+        section: int,
+        indexed: frozenset[int] = frozenset(),
+    ) -> None:
         """Append to ``out`` the index of every rule that holds, in document order.
 
         ``indexed`` are the slots already used to split these rules into this bucket.
@@ -880,8 +959,9 @@ class _Generator:
         index = {}
         for value, bucket_rules in buckets.items():
             fname = self.fn_name("_bucket")
-            self.add(self.collect_function(fname, bucket_rules, trace, section,
-                                           indexed | {index_slot}))
+            self.add(
+                self.collect_function(fname, bucket_rules, trace, section, indexed | {index_slot})
+            )
             index[value] = fname
         index_name = self.ns.add({})
         self.deferred_index.append((index_name, index))
@@ -893,8 +973,9 @@ class _Generator:
         w.line(f"{out}.sort()")
         w.dedent()
 
-    def _rule_index(self, rules: list[tuple[int, _Checked]], indexed: frozenset[int]) -> tuple[
-            int | None, dict[Any, list[tuple[int, _Checked]]], list[tuple[int, _Checked]]]:
+    def _rule_index(
+        self, rules: list[tuple[int, _Checked]], indexed: frozenset[int]
+    ) -> tuple[int | None, dict[Any, list[tuple[int, _Checked]]], list[tuple[int, _Checked]]]:
         """Pick the field whose equality tests split the rules best; bucket rules by value."""
         if len(rules) < INDEX_MIN_RULES:
             return None, {}, rules
@@ -906,22 +987,30 @@ class _Generator:
         if not keys:
             return None, {}, rules
         slot = max(keys, key=lambda s: (len(keys[s]), -s))
-        indexed = keys[slot]
-        if len(indexed) < INDEX_MIN_BUCKET:
+        chosen = keys[slot]
+        if len(chosen) < INDEX_MIN_BUCKET:
             return None, {}, rules
         buckets: dict[Any, list[tuple[int, _Checked]]] = {}
-        rest = []
-        for position, rule in enumerate(rules):
-            values = indexed.get(position)
-            if values is None:
-                rest.append(rule)
+        rest: list[tuple[int, _Checked]] = []
+        for position, entry in enumerate(rules):
+            accepted = chosen.get(position)
+            if accepted is None:
+                rest.append(entry)
             else:
-                for v in dict.fromkeys(values):
-                    buckets.setdefault(v, []).append(rule)
+                for v in dict.fromkeys(accepted):
+                    buckets.setdefault(v, []).append(entry)
         return slot, buckets, rest
 
-    def _emit_rule(self, w: FunctionWriter, em: Emitter, k: int, rule: _Checked, trace: bool,
-                   section: int, action: str) -> None:
+    def _emit_rule(
+        self,
+        w: FunctionWriter,
+        em: Emitter,
+        k: int,
+        rule: _Checked,
+        trace: bool,
+        section: int,
+        action: str,
+    ) -> None:
         if trace:
             w.line(f"_r = {_three_valued(em, rule.node)}")
             w.line(f"tr.append(({section}, {k}, _r))")
@@ -1001,14 +1090,20 @@ class _Generator:
             nodes = {}
             for node_id, node in tree.nodes.items():
                 branches = plan.branches.get(node_id, [])
-                reads = frozenset(p for br in branches if br is not None for p in br.reads
-                                  if not p.startswith("tables."))
+                reads = frozenset(
+                    p
+                    for br in branches
+                    if br is not None
+                    for p in br.reads
+                    if not p.startswith("tables.")
+                )
                 nodes[node_id] = TreeNodeMeta(
                     id=node_id,
                     ask=node.ask,
                     answer=node.answer,
                     answer_slot=slots[node.answer].index
-                    if node.answer is not None and node.answer in slots else None,
+                    if node.answer is not None and node.answer in slots
+                    else None,
                     gotos=tuple(br.goto for br in node.next or ()),
                     branch=ns[node_fns[node_id]] if node_id in node_fns else None,
                     reads=tuple(sorted(slots[p].index for p in reads if p in slots)),
@@ -1017,10 +1112,15 @@ class _Generator:
                     queue=node.queue,
                 )
             return TreeMeta(id=tree.id, start=tree.start, nodes=nodes)
+
         return finish
 
-    def _wrap(self, ns: dict[str, Any], tree_metas: list[Callable[[dict[str, Any]], TreeMeta]],
-              source: str) -> CompiledRuleset:
+    def _wrap(
+        self,
+        ns: dict[str, Any],
+        tree_metas: list[Callable[[dict[str, Any]], TreeMeta]],
+        source: str,
+    ) -> CompiledRuleset:
         b = self.b
         doc = b.doc
         assert doc is not None
@@ -1031,7 +1131,7 @@ class _Generator:
             return frozenset(p for c in checked for p in c.reads if p in b.fields)
 
         table_reads = reads_of([c for plan in b.tables for c in plan.inputs])
-        needed = {}
+        needed: dict[str, tuple[int, ...]] = {}
         for trigger in TRIGGERS:
             alerts = [c for k, c in enumerate(b.alerts) if trigger in doc.alerts[k].on]
             paths = table_reads | reads_of(alerts)
@@ -1043,16 +1143,24 @@ class _Generator:
             return ns[prefix], ns[prefix + "_trace"]
 
         tables = [
-            TableMeta(id=p.model.id, hit=p.model.hit, outputs=tuple(p.output_names),
-                      resolve=resolver(p.model.hit, p.model.aggregate, p.outputs, p.ranks),
-                      position=p.position)
+            TableMeta(
+                id=p.model.id,
+                hit=p.model.hit,
+                outputs=tuple(p.output_names),
+                resolve=resolver(p.model.hit, p.model.aggregate, p.outputs, p.ranks),
+                position=p.position,
+            )
             for p in b.tables
         ]
         rule_reads = {
-            section: [tuple(sorted(field_slots[p] for p in c.reads if p in field_slots))
-                      for c in checked]
-            for section, checked in (("eligibility", b.eligibility),
-                                     ("escalation", b.escalation), ("alerts", b.alerts))
+            section: [
+                tuple(sorted(field_slots[p] for p in c.reads if p in field_slots)) for c in checked
+            ]
+            for section, checked in (
+                ("eligibility", b.eligibility),
+                ("escalation", b.escalation),
+                ("alerts", b.alerts),
+            )
         }
         return CompiledRuleset(
             name=doc.ruleset,
@@ -1064,8 +1172,9 @@ class _Generator:
             field_slots=field_slots,
             counters_needed=frozenset(b.env.counters),
             decide={t: fns(f"_decide_{t}") for t in TRIGGERS},
-            alert_meta=[AlertMeta(rule=a, message=ns[f"_message{k}"])
-                        for k, a in enumerate(doc.alerts)],
+            alert_meta=[
+                AlertMeta(rule=a, message=ns[f"_message{k}"]) for k, a in enumerate(doc.alerts)
+            ],
             tables=tables,
             trees={m.id: m for m in (make(ns) for make in tree_metas)},
             needed=needed,
@@ -1089,15 +1198,20 @@ def _equality_conjuncts(node: Node) -> list[tuple[int, tuple[Any, ...]]]:
             for a, v in ((c.left, c.right), (c.right, c.left)):
                 if isinstance(a, Slot) and isinstance(v, Const) and _indexable(a):
                     found.append((a.index, (v.value,)))
-        elif c.op == "in" and isinstance(c.left, Slot) and isinstance(c.right, ListConst) \
-                and _indexable(c.left):
+        elif (
+            c.op == "in"
+            and isinstance(c.left, Slot)
+            and isinstance(c.right, ListConst)
+            and _indexable(c.left)
+        ):
             found.append((c.left.index, c.right.values))
     return found
 
 
 def _indexable(slot: Slot) -> bool:
     return slot.type.kind in ("string", "integer", "boolean") and not slot.path.startswith(
-        ("count(", "now()"))
+        ("count(", "now()")
+    )
 
 
 def _expected_text(meta: FieldMeta) -> str:
@@ -1113,7 +1227,7 @@ def _expected_text(meta: FieldMeta) -> str:
 
 def document_digest(data: Any) -> str:
     """``sha256:`` of the canonical JSON of a document: equal content, equal digest."""
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                           default=str)
+    canonical = json.dumps(
+        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-

@@ -28,8 +28,14 @@ class NextStep:
 
     __slots__ = ("error", "node", "path", "reads", "tree")
 
-    def __init__(self, tree: TreeMeta, node: TreeNodeMeta, path: list[str],
-                 reads: tuple[int, ...], error: str | None) -> None:
+    def __init__(
+        self,
+        tree: TreeMeta,
+        node: TreeNodeMeta,
+        path: list[str],
+        reads: tuple[int, ...],
+        error: str | None,
+    ) -> None:
         self.tree = tree
         self.node = node
         self.path = path
@@ -52,14 +58,37 @@ def json_value(value: Any) -> Any:
 class Decision:
     """The outcome of one evaluation."""
 
-    __slots__ = ("_alerts", "_as_of", "_dict", "_eligible", "_escalation", "_invalid",
-                 "_matches", "_records", "_step", "_values", "now", "ruleset", "trigger")
+    __slots__ = (
+        "_alerts",
+        "_as_of",
+        "_dict",
+        "_eligible",
+        "_escalation",
+        "_invalid",
+        "_matches",
+        "_records",
+        "_step",
+        "_values",
+        "now",
+        "ruleset",
+        "trigger",
+    )
 
-    def __init__(self, ruleset: CompiledRuleset, values: tuple[Any, ...],
-                 matches: tuple[Any, ...], eligible: list[int], escalation: int,
-                 alerts: list[int], step: NextStep | None, invalid: list[tuple[str, str, Any]],
-                 now: datetime | None, as_of: Mapping[str, Any] | None, trigger: str,
-                 records: list[tuple[int, int, bool | None]] | None) -> None:
+    def __init__(
+        self,
+        ruleset: CompiledRuleset,
+        values: tuple[Any, ...],
+        matches: tuple[Any, ...],
+        eligible: list[int],
+        escalation: int,
+        alerts: list[int],
+        step: NextStep | None,
+        invalid: list[tuple[str, str, Any]],
+        now: datetime | None,
+        as_of: Mapping[str, Any] | None,
+        trigger: str,
+        records: list[tuple[int, int, bool | None]] | None,
+    ) -> None:
         self.ruleset = ruleset
         self._values = values
         self._matches = matches
@@ -111,18 +140,33 @@ class Decision:
         eligible = []
         for k in self._eligible:
             rule = model.eligibility[k]
-            eligible.append({"rule": rule.id, "offer": rule.offer, "params": rule.params or {},
-                             "because": rule.because})
+            eligible.append(
+                {
+                    "rule": rule.id,
+                    "offer": rule.offer,
+                    "params": rule.params or {},
+                    "because": rule.because,
+                }
+            )
         escalation = None
         if self._escalation >= 0:
             esc = model.escalation[self._escalation]
-            escalation = {"rule": esc.id, "queue": esc.queue, "priority": esc.priority,
-                          "because": esc.because}
+            escalation = {
+                "rule": esc.id,
+                "queue": esc.queue,
+                "priority": esc.priority,
+                "because": esc.because,
+            }
         alerts = []
         for k in self._alerts:
             meta = rs.alert_meta[k]
-            alerts.append({"rule": meta.rule.id, "severity": meta.rule.severity,
-                           "message": meta.message(self._values)})
+            alerts.append(
+                {
+                    "rule": meta.rule.id,
+                    "severity": meta.rule.severity,
+                    "message": meta.message(self._values),
+                }
+            )
         return {
             "ruleset": rs.name,
             "revision": rs.revision,
@@ -135,8 +179,9 @@ class Decision:
             "next_step": self._next_step(),
             "missing_fields": self.missing_fields,
             "stale_fields": self.stale_fields,
-            "invalid_fields": [{"field": p, "expected": e, "got": describe_value(v)}
-                               for p, e, v in self._invalid],
+            "invalid_fields": [
+                {"field": p, "expected": e, "got": describe_value(v)} for p, e, v in self._invalid
+            ],
             "errors": self._errors(),
             "trace": self._trace() if self._records is not None else None,
         }
@@ -155,8 +200,9 @@ class Decision:
         for meta, matched in zip(self.ruleset.tables, self._matches, strict=True):
             if meta.hit == "unique" and len(matched) > 1:
                 rows = ", ".join(str(r + 1) for r in matched)
-                errors.append({"table": meta.id, "error": f"hit policy unique, but rows "
-                                                          f"{rows} all match"})
+                errors.append(
+                    {"table": meta.id, "error": f"hit policy unique, but rows {rows} all match"}
+                )
         step = self._step
         if step is not None and step.error is not None:
             errors.append({"tree": step.tree.id, "error": step.error})
@@ -186,8 +232,9 @@ class Decision:
     def _unknown(self, slots: set[int]) -> list[str]:
         invalid = {p for p, _, _ in self._invalid}
         paths = self.ruleset.slot_paths
-        return sorted(paths[i] for i in set(slots)
-                      if self._values[i] is None and paths[i] not in invalid)
+        return sorted(
+            paths[i] for i in set(slots) if self._values[i] is None and paths[i] not in invalid
+        )
 
     @property
     def missing_fields(self) -> list[str]:
@@ -226,12 +273,14 @@ class Decision:
             name = _SECTIONS[section]
             rule = getattr(model, name)[k]
             reads = rs.rule_reads[name][k]
-            rules.append({
-                "section": name,
-                "rule": rule.id,
-                "result": _RESULT[result],
-                "reads": {rs.slot_paths[i]: json_value(self._values[i]) for i in reads},
-            })
+            rules.append(
+                {
+                    "section": name,
+                    "rule": rule.id,
+                    "result": _RESULT[result],
+                    "reads": {rs.slot_paths[i]: json_value(self._values[i]) for i in reads},
+                }
+            )
         tables = []
         for meta, matched in zip(rs.tables, self._matches, strict=True):
             rows = ([matched] if matched >= 0 else []) if meta.hit == "first" else matched

@@ -13,8 +13,10 @@ def parse_duration(text: str) -> timedelta:
     """``"7d"`` → ``timedelta(days=7)``; ValueError with a plain message otherwise."""
     match = _DURATION.match(text.strip()) if isinstance(text, str) else None
     if match is None:
-        raise ValueError(f"invalid duration {text!r}: expected a number followed by ms, s, m, "
-                         "h, d or w, such as 24h or 7d")
+        raise ValueError(
+            f"invalid duration {text!r}: expected a number followed by ms, s, m, "
+            "h, d or w, such as 24h or 7d"
+        )
     seconds = float(match.group(1)) * _SECONDS[match.group(2)]
     if seconds <= 0 or seconds > 100 * 365 * 86400:
         raise ValueError(f"duration {text!r} is out of range (more than 0, at most 100 years)")

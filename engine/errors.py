@@ -1,10 +1,10 @@
 """Errors raised by the engine.
 
-    FrontlineError
-    ├── RulesetError      a document does not parse, does not type-check, or breaks a limit;
-    │                     ``.errors`` lists every problem found, each with file, line and column
-    ├── DeployRefused     a document compiled but its own tests failed (a RulesetError too)
-    └── EvaluationError   an evaluation could not complete (bad arguments, arithmetic overflow)
+FrontlineError
+├── RulesetError      a document does not parse, does not type-check, or breaks a limit;
+│                     ``.errors`` lists every problem found, each with file, line and column
+├── DeployRefused     a document compiled but its own tests failed (a RulesetError too)
+└── EvaluationError   an evaluation could not complete (bad arguments, arithmetic overflow)
 """
 
 from __future__ import annotations

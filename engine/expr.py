@@ -1,4 +1,5 @@
-"""Expressions: parse author text with ``ast``, check it against the declared fields, build a typed IR.
+"""Expressions: parse author text with ``ast``, check it against the declared fields, build
+a typed IR.
 
 Nothing here executes author text. ``check_expression`` accepts only the node kinds listed in
 docs/language.md and returns an IR whose every node carries its type and whether it can be
@@ -10,6 +11,7 @@ from __future__ import annotations
 import ast
 import difflib
 import keyword
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,10 +25,26 @@ MAX_DEPTH = 32
 MAX_LIST_ITEMS = 1_000
 MAX_INT_LITERAL = 10**18
 
-FUNCTIONS = (
-    "len abs min max round lower upper contains startswith endswith matches "
-    "days_since hours_since now missing count any all"
-).split()
+FUNCTIONS = [
+    "len",
+    "abs",
+    "min",
+    "max",
+    "round",
+    "lower",
+    "upper",
+    "contains",
+    "startswith",
+    "endswith",
+    "matches",
+    "days_since",
+    "hours_since",
+    "now",
+    "missing",
+    "count",
+    "any",
+    "all",
+]
 RESERVED_NAMES = {*FUNCTIONS, "tables", "true", "false", "null", "True", "False", "None"}
 
 
@@ -69,8 +87,13 @@ NUMBER = Type("number")
 BOOLEAN = Type("boolean")
 DATETIME = Type("datetime")
 OBJECT = Type("object")
-SCALAR_TYPES = {"string": STRING, "integer": INTEGER, "number": NUMBER, "boolean": BOOLEAN,
-                "datetime": DATETIME}
+SCALAR_TYPES = {
+    "string": STRING,
+    "integer": INTEGER,
+    "number": NUMBER,
+    "boolean": BOOLEAN,
+    "datetime": DATETIME,
+}
 
 
 def list_of(item: Type | None) -> Type:
@@ -198,8 +221,7 @@ class ExpressionError(Exception):
 
 
 def _at(node: ast.AST, message: str) -> ExpressionError:
-    return ExpressionError(message, getattr(node, "lineno", 1),
-                           getattr(node, "col_offset", 0) + 1)
+    return ExpressionError(message, getattr(node, "lineno", 1), getattr(node, "col_offset", 0) + 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,8 +321,9 @@ def _ident_char(ch: str) -> bool:
 def check_expression(source: str, env: Environment, *, expect: Type | None = None) -> Checked:
     """Parse and type-check ``source``; raise ExpressionError naming what was expected."""
     if len(source) > MAX_EXPRESSION_LENGTH:
-        raise ExpressionError(f"expression is {len(source)} characters long; the limit is "
-                              f"{MAX_EXPRESSION_LENGTH}")
+        raise ExpressionError(
+            f"expression is {len(source)} characters long; the limit is {MAX_EXPRESSION_LENGTH}"
+        )
     if not source.strip():
         raise ExpressionError("empty expression")
     masked, table_names = mask_table_ids(source, set(env.table_outputs))
@@ -323,11 +346,13 @@ def parse_python_expression(source: str) -> ast.Expression:
             msg = "invalid syntax"
         col = exc.offset or 1
         line = exc.lineno or 1
-        raise ExpressionError(f"{msg}: expected an expression such as "
-                              "customer.tier == \"gold\"", line, col) from None
+        raise ExpressionError(
+            f'{msg}: expected an expression such as customer.tier == "gold"', line, col
+        ) from None
     except (RecursionError, MemoryError, ValueError, OverflowError):
-        raise ExpressionError(f"expression nests too deeply; the limit is {MAX_DEPTH} "
-                              "levels") from None
+        raise ExpressionError(
+            f"expression nests too deeply; the limit is {MAX_DEPTH} levels"
+        ) from None
 
 
 def _expected_message(expected: Type, got: Type) -> str:
@@ -358,8 +383,16 @@ _FORBIDDEN: dict[type[ast.AST], str] = {
 }
 
 _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Mod: "%"}
-_CMPOPS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">",
-           ast.GtE: ">=", ast.In: "in", ast.NotIn: "not in"}
+_CMPOPS = {
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.In: "in",
+    ast.NotIn: "not in",
+}
 
 
 def _describe(node: ast.AST) -> str:
@@ -381,8 +414,7 @@ class _Checker:
     # -- dispatch ---------------------------------------------------------------------------
 
     def visit(self, node: ast.AST) -> Node:
-        handler: Callable[[Any], Node] | None = getattr(self, "visit_" + type(node).__name__,
-                                                         None)
+        handler: Callable[[Any], Node] | None = getattr(self, "visit_" + type(node).__name__, None)
         if handler is not None:
             # Checking depth here, before descending, bounds every recursion that follows.
             self.depth += 1
@@ -402,8 +434,11 @@ class _Checker:
     def visit_Constant(self, node: ast.Constant) -> Node:
         value = node.value
         if value is None:
-            raise _at(node, "null is always unknown, so nothing can be compared with it; "
-                            "use missing(field) to test for an absent value")
+            raise _at(
+                node,
+                "null is always unknown, so nothing can be compared with it; "
+                "use missing(field) to test for an absent value",
+            )
         if isinstance(value, bool):
             return Const(BOOLEAN, False, value)
         if isinstance(value, int):
@@ -411,13 +446,16 @@ class _Checker:
                 raise _at(node, f"number literal too large (the limit is {MAX_INT_LITERAL})")
             return Const(INTEGER, False, value)
         if isinstance(value, float):
-            if value != value or value in (float("inf"), float("-inf")):
+            if not math.isfinite(value):
                 raise _at(node, "number literal is out of range")
             return Const(NUMBER, False, value)
         if isinstance(value, str):
             return Const(STRING, False, value)
-        raise _at(node, f"{type(value).__name__} literals are not allowed; expected a number, "
-                        "a string, true or false")
+        raise _at(
+            node,
+            f"{type(value).__name__} literals are not allowed; expected a number, "
+            "a string, true or false",
+        )
 
     def visit_Name(self, node: ast.Name) -> Node:
         name = node.id
@@ -426,8 +464,9 @@ class _Checker:
         if name in ("false", "False"):
             return Const(BOOLEAN, False, False)
         if name in ("null", "None"):
-            return self.visit_Constant(ast.Constant(None, lineno=node.lineno,
-                                                    col_offset=node.col_offset))
+            return self.visit_Constant(
+                ast.Constant(None, lineno=node.lineno, col_offset=node.col_offset)
+            )
         if name in self.vars:
             return Var(self.vars[name], False, name)
         if name.startswith("__"):
@@ -440,13 +479,18 @@ class _Checker:
             raise _at(node, f"{name!r} is not a field; declared fields under it: {shown}")
         if name == "tables":
             raise _at(node, "expected tables.<table id>.<output>")
-        raise _at(node, f"unknown name {name!r}{self._suggest(name)}; expected a declared "
-                        "field such as customer.tier")
+        raise _at(
+            node,
+            f"unknown name {name!r}{self._suggest(name)}; expected a declared "
+            "field such as customer.tier",
+        )
 
     def _suggest(self, name: str) -> str:
-        candidates = [*self.env.fields, *self.vars,
-                      *(f"tables.{t}.{o}" for t, outs in self.env.table_outputs.items()
-                        for o in outs)]
+        candidates = [
+            *self.env.fields,
+            *self.vars,
+            *(f"tables.{t}.{o}" for t, outs in self.env.table_outputs.items() for o in outs),
+        ]
         close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.7)
         return f"; did you mean {close[0]!r}?" if close else ""
 
@@ -459,8 +503,9 @@ class _Checker:
             parts.append(current.attr)
             current = current.value
         if not isinstance(current, ast.Name):
-            raise _at(node, "attributes are allowed only on declared field paths, such as "
-                            "customer.tier")
+            raise _at(
+                node, "attributes are allowed only on declared field paths, such as customer.tier"
+            )
         parts.append(current.id)
         parts.reverse()
         root = parts[0]
@@ -480,8 +525,11 @@ class _Checker:
     def _var_attr(self, node: ast.Attribute, parts: list[str]) -> Node:
         var_type = self.vars[parts[0]]
         if len(parts) != 2 or var_type.kind != "object":
-            raise _at(node, f"{parts[0]!r} is an item of type {var_type}; it has no "
-                            f"attribute {'.'.join(parts[1:])!r}")
+            raise _at(
+                node,
+                f"{parts[0]!r} is an item of type {var_type}; it has no "
+                f"attribute {'.'.join(parts[1:])!r}",
+            )
         attr_type = var_type.attr(parts[1])
         if attr_type is None:
             names = ", ".join(k for k, _ in var_type.attrs or ())
@@ -498,22 +546,28 @@ class _Checker:
             raise _at(node, f"unknown table {table_id!r} (tables: {known})")
         out_type = outputs.get(parts[2])
         if out_type is None:
-            raise _at(node, f"table {table_id!r} has no output {parts[2]!r}; outputs: "
-                            + ", ".join(outputs))
+            raise _at(
+                node,
+                f"table {table_id!r} has no output {parts[2]!r}; outputs: " + ", ".join(outputs),
+            )
         path = f"tables.{table_id}.{parts[2]}"
         self.reads.add(path)
         return self.env.slot(path, out_type)
 
     def visit_List(self, node: ast.List) -> Node:
         if len(node.elts) > MAX_LIST_ITEMS:
-            raise _at(node, f"list literal has {len(node.elts)} items; the limit is "
-                            f"{MAX_LIST_ITEMS}")
+            raise _at(
+                node, f"list literal has {len(node.elts)} items; the limit is {MAX_LIST_ITEMS}"
+            )
         items = []
         for elt in node.elts:
             item = self.visit(elt)
             if not isinstance(item, Const):
-                raise _at(elt, "list literals may hold only literal values; expected a "
-                               "number, a string, true or false")
+                raise _at(
+                    elt,
+                    "list literals may hold only literal values; expected a "
+                    "number, a string, true or false",
+                )
             items.append(item)
         item_type = _common_type([i.type for i in items], node)
         return ListConst(list_of(item_type), False, tuple(i.value for i in items))
@@ -547,17 +601,18 @@ class _Checker:
                 raise _at(node, "** is not allowed; expected + - * / %")
             if isinstance(node.op, ast.FloorDiv):
                 raise _at(node, "// is not allowed; use / (and round() if needed)")
-            raise _at(node, f"operator in {_describe(node)!r} is not allowed; expected "
-                            "+ - * / %")
+            raise _at(node, f"operator in {_describe(node)!r} is not allowed; expected + - * / %")
         left, right = self.visit(node.left), self.visit(node.right)
         lt, rt = left.type, right.type
         nullable = left.nullable or right.nullable or op in ("/", "%")
         if op == "+" and lt.kind == "string" and rt.kind == "string":
             return Arith(STRING, nullable, op, left, right)
         if not (lt.numeric and rt.numeric):
-            raise _at(node, f"cannot apply {op} to {lt} and {rt} ({_describe(node)}); "
-                            + ("expected two numbers or two strings" if op == "+"
-                               else "expected numbers"))
+            raise _at(
+                node,
+                f"cannot apply {op} to {lt} and {rt} ({_describe(node)}); "
+                + ("expected two numbers or two strings" if op == "+" else "expected numbers"),
+            )
         result = NUMBER if op == "/" or NUMBER in (lt.plain(), rt.plain()) else INTEGER
         return Arith(result, nullable, op, left, right)
 
@@ -567,8 +622,11 @@ class _Checker:
         for i, op_node in enumerate(node.ops):
             op = _CMPOPS.get(type(op_node))
             if op is None:
-                raise _at(node, "'is' and 'is not' are not allowed; use == / != to compare "
-                                "values, or missing(field) to test for an absent one")
+                raise _at(
+                    node,
+                    "'is' and 'is not' are not allowed; use == / != to compare "
+                    "values, or missing(field) to test for an absent one",
+                )
             left, right = operands[i], operands[i + 1]
             self._check_compare(node, op, left, right)
             parts.append(Compare(BOOLEAN, left.nullable or right.nullable, op, left, right))
@@ -581,15 +639,19 @@ class _Checker:
         if op in ("in", "not in"):
             if rt.kind == "string":
                 if lt.kind != "string":
-                    raise _at(node, f"'{op}' a string needs a string on the left, got a {lt} "
-                                    f"({_describe(node)})")
+                    raise _at(
+                        node,
+                        f"'{op}' a string needs a string on the left, got a {lt} "
+                        f"({_describe(node)})",
+                    )
                 return
             if rt.kind != "list":
-                raise _at(node, f"'{op}' needs a list or a string on the right, got a {rt} "
-                                f"({_describe(node)})")
+                raise _at(
+                    node,
+                    f"'{op}' needs a list or a string on the right, got a {rt} ({_describe(node)})",
+                )
             if rt.item is not None and not comparable(lt, rt.item):
-                raise _at(node, f"cannot test a {lt} for membership in a {rt} "
-                                f"({_describe(node)})")
+                raise _at(node, f"cannot test a {lt} for membership in a {rt} ({_describe(node)})")
             if isinstance(right, ListConst):
                 self._check_enum(node, left, right.values)
             return
@@ -597,9 +659,12 @@ class _Checker:
             if not comparable(lt, rt):
                 raise _at(node, f"cannot compare {lt} with {rt} ({_describe(node)})")
         elif not orderable(lt, rt):
-            raise _at(node, f"cannot order {lt} and {rt} with {op} ({_describe(node)}); "
-                            "expected two "
-                            "numbers, two strings or two datetimes")
+            raise _at(
+                node,
+                f"cannot order {lt} and {rt} with {op} ({_describe(node)}); "
+                "expected two "
+                "numbers, two strings or two datetimes",
+            )
         for a, b in ((left, right), (right, left)):
             if isinstance(b, Const):
                 self._check_enum(node, a, (b.value,))
@@ -612,22 +677,30 @@ class _Checker:
             if isinstance(value, str) and value not in enum:
                 close = difflib.get_close_matches(value, sorted(enum), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise _at(node, f"{value!r} is not one of {subject.path}'s values "
-                                f"({', '.join(sorted(enum))}){hint}")
+                raise _at(
+                    node,
+                    f"{value!r} is not one of {subject.path}'s values "
+                    f"({', '.join(sorted(enum))}){hint}",
+                )
 
     def _boolean(self, node: ast.AST, where: str) -> Node:
         result = self.visit(node)
         if result.type.kind != "boolean":
-            raise _at(node, f"{where} needs true/false operands, but {_describe(node)!r} is a "
-                            f"{result.type}")
+            raise _at(
+                node,
+                f"{where} needs true/false operands, but {_describe(node)!r} is a {result.type}",
+            )
         return result
 
     # -- calls ------------------------------------------------------------------------------
 
     def visit_Call(self, node: ast.Call) -> Node:
         if not isinstance(node.func, ast.Name):
-            raise _at(node, f"only these functions may be called: {', '.join(FUNCTIONS)}; "
-                            f"{_describe(node.func)!r} is not one of them")
+            raise _at(
+                node,
+                f"only these functions may be called: {', '.join(FUNCTIONS)}; "
+                f"{_describe(node.func)!r} is not one of them",
+            )
         name = node.func.id
         if name not in FUNCTIONS:
             close = difflib.get_close_matches(name, FUNCTIONS, n=1)
@@ -649,8 +722,7 @@ class _Checker:
             want = str(low) if low == high else f"{low} to {high}"
             if high > 100:
                 want = f"at least {low}"
-            raise _at(node, f"{name}() takes {want} argument{'s' if high != 1 else ''}, "
-                            f"got {n}")
+            raise _at(node, f"{name}() takes {want} argument{'s' if high != 1 else ''}, got {n}")
 
     def _call(self, node: ast.Call, name: str, args: list[Node]) -> Node:
         types = [a.type for a in args]
@@ -681,8 +753,9 @@ class _Checker:
             if len(args) == 1:
                 item = types[0].item
                 if types[0].kind != "list" or item is None or not item.numeric:
-                    raise _at(node, f"{name}() of one argument needs a list of numbers, got a "
-                                    f"{types[0]}")
+                    raise _at(
+                        node, f"{name}() of one argument needs a list of numbers, got a {types[0]}"
+                    )
                 return Call(item.plain(), True, name + "_list", tuple(args))
             for t in types:
                 self._want(node, name, t, "number")
@@ -745,20 +818,27 @@ class _Checker:
         within_node: ast.AST | None = None
         for kw in node.keywords:
             if kw.arg != "within":
-                raise _at(node, f"count() has no argument {kw.arg!r}; expected "
-                                "count(\"event_type\", within=\"7d\")")
+                raise _at(
+                    node,
+                    f"count() has no argument {kw.arg!r}; expected "
+                    'count("event_type", within="7d")',
+                )
             within_node = kw.value
         if within_node is None and len(args) == 2:
             within_node = args.pop()
         if len(args) != 1 or within_node is None:
-            raise _at(node, "expected count(\"event_type\", within=\"7d\")")
+            raise _at(node, 'expected count("event_type", within="7d")')
         event = args[0]
-        if not (isinstance(event, ast.Constant) and isinstance(event.value, str)
-                and re.fullmatch(r"[A-Za-z0-9_.:-]{1,100}", event.value)):
-            raise _at(node, "count()'s event type must be a string literal of letters, digits "
-                            "and _ . : -")
+        if not (
+            isinstance(event, ast.Constant)
+            and isinstance(event.value, str)
+            and re.fullmatch(r"[A-Za-z0-9_.:-]{1,100}", event.value)
+        ):
+            raise _at(
+                node, "count()'s event type must be a string literal of letters, digits and _ . : -"
+            )
         if not (isinstance(within_node, ast.Constant) and isinstance(within_node.value, str)):
-            raise _at(node, "count()'s within must be a duration literal such as \"7d\"")
+            raise _at(node, 'count()\'s within must be a duration literal such as "7d"')
         try:
             parse_duration(within_node.value)
         except ValueError as exc:
@@ -766,8 +846,7 @@ class _Checker:
         return self.env.counter(event.value, within_node.value)
 
     def _quantifier(self, node: ast.Call, kind: str) -> Node:
-        if node.keywords or len(node.args) != 1 or not isinstance(node.args[0],
-                                                                  ast.GeneratorExp):
+        if node.keywords or len(node.args) != 1 or not isinstance(node.args[0], ast.GeneratorExp):
             raise _at(node, f"expected {kind}(<condition> for x in <list field>)")
         gen = node.args[0]
         if len(gen.generators) != 1:
@@ -778,16 +857,24 @@ class _Checker:
         if not isinstance(comp.target, ast.Name):
             raise _at(gen, f"expected a single name after 'for' in {kind}()")
         var = comp.target.id
-        if (var in RESERVED_NAMES or var.startswith("_") or keyword.iskeyword(var)
-                or any(p.startswith(var + ".") for p in self.env.fields) or var in self.vars):
+        if (
+            var in RESERVED_NAMES
+            or var.startswith("_")
+            or keyword.iskeyword(var)
+            or any(p.startswith(var + ".") for p in self.env.fields)
+            or var in self.vars
+        ):
             raise _at(gen, f"{var!r} cannot name the item; choose another name, such as item")
         source = self.visit(comp.iter)
         if source.type.kind != "list":
             raise _at(comp.iter, f"{kind}() iterates over a list, got a {source.type}")
         item_type = source.type.item
         if item_type is None:
-            raise _at(comp.iter, "the list's items have no declared type; declare items: "
-                                 "in the field's context entry")
+            raise _at(
+                comp.iter,
+                "the list's items have no declared type; declare items: "
+                "in the field's context entry",
+            )
         self.vars[var] = item_type
         try:
             body = self._boolean(gen.elt, f"{kind}()")

@@ -142,8 +142,11 @@ class Document(_Strict):
 def parse_document(data: Any, locator: Locator) -> tuple[Document | None, list[Problem]]:
     """Validate the document's shape; return it, or the problems found."""
     if not isinstance(data, dict):
-        return None, [locator.problem((), "a ruleset document must be a mapping with "
-                                          "'ruleset' and 'context' keys")]
+        return None, [
+            locator.problem(
+                (), "a ruleset document must be a mapping with 'ruleset' and 'context' keys"
+            )
+        ]
     try:
         return Document.model_validate(data), []
     except ValidationError as exc:
@@ -166,10 +169,8 @@ def _real_path(loc: tuple[Any, ...], data: Any) -> Path:
     path: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            path.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if (isinstance(node, dict) and part in node) or in_list:
             path.append(part)
             node = node[part]
     return tuple(path)
@@ -215,20 +216,28 @@ def _problem(err: Any, data: Any, locator: Locator) -> Problem:
         hint = ""
         if model is not None:
             close = difflib.get_close_matches(key, _allowed_keys(model), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else (
-                "; expected one of " + ", ".join(repr(k) for k in _allowed_keys(model)))
-        return locator.problem((*parent, key, "<key>") if parent == path[:-1] else path,
-                               f"unknown key {key!r}{hint}")
+            hint = (
+                f"; did you mean {close[0]!r}?"
+                if close
+                else ("; expected one of " + ", ".join(repr(k) for k in _allowed_keys(model)))
+            )
+        return locator.problem(
+            (*parent, key, "<key>") if parent == path[:-1] else path, f"unknown key {key!r}{hint}"
+        )
     if kind == "missing":
         return locator.problem(path, f"missing required key {loc[-1]!r}")
     if kind == "string_pattern_mismatch":
         value = _value_at(data, path)
         what = "ruleset name" if path == ("ruleset",) else "id"
-        return locator.problem(path, f"invalid {what} {value!r}: expected lowercase letters, "
-                                     "digits and '-', starting with a letter (at most 64)")
+        return locator.problem(
+            path,
+            f"invalid {what} {value!r}: expected lowercase letters, "
+            "digits and '-', starting with a letter (at most 64)",
+        )
     if kind == "literal_error":
-        return locator.problem(path, f"{_value_at(data, path)!r} is not allowed; expected "
-                                     f"{err['ctx']['expected']}")
+        return locator.problem(
+            path, f"{_value_at(data, path)!r} is not allowed; expected {err['ctx']['expected']}"
+        )
     if kind in ("too_long", "too_short"):
         return locator.problem(path, str(err["msg"]).replace("List", "list"))
     where = format_kind(err)

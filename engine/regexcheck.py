@@ -12,12 +12,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-try:  # Python ≥ 3.11
-    import re._constants as _c
-    import re._parser as _parser
-except ImportError:  # pragma: no cover
-    import sre_constants as _c  # type: ignore[no-redef]
-    import sre_parse as _parser  # type: ignore[no-redef]
+# re's own parser (Python ≥ 3.11), so the shapes we check are exactly what re will run.
+from re import _constants as _c  # type: ignore[attr-defined]
+from re import _parser  # type: ignore[attr-defined]
 
 MAX_PATTERN_LENGTH = 200
 MAX_REPEAT = 1_000
@@ -29,8 +26,7 @@ _BACKREFS = {_c.GROUPREF, getattr(_c, "GROUPREF_EXISTS", _c.GROUPREF)}
 def check_regex(pattern: str) -> re.Pattern[str]:
     """Compile ``pattern`` if it is safe; raise ValueError saying why it is not."""
     if len(pattern) > MAX_PATTERN_LENGTH:
-        raise ValueError(f"pattern is {len(pattern)} characters; the limit is "
-                         f"{MAX_PATTERN_LENGTH}")
+        raise ValueError(f"pattern is {len(pattern)} characters; the limit is {MAX_PATTERN_LENGTH}")
     try:
         parsed = _parser.parse(pattern)
         compiled = re.compile(pattern)
@@ -47,11 +43,13 @@ def _walk(items: Any, inside_repeat: bool) -> None:
         if op in _REPEATS:
             low, high, body = arg
             unbounded = high == _c.MAXREPEAT
-            if not unbounded and high > MAX_REPEAT or low > MAX_REPEAT:
+            if (not unbounded and high > MAX_REPEAT) or low > MAX_REPEAT:
                 raise ValueError(f"repetition counts above {MAX_REPEAT} are not allowed")
             if inside_repeat and (unbounded or high > 1):
-                raise ValueError("a repetition inside another repetition can take exponential "
-                                 "time; rewrite it without nesting")
+                raise ValueError(
+                    "a repetition inside another repetition can take exponential "
+                    "time; rewrite it without nesting"
+                )
             _walk(body, inside_repeat or unbounded or high > 1)
         elif op is _c.SUBPATTERN:
             _walk(arg[-1], inside_repeat)
@@ -59,8 +57,10 @@ def _walk(items: Any, inside_repeat: bool) -> None:
             if inside_repeat:
                 # re's parser already turns single-character alternatives into a class; what
                 # is left can overlap, as in (a|aa)*, and overlap backtracks exponentially.
-                raise ValueError("alternation inside a repetition can take exponential time; "
-                                 "use a character class or rewrite it")
+                raise ValueError(
+                    "alternation inside a repetition can take exponential time; "
+                    "use a character class or rewrite it"
+                )
             for branch in arg[1]:
                 _walk(branch, inside_repeat)
         elif op in (_c.ASSERT, _c.ASSERT_NOT):

@@ -51,8 +51,9 @@ class RulesetRegistry:
     def store(self) -> RulesetStore:
         return self._store
 
-    def deploy(self, text: str | bytes, *, filename: str | None = None,
-               activate: bool = True) -> Deployment:
+    def deploy(
+        self, text: str | bytes, *, filename: str | None = None, activate: bool = True
+    ) -> Deployment:
         """Compile and test ``text``, store it as a revision, and (by default) activate it.
 
         Raises RulesetError when it does not compile and DeployRefused when a test fails;
@@ -62,10 +63,12 @@ class RulesetRegistry:
         results = compiled.run_tests()
         failed = [r for r in results if not r.passed]
         if failed:
-            raise DeployRefused([
-                Problem(f"test {r.name!r} failed: {'; '.join(r.failures)}", file=filename)
-                for r in failed
-            ])
+            raise DeployRefused(
+                [
+                    Problem(f"test {r.name!r} failed: {'; '.join(r.failures)}", file=filename)
+                    for r in failed
+                ]
+            )
         source = text.decode("utf-8") if isinstance(text, bytes) else text
         stored, created = self._store.put_revision(compiled.name, compiled.digest, source)
         compiled.revision = stored.revision
@@ -75,8 +78,7 @@ class RulesetRegistry:
         if activate and self.active_revision(stored.name) != stored.revision:
             self.activate(stored.name, stored.revision)
             activated = True
-        return Deployment(stored.name, stored.revision, stored.digest, created, activated,
-                          results)
+        return Deployment(stored.name, stored.revision, stored.digest, created, activated, results)
 
     def get(self, name: str, revision: int) -> CompiledRuleset:
         """One revision, compiled (once) from its stored text."""

@@ -135,31 +135,50 @@ class CompiledRuleset:
             when = to_datetime(now)
             if when is None:
                 raise EvaluationError(f"invalid now {now!r}: expected an RFC 3339 time")
-        if counters is not None and counters.__class__ is not dict \
-                and not isinstance(counters, Mapping):
+        if (
+            counters is not None
+            and counters.__class__ is not dict
+            and not isinstance(counters, Mapping)
+        ):
             raise EvaluationError("counters must map event types to {window: count}")
         pair = self.decide.get(trigger)
         if pair is None:
-            raise EvaluationError(f"unknown trigger {trigger!r}; expected decision, "
-                                  "context_change or event")
+            raise EvaluationError(
+                f"unknown trigger {trigger!r}; expected decision, context_change or event"
+            )
         invalid: list[tuple[str, str, Any]] = []
         records: list[tuple[int, int, bool | None]] | None = None
         try:
             if trace:
                 records = []
                 values, matches, eligible, fired, escalation = pair[1](
-                    context, answers, counters, when, invalid, records)
+                    context, answers, counters, when, invalid, records
+                )
             else:
                 values, matches, eligible, fired, escalation = pair[0](
-                    context, answers, counters, when, invalid)
+                    context, answers, counters, when, invalid
+                )
             step = self._walk(tree, values) if self.trees and trigger == "decision" else None
         except (ArithmeticError, ValueError, RecursionError) as exc:
-            raise EvaluationError(f"ruleset {self.name!r} could not be evaluated on these "
-                                  f"inputs: {exc}") from None
+            raise EvaluationError(
+                f"ruleset {self.name!r} could not be evaluated on these inputs: {exc}"
+            ) from None
         if tree is not None and step is None and tree not in self.trees:
             raise EvaluationError(f"ruleset {self.name!r} has no tree {tree!r}")
-        return Decision(self, values, matches, eligible, escalation, fired, step,
-                        invalid, when, as_of, trigger, records)
+        return Decision(
+            self,
+            values,
+            matches,
+            eligible,
+            escalation,
+            fired,
+            step,
+            invalid,
+            when,
+            as_of,
+            trigger,
+            records,
+        )
 
     def _walk(self, tree_id: str | None, values: tuple[Any, ...]) -> NextStep:
         if tree_id is None:
@@ -175,8 +194,9 @@ class CompiledRuleset:
         reads: tuple[int, ...] = ()
         for _ in range(len(nodes)):
             path.append(node.id)
-            if node.outcome is not None or (node.answer_slot is not None
-                                            and values[node.answer_slot] is None):
+            if node.outcome is not None or (
+                node.answer_slot is not None and values[node.answer_slot] is None
+            ):
                 return NextStep(tree, node, path, reads, None)
             taken = node.branch(values)  # type: ignore[misc]  # routing nodes have one
             reads += node.reads

@@ -57,6 +57,7 @@ def compiled_regex(pattern: str) -> re.Pattern[str]:
 
 # -- reading input values ---------------------------------------------------------------------
 
+
 def accepts(kind: str) -> Callable[[Any], bool]:
     """A predicate: does a JSON value have the declared scalar ``kind``?"""
     if kind == "string":
@@ -75,7 +76,7 @@ def accepts(kind: str) -> Callable[[Any], bool]:
 def to_datetime(value: Any) -> datetime | None:
     """An RFC 3339 string or a datetime → an aware datetime (naive means UTC); else None."""
     if value.__class__ is datetime and value.tzinfo is not None:
-        return value  # type: ignore[no-any-return]
+        return value
     if value.__class__ is str:
         try:
             parsed = datetime.fromisoformat(value)
@@ -91,32 +92,42 @@ def to_datetime(value: Any) -> datetime | None:
 def attr_getter(attr: str, kind: str) -> Callable[[Any], Any]:
     """Read an attribute of a list item (an object), unknown if absent or of the wrong type."""
     if kind == "datetime":
+
         def get_datetime(item: Any) -> Any:
             v = item.get(attr) if item.__class__ is dict else None
             return None if v is None else to_datetime(v)
+
         return get_datetime
     ok = accepts(kind)
 
     def get(item: Any) -> Any:
         v = item.get(attr) if item.__class__ is dict else None
         return v if v is not None and ok(v) else None
+
     return get
 
 
-def item_filter(item_kind: str | None, attrs: bool) -> Callable[[list[Any]], tuple[list[Any], bool]]:
+ItemFilter = Callable[[list[Any]], tuple[list[Any], bool]]
+
+
+def item_filter(item_kind: str | None, attrs: bool) -> ItemFilter:
     """Keep the items of a list that match the declared item type; say whether any was dropped."""
     if item_kind is None:
         return lambda items: (items, False)
     if attrs:
+
         def objects(items: list[Any]) -> tuple[list[Any], bool]:
             kept = [i for i in items if i.__class__ is dict]
             return kept, len(kept) != len(items)
+
         return objects
     if item_kind == "datetime":
+
         def datetimes(items: list[Any]) -> tuple[list[Any], bool]:
             converted = [to_datetime(i) for i in items]
             kept = [c for c in converted if c is not None]
             return kept, len(kept) != len(items)
+
         return datetimes
     ok = accepts(item_kind)
 
@@ -128,6 +139,7 @@ def item_filter(item_kind: str | None, attrs: bool) -> Callable[[list[Any]], tup
             return items, False
         kept = [i for i in items if ok(i)]
         return kept, True
+
     return scalars
 
 

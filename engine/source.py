@@ -147,28 +147,40 @@ def load_document(text: str | bytes, filename: str | None = None) -> tuple[Any, 
         raise _too_large(len(text), filename)
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
-        raise RulesetError([Problem("the document contains a NUL character", line=line,
-                                    column=1, file=filename)])
+        raise RulesetError(
+            [Problem("the document contains a NUL character", line=line, column=1, file=filename)]
+        )
     locator = Locator(file=filename, text=text)
     try:
         nodes = _compose(text, locator)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = exc.problem or exc.context or "invalid YAML"
-        raise RulesetError([Problem(
-            f"invalid YAML: {message}",
-            line=mark.line + 1 if mark else None,
-            column=mark.column + 1 if mark else None,
-            file=filename,
-        )]) from None
+        raise RulesetError(
+            [
+                Problem(
+                    f"invalid YAML: {message}",
+                    line=mark.line + 1 if mark else None,
+                    column=mark.column + 1 if mark else None,
+                    file=filename,
+                )
+            ]
+        ) from None
     except (yaml.YAMLError, RecursionError, ValueError) as exc:
         raise RulesetError([Problem(f"invalid YAML: {exc}", file=filename)]) from None
     if len(nodes) != 1:
-        raise RulesetError([Problem(
-            "expected exactly one document, found none" if not nodes
-            else f"expected exactly one document, found {len(nodes)}",
-            line=1, column=1, file=filename,
-        )])
+        raise RulesetError(
+            [
+                Problem(
+                    "expected exactly one document, found none"
+                    if not nodes
+                    else f"expected exactly one document, found {len(nodes)}",
+                    line=1,
+                    column=1,
+                    file=filename,
+                )
+            ]
+        )
     builder = _Builder(locator)
     data = builder.build(nodes[0], ())
     return data, locator
@@ -207,20 +219,23 @@ def _quote_flow_conditions(text: str) -> tuple[str, dict[int, list[int]]]:
         if match is None:
             continue
         condition = match.group(2)
-        quote = '"' if '"' not in condition and "\\" not in condition else (
-            "'" if "'" not in condition else "")
+        quote = (
+            '"'
+            if '"' not in condition and "\\" not in condition
+            else ("'" if "'" not in condition else "")
+        )
         if not quote:
             continue
         start = match.start(2)
-        lines[n] = line[:start] + quote + condition + quote + line[match.end(2):]
+        lines[n] = line[:start] + quote + condition + quote + line[match.end(2) :]
         shifts[n] = [start, start + len(condition) + 1]
     return "\n".join(lines), shifts
 
 
 def _too_large(size: int, filename: str | None) -> RulesetError:
-    return RulesetError([Problem(
-        f"the document is {size} bytes; the limit is {MAX_TEXT_BYTES}", file=filename
-    )])
+    return RulesetError(
+        [Problem(f"the document is {size} bytes; the limit is {MAX_TEXT_BYTES}", file=filename)]
+    )
 
 
 class _Builder:
@@ -233,8 +248,9 @@ class _Builder:
 
     def fail(self, node: yaml.Node, message: str) -> RulesetError:
         mark = node.start_mark
-        return RulesetError([Problem(message, line=mark.line + 1, column=mark.column + 1,
-                                     file=self.locator.file)])
+        return RulesetError(
+            [Problem(message, line=mark.line + 1, column=mark.column + 1, file=self.locator.file)]
+        )
 
     def position(self, node: yaml.Node) -> Position:
         mark = node.start_mark
@@ -249,8 +265,10 @@ class _Builder:
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
-            raise self.fail(node, f"the document expands to more than {MAX_NODES} values "
-                                  "(check anchors and aliases)")
+            raise self.fail(
+                node,
+                f"the document expands to more than {MAX_NODES} values (check anchors and aliases)",
+            )
         if node.tag not in _STANDARD_TAGS:
             raise self.fail(node, f"unsupported YAML tag {node.tag!r}")
         self.depth += 1

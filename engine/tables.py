@@ -67,8 +67,10 @@ class NotTest:
 
 Test = AnyTest | EqTest | CmpTest | RangeTest | InTest | OrTest | NotTest
 
-CELL_SYNTAX = ('expected "-", a JSON literal such as \'"gold"\' or 500, "< 5", "[1..10]", '
-               "a JSON list, or not(...)")
+CELL_SYNTAX = (
+    'expected "-", a JSON literal such as \'"gold"\' or 500, "< 5", "[1..10]", '
+    "a JSON list, or not(...)"
+)
 
 
 def parse_cell(cell: Any) -> Test:
@@ -85,7 +87,7 @@ def parse_cell(cell: Any) -> Test:
     tests = parser.tests()
     parser.skip()
     if parser.pos != len(cell):
-        raise CellError(f"unexpected {cell[parser.pos:]!r} in cell {cell!r}; {CELL_SYNTAX}")
+        raise CellError(f"unexpected {cell[parser.pos :]!r} in cell {cell!r}; {CELL_SYNTAX}")
     return tests[0] if len(tests) == 1 else OrTest(tuple(tests))
 
 
@@ -167,7 +169,7 @@ class _CellParser:
             raise CellError(f"expected '..' in range {self.text!r}, as in [1..10]")
         high = self.literal()
         self.skip()
-        closer = self.text[self.pos:self.pos + 1]
+        closer = self.text[self.pos : self.pos + 1]
         if closer not in ("]", ")", "["):
             raise CellError(f"expected ']' or ')' to close the range in {self.text!r}")
         self.pos += 1
@@ -185,16 +187,16 @@ class _CellParser:
         try:
             value, end = _DECODER.raw_decode(self.text, self.pos)
         except json.JSONDecodeError:
-            rest = self.text[self.pos:]
+            rest = self.text[self.pos :]
             word = rest.split(",")[0].strip()
             if word and word.replace("-", "").replace("_", "").isalnum():
-                raise CellError(f"{word!r} is not a JSON literal; write a string in double "
-                                f"quotes inside the YAML value: '\"{word}\"'") from None
-            raise CellError(f"cannot read {rest!r} in cell {self.text!r}; "
-                            f"{CELL_SYNTAX}") from None
+                raise CellError(
+                    f"{word!r} is not a JSON literal; write a string in double "
+                    f"quotes inside the YAML value: '\"{word}\"'"
+                ) from None
+            raise CellError(f"cannot read {rest!r} in cell {self.text!r}; {CELL_SYNTAX}") from None
         if value is None:
-            raise CellError("null never matches (it is unknown); write \"-\" to match "
-                            "anything")
+            raise CellError('null never matches (it is unknown); write "-" to match anything')
         self.pos = end
         return value
 
@@ -205,16 +207,20 @@ def _num(v: Any) -> bool:
 
 def check_test(test: Test, input_type: Type, enum: frozenset[str] | None) -> None:
     """Raise CellError if ``test`` cannot apply to a value of ``input_type``."""
+
     def literal(value: Any, ordered: bool) -> None:
         t = value_type(value)
         assert t is not None
         ok = orderable(input_type, t) if ordered else comparable(input_type, t)
         if not ok:
-            raise CellError(f"cannot {'order' if ordered else 'compare'} this input "
-                            f"({input_type}) with {json.dumps(value)} ({t})")
+            raise CellError(
+                f"cannot {'order' if ordered else 'compare'} this input "
+                f"({input_type}) with {json.dumps(value)} ({t})"
+            )
         if enum is not None and isinstance(value, str) and not ordered and value not in enum:
-            raise CellError(f"{json.dumps(value)} is not one of the input's values "
-                            f"({', '.join(sorted(enum))})")
+            raise CellError(
+                f"{json.dumps(value)} is not one of the input's values ({', '.join(sorted(enum))})"
+            )
 
     if isinstance(test, EqTest):
         literal(test.value, False)
@@ -298,8 +304,12 @@ def read_type(hit: str, aggregate: str | None, column: Type) -> Type:
     return column
 
 
-def resolver(hit: str, aggregate: str | None, outputs: list[tuple[Any, ...]],
-             ranks: list[tuple[int, ...]] | None) -> Callable[[Any], tuple[Any, ...]]:
+def resolver(
+    hit: str,
+    aggregate: str | None,
+    outputs: list[tuple[Any, ...]],
+    ranks: list[tuple[int, ...]] | None,
+) -> Callable[[Any], tuple[Any, ...]]:
     """Turn a table function's matches into the output values, per the hit policy."""
     width = len(outputs[0]) if outputs else 0
     unknown: tuple[Any, ...] = (None,) * width
@@ -327,4 +337,5 @@ def resolver(hit: str, aggregate: str | None, outputs: list[tuple[Any, ...]],
             else:
                 result.append(None)
         return tuple(result)
+
     return aggregated

@@ -35,8 +35,14 @@ def run_tests(ruleset: CompiledRuleset) -> list[TestResult]:
 
 def run_test(ruleset: CompiledRuleset, test: TestCase) -> TestResult:
     try:
-        decision = ruleset.evaluate(test.context, answers=test.answers, now=test.now,
-                                    counters=test.counters, as_of=test.as_of, tree=test.tree)
+        decision = ruleset.evaluate(
+            test.context,
+            answers=test.answers,
+            now=test.now,
+            counters=test.counters,
+            as_of=test.as_of,
+            tree=test.tree,
+        )
     except EvaluationError as exc:
         return TestResult(test.name, False, [f"evaluation failed: {exc}"])
     got = decision.to_dict()
@@ -52,8 +58,9 @@ def run_test(ruleset: CompiledRuleset, test: TestCase) -> TestResult:
     compare_ids("eligible", decision.eligible_rules)
     compare_ids("alerts", decision.alert_rules)
     if "escalation" in given and expect.escalation != decision.escalation_rule:
-        failures.append(f"escalation: expected {expect.escalation!r}, got "
-                        f"{decision.escalation_rule!r}")
+        failures.append(
+            f"escalation: expected {expect.escalation!r}, got {decision.escalation_rule!r}"
+        )
     for key in ("missing_fields", "stale_fields"):
         compare_ids(key, got[key])
     if "invalid_fields" in given:
@@ -66,8 +73,9 @@ def run_test(ruleset: CompiledRuleset, test: TestCase) -> TestResult:
             continue
         for name, value in outputs.items():
             if not _equal(actual.get(name), value):
-                failures.append(f"tables.{table_id}.{name}: expected {value!r}, got "
-                                f"{actual.get(name)!r}")
+                failures.append(
+                    f"tables.{table_id}.{name}: expected {value!r}, got {actual.get(name)!r}"
+                )
     if "next_step" in given:
         step = got["next_step"]
         if expect.next_step is None or step is None:
@@ -76,8 +84,7 @@ def run_test(ruleset: CompiledRuleset, test: TestCase) -> TestResult:
         else:
             for key, value in expect.next_step.items():
                 if not _equal(step.get(key), value):
-                    failures.append(f"next_step.{key}: expected {value!r}, got "
-                                    f"{step.get(key)!r}")
+                    failures.append(f"next_step.{key}: expected {value!r}, got {step.get(key)!r}")
     return TestResult(test.name, not failures, failures)
 
 

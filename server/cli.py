@@ -72,8 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--trace", action="store_true", help="include every rule's result")
     ev.set_defaults(run=_eval)
 
-    imp = sub.add_parser("import-durable",
-                         help="convert a durable_rules JSON ruleset to a Frontline document")
+    imp = sub.add_parser(
+        "import-durable", help="convert a durable_rules JSON ruleset to a Frontline document"
+    )
     imp.add_argument("file", metavar="FILE.json")
     imp.add_argument("--name", help="the ruleset name (default: from the file name)")
     imp.add_argument("-o", "--output", help="write the document here instead of stdout")
@@ -113,10 +114,13 @@ def _validate(args: argparse.Namespace, out: TextIO) -> int:
                 print(problem, file=out)
             continue
         m = compiled.model
-        print(f"{path}: ok — ruleset {compiled.name}, {_count(m.eligibility, 'eligibility rule')}"
-              f", {_count(m.escalation, 'escalation rule')}, {_count(m.alerts, 'alert')}, "
-              f"{_count(m.tables, 'table')}, {_count(m.trees, 'tree')}, "
-              f"{_count(m.tests, 'test')}", file=out)
+        print(
+            f"{path}: ok — ruleset {compiled.name}, {_count(m.eligibility, 'eligibility rule')}"
+            f", {_count(m.escalation, 'escalation rule')}, {_count(m.alerts, 'alert')}, "
+            f"{_count(m.tables, 'table')}, {_count(m.trees, 'tree')}, "
+            f"{_count(m.tests, 'test')}",
+            file=out,
+        )
     return 1 if failed else 0
 
 
@@ -137,8 +141,9 @@ def _test(args: argparse.Namespace, out: TextIO) -> int:
             continue
         results = compiled.run_tests()
         file_failed = [r for r in results if not r.passed]
-        print(f"{path}: {len(results) - len(file_failed)} passed, {len(file_failed)} failed",
-              file=out)
+        print(
+            f"{path}: {len(results) - len(file_failed)} passed, {len(file_failed)} failed", file=out
+        )
         for result in results:
             if not result.passed:
                 print(f"  FAIL {result.name}", file=out)
@@ -159,8 +164,9 @@ def _json_arg(name: str, value: str | None) -> Any:
     try:
         parsed = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CommandError(f"{name} is not valid JSON: {exc.msg} at line {exc.lineno} "
-                           f"column {exc.colno}") from None
+        raise CommandError(
+            f"{name} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     if not isinstance(parsed, dict):
         raise CommandError(f"{name} must be a JSON object")
     return parsed
@@ -179,8 +185,15 @@ def _eval(args: argparse.Namespace, out: TextIO) -> int:
         raise CommandError(f"{args.file} does not compile") from None
     now = args.now if args.now is not None else datetime.now(UTC)
     try:
-        decision = compiled.evaluate(context, answers=answers, now=now, counters=counters,
-                                     trace=args.trace, as_of=as_of, tree=args.tree)
+        decision = compiled.evaluate(
+            context,
+            answers=answers,
+            now=now,
+            counters=counters,
+            trace=args.trace,
+            as_of=as_of,
+            tree=args.tree,
+        )
     except EvaluationError as exc:
         raise CommandError(str(exc)) from None
     json.dump(decision.to_dict(), out, indent=2, ensure_ascii=False)
@@ -195,8 +208,9 @@ def _import_durable(args: argparse.Namespace, out: TextIO) -> int:
     try:
         ruleset = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CommandError(f"{args.file} is not valid JSON: {exc.msg} at line {exc.lineno} "
-                           f"column {exc.colno}") from None
+        raise CommandError(
+            f"{args.file} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     if not isinstance(ruleset, dict):
         raise CommandError(f"{args.file} must hold a JSON object of durable_rules rules")
     name = args.name or Path(args.file).stem

@@ -31,46 +31,79 @@ def refuse(body: str) -> list[tuple[int | None, int | None, str]]:
 @pytest.mark.parametrize(
     ("when", "at", "message"),
     [
-        pytest.param('customer.teir == "gold"', 0, "unknown field 'customer.teir'; did you "
-                     "mean 'customer.tier'?", id="unknown-field"),
-        pytest.param('customer.tenure_months == "ten"', 0,
-                     "cannot compare integer with string", id="type-mismatch"),
-        pytest.param("customer.tier > 3", 0, "cannot order string and integer",
-                     id="order-mismatch"),
-        pytest.param('customer.tier == "platnum"', 0,
-                     "'platnum' is not one of customer.tier's values", id="enum-typo"),
-        pytest.param("lenn(customer.tags) > 1", 0, "unknown function 'lenn'; did you mean "
-                     "len()?", id="unknown-function"),
-        pytest.param("len(customer.tags, 2) > 1", 0, "len() takes 1 argument, got 2",
-                     id="wrong-arity"),
-        pytest.param("customer.tenure_months", 0, "a condition must be true or false",
-                     id="not-boolean"),
-        pytest.param("customer.tenure_months ** 2 > 4", 0, "** is not allowed",
-                     id="power"),
-        pytest.param("customer.tags[0] == 'a'", 0, "subscripts (x[...]) are not allowed",
-                     id="subscript"),
-        pytest.param("customer.tier.__class__ == 1", 0, "dunder attributes",
-                     id="dunder-attribute"),
-        pytest.param('__import__("os").system("x")', 0, "only these functions may be called",
-                     id="import"),
-        pytest.param('open("/etc/passwd") == 1', 0, "unknown function 'open'",
-                     id="open-file"),
-        pytest.param("(lambda: True)()", 0, "only these functions may be called",
-                     id="lambda-call"),
-        pytest.param("[t for t in customer.tags] == []", 0,
-                     "list comprehensions are not allowed", id="comprehension"),
-        pytest.param('f"{customer.tier}" == "gold"', 0, "f-strings are not allowed",
-                     id="f-string"),
+        pytest.param(
+            'customer.teir == "gold"',
+            0,
+            "unknown field 'customer.teir'; did you mean 'customer.tier'?",
+            id="unknown-field",
+        ),
+        pytest.param(
+            'customer.tenure_months == "ten"',
+            0,
+            "cannot compare integer with string",
+            id="type-mismatch",
+        ),
+        pytest.param(
+            "customer.tier > 3", 0, "cannot order string and integer", id="order-mismatch"
+        ),
+        pytest.param(
+            'customer.tier == "platnum"',
+            0,
+            "'platnum' is not one of customer.tier's values",
+            id="enum-typo",
+        ),
+        pytest.param(
+            "lenn(customer.tags) > 1",
+            0,
+            "unknown function 'lenn'; did you mean len()?",
+            id="unknown-function",
+        ),
+        pytest.param(
+            "len(customer.tags, 2) > 1", 0, "len() takes 1 argument, got 2", id="wrong-arity"
+        ),
+        pytest.param(
+            "customer.tenure_months", 0, "a condition must be true or false", id="not-boolean"
+        ),
+        pytest.param("customer.tenure_months ** 2 > 4", 0, "** is not allowed", id="power"),
+        pytest.param(
+            "customer.tags[0] == 'a'", 0, "subscripts (x[...]) are not allowed", id="subscript"
+        ),
+        pytest.param("customer.tier.__class__ == 1", 0, "dunder attributes", id="dunder-attribute"),
+        pytest.param(
+            '__import__("os").system("x")', 0, "only these functions may be called", id="import"
+        ),
+        pytest.param('open("/etc/passwd") == 1', 0, "unknown function 'open'", id="open-file"),
+        pytest.param("(lambda: True)()", 0, "only these functions may be called", id="lambda-call"),
+        pytest.param(
+            "[t for t in customer.tags] == []",
+            0,
+            "list comprehensions are not allowed",
+            id="comprehension",
+        ),
+        pytest.param('f"{customer.tier}" == "gold"', 0, "f-strings are not allowed", id="f-string"),
         pytest.param("customer.tier == null", 17, "null is always unknown", id="null"),
-        pytest.param('matches(customer.tier, "(a+)+$")', 0,
-                     "bad regular expression '(a+)+$'", id="catastrophic-regex"),
-        pytest.param('matches(customer.tier, "[")', 0, "bad regular expression",
-                     id="invalid-regex"),
+        pytest.param(
+            'matches(customer.tier, "(a+)+$")',
+            0,
+            "bad regular expression '(a+)+$'",
+            id="catastrophic-regex",
+        ),
+        pytest.param(
+            'matches(customer.tier, "[")', 0, "bad regular expression", id="invalid-regex"
+        ),
         pytest.param("customer.tier == 'gold' and", 0, "invalid syntax", id="syntax"),
-        pytest.param("(customer.tenure_months if true else 1) > 2", 1,
-                     "conditional expressions", id="conditional"),
-        pytest.param("customer.tenure_months > 3 and customer.bogus", 31,
-                     "unknown field 'customer.bogus'", id="column-points-inside"),
+        pytest.param(
+            "(customer.tenure_months if true else 1) > 2",
+            1,
+            "conditional expressions",
+            id="conditional",
+        ),
+        pytest.param(
+            "customer.tenure_months > 3 and customer.bogus",
+            31,
+            "unknown field 'customer.bogus'",
+            id="column-points-inside",
+        ),
     ],
 )
 def test_expression_errors_are_located(when: str, at: int, message: str) -> None:
@@ -92,37 +125,67 @@ def test_expression_errors_are_located(when: str, at: int, message: str) -> None
 @pytest.mark.parametrize(
     ("body", "line", "message"),
     [
-        pytest.param("""\
+        pytest.param(
+            """\
             eligibility:
               - id: r
                 when: true
-            """, 8, "missing required key 'offer'", id="missing-key"),
-        pytest.param("""\
+            """,
+            8,
+            "missing required key 'offer'",
+            id="missing-key",
+        ),
+        pytest.param(
+            """\
             eligibility:
               - id: r
                 when: true
                 offer: o
                 ofer: p
-            """, 11, "unknown key 'ofer'; did you mean 'offer'?", id="unknown-key"),
-        pytest.param("""\
+            """,
+            11,
+            "unknown key 'ofer'; did you mean 'offer'?",
+            id="unknown-key",
+        ),
+        pytest.param(
+            """\
             eligibility:
               - {id: r, when: true, offer: o}
               - {id: r, when: true, offer: o}
-            """, 9, "duplicate eligibility id 'r'", id="duplicate-id"),
-        pytest.param("""\
+            """,
+            9,
+            "duplicate eligibility id 'r'",
+            id="duplicate-id",
+        ),
+        pytest.param(
+            """\
             eligibility:
               - {id: Bad_Id, when: true, offer: o}
-            """, 8, "invalid id 'Bad_Id'", id="bad-id"),
-        pytest.param("""\
+            """,
+            8,
+            "invalid id 'Bad_Id'",
+            id="bad-id",
+        ),
+        pytest.param(
+            """\
             escalation:
               - {id: e, when: true, queue: q}
-            """, 8, "missing required key 'priority'", id="escalation-priority"),
-        pytest.param("""\
+            """,
+            8,
+            "missing required key 'priority'",
+            id="escalation-priority",
+        ),
+        pytest.param(
+            """\
             alerts:
               - {id: a, when: true, severity: loud, message: m}
-            """, 8, "'loud' is not allowed; expected 'info', 'warning' or 'critical'",
-                     id="bad-severity"),
-        pytest.param("""\
+            """,
+            8,
+            "'loud' is not allowed; expected 'info', 'warning' or 'critical'",
+            id="bad-severity",
+        ),
+        pytest.param(
+            """\
             tables:
               - id: t
                 hit: first
@@ -130,8 +193,13 @@ def test_expression_errors_are_located(when: str, at: int, message: str) -> None
                 outputs: [limit]
                 rows:
                   - ['"gold"', 1, 2]
-            """, 13, "row 1 has 3 cells; expected 2", id="row-width"),
-        pytest.param("""\
+            """,
+            13,
+            "row 1 has 3 cells; expected 2",
+            id="row-width",
+        ),
+        pytest.param(
+            """\
             tables:
               - id: t
                 hit: first
@@ -139,8 +207,13 @@ def test_expression_errors_are_located(when: str, at: int, message: str) -> None
                 outputs: [limit]
                 rows:
                   - [gold, 1]
-            """, 13, "'gold' is not a JSON literal", id="unquoted-cell"),
-        pytest.param("""\
+            """,
+            13,
+            "'gold' is not a JSON literal",
+            id="unquoted-cell",
+        ),
+        pytest.param(
+            """\
             tables:
               - id: t
                 hit: first
@@ -148,8 +221,13 @@ def test_expression_errors_are_located(when: str, at: int, message: str) -> None
                 outputs: [limit]
                 rows:
                   - ['"ten"', 1]
-            """, 13, 'cannot compare this input (integer) with "ten"', id="cell-type"),
-        pytest.param("""\
+            """,
+            13,
+            'cannot compare this input (integer) with "ten"',
+            id="cell-type",
+        ),
+        pytest.param(
+            """\
             tables:
               - id: t
                 hit: first
@@ -158,8 +236,13 @@ def test_expression_errors_are_located(when: str, at: int, message: str) -> None
                 rows:
                   - ['"gold"', 1]
                   - ['"silver"', "one"]
-            """, 11, "output 'limit' mixes value types", id="output-types"),
-        pytest.param("""\
+            """,
+            11,
+            "output 'limit' mixes value types",
+            id="output-types",
+        ),
+        pytest.param(
+            """\
             tables:
               - id: t
                 hit: priority
@@ -167,54 +250,92 @@ def test_expression_errors_are_located(when: str, at: int, message: str) -> None
                 outputs: [limit]
                 rows:
                   - ['"gold"', 1]
-            """, 11, "hit: priority needs the outputs' values", id="priority-values"),
-        pytest.param("""\
+            """,
+            11,
+            "hit: priority needs the outputs' values",
+            id="priority-values",
+        ),
+        pytest.param(
+            """\
             tables:
               - {id: a, hit: first, inputs: [tables.b.x], outputs: [y], rows: [["-", 1]]}
               - {id: b, hit: first, inputs: [tables.a.y], outputs: [x], rows: [["-", 1]]}
-            """, 8, "tables read each other in a cycle", id="table-cycle"),
-        pytest.param("""\
+            """,
+            8,
+            "tables read each other in a cycle",
+            id="table-cycle",
+        ),
+        pytest.param(
+            """\
             trees:
               - id: t
                 start: a
                 nodes:
                   a: {next: [{goto: nowhere}]}
-            """, 11, "goto 'nowhere' names no node of tree 't'", id="undefined-goto"),
-        pytest.param("""\
+            """,
+            11,
+            "goto 'nowhere' names no node of tree 't'",
+            id="undefined-goto",
+        ),
+        pytest.param(
+            """\
             trees:
               - id: t
                 start: a
                 nodes:
                   a: {next: [{goto: b}]}
                   b: {next: [{goto: a}]}
-            """, 12, "tree 't' has a cycle: a → b → a", id="tree-cycle"),
-        pytest.param("""\
+            """,
+            12,
+            "tree 't' has a cycle: a → b → a",
+            id="tree-cycle",
+        ),
+        pytest.param(
+            """\
             trees:
               - id: t
                 start: a
                 nodes:
                   a: {outcome: done}
                   orphan: {outcome: lost}
-            """, 12, "node 'orphan' cannot be reached from start node 'a'",
-                     id="unreachable-node"),
-        pytest.param("""\
+            """,
+            12,
+            "node 'orphan' cannot be reached from start node 'a'",
+            id="unreachable-node",
+        ),
+        pytest.param(
+            """\
             trees:
               - id: t
                 start: a
                 nodes:
                   a: {ask: How old?, answer: customer.tier, next: [{goto: b}]}
                   b: {outcome: done}
-            """, 11, "must be a declared answers.* field", id="answer-not-answers"),
-        pytest.param("""\
+            """,
+            11,
+            "must be a declared answers.* field",
+            id="answer-not-answers",
+        ),
+        pytest.param(
+            """\
             tests:
               - name: x
                 expect: {eligible: [nope]}
-            """, 9, "expects unknown eligibility rule 'nope'", id="test-unknown-rule"),
-        pytest.param("""\
+            """,
+            9,
+            "expects unknown eligibility rule 'nope'",
+            id="test-unknown-rule",
+        ),
+        pytest.param(
+            """\
             eligibility:
               - {id: r, when: "customer.tier == 'gold' and count('x', within='7 days') > 1",
                  offer: o}
-            """, 8, "invalid duration '7 days'", id="bad-duration"),
+            """,
+            8,
+            "invalid duration '7 days'",
+            id="bad-duration",
+        ),
     ],
 )
 def test_document_errors_are_located(body: str, line: int, message: str) -> None:
@@ -236,14 +357,20 @@ def test_all_problems_are_reported_together() -> None:
 def test_mapping_input_errors_name_the_path() -> None:
     """A document given as a mapping has no lines; its errors name the path instead."""
     with pytest.raises(RulesetError) as caught:
-        compile_ruleset({"ruleset": "m", "context": {"customer.tier": "integer"},
-                         "eligibility": [{"id": "r", "when": "customer.teir > 1",
-                                          "offer": "o"}]})
+        compile_ruleset(
+            {
+                "ruleset": "m",
+                "context": {"customer.tier": "integer"},
+                "eligibility": [{"id": "r", "when": "customer.teir > 1", "offer": "o"}],
+            }
+        )
     problem = caught.value.errors[0]
     assert problem.line is None
     assert problem.path == "eligibility[0].when"
-    assert str(problem) == ("<document>: eligibility[0].when: unknown field 'customer.teir'; "
-                            "did you mean 'customer.tier'?")
+    assert str(problem) == (
+        "<document>: eligibility[0].when: unknown field 'customer.teir'; "
+        "did you mean 'customer.tier'?"
+    )
 
 
 @pytest.mark.parametrize(
@@ -253,10 +380,14 @@ def test_mapping_input_errors_name_the_path() -> None:
         pytest.param("- just\n- a list\n", "must be a mapping", id="not-a-mapping"),
         pytest.param("", "expected exactly one document", id="empty"),
         pytest.param("a: 1\n---\nb: 2\n", "found 2", id="two-documents"),
-        pytest.param("ruleset: x\ncontext: {}\nruleset: y\n", "duplicate key 'ruleset'",
-                     id="duplicate-key"),
-        pytest.param("ruleset: !!python/object:os.system x\ncontext: {}\n",
-                     "unsupported YAML tag", id="python-tag"),
+        pytest.param(
+            "ruleset: x\ncontext: {}\nruleset: y\n", "duplicate key 'ruleset'", id="duplicate-key"
+        ),
+        pytest.param(
+            "ruleset: !!python/object:os.system x\ncontext: {}\n",
+            "unsupported YAML tag",
+            id="python-tag",
+        ),
         pytest.param("ruleset: x\x00\n", "NUL character", id="nul"),
     ],
 )
@@ -269,8 +400,11 @@ def test_unparseable_text_is_refused(text: str, message: str) -> None:
 def test_alias_bomb_is_bounded() -> None:
     """Nested aliases that would expand to billions of values are refused, quickly."""
     lines = ["ruleset: bomb", "context: {}", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
-    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, "
-              f"*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]" for i in range(1, 9)]
+    lines += [
+        f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, "
+        f"*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]"
+        for i in range(1, 9)
+    ]
     with pytest.raises(RulesetError, match="expands to more than"):
         compile_ruleset("\n".join(lines))
 
@@ -310,7 +444,7 @@ def test_design_document_flow_conditions_parse() -> None:
     problem = caught.value.errors[0]
     assert "unknown field 'customer.nope'" in problem.message
     line = text.splitlines()[problem.line - 1]  # type: ignore[operator]
-    assert line[problem.column - 1:].startswith("customer.nope")  # type: ignore[operator]
+    assert line[problem.column - 1 :].startswith("customer.nope")  # type: ignore[operator]
 
 
 @pytest.mark.parametrize(
@@ -322,8 +456,11 @@ def test_design_document_flow_conditions_parse() -> None:
 )
 def test_size_limits(section: str, count: int) -> None:
     """Sections beyond their limits are refused with the limit named."""
-    item = ({"id": "r", "when": "true", "offer": "o"} if section == "eligibility"
-            else {"name": "t", "expect": {}})
+    item = (
+        {"id": "r", "when": "true", "offer": "o"}
+        if section == "eligibility"
+        else {"name": "t", "expect": {}}
+    )
     with pytest.raises(RulesetError, match="at most"):
         compile_ruleset({"ruleset": "big", "context": {}, section: [item] * count})
 

@@ -38,8 +38,9 @@ EMPTY: dict[str, Any] = {}
         pytest.param("min(customer.tenure_months, 5) == 5", GOLD, True, id="min"),
         pytest.param("max(customer.tenure_months, 5, 40) == 40", GOLD, True, id="max"),
         pytest.param("round(customer.churn_score) == 1", GOLD, True, id="round"),
-        pytest.param("round(customer.churn_score * 10 / 3, 2) == 3.0", GOLD, True,
-                     id="round-digits"),
+        pytest.param(
+            "round(customer.churn_score * 10 / 3, 2) == 3.0", GOLD, True, id="round-digits"
+        ),
         pytest.param('startswith(customer.tier, "go")', GOLD, True, id="startswith"),
         pytest.param('endswith(customer.tier, "ld")', GOLD, True, id="endswith"),
         pytest.param('contains(customer.tier, "ol")', GOLD, True, id="contains-string"),
@@ -59,14 +60,24 @@ def test_operator(condition: str, context: dict[str, Any], expected: bool) -> No
     [
         pytest.param("customer.tenure_months > 3", False, id="comparison-unknown"),
         pytest.param("not customer.tenure_months > 3", False, id="not-unknown"),
-        pytest.param('customer.tenure_months > 3 and customer.tier == "silver"', False,
-                     id="unknown-and-false"),
-        pytest.param('customer.tenure_months > 3 or customer.tier == "gold"', True,
-                     id="unknown-or-true"),
-        pytest.param('not (customer.tenure_months > 3 and customer.tier == "silver")', True,
-                     id="not-of-unknown-and-false-is-true"),
-        pytest.param('not (customer.tenure_months > 3 or customer.tier == "gold")', False,
-                     id="not-of-unknown-or-true-is-false"),
+        pytest.param(
+            'customer.tenure_months > 3 and customer.tier == "silver"',
+            False,
+            id="unknown-and-false",
+        ),
+        pytest.param(
+            'customer.tenure_months > 3 or customer.tier == "gold"', True, id="unknown-or-true"
+        ),
+        pytest.param(
+            'not (customer.tenure_months > 3 and customer.tier == "silver")',
+            True,
+            id="not-of-unknown-and-false-is-true",
+        ),
+        pytest.param(
+            'not (customer.tenure_months > 3 or customer.tier == "gold")',
+            False,
+            id="not-of-unknown-or-true-is-false",
+        ),
         pytest.param("missing(customer.tenure_months)", True, id="missing-true"),
         pytest.param("not missing(customer.tier)", True, id="missing-false"),
         pytest.param("customer.tenure_months + 1 > 0", False, id="arithmetic-unknown"),
@@ -89,22 +100,51 @@ def test_null_in_context_is_unknown() -> None:
 @pytest.mark.parametrize(
     ("condition", "cases", "fired"),
     [
-        pytest.param('any(c.status == "open" for c in customer.open_cases)',
-                     [{"status": "closed"}, {"status": "open"}], True, id="any-true"),
-        pytest.param('any(c.status == "open" for c in customer.open_cases)',
-                     [{"status": "closed"}], False, id="any-false"),
-        pytest.param('all(c.priority < 3 for c in customer.open_cases)',
-                     [{"priority": 1}, {"priority": 2}], True, id="all-true"),
-        pytest.param('all(c.priority < 3 for c in customer.open_cases)',
-                     [{"priority": 1}, {"priority": 5}], False, id="all-false"),
-        pytest.param('all(c.priority < 3 for c in customer.open_cases)',
-                     [{"priority": 1}, {}], False, id="all-with-unknown-is-unknown"),
-        pytest.param('not all(c.priority < 3 for c in customer.open_cases)',
-                     [{"priority": 1}, {}], False, id="not-all-with-unknown-is-unknown"),
-        pytest.param('not any(c.priority > 3 for c in customer.open_cases)',
-                     [{"priority": 1}, {"priority": 2}], True, id="not-any"),
-        pytest.param('all(c.priority < 3 for c in customer.open_cases)', [], True,
-                     id="all-of-empty"),
+        pytest.param(
+            'any(c.status == "open" for c in customer.open_cases)',
+            [{"status": "closed"}, {"status": "open"}],
+            True,
+            id="any-true",
+        ),
+        pytest.param(
+            'any(c.status == "open" for c in customer.open_cases)',
+            [{"status": "closed"}],
+            False,
+            id="any-false",
+        ),
+        pytest.param(
+            "all(c.priority < 3 for c in customer.open_cases)",
+            [{"priority": 1}, {"priority": 2}],
+            True,
+            id="all-true",
+        ),
+        pytest.param(
+            "all(c.priority < 3 for c in customer.open_cases)",
+            [{"priority": 1}, {"priority": 5}],
+            False,
+            id="all-false",
+        ),
+        pytest.param(
+            "all(c.priority < 3 for c in customer.open_cases)",
+            [{"priority": 1}, {}],
+            False,
+            id="all-with-unknown-is-unknown",
+        ),
+        pytest.param(
+            "not all(c.priority < 3 for c in customer.open_cases)",
+            [{"priority": 1}, {}],
+            False,
+            id="not-all-with-unknown-is-unknown",
+        ),
+        pytest.param(
+            "not any(c.priority > 3 for c in customer.open_cases)",
+            [{"priority": 1}, {"priority": 2}],
+            True,
+            id="not-any",
+        ),
+        pytest.param(
+            "all(c.priority < 3 for c in customer.open_cases)", [], True, id="all-of-empty"
+        ),
     ],
 )
 def test_quantifiers(condition: str, cases: list[dict[str, Any]], fired: bool) -> None:
@@ -144,34 +184,60 @@ def test_count_reads_the_counter_snapshot() -> None:
 
 def test_nested_paths_read_nested_objects() -> None:
     """A three-segment path reads an object inside an object."""
-    assert fires('customer.address.city == "Leeds"',
-                 {"customer": {"address": {"city": "Leeds"}}})
+    assert fires('customer.address.city == "Leeds"', {"customer": {"address": {"city": "Leeds"}}})
     assert not fires('customer.address.city == "Leeds"', {"customer": {"address": "Leeds"}})
 
 
 @pytest.mark.parametrize(
     ("context", "field", "got"),
     [
-        pytest.param({"customer": {"tenure_months": "30"}}, "customer.tenure_months",
-                     "string '30'", id="string-for-integer"),
-        pytest.param({"customer": {"tenure_months": 2.5}}, "customer.tenure_months", "number",
-                     id="float-for-integer"),
-        pytest.param({"customer": {"tenure_months": True}}, "customer.tenure_months",
-                     "boolean", id="boolean-for-integer"),
-        pytest.param({"customer": {"tier": "diamond"}}, "customer.tier", "string 'diamond'",
-                     id="outside-enum"),
-        pytest.param({"customer": {"last_payment_at": "yesterday"}},
-                     "customer.last_payment_at", "string 'yesterday'", id="bad-datetime"),
-        pytest.param({"customer": {"churn_score": float("nan")}}, "customer.churn_score",
-                     "non-finite number", id="nan"),
+        pytest.param(
+            {"customer": {"tenure_months": "30"}},
+            "customer.tenure_months",
+            "string '30'",
+            id="string-for-integer",
+        ),
+        pytest.param(
+            {"customer": {"tenure_months": 2.5}},
+            "customer.tenure_months",
+            "number",
+            id="float-for-integer",
+        ),
+        pytest.param(
+            {"customer": {"tenure_months": True}},
+            "customer.tenure_months",
+            "boolean",
+            id="boolean-for-integer",
+        ),
+        pytest.param(
+            {"customer": {"tier": "diamond"}},
+            "customer.tier",
+            "string 'diamond'",
+            id="outside-enum",
+        ),
+        pytest.param(
+            {"customer": {"last_payment_at": "yesterday"}},
+            "customer.last_payment_at",
+            "string 'yesterday'",
+            id="bad-datetime",
+        ),
+        pytest.param(
+            {"customer": {"churn_score": float("nan")}},
+            "customer.churn_score",
+            "non-finite number",
+            id="nan",
+        ),
         pytest.param({"customer": "gold"}, "customer", "string 'gold'", id="root-not-object"),
     ],
 )
-def test_wrong_typed_values_are_unknown_and_reported(context: dict[str, Any], field: str,
-                                                     got: str) -> None:
+def test_wrong_typed_values_are_unknown_and_reported(
+    context: dict[str, Any], field: str, got: str
+) -> None:
     """A value of the wrong type reads as unknown and is listed in invalid_fields."""
-    compiled = when("missing(customer.tenure_months) and missing(customer.tier) and "
-                    "missing(customer.last_payment_at) and missing(customer.churn_score)")
+    compiled = when(
+        "missing(customer.tenure_months) and missing(customer.tier) and "
+        "missing(customer.last_payment_at) and missing(customer.churn_score)"
+    )
     decision = compiled.evaluate(context)
     assert decision.eligible_rules == ["r"]
     invalid = decision.to_dict()["invalid_fields"]

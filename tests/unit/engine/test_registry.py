@@ -37,8 +37,7 @@ def test_deploy_stores_and_activates_a_new_revision() -> None:
     """A first deploy creates revision 1, with a sha256 digest, and activates it."""
     reg = registry()
     first = reg.deploy(DOC.format(tier="gold"))
-    assert (first.name, first.revision, first.created, first.activated) == ("desk", 1, True,
-                                                                           True)
+    assert (first.name, first.revision, first.created, first.activated) == ("desk", 1, True, True)
     assert first.digest.startswith("sha256:") and len(first.digest) == 71
     assert reg.active("desk").revision == 1
     assert [t.passed for t in first.tests] == [True]
@@ -59,8 +58,7 @@ def test_each_distinct_content_grows_the_revision_by_one() -> None:
     for n, tier in enumerate(["gold", "silver", "bronze"], start=1):
         assert reg.deploy(DOC.format(tier=tier)).revision == n
     assert [r.revision for r in reg.revisions("desk")] == [1, 2, 3]
-    assert reg.get("desk", 2).evaluate({"customer": {"tier": "silver"}}).eligible_rules == [
-        "gold"]
+    assert reg.get("desk", 2).evaluate({"customer": {"tier": "silver"}}).eligible_rules == ["gold"]
 
 
 def test_rollback_reactivates_an_earlier_revision() -> None:
@@ -79,16 +77,22 @@ def test_rollback_reactivates_an_earlier_revision() -> None:
 @pytest.mark.parametrize(
     ("text", "error"),
     [
-        pytest.param("ruleset: desk\ncontext: {customer.tier: string}\neligibility:\n"
-                     "  - {id: x, when: customer.tir == 1, offer: o}\n", RulesetError,
-                     id="does-not-compile"),
-        pytest.param(DOC.format(tier="gold").replace("expect: {eligible: [gold]}",
-                                                     "expect: {eligible: []}"),
-                     DeployRefused, id="test-fails"),
+        pytest.param(
+            "ruleset: desk\ncontext: {customer.tier: string}\neligibility:\n"
+            "  - {id: x, when: customer.tir == 1, offer: o}\n",
+            RulesetError,
+            id="does-not-compile",
+        ),
+        pytest.param(
+            DOC.format(tier="gold").replace("expect: {eligible: [gold]}", "expect: {eligible: []}"),
+            DeployRefused,
+            id="test-fails",
+        ),
     ],
 )
-def test_a_refused_deploy_leaves_the_active_revision_serving(text: str,
-                                                             error: type[Exception]) -> None:
+def test_a_refused_deploy_leaves_the_active_revision_serving(
+    text: str, error: type[Exception]
+) -> None:
     """A document that fails to compile or fails its tests is not stored or activated."""
     reg = registry()
     reg.deploy(DOC.format(tier="gold"))
@@ -104,7 +108,8 @@ def test_failed_tests_are_named_in_the_refusal() -> None:
     with pytest.raises(DeployRefused) as caught:
         reg.deploy(DOC.format(tier="gold").replace("[gold]}", "[]}"))
     assert "test 'gold is eligible' failed: eligible: expected [], got ['gold']" in str(
-        caught.value)
+        caught.value
+    )
 
 
 def test_unknown_names_and_revisions_are_refused() -> None:

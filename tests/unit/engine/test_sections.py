@@ -13,25 +13,43 @@ from .helpers import document
 
 def test_eligibility_collects_every_rule_that_holds_in_document_order() -> None:
     """Every eligibility rule that holds is listed, in the order written, with its offer."""
-    compiled = compile_ruleset(document(eligibility=[
-        {"id": "b", "when": "customer.tenure_months > 12", "offer": "loyalty",
-         "params": {"pct": 10}, "because": "Long-standing customer"},
-        {"id": "a", "when": 'customer.tier == "gold"', "offer": "waive-fee"},
-        {"id": "c", "when": "customer.tenure_months > 100", "offer": "gift"},
-    ]))
+    compiled = compile_ruleset(
+        document(
+            eligibility=[
+                {
+                    "id": "b",
+                    "when": "customer.tenure_months > 12",
+                    "offer": "loyalty",
+                    "params": {"pct": 10},
+                    "because": "Long-standing customer",
+                },
+                {"id": "a", "when": 'customer.tier == "gold"', "offer": "waive-fee"},
+                {"id": "c", "when": "customer.tenure_months > 100", "offer": "gift"},
+            ]
+        )
+    )
     decision = compiled.evaluate({"customer": {"tier": "gold", "tenure_months": 20}})
     assert decision.to_dict()["eligible"] == [
-        {"rule": "b", "offer": "loyalty", "params": {"pct": 10},
-         "because": "Long-standing customer"},
+        {
+            "rule": "b",
+            "offer": "loyalty",
+            "params": {"pct": 10},
+            "because": "Long-standing customer",
+        },
         {"rule": "a", "offer": "waive-fee", "params": {}, "because": None},
     ]
 
 
 def test_indexed_eligibility_agrees_with_sequential_evaluation() -> None:
     """With enough rules to build an index, the fired set and its order are unchanged."""
-    rules = [{"id": f"r{i}", "when": f'customer.tier == "{t}" and customer.tenure_months > {i}',
-              "offer": f"o{i}"}
-             for i, t in enumerate(["gold", "silver", "bronze", "platinum"] * 10)]
+    rules = [
+        {
+            "id": f"r{i}",
+            "when": f'customer.tier == "{t}" and customer.tenure_months > {i}',
+            "offer": f"o{i}",
+        }
+        for i, t in enumerate(["gold", "silver", "bronze", "platinum"] * 10)
+    ]
     rules.append({"id": "any-tier", "when": "customer.tenure_months > 5", "offer": "x"})
     rules.append({"id": "in-list", "when": 'customer.tier in ["gold", "silver"]', "offer": "y"})
     compiled = compile_ruleset(document(eligibility=rules))
@@ -39,9 +57,13 @@ def test_indexed_eligibility_agrees_with_sequential_evaluation() -> None:
     for tier in ["gold", "silver", "bronze", "platinum", None]:
         for tenure in [0, 7, 20, 50]:
             context = {"customer": {"tier": tier, "tenure_months": tenure}}
-            expected = [r["id"] for i, r in enumerate(rules[:-2])
-                        if r["id"] and ["gold", "silver", "bronze", "platinum"][i % 4] == tier
-                        and tenure > i]
+            expected = [
+                r["id"]
+                for i, r in enumerate(rules[:-2])
+                if r["id"]
+                and ["gold", "silver", "bronze", "platinum"][i % 4] == tier
+                and tenure > i
+            ]
             if tenure > 5:
                 expected.append("any-tier")
             if tier in ("gold", "silver"):
@@ -53,12 +75,21 @@ def test_indexed_eligibility_agrees_with_sequential_evaluation() -> None:
 
 def test_escalation_lowest_priority_wins_and_ties_go_to_the_first_written() -> None:
     """The matching rule with the lowest priority number wins; equal numbers, the first."""
-    compiled = compile_ruleset(document(escalation=[
-        {"id": "late", "when": "true", "queue": "general", "priority": 5},
-        {"id": "first-tie", "when": 'customer.tier == "gold"', "queue": "a", "priority": 2},
-        {"id": "second-tie", "when": 'customer.tier == "gold"', "queue": "b", "priority": 2},
-        {"id": "never", "when": "false", "queue": "c", "priority": 1},
-    ]))
+    compiled = compile_ruleset(
+        document(
+            escalation=[
+                {"id": "late", "when": "true", "queue": "general", "priority": 5},
+                {"id": "first-tie", "when": 'customer.tier == "gold"', "queue": "a", "priority": 2},
+                {
+                    "id": "second-tie",
+                    "when": 'customer.tier == "gold"',
+                    "queue": "b",
+                    "priority": 2,
+                },
+                {"id": "never", "when": "false", "queue": "c", "priority": 1},
+            ]
+        )
+    )
     assert compiled.evaluate({"customer": {"tier": "gold"}}).escalation_rule == "first-tie"
     assert compiled.evaluate({"customer": {"tier": "silver"}}).escalation_rule == "late"
     escalation = compiled.evaluate({"customer": {"tier": "gold"}}).to_dict()["escalation"]
@@ -67,30 +98,55 @@ def test_escalation_lowest_priority_wins_and_ties_go_to_the_first_written() -> N
 
 def test_no_escalation_is_null() -> None:
     """When no escalation rule holds the decision says null."""
-    compiled = compile_ruleset(document(escalation=[
-        {"id": "x", "when": "false", "queue": "q", "priority": 1}]))
+    compiled = compile_ruleset(
+        document(escalation=[{"id": "x", "when": "false", "queue": "q", "priority": 1}])
+    )
     assert compiled.evaluate({}).to_dict()["escalation"] is None
 
 
 def test_alert_messages_render_templates() -> None:
     """{expression} parts of a message print the value; unknown prints '?'; {{ }} escape."""
-    compiled = compile_ruleset(document(alerts=[
-        {"id": "churn", "when": "customer.churn_score > 0.7", "severity": "warning",
-         "message": "High churn risk ({customer.churn_score}) for {customer.tier} {{vip}}"},
-    ]))
+    compiled = compile_ruleset(
+        document(
+            alerts=[
+                {
+                    "id": "churn",
+                    "when": "customer.churn_score > 0.7",
+                    "severity": "warning",
+                    "message": "High churn risk ({customer.churn_score}) for {customer.tier} {{vip}}",
+                },
+            ]
+        )
+    )
     alerts = compiled.evaluate({"customer": {"churn_score": 0.9}}).to_dict()["alerts"]
-    assert alerts == [{"rule": "churn", "severity": "warning",
-                       "message": "High churn risk (0.9) for ? {vip}"}]
+    assert alerts == [
+        {"rule": "churn", "severity": "warning", "message": "High churn risk (0.9) for ? {vip}"}
+    ]
 
 
 def test_alerts_run_only_for_their_triggers() -> None:
     """An alert is evaluated on the triggers its ``on`` lists (all three by default)."""
-    compiled = compile_ruleset(document(alerts=[
-        {"id": "on-event", "when": "true", "severity": "info", "message": "e", "on": ["event"]},
-        {"id": "always", "when": "true", "severity": "critical", "message": "a"},
-        {"id": "on-decision", "when": "true", "severity": "info", "message": "d",
-         "on": ["decision", "context_change"]},
-    ]))
+    compiled = compile_ruleset(
+        document(
+            alerts=[
+                {
+                    "id": "on-event",
+                    "when": "true",
+                    "severity": "info",
+                    "message": "e",
+                    "on": ["event"],
+                },
+                {"id": "always", "when": "true", "severity": "critical", "message": "a"},
+                {
+                    "id": "on-decision",
+                    "when": "true",
+                    "severity": "info",
+                    "message": "d",
+                    "on": ["decision", "context_change"],
+                },
+            ]
+        )
+    )
     assert compiled.evaluate({}).alert_rules == ["always", "on-decision"]
     assert compiled.evaluate({}, trigger="event").alert_rules == ["on-event", "always"]
     changed = compiled.evaluate({}, trigger="context_change")
@@ -99,8 +155,14 @@ def test_alerts_run_only_for_their_triggers() -> None:
 
 
 def _table(hit: str, rows: list[list[Any]], **extra: Any) -> dict[str, Any]:
-    return {"id": "t", "hit": hit, "inputs": ["customer.tier", "interaction.amount"],
-            "outputs": extra.pop("outputs", ["limit"]), "rows": rows, **extra}
+    return {
+        "id": "t",
+        "hit": hit,
+        "inputs": ["customer.tier", "interaction.amount"],
+        "outputs": extra.pop("outputs", ["limit"]),
+        "rows": rows,
+        **extra,
+    }
 
 
 ROWS: list[list[Any]] = [
@@ -114,32 +176,57 @@ ROWS: list[list[Any]] = [
 @pytest.mark.parametrize(
     ("hit", "extra", "context", "outputs"),
     [
-        pytest.param("first", {}, {"customer": {"tier": "gold"}}, {"limit": 200},
-                     id="first"),
-        pytest.param("first", {}, {"customer": {"tier": "platinum"},
-                                   "interaction": {"amount": 900}}, {"limit": 10},
-                     id="first-skips-failed-range"),
-        pytest.param("collect", {}, {"customer": {"tier": "gold"},
-                                     "interaction": {"amount": 50}},
-                     {"limit": [200, 50, 10]}, id="collect"),
-        pytest.param("rule_order", {}, {"customer": {"tier": "bronze"}}, {"limit": [10]},
-                     id="rule-order"),
-        pytest.param("collect", {"aggregate": "sum"}, {"customer": {"tier": "gold"},
-                                                       "interaction": {"amount": 50}},
-                     {"limit": 260}, id="collect-sum"),
-        pytest.param("collect", {"aggregate": "count"}, {"customer": {"tier": "gold"}},
-                     {"limit": 2}, id="collect-count"),
-        pytest.param("collect", {"aggregate": "max"}, {"customer": {"tier": "bronze"},
-                                                       "interaction": {"amount": 5}},
-                     {"limit": 50}, id="collect-max"),
-        pytest.param("priority",
-                     {"outputs": [{"name": "limit", "values": [10, 50, 200, 500]}]},
-                     {"customer": {"tier": "gold"}, "interaction": {"amount": 50}},
-                     {"limit": 10}, id="priority"),
+        pytest.param("first", {}, {"customer": {"tier": "gold"}}, {"limit": 200}, id="first"),
+        pytest.param(
+            "first",
+            {},
+            {"customer": {"tier": "platinum"}, "interaction": {"amount": 900}},
+            {"limit": 10},
+            id="first-skips-failed-range",
+        ),
+        pytest.param(
+            "collect",
+            {},
+            {"customer": {"tier": "gold"}, "interaction": {"amount": 50}},
+            {"limit": [200, 50, 10]},
+            id="collect",
+        ),
+        pytest.param(
+            "rule_order", {}, {"customer": {"tier": "bronze"}}, {"limit": [10]}, id="rule-order"
+        ),
+        pytest.param(
+            "collect",
+            {"aggregate": "sum"},
+            {"customer": {"tier": "gold"}, "interaction": {"amount": 50}},
+            {"limit": 260},
+            id="collect-sum",
+        ),
+        pytest.param(
+            "collect",
+            {"aggregate": "count"},
+            {"customer": {"tier": "gold"}},
+            {"limit": 2},
+            id="collect-count",
+        ),
+        pytest.param(
+            "collect",
+            {"aggregate": "max"},
+            {"customer": {"tier": "bronze"}, "interaction": {"amount": 5}},
+            {"limit": 50},
+            id="collect-max",
+        ),
+        pytest.param(
+            "priority",
+            {"outputs": [{"name": "limit", "values": [10, 50, 200, 500]}]},
+            {"customer": {"tier": "gold"}, "interaction": {"amount": 50}},
+            {"limit": 10},
+            id="priority",
+        ),
     ],
 )
-def test_hit_policies(hit: str, extra: dict[str, Any], context: dict[str, Any],
-                      outputs: dict[str, Any]) -> None:
+def test_hit_policies(
+    hit: str, extra: dict[str, Any], context: dict[str, Any], outputs: dict[str, Any]
+) -> None:
     """Each hit policy picks rows and shapes outputs as the reference table says."""
     compiled = compile_ruleset(document(tables=[_table(hit, ROWS, **extra)]))
     assert compiled.evaluate(context).to_dict()["tables"] == {"t": outputs}
@@ -150,11 +237,13 @@ def test_unique_conflict_is_an_error_in_the_decision() -> None:
     compiled = compile_ruleset(document(tables=[_table("unique", ROWS)]))
     decision = compiled.evaluate({"customer": {"tier": "gold"}}).to_dict()
     assert decision["tables"] == {"t": None}
-    assert decision["errors"] == [{"table": "t", "error": "hit policy unique, but rows 2, 4 "
-                                                          "all match"}]
+    assert decision["errors"] == [
+        {"table": "t", "error": "hit policy unique, but rows 2, 4 all match"}
+    ]
     single = compile_ruleset(document(tables=[_table("unique", ROWS[:2])]))
     assert single.evaluate({"customer": {"tier": "gold"}}).to_dict()["tables"] == {
-        "t": {"limit": 200}}
+        "t": {"limit": 200}
+    }
 
 
 @pytest.mark.parametrize(
@@ -183,25 +272,48 @@ def test_unique_conflict_is_an_error_in_the_decision() -> None:
 )
 def test_unary_tests(cell: Any, value: Any, matches: bool) -> None:
     """Every unary-test form matches exactly the values it describes."""
-    compiled = compile_ruleset(document(tables=[{
-        "id": "t", "hit": "first", "inputs": ["interaction.amount"], "outputs": ["hit"],
-        "rows": [[cell, True]]}]))
+    compiled = compile_ruleset(
+        document(
+            tables=[
+                {
+                    "id": "t",
+                    "hit": "first",
+                    "inputs": ["interaction.amount"],
+                    "outputs": ["hit"],
+                    "rows": [[cell, True]],
+                }
+            ]
+        )
+    )
     result = compiled.evaluate({"interaction": {"amount": value}}).to_dict()["tables"]["t"]
     assert (result == {"hit": True}) is matches
 
 
 def test_tables_are_readable_from_rules_and_from_other_tables() -> None:
     """tables.<id>.<output> reads a table's output; tables run in dependency order."""
-    compiled = compile_ruleset(document(
-        tables=[
-            {"id": "band-limit", "hit": "first", "inputs": ["tables.tier-band.band"],
-             "outputs": ["limit"], "rows": [['"high"', 500], ["-", 50]]},
-            {"id": "tier-band", "hit": "first", "inputs": ["customer.tier"],
-             "outputs": ["band"], "rows": [['["gold", "platinum"]', "high"], ["-", "low"]]},
-        ],
-        eligibility=[{"id": "big-refund", "when": "tables.band-limit.limit >= 500",
-                      "offer": "refund"}],
-    ))
+    compiled = compile_ruleset(
+        document(
+            tables=[
+                {
+                    "id": "band-limit",
+                    "hit": "first",
+                    "inputs": ["tables.tier-band.band"],
+                    "outputs": ["limit"],
+                    "rows": [['"high"', 500], ["-", 50]],
+                },
+                {
+                    "id": "tier-band",
+                    "hit": "first",
+                    "inputs": ["customer.tier"],
+                    "outputs": ["band"],
+                    "rows": [['["gold", "platinum"]', "high"], ["-", "low"]],
+                },
+            ],
+            eligibility=[
+                {"id": "big-refund", "when": "tables.band-limit.limit >= 500", "offer": "refund"}
+            ],
+        )
+    )
     assert compiled.evaluate({"customer": {"tier": "gold"}}).eligible_rules == ["big-refund"]
     assert compiled.evaluate({"customer": {"tier": "bronze"}}).eligible_rules == []
 
@@ -209,13 +321,24 @@ def test_tables_are_readable_from_rules_and_from_other_tables() -> None:
 def test_large_table_index_agrees_with_row_order() -> None:
     """A table bucketed by an equality column still returns the first matching row."""
     tiers = ["bronze", "silver", "gold", "platinum"]
-    rows: list[list[Any]] = [[f'"{tiers[i % 4]}"', f"[{i * 10}..{i * 10 + 9}]", i]
-                             for i in range(40)]
+    rows: list[list[Any]] = [
+        [f'"{tiers[i % 4]}"', f"[{i * 10}..{i * 10 + 9}]", i] for i in range(40)
+    ]
     rows.insert(5, ["-", "< 3", -1])
     rows.append(["-", "-", -2])
-    compiled = compile_ruleset(document(tables=[{
-        "id": "t", "hit": "first", "inputs": ["customer.tier", "interaction.amount"],
-        "outputs": ["row"], "rows": rows}]))
+    compiled = compile_ruleset(
+        document(
+            tables=[
+                {
+                    "id": "t",
+                    "hit": "first",
+                    "inputs": ["customer.tier", "interaction.amount"],
+                    "outputs": ["row"],
+                    "rows": rows,
+                }
+            ]
+        )
+    )
     assert "_table0_b" in compiled.source
     for tier in [*tiers, None]:
         for amount in [0, 2, 15, 55, 399, 1000, None]:
@@ -233,8 +356,7 @@ def test_large_table_index_agrees_with_row_order() -> None:
                 if tier_ok and amount_ok:
                     expected = cells[2]
                     break
-            got = compiled.evaluate({"customer": {"tier": tier},
-                                     "interaction": {"amount": amount}})
+            got = compiled.evaluate({"customer": {"tier": tier}, "interaction": {"amount": amount}})
             assert got.to_dict()["tables"]["t"] == {"row": expected}, (tier, amount)
 
 
@@ -242,48 +364,99 @@ TREE: dict[str, Any] = {
     "id": "billing-dispute",
     "start": "charge-age",
     "nodes": {
-        "charge-age": {"ask": "How many days ago?", "answer": "answers.charge_age_days",
-                       "next": [{"when": "answers.charge_age_days > 60", "goto": "too-old"},
-                                {"goto": "by-tier"}]},
-        "by-tier": {"next": [{"when": 'customer.tier in ["gold", "platinum"]',
-                              "goto": "refund"},
-                             {"when": 'customer.tier in ["bronze", "silver"]',
-                              "goto": "supervisor"}]},
+        "charge-age": {
+            "ask": "How many days ago?",
+            "answer": "answers.charge_age_days",
+            "next": [
+                {"when": "answers.charge_age_days > 60", "goto": "too-old"},
+                {"goto": "by-tier"},
+            ],
+        },
+        "by-tier": {
+            "next": [
+                {"when": 'customer.tier in ["gold", "platinum"]', "goto": "refund"},
+                {"when": 'customer.tier in ["bronze", "silver"]', "goto": "supervisor"},
+            ]
+        },
         "refund": {"outcome": "refund", "say": "Refund up to {tables.limit.limit}"},
         "too-old": {"outcome": "decline", "say": "Explain the 60-day window"},
         "supervisor": {"outcome": "escalate", "queue": "billing-supervisors"},
     },
 }
-LIMIT = {"id": "limit", "hit": "first", "inputs": ["customer.tier"], "outputs": ["limit"],
-         "rows": [['"platinum"', 500], ["-", 200]]}
+LIMIT = {
+    "id": "limit",
+    "hit": "first",
+    "inputs": ["customer.tier"],
+    "outputs": ["limit"],
+    "rows": [['"platinum"', 500], ["-", 200]],
+}
 
 
 @pytest.mark.parametrize(
     ("context", "answers", "step"),
     [
-        pytest.param({}, None, {"node": "charge-age", "ask": "How many days ago?",
-                                "answer": "answers.charge_age_days", "path": ["charge-age"]},
-                     id="asks-first-question"),
-        pytest.param({}, {"charge_age_days": 90},
-                     {"node": "too-old", "outcome": "decline",
-                      "say": "Explain the 60-day window", "queue": None,
-                      "path": ["charge-age", "too-old"]}, id="outcome-after-answer"),
-        pytest.param({"customer": {"tier": "platinum"}}, {"charge_age_days": 3},
-                     {"node": "refund", "outcome": "refund", "say": "Refund up to 500",
-                      "queue": None, "path": ["charge-age", "by-tier", "refund"]},
-                     id="say-reads-a-table"),
-        pytest.param({"customer": {"tier": "silver"}}, {"charge_age_days": 3},
-                     {"node": "supervisor", "outcome": "escalate", "say": None,
-                      "queue": "billing-supervisors",
-                      "path": ["charge-age", "by-tier", "supervisor"]}, id="queue-outcome"),
-        pytest.param({}, {"charge_age_days": 3},
-                     {"node": "by-tier", "error": "no branch of node 'by-tier' holds; "
-                                                  "unknown: customer.tier",
-                      "path": ["charge-age", "by-tier"]}, id="stuck-on-unknown"),
+        pytest.param(
+            {},
+            None,
+            {
+                "node": "charge-age",
+                "ask": "How many days ago?",
+                "answer": "answers.charge_age_days",
+                "path": ["charge-age"],
+            },
+            id="asks-first-question",
+        ),
+        pytest.param(
+            {},
+            {"charge_age_days": 90},
+            {
+                "node": "too-old",
+                "outcome": "decline",
+                "say": "Explain the 60-day window",
+                "queue": None,
+                "path": ["charge-age", "too-old"],
+            },
+            id="outcome-after-answer",
+        ),
+        pytest.param(
+            {"customer": {"tier": "platinum"}},
+            {"charge_age_days": 3},
+            {
+                "node": "refund",
+                "outcome": "refund",
+                "say": "Refund up to 500",
+                "queue": None,
+                "path": ["charge-age", "by-tier", "refund"],
+            },
+            id="say-reads-a-table",
+        ),
+        pytest.param(
+            {"customer": {"tier": "silver"}},
+            {"charge_age_days": 3},
+            {
+                "node": "supervisor",
+                "outcome": "escalate",
+                "say": None,
+                "queue": "billing-supervisors",
+                "path": ["charge-age", "by-tier", "supervisor"],
+            },
+            id="queue-outcome",
+        ),
+        pytest.param(
+            {},
+            {"charge_age_days": 3},
+            {
+                "node": "by-tier",
+                "error": "no branch of node 'by-tier' holds; unknown: customer.tier",
+                "path": ["charge-age", "by-tier"],
+            },
+            id="stuck-on-unknown",
+        ),
     ],
 )
-def test_tree_walk(context: dict[str, Any], answers: dict[str, Any] | None,
-                   step: dict[str, Any]) -> None:
+def test_tree_walk(
+    context: dict[str, Any], answers: dict[str, Any] | None, step: dict[str, Any]
+) -> None:
     """The walk stops at an unanswered question, an outcome, or a node no branch holds."""
     compiled = compile_ruleset(document(tables=[LIMIT], trees=[TREE]))
     got = compiled.evaluate(context, answers=answers).to_dict()["next_step"]
@@ -299,10 +472,15 @@ def test_answers_may_come_inside_the_context() -> None:
 
 def test_missing_fields_list_what_the_rules_needed() -> None:
     """missing_fields names the unknown fields the evaluated rules read, tree path included."""
-    compiled = compile_ruleset(document(
-        eligibility=[{"id": "e", "when": 'customer.tier == "gold" or customer.vip',
-                      "offer": "o"}],
-        tables=[LIMIT], trees=[TREE]))
+    compiled = compile_ruleset(
+        document(
+            eligibility=[
+                {"id": "e", "when": 'customer.tier == "gold" or customer.vip', "offer": "o"}
+            ],
+            tables=[LIMIT],
+            trees=[TREE],
+        )
+    )
     decision = compiled.evaluate({"customer": {"vip": True}}, answers={"charge_age_days": 1})
     assert decision.to_dict()["missing_fields"] == ["customer.tier"]
     assert decision.eligible_rules == ["e"]
@@ -310,14 +488,18 @@ def test_missing_fields_list_what_the_rules_needed() -> None:
 
 def test_stale_fields_compare_as_of_with_now() -> None:
     """A field older than its max_age is stale; the longest as_of prefix applies."""
-    compiled = compile_ruleset(document(eligibility=[
-        {"id": "e", "when": "customer.churn_score > 0.5", "offer": "o"}]))
+    compiled = compile_ruleset(
+        document(eligibility=[{"id": "e", "when": "customer.churn_score > 0.5", "offer": "o"}])
+    )
     context = {"customer": {"churn_score": 0.9}}
     now = "2026-11-22T10:00:00Z"
     fresh = compiled.evaluate(context, now=now, as_of={"customer": "2026-11-22T09:00:00Z"})
     assert fresh.to_dict()["stale_fields"] == []
-    stale = compiled.evaluate(context, now=now, as_of={
-        "customer": "2026-11-22T09:00:00Z", "customer.churn_score": "2026-11-20T09:00:00Z"})
+    stale = compiled.evaluate(
+        context,
+        now=now,
+        as_of={"customer": "2026-11-22T09:00:00Z", "customer.churn_score": "2026-11-20T09:00:00Z"},
+    )
     assert stale.to_dict()["stale_fields"] == ["customer.churn_score"]
     assert stale.eligible_rules == ["e"]  # stale values are still used, and flagged
     assert compiled.evaluate(context, now=now).to_dict()["stale_fields"] == []
@@ -325,16 +507,29 @@ def test_stale_fields_compare_as_of_with_now() -> None:
 
 def test_trace_lists_every_evaluated_rule_with_its_reads() -> None:
     """trace=True records each evaluated rule's three-valued result and the values it read."""
-    compiled = compile_ruleset(document(
-        eligibility=[{"id": "e", "when": "customer.tenure_months > 3", "offer": "o"},
-                     {"id": "f", "when": 'customer.tier == "gold"', "offer": "p"}],
-        tables=[LIMIT]))
+    compiled = compile_ruleset(
+        document(
+            eligibility=[
+                {"id": "e", "when": "customer.tenure_months > 3", "offer": "o"},
+                {"id": "f", "when": 'customer.tier == "gold"', "offer": "p"},
+            ],
+            tables=[LIMIT],
+        )
+    )
     trace = compiled.evaluate({"customer": {"tier": "gold"}}, trace=True).to_dict()["trace"]
     assert trace["rules"] == [
-        {"section": "eligibility", "rule": "e", "result": "unknown",
-         "reads": {"customer.tenure_months": None}},
-        {"section": "eligibility", "rule": "f", "result": "true",
-         "reads": {"customer.tier": "gold"}},
+        {
+            "section": "eligibility",
+            "rule": "e",
+            "result": "unknown",
+            "reads": {"customer.tenure_months": None},
+        },
+        {
+            "section": "eligibility",
+            "rule": "f",
+            "result": "true",
+            "reads": {"customer.tier": "gold"},
+        },
     ]
     assert trace["tables"] == [{"table": "limit", "matched_rows": [2]}]
     assert compiled.evaluate({}).to_dict()["trace"] is None
