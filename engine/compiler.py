@@ -84,8 +84,13 @@ def compile_ruleset(
     build = _Build(filename)
     build.source = source
     for name, stage in _STAGES:
+        before = len(build.problems)
         stage(build)
-        if build.problems and name in _STOP_AFTER:
+        if (
+            len(build.problems) > before
+            and name in _STOP_AFTER
+            or (build.problems and (name == "tests" or build.doc is None))
+        ):
             raise RulesetError(build.problems)
     assert build.compiled is not None
     return build.compiled
@@ -372,7 +377,7 @@ def _tables(b: _Build) -> None:
                 b.problem(
                     (*where, "rows", r),
                     f"row {r + 1} has {len(row)} cells; expected {width} "
-                    f"({len(table.inputs)} inputs + {len(outputs)} outputs)",
+                    f"({_plural(len(table.inputs), 'input')} + {_plural(len(outputs), 'output')})",
                 )
         if table.aggregate is not None and table.hit != "collect":
             b.problem((*where, "aggregate"), "aggregate applies only to hit: collect")
@@ -687,7 +692,11 @@ _STAGES: list[tuple[str, Callable[[_Build], None]]] = [
     ("tests", _tests),
     ("generate", _generate),
 ]
-_STOP_AFTER = {"parse", "shape", "fields", "tests"}
+# A stage in this set that finds problems stops the compile: what follows needs its output
+# (an undeclared field would be reported again by every rule reading it). "shape" stops only
+# when it produced no document; a duplicate id does not keep the rules from being checked.
+# Everything found is reported before code generation.
+_STOP_AFTER = {"parse", "fields"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1212,6 +1221,10 @@ def _indexable(slot: Slot) -> bool:
     return slot.type.kind in ("string", "integer", "boolean") and not slot.path.startswith(
         ("count(", "now()")
     )
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _expected_text(meta: FieldMeta) -> str:

@@ -357,8 +357,14 @@ def parse_python_expression(source: str) -> ast.Expression:
 
 def _expected_message(expected: Type, got: Type) -> str:
     if expected.kind == "boolean":
-        return f"a condition must be true or false, but this expression is a {got}"
-    return f"expected a {expected}, but this expression is a {got}"
+        return f"a condition must be true or false, but this expression is {_a(got)}"
+    return f"expected {_a(expected)}, but this expression is {_a(got)}"
+
+
+def _a(t: Type) -> str:
+    """A type with its article: "an integer", "a string"."""
+    text = str(t)
+    return ("an " if text[0] in "aeiou" else "a ") + text
 
 
 _FORBIDDEN: dict[type[ast.AST], str] = {
@@ -586,7 +592,7 @@ class _Checker:
         if isinstance(node.op, ast.USub | ast.UAdd):
             operand = self.visit(node.operand)
             if not operand.type.numeric:
-                raise _at(node, f"unary minus needs a number, got a {operand.type}")
+                raise _at(node, f"unary minus needs a number, got {_a(operand.type)}")
             if isinstance(node.op, ast.UAdd):
                 return operand
             if isinstance(operand, Const):
@@ -641,14 +647,14 @@ class _Checker:
                 if lt.kind != "string":
                     raise _at(
                         node,
-                        f"'{op}' a string needs a string on the left, got a {lt} "
+                        f"'{op}' a string needs a string on the left, got {_a(lt)} "
                         f"({_describe(node)})",
                     )
                 return
             if rt.kind != "list":
                 raise _at(
                     node,
-                    f"'{op}' needs a list or a string on the right, got a {rt} ({_describe(node)})",
+                    f"'{op}' needs a list or a string on the right, got {_a(rt)} ({_describe(node)})",
                 )
             if rt.item is not None and not comparable(lt, rt.item):
                 raise _at(node, f"cannot test a {lt} for membership in a {rt} ({_describe(node)})")
@@ -688,7 +694,7 @@ class _Checker:
         if result.type.kind != "boolean":
             raise _at(
                 node,
-                f"{where} needs true/false operands, but {_describe(node)!r} is a {result.type}",
+                f"{where} needs true/false operands, but {_describe(node)!r} is {_a(result.type)}",
             )
         return result
 
@@ -738,7 +744,7 @@ class _Checker:
         if name == "len":
             self._arity(node, name, len(args), 1, 1)
             if types[0].kind not in ("string", "list"):
-                raise _at(node, f"len() needs a string or a list, got a {types[0]}")
+                raise _at(node, f"len() needs a string or a list, got {_a(types[0])}")
             return Call(INTEGER, nullable, name, tuple(args))
         if name == "abs":
             self._arity(node, name, len(args), 1, 1)
@@ -754,7 +760,8 @@ class _Checker:
                 item = types[0].item
                 if types[0].kind != "list" or item is None or not item.numeric:
                     raise _at(
-                        node, f"{name}() of one argument needs a list of numbers, got a {types[0]}"
+                        node,
+                        f"{name}() of one argument needs a list of numbers, got {_a(types[0])}",
                     )
                 return Call(item.plain(), True, name + "_list", tuple(args))
             for t in types:
@@ -778,9 +785,9 @@ class _Checker:
                 self._want(node, name, types[1], "string")
             elif types[0].kind == "list":
                 if types[0].item is not None and not comparable(types[0].item, types[1]):
-                    raise _at(node, f"contains() cannot look for a {types[1]} in a {types[0]}")
+                    raise _at(node, f"contains() cannot look for {_a(types[1])} in {_a(types[0])}")
             else:
-                raise _at(node, f"contains() needs a string or a list first, got a {types[0]}")
+                raise _at(node, f"contains() needs a string or a list first, got {_a(types[0])}")
             return Call(BOOLEAN, nullable, name, tuple(args))
         if name in ("startswith", "endswith"):
             self._arity(node, name, len(args), 2, 2)
@@ -804,7 +811,7 @@ class _Checker:
     def _want(self, node: ast.Call, name: str, got: Type, kind: str) -> None:
         ok = got.numeric if kind == "number" else got.kind == kind
         if not ok:
-            raise _at(node, f"{name}() needs a {kind}, got a {got} ({_describe(node)})")
+            raise _at(node, f"{name}() needs {_a(Type(kind))}, got {_a(got)} ({_describe(node)})")
 
     def _missing(self, node: ast.Call) -> Node:
         self._arity(node, "missing", len(node.args), 1, 1)
@@ -867,7 +874,7 @@ class _Checker:
             raise _at(gen, f"{var!r} cannot name the item; choose another name, such as item")
         source = self.visit(comp.iter)
         if source.type.kind != "list":
-            raise _at(comp.iter, f"{kind}() iterates over a list, got a {source.type}")
+            raise _at(comp.iter, f"{kind}() iterates over a list, got {_a(source.type)}")
         item_type = source.type.item
         if item_type is None:
             raise _at(
