@@ -1,0 +1,97 @@
+"""The ``frontline`` command: output, exit codes and one-sentence failures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+GOLDEN = ROOT / "tests" / "golden"
+DESIGN = GOLDEN / "decisions" / "design-example.yaml"
+
+
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "server.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=60, check=False)
+
+
+def test_validate_reports_ok_with_a_summary() -> None:
+    """A valid document prints one ok line naming what it holds, and exits 0."""
+    result = run("validate", str(DESIGN))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        f"{DESIGN}: ok — ruleset retention-desk, 1 eligibility rule, 1 escalation rule, "
+        "2 alerts, 1 table, 1 tree, 1 test")
+
+
+def test_validate_prints_located_errors_and_exits_1() -> None:
+    """Errors print as file:line:col: message, one per line, and the exit code is 1."""
+    bad = GOLDEN / "errors" / "expression-errors.yaml"
+    result = run("validate", str(bad.relative_to(ROOT)))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert len(lines) == 6
+    assert lines[0] == ("tests/golden/errors/expression-errors.yaml:8:11: unknown field "
+                        "'customer.teir'; did you mean 'customer.tier'?")
+
+
+def test_test_command_ends_with_the_counts(tmp_path: Path) -> None:
+    """`frontline test` lists failures with their differences and ends 'N passed, M failed'."""
+    failing = tmp_path / "failing.yaml"
+    failing.write_text(DESIGN.read_text().replace("escalation: vip-churn", "escalation: null"))
+    result = run("test", str(DESIGN), str(failing))
+    assert result.returncode == 1
+    assert "FAIL platinum caller at risk escalates" in result.stdout
+    assert "escalation: expected None, got 'vip-churn'" in result.stdout
+    assert result.stdout.splitlines()[-1] == "1 passed, 1 failed"
+    assert run("test", str(DESIGN)).stdout.splitlines()[-1] == "1 passed, 0 failed"
+
+
+def test_eval_prints_the_decision_json() -> None:
+    """`frontline eval` prints the decision as JSON, with a trace when asked."""
+    context = {"customer": {"tier": "platinum", "churn_score": 0.9}, "history": {"contacts_7d": 2}}
+    result = run("eval", str(DESIGN), "--context", json.dumps(context), "--trace",
+                 "--now", "2026-11-22T10:00:00Z", "--answers", '{"charge_age_days": 3}')
+    assert result.returncode == 0, result.stderr
+    decision = json.loads(result.stdout)
+    assert decision["evaluated_at"] == "2026-11-22T10:00:00.000Z"
+    assert [e["rule"] for e in decision["eligible"]] == ["fee-waiver"]
+    assert decision["next_step"]["outcome"] == "refund"
+    assert decision["trace"]["rules"]
+
+
+def test_eval_reads_context_from_a_file(tmp_path: Path) -> None:
+    """--context @file reads the JSON from a file."""
+    context = tmp_path / "context.json"
+    context.write_text('{"customer": {"tier": "gold"}, "history": {"contacts_7d": 4}}')
+    result = run("eval", str(DESIGN), "--context", f"@{context}")
+    assert [e["rule"] for e in json.loads(result.stdout)["eligible"]] == ["fee-waiver"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(("validate", "nope.yaml"), "frontline: cannot read nope.yaml: no such file",
+                     id="missing-file"),
+        pytest.param(("eval", str(DESIGN), "--context", "{bad"),
+                     "frontline: --context is not valid JSON", id="bad-json"),
+        pytest.param(("eval", str(DESIGN), "--context", "[1]"),
+                     "frontline: --context must be a JSON object", id="not-an-object"),
+        pytest.param(("eval", str(DESIGN), "--now", "tuesday"),
+                     "frontline: invalid now 'tuesday'", id="bad-now"),
+        pytest.param(("eval", str(DESIGN), "--tree", "nope"),
+                     "frontline: ruleset 'retention-desk' has no tree 'nope'", id="bad-tree"),
+        pytest.param(("serve",), "frontline: the HTTP server is not built yet", id="serve"),
+    ],
+)
+def test_failures_are_one_plain_sentence(args: tuple[str, ...], message: str) -> None:
+    """Every failure prints one line starting with 'frontline:' and exits non-zero."""
+    result = run(*args)
+    assert result.returncode == 1
+    assert result.stderr.startswith(message)
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
