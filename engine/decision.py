@@ -7,7 +7,7 @@ for nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +45,9 @@ class NextStep:
 
 def format_time(when: datetime) -> str:
     """RFC 3339 in UTC with milliseconds: ``2026-11-22T10:00:00.000Z``."""
-    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if when.tzinfo is not UTC:
+        when = when.astimezone(UTC)
+    return when.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def json_value(value: Any) -> Any:
@@ -136,27 +138,9 @@ class Decision:
 
     def _build(self) -> dict[str, Any]:
         rs = self.ruleset
-        model = rs.model
-        eligible = []
-        for k in self._eligible:
-            rule = model.eligibility[k]
-            eligible.append(
-                {
-                    "rule": rule.id,
-                    "offer": rule.offer,
-                    "params": rule.params or {},
-                    "because": rule.because,
-                }
-            )
-        escalation = None
-        if self._escalation >= 0:
-            esc = model.escalation[self._escalation]
-            escalation = {
-                "rule": esc.id,
-                "queue": esc.queue,
-                "priority": esc.priority,
-                "because": esc.because,
-            }
+        eligible = [dict(rs.eligible_out[k]) for k in self._eligible]
+        escalation = dict(rs.escalation_out[self._escalation]) if self._escalation >= 0 else None
+        values = self._values
         alerts = []
         for k in self._alerts:
             meta = rs.alert_meta[k]
@@ -164,7 +148,7 @@ class Decision:
                 {
                     "rule": meta.rule.id,
                     "severity": meta.rule.severity,
-                    "message": meta.message(self._values),
+                    "message": meta.message(values),
                 }
             )
         return {
@@ -196,7 +180,9 @@ class Decision:
         return out
 
     def _errors(self) -> list[dict[str, Any]]:
-        errors = []
+        errors: list[dict[str, Any]] = []
+        if not self.ruleset.has_unique_tables and (self._step is None or not self._step.error):
+            return errors
         for meta, matched in zip(self.ruleset.tables, self._matches, strict=True):
             if meta.hit == "unique" and len(matched) > 1:
                 rows = ", ".join(str(r + 1) for r in matched)
@@ -220,7 +206,7 @@ class Decision:
             out["queue"] = node.queue
         elif step.error is not None:
             out["error"] = step.error
-            lacking = self._unknown({*step.reads, *node.reads})
+            lacking = self._unknown((*step.reads, *node.reads))
             if lacking:
                 out["error"] += "; unknown: " + ", ".join(lacking)
         else:
@@ -229,20 +215,21 @@ class Decision:
         out["path"] = list(step.path)
         return out
 
-    def _unknown(self, slots: set[int]) -> list[str]:
-        invalid = {p for p, _, _ in self._invalid}
+    def _unknown(self, slots: Iterable[int]) -> list[str]:
+        values = self._values
         paths = self.ruleset.slot_paths
-        return sorted(
-            paths[i] for i in set(slots) if self._values[i] is None and paths[i] not in invalid
-        )
+        unknown = {paths[i] for i in slots if values[i] is None}
+        if unknown and self._invalid:
+            unknown.difference_update(p for p, _, _ in self._invalid)
+        return sorted(unknown)
 
     @property
     def missing_fields(self) -> list[str]:
         """Declared fields the evaluated rules read that were absent or null."""
-        slots = set(self.ruleset.needed[self.trigger])
-        if self._step is not None:
-            slots.update(self._step.reads)
-        return self._unknown(slots)
+        needed = self.ruleset.needed[self.trigger]
+        if self._step is not None and self._step.reads:
+            return self._unknown((*needed, *self._step.reads))
+        return self._unknown(needed)
 
     @property
     def stale_fields(self) -> list[str]:

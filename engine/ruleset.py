@@ -99,6 +99,21 @@ class CompiledRuleset:
     rule_reads: dict[str, list[tuple[int, ...]]]
     source: str = field(repr=False)
     revision: int | None = None
+    # The static parts of the decision JSON, built once per revision.
+    eligible_out: list[dict[str, Any]] = field(init=False, repr=False)
+    escalation_out: list[dict[str, Any]] = field(init=False, repr=False)
+    has_unique_tables: bool = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.eligible_out = [
+            {"rule": r.id, "offer": r.offer, "params": r.params or {}, "because": r.because}
+            for r in self.model.eligibility
+        ]
+        self.escalation_out = [
+            {"rule": r.id, "queue": r.queue, "priority": r.priority, "because": r.because}
+            for r in self.model.escalation
+        ]
+        self.has_unique_tables = any(t.hit == "unique" for t in self.tables)
 
     @property
     def description(self) -> str | None:
