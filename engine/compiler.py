@@ -86,10 +86,8 @@ def compile_ruleset(
     for name, stage in _STAGES:
         before = len(build.problems)
         stage(build)
-        if (
-            len(build.problems) > before
-            and name in _STOP_AFTER
-            or (build.problems and (name == "tests" or build.doc is None))
+        if (len(build.problems) > before and name in _STOP_AFTER) or (
+            build.problems and (name == "tests" or build.doc is None)
         ):
             raise RulesetError(build.problems)
     assert build.compiled is not None

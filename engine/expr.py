@@ -654,7 +654,8 @@ class _Checker:
             if rt.kind != "list":
                 raise _at(
                     node,
-                    f"'{op}' needs a list or a string on the right, got {_a(rt)} ({_describe(node)})",
+                    f"'{op}' needs a list or a string on the right, got {_a(rt)} "
+                    f"({_describe(node)})",
                 )
             if rt.item is not None and not comparable(lt, rt.item):
                 raise _at(node, f"cannot test a {lt} for membership in a {rt} ({_describe(node)})")

@@ -10,11 +10,11 @@ with the length and repeat-count limits this keeps every match polynomial in the
 from __future__ import annotations
 
 import re
-from typing import Any
 
 # re's own parser (Python ≥ 3.11), so the shapes we check are exactly what re will run.
 from re import _constants as _c  # type: ignore[attr-defined]
 from re import _parser  # type: ignore[attr-defined]
+from typing import Any
 
 MAX_PATTERN_LENGTH = 200
 MAX_REPEAT = 1_000

@@ -113,7 +113,8 @@ def test_alert_messages_render_templates() -> None:
                     "id": "churn",
                     "when": "customer.churn_score > 0.7",
                     "severity": "warning",
-                    "message": "High churn risk ({customer.churn_score}) for {customer.tier} {{vip}}",
+                    "message": "High churn risk ({customer.churn_score}) for {customer.tier}"
+                    " {{vip}}",
                 },
             ]
         )

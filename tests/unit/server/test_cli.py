@@ -15,8 +15,14 @@ DESIGN = GOLDEN / "decisions" / "design-example.yaml"
 
 
 def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "server.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_validate_reports_ok_with_a_summary() -> None:
@@ -25,7 +31,8 @@ def test_validate_reports_ok_with_a_summary() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == (
         f"{DESIGN}: ok — ruleset retention-desk, 1 eligibility rule, 1 escalation rule, "
-        "2 alerts, 1 table, 1 tree, 1 test")
+        "2 alerts, 1 table, 1 tree, 1 test"
+    )
 
 
 def test_validate_prints_located_errors_and_exits_1() -> None:
@@ -35,8 +42,10 @@ def test_validate_prints_located_errors_and_exits_1() -> None:
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert len(lines) == 6
-    assert lines[0] == ("tests/golden/errors/expression-errors.yaml:8:11: unknown field "
-                        "'customer.teir'; did you mean 'customer.tier'?")
+    assert lines[0] == (
+        "tests/golden/errors/expression-errors.yaml:8:11: unknown field "
+        "'customer.teir'; did you mean 'customer.tier'?"
+    )
 
 
 def test_test_command_ends_with_the_counts(tmp_path: Path) -> None:
@@ -54,8 +63,17 @@ def test_test_command_ends_with_the_counts(tmp_path: Path) -> None:
 def test_eval_prints_the_decision_json() -> None:
     """`frontline eval` prints the decision as JSON, with a trace when asked."""
     context = {"customer": {"tier": "platinum", "churn_score": 0.9}, "history": {"contacts_7d": 2}}
-    result = run("eval", str(DESIGN), "--context", json.dumps(context), "--trace",
-                 "--now", "2026-11-22T10:00:00Z", "--answers", '{"charge_age_days": 3}')
+    result = run(
+        "eval",
+        str(DESIGN),
+        "--context",
+        json.dumps(context),
+        "--trace",
+        "--now",
+        "2026-11-22T10:00:00Z",
+        "--answers",
+        '{"charge_age_days": 3}',
+    )
     assert result.returncode == 0, result.stderr
     decision = json.loads(result.stdout)
     assert decision["evaluated_at"] == "2026-11-22T10:00:00.000Z"
@@ -75,16 +93,31 @@ def test_eval_reads_context_from_a_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        pytest.param(("validate", "nope.yaml"), "frontline: cannot read nope.yaml: no such file",
-                     id="missing-file"),
-        pytest.param(("eval", str(DESIGN), "--context", "{bad"),
-                     "frontline: --context is not valid JSON", id="bad-json"),
-        pytest.param(("eval", str(DESIGN), "--context", "[1]"),
-                     "frontline: --context must be a JSON object", id="not-an-object"),
-        pytest.param(("eval", str(DESIGN), "--now", "tuesday"),
-                     "frontline: invalid now 'tuesday'", id="bad-now"),
-        pytest.param(("eval", str(DESIGN), "--tree", "nope"),
-                     "frontline: ruleset 'retention-desk' has no tree 'nope'", id="bad-tree"),
+        pytest.param(
+            ("validate", "nope.yaml"),
+            "frontline: cannot read nope.yaml: no such file",
+            id="missing-file",
+        ),
+        pytest.param(
+            ("eval", str(DESIGN), "--context", "{bad"),
+            "frontline: --context is not valid JSON",
+            id="bad-json",
+        ),
+        pytest.param(
+            ("eval", str(DESIGN), "--context", "[1]"),
+            "frontline: --context must be a JSON object",
+            id="not-an-object",
+        ),
+        pytest.param(
+            ("eval", str(DESIGN), "--now", "tuesday"),
+            "frontline: invalid now 'tuesday'",
+            id="bad-now",
+        ),
+        pytest.param(
+            ("eval", str(DESIGN), "--tree", "nope"),
+            "frontline: ruleset 'retention-desk' has no tree 'nope'",
+            id="bad-tree",
+        ),
         pytest.param(("serve",), "frontline: the HTTP server is not built yet", id="serve"),
     ],
 )
