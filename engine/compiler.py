@@ -81,6 +81,9 @@ def compile_ruleset(
     source: str | bytes | Mapping[str, Any], *, filename: str | None = None
 ) -> CompiledRuleset:
     """Compile a ruleset document (YAML/JSON text or a mapping); raise RulesetError."""
+    if not isinstance(source, str | bytes | Mapping):
+        message = f"expected YAML or JSON text or a mapping, got {type(source).__name__}"  # type: ignore[unreachable]
+        raise RulesetError([Problem(message, file=filename)])
     build = _Build(filename)
     build.source = source
     for name, stage in _STAGES:
@@ -389,7 +392,9 @@ def _tables(b: _Build) -> None:
             if column_type is None:
                 b.problem(
                     (*where, "outputs", c),
-                    f"output {name!r} mixes value types; each output column must hold one type",
+                    f"output {name!r} mixes value types; each output column must hold one type"
+                    if any(v is not None for v in column)
+                    else f"output {name!r} is null in every row; give it at least one value",
                 )
                 continue
             if table.aggregate in ("sum", "min", "max") and not column_type.numeric:
@@ -551,10 +556,14 @@ def _tree_node(b: _Build, plan: _TreePlan, where: Path, node_id: str, node: Tree
         b.problem(where, f"'queue' and 'say' belong on outcome nodes, not on {node_id!r}")
     if (node.ask is None) != (node.answer is None):
         b.problem(where, f"node {node_id!r}: 'ask' and 'answer' go together")
-    if node.answer is not None and (
-        not node.answer.startswith("answers.") or node.answer not in b.fields
-    ):
-        b.problem((*where, "answer"), f"answer {node.answer!r} must be a declared answers.* field")
+    if node.answer is not None:
+        if node.answer.startswith("answers.") and node.answer in b.fields:
+            # The walk stops at this node while the answer is unknown, so it is always read.
+            b.env.slot(node.answer, b.fields[node.answer].type)
+        else:
+            b.problem(
+                (*where, "answer"), f"answer {node.answer!r} must be a declared answers.* field"
+            )
     assert node.next is not None
     if not node.next:
         b.problem((*where, "next"), f"node {node_id!r} has an empty 'next' list")
@@ -833,7 +842,8 @@ class _Generator:
             w.dedent()
         if kind == "list" and meta.type.item is not None:
             item = meta.type.item
-            filt = self.ns.add(item_filter(item.kind, item.kind == "object"))
+            attrs = tuple((name, t.kind) for name, t in item.attrs or ())
+            filt = self.ns.add(item_filter(item.kind, attrs))
             w.line(f"elif {s} is not None:")
             w.indent()
             w.line(f"{s}, _dropped = {filt}({s})")

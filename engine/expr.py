@@ -13,6 +13,7 @@ import difflib
 import keyword
 import math
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -326,18 +327,27 @@ def check_expression(source: str, env: Environment, *, expect: Type | None = Non
         )
     if not source.strip():
         raise ExpressionError("empty expression")
-    masked, table_names = mask_table_ids(source, set(env.table_outputs))
-    tree = parse_python_expression(masked)
-    checker = _Checker(env, table_names)
-    node = checker.visit(tree.body)
+    # Leading blanks (from folded YAML, say) would read as an indent; columns keep them.
+    indent = len(source) - len(source.lstrip(" \t"))
+    masked, table_names = mask_table_ids(source[indent:], set(env.table_outputs))
+    try:
+        tree = parse_python_expression(masked)
+        checker = _Checker(env, table_names)
+        node = checker.visit(tree.body)
+    except ExpressionError as exc:
+        if exc.line == 1:
+            exc.column += indent
+        raise
     if expect is not None and node.type.kind != expect.kind:
-        raise ExpressionError(_expected_message(expect, node.type))
+        raise ExpressionError(_expected_message(expect, node.type), 1, indent + 1)
     return Checked(node, frozenset(checker.reads))
 
 
 def parse_python_expression(source: str) -> ast.Expression:
     try:
-        return ast.parse(source, mode="eval")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. SyntaxWarning for "1 is 1": refused anyway
+            return ast.parse(source, mode="eval")
     except SyntaxError as exc:
         msg = exc.msg
         if "f-string" in msg:
@@ -349,6 +359,8 @@ def parse_python_expression(source: str) -> ast.Expression:
         raise ExpressionError(
             f'{msg}: expected an expression such as customer.tier == "gold"', line, col
         ) from None
+    except UnicodeError:
+        raise ExpressionError("expression contains a character that is not valid text") from None
     except (RecursionError, MemoryError, ValueError, OverflowError):
         raise ExpressionError(
             f"expression nests too deeply; the limit is {MAX_DEPTH} levels"

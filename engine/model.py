@@ -79,7 +79,7 @@ class Table(_Strict):
     hit: Literal["unique", "first", "priority", "collect", "rule_order"]
     inputs: list[str] = Field(min_length=1, max_length=64)
     outputs: list[OutputName | TableOutput] = Field(min_length=1, max_length=64)
-    rows: list[list[Any]] = Field(max_length=MAX_ROWS)
+    rows: list[list[Any]] = Field(min_length=1, max_length=MAX_ROWS)
     aggregate: Literal["sum", "min", "max", "count"] | None = None
     description: Text | None = None
 

@@ -73,20 +73,29 @@ def accepts(kind: str) -> Callable[[Any], bool]:
     raise ValueError(kind)  # pragma: no cover
 
 
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
 def to_datetime(value: Any) -> datetime | None:
-    """An RFC 3339 string or a datetime → an aware datetime (naive means UTC); else None."""
+    """An RFC 3339 string (with its offset) or a datetime → an aware datetime; else None.
+
+    A datetime object without a zone, from Python callers, is taken as UTC; a string without
+    an offset is not RFC 3339 and is refused.
+    """
     if value.__class__ is datetime and value.tzinfo is not None:
         return value
     if value.__class__ is str:
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
+        if _RFC3339.match(value) is None:
             return None
-    elif isinstance(value, datetime):
-        parsed = value
-    else:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+        try:
+            return datetime.fromisoformat(value.upper())
+        except ValueError:  # the shape is right but the date is not (February 30th)
+            return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC)
+    return None
 
 
 def attr_getter(attr: str, kind: str) -> Callable[[Any], Any]:
@@ -110,15 +119,30 @@ def attr_getter(attr: str, kind: str) -> Callable[[Any], Any]:
 ItemFilter = Callable[[list[Any]], tuple[list[Any], bool]]
 
 
-def item_filter(item_kind: str | None, attrs: bool) -> ItemFilter:
-    """Keep the items of a list that match the declared item type; say whether any was dropped."""
+def item_filter(item_kind: str | None, attrs: tuple[tuple[str, str], ...] = ()) -> ItemFilter:
+    """Check a list's items against the declared ``items``; say whether any did not match.
+
+    Scalars of another type, and non-objects where objects are declared, are left out. An
+    object keeps its place even when an attribute has the wrong type: that attribute reads as
+    unknown (see ``attr_getter``).
+    """
     if item_kind is None:
         return lambda items: (items, False)
-    if attrs:
+    if item_kind == "object":
+        checks = [(name, accepts(kind)) for name, kind in attrs if kind != "datetime"]
+        dated = [name for name, kind in attrs if kind == "datetime"]
 
         def objects(items: list[Any]) -> tuple[list[Any], bool]:
             kept = [i for i in items if i.__class__ is dict]
-            return kept, len(kept) != len(items)
+            bad = len(kept) != len(items)
+            for item in kept:
+                for name, ok in checks:
+                    v = item.get(name)
+                    bad = bad or (v is not None and not ok(v))
+                for name in dated:
+                    v = item.get(name)
+                    bad = bad or (v is not None and to_datetime(v) is None)
+            return kept, bad
 
         return objects
     if item_kind == "datetime":
@@ -149,7 +173,7 @@ ITEMS_DROPPED = object()
 def describe_value(value: Any) -> str:
     """What a wrong-typed value is, for ``invalid_fields``."""
     if value is ITEMS_DROPPED:
-        return "list with items of another type (they were left out)"
+        return "list with items that do not match its declared items"
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int):

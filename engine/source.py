@@ -8,6 +8,7 @@ kept in a ``Locator`` keyed by its path in the document.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -97,8 +98,8 @@ class Locator:
     def problem_in_text(self, path: Path, line: int, column: int, message: str) -> Problem:
         """A problem at (``line``, ``column``), 1-based, inside the scalar at ``path``."""
         pos = self.positions.get(path)
-        if pos is None:
-            return Problem(message=message, path=format_path(path), file=self.file)
+        if pos is None:  # a mapping, or JSON read without positions: the nearest known place
+            return self.problem(path, message)
         if pos.style in ("|", ">"):
             # Block scalars start on the line after their indicator.
             file_line = pos.line + line
@@ -153,7 +154,30 @@ def load_document(text: str | bytes, filename: str | None = None) -> tuple[Any, 
     locator = Locator(file=filename, text=text)
     try:
         nodes = _compose(text, locator)
+    except yaml.reader.ReaderError as exc:
+        json_data = _as_json(text)
+        if json_data is not _NOT_JSON:
+            # No positions inside: problems point at the document's start and name the path.
+            locator.positions[()] = Position(1, 1)
+            return json_data, locator
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise RulesetError(
+            [
+                Problem(
+                    f"the document contains a character YAML does not allow ({exc.character!r})",
+                    line=line,
+                    column=column,
+                    file=filename,
+                )
+            ]
+        ) from None
     except yaml.MarkedYAMLError as exc:
+        json_data = _as_json(text)
+        if json_data is not _NOT_JSON:
+            # No positions inside: problems point at the document's start and name the path.
+            locator.positions[()] = Position(1, 1)
+            return json_data, locator
         mark = exc.problem_mark or exc.context_mark
         message = exc.problem or exc.context or "invalid YAML"
         raise RulesetError(
@@ -230,6 +254,25 @@ def _quote_flow_conditions(text: str) -> tuple[str, dict[int, list[int]]]:
         lines[n] = line[:start] + quote + condition + quote + line[match.end(2) :]
         shifts[n] = [start, start + len(condition) + 1]
     return "\n".join(lines), shifts
+
+
+_NOT_JSON = object()
+
+
+def _as_json(text: str) -> Any:
+    """JSON that YAML refuses (surrogate-pair escapes, raw C1 characters) still loads, without
+    positions: its errors then name paths instead of lines."""
+    if not text.lstrip().startswith("{"):
+        return _NOT_JSON
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
+    return data
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a finite number")
 
 
 def _too_large(size: int, filename: str | None) -> RulesetError:
@@ -314,7 +357,13 @@ class _Builder:
         # libyaml reports plain scalars with style '' where PyYAML says None.
         if node.style or node.tag == "tag:yaml.org,2002:str":
             return value
-        return resolve_plain(value)
+        try:
+            resolved = resolve_plain(value)
+        except ValueError:  # an integer longer than Python will convert
+            raise self.fail(node, "number too large") from None
+        if isinstance(resolved, float) and not math.isfinite(resolved):
+            raise self.fail(node, f"{value} is not a finite number; JSON cannot carry it")
+        return resolved
 
 
 def resolve_plain(value: str) -> Any:

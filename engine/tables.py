@@ -284,7 +284,7 @@ def output_type(values: Sequence[Any]) -> Type | None:
     """The type of an output column: its values' common type; None if it mixes types."""
     types = [t for t in (value_type(v) for v in values) if t is not None]
     if not types:
-        return Type("string")
+        return None
     if all(t.numeric for t in types):
         return NUMBER if any(t.kind == "number" for t in types) else INTEGER
     first = types[0]
@@ -327,15 +327,15 @@ def resolver(
     def aggregated(m: list[int]) -> tuple[Any, ...]:
         if aggregate == "count":
             return (len(m),) * width
-        result = []
+        result: list[Any] = []
         for c in range(width):
             values = [outputs[r][c] for r in m if outputs[r][c] is not None]
-            if aggregate == "sum":
-                result.append(sum(values) if values else 0)
-            elif values:
-                result.append(min(values) if aggregate == "min" else max(values))
-            else:
+            if not values:
                 result.append(None)
+            elif aggregate == "sum":
+                result.append(sum(values))
+            else:
+                result.append(min(values) if aggregate == "min" else max(values))
         return tuple(result)
 
     return aggregated
