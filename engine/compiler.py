@@ -152,7 +152,7 @@ class _Build:
         self.problems.append(self.locator.problem(path, message))
 
     def expression(
-        self, path: Path, text: str | bool, *, boolean: bool, column_offset: int = 0
+        self, path: Path, text: str | bool, *, boolean: bool, offset: int = 0
     ) -> _Checked | None:
         """Check the expression at ``path``; record a located problem and return None on error."""
         if isinstance(text, bool):
@@ -161,9 +161,7 @@ class _Build:
             checked: Checked = check_expression(text, self.env, expect=BOOLEAN if boolean else None)
         except ExpressionError as exc:
             self.problems.append(
-                self.locator.problem_in_text(
-                    path, exc.line, exc.column + column_offset, exc.message
-                )
+                self.locator.problem_in_text(path, exc.offset + offset, exc.message)
             )
             return None
         return _Checked(path, checked.node, checked.reads)
@@ -182,7 +180,7 @@ class _Build:
             if ch == "}":
                 self.problems.append(
                     self.locator.problem_in_text(
-                        path, 1, i + 1, "unmatched '}' in template; write '}}' for a brace"
+                        path, i, "unmatched '}' in template; write '}}' for a brace"
                     )
                 )
                 return None
@@ -191,12 +189,12 @@ class _Build:
                 if end < 0:
                     self.problems.append(
                         self.locator.problem_in_text(
-                            path, 1, i + 1, "unclosed '{' in template; write '{{' for a brace"
+                            path, i, "unclosed '{' in template; write '{{' for a brace"
                         )
                     )
                     return None
                 inner = text[i + 1 : end]
-                checked = self.expression(path, inner, boolean=False, column_offset=i + 1)
+                checked = self.expression(path, inner, boolean=False, offset=i + 1)
                 if checked is None:
                     ok = False
                 else:

@@ -212,17 +212,17 @@ class Quantifier(Node):
 
 
 class ExpressionError(Exception):
-    """A problem at (line, column), 1-based, within the expression's text."""
+    """A problem at character ``offset`` (0-based) of the expression's text."""
 
-    def __init__(self, message: str, line: int = 1, column: int = 1) -> None:
+    def __init__(self, message: str, offset: int = 0) -> None:
         super().__init__(message)
         self.message = message
-        self.line = line
-        self.column = column
+        self.offset = offset
 
 
 def _at(node: ast.AST, message: str) -> ExpressionError:
-    return ExpressionError(message, getattr(node, "lineno", 1), getattr(node, "col_offset", 0) + 1)
+    # Expressions are parsed as one line (see check_expression), so col_offset is the offset.
+    return ExpressionError(message, getattr(node, "col_offset", 0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,19 +327,21 @@ def check_expression(source: str, env: Environment, *, expect: Type | None = Non
         )
     if not source.strip():
         raise ExpressionError("empty expression")
-    # Leading blanks (from folded YAML, say) would read as an indent; columns keep them.
-    indent = len(source) - len(source.lstrip(" \t"))
-    masked, table_names = mask_table_ids(source[indent:], set(env.table_outputs))
+    # An expression is one logical line: a literal YAML block's newlines become spaces (the
+    # same length, so offsets still index the author's text), and leading blanks, which
+    # Python would read as an indent, are skipped and counted back into offsets.
+    flat = source.replace("\r", " ").replace("\n", " ")
+    indent = len(flat) - len(flat.lstrip(" \t"))
+    masked, table_names = mask_table_ids(flat[indent:], set(env.table_outputs))
     try:
         tree = parse_python_expression(masked)
         checker = _Checker(env, table_names)
         node = checker.visit(tree.body)
     except ExpressionError as exc:
-        if exc.line == 1:
-            exc.column += indent
+        exc.offset += indent
         raise
     if expect is not None and node.type.kind != expect.kind:
-        raise ExpressionError(_expected_message(expect, node.type), 1, indent + 1)
+        raise ExpressionError(_expected_message(expect, node.type), indent)
     return Checked(node, frozenset(checker.reads))
 
 
@@ -354,10 +356,9 @@ def parse_python_expression(source: str) -> ast.Expression:
             msg = "f-strings are not allowed"
         elif msg.startswith("invalid syntax"):
             msg = "invalid syntax"
-        col = exc.offset or 1
-        line = exc.lineno or 1
         raise ExpressionError(
-            f'{msg}: expected an expression such as customer.tier == "gold"', line, col
+            f'{msg}: expected an expression such as customer.tier == "gold"',
+            max((exc.offset or 1) - 1, 0),
         ) from None
     except UnicodeError:
         raise ExpressionError("expression contains a character that is not valid text") from None

@@ -124,6 +124,7 @@ class TestCase(_Strict):
     as_of: dict[str, str] | None = None
     counters: dict[str, dict[str, int]] | None = None
     tree: str | None = None
+    trigger: Trigger = "decision"
     expect: Expectation
 
 

@@ -221,7 +221,8 @@ def format_value(value: Any) -> str:
     if value.__class__ is str:
         return str(value)
     if value.__class__ is float:
-        return repr(value)
+        # Agents read these: 5.0 prints as 5, as JavaScript's JSON.stringify would print it.
+        return str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
     if value.__class__ is int:
         try:
             return str(value)

@@ -53,11 +53,12 @@ _STANDARD_TAGS = {
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """Where a value starts in the source: 1-based line and column, and the scalar style."""
+    """Where a value is in the source: 1-based start line and column, scalar style, end line."""
 
     line: int
     column: int
     style: str | None = None
+    end_line: int = 0
 
 
 @dataclass
@@ -95,31 +96,51 @@ class Locator:
             file=self.file,
         )
 
-    def problem_in_text(self, path: Path, line: int, column: int, message: str) -> Problem:
-        """A problem at (``line``, ``column``), 1-based, inside the scalar at ``path``."""
+    def problem_in_text(self, path: Path, offset: int, message: str) -> Problem:
+        """A problem at character ``offset`` (0-based) of the scalar value at ``path``."""
         pos = self.positions.get(path)
         if pos is None:  # a mapping, or JSON read without positions: the nearest known place
             return self.problem(path, message)
-        if pos.style in ("|", ">"):
-            # Block scalars start on the line after their indicator.
-            file_line = pos.line + line
-            lines = self.text.splitlines()
-            indent = 0
-            if 0 < file_line <= len(lines):
-                content = lines[file_line - 1]
-                indent = len(content) - len(content.lstrip(" "))
-            file_column = indent + column
-        else:
-            file_line = pos.line + line - 1
-            quote = 1 if pos.style in ("'", '"') else 0
-            file_column = pos.column + quote + column - 1 if line == 1 else column
+        line, column = self._locate(pos, offset)
         return Problem(
-            message=message,
-            path=format_path(path),
-            line=file_line,
-            column=file_column,
-            file=self.file,
+            message=message, path=format_path(path), line=line, column=column, file=self.file
         )
+
+    def _locate(self, pos: Position, offset: int) -> tuple[int, int]:
+        """Map an offset in a scalar's value to a line and column of the source.
+
+        A multi-line value is its source lines' contents joined by one character (a space
+        when YAML folds them, a newline in a literal block), so we walk those contents.
+        """
+        lines = self.text.splitlines()
+        block = pos.style in ("|", ">")
+        first = pos.line + 1 if block else pos.line
+        last = max(pos.end_line, first)
+        pieces: list[tuple[int, int, int]] = []  # (line, start column, length)
+        block_indent = 0
+        for number in range(first, min(last, len(lines)) + 1):
+            content = lines[number - 1]
+            indent = len(content) - len(content.lstrip(" \t"))
+            if number == pos.line and not block:
+                start = pos.column + (1 if pos.style in ("'", '"') else 0)
+            elif block:
+                # A block keeps indentation beyond its own as part of the value.
+                block_indent = block_indent or indent
+                start = min(indent, block_indent) + 1
+            else:
+                start = indent + 1
+            piece = content[start - 1 :].rstrip()
+            if not piece and number != first:
+                continue
+            pieces.append((number, start, len(piece)))
+        if not pieces:
+            return pos.line, pos.column
+        for number, start, length in pieces[:-1]:
+            if offset <= length:
+                return number, start + offset
+            offset -= length + 1
+        number, start, _ = pieces[-1]
+        return number, start + offset
 
 
 def format_path(path: Path) -> str:
@@ -300,10 +321,8 @@ class _Builder:
         style = getattr(node, "style", None) or None
         if self.locator.inserted_quote(mark.line, mark.column):
             style = None  # the author wrote it plain; columns count from its first character
-            column = self.locator.original_column(mark.line, mark.column)
-        else:
-            column = self.locator.original_column(mark.line, mark.column)
-        return Position(mark.line + 1, column + 1, style)
+        column = self.locator.original_column(mark.line, mark.column)
+        return Position(mark.line + 1, column + 1, style, node.end_mark.line + 1)
 
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.count += 1

@@ -42,6 +42,7 @@ def run_test(ruleset: CompiledRuleset, test: TestCase) -> TestResult:
             counters=test.counters,
             as_of=test.as_of,
             tree=test.tree,
+            trigger=test.trigger,
         )
     except EvaluationError as exc:
         return TestResult(test.name, False, [f"evaluation failed: {exc}"])

@@ -473,3 +473,44 @@ def test_expression_length_and_depth_limits() -> None:
     assert "levels" in refuse(f"eligibility: [{{id: r, when: '{deep}', offer: o}}]\n")[0][2]
     huge = "(" * 300 + "true" + ")" * 300
     assert refuse(f"eligibility: [{{id: r, when: '{huge}', offer: o}}]\n")
+
+
+MULTILINE = """\
+ruleset: multiline
+context: {customer.tier: string, customer.churn_score: number}
+eligibility:
+  - id: folded
+    when: >-
+      customer.tier == "gold"
+      and customer.churn_scor > 0.5
+    offer: x
+  - id: literal
+    when: |
+      customer.tier == "gold"
+        and customer.churn_scor > 0.5
+    offer: x
+  - id: plain
+    when: customer.tier == "gold"
+      and customer.churn_scor > 0.5
+    offer: x
+  - id: quoted
+    when: "customer.tier == 'gold'
+      and customer.churn_scor > 0.5"
+    offer: x
+alerts:
+  - id: a
+    when: true
+    severity: info
+    message: "Churn {customer.churn_scor}"
+"""
+
+
+def test_errors_inside_multiline_expressions_point_at_the_right_line() -> None:
+    """Folded, literal, plain and quoted multi-line values map errors to their own lines."""
+    with pytest.raises(RulesetError) as caught:
+        compile_ruleset(MULTILINE, filename="m.yaml")
+    lines = MULTILINE.splitlines()
+    located = [(p.line, p.column) for p in caught.value.errors]
+    assert located == [(7, 11), (12, 13), (16, 11), (20, 11), (26, 22)]
+    for line, column in located:
+        assert lines[line - 1][column - 1 :].startswith("customer.churn_scor")
