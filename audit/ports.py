@@ -1,0 +1,27 @@
+"""The ledger's storage port. Implementations: ``audit.sqlite`` (the embedded default and the
+local spool) and, with the service, PostgreSQL. One contract suite runs against each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+from audit.record import LedgerRecord
+
+
+class LedgerStore(Protocol):
+    """Appends sealed records durably and reads them back in ``seq`` order."""
+
+    def head(self) -> tuple[int, str]:
+        """The last ``seq`` and ``hash`` stored: ``(0, GENESIS)`` for an empty ledger."""
+        ...
+
+    def append(self, batch: Sequence[tuple[LedgerRecord, bytes]]) -> None:
+        """Store a batch in one transaction; return only once it is durable (fsync'd)."""
+        ...
+
+    def scan(self, after_seq: int = 0, limit: int | None = None) -> Iterator[tuple[int, bytes]]:
+        """Stored ``(seq, bytes)`` in ``seq`` order, starting after ``after_seq``."""
+        ...
+
+    def close(self) -> None: ...

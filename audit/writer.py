@@ -1,0 +1,174 @@
+"""``LedgerWriter``: group commit for many concurrent callers, with back-pressure, never dropping.
+
+    callers (asyncio tasks, threads)          writer thread
+    ─ append(record) ──▶ pending queue ──▶ take up to max_batch
+      (waits while the queue is full,         seal each: seq, recorded_at, prev_hash, hash
+       up to wait_timeout, then                store.append(batch): one transaction, one fsync
+       LedgerBusy)                             resolve every caller of the batch
+    ◀── sealed record, once durable ─────────┘
+
+A caller's ``append`` returns only when the batch holding its record is committed, so a
+decision answered after ``append`` can never be lost. If the store fails, every caller of that
+batch gets the error and the chain does not advance. ``close()`` drains what is pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from datetime import UTC, datetime
+
+from audit.ports import LedgerStore
+from audit.record import LedgerRecord, seal
+
+
+class LedgerError(Exception):
+    """The ledger could not record; the caller's action must not be reported as done."""
+
+
+class LedgerBusy(LedgerError):
+    """Too many records are waiting; the caller waited ``wait_timeout`` and should back off."""
+
+
+class LedgerClosed(LedgerError):
+    """The writer is closed."""
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class LedgerWriter:
+    """Appends records to a LedgerStore in group-committed batches. Thread- and asyncio-safe."""
+
+    def __init__(
+        self,
+        store: LedgerStore,
+        *,
+        instance: str = "local",
+        max_batch: int = 2_000,
+        max_pending: int = 20_000,
+        wait_timeout: float = 2.0,
+        clock: Callable[[], str] = utc_now,
+    ) -> None:
+        self._store = store
+        self._instance = instance
+        self._max_batch = max_batch
+        self._max_pending = max_pending
+        self._wait_timeout = wait_timeout
+        self._clock = clock
+        self._pending: deque[tuple[LedgerRecord, Future[LedgerRecord]]] = deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._seq, self._hash = store.head()
+        self.batches = 0
+        self.records = 0
+        self.last_batch_size = 0
+        self.last_commit_seconds = 0.0
+        self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def head(self) -> tuple[int, str]:
+        """The last committed ``seq`` and ``hash``."""
+        return self._seq, self._hash
+
+    def submit(self, record: LedgerRecord) -> Future[LedgerRecord]:
+        """Queue a record; the future resolves with the sealed record once it is durable."""
+        future: Future[LedgerRecord] = Future()
+        deadline = time.monotonic() + self._wait_timeout
+        with self._cond:
+            while len(self._pending) >= self._max_pending and not self._closing:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise LedgerBusy(
+                        f"the ledger has {len(self._pending)} records waiting; try again shortly"
+                    )
+                self._cond.wait(remaining)
+            if self._closing:
+                raise LedgerClosed("the ledger writer is closed")
+            self._pending.append((record, future))
+            self._cond.notify_all()
+        return future
+
+    def append_blocking(self, record: LedgerRecord, timeout: float | None = None) -> LedgerRecord:
+        """Append from a thread; returns the sealed record once it is durable."""
+        return self.submit(record).result(timeout)
+
+    async def append(self, record: LedgerRecord) -> LedgerRecord:
+        """Append from asyncio; returns the sealed record once it is durable.
+
+        Waiting for queue space (back-pressure) happens off the event loop.
+        """
+        try:
+            future = self.submit_nowait(record)
+        except LedgerBusy:
+            future = await asyncio.to_thread(self.submit, record)
+        return await asyncio.wrap_future(future)
+
+    def submit_nowait(self, record: LedgerRecord) -> Future[LedgerRecord]:
+        """Queue a record if there is room now; raise LedgerBusy (without waiting) otherwise."""
+        future: Future[LedgerRecord] = Future()
+        with self._cond:
+            if self._closing:
+                raise LedgerClosed("the ledger writer is closed")
+            if len(self._pending) >= self._max_pending:
+                raise LedgerBusy("the ledger queue is full")
+            self._pending.append((record, future))
+            self._cond.notify_all()
+        return future
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Stop accepting records, commit everything pending, stop the thread."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    def _take(self) -> list[tuple[LedgerRecord, Future[LedgerRecord]]]:
+        with self._cond:
+            while not self._pending and not self._closing:
+                self._cond.wait()
+            batch: list[tuple[LedgerRecord, Future[LedgerRecord]]] = []
+            while self._pending and len(batch) < self._max_batch:
+                batch.append(self._pending.popleft())
+            self._cond.notify_all()  # room for callers waiting on back-pressure
+            return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            if not batch:
+                return  # closing, and nothing left
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[LedgerRecord, Future[LedgerRecord]]]) -> None:
+        started = time.perf_counter()
+        recorded_at = self._clock()
+        seq, prev = self._seq, self._hash
+        sealed = []
+        for record, _ in batch:
+            seq += 1
+            placed, body = seal(
+                record, seq=seq, recorded_at=recorded_at, instance=self._instance, prev_hash=prev
+            )
+            prev = placed.hash
+            sealed.append((placed, body))
+        try:
+            self._store.append(sealed)
+        except Exception as exc:  # the store failed: nobody in this batch is recorded
+            error = LedgerError(f"the ledger could not commit {len(batch)} records: {exc}")
+            for _, future in batch:
+                future.set_exception(error)
+            return  # the transaction rolled back, so the chain's head is unchanged
+        self._seq, self._hash = seq, prev
+        self.batches += 1
+        self.records += len(batch)
+        self.last_batch_size = len(batch)
+        self.last_commit_seconds = time.perf_counter() - started
+        for (placed, _), (_, future) in zip(sealed, batch, strict=True):
+            future.set_result(placed)
