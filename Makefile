@@ -25,6 +25,7 @@ test: lint
 	$(BIN)/python -m pytest -q -p no:randomly --ignore=tests/bench
 
 bench: $(STAMP)
+	mkdir -p var/bench
 	$(BIN)/python -m pytest tests/bench --benchmark-only --benchmark-columns=min,median,mean,ops,rounds \
 		--benchmark-sort=name --benchmark-json=var/bench/engine.json -q
 	$(BIN)/python -m tests.bench.report var/bench/engine.json

@@ -20,6 +20,7 @@ document with none.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -719,9 +720,11 @@ class _Generator:
         # Index dicts are bound by name before the functions they point to exist.
         self.deferred_index: list[tuple[str, dict[Any, str]]] = []
         self.table_names: dict[int, tuple[str, str]] = {}
+        self._names = itertools.count()
 
     def fn_name(self, prefix: str) -> str:
-        return f"{prefix}_{len(self.sources)}"
+        """A fresh name: nested buckets are named before their parent is added."""
+        return f"{prefix}_{next(self._names)}"
 
     def add(self, source: str) -> None:
         self.sources.append(source)
@@ -964,29 +967,38 @@ class _Generator:
     ) -> None:
         """Append to ``out`` the index of every rule that holds, in document order.
 
-        ``indexed`` are the slots already used to split these rules into this bucket.
+        Rules are split by the field whose equality tests cover most of them; the rules left
+        over are split again by the next such field, and so on; what no index covers runs
+        inline. ``indexed`` are the slots already used to reach this bucket.
         """
-        index_slot, buckets, rest = self._rule_index(rules, indexed)
+        indexes: list[tuple[int, dict[Any, list[tuple[int, _Checked]]]]] = []
+        rest = rules
+        while True:
+            slot, buckets, left = self._rule_index(rest, indexed)
+            if slot is None:
+                break
+            indexes.append((slot, buckets))
+            rest = left
         for k, rule in rest:
             self._emit_rule(w, em, k, rule, trace, section, f"{out}.append({k})")
-        if index_slot is None:
-            return
-        index = {}
-        for value, bucket_rules in buckets.items():
-            fname = self.fn_name("_bucket")
-            self.add(
-                self.collect_function(fname, bucket_rules, trace, section, indexed | {index_slot})
-            )
-            index[value] = fname
-        index_name = self.ns.add({})
-        self.deferred_index.append((index_name, index))
-        em.used.add(index_slot)
-        w.line(f"_b = {index_name}.get(s{index_slot})")
-        w.line("if _b is not None:")
-        w.indent()
-        w.line(f"_b(V, {out}{', tr' if trace else ''})")
-        w.line(f"{out}.sort()")
-        w.dedent()
+        for slot, buckets in indexes:
+            index = {}
+            for value, bucket_rules in buckets.items():
+                fname = self.fn_name("_bucket")
+                self.add(
+                    self.collect_function(fname, bucket_rules, trace, section, indexed | {slot})
+                )
+                index[value] = fname
+            index_name = self.ns.add({})
+            self.deferred_index.append((index_name, index))
+            em.used.add(slot)
+            w.line(f"_b = {index_name}.get(s{slot})")
+            w.line("if _b is not None:")
+            w.indent()
+            w.line(f"_b(V, {out}{', tr' if trace else ''})")
+            w.dedent()
+        if indexes:
+            w.line(f"{out}.sort()")
 
     def _rule_index(
         self, rules: list[tuple[int, _Checked]], indexed: frozenset[int]
@@ -1065,15 +1077,34 @@ class _Generator:
         doc = b.doc
         for trigger in TRIGGERS:
             self.add(self.decide_function(f"_decide_{trigger}", trigger, trace=False))
-            self.add(self.decide_function(f"_decide_{trigger}_trace", trigger, trace=True))
         for k, parts in enumerate(b.messages):
             self.add(self.template_function(f"_message{k}", parts))
         tree_metas = [self._tree(plan) for plan in b.trees]
         source = "\n".join(self.sources)
-        ns = self.ns.compile(source, f"<ruleset {doc.ruleset}>")
-        for index_name, index in self.deferred_index:
+        filename = f"<ruleset {doc.ruleset}>"
+        ns = self.ns.compile(source, filename)
+        self._link(ns, self.deferred_index)
+        # The trace variants are generated now, from the same IR, but compiled only when a
+        # caller first asks for a trace: most revisions never are, and it halves deploy time.
+        self.sources, self.deferred_index = [], []
+        for trigger in TRIGGERS:
+            self.add(self.decide_function(f"_decide_{trigger}_trace", trigger, trace=True))
+        trace_source = "\n".join(self.sources)
+        trace_index = self.deferred_index
+        namespace = self.ns
+
+        def compile_trace() -> dict[str, Callable[..., Any]]:
+            values = namespace.compile(trace_source, filename + " trace")
+            self._link(values, trace_index)
+            return {t: values[f"_decide_{t}_trace"] for t in TRIGGERS}
+
+        return self._wrap(ns, tree_metas, source + "\n" + trace_source, compile_trace)
+
+    @staticmethod
+    def _link(ns: dict[str, Any], deferred: list[tuple[str, dict[Any, str]]]) -> None:
+        """Point each index dict at the bucket functions it names, now that they exist."""
+        for index_name, index in deferred:
             ns[index_name].update({value: ns[fname] for value, fname in index.items()})
-        return self._wrap(ns, tree_metas, source)
 
     def _tree(self, plan: _TreePlan) -> Callable[[dict[str, Any]], TreeMeta]:
         tree = plan.model
@@ -1135,6 +1166,7 @@ class _Generator:
         ns: dict[str, Any],
         tree_metas: list[Callable[[dict[str, Any]], TreeMeta]],
         source: str,
+        compile_trace: Callable[[], dict[str, Callable[..., Any]]],
     ) -> CompiledRuleset:
         b = self.b
         doc = b.doc
@@ -1153,9 +1185,6 @@ class _Generator:
             if trigger == "decision":
                 paths |= reads_of(b.eligibility) | reads_of(b.escalation)
             needed[trigger] = tuple(sorted(field_slots[p] for p in paths if p in field_slots))
-
-        def fns(prefix: str) -> Any:
-            return ns[prefix], ns[prefix + "_trace"]
 
         tables = [
             TableMeta(
@@ -1186,7 +1215,8 @@ class _Generator:
             slot_paths=tuple(slots),
             field_slots=field_slots,
             counters_needed=frozenset(b.env.counters),
-            decide={t: fns(f"_decide_{t}") for t in TRIGGERS},
+            decide={t: ns[f"_decide_{t}"] for t in TRIGGERS},
+            compile_trace=compile_trace,
             alert_meta=[
                 AlertMeta(rule=a, message=ns[f"_message{k}"]) for k, a in enumerate(doc.alerts)
             ],

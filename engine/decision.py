@@ -124,6 +124,13 @@ class Decision:
         return [rules[k].id for k in self._alerts]
 
     @property
+    def tables(self) -> dict[str, Any]:
+        """Each table's outputs by id (``None`` where no row matched), as in ``to_dict()``."""
+        if self._dict is not None:
+            return self._dict["tables"]  # type: ignore[no-any-return]
+        return self._tables() if self.trigger == "decision" else {}
+
+    @property
     def values(self) -> dict[str, Any]:
         """The context fields read by this evaluation, by path (unknown ones as None)."""
         return {p: self._values[i] for p, i in self.ruleset.field_slots.items()}

@@ -76,9 +76,6 @@ class AlertMeta:
     message: Callable[[tuple[Any, ...]], str]
 
 
-Pair = tuple[Callable[..., Any], Callable[..., Any]]
-
-
 @dataclass(eq=False)
 class CompiledRuleset:
     """A compiled document. Immutable once built; safe to evaluate from any thread."""
@@ -91,7 +88,8 @@ class CompiledRuleset:
     slot_paths: tuple[str, ...]
     field_slots: dict[str, int]
     counters_needed: frozenset[tuple[str, str]]
-    decide: dict[str, Pair]
+    decide: dict[str, Callable[..., Any]]
+    compile_trace: Callable[[], dict[str, Callable[..., Any]]]
     alert_meta: list[AlertMeta]
     tables: list[TableMeta]
     trees: dict[str, TreeMeta]
@@ -103,6 +101,7 @@ class CompiledRuleset:
     eligible_out: list[dict[str, Any]] = field(init=False, repr=False)
     escalation_out: list[dict[str, Any]] = field(init=False, repr=False)
     has_unique_tables: bool = field(init=False, repr=False)
+    _decide_trace: dict[str, Callable[..., Any]] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.eligible_out = [
@@ -114,6 +113,7 @@ class CompiledRuleset:
             for r in self.model.escalation
         ]
         self.has_unique_tables = any(t.hit == "unique" for t in self.tables)
+        self._decide_trace = None
 
     @property
     def description(self) -> str | None:
@@ -156,8 +156,8 @@ class CompiledRuleset:
             and not isinstance(counters, Mapping)
         ):
             raise EvaluationError("counters must map event types to {window: count}")
-        pair = self.decide.get(trigger)
-        if pair is None:
+        decide = self.decide.get(trigger)
+        if decide is None:
             raise EvaluationError(
                 f"unknown trigger {trigger!r}; expected decision, context_change or event"
             )
@@ -166,11 +166,14 @@ class CompiledRuleset:
         try:
             if trace:
                 records = []
-                values, matches, eligible, fired, escalation = pair[1](
+                traced = self._decide_trace
+                if traced is None:  # compiled on first use; a race compiles it twice, harmlessly
+                    traced = self._decide_trace = self.compile_trace()
+                values, matches, eligible, fired, escalation = traced[trigger](
                     context, answers, counters, when, invalid, records
                 )
             else:
-                values, matches, eligible, fired, escalation = pair[0](
+                values, matches, eligible, fired, escalation = decide(
                     context, answers, counters, when, invalid
                 )
             step = self._walk(tree, values) if self.trees and trigger == "decision" else None

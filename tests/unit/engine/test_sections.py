@@ -534,3 +534,39 @@ def test_trace_lists_every_evaluated_rule_with_its_reads() -> None:
     ]
     assert trace["tables"] == [{"table": "limit", "matched_rows": [2]}]
     assert compiled.evaluate({}).to_dict()["trace"] is None
+
+
+def test_nested_and_leftover_indexes_agree_with_sequential_evaluation() -> None:
+    """Buckets split again on a second field, and leftover rules indexed on another field,
+    fire exactly the rules that hold, in document order."""
+    tiers = ["bronze", "silver", "gold", "platinum"]
+    rules = [
+        {
+            "id": f"seg{k}",
+            "offer": "o",
+            "when": f'customer.email == "a" and customer.tier == "{tiers[k % 4]}"',
+        }
+        for k in range(20)
+    ] + [
+        {
+            "id": f"chan{k}",
+            "offer": "o",
+            "when": f'interaction.channel == "{["voice", "chat"][k % 2]}" and '
+            f"customer.tenure_months > {k}",
+        }
+        for k in range(20)
+    ]
+    compiled = compile_ruleset(document(eligibility=rules))
+    assert compiled.source.count("def _bucket") >= 8
+    for email in ["a", "b", None]:
+        for tier in [*tiers, None]:
+            for channel in ["voice", "chat", None]:
+                context = {
+                    "customer": {"email": email, "tier": tier, "tenure_months": 9},
+                    "interaction": {"channel": channel},
+                }
+                expected = [f"seg{k}" for k in range(20) if email == "a" and tier == tiers[k % 4]]
+                expected += [
+                    f"chan{k}" for k in range(20) if channel == ["voice", "chat"][k % 2] and k < 9
+                ]
+                assert compiled.evaluate(context).eligible_rules == expected, context

@@ -1,0 +1,418 @@
+"""Write docs/benchmarks.md from a pytest-benchmark JSON file.
+
+    python -m tests.bench.report var/bench/engine.json [--out docs/benchmarks.md]
+
+Every number printed comes from the JSON (what ``make bench`` measured); the machine, the
+versions and the command are those the benchmarks recorded in ``extra_info`` when they ran.
+Anything below the line ``<!-- end of generated engine section -->`` in the existing file is
+hand-written and kept as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+MARKER = "<!-- end of generated engine section -->"
+DEFAULT_OUT = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
+
+SIZES = (10, 100, 1000)
+FRONTLINE = "frontline"
+TRACE = "frontline-trace"
+PEERS = ("durable_rules", "rule-engine", "zen-engine")
+ENGINES = (FRONTLINE, TRACE, *PEERS)
+PARTS = ("frontline-json", "frontline-json-trace")
+LATENCY_TARGETS_US = {10: 5.0, 100: 20.0, 1000: 50.0}
+TRACE_TARGET = 3.0
+COMPILE_TARGET_S = 1.0
+PEER_TARGET = 10.0
+
+
+class Results:
+    """Median seconds by (engine, n), and the rest of what the JSON says, indexed."""
+
+    def __init__(self, data: dict[str, Any], command: str = "") -> None:
+        self.data = data
+        self.command = command  # the command that runs this report
+        self.evals: dict[tuple[str, int], dict[str, Any]] = {}
+        self.compile: dict[str, Any] | None = None
+        self.agreement: dict[int, dict[str, Any]] = {}
+        for bench in data.get("benchmarks", []):
+            info = bench.get("extra_info", {})
+            group = bench.get("group") or ""
+            if group.startswith(("eval-", "frontline-parts-")):
+                self.evals[(info["engine"], int(info["n"]))] = bench
+            elif group == "compile":
+                self.compile = bench
+            elif group.startswith("agreement-"):
+                self.agreement[int(info["n"])] = bench
+
+    def median(self, engine: str, n: int) -> float | None:
+        bench = self.evals.get((engine, n))
+        return None if bench is None else float(bench["stats"]["median"])
+
+    def info(self, key: str) -> list[Any]:
+        """The distinct values of ``extra_info[key]`` over all benchmarks, in first-seen order."""
+        seen: dict[str, Any] = {}
+        for bench in self.data.get("benchmarks", []):
+            value = bench.get("extra_info", {}).get(key)
+            if value is not None:
+                seen.setdefault(json.dumps(value, sort_keys=True), value)
+        return list(seen.values())
+
+    def fastest_peer(self, n: int) -> tuple[str, float] | None:
+        timed = [(p, m) for p in PEERS if (m := self.median(p, n)) is not None]
+        return min(timed, key=lambda pm: pm[1]) if timed else None
+
+
+# -- formatting ------------------------------------------------------------------------------
+
+
+def us(seconds: float | None) -> str:
+    """Microseconds with three significant figures (at least one decimal below 100 µs)."""
+    if seconds is None:
+        return "—"
+    value = seconds * 1e6
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def ratio(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.0f}×" if value >= 100 else f"{value:.1f}×" if value >= 10 else f"{value:.2f}×"
+
+
+def table(header: list[str], rows: Iterable[list[str]], align: str = "") -> list[str]:
+    align = align or "l" + "r" * (len(header) - 1)
+    rule = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(rule) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def verdict(ok: bool | None) -> str:
+    return "not measured" if ok is None else "**PASS**" if ok else "**FAIL**"
+
+
+def every_size(values: dict[int, float], ok: Callable[[float], bool]) -> str:
+    """FAIL if a measured size misses; PASS if every size was measured and meets it."""
+    if any(not ok(v) for v in values.values()):
+        return verdict(False)
+    missing = [f"{n:,}" for n in SIZES if n not in values]
+    if missing:
+        return f"not measured at N = {', '.join(missing)}"
+    return verdict(True)
+
+
+# -- sections --------------------------------------------------------------------------------
+
+
+def header(results: Results) -> list[str]:
+    data = results.data
+    when = data.get("datetime")
+    date = datetime.fromisoformat(when).strftime("%Y-%m-%d %H:%M UTC") if when else "unknown"
+    machine = data.get("machine_info", {})
+    cpu = results.info("cpu_model") or [machine.get("cpu", {}).get("brand_raw", "unknown")]
+    cores = results.info("cpu_count") or [machine.get("cpu", {}).get("count", "?")]
+    python = results.info("python") or [machine.get("python_version", "?")]
+    versions = {
+        info["engine"]: info.get("version")
+        for info in (b.get("extra_info", {}) for b in data.get("benchmarks", []))
+        if info.get("engine") in ENGINES
+    }
+    peers = ", ".join(f"{p} {versions.get(p) or '(not run)'}" for p in PEERS)
+    loads = [x for x in results.info("loadavg_1m") if isinstance(x, int | float)]
+    commands = results.info("command")
+    commit = data.get("commit_info", {})
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `python -m tests.bench.report` from the pytest-benchmark JSON that "
+        "`make bench` writes; do not edit above the marker line. Hand-written sections go "
+        "below it and are kept when the file is regenerated.",
+        "",
+        f"- **Date:** {date}"
+        + (
+            f" (commit `{commit['id'][:10]}`{', dirty tree' if commit.get('dirty') else ''})"
+            if commit.get("id")
+            else ""
+        ),
+        f"- **Machine:** {', '.join(map(str, cpu))}, {', '.join(map(str, cores))} cores, "
+        f"{machine.get('system', '')} {machine.get('release', '')}".rstrip(),
+        f"- **Python:** {', '.join(map(str, python))} ({machine.get('python_implementation', '')})",
+        f"- **Frontline:** {versions.get(FRONTLINE) or '(not run)'}; **peers:** {peers}",
+        f"- **pytest-benchmark:** {data.get('version', '?')}",
+    ]
+    if loads:
+        lines.append(
+            f"- **Load average (1 min) while measuring:** {min(loads):.2f}–{max(loads):.2f} "
+            f"on {', '.join(map(str, cores))} cores (other work on the machine inflates medians)"
+        )
+    lines += ["", "Commands (`make bench` runs these two):", ""]
+    for command in commands or ["(the benchmarks did not record their command)"]:
+        lines += ["```", command, results.command, "```"]
+    return lines
+
+
+def workload_section(results: Results) -> list[str]:
+    lines = [
+        "",
+        "## Workload",
+        "",
+        "`tests/bench/workload.py` generates, from a fixed seed, N eligibility rules (each a "
+        'categorical test — `customer.segment == "s17"` over 50 segments, sometimes a short '
+        "`in` list, or for one rule in ten `customer.tier in [...]` — and one or two numeric "
+        "comparisons), a 100-row `first` decision table over `customer.region` and "
+        "`interaction.amount`, and 200 customer contexts. The same logic is written for each "
+        "engine; each timed call evaluates one context (cycling through the 200) and produces "
+        "the ids of the rules that fired and the table's output:",
+        "",
+        "- **frontline**: `decision = compiled.evaluate(context)`, then `decision.eligible_rules` "
+        "and `decision.tables`; **frontline-trace** the same with `trace=True`, which records "
+        "every evaluated rule's result (rendering the whole decision as JSON is measured "
+        "separately below, as no peer builds an equivalent document);",
+        "- **durable_rules**: through `durable_rules_engine` directly: the context asserted "
+        "as a fact on one session, the actions drained, the fact retracted (an event is "
+        "consumed by the first rule it matches, so events cannot report every rule; one session "
+        "stays clear of the 1,024-sessions-per-ruleset cap); each table row is a rule, and the "
+        "lowest row that fired wins;",
+        "- **rule-engine**: one `Rule` per rule and per row over the context flattened to "
+        "`customer_segment`-style symbols (its fastest form); every rule is matched, rows until "
+        "one holds;",
+        "- **zen-engine**: one JDM graph (a collect table for the rules, a first-hit table for "
+        "the rows), evaluated by `ZenEngine.evaluate` with a static loader "
+        "(`ZenDecision.evaluate` builds a new Tokio runtime on every call, so it is not used).",
+    ]
+    agreed = sorted(results.agreement)
+    missing = [n for n in SIZES if n not in results.agreement]
+    if agreed:
+        engines = {e for n in agreed for e in results.agreement[n]["extra_info"]["engines"]}
+        lines += [
+            "",
+            f"In this run {', '.join(sorted(engines))} gave the same answers as a plain-Python "
+            f"oracle on every context at N = {', '.join(f'{n:,}' for n in agreed)} "
+            "(`tests/bench/test_workload_agrees.py`).",
+        ]
+    if missing:
+        sizes = ", ".join(f"{n:,}" for n in missing)
+        lines += [
+            "",
+            f"**No passing cross-check is recorded at N = {sizes}**: the engines' answers there "
+            "were not all verified in this run.",
+        ]
+    return lines
+
+
+def medians_section(results: Results) -> list[str]:
+    rows = []
+    for engine in ENGINES:
+        if all(results.median(engine, n) is None for n in SIZES):
+            continue
+        rows.append([engine] + [us(results.median(engine, n)) for n in SIZES])
+    lines = ["", "## Median µs per evaluation", ""]
+    lines += table(["engine", *(f"N = {n:,}" for n in SIZES)], rows)
+    speed = []
+    for n in SIZES:
+        mine = results.median(FRONTLINE, n)
+        peer = results.fastest_peer(n)
+        if mine is None or peer is None:
+            speed.append([f"{n:,}", "—", "—", "—", "—"])
+            continue
+        speed.append(
+            [
+                f"{n:,}",
+                us(mine),
+                f"{peer[0]} {us(peer[1])}",
+                ratio(mine / peer[1]),
+                ratio(peer[1] / mine),
+            ]
+        )
+    lines += ["", "Frontline against the fastest peer at each size:", ""]
+    lines += table(
+        ["N", "frontline µs", "fastest peer µs", "frontline ÷ peer", "peer ÷ frontline"], speed
+    )
+    trace = [
+        [f"{n:,}", us(off), us(on), ratio(on / off) if on and off else "—"]
+        for n in SIZES
+        for off, on in [(results.median(FRONTLINE, n), results.median(TRACE, n))]
+    ]
+    lines += ["", "Trace on against trace off:", ""]
+    lines += table(["N", "trace off µs", "trace on µs", "on ÷ off"], trace)
+    return lines
+
+
+def parts_section(results: Results) -> list[str]:
+    if not any(results.median(p, n) is not None for p in PARTS for n in SIZES):
+        return []
+    rows = []
+    for label, engine in (
+        ("`evaluate(context)` + fired ids + table output (= frontline)", FRONTLINE),
+        ("`evaluate(context).to_dict()`", "frontline-json"),
+        ("`evaluate(context, trace=True)` + fired ids + table output (= frontline-trace)", TRACE),
+        ("`evaluate(context, trace=True).to_dict()`", "frontline-json-trace"),
+    ):
+        rows.append([label] + [us(results.median(engine, n)) for n in SIZES])
+    return [
+        "",
+        "## Where Frontline's time goes",
+        "",
+        "`evaluate` returns a `Decision` holding rule indices and values; `to_dict()` builds "
+        "the decision JSON of DESIGN.md §4 (offers with their params and reasons, table "
+        "outputs, missing and stale fields, and with `trace=True` every evaluated rule with the "
+        "values it read). Medians in µs; informational, not a target:",
+        "",
+        *table(["call", *(f"N = {n:,}" for n in SIZES)], rows),
+    ]
+
+
+def compile_section(results: Results) -> list[str]:
+    bench = results.compile
+    if bench is None:
+        return []
+    stats = bench["stats"]
+    return [
+        "",
+        "## Compiling",
+        "",
+        f"`compile_ruleset` on the YAML text of the 1,000-rule document: median "
+        f"{stats['median']:.3f} s (min {stats['min']:.3f} s, max {stats['max']:.3f} s, "
+        f"{stats['rounds']} rounds).",
+    ]
+
+
+def detail_section(results: Results) -> list[str]:
+    rows = []
+    for (engine, n), bench in sorted(results.evals.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        s = bench["stats"]
+        rows.append(
+            [
+                engine,
+                f"{n:,}",
+                us(s["min"]),
+                us(s["q1"]),
+                us(s["median"]),
+                us(s["q3"]),
+                f"{s['rounds']:,}",
+                f"{s['iterations']:,}",
+            ]
+        )
+    if not rows:
+        return []
+    return [
+        "",
+        "## Spread",
+        "",
+        "µs per evaluation; a round times `iterations` consecutive calls (different contexts).",
+        "",
+        *table(["engine", "N", "min", "q1", "median", "q3", "rounds", "iterations"], rows),
+    ]
+
+
+def targets(results: Results) -> list[tuple[str, str, str]]:
+    """(target, what was measured, PASS / FAIL / not measured) for each target of the issue."""
+    out = []
+    for n, limit in LATENCY_TARGETS_US.items():
+        m = results.median(FRONTLINE, n)
+        out.append(
+            (
+                f"Frontline median ≤ {limit:g} µs at {n:,} rules",
+                "—" if m is None else f"{us(m)} µs",
+                verdict(None if m is None else m * 1e6 <= limit),
+            )
+        )
+    ratios = {
+        n: on / off
+        for n in SIZES
+        if (off := results.median(FRONTLINE, n)) and (on := results.median(TRACE, n))
+    }
+    out.append(
+        (
+            f"trace on ≤ {TRACE_TARGET:g}× trace off, at every size",
+            ", ".join(f"{ratio(r)} at {n:,}" for n, r in ratios.items()) or "—",
+            every_size(ratios, lambda r: r <= TRACE_TARGET),
+        )
+    )
+    c = results.compile
+    out.append(
+        (
+            f"compiling 1,000 rules ≤ {COMPILE_TARGET_S:g} s (median)",
+            "—" if c is None else f"{c['stats']['median']:.3f} s",
+            verdict(None if c is None else c["stats"]["median"] <= COMPILE_TARGET_S),
+        )
+    )
+    speedups: dict[int, float] = {}
+    for n in SIZES:
+        mine, peer = results.median(FRONTLINE, n), results.fastest_peer(n)
+        if mine is not None and peer is not None:
+            speedups[n] = peer[1] / mine
+    out.append(
+        (
+            f"≥ {PEER_TARGET:g}× faster than the fastest peer, at every size",
+            ", ".join(f"{ratio(s)} at {n:,}" for n, s in speedups.items()) or "—",
+            every_size(speedups, lambda s: s >= PEER_TARGET),
+        )
+    )
+    return out
+
+
+def targets_section(results: Results) -> list[str]:
+    rows = [list(row) for row in targets(results)]
+    return ["", "## Targets", "", *table(["target", "measured", "result"], rows, "lll")]
+
+
+SECTIONS: tuple[Callable[[Results], list[str]], ...] = (
+    header,
+    targets_section,
+    medians_section,
+    compile_section,
+    parts_section,
+    workload_section,
+    detail_section,
+)
+
+
+def render(data: dict[str, Any], command: str) -> str:
+    """The generated part of docs/benchmarks.md, ending with the marker line."""
+    results = Results(data, command)
+    lines: list[str] = []
+    for section in SECTIONS:
+        lines += section(results)
+    return "\n".join([*lines, "", MARKER, ""])
+
+
+def merge(generated: str, existing: str | None) -> str:
+    """The generated part followed by whatever the existing file holds below the marker."""
+    if existing is None or MARKER not in existing:
+        return generated
+    tail = existing.split(MARKER, 1)[1].lstrip("\n")
+    return generated + ("\n" + tail if tail else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("json", type=Path, help="pytest-benchmark JSON (--benchmark-json)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="markdown to write")
+    args = parser.parse_args(argv)
+    data = json.loads(args.json.read_text(encoding="utf-8"))
+    existing = args.out.read_text(encoding="utf-8") if args.out.exists() else None
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    command = shlex.join(getattr(sys, "orig_argv", sys.argv))
+    args.out.write_text(merge(render(data, command), existing), encoding="utf-8")
+    print(f"wrote {args.out}")
+    for target, measured, result in targets(Results(data)):
+        print(f"  {result.strip('*')}: {target}: {measured}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
