@@ -62,11 +62,14 @@ from engine.runtime import item_filter, to_datetime
 from engine.source import Locator, Path, load_document
 from engine.tables import (
     INDEX_MIN_ROWS,
+    AnyTest,
     CellError,
     Test,
     check_test,
     emit_test,
     equality_values,
+    interval_index,
+    output_builder,
     output_type,
     parse_cell,
     read_type,
@@ -913,6 +916,64 @@ class _Generator:
         return best if best_count * 2 >= len(plan.cells) else None
 
     def _rows_function(
+        self,
+        name: str,
+        plan: _TablePlan,
+        rows: list[int],
+        args: str,
+        first: bool,
+        skip: int | None,
+    ) -> str:
+        """The match function for some rows: a bisect over precomputed intervals when every
+        remaining test is on one numeric input, else the rows' tests in order."""
+        found = self._interval_function(name, plan, rows, args, first, skip)
+        return found or self._sequential_function(name, plan, rows, args, first, skip)
+
+    def _interval_function(
+        self,
+        name: str,
+        plan: _TablePlan,
+        rows: list[int],
+        args: str,
+        first: bool,
+        skip: int | None,
+    ) -> str | None:
+        if len(rows) < INDEX_MIN_ROWS:
+            return None
+        column = None
+        for r in rows:
+            for c, test in enumerate(plan.cells[r]):
+                if isinstance(test, AnyTest) or (c == skip and equality_values(test) is not None):
+                    continue
+                if column not in (None, c):
+                    return None
+                column = c
+        if column is None or not plan.input_types[column].numeric:
+            return None
+        index = interval_index([plan.cells[r][column] for r in rows], first)
+        if index is None:
+            return None
+        points, results, unknown = index
+        rows_of = (
+            (lambda k: rows[k] if k >= 0 else -1)
+            if first
+            else (lambda ks: tuple(rows[k] for k in ks))
+        )
+        p = self.ns.add(points)
+        res = self.ns.add(tuple(rows_of(x) for x in results))
+        none = repr(rows_of(unknown))
+        x = f"x{column}"
+        return (
+            f"def {name}({args}):\n"
+            f"    if {x} is None:\n"
+            f"        return {none}\n"
+            f"    i = _bisect({p}, {x})\n"
+            f"    if i < {len(points)} and {p}[i] == {x}:\n"
+            f"        return {res}[2 * i + 1]\n"
+            f"    return {res}[2 * i]\n"
+        )
+
+    def _sequential_function(
         self, name: str, plan: _TablePlan, rows: list[int], args: str, first: bool, skip: int | None
     ) -> str:
         w = FunctionWriter(f"def {name}({args}):")
@@ -1191,7 +1252,12 @@ class _Generator:
                 id=p.model.id,
                 hit=p.model.hit,
                 outputs=tuple(p.output_names),
-                resolve=resolver(p.model.hit, p.model.aggregate, p.outputs, p.ranks),
+                outputs_of=output_builder(
+                    p.model.hit,
+                    p.output_names,
+                    resolver(p.model.hit, p.model.aggregate, p.outputs, p.ranks),
+                    p.outputs,
+                ),
                 position=p.position,
             )
             for p in b.tables

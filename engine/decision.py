@@ -180,10 +180,7 @@ class Decision:
     def _tables(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for meta, matched in zip(self.ruleset.tables, self._matches, strict=True):
-            if _hit(meta.hit, matched):
-                out[meta.id] = dict(zip(meta.outputs, meta.resolve(matched), strict=True))
-            else:
-                out[meta.id] = None
+            out[meta.id] = meta.outputs_of(matched)
         return out
 
     def _errors(self) -> list[dict[str, Any]]:
@@ -283,17 +280,6 @@ class Decision:
         if self._step is not None:
             tree = {"tree": self._step.tree.id, "path": list(self._step.path)}
         return {"rules": rules, "tables": tables, "tree": tree}
-
-
-def _hit(policy: str, matched: Any) -> bool:
-    """Whether a table produced outputs: single-hit policies need exactly one winner."""
-    if policy == "first":
-        return bool(matched >= 0)
-    if policy == "unique":
-        return len(matched) == 1
-    if policy == "priority":
-        return bool(matched)
-    return True  # collect and rule_order give (possibly empty) lists
 
 
 def _as_of_for(as_of: Mapping[str, Any], path: str) -> datetime | None:

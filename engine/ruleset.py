@@ -45,7 +45,8 @@ class TableMeta:
     id: str
     hit: str
     outputs: tuple[str, ...]
-    resolve: Callable[[Any], tuple[Any, ...]]
+    # A table's matches → its outputs by name, or None when a single-hit policy found none.
+    outputs_of: Callable[[Any], dict[str, Any] | None]
     position: int
 
 

@@ -5,6 +5,7 @@ Everything here is a pure function of its arguments.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import re
@@ -243,6 +244,7 @@ HELPERS: dict[str, Any] = {
     "_fmt": format_value,
     "_dt": to_datetime,
     "_count": read_counter,
+    "_bisect": bisect.bisect_left,
     "_object": read_object,
     "_ITEMS": ITEMS_DROPPED,
     "_dict": dict,

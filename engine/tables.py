@@ -9,6 +9,7 @@ value so that a lookup touches only the rows that can match.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -260,6 +261,84 @@ def emit_test(test: Test, x: str, const: Callable[[Any], str]) -> str | None:
     return f"({x} is not None and not ({joined}))"
 
 
+def test_matches(test: Test, x: Any) -> bool:
+    """Interpret a unary test (the generated code's meaning, used to precompute indexes)."""
+    if isinstance(test, AnyTest):
+        return True
+    if x is None:
+        return False
+    if isinstance(test, EqTest):
+        return bool(x == test.value)
+    if isinstance(test, CmpTest):
+        return bool(_OPS[test.op](x, test.value))
+    if isinstance(test, RangeTest):
+        low = x >= test.low if test.low_inclusive else x > test.low
+        high = x <= test.high if test.high_inclusive else x < test.high
+        return bool(low and high)
+    if isinstance(test, InTest):
+        return x in test.values
+    hit = any(test_matches(t, x) for t in test.tests)
+    return hit if isinstance(test, OrTest) else not hit
+
+
+_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def bounds(test: Test) -> list[Any] | None:
+    """The numbers at which a test's result can change; None if it is not a numeric test."""
+    if isinstance(test, AnyTest):
+        return []
+    if isinstance(test, EqTest | CmpTest):
+        values: list[Any] = [test.value]
+    elif isinstance(test, RangeTest):
+        values = [test.low, test.high]
+    elif isinstance(test, InTest):
+        values = list(test.values)
+    else:
+        nested = [bounds(t) for t in test.tests]
+        if any(b is None for b in nested):
+            return None
+        return [v for b in nested for v in b or ()]
+    return values if all(_num(v) for v in values) else None
+
+
+def interval_index(tests: list[Test], first: bool) -> tuple[list[Any], tuple[Any, ...], Any] | None:
+    """Precompute which of ``tests`` (rows, in order) match on each stretch of a number line.
+
+    Returns the sorted breakpoints P, the results R (R[2i] for values between P[i-1] and
+    P[i], R[2i+1] for P[i] itself) and the result for an unknown value. A result is the first
+    matching position (or -1) when ``first``, else the tuple of matching positions.
+    """
+    points: set[Any] = set()
+    for test in tests:
+        found = bounds(test)
+        if found is None:
+            return None
+        points.update(found)
+    ordered = sorted(points)
+
+    def result(x: Any) -> Any:
+        hits = [k for k, test in enumerate(tests) if test_matches(test, x)]
+        if first:
+            return hits[0] if hits else -1
+        return tuple(hits)
+
+    results = []
+    for i in range(len(ordered) + 1):
+        if i == 0:
+            sample = ordered[0] - 1 if ordered else 0
+        elif i == len(ordered):
+            sample = ordered[-1] + 1
+        else:
+            sample = (ordered[i - 1] + ordered[i]) / 2
+            if not ordered[i - 1] < sample < ordered[i]:  # adjacent floats: nothing between
+                sample = ordered[i]
+        results.append(result(sample))
+        if i < len(ordered):
+            results.append(result(ordered[i]))
+    return ordered, tuple(results), result(None)
+
+
 def equality_values(test: Test) -> tuple[Any, ...] | None:
     """The values an equality-style test accepts (for indexing), or None if it is not one."""
     if isinstance(test, EqTest):
@@ -302,6 +381,25 @@ def read_type(hit: str, aggregate: str | None, column: Type) -> Type:
             return column if column.numeric else NUMBER
         return list_of(column)
     return column
+
+
+def output_builder(
+    hit: str,
+    names: Sequence[str],
+    resolve: Callable[[Any], tuple[Any, ...]],
+    rows: list[tuple[Any, ...]],
+) -> Callable[[Any], dict[str, Any] | None]:
+    """Matches → ``{output: value}`` as the decision shows it; None when no single row won."""
+    if hit == "first":
+        built = [dict(zip(names, row, strict=True)) for row in rows]
+        return lambda m: dict(built[m]) if m >= 0 else None
+
+    def outputs(m: Any) -> dict[str, Any] | None:
+        if (hit == "unique" and len(m) != 1) or (hit == "priority" and not m):
+            return None
+        return dict(zip(names, resolve(m), strict=True))
+
+    return outputs
 
 
 def resolver(

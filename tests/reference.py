@@ -252,11 +252,14 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 
 
 def show(value: Any) -> str:
-    """A value as a template prints it: strings as they are, the rest as JSON, unknown as ``?``."""
+    """A value as a template prints it: strings as they are, the rest as JavaScript's JSON
+    (5.0 prints as 5), unknown as ``?``."""
     if value is UNKNOWN or value is None:
         return "?"
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
     return value if isinstance(value, str) else json.dumps(value)
 
 

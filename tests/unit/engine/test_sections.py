@@ -570,3 +570,69 @@ def test_nested_and_leftover_indexes_agree_with_sequential_evaluation() -> None:
                     f"chan{k}" for k in range(20) if channel == ["voice", "chat"][k % 2] and k < 9
                 ]
                 assert compiled.evaluate(context).eligible_rules == expected, context
+
+
+@pytest.mark.parametrize("hit", ["first", "collect", "rule_order", "unique"])
+def test_interval_index_agrees_with_the_reference(hit: str) -> None:
+    """Rows bisected over one numeric input match what the reference interpreter finds."""
+    import random
+
+    from tests.reference import decide
+
+    rnd = random.Random(hit)
+    cells = [
+        "-",
+        "< 10",
+        "<= 10",
+        "> 50",
+        ">= 50",
+        "[10..20]",
+        "(10..20)",
+        "[20..30)",
+        "(30..40]",
+        "15",
+        "[1, 2, 3]",
+        "not(< 5)",
+        "5, 25",
+        "not([10..20], 45)",
+    ]
+    rows = [[rnd.choice(cells), k] for k in range(30)]
+    doc = document(
+        tables=[
+            {
+                "id": "t",
+                "hit": hit,
+                "inputs": ["interaction.amount"],
+                "outputs": ["k"],
+                "rows": rows,
+            }
+        ]
+    )
+    compiled = compile_ruleset(doc)
+    assert "_bisect" in compiled.source
+    for amount in [
+        None,
+        -1,
+        0,
+        1,
+        2.5,
+        5,
+        9.99,
+        10,
+        10.5,
+        15,
+        19.999,
+        20,
+        25,
+        30,
+        35,
+        40,
+        45,
+        49,
+        50,
+        50.5,
+        99,
+    ]:
+        context = {"interaction": {"amount": amount}}
+        expected = decide(doc, context)["tables"]["t"]
+        assert compiled.evaluate(context).tables["t"] == expected, amount
