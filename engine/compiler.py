@@ -828,7 +828,9 @@ class _Generator:
         bad = {
             "string": f"{s}.__class__ is not _str",
             "integer": f"{s}.__class__ is not _int",
-            "number": f"not ({s}.__class__ is _float and _isfinite({s}) or {s}.__class__ is _int)",
+            # x - x == 0 holds for every finite float and fails for inf and nan, without a call.
+            "number": f"not ({s}.__class__ is _float and {s} - {s} == 0.0"
+            f" or {s}.__class__ is _int)",
             "boolean": f"{s}.__class__ is not _bool",
             "list": f"{s}.__class__ is not _list",
         }[kind]

@@ -109,19 +109,17 @@ class Decision:
 
     @property
     def eligible_rules(self) -> list[str]:
-        rules = self.ruleset.model.eligibility
-        return [rules[k].id for k in self._eligible]
+        ids = self.ruleset.rule_ids[0]
+        return [ids[k] for k in self._eligible]
 
     @property
     def escalation_rule(self) -> str | None:
-        if self._escalation < 0:
-            return None
-        return self.ruleset.model.escalation[self._escalation].id
+        return self.ruleset.rule_ids[1][self._escalation] if self._escalation >= 0 else None
 
     @property
     def alert_rules(self) -> list[str]:
-        rules = self.ruleset.model.alerts
-        return [rules[k].id for k in self._alerts]
+        ids = self.ruleset.rule_ids[2]
+        return [ids[k] for k in self._alerts]
 
     @property
     def tables(self) -> dict[str, Any]:
@@ -178,10 +176,8 @@ class Decision:
         }
 
     def _tables(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for meta, matched in zip(self.ruleset.tables, self._matches, strict=True):
-            out[meta.id] = meta.outputs_of(matched)
-        return out
+        tables = self.ruleset.tables
+        return {meta.id: meta.outputs_of(m) for meta, m in zip(tables, self._matches, strict=True)}
 
     def _errors(self) -> list[dict[str, Any]]:
         errors: list[dict[str, Any]] = []

@@ -102,6 +102,7 @@ class CompiledRuleset:
     eligible_out: list[dict[str, Any]] = field(init=False, repr=False)
     escalation_out: list[dict[str, Any]] = field(init=False, repr=False)
     has_unique_tables: bool = field(init=False, repr=False)
+    rule_ids: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
     _decide_trace: dict[str, Callable[..., Any]] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -114,6 +115,10 @@ class CompiledRuleset:
             for r in self.model.escalation
         ]
         self.has_unique_tables = any(t.hit == "unique" for t in self.tables)
+        self.rule_ids = tuple(
+            tuple(r.id for r in rules)
+            for rules in (self.model.eligibility, self.model.escalation, self.model.alerts)
+        )
         self._decide_trace = None
 
     @property
