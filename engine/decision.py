@@ -109,8 +109,7 @@ class Decision:
 
     @property
     def eligible_rules(self) -> list[str]:
-        ids = self.ruleset.rule_ids[0]
-        return [ids[k] for k in self._eligible]
+        return list(map(self.ruleset.rule_ids[0].__getitem__, self._eligible))
 
     @property
     def escalation_rule(self) -> str | None:
@@ -118,8 +117,7 @@ class Decision:
 
     @property
     def alert_rules(self) -> list[str]:
-        ids = self.ruleset.rule_ids[2]
-        return [ids[k] for k in self._alerts]
+        return list(map(self.ruleset.rule_ids[2].__getitem__, self._alerts))
 
     @property
     def tables(self) -> dict[str, Any]:
@@ -176,8 +174,7 @@ class Decision:
         }
 
     def _tables(self) -> dict[str, Any]:
-        tables = self.ruleset.tables
-        return {meta.id: meta.outputs_of(m) for meta, m in zip(tables, self._matches, strict=True)}
+        return self.ruleset.table_outputs(self._matches)
 
     def _errors(self) -> list[dict[str, Any]]:
         errors: list[dict[str, Any]] = []

@@ -103,6 +103,8 @@ class CompiledRuleset:
     escalation_out: list[dict[str, Any]] = field(init=False, repr=False)
     has_unique_tables: bool = field(init=False, repr=False)
     rule_ids: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
+    # matches → {table id: outputs}; generated, as a loop over tables costs more than the work.
+    table_outputs: Callable[[tuple[Any, ...]], dict[str, Any]] = field(init=False, repr=False)
     _decide_trace: dict[str, Callable[..., Any]] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -115,6 +117,7 @@ class CompiledRuleset:
             for r in self.model.escalation
         ]
         self.has_unique_tables = any(t.hit == "unique" for t in self.tables)
+        self.table_outputs = _table_outputs_function(self.tables)
         self.rule_ids = tuple(
             tuple(r.id for r in rules)
             for rules in (self.model.eligibility, self.model.escalation, self.model.alerts)
@@ -234,3 +237,17 @@ class CompiledRuleset:
         from engine.testing import run_tests
 
         return run_tests(self)
+
+
+def _table_outputs_function(tables: list[TableMeta]) -> Callable[[tuple[Any, ...]], dict[str, Any]]:
+    """matches → ``{table id: outputs}``; the common one- and two-table cases avoid a loop."""
+    pairs = [(meta.id, meta.outputs_of) for meta in tables]
+    if not pairs:
+        return lambda matches: {}
+    if len(pairs) == 1:
+        ((id0, of0),) = pairs
+        return lambda matches: {id0: of0(matches[0])}
+    if len(pairs) == 2:
+        (id0, of0), (id1, of1) = pairs
+        return lambda matches: {id0: of0(matches[0]), id1: of1(matches[1])}
+    return lambda matches: {i: of(m) for (i, of), m in zip(pairs, matches, strict=True)}
