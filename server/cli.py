@@ -157,19 +157,23 @@ def _test(args: argparse.Namespace, out: TextIO) -> int:
     return 1 if failed else 0
 
 
-def _json_arg(name: str, value: str | None) -> Any:
-    if value is None:
-        return None
-    text = _read_text(value[1:]) if value.startswith("@") else value
+def _json_object(label: str, text: str) -> dict[str, Any]:
+    """Parse ``text`` as a JSON object, or fail with one sentence naming ``label``."""
     try:
         parsed = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CommandError(
-            f"{name} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            f"{label} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
     if not isinstance(parsed, dict):
-        raise CommandError(f"{name} must be a JSON object")
+        raise CommandError(f"{label} must be a JSON object")
     return parsed
+
+
+def _json_arg(name: str, value: str | None) -> Any:
+    if value is None:
+        return None
+    return _json_object(name, _read_text(value[1:]) if value.startswith("@") else value)
 
 
 def _eval(args: argparse.Namespace, out: TextIO) -> int:
@@ -204,15 +208,7 @@ def _eval(args: argparse.Namespace, out: TextIO) -> int:
 def _import_durable(args: argparse.Namespace, out: TextIO) -> int:
     from engine.durable_import import convert_durable, dump_document
 
-    text = _read_text(args.file)
-    try:
-        ruleset = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CommandError(
-            f"{args.file} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    if not isinstance(ruleset, dict):
-        raise CommandError(f"{args.file} must hold a JSON object of durable_rules rules")
+    ruleset = _json_object(args.file, _read_text(args.file))
     name = args.name or Path(args.file).stem
     result = convert_durable(ruleset, name=name)
     for sentence in result.unsupported:
