@@ -128,3 +128,30 @@ def test_failures_are_one_plain_sentence(args: tuple[str, ...], message: str) ->
     assert result.stderr.startswith(message)
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+DURABLE = {
+    "approval": {
+        "big": {"all": [{"m": {"$and": [{"subject": "approve"}, {"$gt": {"amount": 1000}}]}}]},
+        "small": {"all": [{"m": {"$lte": {"amount": 1000}}}]},
+        "seq": {"all": [{"first": {"t": "a"}}, {"second": {"t": "b"}}]},
+    }
+}
+
+
+def test_import_durable_writes_a_document_that_compiles(tmp_path: Path) -> None:
+    """import-durable prints a Frontline document and names what it could not convert."""
+    source = tmp_path / "approval.json"
+    source.write_text(json.dumps(DURABLE))
+    out = tmp_path / "approval.yaml"
+    result = run("import-durable", str(source), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "not converted: rule 'seq': sequences of several messages" in result.stderr
+    from engine import compile_ruleset
+
+    compiled = compile_ruleset(out.read_text())
+    assert compiled.evaluate({"m": {"subject": "approve", "amount": 5000}}).eligible_rules == [
+        "big"
+    ]
+    assert compiled.evaluate({"m": {"amount": 10}}).eligible_rules == ["small"]
+    assert run("validate", str(out)).returncode == 0
