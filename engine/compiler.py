@@ -768,12 +768,13 @@ class _Generator:
         def obj(prefix: str) -> str:
             if prefix in objects:
                 return objects[prefix]
-            name = f"o{len(objects)}"
             parts = prefix.split(".")
             if len(parts) == 1:
                 source = "ans" if prefix == "answers" else f"ctx.get({prefix!r})"
             else:
                 source = f"{obj('.'.join(parts[:-1]))}.get({parts[-1]!r})"
+            # Named after the parent is read: the parent takes a name of its own first.
+            name = f"o{len(objects)}"
             w.line(f"{name} = {source}")
             w.line(f"if {name}.__class__ is not _dict:")
             w.indent()

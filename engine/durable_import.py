@@ -312,8 +312,9 @@ def _operator(
         return _Expr(f"matches({subject.text}, {_string(regex)})")
     if operand is None:
         if op == "$neq" and item_list is None:
-            # "present and not null" in durable_rules, which is Frontline's "not missing".
-            schema.scalar(subject.text, None)
+            # "Present, not null, not a list or object" in durable_rules: for a field that is
+            # not a list, Frontline's "not missing".
+            schema.scalar(subject.text, None, not_list=True)
             return _Expr(f"not missing({subject.text})")
         raise _Unsupported(
             f"'{op}' with null cannot be converted (Frontline does not tell null from absent)"
@@ -411,6 +412,8 @@ class _Field:
 
     kind: str | None  # "number", "string", "boolean" or "list"; None: only tested for presence
     items: dict[str | None, str] = field(default_factory=dict)  # item attribute (None: the item)
+    # Tested with '$neq' null, which durable_rules finds false for a list or an object.
+    not_list: bool = False
 
 
 class _Schema:
@@ -425,18 +428,20 @@ class _Schema:
         else:
             self.item(item_list, subject.attribute, kind)
 
-    def scalar(self, path: str, kind: str | None) -> None:
+    def scalar(self, path: str, kind: str | None, *, not_list: bool = False) -> None:
+        """Record a use of ``path`` as a ``kind`` value, or only its presence (None)."""
         known = self._claim(path, _Field(kind))
-        if known.kind == "list":
+        if known.kind == "list" and (kind is not None or not_list):
             raise _Unsupported(f"{path} is used both as a list and as a single value")
         if kind is not None and known.kind not in (None, kind):
             raise _Unsupported(f"{path} is compared with both {known.kind}s and {kind}s")
         known.kind = known.kind or kind
+        known.not_list |= not_list
 
     def item(self, path: str, attribute: str | None, kind: str) -> None:
         known = self._claim(path, _Field("list"))
-        if known.kind not in (None, "list"):
-            raise _Unsupported(f"{path} is used both as a list and as a {known.kind}")
+        if known.kind not in (None, "list") or known.not_list:
+            raise _Unsupported(f"{path} is used both as a list and as a single value")
         known.kind = "list"
         if known.items and (attribute is None) != (None in known.items):
             raise _Unsupported(f"the items of {path} are used both as values and as objects")

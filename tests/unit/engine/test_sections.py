@@ -636,3 +636,25 @@ def test_interval_index_agrees_with_the_reference(hit: str) -> None:
         context = {"interaction": {"amount": amount}}
         expected = decide(doc, context)["tables"]["t"]
         assert compiled.evaluate(context).tables["t"] == expected, amount
+
+
+def test_nested_objects_read_before_their_parents_keep_their_own_names() -> None:
+    """A field two levels deep read first must not shadow its parent object's other fields."""
+    context = {"customer.address.city": "string", "customer.tier": "string"}
+    compiled = compile_ruleset(
+        {
+            "ruleset": "t",
+            "context": context,
+            "eligibility": [
+                {
+                    "id": "r",
+                    "when": 'customer.address.city == "Leeds" and customer.tier == "gold"',
+                    "offer": "o",
+                }
+            ],
+        }
+    )
+    customer = {"address": {"city": "Leeds"}, "tier": "gold"}
+    assert compiled.evaluate({"customer": customer}).eligible_rules == ["r"]
+    customer["tier"] = "silver"
+    assert compiled.evaluate({"customer": customer}).eligible_rules == []
