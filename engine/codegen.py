@@ -84,6 +84,14 @@ class Emitter:
         self.ns = ns
         self.used: set[int] = set()
         self._temps = 0
+        # Slots the surrounding code has already checked are not None: no guards for them.
+        self.present: frozenset[int] = frozenset()
+
+    def nullable(self, n: Node) -> bool:
+        """Whether ``n`` can be unknown here."""
+        if isinstance(n, Slot) and n.index in self.present:
+            return False
+        return n.nullable
 
     def tmp(self) -> str:
         self._temps += 1
@@ -118,12 +126,12 @@ class Emitter:
         """
         name = self.simple(n)
         if name is None:
-            if not n.nullable:
+            if not self.nullable(n):
                 return f"({self.val(n)})"
             t = self.tmp()
             guards.append(f"({t} := {self.val(n)}) is {'not ' if positive else ''}None")
             return t
-        if n.nullable:
+        if self.nullable(n):
             guards.append(f"{name} is {'not ' if positive else ''}None")
         return name
 
@@ -210,7 +218,7 @@ class Emitter:
                 f"(None if ({t} := {self.val(n.source)}) is None else "
                 f"{helper}({body} for _i_{n.var} in {t}))"
             )
-        if n.source.nullable:
+        if self.nullable(n.source):
             return f"(None if {src} is None else {helper}({body} for _i_{n.var} in {src}))"
         return f"{helper}({body} for _i_{n.var} in {src})"
 
@@ -234,7 +242,12 @@ class Emitter:
             return f"({self.val(n.slot)} is {'' if want else 'not '}None)"
         if isinstance(n, Compare):
             guards: list[str] = []
-            a = self._bind(n.left, guards, positive=True)
+            if _null_is_false(n, want) and isinstance(n.left, Slot):
+                # None == "gold" and None in {...} are False, which is what "unknown" means
+                # when asking whether the comparison is true: the null check is redundant.
+                a = self.val(n.left)
+            else:
+                a = self._bind(n.left, guards, positive=True)
             b = self._bind(n.right, guards, positive=True)
             test = f"{a} {n.op} {b}" if want else f"not ({a} {n.op} {b})"
             return "(" + " and ".join([*guards, test]) + ")"
@@ -254,8 +267,31 @@ class Emitter:
                 f"(({t} := {self.val(n.source)}) is not None and "
                 f"{outer}({body} for _i_{n.var} in {t}))"
             )
-        guard = f"{src} is not None and " if n.source.nullable else ""
+        guard = f"{src} is not None and " if self.nullable(n.source) else ""
         return f"({guard}{outer}({body} for _i_{n.var} in {src}))"
+
+
+def null_safe_when_true(n: Compare) -> bool:
+    """Whether asking ``n`` true needs no null check on its left side."""
+    return _null_is_false(n, True) and isinstance(n.left, Slot)
+
+
+def _null_is_false(n: Compare, want: bool) -> bool:
+    """Whether ``left op right`` (negated unless ``want``) is False, not an error, for None.
+
+    True for ``x == c`` and ``x in [c, ...]`` asked true, and ``x != c`` and ``x not in [...]``
+    asked false, when the right side is a constant that is not null.
+    """
+    if want:
+        if n.op not in ("==", "in"):
+            return False
+    elif n.op not in ("!=", "not in"):
+        return False
+    right = n.right
+    if n.op in ("==", "!="):
+        return isinstance(right, Const) and right.value is not None
+    # ``None in "abc"`` raises: only list literals (frozensets) are safe.
+    return isinstance(right, ListConst) and None not in right.values
 
 
 class FunctionWriter:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.codegen import Emitter, FunctionWriter, Namespace
+from engine.codegen import Emitter, FunctionWriter, Namespace, null_safe_when_true
 from engine.durations import parse_duration
 from engine.errors import Problem, RulesetError
 from engine.expr import (
@@ -35,7 +35,9 @@ from engine.expr import (
     RESERVED_NAMES,
     SCALAR_TYPES,
     STRING,
+    Arith,
     BoolOp,
+    Call,
     Checked,
     Compare,
     Const,
@@ -43,7 +45,11 @@ from engine.expr import (
     ExpressionError,
     FieldInfo,
     ListConst,
+    Missing,
+    Neg,
     Node,
+    Not,
+    Quantifier,
     Slot,
     Type,
     check_expression,
@@ -723,6 +729,8 @@ class _Generator:
         # Index dicts are bound by name before the functions they point to exist.
         self.deferred_index: list[tuple[str, dict[Any, str]]] = []
         self.table_names: dict[int, tuple[str, str]] = {}
+        # Indexed table function → (index dict, indexed column, function for other values).
+        self.table_dispatch: dict[str, tuple[str, int, str]] = {}
         self._names = itertools.count()
 
     def fn_name(self, prefix: str) -> str:
@@ -737,27 +745,35 @@ class _Generator:
     def decide_function(self, name: str, trigger: str, trace: bool) -> str:
         """One function per trigger: read every input once, evaluate tables, then the rules.
 
-        Returns ``(values, table_matches, eligible, alerts, escalation)``.
+        Returns ``(values, table_matches, eligible, alerts, escalation, invalid)``: the raw
+        tuple a ``Decision`` holds.
         """
         b = self.b
         assert b.doc is not None
-        w = FunctionWriter(f"def {name}(ctx, ans, cnt, now_, inv{', tr' if trace else ''}):")
+        w = FunctionWriter(f"def {name}(ctx, ans, cnt, now_{', tr' if trace else ''}):")
+        w.line("inv = []")
         self._prelude(w)
         em = Emitter(self.ns)
-        w.line("el = []")
-        if trigger == "decision":
+        if trigger == "decision" and b.eligibility:
+            w.line("el = []")
             self._collect_inline(w, em, "el", list(enumerate(b.eligibility)), trace, 0)
-        w.line("al = []")
+        else:
+            w.line("el = ()")
         alerts = [(k, r) for k, r in enumerate(b.alerts) if trigger in b.doc.alerts[k].on]
-        self._collect_inline(w, em, "al", alerts, trace, 2)
+        if alerts:
+            w.line("al = []")
+            self._collect_inline(w, em, "al", alerts, trace, 2)
+        else:
+            w.line("al = ()")
         ms = ", ".join(f"m{p.position}" for p in b.tables)
         result = f"V, ({ms}{',' if len(b.tables) == 1 else ''}), el, al"
         if trigger == "decision":
             rules = b.doc.escalation
             order = sorted(range(len(b.escalation)), key=lambda k: (rules[k].priority, k))
             for k in order:
-                self._emit_rule(w, em, k, b.escalation[k], trace, 1, f"return {result}, {k}")
-        w.line(f"return {result}, -1")
+                node = b.escalation[k].node
+                self._emit_rule(w, em, k, node, trace, 1, f"return {result}, {k}, inv")
+        w.line(f"return {result}, -1, inv")
         return w.source()
 
     def _prelude(self, w: FunctionWriter) -> None:
@@ -800,7 +816,14 @@ class _Generator:
             args = ", ".join(em.val(c.node) for c in plan.inputs)
             table_fn, resolve = self.table_functions(plan)
             m = f"m{plan.position}"
-            w.line(f"{m} = {table_fn}({args})")
+            dispatch = self.table_dispatch.get(table_fn)
+            if dispatch is not None and all(isinstance(c.node, Slot) for c in plan.inputs):
+                # The index lookup of an indexed table, inlined: one call fewer per table.
+                index_name, column, rest = dispatch
+                key = em.val(plan.inputs[column].node)
+                w.line(f"{m} = {index_name}.get({key}, {rest})({args})")
+            else:
+                w.line(f"{m} = {table_fn}({args})")
             outs = [f"tables.{plan.model.id}.{name}" for name in plan.output_names]
             used = [(k, b.env.slots[p].index) for k, p in enumerate(outs) if p in b.env.slots]
             if used:
@@ -826,32 +849,36 @@ class _Generator:
             w.line(f"{s} = _d")
             w.dedent()
             return
-        bad = {
-            "string": f"{s}.__class__ is not _str",
-            "integer": f"{s}.__class__ is not _int",
-            # x - x == 0 holds for every finite float and fails for inf and nan, without a call.
-            "number": f"not ({s}.__class__ is _float and {s} - {s} == 0.0"
-            f" or {s}.__class__ is _int)",
-            "boolean": f"{s}.__class__ is not _bool",
-            "list": f"{s}.__class__ is not _list",
-        }[kind]
-        w.line(f"if {s} is not None and ({bad}):")
+        # The test a valid value passes comes first, so a present, valid value costs one check;
+        # None (missing) is told apart only inside the branch.
+        if meta.type.enum is not None:
+            # A frozenset of strings: one membership test covers the type and the enum.
+            enum = self.ns.add(meta.type.enum)
+            suspect = f"{s}.__class__ is not _str or {s} not in {enum}"
+        else:
+            suspect = {
+                "string": f"{s}.__class__ is not _str",
+                "integer": f"{s}.__class__ is not _int",
+                # x - x == 0.0 holds for every finite float, fails for inf and nan, and needs
+                # no call; ints (not bools) are numbers too.
+                "number": f"({s}.__class__ is not _float or {s} - {s} != 0.0)"
+                f" and {s}.__class__ is not _int",
+                "boolean": f"{s}.__class__ is not _bool",
+                "list": f"{s}.__class__ is not _list",
+            }[kind]
+        w.line(f"if {suspect}:")
+        w.indent()
+        w.line(f"if {s} is not None:")
         w.indent()
         w.line(report)
         w.line(f"{s} = None")
         w.dedent()
-        if meta.type.enum is not None:
-            enum = self.ns.add(meta.type.enum)
-            w.line(f"elif {s} is not None and {s} not in {enum}:")
-            w.indent()
-            w.line(report)
-            w.line(f"{s} = None")
-            w.dedent()
+        w.dedent()
         if kind == "list" and meta.type.item is not None:
             item = meta.type.item
             attrs = tuple((name, t.kind) for name, t in item.attrs or ())
             filt = self.ns.add(item_filter(item.kind, attrs))
-            w.line(f"elif {s} is not None:")
+            w.line("else:")
             w.indent()
             w.line(f"{s}, _dropped = {filt}({s})")
             w.line("if _dropped:")
@@ -904,6 +931,7 @@ class _Generator:
         self.add(self._rows_function(rest, plan, wildcard, args, first, skip=None))
         index_name = self.ns.add({})
         self.deferred_index.append((index_name, index))
+        self.table_dispatch[name] = (index_name, column, rest)
         self.add(f"def {name}({args}):\n    return {index_name}.get(x{column}, {rest})({args})\n")
         return name
 
@@ -966,15 +994,21 @@ class _Generator:
         res = self.ns.add(tuple(rows_of(x) for x in results))
         none = repr(rows_of(unknown))
         x = f"x{column}"
-        return (
-            f"def {name}({args}):\n"
-            f"    if {x} is None:\n"
-            f"        return {none}\n"
-            f"    i = _bisect({p}, {x})\n"
-            f"    if i < {len(points)} and {p}[i] == {x}:\n"
-            f"        return {res}[2 * i + 1]\n"
-            f"    return {res}[2 * i]\n"
-        )
+        w = FunctionWriter(f"def {name}({args}):")
+        w.line(f"if {x} is None:")
+        w.line(f"    return {none}")
+        as_floats = [float(v) for v in points]
+        if any(v.__class__ is not float for v in points) and as_floats == points:
+            # Comparing a float with an int costs twice a float with a float: search a float
+            # copy of the points for float values (the copy is exact, checked above).
+            pf = self.ns.add(as_floats)
+            w.line(f"P = {pf} if {x}.__class__ is _float else {p}")
+            p = "P"
+        w.line(f"i = _bisect({p}, {x})")
+        w.line(f"if i < {len(points)} and {p}[i] == {x}:")
+        w.line(f"    return {res}[2 * i + 1]")
+        w.line(f"return {res}[2 * i]")
+        return w.source()
 
     def _sequential_function(
         self, name: str, plan: _TablePlan, rows: list[int], args: str, first: bool, skip: int | None
@@ -1011,12 +1045,12 @@ class _Generator:
         rules: list[tuple[int, _Checked]],
         trace: bool,
         section: int,
-        indexed: frozenset[int],
+        known: Mapping[int, Any],
     ) -> str:
         """A function appending the indices of the rules that hold to ``out`` (a bucket)."""
         em = Emitter(self.ns)
         body = FunctionWriter("")
-        self._collect_inline(body, em, "out", rules, trace, section, indexed)
+        self._collect_inline(body, em, "out", rules, trace, section, known)
         return self._assemble(f"def {name}(V, out{', tr' if trace else ''}):", em, body)
 
     def _collect_inline(
@@ -1027,30 +1061,50 @@ class _Generator:
         rules: list[tuple[int, _Checked]],
         trace: bool,
         section: int,
-        indexed: frozenset[int] = frozenset(),
+        known: Mapping[int, Any] | None = None,
     ) -> None:
         """Append to ``out`` the index of every rule that holds, in document order.
 
         Rules are split by the field whose equality tests cover most of them; the rules left
         over are split again by the next such field, and so on; what no index covers runs
-        inline. ``indexed`` are the slots already used to reach this bucket.
+        inline. ``known`` maps the slots already used to reach this bucket to their values:
+        the equality tests on them hold here and are not emitted again.
         """
+        known = known or {}
         indexes: list[tuple[int, dict[Any, list[tuple[int, _Checked]]]]] = []
         rest = rules
         while True:
-            slot, buckets, left = self._rule_index(rest, indexed)
+            slot, buckets, left = self._rule_index(rest, known)
             if slot is None:
                 break
             indexes.append((slot, buckets))
             rest = left
-        for k, rule in rest:
-            self._emit_rule(w, em, k, rule, trace, section, f"{out}.append({k})")
+        nodes = [(k, _given(rule.node, known)) for k, rule in rest]
+        assumed = _guard_slots([node for _, node in nodes], trace)
+        if assumed:
+            # Test each field the rules guard against None once: when all are present (the
+            # usual case) the rules run without their guards, otherwise with them.
+            w.line(f"if {' and '.join(f's{i} is not None' for i in sorted(assumed))}:")
+            w.indent()
+            em.present = frozenset(assumed)
+            for k, node in nodes:
+                self._emit_rule(w, em, k, node, trace, section, f"{out}.append({k})")
+            em.present = frozenset()
+            w.dedent()
+            w.line("else:")
+            w.indent()
+        for k, node in nodes:
+            self._emit_rule(w, em, k, node, trace, section, f"{out}.append({k})")
+        if assumed:
+            w.dedent()
         for slot, buckets in indexes:
             index = {}
             for value, bucket_rules in buckets.items():
                 fname = self.fn_name("_bucket")
                 self.add(
-                    self.collect_function(fname, bucket_rules, trace, section, indexed | {slot})
+                    self.collect_function(
+                        fname, bucket_rules, trace, section, {**known, slot: value}
+                    )
                 )
                 index[value] = fname
             index_name = self.ns.add({})
@@ -1065,7 +1119,7 @@ class _Generator:
             w.line(f"{out}.sort()")
 
     def _rule_index(
-        self, rules: list[tuple[int, _Checked]], indexed: frozenset[int]
+        self, rules: list[tuple[int, _Checked]], known: Mapping[int, Any]
     ) -> tuple[int | None, dict[Any, list[tuple[int, _Checked]]], list[tuple[int, _Checked]]]:
         """Pick the field whose equality tests split the rules best; bucket rules by value."""
         if len(rules) < INDEX_MIN_RULES:
@@ -1073,7 +1127,7 @@ class _Generator:
         keys: dict[int, dict[int, tuple[Any, ...]]] = {}
         for position, (_, rule) in enumerate(rules):
             for slot, values in _equality_conjuncts(rule.node):
-                if slot not in indexed:
+                if slot not in known:
                     keys.setdefault(slot, {}).setdefault(position, values)
         if not keys:
             return None, {}, rules
@@ -1097,17 +1151,17 @@ class _Generator:
         w: FunctionWriter,
         em: Emitter,
         k: int,
-        rule: _Checked,
+        node: Node,
         trace: bool,
         section: int,
         action: str,
     ) -> None:
         if trace:
-            w.line(f"_r = {_three_valued(em, rule.node)}")
+            w.line(f"_r = {_three_valued(em, node)}")
             w.line(f"tr.append(({section}, {k}, _r))")
             w.line("if _r is True:")
         else:
-            w.line(f"if {em.true(rule.node)}:")
+            w.line(f"if {em.true(node)}:")
         w.indent()
         w.line(action)
         w.dedent()
@@ -1262,6 +1316,7 @@ class _Generator:
                     p.outputs,
                 ),
                 position=p.position,
+                row_outputs=tuple(dict(zip(p.output_names, row, strict=True)) for row in p.outputs),
             )
             for p in b.tables
         ]
@@ -1299,6 +1354,68 @@ class _Generator:
 
 def _three_valued(em: Emitter, node: Node) -> str:
     return f"(True if {em.true(node)} else (False if {em.false(node)} else None))"
+
+
+def _guard_slots(nodes: list[Node], trace: bool) -> set[int]:
+    """The nullable slots worth checking once before ``nodes`` instead of in each of them.
+
+    Empty unless checking them up front saves at least two checks. Without a trace, rules are
+    only asked whether they are true, and ``x == "a"`` or ``x in [...]`` needs no guard then.
+    """
+    counts: dict[int, int] = {}
+
+    def walk(n: Node) -> None:
+        if isinstance(n, Slot):
+            if n.nullable:
+                counts[n.index] = counts.get(n.index, 0) + 1
+        elif isinstance(n, Missing):
+            return  # missing(x) reads x's nullness itself
+        elif isinstance(n, (Not, Neg)):
+            walk(n.operand)
+        elif isinstance(n, BoolOp):
+            for o in n.operands:
+                walk(o)
+        elif isinstance(n, Compare) and not trace and null_safe_when_true(n):
+            walk(n.right)
+        elif isinstance(n, (Compare, Arith)):
+            walk(n.left)
+            walk(n.right)
+        elif isinstance(n, Call):
+            for a in n.args:
+                walk(a)
+        elif isinstance(n, Quantifier):
+            walk(n.source)
+
+    for node in nodes:
+        walk(node)
+    if sum(counts.values()) < len(counts) + 2:
+        return set()
+    return set(counts)
+
+
+def _given(node: Node, known: Mapping[int, Any]) -> Node:
+    """``node`` without the top-level conjuncts that the known slot values make true.
+
+    Inside an index bucket the field the index keys on has the bucket's value, so the rule's
+    ``field == literal`` or ``field in [...]`` test holds and need not run again.
+    """
+    if not known:
+        return node
+    conjuncts = node.operands if isinstance(node, BoolOp) and node.op == "and" else (node,)
+    kept = tuple(c for c in conjuncts if not _holds_given(c, known))
+    if len(kept) == len(conjuncts):
+        return node
+    if not kept:
+        return Const(BOOLEAN, False, True)
+    if len(kept) == 1:
+        return kept[0]
+    return BoolOp(node.type, node.nullable, "and", kept)
+
+
+def _holds_given(node: Node, known: Mapping[int, Any]) -> bool:
+    return any(
+        slot in known and known[slot] in values for slot, values in _equality_conjuncts(node)
+    )
 
 
 def _equality_conjuncts(node: Node) -> list[tuple[int, tuple[Any, ...]]]:

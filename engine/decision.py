@@ -57,79 +57,81 @@ def json_value(value: Any) -> Any:
     return value
 
 
-class Decision:
-    """The outcome of one evaluation."""
+class Asked:
+    """How an evaluation was asked, beyond the context: shared by every plain decision."""
 
-    __slots__ = (
-        "_alerts",
-        "_as_of",
-        "_dict",
-        "_eligible",
-        "_escalation",
-        "_invalid",
-        "_matches",
-        "_records",
-        "_step",
-        "_values",
-        "now",
-        "ruleset",
-        "trigger",
-    )
+    __slots__ = ("as_of", "now", "records", "step", "trigger")
 
     def __init__(
         self,
-        ruleset: CompiledRuleset,
-        values: tuple[Any, ...],
-        matches: tuple[Any, ...],
-        eligible: list[int],
-        escalation: int,
-        alerts: list[int],
-        step: NextStep | None,
-        invalid: list[tuple[str, str, Any]],
-        now: datetime | None,
-        as_of: Mapping[str, Any] | None,
-        trigger: str,
-        records: list[tuple[int, int, bool | None]] | None,
+        step: NextStep | None = None,
+        now: datetime | None = None,
+        as_of: Mapping[str, Any] | None = None,
+        trigger: str = "decision",
+        records: list[tuple[int, int, bool | None]] | None = None,
+    ) -> None:
+        self.step = step
+        self.now = now
+        self.as_of = as_of
+        self.trigger = trigger
+        self.records = records
+
+
+PLAIN = Asked()
+
+
+class Decision:
+    """The outcome of one evaluation.
+
+    ``raw`` is what the generated decide function returned: ``(values, table matches,
+    eligible rule indices, alert rule indices, escalation rule index or -1, invalid fields)``.
+    """
+
+    __slots__ = ("_asked", "_dict", "_raw", "ruleset")
+
+    def __init__(
+        self, ruleset: CompiledRuleset, raw: tuple[Any, ...], asked: Asked = PLAIN
     ) -> None:
         self.ruleset = ruleset
-        self._values = values
-        self._matches = matches
-        self._eligible = eligible
-        self._escalation = escalation
-        self._alerts = alerts
-        self._step = step
-        self._invalid = invalid
-        self.now = now
-        self._as_of = as_of
-        self.trigger = trigger
-        self._records = records
+        self._raw = raw
+        self._asked = asked
         self._dict: dict[str, Any] | None = None
+
+    @property
+    def now(self) -> datetime | None:
+        return self._asked.now
+
+    @property
+    def trigger(self) -> str:
+        return self._asked.trigger
 
     # -- cheap accessors ---------------------------------------------------------------------
 
     @property
     def eligible_rules(self) -> list[str]:
-        return list(map(self.ruleset.rule_ids[0].__getitem__, self._eligible))
+        return list(map(self.ruleset.eligible_id, self._raw[2]))
 
     @property
     def escalation_rule(self) -> str | None:
-        return self.ruleset.rule_ids[1][self._escalation] if self._escalation >= 0 else None
+        k = self._raw[4]
+        return self.ruleset.rule_ids[1][k] if k >= 0 else None
 
     @property
     def alert_rules(self) -> list[str]:
-        return list(map(self.ruleset.rule_ids[2].__getitem__, self._alerts))
+        return list(map(self.ruleset.rule_ids[2].__getitem__, self._raw[3]))
 
     @property
     def tables(self) -> dict[str, Any]:
         """Each table's outputs by id (``None`` where no row matched), as in ``to_dict()``."""
-        if self._dict is not None:
-            return self._dict["tables"]  # type: ignore[no-any-return]
-        return self._tables() if self.trigger == "decision" else {}
+        if self._asked is not PLAIN and self._asked.trigger != "decision":
+            return {}
+        return self.ruleset.table_outputs(self._raw[1])
 
     @property
     def values(self) -> dict[str, Any]:
         """The context fields read by this evaluation, by path (unknown ones as None)."""
-        return {p: self._values[i] for p, i in self.ruleset.field_slots.items()}
+        values = self._raw[0]
+        return {p: values[i] for p, i in self.ruleset.field_slots.items()}
 
     # -- the JSON shape ------------------------------------------------------------------------
 
@@ -141,11 +143,12 @@ class Decision:
 
     def _build(self) -> dict[str, Any]:
         rs = self.ruleset
-        eligible = [dict(rs.eligible_out[k]) for k in self._eligible]
-        escalation = dict(rs.escalation_out[self._escalation]) if self._escalation >= 0 else None
-        values = self._values
+        values, _, eligible_rules, alert_rules, escalation_rule, invalid = self._raw
+        asked = self._asked
+        eligible = [dict(rs.eligible_out[k]) for k in eligible_rules]
+        escalation = dict(rs.escalation_out[escalation_rule]) if escalation_rule >= 0 else None
         alerts = []
-        for k in self._alerts:
+        for k in alert_rules:
             meta = rs.alert_meta[k]
             alerts.append(
                 {
@@ -158,48 +161,45 @@ class Decision:
             "ruleset": rs.name,
             "revision": rs.revision,
             "digest": rs.digest,
-            "evaluated_at": format_time(self.now) if self.now is not None else None,
+            "evaluated_at": format_time(asked.now) if asked.now is not None else None,
             "eligible": eligible,
             "escalation": escalation,
             "alerts": alerts,
-            "tables": self._tables() if self.trigger == "decision" else {},
+            "tables": self.tables,
             "next_step": self._next_step(),
             "missing_fields": self.missing_fields,
             "stale_fields": self.stale_fields,
             "invalid_fields": [
-                {"field": p, "expected": e, "got": describe_value(v)} for p, e, v in self._invalid
+                {"field": p, "expected": e, "got": describe_value(v)} for p, e, v in invalid
             ],
             "errors": self._errors(),
-            "trace": self._trace() if self._records is not None else None,
+            "trace": self._trace() if asked.records is not None else None,
         }
-
-    def _tables(self) -> dict[str, Any]:
-        return self.ruleset.table_outputs(self._matches)
 
     def _errors(self) -> list[dict[str, Any]]:
         errors: list[dict[str, Any]] = []
-        if not self.ruleset.has_unique_tables and (self._step is None or not self._step.error):
+        step = self._asked.step
+        if not self.ruleset.has_unique_tables and (step is None or not step.error):
             return errors
-        for meta, matched in zip(self.ruleset.tables, self._matches, strict=True):
+        for meta, matched in zip(self.ruleset.tables, self._raw[1], strict=True):
             if meta.hit == "unique" and len(matched) > 1:
                 rows = ", ".join(str(r + 1) for r in matched)
                 errors.append(
                     {"table": meta.id, "error": f"hit policy unique, but rows {rows} all match"}
                 )
-        step = self._step
         if step is not None and step.error is not None:
             errors.append({"tree": step.tree.id, "error": step.error})
         return errors
 
     def _next_step(self) -> dict[str, Any] | None:
-        step = self._step
+        step = self._asked.step
         if step is None:
             return None
         node = step.node
         out: dict[str, Any] = {"tree": step.tree.id, "node": node.id}
         if node.outcome is not None:
             out["outcome"] = node.outcome
-            out["say"] = node.say(self._values) if node.say is not None else None
+            out["say"] = node.say(self._raw[0]) if node.say is not None else None
             out["queue"] = node.queue
         elif step.error is not None:
             out["error"] = step.error
@@ -213,38 +213,42 @@ class Decision:
         return out
 
     def _unknown(self, slots: Iterable[int]) -> list[str]:
-        values = self._values
+        values, invalid = self._raw[0], self._raw[5]
         paths = self.ruleset.slot_paths
         unknown = {paths[i] for i in slots if values[i] is None}
-        if unknown and self._invalid:
-            unknown.difference_update(p for p, _, _ in self._invalid)
+        if unknown and invalid:
+            unknown.difference_update(p for p, _, _ in invalid)
         return sorted(unknown)
 
     @property
     def missing_fields(self) -> list[str]:
         """Declared fields the evaluated rules read that were absent or null."""
-        needed = self.ruleset.needed[self.trigger]
-        if self._step is not None and self._step.reads:
-            return self._unknown((*needed, *self._step.reads))
+        step = self._asked.step
+        needed = self.ruleset.needed[self._asked.trigger]
+        if step is not None and step.reads:
+            return self._unknown((*needed, *step.reads))
         return self._unknown(needed)
 
     @property
     def stale_fields(self) -> list[str]:
         """Fields read with a ``max_age`` whose ``as_of`` is older than ``now - max_age``."""
-        if not self._as_of or self.now is None:
+        asked = self._asked
+        now = asked.now
+        if not asked.as_of or now is None:
             return []
         rs = self.ruleset
-        slots = set(rs.needed[self.trigger])
-        if self._step is not None:
-            slots.update(self._step.reads)
+        values = self._raw[0]
+        slots = set(rs.needed[asked.trigger])
+        if asked.step is not None:
+            slots.update(asked.step.reads)
         stale = []
         for i in slots:
             path = rs.slot_paths[i]
             meta = rs.fields.get(path)
-            if meta is None or meta.max_age is None or self._values[i] is None:
+            if meta is None or meta.max_age is None or values[i] is None:
                 continue
-            as_of = _as_of_for(self._as_of, path)
-            if as_of is not None and self.now - as_of > meta.max_age:
+            as_of = _as_of_for(asked.as_of, path)
+            if as_of is not None and now - as_of > meta.max_age:
                 stale.append(path)
         return sorted(stale)
 
@@ -252,8 +256,10 @@ class Decision:
         rs = self.ruleset
         model = rs.model
         rules = []
-        assert self._records is not None
-        for section, k, result in self._records:
+        values, matches = self._raw[0], self._raw[1]
+        step = self._asked.step
+        assert self._asked.records is not None
+        for section, k, result in self._asked.records:
             name = _SECTIONS[section]
             rule = getattr(model, name)[k]
             reads = rs.rule_reads[name][k]
@@ -262,16 +268,16 @@ class Decision:
                     "section": name,
                     "rule": rule.id,
                     "result": _RESULT[result],
-                    "reads": {rs.slot_paths[i]: json_value(self._values[i]) for i in reads},
+                    "reads": {rs.slot_paths[i]: json_value(values[i]) for i in reads},
                 }
             )
         tables = []
-        for meta, matched in zip(rs.tables, self._matches, strict=True):
+        for meta, matched in zip(rs.tables, matches, strict=True):
             rows = ([matched] if matched >= 0 else []) if meta.hit == "first" else matched
             tables.append({"table": meta.id, "matched_rows": [r + 1 for r in rows]})
         tree = None
-        if self._step is not None:
-            tree = {"tree": self._step.tree.id, "path": list(self._step.path)}
+        if step is not None:
+            tree = {"tree": step.tree.id, "path": list(step.path)}
         return {"rules": rules, "tables": tables, "tree": tree}
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from engine.decision import Decision, NextStep
+from engine.decision import Asked, Decision, NextStep
 from engine.errors import EvaluationError
 from engine.expr import Type
 from engine.runtime import to_datetime
@@ -48,6 +48,8 @@ class TableMeta:
     # A table's matches → its outputs by name, or None when a single-hit policy found none.
     outputs_of: Callable[[Any], dict[str, Any] | None]
     position: int
+    # Each row's outputs by name (what a first-hit table answers for that row).
+    row_outputs: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,10 @@ class CompiledRuleset:
     escalation_out: list[dict[str, Any]] = field(init=False, repr=False)
     has_unique_tables: bool = field(init=False, repr=False)
     rule_ids: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
+    eligible_id: Callable[[int], str] = field(init=False, repr=False)  # rule index → id
+    # The decide function for the plain call (a context only), when the ruleset has no trees.
+    plain: bool = field(init=False, repr=False)
+    decide_plain: Callable[..., Any] = field(init=False, repr=False)
     # matches → {table id: outputs}; generated, as a loop over tables costs more than the work.
     table_outputs: Callable[[tuple[Any, ...]], dict[str, Any]] = field(init=False, repr=False)
     _decide_trace: dict[str, Callable[..., Any]] | None = field(init=False, repr=False)
@@ -122,6 +128,9 @@ class CompiledRuleset:
             tuple(r.id for r in rules)
             for rules in (self.model.eligibility, self.model.escalation, self.model.alerts)
         )
+        self.eligible_id = self.rule_ids[0].__getitem__
+        self.plain = not self.trees
+        self.decide_plain = self.decide[TRIGGER_DECISION]
         self._decide_trace = None
 
     @property
@@ -145,6 +154,33 @@ class CompiledRuleset:
         ``trigger`` other than ``"decision"`` evaluates only the alert rules listening for it
         (``"context_change"`` or ``"event"``).
         """
+        if (
+            context.__class__ is dict
+            # One chained test: each name is None (cheaper than five and-ed tests).
+            and answers is now is counters is as_of is tree is None  # type: ignore[comparison-overlap]
+            and trace is False
+            and trigger == TRIGGER_DECISION
+            and self.plain
+        ):
+            # The common call, a context and nothing else, on a ruleset without trees.
+            try:
+                raw = self.decide_plain(context, context.get("answers"), None, None)
+            except (ArithmeticError, ValueError, RecursionError) as exc:
+                raise self._failed(exc) from None
+            return Decision(self, raw)
+        return self._evaluate(context, answers, now, counters, trace, as_of, tree, trigger)
+
+    def _evaluate(
+        self,
+        context: Mapping[str, Any] | None,
+        answers: Mapping[str, Any] | None,
+        now: datetime | str | None,
+        counters: Mapping[str, Mapping[str, int]] | None,
+        trace: bool,
+        as_of: Mapping[str, Any] | None,
+        tree: str | None,
+        trigger: str,
+    ) -> Decision:
         # Exact-class checks first: isinstance() against an ABC costs more than the rules.
         if context is None:
             context = {}
@@ -170,7 +206,6 @@ class CompiledRuleset:
             raise EvaluationError(
                 f"unknown trigger {trigger!r}; expected decision, context_change or event"
             )
-        invalid: list[tuple[str, str, Any]] = []
         records: list[tuple[int, int, bool | None]] | None = None
         try:
             if trace:
@@ -178,33 +213,19 @@ class CompiledRuleset:
                 traced = self._decide_trace
                 if traced is None:  # compiled on first use; a race compiles it twice, harmlessly
                     traced = self._decide_trace = self.compile_trace()
-                values, matches, eligible, fired, escalation = traced[trigger](
-                    context, answers, counters, when, invalid, records
-                )
+                raw = traced[trigger](context, answers, counters, when, records)
             else:
-                values, matches, eligible, fired, escalation = decide(
-                    context, answers, counters, when, invalid
-                )
-            step = self._walk(tree, values) if self.trees and trigger == "decision" else None
+                raw = decide(context, answers, counters, when)
+            step = self._walk(tree, raw[0]) if self.trees and trigger == "decision" else None
         except (ArithmeticError, ValueError, RecursionError) as exc:
-            raise EvaluationError(
-                f"ruleset {self.name!r} could not be evaluated on these inputs: {exc}"
-            ) from None
+            raise self._failed(exc) from None
         if tree is not None and step is None and tree not in self.trees:
             raise EvaluationError(f"ruleset {self.name!r} has no tree {tree!r}")
-        return Decision(
-            self,
-            values,
-            matches,
-            eligible,
-            escalation,
-            fired,
-            step,
-            invalid,
-            when,
-            as_of,
-            trigger,
-            records,
+        return Decision(self, raw, Asked(step, when, as_of, trigger, records))
+
+    def _failed(self, exc: Exception) -> EvaluationError:
+        return EvaluationError(
+            f"ruleset {self.name!r} could not be evaluated on these inputs: {exc}"
         )
 
     def _walk(self, tree_id: str | None, values: tuple[Any, ...]) -> NextStep:
@@ -244,6 +265,10 @@ def _table_outputs_function(tables: list[TableMeta]) -> Callable[[tuple[Any, ...
     pairs = [(meta.id, meta.outputs_of) for meta in tables]
     if not pairs:
         return lambda matches: {}
+    if len(tables) == 1 and tables[0].hit == "first":
+        # One lambda instead of two: the usual single first-hit table.
+        table_id, rows = tables[0].id, tables[0].row_outputs
+        return lambda matches: {table_id: None if (m := matches[0]) < 0 else dict(rows[m])}
     if len(pairs) == 1:
         ((id0, of0),) = pairs
         return lambda matches: {id0: of0(matches[0])}

@@ -38,6 +38,7 @@ SCHEMA: dict[str, dict[str, Any]] = {
     "customer.tags": {"type": "list", "items": "string"},
     "customer.cases": {"type": "list", "items": {"status": "string", "priority": "integer"}},
     "customer.since": {"type": "datetime"},
+    "customer.address.city": {"type": "string"},
     "history.contacts": {"type": "integer"},
     "answers.age": {"type": "integer"},
     "answers.choice": {"type": "string", "enum": CHOICES},
@@ -63,7 +64,7 @@ class Env:
                 "answers.age",
                 "len(customer.cases)",
             ],
-            "str": ["customer.name"],
+            "str": ["customer.name", "customer.address.city"],
             "bool": ["customer.vip"],
             "nums": ["customer.amounts"],
             "strs": ["customer.tags"],
@@ -477,6 +478,7 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
         max_size=3,
     ),
     "customer.since": _timestamps(),
+    "customer.address.city": st.sampled_from(WORDS),
     "history.contacts": st.integers(0, 12),
     "answers.age": st.integers(-1, 90),
     "answers.choice": st.sampled_from(CHOICES),
@@ -520,6 +522,7 @@ WRONG: dict[str, st.SearchStrategy[Any]] = {
     "customer.since": st.sampled_from(
         ["yesterday", 5, "2026-13-01T00:00:00Z", "2026-02-30T10:00:00Z", "2026-02-03T10:00:00"]
     ),
+    "customer.address.city": st.sampled_from([3, ["a"]]),
     "history.contacts": st.sampled_from(["3", False, 1.5]),
     "answers.age": st.sampled_from(["12", True, 7.5]),
     "answers.choice": st.sampled_from(["maybe", "Yes", 1, False]),
@@ -538,9 +541,12 @@ def inputs(draw: st.DrawFn, document: dict[str, Any]) -> dict[str, Any]:
         state = draw(states)
         if state == "absent":
             continue
-        root, leaf = path.split(".")
+        root, *middle, leaf = path.split(".")
         value = None if state == "null" else draw((VALID if state == "valid" else WRONG)[path])
-        (answers if root == "answers" else context.setdefault(root, {}))[leaf] = value
+        parent = answers if root == "answers" else context.setdefault(root, {})
+        for name in middle:  # nested objects, created by the first of their fields drawn
+            parent = parent.setdefault(name, {})
+        parent[leaf] = value
     if draw(st.integers(0, 9)) == 0:
         context["customer"] = draw(st.sampled_from([None, "gold", 5, []]))
     trees = [t["id"] for t in document.get("trees", [])]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -658,3 +659,55 @@ def test_nested_objects_read_before_their_parents_keep_their_own_names() -> None
     assert compiled.evaluate({"customer": customer}).eligible_rules == ["r"]
     customer["tier"] = "silver"
     assert compiled.evaluate({"customer": customer}).eligible_rules == []
+
+
+def test_buckets_and_presence_checks_agree_with_the_reference_on_missing_fields() -> None:
+    """Rules inside index buckets run without the bucket's own test and, when every field they
+    compare is present, without null checks; with fields missing, negated and in the trace,
+    the fired rules are still those the reference interpreter finds."""
+    from tests.reference import decide
+
+    tiers = ["bronze", "silver", "gold", "platinum"]
+    conditions = [
+        "customer.tenure_months > {k}",
+        "not (customer.tenure_months > {k})",
+        "customer.churn_score >= 0.5 or history.contacts_7d < {k}",
+        "not (customer.churn_score < 0.5) and customer.vip",
+        'customer.tier != "gold" or history.contacts_7d >= 2',
+        'not (customer.tier in ["gold", "silver"])',
+    ]
+    rules = [
+        {
+            "id": f"r{k}",
+            "offer": "o",
+            "when": f'customer.tier == "{tiers[k % 4]}" and '
+            + conditions[k % len(conditions)].format(k=k % 7),
+        }
+        for k in range(36)
+    ] + [
+        {"id": f"s{k}", "offer": "o", "when": conditions[k % len(conditions)].format(k=k)}
+        for k in range(12)
+    ]
+    doc = document(eligibility=rules)
+    compiled = compile_ruleset(doc)
+    assert "def _bucket" in compiled.source and "is not None:\n" in compiled.source
+    values = {
+        "tier": [*tiers, None],
+        "tenure_months": [None, 0, 3, 9],
+        "churn_score": [None, 0.2, 0.7],
+        "vip": [None, True, False],
+        "contacts_7d": [None, 1, 5],
+    }
+    for tier, tenure, churn, vip, contacts in itertools.product(*values.values()):
+        context = {
+            "customer": {
+                "tier": tier,
+                "tenure_months": tenure,
+                "churn_score": churn,
+                "vip": vip,
+            },
+            "history": {"contacts_7d": contacts},
+        }
+        expected = [e["rule"] for e in decide(doc, context)["eligible"]]
+        assert compiled.evaluate(context).eligible_rules == expected, context
+        assert compiled.evaluate(context, trace=True).eligible_rules == expected, context
