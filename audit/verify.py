@@ -8,6 +8,7 @@ record naming the last deleted ``seq`` and its hash, so the walk can start after
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
@@ -54,8 +55,13 @@ def _anchors(store: LedgerStore) -> dict[int, str]:
     return anchors
 
 
-def verify(store: LedgerStore) -> VerifyReport:
-    """Check every record of ``store`` in ``seq`` order; stop at the first broken link."""
+def verify(
+    store: LedgerStore, progress: Callable[[int], None] | None = None, every: int = 100_000
+) -> VerifyReport:
+    """Check every record of ``store`` in ``seq`` order; stop at the first broken link.
+
+    ``progress`` is called with the number of records checked so far, every ``every`` records.
+    """
     anchors: dict[int, str] | None = None
     previous_seq, previous_hash = 0, GENESIS
     count = 0
@@ -90,4 +96,6 @@ def verify(store: LedgerStore) -> VerifyReport:
             )
         previous_seq, previous_hash = seq, record.hash
         count += 1
+        if progress is not None and count % every == 0:
+            progress(count)
     return VerifyReport(True, count, previous_seq, previous_hash)

@@ -1273,6 +1273,7 @@ class _Generator:
                     reads=tuple(sorted(slots[p].index for p in reads if p in slots)),
                     outcome=node.outcome,
                     say=ns[say_fns[node_id]] if node_id in say_fns else None,
+                    say_reads=_template_reads(plan.says.get(node_id, [])),
                     queue=node.queue,
                 )
             return TreeMeta(id=tree.id, start=tree.start, nodes=nodes)
@@ -1342,7 +1343,10 @@ class _Generator:
             decide={t: ns[f"_decide_{t}"] for t in TRIGGERS},
             compile_trace=compile_trace,
             alert_meta=[
-                AlertMeta(rule=a, message=ns[f"_message{k}"]) for k, a in enumerate(doc.alerts)
+                AlertMeta(
+                    rule=a, message=ns[f"_message{k}"], reads=_template_reads(b.messages[k])
+                )
+                for k, a in enumerate(doc.alerts)
             ],
             tables=tables,
             trees={m.id: m for m in (make(ns) for make in tree_metas)},
@@ -1350,6 +1354,11 @@ class _Generator:
             rule_reads=rule_reads,
             source=source,
         )
+
+
+def _template_reads(parts: list[str | _Checked]) -> frozenset[str]:
+    """The fields a message template reads (for masking what it renders)."""
+    return frozenset(p for part in parts if not isinstance(part, str) for p in part.reads)
 
 
 def _three_valued(em: Emitter, node: Node) -> str:

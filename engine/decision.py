@@ -128,6 +128,19 @@ class Decision:
         return self.ruleset.table_outputs(self._raw[1])
 
     @property
+    def read_paths(self) -> list[str]:
+        """The declared context fields this evaluation read (rules, tables, tree), sorted.
+
+        What an audit record must keep to replay the decision.
+        """
+        rs = self.ruleset
+        slots = set(rs.needed[self._asked.trigger])
+        if self._asked.step is not None:
+            slots.update(self._asked.step.reads)
+        paths = rs.slot_paths
+        return sorted(paths[i] for i in slots if paths[i] in rs.fields)
+
+    @property
     def values(self) -> dict[str, Any]:
         """The context fields read by this evaluation, by path (unknown ones as None)."""
         values = self._raw[0]
@@ -247,7 +260,7 @@ class Decision:
             meta = rs.fields.get(path)
             if meta is None or meta.max_age is None or values[i] is None:
                 continue
-            as_of = _as_of_for(asked.as_of, path)
+            as_of = as_of_for(asked.as_of, path)
             if as_of is not None and now - as_of > meta.max_age:
                 stale.append(path)
         return sorted(stale)
@@ -281,7 +294,7 @@ class Decision:
         return {"rules": rules, "tables": tables, "tree": tree}
 
 
-def _as_of_for(as_of: Mapping[str, Any], path: str) -> datetime | None:
+def as_of_for(as_of: Mapping[str, Any], path: str) -> datetime | None:
     """The ``as_of`` of the longest prefix of ``path`` that has one."""
     probe = path
     while True:

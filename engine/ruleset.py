@@ -64,6 +64,7 @@ class TreeNodeMeta:
     outcome: str | None
     say: Callable[[tuple[Any, ...]], str] | None
     queue: str | None
+    say_reads: frozenset[str] = frozenset()  # the fields the ``say`` template renders
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class TreeMeta:
 class AlertMeta:
     rule: AlertRule
     message: Callable[[tuple[Any, ...]], str]
+    reads: frozenset[str] = frozenset()  # the fields the message template renders
 
 
 @dataclass(eq=False)

@@ -6,12 +6,17 @@ Every failure prints one plain sentence to stderr and exits non-zero; results go
     frontline test FILE...              run the documents' own tests; ends "N passed, M failed"
     frontline eval FILE --context JSON  print a decision
     frontline import-durable FILE.json  convert a durable_rules ruleset to a Frontline document
+    frontline audit query [filters]     the ledger's records as JSONL or CSV, newest first
+    frontline audit verify              walk the ledger's hash chain
+    frontline replay FILE --since 7d    the flip report of a candidate over recorded decisions
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -19,6 +24,11 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from engine import CompiledRuleset, EvaluationError, RulesetError, compile_ruleset
+from engine.durations import parse_duration
+from engine.runtime import to_datetime
+
+DEFAULT_DATA_DIR = "var"
+LEDGER_FILE = "ledger.db"  # the SQLite ledger (or, with PostgreSQL, its spool) in the data dir
 
 
 class CommandError(Exception):
@@ -79,7 +89,42 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--name", help="the ruleset name (default: from the file name)")
     imp.add_argument("-o", "--output", help="write the document here instead of stdout")
     imp.set_defaults(run=_import_durable)
+
+    audit = sub.add_parser("audit", help="query and verify the decision ledger")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
+    query = audit_sub.add_parser("query", help="print ledger records, newest first")
+    _data_dir_option(query)
+    query.add_argument("--customer", help="only this customer id")
+    query.add_argument("--agent", help="only this agent id")
+    query.add_argument("--ruleset", help="only this ruleset")
+    query.add_argument("--revision", type=int, help="only this revision (needs --ruleset)")
+    query.add_argument("--kind", help="decision, alert, ack, ruleset, shadow or checkpoint")
+    query.add_argument("--outcome", help="offer:<offer>, queue:<queue>, alert:<rule>, rule:<rule>")
+    query.add_argument("--since", help="RFC 3339 time, or an age such as 7d or 12h")
+    query.add_argument("--until", help="RFC 3339 time, or an age such as 1h")
+    query.add_argument("--limit", type=int, help="at most this many records (default: all)")
+    query.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    query.set_defaults(run=_audit_query)
+    check = audit_sub.add_parser("verify", help="walk the hash chain; exit 1 if it is broken")
+    _data_dir_option(check)
+    check.set_defaults(run=_audit_verify)
+
+    rep = sub.add_parser("replay", help="re-evaluate recorded decisions with a candidate document")
+    rep.add_argument("file", metavar="FILE")
+    _data_dir_option(rep)
+    rep.add_argument("--since", required=True, help="RFC 3339 time, or an age such as 7d")
+    rep.add_argument("--until", help="RFC 3339 time, or an age (default: now)")
+    rep.add_argument("--examples", type=int, default=5, help="decision ids listed per change")
+    rep.set_defaults(run=_replay)
     return parser
+
+
+def _data_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("FRONTLINE_DATA_DIR", DEFAULT_DATA_DIR),
+        help=f"the server's data directory (default: $FRONTLINE_DATA_DIR or {DEFAULT_DATA_DIR})",
+    )
 
 
 def _serve(args: argparse.Namespace, out: TextIO) -> int:
@@ -221,6 +266,125 @@ def _import_durable(args: argparse.Namespace, out: TextIO) -> int:
             raise CommandError(f"cannot write {args.output}: {exc.strerror}") from None
     else:
         out.write(text_out)
+    return 0
+
+
+def _ledger_path(args: argparse.Namespace) -> Path:
+    path = Path(args.data_dir) / LEDGER_FILE
+    if not path.is_file():
+        raise CommandError(
+            f"there is no ledger at {path}; start the server once, or pass --data-dir"
+        )
+    return path
+
+
+def _time_arg(name: str, value: str | None, now: datetime) -> str | None:
+    """An RFC 3339 time, or an age (``7d``) counted back from ``now``; as the ledger writes it."""
+    if value is None:
+        return None
+    when = to_datetime(value)
+    if when is None:
+        try:
+            when = now - parse_duration(value)
+        except ValueError:
+            raise CommandError(
+                f"{name} {value!r} is neither an RFC 3339 time nor an age such as 7d or 12h"
+            ) from None
+    return when.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _audit_query(args: argparse.Namespace, out: TextIO) -> int:
+    from audit.query import LedgerQuery, LedgerReader, QueryError, csv_lines, jsonl_lines
+
+    if args.limit is not None and args.limit < 1:
+        raise CommandError("--limit must be at least 1")
+    now = datetime.now(UTC)
+    query = LedgerQuery(
+        customer_id=args.customer,
+        agent_id=args.agent,
+        ruleset=args.ruleset,
+        revision=args.revision,
+        kind=args.kind,
+        outcome=args.outcome,
+        since=_time_arg("--since", args.since, now),
+        until=_time_arg("--until", args.until, now),
+    )
+    try:
+        query.validated()
+    except QueryError as exc:
+        raise CommandError(str(exc)) from None
+    reader = LedgerReader(_ledger_path(args))
+    count = 0
+    try:
+        records = itertools.islice(reader.iterate(query), args.limit)
+        if args.format == "csv":
+            for text in csv_lines(records):
+                out.write(text)
+                count += 1
+            count -= 1  # the header
+        else:
+            for line in jsonl_lines(records):
+                out.write(line.decode("utf-8"))
+                count += 1
+    finally:
+        reader.close()
+    print(f"frontline: {count} record{'' if count == 1 else 's'}", file=sys.stderr)
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace, out: TextIO) -> int:
+    from audit.sqlite import SqliteLedgerStore
+    from audit.verify import verify
+
+    path = _ledger_path(args)
+    store = SqliteLedgerStore(path)
+    try:
+        report = verify(
+            store, progress=lambda n: print(f"frontline: {n:,} records checked", file=sys.stderr)
+        )
+    finally:
+        store.close()
+    if report.ok:
+        print(
+            f"{path}: ok — {report.records:,} records, head seq {report.head_seq}, "
+            f"hash {report.head_hash}",
+            file=out,
+        )
+        return 0
+    print(f"{path}: broken at record {report.broken_at}: {report.reason}", file=out)
+    return 1
+
+
+def _replay(args: argparse.Namespace, out: TextIO) -> int:
+    from audit.query import LedgerReader
+    from audit.replay import replay_range
+
+    try:
+        candidate = _load(args.file)
+    except RulesetError as exc:
+        for problem in exc.errors:
+            print(problem, file=sys.stderr)
+        raise CommandError(f"{args.file} does not compile") from None
+    if args.examples < 0:
+        raise CommandError("--examples must be 0 or more")
+    now = datetime.now(UTC)
+    reader = LedgerReader(_ledger_path(args))
+    try:
+        report = replay_range(
+            reader,
+            candidate,
+            since=_time_arg("--since", args.since, now),
+            until=_time_arg("--until", args.until, now),
+            examples=args.examples,
+        )
+    finally:
+        reader.close()
+    json.dump(report.to_dict(), out, indent=2, ensure_ascii=False)
+    out.write("\n")
+    print(
+        f"frontline: {report.changed} of {report.replayed} decisions would change",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -1,0 +1,207 @@
+"""Turning an engine ``Decision`` into its ledger record, with classified values masked.
+
+The record keeps what an auditor needs to explain and replay the decision:
+
+- ``context``: every declared field the evaluation read, as it was in the context it was given
+  (before type checks, so a wrong-typed value is kept as sent), with the source that supplied
+  it and its age in milliseconds at ``now``;
+- ``inputs``: what the request itself carried (context overrides, answers, tree, counters,
+  trigger), so a replay evaluates exactly what the engine saw;
+- ``outputs``: the decision as ``Decision.to_dict()`` renders it (without the ruleset fields,
+  which the record holds in ``ruleset``), and ``fired``: each rule that fired with its reason.
+
+With a ``Masker``, values of masked classifications are replaced by their keyed hash wherever
+they would appear: context values, request inputs, invalid-field descriptions, trace reads,
+and alert messages or tree prompts whose template renders such a field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from audit.masking import Masker
+from audit.record import Actor, ContextValue, FiredRule, Kind, LedgerRecord, RulesetRef
+from engine import Decision
+from engine.decision import as_of_for, format_time, json_value
+
+_RULESET_KEYS = ("ruleset", "revision", "digest", "evaluated_at")
+
+
+def lookup(context: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted ``path`` of nested mappings; None where any step is absent."""
+    value: Any = context
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def decision_record(
+    decision: Decision,
+    *,
+    record_id: str,
+    context: Mapping[str, Any],
+    inputs: Mapping[str, Any] | None = None,
+    sources: Mapping[str, str] | None = None,
+    as_of: Mapping[str, Any] | None = None,
+    actor: Actor | None = None,
+    customer_id: str | None = None,
+    agent_id: str | None = None,
+    interaction_id: str | None = None,
+    latency_us: int | None = None,
+    masker: Masker | None = None,
+    kind: Kind = "decision",
+) -> LedgerRecord:
+    """The ledger record of one evaluation.
+
+    ``context`` is the context the decision was evaluated on (with any ``answers`` inside it
+    or in ``inputs["answers"]``); ``sources`` and ``as_of`` map field paths or their prefixes
+    (``customer``, ``customer.profile``) to where the values came from and when they were
+    current. An evaluation for another trigger than ``decision`` records its trigger in
+    ``inputs["trigger"]``, so that a replay asks the same question.
+    """
+    rs = decision.ruleset
+    masked = _masked_paths(decision, masker)
+    inputs = dict(inputs or {})
+    if decision.trigger != "decision":
+        inputs["trigger"] = decision.trigger
+    answers = inputs.get("answers") or context.get("answers") or {}
+    now = decision.now
+    values: dict[str, ContextValue] = {}
+    for path in decision.read_paths:
+        if path.startswith("answers."):
+            value = lookup(answers, path.removeprefix("answers."))
+        else:
+            value = lookup(context, path)
+        values[path] = ContextValue(
+            value=_mask_if(masker, path in masked, json_value(value)),
+            source=_longest_prefix(sources, path) if sources else None,
+            age_ms=_age_ms(as_of, path, now),
+        )
+    outputs = {k: v for k, v in decision.to_dict().items() if k not in _RULESET_KEYS}
+    if masker is not None and masked:
+        outputs = _mask_outputs(decision, outputs, masked, masker)
+    return LedgerRecord(
+        id=record_id,
+        kind=kind,
+        actor=actor,
+        customer_id=customer_id,
+        agent_id=agent_id,
+        interaction_id=interaction_id,
+        ruleset=RulesetRef(name=rs.name, revision=rs.revision, digest=rs.digest),
+        evaluated_at=format_time(now) if now is not None else None,
+        context=values,
+        inputs=_mask_inputs(inputs, masked, masker),
+        outputs=outputs,
+        fired=_fired(outputs),
+        missing_fields=list(outputs["missing_fields"]),
+        stale_fields=list(outputs["stale_fields"]),
+        latency_us=latency_us,
+    )
+
+
+def _masked_paths(decision: Decision, masker: Masker | None) -> frozenset[str]:
+    if masker is None:
+        return frozenset()
+    return frozenset(
+        path for path, meta in decision.ruleset.fields.items() if masker.masks(meta.classification)
+    )
+
+
+def _mask_if(masker: Masker | None, condition: bool, value: Any) -> Any:
+    return masker.mask(value) if masker is not None and condition else value
+
+
+def _longest_prefix(table: Mapping[str, Any], path: str) -> Any:
+    probe = path
+    while True:
+        if probe in table:
+            return table[probe]
+        if "." not in probe:
+            return None
+        probe = probe.rsplit(".", 1)[0]
+
+
+def _age_ms(as_of: Mapping[str, Any] | None, path: str, now: datetime | None) -> int | None:
+    if not as_of or now is None:
+        return None
+    when = as_of_for(as_of, path)
+    if when is None:
+        return None
+    return int((now - when).total_seconds() * 1000)
+
+
+def _fired(outputs: Mapping[str, Any]) -> list[FiredRule]:
+    fired = [
+        FiredRule(section="eligibility", rule=e["rule"], because=e.get("because"))
+        for e in outputs.get("eligible") or ()
+    ]
+    escalation = outputs.get("escalation")
+    if escalation:
+        fired.append(
+            FiredRule(section="escalation", rule=escalation["rule"], because=escalation["because"])
+        )
+    fired.extend(FiredRule(section="alerts", rule=a["rule"]) for a in outputs.get("alerts") or ())
+    return fired
+
+
+def _mask_outputs(
+    decision: Decision, outputs: dict[str, Any], masked: frozenset[str], masker: Masker
+) -> dict[str, Any]:
+    """Mask what the outputs render from masked fields."""
+    rs = decision.ruleset
+    reads_by_rule = {meta.rule.id: meta.reads for meta in rs.alert_meta}
+    outputs["alerts"] = [
+        {**a, "message": masker.mask(a["message"])} if reads_by_rule[a["rule"]] & masked else a
+        for a in outputs["alerts"]
+    ]
+    step = outputs.get("next_step")
+    if step and step.get("say") is not None:
+        node = rs.trees[step["tree"]].nodes[step["node"]]
+        if node.say_reads & masked:
+            outputs["next_step"] = {**step, "say": masker.mask(step["say"])}
+    outputs["invalid_fields"] = [
+        {**f, "got": masker.mask(f["got"])} if f["field"] in masked else f
+        for f in outputs["invalid_fields"]
+    ]
+    trace = outputs.get("trace")
+    if trace:
+        rules = [
+            {
+                **r,
+                "reads": {p: masker.mask(v) if p in masked else v for p, v in r["reads"].items()},
+            }
+            for r in trace["rules"]
+        ]
+        outputs["trace"] = {**trace, "rules": rules}
+    return outputs
+
+
+def _mask_inputs(
+    inputs: dict[str, Any], masked: frozenset[str], masker: Masker | None
+) -> dict[str, Any]:
+    """Mask masked fields inside the request's context overrides and answers."""
+    if masker is None or not masked:
+        return inputs
+    for key, prefix in (("context", ""), ("answers", "answers.")):
+        if isinstance(inputs.get(key), Mapping):
+            inputs[key] = _mask_tree(inputs[key], prefix, masked, masker)
+    return inputs
+
+
+def _mask_tree(
+    value: Mapping[str, Any], prefix: str, masked: frozenset[str], masker: Masker
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        path = prefix + key
+        if path in masked:
+            out[key] = masker.mask(item)
+        elif isinstance(item, Mapping):
+            out[key] = _mask_tree(item, path + ".", masked, masker)
+        else:
+            out[key] = item
+    return out

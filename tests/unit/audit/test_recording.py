@@ -1,0 +1,189 @@
+"""Decision records: what they keep of a decision, and classified values masked everywhere."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from audit.masking import PREFIX, Masker, is_masked
+from audit.record import Actor, decode, encode
+from audit.recording import decision_record
+from engine import compile_ruleset
+
+KEY = b"k" * 32
+NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+DOCUMENT: dict[str, Any] = {
+    "ruleset": "masking",
+    "context": {
+        "customer.email": {"type": "string", "classification": "pii"},
+        "customer.tier": {"type": "string", "classification": "public"},
+        "customer.tenure_months": "integer",
+        "customer.churn_score": {"type": "number", "max_age": "24h"},
+        "answers.reason": "string",
+    },
+    "eligibility": [
+        {
+            "id": "gold-offer",
+            "when": 'customer.tier == "gold" and customer.tenure_months > 12',
+            "offer": "loyalty",
+            "because": "Long-standing gold customer",
+        }
+    ],
+    "escalation": [
+        {"id": "churn", "when": "customer.churn_score > 0.8", "queue": "retention", "priority": 1}
+    ],
+    "alerts": [
+        {
+            "id": "work-email",
+            "when": 'endswith(customer.email, "@example.com")',
+            "severity": "info",
+            "message": "Customer writes from {customer.email}",
+        },
+        {
+            "id": "tier",
+            "when": "true",
+            "severity": "info",
+            "message": "Tier {customer.tier}",
+        },
+    ],
+    "trees": [
+        {
+            "id": "why",
+            "start": "ask",
+            "nodes": {
+                "ask": {
+                    "ask": "Why are you leaving?",
+                    "answer": "answers.reason",
+                    "next": [{"when": 'answers.reason == "price"', "goto": "done"}],
+                },
+                "done": {"outcome": "offer", "say": "Mail {customer.email} the offer"},
+            },
+        }
+    ],
+}
+CONTEXT = {
+    "customer": {
+        "email": "ann@example.com",
+        "tier": "gold",
+        "tenure_months": 20,
+        "churn_score": 0.9,
+    }
+}
+
+
+def record(masker: Masker | None, **kwargs: Any) -> Any:
+    compiled = compile_ruleset(DOCUMENT)
+    answers = kwargs.pop("answers", {"reason": "price"})
+    decision = compiled.evaluate(
+        CONTEXT,
+        answers=answers,
+        now=NOW,
+        trace=kwargs.pop("trace", False),
+        as_of={"customer": "2026-11-22T09:59:00Z", "customer.churn_score": "2026-11-20T10:00:00Z"},
+    )
+    return decision_record(
+        decision,
+        record_id="d-1",
+        context=CONTEXT,
+        inputs={"answers": answers, **kwargs.pop("inputs", {})},
+        sources={"customer": "crm", "customer.churn_score": "churn-model"},
+        as_of={"customer": "2026-11-22T09:59:00Z", "customer.churn_score": "2026-11-20T10:00:00Z"},
+        actor=Actor(principal="agent-7", role="agent"),
+        customer_id="c-1",
+        agent_id="agent-7",
+        latency_us=85,
+        masker=masker,
+    )
+
+
+def test_the_record_keeps_what_was_read_with_source_and_age_and_the_outputs() -> None:
+    r = record(None)
+    assert set(r.context) == {
+        "customer.email",
+        "customer.tier",
+        "customer.tenure_months",
+        "customer.churn_score",
+        "answers.reason",
+    }
+    assert r.context["customer.tier"].value == "gold"
+    assert r.context["customer.tier"].source == "crm"
+    assert r.context["customer.tier"].age_ms == 60_000
+    assert r.context["customer.churn_score"].source == "churn-model"
+    assert r.context["customer.churn_score"].age_ms == 2 * 86_400_000
+    assert r.context["answers.reason"].value == "price"
+    assert r.stale_fields == ["customer.churn_score"]
+    assert r.ruleset is not None and r.ruleset.name == "masking"
+    assert r.evaluated_at == "2026-11-22T10:00:00.000Z"
+    assert [(f.section, f.rule, f.because) for f in r.fired] == [
+        ("eligibility", "gold-offer", "Long-standing gold customer"),
+        ("escalation", "churn", None),
+        ("alerts", "work-email", None),
+        ("alerts", "tier", None),
+    ]
+    assert r.outputs["alerts"][0]["message"] == "Customer writes from ann@example.com"
+    assert r.outputs["next_step"]["say"] == "Mail ann@example.com the offer"
+    assert "ruleset" not in r.outputs  # held once, in record.ruleset
+    assert decode(encode(r)) == r
+
+
+def test_pii_is_masked_wherever_it_would_appear() -> None:
+    masker = Masker(KEY)
+    r = record(
+        masker,
+        trace=True,
+        inputs={"context": {"customer": {"email": "ann@example.com", "tier": "gold"}}},
+    )
+    email = r.context["customer.email"].value
+    assert email.startswith(PREFIX) and email == masker.mask("ann@example.com")
+    assert r.context["customer.tier"].value == "gold"  # public stays in clear
+    assert r.inputs["context"]["customer"]["email"] == email
+    assert r.inputs["context"]["customer"]["tier"] == "gold"
+    alerts = {a["rule"]: a["message"] for a in r.outputs["alerts"]}
+    assert is_masked(alerts["work-email"])
+    assert alerts["tier"] == "Tier gold"
+    assert is_masked(r.outputs["next_step"]["say"])
+    traced = {t["rule"]: t["reads"] for t in r.outputs["trace"]["rules"]}
+    assert traced["work-email"]["customer.email"] == email
+    assert b"ann@example.com" not in encode(r)
+
+
+def test_equal_values_mask_equally_and_other_keys_differ() -> None:
+    a, b = Masker(KEY), Masker(b"z" * 32)
+    assert a.mask("ann@example.com") == a.mask("ann@example.com")
+    assert a.mask("ann@example.com") != a.mask("bob@example.com")
+    assert a.mask("ann@example.com") != b.mask("ann@example.com")
+    assert a.mask(None) is None
+    assert a.mask(a.mask("x")) == a.mask("x")  # masking twice changes nothing
+
+
+def test_a_classification_can_be_kept_in_clear() -> None:
+    r = record(Masker(KEY, clear={"pii"}))
+    assert r.context["customer.email"].value == "ann@example.com"
+
+
+def test_invalid_values_of_masked_fields_are_masked_in_their_description() -> None:
+    masker = Masker(KEY)
+    compiled = compile_ruleset(DOCUMENT)
+    context = {"customer": {"email": ["ann@example.com"], "tier": "gold"}}
+    decision = compiled.evaluate(context, now=NOW)
+    context2 = {"customer": {"email": 42, "tier": "gold"}}
+    decision2 = compiled.evaluate(context2, now=NOW)
+    for d, ctx in ((decision, context), (decision2, context2)):
+        r = decision_record(d, record_id="d", context=ctx, masker=masker)
+        (invalid,) = r.outputs["invalid_fields"]
+        assert invalid["field"] == "customer.email" and is_masked(invalid["got"])
+
+
+@pytest.mark.parametrize(
+    ("key", "clear", "message"),
+    [
+        (b"short", (), "at least 16 bytes"),
+        (KEY, ("secret",), "unknown classification 'secret'"),
+    ],
+)
+def test_bad_masking_settings_are_refused(key: bytes, clear: tuple[str, ...], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Masker(key, clear=clear)
