@@ -205,3 +205,86 @@ def _mask_tree(
         else:
             out[key] = item
     return out
+
+
+RULESET_ACTIONS = ("deploy", "activate", "rollback", "rollout", "shadow", "refused")
+ACK_OUTCOMES = ("acknowledged", "acted", "dismissed")
+
+
+def ruleset_record(
+    *,
+    record_id: str,
+    action: str,
+    name: str,
+    revision: int | None,
+    digest: str,
+    actor: Actor | None,
+    details: Mapping[str, Any] | None = None,
+) -> LedgerRecord:
+    """A ruleset change: who deployed, activated, rolled back or re-routed which revision.
+
+    ``details`` holds what the action needs to be understood later: the previous active
+    revision, the rollout percent, the test summary of a deploy, the reason of a refusal.
+    """
+    if action not in RULESET_ACTIONS:
+        raise ValueError(f"unknown ruleset action {action!r}; expected one of {RULESET_ACTIONS}")
+    return LedgerRecord(
+        id=record_id,
+        kind="ruleset",
+        actor=actor,
+        ruleset=RulesetRef(name=name, revision=revision, digest=digest),
+        data={"action": action, **(details or {})},
+    )
+
+
+def alert_record(
+    *,
+    record_id: str,
+    alert_id: str,
+    rule: str,
+    severity: str,
+    message: str,
+    ruleset: RulesetRef,
+    customer_id: str | None,
+    agent_id: str | None,
+    interaction_id: str | None,
+    trigger: str,
+    decision_id: str | None = None,
+) -> LedgerRecord:
+    """An alert delivered to an agent's desktop, and the evaluation that raised it."""
+    return LedgerRecord(
+        id=record_id,
+        kind="alert",
+        customer_id=customer_id,
+        agent_id=agent_id,
+        interaction_id=interaction_id,
+        ruleset=ruleset,
+        outputs={"alerts": [{"rule": rule, "severity": severity, "message": message}]},
+        fired=[FiredRule(section="alerts", rule=rule)],
+        data={"alert_id": alert_id, "trigger": trigger, "decision_id": decision_id},
+    )
+
+
+def ack_record(
+    *,
+    record_id: str,
+    alert_id: str,
+    outcome: str,
+    actor: Actor | None,
+    agent_id: str | None,
+    customer_id: str | None = None,
+    interaction_id: str | None = None,
+    note: str | None = None,
+) -> LedgerRecord:
+    """An agent's answer to an alert: acknowledged, acted on, or dismissed."""
+    if outcome not in ACK_OUTCOMES:
+        raise ValueError(f"unknown outcome {outcome!r}; expected one of {', '.join(ACK_OUTCOMES)}")
+    return LedgerRecord(
+        id=record_id,
+        kind="ack",
+        actor=actor,
+        agent_id=agent_id,
+        customer_id=customer_id,
+        interaction_id=interaction_id,
+        data={"alert_id": alert_id, "outcome": outcome, "note": note},
+    )

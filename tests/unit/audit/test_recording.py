@@ -187,3 +187,77 @@ def test_invalid_values_of_masked_fields_are_masked_in_their_description() -> No
 def test_bad_masking_settings_are_refused(key: bytes, clear: tuple[str, ...], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Masker(key, clear=clear)
+
+
+def test_ruleset_changes_alerts_and_acks_share_the_decisions_chain(tmp_path: Any) -> None:
+    """Every kind of record goes through one writer into one chain, and is found by kind."""
+    from audit.query import LedgerQuery, LedgerReader
+    from audit.record import RulesetRef
+    from audit.recording import ack_record, alert_record, ruleset_record
+    from audit.sqlite import SqliteLedgerStore
+    from audit.verify import verify
+    from audit.writer import LedgerWriter
+
+    store = SqliteLedgerStore(tmp_path / "ledger.db")
+    writer = LedgerWriter(store)
+    author = Actor(principal="ann", role="author")
+    agent = Actor(principal="agent-7", role="agent")
+    ref = RulesetRef(name="masking", revision=2, digest="sha256:00")
+    writer.append_blocking(
+        ruleset_record(
+            record_id="r-1",
+            action="deploy",
+            name="masking",
+            revision=2,
+            digest="sha256:00",
+            actor=author,
+            details={"previous": 1, "tests": {"passed": 3, "failed": 0}},
+        )
+    )
+    writer.append_blocking(record(Masker(KEY)))
+    writer.append_blocking(
+        alert_record(
+            record_id="al-1",
+            alert_id="alert-1",
+            rule="work-email",
+            severity="info",
+            message="masked elsewhere",
+            ruleset=ref,
+            customer_id="c-1",
+            agent_id="agent-7",
+            interaction_id="i-1",
+            trigger="event",
+            decision_id="d-1",
+        )
+    )
+    writer.append_blocking(
+        ack_record(
+            record_id="ack-1",
+            alert_id="alert-1",
+            outcome="acted",
+            actor=agent,
+            agent_id="agent-7",
+        )
+    )
+    writer.close()
+    assert verify(store).ok
+    reader = LedgerReader(tmp_path / "ledger.db")
+    try:
+        kinds = [r.kind for r in reader.iterate(LedgerQuery())]
+        alerts = [r.id for r in reader.iterate(LedgerQuery(outcome="alert:work-email"))]
+        changes = list(reader.iterate(LedgerQuery(kind="ruleset")))
+    finally:
+        reader.close()
+    store.close()
+    assert kinds == ["ack", "alert", "decision", "ruleset"]
+    assert alerts == ["al-1", "d-1"]  # the delivery and the decision that raised it
+    assert changes[0].actor == author and changes[0].data["action"] == "deploy"
+
+
+def test_unknown_actions_and_ack_outcomes_are_refused() -> None:
+    from audit.recording import ack_record, ruleset_record
+
+    with pytest.raises(ValueError, match="unknown ruleset action 'delete'"):
+        ruleset_record(record_id="x", action="delete", name="n", revision=1, digest="d", actor=None)
+    with pytest.raises(ValueError, match="unknown outcome 'ignored'"):
+        ack_record(record_id="x", alert_id="a", outcome="ignored", actor=None, agent_id="a")
