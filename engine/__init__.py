@@ -19,20 +19,37 @@ from engine.errors import (
     Problem,
     RulesetError,
 )
-from engine.ports import RulesetStore, StoredRevision
-from engine.registry import Deployment, MemoryRulesetStore, RulesetRegistry, UnknownRuleset
+from engine.ports import (
+    ContextStore,
+    CustomerContext,
+    EventCounters,
+    Routing,
+    RulesetStore,
+    StoredRevision,
+)
+from engine.registry import (
+    Deployment,
+    MemoryRulesetStore,
+    RulesetRegistry,
+    UnknownRuleset,
+    in_canary,
+)
 from engine.ruleset import CompiledRuleset
 from engine.testing import TestResult
 
 __all__ = [
     "CompiledRuleset",
+    "ContextStore",
+    "CustomerContext",
     "Decision",
     "DeployRefused",
     "Deployment",
     "EvaluationError",
+    "EventCounters",
     "FrontlineError",
     "MemoryRulesetStore",
     "Problem",
+    "Routing",
     "RulesetError",
     "RulesetRegistry",
     "RulesetStore",
@@ -41,4 +58,5 @@ __all__ = [
     "UnknownRuleset",
     "compile_ruleset",
     "document_digest",
+    "in_canary",
 ]

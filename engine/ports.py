@@ -7,7 +7,8 @@ and the embedded default). The engine itself never performs I/O; it is handed th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,18 @@ class StoredRevision:
     revision: int
     digest: str
     text: str
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Which revisions of a ruleset serve: the active one, a canary for ``percent`` of the
+    customers (chosen by a stable hash of the customer id), and a shadow evaluated beside the
+    served revision whose differences are recorded but never returned."""
+
+    active: int
+    canary: int | None = None
+    percent: int = 0
+    shadow: int | None = None
 
 
 class RulesetStore(Protocol):
@@ -38,6 +51,56 @@ class RulesetStore(Protocol):
 
     def names(self) -> list[str]: ...
 
-    def set_active(self, name: str, revision: int) -> None: ...
+    def set_routing(self, name: str, routing: Routing) -> None:
+        """Replace which revisions serve ``name`` (one write: readers see old or new)."""
+        ...
 
-    def get_active(self, name: str) -> int | None: ...
+    def get_routing(self, name: str) -> Routing | None: ...
+
+
+@dataclass(frozen=True)
+class CustomerContext:
+    """A customer's cached context: nested values, and per leaf field where and when from.
+
+    ``sources`` and ``as_of`` are keyed by dotted leaf path (``customer.churn_score``); a
+    field written without a source or time has no entry. ``as_of`` values are RFC 3339.
+    """
+
+    customer_id: str
+    values: dict[str, Any]
+    sources: dict[str, str]
+    as_of: dict[str, str]
+    degraded: bool = False  # served from a fallback (a stale cache) rather than the store
+
+
+class ContextStore(Protocol):
+    """The cached context of each customer; integrations write it, decisions read it."""
+
+    async def get(self, customer_id: str) -> CustomerContext | None: ...
+
+    async def put(
+        self, customer_id: str, values: dict[str, Any], source: str | None, as_of: str | None
+    ) -> CustomerContext:
+        """Replace the whole context."""
+        ...
+
+    async def patch(
+        self, customer_id: str, values: dict[str, Any], source: str | None, as_of: str | None
+    ) -> CustomerContext:
+        """Merge ``values`` into the context (objects merge, other values replace)."""
+        ...
+
+
+class EventCounters(Protocol):
+    """Counts of each customer's events over sliding windows, for ``count(event, within)``."""
+
+    async def record(self, customer_id: str, event_type: str, at: datetime) -> None: ...
+
+    async def counts(
+        self,
+        customer_id: str,
+        needed: frozenset[tuple[str, str]],
+        now: datetime,
+    ) -> dict[str, dict[str, int]]:
+        """``{event_type: {window: count}}`` for each ``(event_type, window)`` in ``needed``."""
+        ...

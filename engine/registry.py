@@ -12,12 +12,13 @@ text always compiles to the same digest.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass, field
 
 from engine.compiler import compile_ruleset
 from engine.errors import DeployRefused, FrontlineError, Problem
-from engine.ports import RulesetStore, StoredRevision
+from engine.ports import Routing, RulesetStore, StoredRevision
 from engine.ruleset import CompiledRuleset
 from engine.testing import TestResult
 
@@ -44,7 +45,10 @@ class RulesetRegistry:
     def __init__(self, store: RulesetStore) -> None:
         self._store = store
         self._compiled: dict[tuple[str, int], CompiledRuleset] = {}
-        self._active: dict[str, CompiledRuleset] = {}
+        # name → (routing, active, canary, shadow), replaced whole on every change.
+        self._state: dict[
+            str, tuple[Routing, CompiledRuleset, CompiledRuleset | None, CompiledRuleset | None]
+        ] = {}
         self._lock = threading.Lock()
 
     @property
@@ -94,32 +98,84 @@ class RulesetRegistry:
             return self._compiled.setdefault((name, revision), compiled)
 
     def activate(self, name: str, revision: int) -> CompiledRuleset:
-        """Make ``revision`` the active one (also how a rollback is done)."""
+        """Make ``revision`` the active one (also how a rollback is done).
+
+        A canary of another revision ends (its customers return to the active revision); a
+        shadow keeps running unless it is the revision now activated.
+        """
         compiled = self.get(name, revision)
-        self._store.set_active(name, revision)
-        self._active[name] = compiled
+        previous = self._store.get_routing(name)
+        shadow = previous.shadow if previous and previous.shadow != revision else None
+        self._set(name, Routing(active=revision, shadow=shadow))
         return compiled
+
+    def rollout(self, name: str, revision: int, percent: int) -> Routing:
+        """Serve ``revision`` to ``percent`` of the customers, the active one to the others.
+
+        ``percent`` 0 ends the canary; 100 is the same as activating.
+        """
+        if not 0 <= percent <= 100:
+            raise ValueError("percent must be between 0 and 100")
+        self.get(name, revision)
+        routing = self._routing(name)
+        if percent == 100:
+            self.activate(name, revision)
+            return self._routing(name)
+        canary = revision if percent > 0 and revision != routing.active else None
+        updated = Routing(routing.active, canary, percent if canary else 0, routing.shadow)
+        self._set(name, updated)
+        return updated
+
+    def shadow(self, name: str, revision: int | None) -> Routing:
+        """Evaluate ``revision`` beside the served one on every decision (None stops it)."""
+        if revision is not None:
+            self.get(name, revision)
+        routing = self._routing(name)
+        updated = Routing(routing.active, routing.canary, routing.percent, revision)
+        self._set(name, updated)
+        return updated
+
+    def routing(self, name: str) -> Routing:
+        """Which revisions serve ``name`` now."""
+        return self._routing(name)
+
+    def route(self, name: str, customer_id: str) -> tuple[CompiledRuleset, CompiledRuleset | None]:
+        """The revision that serves this customer, and the shadow revision, if any."""
+        state = self._state.get(name)
+        if state is None:
+            self.refresh(name)
+            state = self._state.get(name)
+            if state is None:
+                raise UnknownRuleset(f"no active revision of ruleset {name!r}")
+        routing, active, canary, shadow = state
+        if canary is not None and in_canary(name, customer_id, routing.percent):
+            return canary, shadow
+        return active, shadow
 
     def refresh(self, name: str) -> CompiledRuleset | None:
-        """Re-read the store's active pointer (another instance may have moved it)."""
-        revision = self._store.get_active(name)
-        if revision is None:
+        """Re-read the store's routing (another instance may have changed it)."""
+        routing = self._store.get_routing(name)
+        if routing is None:
             return None
-        compiled = self.get(name, revision)
-        self._active[name] = compiled
-        return compiled
+        self._install(name, routing)
+        return self._state[name][1]
 
     def active(self, name: str) -> CompiledRuleset:
-        found = self._active.get(name)
-        if found is None:
-            found = self.refresh(name)
-        if found is None:
-            raise UnknownRuleset(f"no active revision of ruleset {name!r}")
-        return found
+        """The active revision (what customers outside a canary get)."""
+        state = self._state.get(name)
+        if state is None:
+            self.refresh(name)
+            state = self._state.get(name)
+            if state is None:
+                raise UnknownRuleset(f"no active revision of ruleset {name!r}")
+        return state[1]
 
     def active_revision(self, name: str) -> int | None:
-        found = self._active.get(name)
-        return found.revision if found is not None else self._store.get_active(name)
+        state = self._state.get(name)
+        if state is not None:
+            return state[0].active
+        routing = self._store.get_routing(name)
+        return routing.active if routing is not None else None
 
     def names(self) -> list[str]:
         return self._store.names()
@@ -130,13 +186,46 @@ class RulesetRegistry:
             raise UnknownRuleset(f"unknown ruleset {name!r}")
         return found
 
+    def _routing(self, name: str) -> Routing:
+        routing = self._store.get_routing(name)
+        if routing is None:
+            if not self._store.revisions(name):
+                raise UnknownRuleset(f"unknown ruleset {name!r}")
+            raise UnknownRuleset(f"ruleset {name!r} has no active revision")
+        return routing
+
+    def _set(self, name: str, routing: Routing) -> None:
+        self._store.set_routing(name, routing)
+        self._install(name, routing)
+
+    def _install(self, name: str, routing: Routing) -> None:
+        # Compile first, then swap one dict entry: a reader sees the old state or the new.
+        state = (
+            routing,
+            self.get(name, routing.active),
+            self.get(name, routing.canary) if routing.canary is not None else None,
+            self.get(name, routing.shadow) if routing.shadow is not None else None,
+        )
+        self._state[name] = state
+
+
+def in_canary(name: str, customer_id: str, percent: int) -> bool:
+    """Whether a customer falls in a ruleset's canary: stable across calls and instances.
+
+    The ruleset name salts the hash, so the canaries of two rulesets reach different customers.
+    """
+    if percent <= 0:
+        return False
+    digest = hashlib.sha256(f"{name}\x00{customer_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 100 < percent
+
 
 class MemoryRulesetStore:
     """A RulesetStore in memory: the test double, and the store of a one-process setup."""
 
     def __init__(self) -> None:
         self._revisions: dict[str, list[StoredRevision]] = {}
-        self._active: dict[str, int] = {}
+        self._routing: dict[str, Routing] = {}
         self._lock = threading.Lock()
 
     def put_revision(self, name: str, digest: str, text: str) -> tuple[StoredRevision, bool]:
@@ -159,8 +248,8 @@ class MemoryRulesetStore:
     def names(self) -> list[str]:
         return sorted(self._revisions)
 
-    def set_active(self, name: str, revision: int) -> None:
-        self._active[name] = revision
+    def set_routing(self, name: str, routing: Routing) -> None:
+        self._routing[name] = routing
 
-    def get_active(self, name: str) -> int | None:
-        return self._active.get(name)
+    def get_routing(self, name: str) -> Routing | None:
+        return self._routing.get(name)

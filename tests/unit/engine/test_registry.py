@@ -71,7 +71,8 @@ def test_rollback_reactivates_an_earlier_revision() -> None:
     active = reg.active("desk")
     assert active.revision == 1
     assert active.evaluate({"customer": {"tier": "gold"}}).to_dict()["revision"] == 1
-    assert reg.store.get_active("desk") == 1
+    routing = reg.store.get_routing("desk")
+    assert routing is not None and routing.active == 1
 
 
 @pytest.mark.parametrize(
@@ -151,3 +152,65 @@ def test_refresh_follows_the_stores_pointer() -> None:
     assert ours.active("desk").revision == 2
     refreshed = ours.refresh("desk")
     assert refreshed is not None and refreshed.revision == 1
+
+
+def three_revisions() -> RulesetRegistry:
+    reg = registry()
+    for tier in ("gold", "silver", "bronze"):
+        reg.deploy(DOC.format(tier=tier), activate=tier == "gold")
+    return reg
+
+
+def test_a_canary_serves_its_percent_of_customers_stably() -> None:
+    """About `percent` of the customers get the canary, the same ones on every call."""
+    reg = three_revisions()
+    routing = reg.rollout("desk", 2, 25)
+    assert (routing.active, routing.canary, routing.percent) == (1, 2, 25)
+    customers = [f"c-{k}" for k in range(4000)]
+    served = {c: reg.route("desk", c)[0].revision for c in customers}
+    share = sum(r == 2 for r in served.values()) / len(customers)
+    assert 0.22 < share < 0.28
+    assert all(reg.route("desk", c)[0].revision == served[c] for c in customers[:200])
+    # Growing the canary keeps the customers it already had.
+    reg.rollout("desk", 2, 50)
+    assert all(reg.route("desk", c)[0].revision == 2 for c in customers if served[c] == 2)
+
+
+def test_activating_ends_the_canary_and_full_rollout_activates() -> None:
+    reg = three_revisions()
+    reg.rollout("desk", 2, 30)
+    reg.activate("desk", 3)
+    assert reg.routing("desk").canary is None
+    assert {reg.route("desk", f"c-{k}")[0].revision for k in range(300)} == {3}
+    reg.rollout("desk", 2, 100)
+    assert reg.routing("desk").active == 2 and reg.active("desk").revision == 2
+
+
+def test_a_shadow_revision_rides_beside_the_served_one() -> None:
+    reg = three_revisions()
+    reg.shadow("desk", 3)
+    served, shadow = reg.route("desk", "c-1")
+    assert served.revision == 1 and shadow is not None and shadow.revision == 3
+    reg.activate("desk", 2)  # the shadow stays while another revision is activated
+    assert reg.route("desk", "c-1")[1] is not None
+    reg.activate("desk", 3)  # activating the shadow revision itself ends the shadow
+    assert reg.route("desk", "c-1")[1] is None
+    reg.shadow("desk", 1)
+    reg.shadow("desk", None)
+    assert reg.routing("desk").shadow is None
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        pytest.param(lambda r: r.rollout("desk", 9, 10), UnknownRuleset, id="unknown-revision"),
+        pytest.param(lambda r: r.rollout("desk", 2, 101), ValueError, id="percent-too-high"),
+        pytest.param(lambda r: r.rollout("desk", 2, -1), ValueError, id="percent-negative"),
+        pytest.param(lambda r: r.shadow("nope", 1), UnknownRuleset, id="unknown-ruleset"),
+        pytest.param(lambda r: r.route("nope", "c-1"), UnknownRuleset, id="route-unknown"),
+    ],
+)
+def test_bad_routing_requests_are_refused(call: object, error: type[Exception]) -> None:
+    reg = three_revisions()
+    with pytest.raises(error):
+        call(reg)  # type: ignore[operator]
