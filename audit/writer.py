@@ -73,6 +73,11 @@ class LedgerWriter:
         self._thread.start()
 
     @property
+    def accepting(self) -> bool:
+        """Whether appends are taken: not closed, and the writer thread is running."""
+        return not self._closing and self._thread.is_alive()
+
+    @property
     def head(self) -> tuple[int, str]:
         """The last committed ``seq`` and ``hash``."""
         return self._seq, self._hash

@@ -104,3 +104,31 @@ class EventCounters(Protocol):
     ) -> dict[str, dict[str, int]]:
         """``{event_type: {window: count}}`` for each ``(event_type, window)`` in ``needed``."""
         ...
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """An agent handling a customer: the revision it started on serves it to the end."""
+
+    interaction_id: str
+    customer_id: str
+    agent_id: str
+    ruleset: str
+    revision: int
+    started_at: str
+
+
+class InteractionStore(Protocol):
+    """The live interactions: which agent has which customer, on which revision."""
+
+    async def start(self, interaction: Interaction) -> None: ...
+
+    async def get(self, interaction_id: str) -> Interaction | None: ...
+
+    async def end(self, interaction_id: str) -> Interaction | None:
+        """Forget the interaction; return it, or None if it was not live."""
+        ...
+
+    async def for_customer(self, customer_id: str) -> list[Interaction]:
+        """The customer's live interactions (for re-evaluating alert rules)."""
+        ...

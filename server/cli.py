@@ -60,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the HTTP server")
+    serve.add_argument(
+        "--host", help="address to listen on (default: $FRONTLINE_HOST or 127.0.0.1)"
+    )
+    serve.add_argument("--port", type=int, help="port (default: $FRONTLINE_PORT or 8000)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: 1)")
+    serve.add_argument("--data-dir", dest="data_dir", help="data directory (default: var)")
     serve.set_defaults(run=_serve)
 
     validate = sub.add_parser("validate", help="parse and type-check ruleset documents")
@@ -128,7 +134,54 @@ def _data_dir_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _serve(args: argparse.Namespace, out: TextIO) -> int:
-    raise CommandError("the HTTP server is not built yet; validate, test and eval work today")
+    import dataclasses
+
+    from server.keys import KeyListError
+    from server.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise CommandError(str(exc)) from None
+    changes: dict[str, Any] = {}
+    if args.host:
+        changes["host"] = args.host
+    if args.port is not None:
+        if not 0 < args.port < 65536:
+            raise CommandError("--port must be between 1 and 65535")
+        changes["port"] = args.port
+    if args.workers is not None:
+        if not 1 <= args.workers <= 64:
+            raise CommandError("--workers must be between 1 and 64")
+        changes["workers"] = args.workers
+    if args.data_dir:
+        changes["data_dir"] = Path(args.data_dir)
+    settings = dataclasses.replace(settings, **changes)
+    if settings.api_keys is None and settings.host not in ("127.0.0.1", "localhost", "::1"):
+        raise CommandError(
+            f"refusing to listen on {settings.host} with generated keys; set FRONTLINE_API_KEYS "
+            "to serve beyond this machine"
+        )
+    from server.app import load_keys
+    from server.run import serve
+
+    try:
+        _, created = load_keys(settings)
+    except (KeyListError, OSError) as exc:
+        raise CommandError(str(exc)) from None
+    if created:
+        print("Frontline created one API key per role. They are shown only now;", file=out)
+        print(f"only their hashes are kept, in {settings.data_dir / 'keys.json'}.", file=out)
+        for role, key in created.items():
+            print(f"  {role:<12} {key}", file=out)
+        out.flush()
+    print(
+        f"Frontline on http://{settings.host}:{settings.port} (data in {settings.data_dir}, "
+        f"{settings.workers} worker{'s' if settings.workers > 1 else ''}); OpenAPI at /schema",
+        file=out,
+    )
+    out.flush()
+    return serve(settings)
 
 
 def _read_text(path: str) -> str:

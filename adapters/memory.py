@@ -1,0 +1,179 @@
+"""In-process implementations of the context and counter ports: the embedded default.
+
+One process holds the only copy; ``adapters.redis`` shares the same state between instances.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import defaultdict, deque
+from datetime import datetime, timedelta
+from typing import Any
+
+from engine import CustomerContext
+from engine.durations import parse_duration
+from engine.ports import Interaction
+
+
+def leaves(values: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted paths of the non-object values of a nested mapping."""
+    found: list[str] = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            found.extend(leaves(value, path + "."))
+        else:
+            found.append(path)
+    return found
+
+
+def merge(target: dict[str, Any], values: dict[str, Any]) -> None:
+    """Merge ``values`` into ``target``: objects merge key by key, other values replace."""
+    for key, value in values.items():
+        current = target.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            merge(current, value)
+        else:
+            target[key] = _copy(value)
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def stamp(
+    meta: dict[str, str], paths: list[str], value: str | None, *, replace: bool = False
+) -> dict[str, str]:
+    """Per-leaf metadata after writing ``paths``: set to ``value``, or dropped when None."""
+    out = {} if replace else {p: v for p, v in meta.items() if not _under_any(p, paths)}
+    if value is not None:
+        out.update(dict.fromkeys(paths, value))
+    return out
+
+
+def _under_any(path: str, written: list[str]) -> bool:
+    """Whether ``path`` is one of the written leaves or lies under/over one of them."""
+    return any(path == w or path.startswith(w + ".") or w.startswith(path + ".") for w in written)
+
+
+class MemoryContextStore:
+    """Customer contexts in a dict; every read returns a copy the caller may keep."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, CustomerContext] = {}
+        self._lock = threading.Lock()
+
+    async def get(self, customer_id: str) -> CustomerContext | None:
+        found = self._data.get(customer_id)
+        if found is None:
+            return None
+        return CustomerContext(
+            customer_id, _copy(found.values), dict(found.sources), dict(found.as_of)
+        )
+
+    async def put(
+        self, customer_id: str, values: dict[str, Any], source: str | None, as_of: str | None
+    ) -> CustomerContext:
+        paths = leaves(values)
+        stored = CustomerContext(
+            customer_id,
+            _copy(values),
+            stamp({}, paths, source, replace=True),
+            stamp({}, paths, as_of, replace=True),
+        )
+        with self._lock:
+            self._data[customer_id] = stored
+        return stored
+
+    async def patch(
+        self, customer_id: str, values: dict[str, Any], source: str | None, as_of: str | None
+    ) -> CustomerContext:
+        paths = leaves(values)
+        with self._lock:
+            current = self._data.get(customer_id) or CustomerContext(customer_id, {}, {}, {})
+            merged = _copy(current.values)
+            merge(merged, values)
+            stored = CustomerContext(
+                customer_id,
+                merged,
+                stamp(current.sources, paths, source),
+                stamp(current.as_of, paths, as_of),
+            )
+            self._data[customer_id] = stored
+        return stored
+
+
+class MemoryEventCounters:
+    """Event times per customer and type, kept for the longest window anyone asked about.
+
+    Events older than ``horizon`` are dropped as new ones arrive, so memory stays bounded by
+    the event rate times the horizon.
+    """
+
+    def __init__(self, horizon: timedelta = timedelta(days=90)) -> None:
+        self._horizon = horizon
+        self._events: dict[tuple[str, str], deque[datetime]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    async def record(self, customer_id: str, event_type: str, at: datetime) -> None:
+        with self._lock:
+            times = self._events[(customer_id, event_type)]
+            if not times or at >= times[-1]:
+                times.append(at)
+            else:  # late arrival: keep the deque sorted
+                ordered = list(times)
+                bisect.insort(ordered, at)
+                times.clear()
+                times.extend(ordered)
+            while times and times[0] < at - self._horizon:
+                times.popleft()
+
+    async def counts(
+        self, customer_id: str, needed: frozenset[tuple[str, str]], now: datetime
+    ) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        with self._lock:
+            for event_type, window in needed:
+                times = self._events.get((customer_id, event_type))
+                count = 0
+                if times:
+                    since = now - parse_duration(window)
+                    ordered = list(times)
+                    count = bisect.bisect_right(ordered, now) - bisect.bisect_left(ordered, since)
+                out.setdefault(event_type, {})[window] = count
+        return out
+
+
+class MemoryInteractions:
+    """Live interactions in a dict, indexed by customer."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, Interaction] = {}
+        self._by_customer: dict[str, dict[str, Interaction]] = defaultdict(dict)
+        self._lock = threading.Lock()
+
+    async def start(self, interaction: Interaction) -> None:
+        with self._lock:
+            self._by_id[interaction.interaction_id] = interaction
+            self._by_customer[interaction.customer_id][interaction.interaction_id] = interaction
+
+    async def get(self, interaction_id: str) -> Interaction | None:
+        return self._by_id.get(interaction_id)
+
+    async def end(self, interaction_id: str) -> Interaction | None:
+        with self._lock:
+            found = self._by_id.pop(interaction_id, None)
+            if found is not None:
+                live = self._by_customer.get(found.customer_id, {})
+                live.pop(interaction_id, None)
+                if not live:
+                    self._by_customer.pop(found.customer_id, None)
+        return found
+
+    async def for_customer(self, customer_id: str) -> list[Interaction]:
+        return list(self._by_customer.get(customer_id, {}).values())

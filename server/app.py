@@ -1,0 +1,180 @@
+"""The Litestar application: ``create_app(settings)`` wires the collaborators and the routes.
+
+startup   keys ─ masking key ─ ruleset registry (starter library on first start)
+          ─ ledger writer (SQLite under the data directory) ─ context, counters,
+          interactions (in process) ─ Frontline
+serving   routes in server/routes/*: agents, customers, rulesets, audit, operations
+shutdown  the ledger drains: every accepted record is committed before the process exits
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import structlog
+from litestar import Litestar, get
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.response import Response
+
+from adapters.files import FileRulesetStore
+from adapters.memory import MemoryContextStore, MemoryEventCounters, MemoryInteractions
+from audit.masking import Masker
+from audit.recording import ruleset_record
+from audit.sqlite import SqliteLedgerStore
+from audit.writer import LedgerWriter
+from engine import RulesetError, RulesetRegistry
+from server.core import Frontline, Problem, new_id
+from server.http import on_http_exception, on_problem, on_unexpected
+from server.keys import KeyRing
+from server.routes import agents, customers, rulesets
+from server.settings import Settings
+
+log = structlog.get_logger("frontline")
+
+
+def load_keys(settings: Settings) -> tuple[KeyRing, dict[str, str]]:
+    """The key ring, and the keys to print if they were just created."""
+    if settings.api_keys:
+        return KeyRing.parse(settings.api_keys), {}
+    return KeyRing.load_or_create(settings.data_dir / "keys.json")
+
+
+def masking_key(settings: Settings) -> bytes:
+    """The configured key, or one created on first start and kept under the data directory."""
+    if settings.masking_key is not None:
+        return settings.masking_key
+    path = settings.data_dir / "masking.key"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another worker created it first
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+def seed_starter_rulesets(registry: RulesetRegistry, directory: Path) -> list[Any]:
+    """Deploy every document of ``directory`` into an empty registry; return the deployments."""
+    done = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            done.append(registry.deploy(path.read_text(encoding="utf-8"), filename=str(path)))
+        except RulesetError as exc:
+            log.error("starter ruleset refused", file=str(path), error=str(exc.errors[0]))
+    return done
+
+
+def build_frontline(settings: Settings) -> Frontline:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = FileRulesetStore(settings.data_dir / "rulesets")
+    registry = RulesetRegistry(store)
+    seeded = []
+    if not store.names() and settings.starter_rulesets is not None:
+        seeded = seed_starter_rulesets(registry, settings.starter_rulesets)
+    for name in registry.names():
+        registry.refresh(name)
+    ledger = LedgerWriter(
+        SqliteLedgerStore(settings.ledger_path),
+        instance=settings.instance,
+        max_pending=settings.ledger_max_pending,
+        wait_timeout=settings.ledger_wait.total_seconds(),
+    )
+    for done in seeded:
+        ledger.append_blocking(
+            ruleset_record(
+                record_id=new_id(),
+                action="deploy",
+                name=done.name,
+                revision=done.revision,
+                digest=done.digest,
+                actor=None,
+                details={"starter": True, "activated": done.activated},
+            )
+        )
+    return Frontline(
+        registry=registry,
+        contexts=MemoryContextStore(),
+        counters=MemoryEventCounters(),
+        interactions=MemoryInteractions(),
+        ledger=ledger,
+        masker=Masker(masking_key(settings), clear=settings.clear_classifications),
+        max_ruleset_bytes=settings.max_ruleset_bytes,
+    )
+
+
+@get("/healthz", tags=["operations"], include_in_schema=True)
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@get("/readyz", tags=["operations"])
+async def readyz(frontline: Frontline) -> Response[dict[str, Any]]:
+    """Readiness: rulesets are active and the ledger accepts records."""
+    problems = frontline.readiness()
+    body: dict[str, Any] = {"status": "ready" if not problems else "not ready"}
+    if problems:
+        body["problems"] = problems
+    return Response(body, status_code=200 if not problems else 503)
+
+
+def _provide_frontline(state: State) -> Frontline:
+    frontline: Frontline = state.frontline
+    return frontline
+
+
+def create_app(settings: Settings | None = None, frontline: Frontline | None = None) -> Litestar:
+    """The application. Collaborators are built at startup unless ``frontline`` is given."""
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        built = frontline or build_frontline(settings)
+        app.state.frontline = built
+        log.info(
+            "frontline ready",
+            rulesets=built.registry.names(),
+            ledger=str(settings.ledger_path),
+            instance=settings.instance,
+        )
+        try:
+            yield
+        finally:
+            built.ledger.close()
+            log.info("frontline stopped", ledger_records=built.ledger.records)
+
+    keys, _ = load_keys(settings)
+    return Litestar(
+        route_handlers=[
+            healthz,
+            readyz,
+            *agents.ROUTES,
+            *customers.ROUTES,
+            *rulesets.ROUTES,
+        ],
+        dependencies={"frontline": Provide(_provide_frontline, sync_to_thread=False)},
+        lifespan=[lifespan],
+        state=State({"keyring": keys, "settings": settings}),
+        exception_handlers={
+            Problem: on_problem,
+            HTTPException: on_http_exception,
+            Exception: on_unexpected,
+        },
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Frontline",
+            version="0.1.0",
+            description="Decisioning for contact-center agent desktops.",
+            path="/schema",
+        ),
+    )

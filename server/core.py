@@ -1,0 +1,403 @@
+"""What the HTTP handlers do, without HTTP: decide, start and end interactions, write context.
+
+    decide(request) ─▶ revision: pinned (interaction, revision) or routed (canary, shadow)
+                    ─▶ context: cached (ContextStore) with the request's overrides on top
+                    ─▶ counters for count(...) (EventCounters)
+                    ─▶ engine.evaluate ─▶ ledger record ─▶ await durable ─▶ response
+                    └▶ shadow revision: evaluated on the same inputs; a difference is recorded
+
+Every failure is a ``Problem`` with an HTTP status and one plain sentence; handlers turn it
+into RFC 9457 problem details.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from audit.masking import Masker
+from audit.record import Actor, LedgerRecord, RulesetRef
+from audit.recording import decision_record
+from audit.writer import LedgerBusy, LedgerError, LedgerWriter
+from engine import (
+    CompiledRuleset,
+    ContextStore,
+    EvaluationError,
+    EventCounters,
+    Interaction,
+    InteractionStore,
+    RulesetRegistry,
+    UnknownRuleset,
+)
+from engine.decision import format_time
+from server.keys import Principal
+from server.schemas import DecisionRequest, InteractionRequest
+
+log = structlog.get_logger("frontline")
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_id() -> str:
+    """A 26-character ULID: sortable by creation time, 80 random bits."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    out = []
+    for _ in range(26):
+        out.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(out))
+
+
+class Problem(Exception):
+    """A request Frontline will not carry out: an HTTP status and one plain sentence."""
+
+    def __init__(
+        self, status: int, detail: str, *, title: str | None = None, retry_after: int | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.title = title
+        self.retry_after = retry_after
+
+
+def merge_over(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` merged on top (objects merge, other values replace)."""
+    out = dict(base)
+    for key, value in overrides.items():
+        current = out.get(key)
+        if isinstance(value, Mapping) and isinstance(current, Mapping):
+            out[key] = merge_over(current, value)
+        else:
+            out[key] = value
+    return out
+
+
+def override_paths(overrides: Mapping[str, Any], prefix: str = "") -> list[str]:
+    paths: list[str] = []
+    for key, value in overrides.items():
+        path = prefix + key
+        if isinstance(value, Mapping) and value:
+            paths.extend(override_paths(value, path + "."))
+        else:
+            paths.append(path)
+    return paths
+
+
+@dataclass
+class Frontline:
+    """The service's collaborators, wired once at startup."""
+
+    registry: RulesetRegistry
+    contexts: ContextStore
+    counters: EventCounters
+    interactions: InteractionStore
+    ledger: LedgerWriter
+    masker: Masker | None
+    max_ruleset_bytes: int = 1_000_000
+
+    # -- decisions -------------------------------------------------------------------------
+
+    async def decide(
+        self, request: DecisionRequest, principal: Principal, *, interaction_id: str | None = None
+    ) -> dict[str, Any]:
+        """Evaluate, record durably, and return the decision of DESIGN.md §4."""
+        started = time.perf_counter_ns()
+        self._check_agent(principal, request.agent_id)
+        pinned = interaction_id or request.interaction
+        compiled, shadow = await self._revision(request, pinned)
+        now = datetime.now(UTC)
+        context, sources, as_of = await self._context(request.customer_id, request.context, now)
+        counters = None
+        if compiled.counters_needed:
+            counters = await self.counters.counts(
+                request.customer_id, compiled.counters_needed, now
+            )
+        try:
+            decision = compiled.evaluate(
+                context,
+                answers=request.answers,
+                now=now,
+                counters=counters,
+                trace=request.trace,
+                as_of=as_of,
+                tree=request.tree,
+            )
+        except EvaluationError as exc:
+            raise Problem(422, str(exc), title="The decision could not be evaluated") from None
+        decision_id = new_id()
+        inputs: dict[str, Any] = {}
+        if request.context:
+            inputs["context"] = request.context
+        if request.answers:
+            inputs["answers"] = request.answers
+        if request.tree:
+            inputs["tree"] = request.tree
+        if counters:
+            inputs["counters"] = counters
+        if pinned:
+            inputs["interaction"] = pinned
+        latency_us = (time.perf_counter_ns() - started) // 1000
+        record = decision_record(
+            decision,
+            record_id=decision_id,
+            context=context,
+            inputs=inputs,
+            sources=sources,
+            as_of=as_of,
+            actor=Actor(principal=principal.name, role=principal.role),
+            customer_id=request.customer_id,
+            agent_id=request.agent_id,
+            interaction_id=pinned,
+            latency_us=latency_us,
+            masker=self.masker,
+        )
+        body = decision.to_dict()
+        if shadow is not None:
+            self._shadow(shadow, record, body, context, request, now, counters, as_of)
+        await self.append(record)
+        body["alerts"] = [{"alert_id": f"{decision_id}.{a['rule']}", **a} for a in body["alerts"]]
+        return {
+            "decision_id": decision_id,
+            **body,
+            "customer_id": request.customer_id,
+            "agent_id": request.agent_id,
+            "interaction_id": pinned,
+        }
+
+    async def start_interaction(
+        self, request: InteractionRequest, principal: Principal
+    ) -> dict[str, Any]:
+        """Begin an interaction on the revision that serves the customer now, and decide."""
+        self._check_agent(principal, request.agent_id)
+        compiled, _ = self._route(request.ruleset, request.customer_id)
+        interaction = Interaction(
+            interaction_id=new_id(),
+            customer_id=request.customer_id,
+            agent_id=request.agent_id,
+            ruleset=request.ruleset,
+            revision=compiled.revision or 0,
+            started_at=format_time(datetime.now(UTC)),
+        )
+        await self.interactions.start(interaction)
+        decision = DecisionRequest(
+            ruleset=request.ruleset,
+            customer_id=request.customer_id,
+            agent_id=request.agent_id,
+            context=request.context,
+            answers=request.answers,
+            tree=request.tree,
+        )
+        try:
+            return await self.decide(decision, principal, interaction_id=interaction.interaction_id)
+        except BaseException:
+            await self.interactions.end(interaction.interaction_id)
+            raise
+
+    async def end_interaction(self, interaction_id: str, principal: Principal) -> None:
+        found = await self.interactions.get(interaction_id)
+        if found is None:
+            raise Problem(404, f"there is no live interaction {interaction_id!r}")
+        self._check_agent(principal, found.agent_id)
+        await self.interactions.end(interaction_id)
+
+    def readiness(self) -> list[str]:
+        """Why the service is not ready to decide; empty when it is."""
+        problems = []
+        names = self.registry.names()
+        if not names:
+            problems.append("no ruleset is deployed")
+        for name in names:
+            if self.registry.active_revision(name) is None:
+                problems.append(f"ruleset {name!r} has no active revision")
+        if not self.ledger.accepting:
+            problems.append("the ledger is not accepting records")
+        return problems
+
+    def masked_context(self, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` with the fields any active ruleset classifies as masked, masked."""
+        if self.masker is None:
+            return values
+        masked: set[str] = set()
+        for name in self.registry.names():
+            try:
+                fields = self.registry.active(name).fields
+            except UnknownRuleset:
+                continue
+            masked.update(p for p, m in fields.items() if self.masker.masks(m.classification))
+        return _mask_paths(values, "", masked, self.masker) if masked else values
+
+    # -- the parts -------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_agent(principal: Principal, agent_id: str) -> None:
+        if principal.role == "agent" and principal.name != agent_id:
+            raise Problem(
+                403, f"this key belongs to agent {principal.name!r} and cannot act as {agent_id!r}"
+            )
+
+    def _route(self, name: str, customer_id: str) -> tuple[CompiledRuleset, CompiledRuleset | None]:
+        try:
+            return self.registry.route(name, customer_id)
+        except UnknownRuleset as exc:
+            raise Problem(404, str(exc)) from None
+
+    async def _revision(
+        self, request: DecisionRequest, interaction_id: str | None
+    ) -> tuple[CompiledRuleset, CompiledRuleset | None]:
+        if interaction_id is not None:
+            found = await self.interactions.get(interaction_id)
+            if found is None:
+                raise Problem(404, f"there is no live interaction {interaction_id!r}")
+            if found.customer_id != request.customer_id or found.ruleset != request.ruleset:
+                raise Problem(
+                    409,
+                    f"interaction {interaction_id!r} is about customer {found.customer_id!r} "
+                    f"and ruleset {found.ruleset!r}",
+                )
+            if request.revision is not None and request.revision != found.revision:
+                raise Problem(
+                    409,
+                    f"interaction {interaction_id!r} runs on revision {found.revision}, "
+                    f"not {request.revision}",
+                )
+            return self._get(request.ruleset, found.revision), None
+        if request.revision is not None:
+            return self._get(request.ruleset, request.revision), None
+        return self._route(request.ruleset, request.customer_id)
+
+    def _get(self, name: str, revision: int) -> CompiledRuleset:
+        try:
+            return self.registry.get(name, revision)
+        except UnknownRuleset as exc:
+            raise Problem(404, str(exc)) from None
+
+    async def _context(
+        self, customer_id: str, overrides: dict[str, Any] | None, now: datetime
+    ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+        cached = await self.contexts.get(customer_id)
+        if cached is None:
+            values: dict[str, Any] = {}
+            sources: dict[str, str] = {}
+            as_of: dict[str, Any] = {}
+        else:
+            values, sources, as_of = cached.values, dict(cached.sources), dict(cached.as_of)
+        if overrides:
+            values = merge_over(values, overrides)
+            stamp = format_time(now)
+            for path in override_paths(overrides):
+                sources[path] = "request"
+                as_of[path] = stamp
+        return values, sources, as_of
+
+    async def append(self, record: LedgerRecord) -> None:
+        """Append durably, or raise a 503 Problem (never report an unrecorded action)."""
+        try:
+            await self.ledger.append(record)
+        except LedgerBusy as exc:
+            raise Problem(503, str(exc), title="The ledger is busy", retry_after=1) from None
+        except LedgerError as exc:
+            log.error("ledger append failed", decision_id=record.id, error=str(exc))
+            raise Problem(
+                503, "the decision could not be recorded; try again", retry_after=1
+            ) from None
+
+    def _shadow(
+        self,
+        shadow: CompiledRuleset,
+        record: LedgerRecord,
+        served: dict[str, Any],
+        context: dict[str, Any],
+        request: DecisionRequest,
+        now: datetime,
+        counters: dict[str, dict[str, int]] | None,
+        as_of: dict[str, Any],
+    ) -> None:
+        """Evaluate the shadow revision; record a ``shadow`` record when it decides otherwise.
+
+        The record is queued, not awaited: it does not hold up the answer, and a failure to
+        record it is logged (the served decision's own record is what must never be lost).
+        """
+        try:
+            other = shadow.evaluate(
+                context,
+                answers=request.answers,
+                now=now,
+                counters=counters,
+                as_of=as_of,
+                tree=request.tree,
+            ).to_dict()
+        except EvaluationError as exc:
+            other = {"error": str(exc)}
+        # Rule ids, queues, table outputs and tree nodes only: messages may render masked
+        # fields, and the record keeps the inputs to reproduce both sides anyway.
+        mine, theirs = _summary(served), _summary(other)
+        differences = {
+            key: {"served": mine[key], "shadow": theirs[key]}
+            for key in mine
+            if mine[key] != theirs[key]
+        }
+        if not differences:
+            return
+        try:
+            self.ledger.submit_nowait(
+                LedgerRecord(
+                    id=new_id(),
+                    kind="shadow",
+                    customer_id=record.customer_id,
+                    agent_id=record.agent_id,
+                    interaction_id=record.interaction_id,
+                    ruleset=RulesetRef(
+                        name=shadow.name, revision=shadow.revision, digest=shadow.digest
+                    ),
+                    evaluated_at=record.evaluated_at,
+                    context=record.context,
+                    inputs=record.inputs,
+                    data={
+                        "decision_id": record.id,
+                        "served_revision": record.ruleset.revision if record.ruleset else None,
+                        "differences": differences,
+                    },
+                )
+            ).add_done_callback(_log_failure)
+        except LedgerError as exc:
+            log.warning("shadow difference not recorded", decision_id=record.id, error=str(exc))
+
+
+def _mask_paths(
+    values: Mapping[str, Any], prefix: str, masked: set[str], masker: Masker
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        path = prefix + key
+        if path in masked:
+            out[key] = masker.mask(value)
+        elif isinstance(value, Mapping):
+            out[key] = _mask_paths(value, path + ".", masked, masker)
+        else:
+            out[key] = value
+    return out
+
+
+def _summary(decision: Mapping[str, Any]) -> dict[str, Any]:
+    escalation = decision.get("escalation") or {}
+    step = decision.get("next_step") or {}
+    return {
+        "eligible": [e["rule"] for e in decision.get("eligible") or ()],
+        "escalation": escalation.get("rule"),
+        "alerts": [a["rule"] for a in decision.get("alerts") or ()],
+        "tables": decision.get("tables"),
+        "next_step": step.get("outcome") or step.get("node"),
+        "error": decision.get("error"),
+    }
+
+
+def _log_failure(future: Any) -> None:
+    if future.exception() is not None:
+        log.warning("shadow difference not recorded", error=str(future.exception()))

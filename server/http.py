@@ -1,0 +1,140 @@
+"""HTTP plumbing shared by every route: keys and roles, and problem-details errors.
+
+Authentication is a guard, not a middleware: routes that need no key (health, metrics,
+schema, static pages) pay nothing, and the others pay one hash and one dict lookup.
+
+Every error leaves as RFC 9457 problem details (``application/problem+json``) with a
+``status``, a ``title``, one plain ``detail`` sentence and, for validation errors, ``errors``
+naming the offending fields. An unexpected exception is logged with its request id and
+answered 500 without internals.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from litestar import Request, Response
+from litestar.connection import ASGIConnection
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.handlers.base import BaseRouteHandler
+from litestar.types import Guard
+
+from server.core import Problem
+from server.keys import KeyRing, Principal
+
+log = structlog.get_logger("frontline")
+
+PROBLEM_JSON = "application/problem+json"
+PRINCIPAL = "frontline.principal"
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "Unprocessable request",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+def requires(*roles: str) -> Guard:
+    """A guard admitting keys of ``roles`` (and ``admin``); it stores the principal."""
+    allowed = frozenset((*roles, "admin"))
+    names = " or ".join(roles)
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        header = connection.headers.get("authorization")
+        if not header or not header.startswith("Bearer "):
+            raise NotAuthorizedException(
+                detail="this route needs an API key: Authorization: Bearer <key>",
+                headers={"WWW-Authenticate": 'Bearer realm="frontline"'},
+            )
+        keyring: KeyRing = connection.app.state.keyring
+        principal = keyring.identify(header[7:].strip())
+        if principal is None:
+            raise NotAuthorizedException(
+                detail="the API key is not valid",
+                headers={"WWW-Authenticate": 'Bearer realm="frontline", error="invalid_token"'},
+            )
+        if principal.role not in allowed:
+            raise PermissionDeniedException(
+                detail=f"a {principal.role} key cannot do this; it needs a {names} key"
+            )
+        connection.scope[PRINCIPAL] = principal  # type: ignore[literal-required]
+
+    return guard
+
+
+def principal_of(request: Request[Any, Any, Any]) -> Principal:
+    found: Principal = request.scope[PRINCIPAL]  # type: ignore[literal-required]
+    return found
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response[dict[str, Any]]:
+    body = {"type": "about:blank", "title": title or _TITLES.get(status, "Error"), "status": status}
+    body["detail"] = detail
+    body.update(extra)
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def on_problem(_: Request[Any, Any, Any], exc: Problem) -> Response[dict[str, Any]]:
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return problem(exc.status, exc.detail, title=exc.title, headers=headers)
+
+
+def on_http_exception(
+    request: Request[Any, Any, Any], exc: HTTPException
+) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    if isinstance(exc, ValidationException):
+        errors = _field_errors(exc.extra)
+        detail = exc.detail
+        if errors:
+            first = errors[0]
+            where = f" at {first['field']}" if first.get("field") else ""
+            detail = f"{first['message']}{where}"
+        return problem(400, detail, title="Invalid request", errors=errors)
+    if status >= 500:
+        log.error("server error", path=request.url.path, error=exc.detail, status=status)
+    detail = exc.detail or _TITLES.get(status, "Error")
+    if status == 413:
+        detail = "the request body is larger than this server accepts"
+    return problem(status, detail, headers=exc.headers or None)
+
+
+def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error", path=request.url.path, error_type=type(exc).__name__)
+    return problem(500, "the server failed to handle this request; it has been logged")
+
+
+def _field_errors(extra: Any) -> list[dict[str, Any]]:
+    """Litestar's validation details as ``[{"field": "body.customer_id", "message": ...}]``."""
+    if not isinstance(extra, list):
+        return []
+    out = []
+    for item in extra:
+        if not isinstance(item, dict):
+            continue
+        key = item.get("key")
+        source = item.get("source")
+        field = ".".join(str(p) for p in (source, key) if p)
+        out.append({"field": field or None, "message": str(item.get("message", "invalid"))})
+    return out

@@ -1,0 +1,114 @@
+"""API keys: one per principal and role, kept only as hashes, compared in constant time.
+
+``FRONTLINE_API_KEYS="role:principal:secret,..."`` lists them; a secret may be given already
+hashed as ``sha256:<hex>``. Without it, the first start creates one key per role, stores their
+hashes in ``<data dir>/keys.json`` and prints the keys once; later starts read the hashes.
+
+A presented key is hashed; its hash picks a bucket and is compared with the bucket's stored
+hashes by ``hmac.compare_digest``. Secrets themselves are never stored nor compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+ROLES = ("agent", "author", "auditor", "integration", "admin")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a key belongs to. For agents ``name`` is the agent id."""
+
+    name: str
+    role: str
+
+
+class KeyListError(ValueError):
+    """A key list that cannot be used."""
+
+
+def hash_secret(secret: str) -> str:
+    return "sha256:" + hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+class KeyRing:
+    def __init__(self, entries: dict[str, Principal]) -> None:
+        # Bucketed by the first 16 hex digits of the hash; the full hashes of a bucket are
+        # compared with compare_digest, so no comparison stops early on secret material.
+        self._buckets: dict[str, list[tuple[str, Principal]]] = {}
+        for digest, principal in entries.items():
+            self._buckets.setdefault(digest[7:23], []).append((digest, principal))
+        self._count = len(entries)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def identify(self, presented: str) -> Principal | None:
+        digest = hash_secret(presented)
+        found = None
+        for known, principal in self._buckets.get(digest[7:23], ()):
+            if hmac.compare_digest(known, digest):
+                found = principal
+        return found
+
+    @classmethod
+    def parse(cls, text: str) -> KeyRing:
+        """``role:principal:secret`` entries separated by commas."""
+        entries: dict[str, Principal] = {}
+        for n, raw in enumerate(text.split(","), start=1):
+            item = raw.strip()
+            if not item:
+                continue
+            parts = item.split(":", 2)
+            if len(parts) != 3 or not all(parts):
+                raise KeyListError(
+                    f"FRONTLINE_API_KEYS entry {n} must look like role:principal:secret"
+                )
+            role, name, secret = parts
+            if role not in ROLES:
+                raise KeyListError(
+                    f"FRONTLINE_API_KEYS entry {n}: unknown role {role!r}; expected one of "
+                    + ", ".join(ROLES)
+                )
+            if secret.startswith("sha256:"):
+                digest = secret.lower()
+                if len(digest) != 71 or any(c not in "0123456789abcdef" for c in digest[7:]):
+                    raise KeyListError(
+                        f"FRONTLINE_API_KEYS entry {n}: sha256: must be followed by 64 hex digits"
+                    )
+            else:
+                if len(secret) < 16:
+                    raise KeyListError(
+                        f"FRONTLINE_API_KEYS entry {n}: the secret must be at least 16 characters"
+                    )
+                digest = hash_secret(secret)
+            entries[digest] = Principal(name, role)
+        if not entries:
+            raise KeyListError("FRONTLINE_API_KEYS lists no keys")
+        return cls(entries)
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> tuple[KeyRing, dict[str, str]]:
+        """The key file's ring; if there is none, create one key per role.
+
+        Returns the ring and, only when just created, ``{role: key}`` to print once.
+        """
+        if path.is_file():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls({d: Principal(p["name"], p["role"]) for d, p in data.items()}), {}
+        created = {role: f"fl_{role}_{secrets.token_urlsafe(24)}" for role in ROLES}
+        principals = {
+            role: Principal("agent-1" if role == "agent" else role, role) for role in ROLES
+        }
+        entries = {hash_secret(key): principals[role] for role, key in created.items()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({d: {"name": p.name, "role": p.role} for d, p in entries.items()}, f)
+        return cls(entries), created

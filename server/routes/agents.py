@@ -1,0 +1,39 @@
+"""What agents' desktops call: decisions, and the start and end of an interaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, delete, post
+
+from server.core import Frontline
+from server.http import principal_of, requires
+from server.schemas import DecisionRequest, InteractionRequest
+
+
+@post("/v1/decisions", guards=[requires("agent")], status_code=200, tags=["decisions"])
+async def create_decision(
+    request: Request[Any, Any, Any], data: DecisionRequest, frontline: Frontline
+) -> dict[str, Any]:
+    """Evaluate a ruleset for a customer; answered once the decision's record is durable."""
+    return await frontline.decide(data, principal_of(request))
+
+
+@post("/v1/interactions", guards=[requires("agent")], status_code=201, tags=["decisions"])
+async def start_interaction(
+    request: Request[Any, Any, Any], data: InteractionRequest, frontline: Frontline
+) -> dict[str, Any]:
+    """An agent starts handling a customer: the first decision, and the interaction id that
+    keeps later decisions on the same revision."""
+    return await frontline.start_interaction(data, principal_of(request))
+
+
+@delete("/v1/interactions/{interaction_id:str}", guards=[requires("agent")], tags=["decisions"])
+async def end_interaction(
+    request: Request[Any, Any, Any], interaction_id: str, frontline: Frontline
+) -> None:
+    """The interaction ended; later decisions about the customer get the active revision."""
+    await frontline.end_interaction(interaction_id, principal_of(request))
+
+
+ROUTES = [create_decision, start_interaction, end_interaction]

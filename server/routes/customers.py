@@ -1,0 +1,118 @@
+"""What integrations call: a customer's cached context, and customer events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import Request, get, patch, post, put
+
+from adapters.memory import leaves
+from engine.decision import format_time
+from engine.runtime import to_datetime
+from server.core import Frontline, Problem
+from server.http import principal_of, requires
+from server.schemas import ContextWrite, EventRequest, Id
+
+MAX_DEPTH = 8
+
+
+def _checked(body: ContextWrite) -> tuple[dict[str, Any], str | None, str | None]:
+    if _depth(body.values) > MAX_DEPTH:
+        raise Problem(400, f"values nest deeper than {MAX_DEPTH} levels")
+    as_of = None
+    if body.as_of is not None:
+        when = to_datetime(body.as_of)
+        if when is None:
+            raise Problem(400, f"as_of {body.as_of!r} is not an RFC 3339 time")
+        as_of = format_time(when)
+    return body.values, body.source, as_of
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def _view(frontline: Frontline, found: Any, mask: bool) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    values = found.values
+    if mask:
+        values = frontline.masked_context(values)
+    fields = {}
+    for path in leaves(found.values):
+        as_of = found.as_of.get(path)
+        when = to_datetime(as_of) if as_of else None
+        fields[path] = {
+            "source": found.sources.get(path),
+            "as_of": as_of,
+            "age_ms": int((now - when).total_seconds() * 1000) if when else None,
+        }
+    return {"customer_id": found.customer_id, "values": values, "fields": fields}
+
+
+@put(
+    "/v1/customers/{customer_id:str}/context",
+    guards=[requires("integration")],
+    tags=["customers"],
+)
+async def replace_context(
+    customer_id: Id, data: ContextWrite, frontline: Frontline
+) -> dict[str, Any]:
+    """Replace the customer's cached context."""
+    values, source, as_of = _checked(data)
+    stored = await frontline.contexts.put(customer_id, values, source, as_of)
+    return _view(frontline, stored, mask=False)
+
+
+@patch(
+    "/v1/customers/{customer_id:str}/context",
+    guards=[requires("integration")],
+    tags=["customers"],
+)
+async def merge_context(
+    customer_id: Id, data: ContextWrite, frontline: Frontline
+) -> dict[str, Any]:
+    """Merge values into the customer's cached context (objects merge, values replace)."""
+    values, source, as_of = _checked(data)
+    stored = await frontline.contexts.patch(customer_id, values, source, as_of)
+    return _view(frontline, stored, mask=False)
+
+
+@get(
+    "/v1/customers/{customer_id:str}/context",
+    guards=[requires("integration", "auditor")],
+    tags=["customers"],
+)
+async def read_context(
+    request: Request[Any, Any, Any], customer_id: Id, frontline: Frontline
+) -> dict[str, Any]:
+    """The cached context, with each field's source and age; masked fields for auditors."""
+    found = await frontline.contexts.get(customer_id)
+    if found is None:
+        raise Problem(404, f"no context is cached for customer {customer_id!r}")
+    return _view(frontline, found, mask=principal_of(request).role == "auditor")
+
+
+@post(
+    "/v1/customers/{customer_id:str}/events",
+    guards=[requires("integration")],
+    status_code=202,
+    tags=["customers"],
+)
+async def record_event(customer_id: Id, data: EventRequest, frontline: Frontline) -> dict[str, Any]:
+    """Count an event for ``count(type, within=...)``."""
+    at = datetime.now(UTC)
+    if data.at is not None:
+        when = to_datetime(data.at)
+        if when is None:
+            raise Problem(400, f"at {data.at!r} is not an RFC 3339 time")
+        at = when
+    await frontline.counters.record(customer_id, data.type, at)
+    return {"customer_id": customer_id, "type": data.type, "at": format_time(at)}
+
+
+ROUTES = [replace_context, merge_context, read_context, record_event]

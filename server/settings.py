@@ -1,0 +1,122 @@
+"""Settings, read once from the environment at startup (the table in docs/configuration.md).
+
+A bad value stops the server at startup with one sentence naming the variable and what it
+expects; nothing is re-read while serving.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from engine.durations import parse_duration
+
+STARTER_RULESETS = Path(__file__).resolve().parents[1] / "rulesets"
+
+
+class SettingsError(ValueError):
+    """A setting has a value Frontline cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    data_dir: Path = Path("var")
+    starter_rulesets: Path | None = STARTER_RULESETS
+    api_keys: str | None = None  # "role:principal:secret,..." (secret may be sha256:<hex>)
+    redis_url: str | None = None
+    database_url: str | None = None
+    masking_key: bytes | None = None  # None: generated once under the data directory
+    clear_classifications: frozenset[str] = frozenset()
+    max_body_bytes: int = 1_000_000
+    max_ruleset_bytes: int = 1_000_000
+    max_concurrency: int = 256  # requests in flight before new ones get 503
+    rate_limit_per_minute: int = 6_000  # per key
+    ledger_max_pending: int = 20_000
+    ledger_wait: timedelta = timedelta(seconds=2)
+    retention: timedelta | None = None  # None: keep every record
+    log_level: str = "info"
+    instance: str = field(default_factory=lambda: os.environ.get("HOSTNAME", "local"))
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.data_dir / "ledger.db"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``FRONTLINE_*``, ``REDIS_URL`` and ``DATABASE_URL``."""
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value if value not in (None, "") else None
+
+        def integer(name: str, default: int, low: int, high: int) -> int:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+            if not low <= value <= high:
+                raise SettingsError(f"{name} must be between {low} and {high}, not {value}")
+            return value
+
+        def duration(name: str, default: timedelta | None) -> timedelta | None:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                return parse_duration(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{name}: {exc}") from None
+
+        key = get("FRONTLINE_MASKING_KEY")
+        if key is not None and len(key) < 16:
+            raise SettingsError("FRONTLINE_MASKING_KEY must be at least 16 characters")
+        clear = frozenset(
+            c.strip()
+            for c in (get("FRONTLINE_CLEAR_CLASSIFICATIONS") or "").split(",")
+            if c.strip()
+        )
+        unknown = clear - {"public", "internal", "pii"}
+        if unknown:
+            raise SettingsError(
+                f"FRONTLINE_CLEAR_CLASSIFICATIONS: unknown classification {sorted(unknown)[0]!r};"
+                " expected public, internal or pii"
+            )
+        starter = get("FRONTLINE_STARTER_RULESETS")
+        level = (get("FRONTLINE_LOG_LEVEL") or "info").lower()
+        if level not in ("debug", "info", "warning", "error"):
+            raise SettingsError("FRONTLINE_LOG_LEVEL must be debug, info, warning or error")
+        ledger_wait = duration("FRONTLINE_LEDGER_WAIT", timedelta(seconds=2))
+        assert ledger_wait is not None
+        return cls(
+            host=get("FRONTLINE_HOST") or "127.0.0.1",
+            port=integer("FRONTLINE_PORT", 8000, 1, 65535),
+            workers=integer("FRONTLINE_WORKERS", 1, 1, 64),
+            data_dir=Path(get("FRONTLINE_DATA_DIR") or "var"),
+            starter_rulesets=(
+                None if starter == "none" else Path(starter) if starter else STARTER_RULESETS
+            ),
+            api_keys=get("FRONTLINE_API_KEYS"),
+            redis_url=get("REDIS_URL"),
+            database_url=get("DATABASE_URL"),
+            masking_key=key.encode() if key else None,
+            clear_classifications=clear,
+            max_body_bytes=integer("FRONTLINE_MAX_BODY_BYTES", 1_000_000, 1_024, 100_000_000),
+            max_ruleset_bytes=integer("FRONTLINE_MAX_RULESET_BYTES", 1_000_000, 1_024, 100_000_000),
+            max_concurrency=integer("FRONTLINE_MAX_CONCURRENCY", 256, 1, 100_000),
+            rate_limit_per_minute=integer("FRONTLINE_RATE_LIMIT", 6_000, 1, 10_000_000),
+            ledger_max_pending=integer("FRONTLINE_LEDGER_MAX_PENDING", 20_000, 100, 10_000_000),
+            ledger_wait=ledger_wait,
+            retention=duration("FRONTLINE_RETENTION", None),
+            log_level=level,
+            instance=get("FRONTLINE_INSTANCE") or get("HOSTNAME") or "local",
+        )
