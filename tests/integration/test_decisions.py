@@ -1,0 +1,259 @@
+"""Decisions, interactions, context and events, through a real HTTP client to a real server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from audit.query import LedgerReader
+from tests.support.live_server import ROOT, LiveServer
+
+RETENTION = (ROOT / "rulesets" / "retention-desk.yaml").read_text(encoding="utf-8")
+
+
+def decide(client: httpx.Client, server: LiveServer, **body: Any) -> httpx.Response:
+    payload = {"ruleset": "retention-desk", "customer_id": "c-1", "agent_id": "agent-7", **body}
+    return client.post("/v1/decisions", json=payload, headers=server.auth("agent"))
+
+
+def test_a_decision_reads_cached_context_with_overrides_on_top(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    """The cached context and the request's overrides both reach the rules; the response
+    carries the decision of DESIGN.md §4 and its record is in the ledger."""
+    put = client.put(
+        "/v1/customers/c-ctx/context",
+        json={
+            "values": {"customer": {"tier": "gold", "tenure_months": 70}},
+            "source": "crm",
+            "as_of": "2026-11-22T09:00:00Z",
+        },
+        headers=server.auth("integration"),
+    )
+    assert put.status_code == 200, put.text
+    response = decide(
+        client,
+        server,
+        customer_id="c-ctx",
+        context={"history": {"contacts_7d": 3}, "interaction": {"intent": "billing"}},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert {e["rule"] for e in body["eligible"]} >= {"fee-waiver", "long-tenure-fee-waiver"}
+    assert body["ruleset"] == "retention-desk" and body["revision"] >= 1
+    assert body["customer_id"] == "c-ctx" and body["agent_id"] == "agent-7"
+    assert body["evaluated_at"].endswith("Z")
+    reader = LedgerReader(server.data_dir / "ledger.db")
+    try:
+        record = reader.get(body["decision_id"])
+    finally:
+        reader.close()
+    assert record is not None
+    assert record.context["customer.tier"].source == "crm"
+    assert record.context["history.contacts_7d"].source == "request"
+    assert record.outputs["eligible"] == body["eligible"]
+
+
+def test_context_patch_merges_and_get_reports_sources_and_ages(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    auth = server.auth("integration")
+    client.put(
+        "/v1/customers/c-merge/context",
+        json={"values": {"customer": {"tier": "silver", "plan": "basic"}}, "source": "crm"},
+        headers=auth,
+    )
+    patched = client.patch(
+        "/v1/customers/c-merge/context",
+        json={
+            "values": {"customer": {"churn_score": 0.4}},
+            "source": "churn-model",
+            "as_of": "2026-11-22T00:00:00Z",
+        },
+        headers=auth,
+    )
+    assert patched.status_code == 200, patched.text
+    read = client.get("/v1/customers/c-merge/context", headers=auth).json()
+    assert read["values"]["customer"] == {"tier": "silver", "plan": "basic", "churn_score": 0.4}
+    assert read["fields"]["customer.tier"]["source"] == "crm"
+    assert read["fields"]["customer.churn_score"]["source"] == "churn-model"
+    assert read["fields"]["customer.churn_score"]["age_ms"] > 0
+    missing = client.get("/v1/customers/nobody/context", headers=auth)
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("application/problem+json")
+
+
+def test_events_feed_count_in_the_next_decision(client: httpx.Client, server: LiveServer) -> None:
+    """Three failed payments in a week raise the retention desk's payment alert."""
+    for _ in range(3):
+        posted = client.post(
+            "/v1/customers/c-pay/events",
+            json={"type": "payment_failed"},
+            headers=server.auth("integration"),
+        )
+        assert posted.status_code == 202, posted.text
+    body = decide(client, server, customer_id="c-pay").json()
+    assert "repeat-failed-payments" in {a["rule"] for a in body["alerts"]}
+    other = decide(client, server, customer_id="c-no-events").json()
+    assert "repeat-failed-payments" not in {a["rule"] for a in other["alerts"]}
+
+
+def test_keys_and_roles(client: httpx.Client, server: LiveServer) -> None:
+    """401 without a valid key, 403 for the wrong role or another agent's id."""
+    body = {"ruleset": "retention-desk", "customer_id": "c-1", "agent_id": "agent-7"}
+    assert client.post("/v1/decisions", json=body).status_code == 401
+    bad = client.post("/v1/decisions", json=body, headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401 and "WWW-Authenticate" in bad.headers
+    wrong_role = client.post("/v1/decisions", json=body, headers=server.auth("auditor"))
+    assert wrong_role.status_code == 403
+    other_agent = client.post("/v1/decisions", json=body, headers=server.auth("agent2"))
+    assert other_agent.status_code == 403
+    assert "cannot act as 'agent-7'" in other_agent.json()["detail"]
+    deploy = client.post(
+        "/v1/rulesets",
+        content=RETENTION,
+        headers={**server.auth("auditor"), "content-type": "application/yaml"},
+    )
+    assert deploy.status_code == 403
+    admin = client.post("/v1/decisions", json=body, headers=server.auth("admin"))
+    assert admin.status_code == 200
+
+
+def test_an_interaction_stays_on_the_revision_it_started_with(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    started = client.post(
+        "/v1/interactions",
+        json={"ruleset": "retention-desk", "customer_id": "c-pin", "agent_id": "agent-7"},
+        headers=server.auth("agent"),
+    )
+    assert started.status_code == 201, started.text
+    interaction = started.json()["interaction_id"]
+    first = started.json()["revision"]
+    changed = RETENTION.replace("max_amount: 25", "max_amount: 30", 1)
+    deployed = client.post(
+        "/v1/rulesets",
+        content=changed,
+        headers={**server.auth("author"), "content-type": "application/yaml"},
+    )
+    assert deployed.status_code == 201, deployed.text
+    newer = deployed.json()["revision"]
+    assert newer > first
+    pinned = decide(client, server, customer_id="c-pin", interaction=interaction).json()
+    fresh = decide(client, server, customer_id="c-other").json()
+    assert (pinned["revision"], fresh["revision"]) == (first, newer)
+    assert pinned["interaction_id"] == interaction
+    mismatch = decide(client, server, customer_id="c-else", interaction=interaction)
+    assert mismatch.status_code == 409
+    ended = client.delete(f"/v1/interactions/{interaction}", headers=server.auth("agent"))
+    assert ended.status_code == 204
+    gone = decide(client, server, customer_id="c-pin", interaction=interaction)
+    assert gone.status_code == 404
+    explicit = decide(client, server, revision=first)
+    assert explicit.status_code == 200 and explicit.json()["revision"] == first
+    client.post(
+        "/v1/rulesets/retention-desk/activate",
+        json={"revision": first},
+        headers=server.auth("author"),
+    )
+
+
+def test_twenty_deploys_under_concurrent_decisions(tmp_path: Path) -> None:
+    """While 20 revisions are deployed, concurrent clients get only 2xx, and each response
+    names a revision that was active at some moment between its request and its answer."""
+    with LiveServer(tmp_path / "data") as server:
+        # revision → (deploy request sent, deploy answered): it became active in between.
+        deployed: dict[int, tuple[float, float]] = {}
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            first = c.get("/v1/rulesets/retention-desk", headers=server.auth("author")).json()
+        deployed[first["active_revision"]] = (0.0, 0.0)
+        lock = threading.Lock()
+        stop = threading.Event()
+        failures: list[str] = []
+        answers: list[tuple[float, float, int]] = []
+
+        def agent(n: int) -> None:
+            with httpx.Client(base_url=server.url, timeout=30) as c:
+                k = 0
+                while not stop.is_set():
+                    k += 1
+                    sent = time.monotonic()
+                    r = c.post(
+                        "/v1/decisions",
+                        json={
+                            "ruleset": "retention-desk",
+                            "customer_id": f"c-{n}-{k}",
+                            "agent_id": "agent-7",
+                        },
+                        headers=server.auth("agent"),
+                    )
+                    got = time.monotonic()
+                    if r.status_code != 200:
+                        failures.append(f"{r.status_code}: {r.text[:200]}")
+                    else:
+                        with lock:
+                            answers.append((sent, got, r.json()["revision"]))
+
+        threads = [threading.Thread(target=agent, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            with httpx.Client(base_url=server.url, timeout=60) as c:
+                for n in range(20):
+                    text = RETENTION.replace("max_amount: 25", f"max_amount: {26 + n}", 1)
+                    before = time.monotonic()
+                    r = c.post(
+                        "/v1/rulesets",
+                        content=text,
+                        headers={**server.auth("author"), "content-type": "application/yaml"},
+                    )
+                    after = time.monotonic()
+                    assert r.status_code == 201, r.text
+                    assert r.json()["activated"] is True
+                    deployed[r.json()["revision"]] = (before, after)
+                    time.sleep(0.05)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+    assert failures == []
+    assert len(deployed) == 21
+    revisions = sorted(deployed)
+    for sent, got, revision in answers:
+        # Revision R became active at some moment in its deploy's [before, after] and stayed
+        # active until R+1's deploy did. The answer is consistent with "R was active at some
+        # moment between the request and the answer" iff R could have been activated before
+        # the answer (before_R <= got) and could still be active when the request was sent
+        # (sent <= after_{R+1}).
+        assert revision in deployed, revision
+        index = revisions.index(revision)
+        assert deployed[revision][0] <= got, (revision, sent, got)
+        if index + 1 < len(revisions):
+            assert sent <= deployed[revisions[index + 1]][1], (revision, sent, got)
+    assert len({r for _, _, r in answers}) >= 10  # decisions really ran across the deploys
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        pytest.param(
+            {"ruleset": "nope"}, 404, "no active revision of ruleset 'nope'", id="ruleset"
+        ),
+        pytest.param({"revision": 999}, 404, "has no revision 999", id="revision"),
+        pytest.param({"interaction": "none"}, 404, "no live interaction", id="interaction"),
+        pytest.param({"trace": "yes"}, 400, "Expected `bool`", id="wrong-type"),
+        pytest.param({"customer": "c-1"}, 400, "unknown field `customer`", id="unknown-field"),
+    ],
+)
+def test_bad_decision_requests_are_problem_details(
+    client: httpx.Client, server: LiveServer, body: dict[str, Any], status: int, detail: str
+) -> None:
+    response = decide(client, server, **body)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert detail in response.json()["detail"]
