@@ -70,6 +70,8 @@ class FileRulesetStore:
             _write(self._dir(name) / "routing.json", json.dumps(asdict(routing)).encode())
 
     def get_routing(self, name: str) -> Routing | None:
+        if not _NAME.match(name):
+            return None  # no such name can exist
         path = self._dir(name) / "routing.json"
         try:
             data: dict[str, Any] = json.loads(path.read_bytes())
@@ -84,6 +86,8 @@ class FileRulesetStore:
         return self.root / name
 
     def _index(self, name: str) -> list[dict[str, Any]]:
+        if not _NAME.match(name):
+            return []  # no such name can exist
         try:
             index: list[dict[str, Any]] = json.loads(
                 (self._dir(name) / "revisions.json").read_bytes()

@@ -22,6 +22,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Response
 
 from adapters.files import FileRulesetStore
@@ -118,7 +119,17 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", tags=["operations"])
+@get(
+    "/readyz",
+    tags=["operations"],
+    responses={
+        503: ResponseSpec(
+            data_container=dict[str, Any],
+            description="Not ready: the problems are listed",
+            generate_examples=False,
+        )
+    },
+)
 async def readyz(frontline: Frontline) -> Response[dict[str, Any]]:
     """Readiness: rulesets are active and the ledger accepts records."""
     problems = frontline.readiness()

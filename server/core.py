@@ -67,6 +67,23 @@ class Problem(Exception):
         self.retry_after = retry_after
 
 
+MAX_NESTING = 32
+
+
+def nesting_depth(value: Any) -> int:
+    """How many objects and arrays deep ``value`` goes (0 for a scalar)."""
+    if isinstance(value, dict):
+        return 1 + max((nesting_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((nesting_depth(v) for v in value), default=0)
+    return 0
+
+
+def check_nesting(name: str, value: Any) -> None:
+    if value is not None and nesting_depth(value) > MAX_NESTING:
+        raise Problem(400, f"{name} nests deeper than {MAX_NESTING} levels")
+
+
 def merge_over(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """``base`` with ``overrides`` merged on top (objects merge, other values replace)."""
     out = dict(base)
@@ -110,6 +127,8 @@ class Frontline:
         """Evaluate, record durably, and return the decision of DESIGN.md §4."""
         started = time.perf_counter_ns()
         self._check_agent(principal, request.agent_id)
+        check_nesting("context", request.context)
+        check_nesting("answers", request.answers)
         pinned = interaction_id or request.interaction
         compiled, shadow = await self._revision(request, pinned)
         now = datetime.now(UTC)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import structlog
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
@@ -23,6 +24,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import Guard
 
 from server.core import Problem
@@ -46,6 +48,34 @@ _TITLES = {
     500: "Internal server error",
     503: "Service unavailable",
 }
+
+
+class ProblemDetails(msgspec.Struct, omit_defaults=True):
+    """RFC 9457 problem details, as every error response carries them."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+# What any authenticated route may answer besides its own errors: a body that does not
+# validate or is too large, a missing or wrong key, a rate limit, an overloaded server.
+COMMON_PROBLEMS = (400, 401, 403, 413, 429, 503)
+
+
+def problems(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI descriptions of the problem responses a route can give."""
+    return {
+        status: ResponseSpec(
+            data_container=ProblemDetails,
+            media_type=PROBLEM_JSON,
+            description=_TITLES[status],
+            generate_examples=False,
+        )
+        for status in sorted({*COMMON_PROBLEMS, *statuses})
+    }
 
 
 def requires(*roles: str) -> Guard:
@@ -121,6 +151,12 @@ def on_http_exception(
 
 
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if isinstance(exc, RecursionError):  # a body nested deeper than the JSON decoder goes
+        return problem(400, "the request body nests too deeply", title="Invalid request")
+    if isinstance(exc, UnicodeDecodeError):  # raised while reading the body as text
+        return problem(
+            400, f"the request is not valid UTF-8 (byte {exc.start})", title="Invalid request"
+        )
     log.exception("unhandled error", path=request.url.path, error_type=type(exc).__name__)
     return problem(500, "the server failed to handle this request; it has been logged")
 

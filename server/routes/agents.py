@@ -7,11 +7,17 @@ from typing import Any
 from litestar import Request, delete, post
 
 from server.core import Frontline
-from server.http import principal_of, requires
+from server.http import principal_of, problems, requires
 from server.schemas import DecisionRequest, InteractionRequest
 
 
-@post("/v1/decisions", guards=[requires("agent")], status_code=200, tags=["decisions"])
+@post(
+    "/v1/decisions",
+    guards=[requires("agent")],
+    status_code=200,
+    tags=["decisions"],
+    responses=problems(404, 409, 422),
+)
 async def create_decision(
     request: Request[Any, Any, Any], data: DecisionRequest, frontline: Frontline
 ) -> dict[str, Any]:
@@ -19,7 +25,13 @@ async def create_decision(
     return await frontline.decide(data, principal_of(request))
 
 
-@post("/v1/interactions", guards=[requires("agent")], status_code=201, tags=["decisions"])
+@post(
+    "/v1/interactions",
+    guards=[requires("agent")],
+    status_code=201,
+    tags=["decisions"],
+    responses=problems(404, 422),
+)
 async def start_interaction(
     request: Request[Any, Any, Any], data: InteractionRequest, frontline: Frontline
 ) -> dict[str, Any]:
@@ -28,7 +40,12 @@ async def start_interaction(
     return await frontline.start_interaction(data, principal_of(request))
 
 
-@delete("/v1/interactions/{interaction_id:str}", guards=[requires("agent")], tags=["decisions"])
+@delete(
+    "/v1/interactions/{interaction_id:str}",
+    guards=[requires("agent")],
+    tags=["decisions"],
+    responses=problems(404),
+)
 async def end_interaction(
     request: Request[Any, Any, Any], interaction_id: str, frontline: Frontline
 ) -> None:

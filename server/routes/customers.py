@@ -10,16 +10,13 @@ from litestar import Request, get, patch, post, put
 from adapters.memory import leaves
 from engine.decision import format_time
 from engine.runtime import to_datetime
-from server.core import Frontline, Problem
-from server.http import principal_of, requires
+from server.core import Frontline, Problem, check_nesting
+from server.http import principal_of, problems, requires
 from server.schemas import ContextWrite, EventRequest, Id
-
-MAX_DEPTH = 8
 
 
 def _checked(body: ContextWrite) -> tuple[dict[str, Any], str | None, str | None]:
-    if _depth(body.values) > MAX_DEPTH:
-        raise Problem(400, f"values nest deeper than {MAX_DEPTH} levels")
+    check_nesting("values", body.values)
     as_of = None
     if body.as_of is not None:
         when = to_datetime(body.as_of)
@@ -27,14 +24,6 @@ def _checked(body: ContextWrite) -> tuple[dict[str, Any], str | None, str | None
             raise Problem(400, f"as_of {body.as_of!r} is not an RFC 3339 time")
         as_of = format_time(when)
     return body.values, body.source, as_of
-
-
-def _depth(value: Any) -> int:
-    if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    return 0
 
 
 def _view(frontline: Frontline, found: Any, mask: bool) -> dict[str, Any]:
@@ -58,6 +47,7 @@ def _view(frontline: Frontline, found: Any, mask: bool) -> dict[str, Any]:
     "/v1/customers/{customer_id:str}/context",
     guards=[requires("integration")],
     tags=["customers"],
+    responses=problems(),
 )
 async def replace_context(
     customer_id: Id, data: ContextWrite, frontline: Frontline
@@ -72,6 +62,7 @@ async def replace_context(
     "/v1/customers/{customer_id:str}/context",
     guards=[requires("integration")],
     tags=["customers"],
+    responses=problems(),
 )
 async def merge_context(
     customer_id: Id, data: ContextWrite, frontline: Frontline
@@ -86,6 +77,7 @@ async def merge_context(
     "/v1/customers/{customer_id:str}/context",
     guards=[requires("integration", "auditor")],
     tags=["customers"],
+    responses=problems(404),
 )
 async def read_context(
     request: Request[Any, Any, Any], customer_id: Id, frontline: Frontline
@@ -102,6 +94,7 @@ async def read_context(
     guards=[requires("integration")],
     status_code=202,
     tags=["customers"],
+    responses=problems(),
 )
 async def record_event(customer_id: Id, data: EventRequest, frontline: Frontline) -> dict[str, Any]:
     """Count an event for ``count(type, within=...)``."""

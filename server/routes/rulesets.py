@@ -19,7 +19,7 @@ from audit.record import Actor
 from audit.recording import ruleset_record
 from engine import DeployRefused, Routing, RulesetError, UnknownRuleset
 from server.core import Frontline, Problem, new_id
-from server.http import principal_of, problem, requires
+from server.http import principal_of, problem, problems, requires
 from server.schemas import ActivateRequest, Revision, RolloutRequest, RulesetName
 
 DOCUMENT_TYPES = (
@@ -55,6 +55,7 @@ def _actor(request: Request[Any, Any, Any]) -> Actor:
     tags=["rulesets"],
     request_max_body_size=None,  # checked against FRONTLINE_MAX_RULESET_BYTES below
     status_code=201,
+    responses=problems(409, 415, 422),
 )
 async def deploy(
     request: Request[Any, Any, Any],
@@ -131,7 +132,9 @@ async def deploy(
     )
 
 
-@get("/v1/rulesets", guards=[requires("author", "auditor")], tags=["rulesets"])
+@get(
+    "/v1/rulesets", guards=[requires("author", "auditor")], tags=["rulesets"], responses=problems()
+)
 async def list_rulesets(frontline: Frontline) -> dict[str, Any]:
     """Every ruleset with its active revision, canary, shadow and number of revisions."""
     out = []
@@ -149,7 +152,12 @@ async def list_rulesets(frontline: Frontline) -> dict[str, Any]:
     return {"rulesets": out}
 
 
-@get("/v1/rulesets/{name:str}", guards=[requires("author", "auditor")], tags=["rulesets"])
+@get(
+    "/v1/rulesets/{name:str}",
+    guards=[requires("author", "auditor")],
+    tags=["rulesets"],
+    responses=problems(404),
+)
 async def read_ruleset(name: RulesetName, frontline: Frontline) -> dict[str, Any]:
     """One ruleset: its routing and its revision history."""
     try:
@@ -171,6 +179,7 @@ async def read_ruleset(name: RulesetName, frontline: Frontline) -> dict[str, Any
     "/v1/rulesets/{name:str}/revisions/{revision:int}",
     guards=[requires("author", "auditor")],
     tags=["rulesets"],
+    responses=problems(404),
 )
 async def read_revision(
     name: RulesetName, revision: Revision, frontline: Frontline
@@ -192,6 +201,7 @@ async def read_revision(
     guards=[requires("author")],
     status_code=200,
     tags=["rulesets"],
+    responses=problems(404),
 )
 async def activate(
     request: Request[Any, Any, Any],
@@ -226,6 +236,7 @@ async def activate(
     guards=[requires("author")],
     status_code=200,
     tags=["rulesets"],
+    responses=problems(404),
 )
 async def rollout(
     request: Request[Any, Any, Any],
