@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.live_server import ROOT, LiveServer
+from tests.support.live_server import LiveServer
 
 CHECKS = ",".join(
     [
@@ -25,7 +25,7 @@ CHECKS = ",".join(
 )
 
 
-def run_schemathesis(server: LiveServer, role: str, max_examples: int) -> None:
+def run_schemathesis(server: LiveServer, role: str, max_examples: int, workdir: Path) -> None:
     command = [
         str(Path(sys.executable).parent / "st"),
         "run",
@@ -46,11 +46,11 @@ def run_schemathesis(server: LiveServer, role: str, max_examples: int) -> None:
         "--no-color",
     ]
     result = subprocess.run(
-        command, capture_output=True, text=True, cwd=ROOT, timeout=600, check=False
+        command, capture_output=True, text=True, cwd=workdir, timeout=600, check=False
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
 
 
 def test_schemathesis_finds_nothing_with_an_admin_key(tmp_path: Path) -> None:
     with LiveServer(tmp_path / "data", env={"FRONTLINE_RATE_LIMIT": "10000000"}) as server:
-        run_schemathesis(server, "admin", max_examples=40)
+        run_schemathesis(server, "admin", max_examples=40, workdir=tmp_path)
