@@ -51,7 +51,7 @@ class FileRulesetStore:
         index = self._index(name)
         if not 0 < revision <= len(index):
             return None
-        text = (self._dir(name) / f"{revision}.txt").read_text(encoding="utf-8")
+        text = (self._dir(name) / f"{revision}.txt").read_bytes().decode("utf-8")
         return StoredRevision(name, revision, index[revision - 1]["digest"], text)
 
     def revisions(self, name: str) -> list[StoredRevision]:

@@ -1,0 +1,123 @@
+"""The ContextStore, EventCounters and InteractionStore contracts, against every implementation
+(the in-process ones here; the Redis ones join the parametrisation when they exist)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import pytest
+
+from adapters.memory import MemoryContextStore, MemoryEventCounters, MemoryInteractions
+from engine import ContextStore, EventCounters, Interaction, InteractionStore
+
+T = TypeVar("T")
+NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+@pytest.fixture(params=["memory"])
+def contexts(request: pytest.FixtureRequest) -> ContextStore:
+    return MemoryContextStore()
+
+
+@pytest.fixture(params=["memory"])
+def counters(request: pytest.FixtureRequest) -> EventCounters:
+    return MemoryEventCounters()
+
+
+@pytest.fixture(params=["memory"])
+def interactions(request: pytest.FixtureRequest) -> InteractionStore:
+    return MemoryInteractions()
+
+
+def test_put_replaces_and_patch_merges_with_per_field_sources(contexts: ContextStore) -> None:
+    run(
+        contexts.put(
+            "c-1",
+            {"customer": {"tier": "gold", "plan": "basic"}, "history": {"contacts_7d": 1}},
+            "crm",
+            "2026-11-22T09:00:00.000Z",
+        )
+    )
+    merged = run(
+        contexts.patch(
+            "c-1", {"customer": {"churn_score": 0.7, "plan": "premium"}}, "churn-model", None
+        )
+    )
+    assert merged.values == {
+        "customer": {"tier": "gold", "plan": "premium", "churn_score": 0.7},
+        "history": {"contacts_7d": 1},
+    }
+    assert merged.sources == {
+        "customer.tier": "crm",
+        "customer.plan": "churn-model",
+        "customer.churn_score": "churn-model",
+        "history.contacts_7d": "crm",
+    }
+    # The patch carried no as_of: the fields it wrote have none, the others keep theirs.
+    assert merged.as_of == {
+        "customer.tier": "2026-11-22T09:00:00.000Z",
+        "history.contacts_7d": "2026-11-22T09:00:00.000Z",
+    }
+    replaced = run(contexts.put("c-1", {"customer": {"tier": "silver"}}, None, None))
+    assert replaced.values == {"customer": {"tier": "silver"}}
+    assert replaced.sources == {} and replaced.as_of == {}
+    assert run(contexts.get("nobody")) is None
+
+
+def test_a_read_is_a_copy(contexts: ContextStore) -> None:
+    run(contexts.put("c-1", {"customer": {"tags": ["a"]}}, "crm", None))
+    read = run(contexts.get("c-1"))
+    assert read is not None
+    read.values["customer"]["tags"].append("b")
+    again = run(contexts.get("c-1"))
+    assert again is not None and again.values == {"customer": {"tags": ["a"]}}
+
+
+def test_patching_a_scalar_with_an_object_replaces_it(contexts: ContextStore) -> None:
+    run(contexts.put("c-1", {"customer": "unknown"}, "crm", None))
+    patched = run(contexts.patch("c-1", {"customer": {"tier": "gold"}}, "crm", None))
+    assert patched.values == {"customer": {"tier": "gold"}}
+
+
+def test_counts_over_sliding_windows(counters: EventCounters) -> None:
+    for minutes in (1, 30, 90, 60 * 30, 60 * 24 * 8):
+        run(counters.record("c-1", "payment_failed", NOW - timedelta(minutes=minutes)))
+    run(counters.record("c-1", "login", NOW))
+    run(counters.record("c-2", "payment_failed", NOW))
+    needed = frozenset({("payment_failed", "1h"), ("payment_failed", "7d"), ("login", "1h")})
+    assert run(counters.counts("c-1", needed, NOW)) == {
+        "payment_failed": {"1h": 2, "7d": 4},
+        "login": {"1h": 1},
+    }
+    assert run(counters.counts("c-3", needed, NOW)) == {
+        "payment_failed": {"1h": 0, "7d": 0},
+        "login": {"1h": 0},
+    }
+
+
+def test_late_events_count_in_their_own_window(counters: EventCounters) -> None:
+    run(counters.record("c-1", "x", NOW))
+    run(counters.record("c-1", "x", NOW - timedelta(hours=2)))  # arrives late
+    run(counters.record("c-1", "x", NOW - timedelta(minutes=5)))
+    assert run(counters.counts("c-1", frozenset({("x", "1h")}), NOW)) == {"x": {"1h": 2}}
+
+
+def test_interactions_start_list_and_end(interactions: InteractionStore) -> None:
+    first = Interaction("i-1", "c-1", "agent-7", "desk", 3, "2026-11-22T10:00:00.000Z")
+    second = Interaction("i-2", "c-1", "agent-8", "desk", 4, "2026-11-22T10:01:00.000Z")
+    run(interactions.start(first))
+    run(interactions.start(second))
+    assert run(interactions.get("i-1")) == first
+    assert {i.interaction_id for i in run(interactions.for_customer("c-1"))} == {"i-1", "i-2"}
+    assert run(interactions.end("i-1")) == first
+    assert run(interactions.end("i-1")) is None
+    assert run(interactions.get("i-1")) is None
+    assert [i.interaction_id for i in run(interactions.for_customer("c-1"))] == ["i-2"]
+    assert run(interactions.for_customer("c-9")) == []

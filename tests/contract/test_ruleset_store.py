@@ -1,0 +1,89 @@
+"""The RulesetStore contract, run against every implementation."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from adapters.files import FileRulesetStore
+from engine import MemoryRulesetStore, Routing, RulesetStore
+
+
+@pytest.fixture(params=["memory", "file"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RulesetStore]:
+    if request.param == "memory":
+        yield MemoryRulesetStore()
+    else:
+        yield FileRulesetStore(tmp_path / "rulesets")
+
+
+def test_a_distinct_digest_is_a_new_revision_and_a_repeated_one_is_not(
+    store: RulesetStore,
+) -> None:
+    first, created = store.put_revision("desk", "sha256:a", "ruleset: desk  # a\n")
+    assert (first.revision, created) == (1, True)
+    again, created = store.put_revision("desk", "sha256:a", "ruleset: desk  # a\n")
+    assert (again.revision, created) == (1, False)
+    second, created = store.put_revision("desk", "sha256:b", "ruleset: desk  # b\n")
+    assert (second.revision, created) == (2, True)
+    assert [r.revision for r in store.revisions("desk")] == [1, 2]
+    stored = store.get_revision("desk", 2)
+    assert stored is not None and stored.text == "ruleset: desk  # b\n"
+    assert stored.digest == "sha256:b"
+    assert store.get_revision("desk", 3) is None
+    assert store.get_revision("other", 1) is None
+    assert store.revisions("other") == []
+    assert store.names() == ["desk"]
+
+
+def test_text_is_kept_verbatim(store: RulesetStore) -> None:
+    text = "# comment ünïcode\nruleset: desk\r\n\ttabs: kept\n"
+    store.put_revision("desk", "sha256:x", text)
+    stored = store.get_revision("desk", 1)
+    assert stored is not None and stored.text == text
+
+
+def test_routing_is_replaced_whole(store: RulesetStore) -> None:
+    store.put_revision("desk", "sha256:a", "a")
+    store.put_revision("desk", "sha256:b", "b")
+    assert store.get_routing("desk") is None
+    store.set_routing("desk", Routing(active=1, canary=2, percent=10, shadow=None))
+    assert store.get_routing("desk") == Routing(1, 2, 10, None)
+    store.set_routing("desk", Routing(active=2))
+    assert store.get_routing("desk") == Routing(2)
+
+
+def test_concurrent_deploys_of_one_digest_make_one_revision(store: RulesetStore) -> None:
+    results: list[int] = []
+
+    def put() -> None:
+        stored, _ = store.put_revision("desk", "sha256:same", "text")
+        results.append(stored.revision)
+
+    threads = [threading.Thread(target=put) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [1] * 16
+    assert len(store.revisions("desk")) == 1
+
+
+def test_names_that_could_not_be_rulesets_are_simply_absent(store: RulesetStore) -> None:
+    for name in ("../etc", "A B", "", "x" * 200):
+        assert store.revisions(name) == []
+        assert store.get_revision(name, 1) is None
+        assert store.get_routing(name) is None
+
+
+def test_the_file_store_keeps_everything_across_restarts(tmp_path: Path) -> None:
+    root = tmp_path / "rulesets"
+    first = FileRulesetStore(root)
+    first.put_revision("desk", "sha256:a", "a")
+    first.set_routing("desk", Routing(active=1, shadow=1))
+    again = FileRulesetStore(root)
+    assert [r.text for r in again.revisions("desk")] == ["a"]
+    assert again.get_routing("desk") == Routing(active=1, shadow=1)
