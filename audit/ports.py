@@ -10,7 +10,13 @@ from audit.record import LedgerRecord
 
 
 class LedgerStore(Protocol):
-    """Appends sealed records durably and reads them back in ``seq`` order."""
+    """Appends one instance's sealed records durably and reads them back in ``seq`` order.
+
+    Every server process is an instance with its own hash chain; a store object serves the
+    chain of ``instance``, and several instances may share the storage underneath.
+    """
+
+    instance: str
 
     def head(self) -> tuple[int, str]:
         """The last ``seq`` and ``hash`` stored: ``(0, GENESIS)`` for an empty ledger."""

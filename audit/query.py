@@ -1,9 +1,11 @@
 """Querying the SQLite ledger: filters, cursor pagination, and streamed JSONL/CSV export.
 
-Pages run newest first. A page's ``next_cursor`` is the last ``seq`` it returned; passing it
-back continues below it, so pages stay stable while new records arrive. Every filter is served
-by an index: ``(customer_id, seq)``, ``(agent_id, seq)``, ``(ruleset, revision, seq)``,
-``(recorded_at, seq)``, and the outcome table ``(kind, value, seq)``.
+Pages run newest first, across every instance that writes to the file. A page's
+``next_cursor`` is the position (``pos``, the file-wide commit order) of the last record it
+returned; passing it back continues below it, so pages stay stable while new records arrive.
+Every filter is served by an index: ``(customer_id, pos)``, ``(agent_id, pos)``,
+``(ruleset, revision, pos)``, ``(recorded_at, pos)``, and the outcome table
+``(kind, value, pos)``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from audit.sqlite import connect
 MAX_PAGE = 1_000
 OUTCOME_KINDS = ("offer", "queue", "alert", "rule")
 CSV_COLUMNS = (
+    "instance",
     "seq",
     "id",
     "kind",
@@ -93,7 +96,7 @@ class LedgerReader:
 
     def get(self, record_id: str) -> LedgerRecord | None:
         row = self._conn.execute(
-            "SELECT body FROM ledger WHERE id = ? ORDER BY seq LIMIT 1", (record_id,)
+            "SELECT body FROM ledger WHERE id = ? ORDER BY pos LIMIT 1", (record_id,)
         ).fetchone()
         return decode(row[0]) if row else None
 
@@ -101,11 +104,11 @@ class LedgerReader:
         """One page of matching records, newest first."""
         q = query.validated()
         sql, params = _select(q)
-        rows = self._conn.execute(sql + " ORDER BY l.seq DESC LIMIT ?", (*params, q.limit + 1))
-        records = [decode(body) for (body,) in rows]
-        more = len(records) > q.limit
-        records = records[: q.limit]
-        return Page(records, records[-1].seq if more and records else None)
+        rows = self._conn.execute(sql + " ORDER BY l.pos DESC LIMIT ?", (*params, q.limit + 1))
+        found = [(pos, decode(body)) for pos, body in rows]
+        more = len(found) > q.limit
+        found = found[: q.limit]
+        return Page([r for _, r in found], found[-1][0] if more and found else None)
 
     def iterate(self, query: LedgerQuery, page_size: int = 500) -> Iterator[LedgerRecord]:
         """Every matching record, newest first, read a page at a time."""
@@ -138,15 +141,15 @@ def _select(q: LedgerQuery) -> tuple[str, list[Any]]:
         where.append("l.recorded_at < ?")
         params.append(q.until)
     if q.cursor is not None:
-        where.append("l.seq < ?")
+        where.append("l.pos < ?")
         params.append(q.cursor)
     source = "ledger l"
     if q.outcome is not None:
         kind, _, value = q.outcome.partition(":")
-        source = "ledger_outcome o JOIN ledger l ON l.seq = o.seq"
+        source = "ledger_outcome o JOIN ledger l ON l.pos = o.pos"
         where[:0] = ["o.kind = ?", "o.value = ?"]
         params[:0] = [kind, value]
-    sql = f"SELECT l.body FROM {source}"
+    sql = f"SELECT l.pos, l.body FROM {source}"
     if where:
         sql += " WHERE " + " AND ".join(where)
     return sql, params
@@ -168,6 +171,7 @@ def csv_lines(records: Iterator[LedgerRecord]) -> Iterator[str]:
         out = r.outputs
         writer.writerow(
             [
+                r.instance,
                 r.seq,
                 r.id,
                 r.kind,

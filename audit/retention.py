@@ -48,7 +48,8 @@ def apply_retention(
 ) -> RetentionResult:
     """Delete the records of the SQLite ledger at ``path`` recorded before ``now - older_than``.
 
-    ``writer`` must be the ledger's writer (the checkpoint joins its chain). ``keep_from``
+    Only the chain of ``writer``'s instance is pruned (each instance prunes its own), and the
+    checkpoint joins that chain. ``keep_from``
     protects records from that ``seq`` on whatever their age: a spool passes the first seq
     not yet shipped, so nothing unshipped is ever deleted.
     """
@@ -59,7 +60,7 @@ def apply_retention(
     cutoff = _rfc3339(now - older_than)
     conn = connect(path)
     try:
-        first, through, anchor = _range(conn, cutoff, keep_from)
+        first, through, anchor = _range(conn, writer.instance, cutoff, keep_from)
         if first is None or through is None or anchor is None:
             return RetentionResult(deleted=0, cutoff=cutoff)
         checkpoint = writer.append_blocking(
@@ -82,8 +83,23 @@ def apply_retention(
             high = min(low + chunk - 1, through)
             conn.execute("BEGIN IMMEDIATE")
             try:
-                cursor = conn.execute("DELETE FROM ledger WHERE seq BETWEEN ? AND ?", (low, high))
-                conn.execute("DELETE FROM ledger_outcome WHERE seq BETWEEN ? AND ?", (low, high))
+                span = conn.execute(
+                    "SELECT min(pos), max(pos) FROM ledger"
+                    " WHERE instance = ? AND seq BETWEEN ? AND ?",
+                    (writer.instance, low, high),
+                ).fetchone()
+                cursor = conn.execute(
+                    "DELETE FROM ledger WHERE instance = ? AND seq BETWEEN ? AND ?",
+                    (writer.instance, low, high),
+                )
+                if span[0] is not None:
+                    # Outcome rows of this instance's records in the span (other instances'
+                    # records interleaved there keep theirs).
+                    conn.execute(
+                        "DELETE FROM ledger_outcome WHERE pos BETWEEN ? AND ?"
+                        " AND pos NOT IN (SELECT pos FROM ledger WHERE pos BETWEEN ? AND ?)",
+                        (span[0], span[1], span[0], span[1]),
+                    )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -95,24 +111,28 @@ def apply_retention(
 
 
 def _range(
-    conn: sqlite3.Connection, cutoff: str, keep_from: int | None
+    conn: sqlite3.Connection, instance: str, cutoff: str, keep_from: int | None
 ) -> tuple[int | None, int | None, str | None]:
     """The first stored seq, the last seq to delete and its hash; Nones if nothing is due."""
-    row = conn.execute("SELECT min(seq), max(seq) FROM ledger").fetchone()
+    row = conn.execute(
+        "SELECT min(seq), max(seq) FROM ledger WHERE instance = ?", (instance,)
+    ).fetchone()
     first, last = row
     if first is None:
         return None, None, None
     # The first record not old enough ends the deletable prefix (recorded_at could step back
     # if the clock did; the prefix stops there rather than skipping a newer record).
     young = conn.execute(
-        "SELECT min(seq) FROM ledger WHERE recorded_at >= ?", (cutoff,)
+        "SELECT min(seq) FROM ledger WHERE instance = ? AND recorded_at >= ?", (instance, cutoff)
     ).fetchone()[0]
     through = (young - 1) if young is not None else last
     if keep_from is not None:
         through = min(through, keep_from - 1)
     if through < first:
         return None, None, None
-    anchor = conn.execute("SELECT hash FROM ledger WHERE seq = ?", (through,)).fetchone()[0]
+    anchor = conn.execute(
+        "SELECT hash FROM ledger WHERE instance = ? AND seq = ?", (instance, through)
+    ).fetchone()[0]
     return first, through, anchor
 
 

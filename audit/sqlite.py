@@ -16,7 +16,9 @@ from audit.record import GENESIS, LedgerRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger (
-    seq          INTEGER PRIMARY KEY,
+    pos          INTEGER PRIMARY KEY,
+    instance     TEXT NOT NULL,
+    seq          INTEGER NOT NULL,
     id           TEXT NOT NULL,
     kind         TEXT NOT NULL,
     recorded_at  TEXT NOT NULL,
@@ -25,20 +27,25 @@ CREATE TABLE IF NOT EXISTS ledger (
     ruleset      TEXT,
     revision     INTEGER,
     body         BLOB NOT NULL,
-    hash         TEXT NOT NULL
+    hash         TEXT NOT NULL,
+    UNIQUE (instance, seq)
 );
 CREATE INDEX IF NOT EXISTS ledger_id ON ledger (id);
-CREATE INDEX IF NOT EXISTS ledger_customer ON ledger (customer_id, seq);
-CREATE INDEX IF NOT EXISTS ledger_agent ON ledger (agent_id, seq);
-CREATE INDEX IF NOT EXISTS ledger_ruleset ON ledger (ruleset, revision, seq);
-CREATE INDEX IF NOT EXISTS ledger_time ON ledger (recorded_at, seq);
+CREATE INDEX IF NOT EXISTS ledger_customer ON ledger (customer_id, pos);
+CREATE INDEX IF NOT EXISTS ledger_agent ON ledger (agent_id, pos);
+CREATE INDEX IF NOT EXISTS ledger_ruleset ON ledger (ruleset, revision, pos);
+CREATE INDEX IF NOT EXISTS ledger_time ON ledger (recorded_at, pos);
 CREATE TABLE IF NOT EXISTS ledger_outcome (
     kind  TEXT NOT NULL,
     value TEXT NOT NULL,
-    seq   INTEGER NOT NULL,
-    PRIMARY KEY (kind, value, seq)
+    pos   INTEGER NOT NULL,
+    PRIMARY KEY (kind, value, pos)
 ) WITHOUT ROWID;
 """
+
+
+class LedgerLayoutError(RuntimeError):
+    """The file holds a ledger in a layout this version does not read."""
 
 
 def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
@@ -49,16 +56,30 @@ def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
+        if columns and "instance" not in columns:
+            conn.close()
+            raise LedgerLayoutError(
+                f"{path} holds a ledger from an earlier development layout (one chain, no "
+                "instances); move it aside and start again"
+            )
         conn.executescript(_SCHEMA)
     conn.execute("PRAGMA busy_timeout=5000")
     return conn
 
 
 class SqliteLedgerStore:
-    """A LedgerStore in one SQLite file. ``append`` is called by one writer thread at a time."""
+    """One instance's chain in a SQLite ledger file that several instances may share.
 
-    def __init__(self, path: Path | str) -> None:
+    Each server process (each worker) is an instance with its own hash chain (``seq`` 1, 2,
+    3, … per instance); ``pos`` orders every record of the file, across instances, in the
+    order they were committed, and is what queries page by. ``append`` is called by one
+    writer thread at a time per instance; instances serialise on SQLite's write lock.
+    """
+
+    def __init__(self, path: Path | str, instance: str = "local") -> None:
         self.path = Path(path)
+        self.instance = instance
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = connect(self.path)
         self._lock = threading.Lock()
@@ -66,35 +87,42 @@ class SqliteLedgerStore:
     def head(self) -> tuple[int, str]:
         with self._lock:
             row = self._conn.execute(
-                "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1"
+                "SELECT seq, hash FROM ledger WHERE instance = ? ORDER BY seq DESC LIMIT 1",
+                (self.instance,),
             ).fetchone()
         return (row[0], row[1]) if row else (0, GENESIS)
 
     def append(self, batch: Sequence[tuple[LedgerRecord, bytes]]) -> None:
-        rows = []
-        outcomes: list[tuple[str, str, int]] = []
-        for record, body in batch:
-            ruleset = record.ruleset
-            rows.append(
-                (
-                    record.seq,
-                    record.id,
-                    record.kind,
-                    record.recorded_at,
-                    record.customer_id,
-                    record.agent_id,
-                    ruleset.name if ruleset else None,
-                    ruleset.revision if ruleset else None,
-                    body,
-                    record.hash,
-                )
-            )
-            outcomes.extend((kind, value, record.seq) for kind, value in record.outcomes())
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany("INSERT INTO ledger VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+                # Under the write lock nobody else inserts: positions can be assigned here,
+                # so the outcome index rows can name them in the same transaction.
+                pos = conn.execute("SELECT coalesce(max(pos), 0) FROM ledger").fetchone()[0]
+                rows = []
+                outcomes: list[tuple[str, str, int]] = []
+                for record, body in batch:
+                    pos += 1
+                    ruleset = record.ruleset
+                    rows.append(
+                        (
+                            pos,
+                            self.instance,
+                            record.seq,
+                            record.id,
+                            record.kind,
+                            record.recorded_at,
+                            record.customer_id,
+                            record.agent_id,
+                            ruleset.name if ruleset else None,
+                            ruleset.revision if ruleset else None,
+                            body,
+                            record.hash,
+                        )
+                    )
+                    outcomes.extend((kind, value, pos) for kind, value in record.outcomes())
+                conn.executemany("INSERT INTO ledger VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
                 conn.executemany("INSERT OR IGNORE INTO ledger_outcome VALUES (?,?,?)", outcomes)
                 conn.execute("COMMIT")
             except BaseException:
@@ -102,13 +130,14 @@ class SqliteLedgerStore:
                 raise
 
     def scan(self, after_seq: int = 0, limit: int | None = None) -> Iterator[tuple[int, bytes]]:
+        """This instance's records in ``seq`` order."""
         reader = connect(self.path, readonly=True)
         try:
-            sql = "SELECT seq, body FROM ledger WHERE seq > ? ORDER BY seq"
-            params: tuple[int, ...] = (after_seq,)
+            sql = "SELECT seq, body FROM ledger WHERE instance = ? AND seq > ? ORDER BY seq"
+            params: tuple[object, ...] = (self.instance, after_seq)
             if limit is not None:
                 sql += " LIMIT ?"
-                params = (after_seq, limit)
+                params = (*params, limit)
             for seq, body in reader.execute(sql, params):
                 yield seq, bytes(body)
         finally:
@@ -117,3 +146,21 @@ class SqliteLedgerStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def instances(path: Path | str) -> list[str]:
+    """The instances with records in the ledger file at ``path``."""
+    conn = connect(path, readonly=True)
+    try:
+        # A skip-scan over the (instance, seq) index: one probe per instance, not per record.
+        rows = conn.execute(
+            "WITH RECURSIVE i(name) AS ("
+            " SELECT min(instance) FROM ledger"
+            " UNION ALL"
+            " SELECT (SELECT min(instance) FROM ledger WHERE instance > i.name) FROM i"
+            " WHERE i.name IS NOT NULL"
+            ") SELECT name FROM i WHERE name IS NOT NULL"
+        )
+        return [row[0] for row in rows]
+    finally:
+        conn.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import msgspec
 
@@ -99,3 +100,51 @@ def verify(
         if progress is not None and count % every == 0:
             progress(count)
     return VerifyReport(True, count, previous_seq, previous_hash)
+
+
+@dataclass(frozen=True)
+class LedgerReport:
+    """``verify`` of every instance's chain in one ledger file."""
+
+    instances: dict[str, VerifyReport]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.instances.values())
+
+    @property
+    def records(self) -> int:
+        return sum(r.records for r in self.instances.values())
+
+    def to_dict(self) -> dict[str, object]:
+        broken = next(((name, r) for name, r in self.instances.items() if not r.ok), (None, None))
+        return {
+            "ok": self.ok,
+            "records": self.records,
+            "broken_instance": broken[0],
+            "broken_at": broken[1].broken_at if broken[1] else None,
+            "reason": broken[1].reason if broken[1] else None,
+            "instances": {name: r.to_dict() for name, r in self.instances.items()},
+        }
+
+
+def verify_ledger(path: Path | str, progress: Callable[[int], None] | None = None) -> LedgerReport:
+    """Verify every instance's chain in the SQLite ledger at ``path``."""
+    from audit.sqlite import SqliteLedgerStore, instances
+
+    reports = {}
+    checked = 0
+    for name in instances(path):
+        store = SqliteLedgerStore(path, instance=name)
+
+        def step(n: int, base: int = checked) -> None:
+            if progress is not None:
+                progress(base + n)
+
+        try:
+            report = verify(store, progress=step)
+        finally:
+            store.close()
+        checked += report.records
+        reports[name] = report
+    return LedgerReport(reports)

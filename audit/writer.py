@@ -49,14 +49,13 @@ class LedgerWriter:
         self,
         store: LedgerStore,
         *,
-        instance: str = "local",
         max_batch: int = 2_000,
         max_pending: int = 20_000,
         wait_timeout: float = 2.0,
         clock: Callable[[], str] = utc_now,
     ) -> None:
         self._store = store
-        self._instance = instance
+        self._instance = store.instance
         self._max_batch = max_batch
         self._max_pending = max_pending
         self._wait_timeout = wait_timeout
@@ -71,6 +70,11 @@ class LedgerWriter:
         self.last_commit_seconds = 0.0
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
+
+    @property
+    def instance(self) -> str:
+        """The instance whose chain this writer extends."""
+        return self._instance
 
     @property
     def accepting(self) -> bool:

@@ -1343,9 +1343,7 @@ class _Generator:
             decide={t: ns[f"_decide_{t}"] for t in TRIGGERS},
             compile_trace=compile_trace,
             alert_meta=[
-                AlertMeta(
-                    rule=a, message=ns[f"_message{k}"], reads=_template_reads(b.messages[k])
-                )
+                AlertMeta(rule=a, message=ns[f"_message{k}"], reads=_template_reads(b.messages[k]))
                 for k, a in enumerate(doc.alerts)
             ],
             tables=tables,

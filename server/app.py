@@ -85,8 +85,7 @@ def build_frontline(settings: Settings) -> Frontline:
     for name in registry.names():
         registry.refresh(name)
     ledger = LedgerWriter(
-        SqliteLedgerStore(settings.ledger_path),
-        instance=settings.instance,
+        SqliteLedgerStore(settings.ledger_path, instance=settings.instance),
         max_pending=settings.ledger_max_pending,
         wait_timeout=settings.ledger_wait.total_seconds(),
     )

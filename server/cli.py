@@ -386,26 +386,26 @@ def _audit_query(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _audit_verify(args: argparse.Namespace, out: TextIO) -> int:
-    from audit.sqlite import SqliteLedgerStore
-    from audit.verify import verify
+    from audit.verify import verify_ledger
 
     path = _ledger_path(args)
-    store = SqliteLedgerStore(path)
-    try:
-        report = verify(
-            store, progress=lambda n: print(f"frontline: {n:,} records checked", file=sys.stderr)
-        )
-    finally:
-        store.close()
-    if report.ok:
-        print(
-            f"{path}: ok — {report.records:,} records, head seq {report.head_seq}, "
-            f"hash {report.head_hash}",
-            file=out,
-        )
-        return 0
-    print(f"{path}: broken at record {report.broken_at}: {report.reason}", file=out)
-    return 1
+    report = verify_ledger(
+        path, progress=lambda n: print(f"frontline: {n:,} records checked", file=sys.stderr)
+    )
+    failed = 0
+    for name, chain in report.instances.items():
+        if chain.ok:
+            print(
+                f"{path} [{name}]: ok — {chain.records:,} records, head seq {chain.head_seq}, "
+                f"hash {chain.head_hash}",
+                file=out,
+            )
+        else:
+            failed += 1
+            print(f"{path} [{name}]: broken at record {chain.broken_at}: {chain.reason}", file=out)
+    if not report.instances:
+        print(f"{path}: ok — the ledger is empty", file=out)
+    return 1 if failed else 0
 
 
 def _replay(args: argparse.Namespace, out: TextIO) -> int:

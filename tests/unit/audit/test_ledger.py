@@ -94,6 +94,7 @@ class SlowStore:
 
     def __init__(self, inner: SqliteLedgerStore, delay: float) -> None:
         self.inner = inner
+        self.instance = inner.instance
         self.delay = delay
         self.fail_next = False
 

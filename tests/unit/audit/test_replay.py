@@ -37,7 +37,7 @@ CURRENT: dict[str, Any] = {
     "alerts": [
         {
             "id": "frequent",
-            "when": "count(\"login\", within=\"1h\") > 5",
+            "when": 'count("login", within="1h") > 5',
             "severity": "warning",
             "message": "Many logins",
         }

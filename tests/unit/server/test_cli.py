@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -118,7 +119,16 @@ def test_eval_reads_context_from_a_file(tmp_path: Path) -> None:
             "frontline: ruleset 'retention-desk' has no tree 'nope'",
             id="bad-tree",
         ),
-        pytest.param(("serve",), "frontline: the HTTP server is not built yet", id="serve"),
+        pytest.param(
+            ("serve", "--host", "0.0.0.0", "--data-dir", "/nonexistent/never"),
+            "frontline: refusing to listen on 0.0.0.0 with generated keys",
+            id="serve-open-without-keys",
+        ),
+        pytest.param(
+            ("serve", "--port", "70000"),
+            "frontline: --port must be between 1 and 65535",
+            id="serve-bad-port",
+        ),
     ],
 )
 def test_failures_are_one_plain_sentence(args: tuple[str, ...], message: str) -> None:
@@ -155,3 +165,19 @@ def test_import_durable_writes_a_document_that_compiles(tmp_path: Path) -> None:
     ]
     assert compiled.evaluate({"m": {"amount": 10}}).eligible_rules == ["small"]
     assert run("validate", str(out)).returncode == 0
+
+
+def test_serve_names_a_bad_setting_in_one_sentence(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "server.cli", "serve", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+        env={**os.environ, "FRONTLINE_MAX_CONCURRENCY": "lots"},
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "frontline: FRONTLINE_MAX_CONCURRENCY must be a whole number, not 'lots'"
+    )
