@@ -39,6 +39,11 @@ def serve(settings: Settings) -> int:
     if settings.workers == 1:
         uvicorn.Server(_config(settings)).run()
         return 0
+    # First-start work (starter rulesets, masking key) happens once, here, before any worker
+    # exists, so workers never race to create them; it is recorded in worker 0's chain.
+    from server.app import build_frontline
+
+    build_frontline(dataclasses.replace(settings, instance=f"{settings.instance}-0")).ledger.close()
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.port))
