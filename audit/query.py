@@ -163,37 +163,39 @@ def jsonl_lines(records: Iterator[LedgerRecord]) -> Iterator[bytes]:
 
 def csv_lines(records: Iterator[LedgerRecord]) -> Iterator[str]:
     """A header, then one flat row per record; lists are joined with ';'."""
+    yield csv_header()
+    for record in records:
+        yield csv_row(record)
+
+
+def csv_header() -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    yield _drain(buffer)
-    for r in records:
-        out = r.outputs
-        writer.writerow(
-            [
-                r.instance,
-                r.seq,
-                r.id,
-                r.kind,
-                r.recorded_at,
-                r.customer_id or "",
-                r.agent_id or "",
-                r.ruleset.name if r.ruleset else "",
-                r.ruleset.revision if r.ruleset and r.ruleset.revision is not None else "",
-                ";".join(str(e.get("offer")) for e in out.get("eligible") or ()),
-                (out.get("escalation") or {}).get("queue", ""),
-                ";".join(str(a.get("rule")) for a in out.get("alerts") or ()),
-                ";".join(r.missing_fields),
-                ";".join(r.stale_fields),
-                r.latency_us if r.latency_us is not None else "",
-                r.hash,
-            ]
-        )
-        yield _drain(buffer)
+    csv.writer(buffer).writerow(CSV_COLUMNS)
+    return buffer.getvalue()
 
 
-def _drain(buffer: io.StringIO) -> str:
-    text = buffer.getvalue()
-    buffer.seek(0)
-    buffer.truncate()
-    return text
+def csv_row(r: LedgerRecord) -> str:
+    """One record as a CSV line (with its line ending)."""
+    buffer = io.StringIO()
+    out = r.outputs
+    csv.writer(buffer).writerow(
+        [
+            r.instance,
+            r.seq,
+            r.id,
+            r.kind,
+            r.recorded_at,
+            r.customer_id or "",
+            r.agent_id or "",
+            r.ruleset.name if r.ruleset else "",
+            r.ruleset.revision if r.ruleset and r.ruleset.revision is not None else "",
+            ";".join(str(e.get("offer")) for e in out.get("eligible") or ()),
+            (out.get("escalation") or {}).get("queue", ""),
+            ";".join(str(a.get("rule")) for a in out.get("alerts") or ()),
+            ";".join(r.missing_fields),
+            ";".join(r.stale_fields),
+            r.latency_us if r.latency_us is not None else "",
+            r.hash,
+        ]
+    )
+    return buffer.getvalue()

@@ -35,7 +35,7 @@ from engine import RulesetError, RulesetRegistry
 from server.core import Frontline, Problem, new_id
 from server.http import on_http_exception, on_problem, on_unexpected
 from server.keys import KeyRing
-from server.routes import agents, customers, rulesets
+from server.routes import agents, audit, customers, rulesets
 from server.settings import Settings
 
 log = structlog.get_logger("frontline")
@@ -171,6 +171,7 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
             *agents.ROUTES,
             *customers.ROUTES,
             *rulesets.ROUTES,
+            *audit.ROUTES,
         ],
         dependencies={"frontline": Provide(_provide_frontline, sync_to_thread=False)},
         lifespan=[lifespan],

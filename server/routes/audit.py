@@ -1,0 +1,267 @@
+"""What auditors call: ledger queries and exports, one decision explained, chain verification,
+and (with authors) replays of a candidate document over recorded decisions.
+
+SQLite reads block, so each runs in a worker thread; an export streams a page at a time, so
+neither the server's memory nor its event loop holds the whole answer. The ledger keeps
+``pii`` fields masked (keyed hashes), so no route here can return them in clear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC
+from typing import Any, Literal
+
+from litestar import Request, get, post
+from litestar.params import Parameter
+from litestar.response import Stream
+
+from audit.query import MAX_PAGE, LedgerQuery, LedgerReader, QueryError, csv_header, csv_row
+from audit.record import LedgerRecord, encode, to_builtins
+from audit.replay import replay_range
+from audit.verify import verify_ledger
+from engine import RulesetError, compile_ruleset
+from engine.runtime import to_datetime
+from server.core import Frontline, Problem
+from server.http import problem, problems, requires
+from server.schemas import ReplayRequest
+
+EXPORT_PAGE = 500
+
+
+class Export(Stream):
+    """A streamed export whose own media type wins over the route's default (JSON).
+
+    Litestar 2.25's ``Stream.to_asgi_response`` prefers the media type it is handed by the
+    route over the one the response was built with, contrary to its docstring.
+    """
+
+    def to_asgi_response(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["media_type"] = self.media_type
+        return super().to_asgi_response(*args, **kwargs)
+
+
+def _ledger_path(request: Request[Any, Any, Any]) -> Any:
+    return request.app.state.settings.ledger_path
+
+
+def _time(name: str, value: str | None) -> str | None:
+    """An RFC 3339 filter, normalised to how the ledger writes ``recorded_at``."""
+    if value is None:
+        return None
+    when = to_datetime(value)
+    if when is None:
+        raise Problem(400, f"{name} {value!r} is not an RFC 3339 time")
+    return when.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _query(
+    customer_id: str | None,
+    agent_id: str | None,
+    ruleset: str | None,
+    revision: int | None,
+    kind: str | None,
+    outcome: str | None,
+    since: str | None,
+    until: str | None,
+    cursor: int | None,
+    limit: int,
+) -> LedgerQuery:
+    query = LedgerQuery(
+        customer_id=customer_id,
+        agent_id=agent_id,
+        ruleset=ruleset,
+        revision=revision,
+        kind=kind,
+        outcome=outcome,
+        since=_time("since", since),
+        until=_time("until", until),
+        cursor=cursor,
+        limit=limit,
+    )
+    try:
+        return query.validated()
+    except QueryError as exc:
+        raise Problem(400, str(exc)) from None
+
+
+async def _pages(path: Any, query: LedgerQuery) -> AsyncIterator[LedgerRecord]:
+    """Every matching record, newest first, read a page at a time in a worker thread."""
+    reader = await asyncio.to_thread(LedgerReader, path)
+    try:
+        q = replace(query, limit=EXPORT_PAGE)
+        while True:
+            page = await asyncio.to_thread(reader.page, q)
+            for record in page.records:
+                yield record
+            if page.next_cursor is None:
+                return
+            q = replace(q, cursor=page.next_cursor)
+    finally:
+        reader.close()
+
+
+@get(
+    "/v1/audit/decisions",
+    guards=[requires("auditor")],
+    tags=["audit"],
+    responses=problems(),
+)
+async def query_decisions(
+    request: Request[Any, Any, Any],
+    customer_id: str | None = None,
+    agent_id: str | None = None,
+    ruleset: str | None = None,
+    revision: int | None = Parameter(default=None, ge=1),
+    kind: str | None = None,
+    outcome: str | None = Parameter(
+        default=None, description="offer:<offer>, queue:<queue>, alert:<rule> or rule:<rule>"
+    ),
+    since: str | None = Parameter(default=None, description="RFC 3339, inclusive"),
+    until: str | None = Parameter(default=None, description="RFC 3339, exclusive"),
+    cursor: int | None = Parameter(default=None, ge=1, description="next_cursor of a page"),
+    limit: int = Parameter(default=100, ge=1, le=MAX_PAGE),
+    format: Literal["json", "jsonl", "csv"] = "json",
+) -> Any:
+    """Ledger records, newest first: a page (``json``) or a streamed export (``jsonl``,
+    ``csv``) of every matching record from the cursor on."""
+    query = _query(
+        customer_id, agent_id, ruleset, revision, kind, outcome, since, until, cursor, limit
+    )
+    path = _ledger_path(request)
+    if format == "json":
+        reader = await asyncio.to_thread(LedgerReader, path)
+        try:
+            page = await asyncio.to_thread(reader.page, query)
+        finally:
+            reader.close()
+        return {
+            "records": [to_builtins(r) for r in page.records],
+            "next_cursor": page.next_cursor,
+        }
+
+    async def jsonl() -> AsyncIterator[bytes]:
+        async for record in _pages(path, query):
+            yield encode(record) + b"\n"
+
+    async def csv() -> AsyncIterator[bytes]:
+        yield csv_header().encode("utf-8")
+        async for record in _pages(path, query):
+            yield csv_row(record).encode("utf-8")
+
+    return Export(
+        jsonl() if format == "jsonl" else csv(),
+        media_type="application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="decisions.{format}"'},
+    )
+
+
+@get(
+    "/v1/audit/decisions/{decision_id:str}",
+    guards=[requires("auditor")],
+    tags=["audit"],
+    responses=problems(404),
+)
+async def read_decision(request: Request[Any, Any, Any], decision_id: str) -> dict[str, Any]:
+    """One record, with an explanation: what fired and why, on which values, what was
+    missing, stale or invalid."""
+    reader = await asyncio.to_thread(LedgerReader, _ledger_path(request))
+    try:
+        record = await asyncio.to_thread(reader.get, decision_id)
+    finally:
+        reader.close()
+    if record is None:
+        raise Problem(404, f"the ledger has no record {decision_id!r}")
+    return {"record": to_builtins(record), "explanation": explain(record)}
+
+
+def explain(record: LedgerRecord) -> dict[str, Any]:
+    """A decision record in the words an auditor reads it in."""
+    outputs = record.outputs
+    reasons = {
+        ("eligibility", e.get("rule")): e.get("because") for e in outputs.get("eligible") or ()
+    }
+    fired = [
+        {
+            "section": f.section,
+            "rule": f.rule,
+            "because": f.because or reasons.get((f.section, f.rule)),
+        }
+        for f in record.fired
+    ]
+    context = {
+        path: {"value": v.value, "source": v.source, "age_ms": v.age_ms}
+        for path, v in record.context.items()
+    }
+    trace = outputs.get("trace")
+    explanation: dict[str, Any] = {
+        "ruleset": (
+            {
+                "name": record.ruleset.name,
+                "revision": record.ruleset.revision,
+                "digest": record.ruleset.digest,
+            }
+            if record.ruleset
+            else None
+        ),
+        "evaluated_at": record.evaluated_at,
+        "fired": fired,
+        "offers": [e.get("offer") for e in outputs.get("eligible") or ()],
+        "queue": (outputs.get("escalation") or {}).get("queue"),
+        "alerts": [a.get("rule") for a in outputs.get("alerts") or ()],
+        "context": context,
+        "missing_fields": record.missing_fields,
+        "stale_fields": record.stale_fields,
+        "invalid_fields": outputs.get("invalid_fields") or [],
+        "errors": outputs.get("errors") or [],
+        "rules_evaluated": trace.get("rules") if isinstance(trace, dict) else None,
+    }
+    return explanation
+
+
+@get("/v1/audit/verify", guards=[requires("auditor")], tags=["audit"], responses=problems())
+async def verify_chain(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Walk every instance's hash chain; report the first broken link of each."""
+    report = await asyncio.to_thread(verify_ledger, _ledger_path(request))
+    return report.to_dict()
+
+
+@post(
+    "/v1/replays",
+    guards=[requires("author", "auditor")],
+    status_code=200,
+    tags=["audit"],
+    responses=problems(422),
+)
+async def replay(request: Request[Any, Any, Any], data: ReplayRequest, frontline: Frontline) -> Any:
+    """Re-evaluate recorded decisions with a candidate document: how many would change, by
+    rule, offer, queue and alert, with example decision ids."""
+    if len(data.document.encode("utf-8")) > frontline.max_ruleset_bytes:
+        raise Problem(413, f"the document is larger than {frontline.max_ruleset_bytes:,} bytes")
+    try:
+        candidate = await asyncio.to_thread(compile_ruleset, data.document, filename="<replay>")
+    except RulesetError as exc:
+        return problem(
+            422,
+            f"the candidate has {len(exc.errors)} error(s); first: {exc.errors[0]}",
+            title="Invalid ruleset",
+            errors=[p.to_dict() for p in exc.errors],
+        )
+    since = _time("since", data.since)
+    until = _time("until", data.until)
+
+    def run() -> dict[str, Any]:
+        reader = LedgerReader(_ledger_path(request))
+        try:
+            return replay_range(
+                reader, candidate, since=since, until=until, examples=data.examples
+            ).to_dict()
+        finally:
+            reader.close()
+
+    return await asyncio.to_thread(run)
+
+
+ROUTES = [query_decisions, read_decision, verify_chain, replay]

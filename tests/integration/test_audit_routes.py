@@ -1,0 +1,216 @@
+"""The auditor's routes on a live server: filters, pages, exports, explanations, verification,
+replays, and pii that never leaves masked."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.live_server import ROOT, LiveServer
+
+RETENTION = (ROOT / "rulesets" / "retention-desk.yaml").read_text(encoding="utf-8")
+EMAIL = "ann.secret@example.com"
+
+
+@pytest.fixture(scope="module")
+def audited(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[LiveServer, list[dict[str, Any]]]]:
+    """A server holding 24 decisions for 4 customers, some with a pii e-mail in context."""
+    data: Path = tmp_path_factory.mktemp("audit")
+    with LiveServer(data) as server, httpx.Client(base_url=server.url, timeout=30) as c:
+        decisions = []
+        for k in range(24):
+            context: dict[str, Any] = {
+                "customer": {"tier": ["bronze", "gold"][k % 2], "tenure_months": 3 * k},
+                "history": {"contacts_7d": k % 5},
+                "interaction": {"channel": "voice", "intent": "cancel"},
+            }
+            if k % 3 == 0:
+                context["customer"]["email"] = EMAIL
+            r = c.post(
+                "/v1/decisions",
+                json={
+                    "ruleset": "retention-desk",
+                    "customer_id": f"c-{k % 4}",
+                    "agent_id": "agent-7",
+                    "context": context,
+                    "trace": k == 5,
+                },
+                headers=server.auth("agent"),
+            )
+            assert r.status_code == 200, r.text
+            decisions.append(r.json())
+        yield server, decisions
+
+
+def get(server: LiveServer, path: str, role: str = "auditor", **params: Any) -> httpx.Response:
+    return httpx.get(server.url + path, params=params, headers=server.auth(role), timeout=30)
+
+
+def test_filters_narrow_the_records(audited: tuple[LiveServer, list[dict[str, Any]]]) -> None:
+    server, decisions = audited
+    page = get(server, "/v1/audit/decisions", customer_id="c-1", kind="decision").json()
+    expected = [d["decision_id"] for d in reversed(decisions) if d["customer_id"] == "c-1"]
+    assert [r["id"] for r in page["records"]] == expected
+    waived = [
+        d["decision_id"]
+        for d in reversed(decisions)
+        if "waive-fee" in {e["offer"] for e in d["eligible"]}
+    ]
+    assert waived
+    offers = get(server, "/v1/audit/decisions", outcome="offer:waive-fee").json()
+    assert [r["id"] for r in offers["records"]] == waived
+    revision = get(
+        server, "/v1/audit/decisions", ruleset="retention-desk", revision=1, kind="decision"
+    ).json()
+    assert len(revision["records"]) == 24
+    nothing = get(server, "/v1/audit/decisions", since="2999-01-01T00:00:00Z").json()
+    assert nothing == {"records": [], "next_cursor": None}
+
+
+def test_cursor_pages_walk_every_record_once(
+    audited: tuple[LiveServer, list[dict[str, Any]]],
+) -> None:
+    server, decisions = audited
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"kind": "decision", "limit": 5}
+        if cursor is not None:
+            params["cursor"] = cursor
+        page = get(server, "/v1/audit/decisions", **params).json()
+        seen.extend(r["id"] for r in page["records"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [d["decision_id"] for d in reversed(decisions)]
+
+
+def test_exports_stream_jsonl_and_csv(audited: tuple[LiveServer, list[dict[str, Any]]]) -> None:
+    server, decisions = audited
+    jsonl = get(server, "/v1/audit/decisions", kind="decision", format="jsonl")
+    assert jsonl.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(line) for line in jsonl.text.splitlines()]
+    assert [x["id"] for x in lines] == [d["decision_id"] for d in reversed(decisions)]
+    assert all(x["hash"].startswith("sha256:") for x in lines)
+    exported = get(server, "/v1/audit/decisions", customer_id="c-2", format="csv")
+    assert exported.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [r["id"] for r in rows] == [
+        d["decision_id"] for d in reversed(decisions) if d["customer_id"] == "c-2"
+    ]
+    empty = get(server, "/v1/audit/decisions", customer_id="nobody", format="csv")
+    assert empty.text.splitlines() == [empty.text.splitlines()[0]]
+    assert empty.text.startswith("instance,seq,id")
+
+
+def test_one_decision_with_its_explanation(
+    audited: tuple[LiveServer, list[dict[str, Any]]],
+) -> None:
+    server, decisions = audited
+    traced = decisions[5]
+    body = get(server, f"/v1/audit/decisions/{traced['decision_id']}").json()
+    explanation = body["explanation"]
+    assert body["record"]["id"] == traced["decision_id"]
+    assert [f["rule"] for f in explanation["fired"] if f["section"] == "eligibility"] == [
+        e["rule"] for e in traced["eligible"]
+    ]
+    assert explanation["context"]["customer.tier"]["value"] == "gold"
+    assert explanation["context"]["customer.tier"]["source"] == "request"
+    assert explanation["ruleset"]["name"] == "retention-desk"
+    assert explanation["rules_evaluated"]  # the decision was traced
+    assert "customer.churn_score" in explanation["missing_fields"]
+    missing = get(server, "/v1/audit/decisions/no-such-decision")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("application/problem+json")
+
+
+def test_pii_never_leaves_in_clear(audited: tuple[LiveServer, list[dict[str, Any]]]) -> None:
+    server, decisions = audited
+    with_email = decisions[0]["decision_id"]
+    one = get(server, f"/v1/audit/decisions/{with_email}")
+    assert EMAIL not in one.text
+    value = one.json()["record"]["context"]["customer.email"]["value"]
+    assert value.startswith("hmac-sha256:")
+    export = get(server, "/v1/audit/decisions", format="jsonl")
+    assert EMAIL not in export.text and export.text.count(value) >= 8
+
+
+def test_verify_reports_every_chain_intact(
+    audited: tuple[LiveServer, list[dict[str, Any]]],
+) -> None:
+    server, _ = audited
+    report = get(server, "/v1/audit/verify").json()
+    assert report["ok"] is True and report["broken_at"] is None
+    assert report["records"] >= 27  # 24 decisions and 3 starter deploys
+
+
+def test_a_replay_reports_what_a_candidate_would_change(
+    audited: tuple[LiveServer, list[dict[str, Any]]],
+) -> None:
+    server, decisions = audited
+    # Waive the fee from the second contact: gold customers (odd k) with one contact this
+    # week (k % 5 == 1) gain the offer.
+    rule = 'customer.tier in ["gold", "platinum"] and history.contacts_7d >= 2'
+    candidate = RETENTION.replace(rule, rule.replace(">= 2", ">= 1"))
+    for role in ("author", "auditor"):
+        r = httpx.post(
+            server.url + "/v1/replays",
+            json={"document": candidate, "since": "2000-01-01T00:00:00Z", "examples": 3},
+            headers=server.auth(role),
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
+        report = r.json()
+        assert report["replayed"] == 24
+        gained = {c["change"]: c for c in report["offers"]}.get("gained:waive-fee")
+        # gold customers with exactly one contact this week gain the waiver
+        ones = [d for k, d in enumerate(decisions) if k % 2 == 1 and k % 5 == 1]
+        assert gained is not None and gained["count"] == len(ones)
+        assert set(gained["examples"]) <= {d["decision_id"] for d in ones}
+    broken = httpx.post(
+        server.url + "/v1/replays",
+        json={"document": "ruleset: [", "since": "2000-01-01T00:00:00Z"},
+        headers=server.auth("author"),
+        timeout=30,
+    )
+    assert broken.status_code == 422 and broken.json()["errors"]
+
+
+@pytest.mark.parametrize("role", ["agent", "author", "integration"])
+def test_only_auditors_read_the_ledger(
+    audited: tuple[LiveServer, list[dict[str, Any]]], role: str
+) -> None:
+    server, _ = audited
+    for path in ("/v1/audit/decisions", "/v1/audit/verify"):
+        assert get(server, path, role=role).status_code == 403
+    assert httpx.get(server.url + "/v1/audit/decisions").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("params", "detail"),
+    [
+        ({"since": "yesterday"}, "since 'yesterday' is not an RFC 3339 time"),
+        ({"outcome": "waive-fee"}, "outcome must look like offer:<offer>"),
+        ({"revision": 2}, "revision needs ruleset"),
+        ({"kind": "vote"}, "unknown kind 'vote'"),
+        ({"limit": 0}, "limit"),
+        ({"format": "xml"}, "format"),
+    ],
+)
+def test_bad_filters_are_400_problems(
+    audited: tuple[LiveServer, list[dict[str, Any]]], params: dict[str, Any], detail: str
+) -> None:
+    server, _ = audited
+    r = get(server, "/v1/audit/decisions", **params)
+    assert r.status_code == 400, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert detail in json.dumps(r.json())
