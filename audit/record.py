@@ -12,6 +12,7 @@ or swapping two breaks the chain at the first record affected.
 from __future__ import annotations
 
 import hashlib
+import secrets
 from typing import Any, Literal
 
 import msgspec
@@ -117,13 +118,34 @@ def digest(record: LedgerRecord) -> str:
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
+# A placeholder no caller can guess, so it occurs in an encoded record only where put.
+_PLACEHOLDER = "sha256:" + secrets.token_hex(32)
+_FIELD = b'"hash":"' + _PLACEHOLDER.encode() + b'"'
+
+
 def seal(
     record: LedgerRecord, *, seq: int, recorded_at: str, instance: str, prev_hash: str
 ) -> tuple[LedgerRecord, bytes]:
-    """Place a record in the chain; return it and its stored bytes."""
+    """Place a record in the chain; return it and its stored bytes.
+
+    The record is encoded once, with a random placeholder for its hash: the canonical form
+    (``hash`` empty) and the stored form (``hash`` set) are both that one encoding with the
+    placeholder replaced, which costs far less than encoding the record twice.
+    """
     placed = msgspec.structs.replace(
-        record, seq=seq, recorded_at=recorded_at, instance=instance, prev_hash=prev_hash, hash=""
+        record,
+        seq=seq,
+        recorded_at=recorded_at,
+        instance=instance,
+        prev_hash=prev_hash,
+        hash=_PLACEHOLDER,
     )
-    body = encode(placed)
-    sealed = msgspec.structs.replace(placed, hash="sha256:" + hashlib.sha256(body).hexdigest())
-    return sealed, encode(sealed)
+    encoded = encode(placed)
+    if encoded.count(_FIELD) != 1:  # pragma: no cover - only if the placeholder were guessed
+        body = encode(msgspec.structs.replace(placed, hash=""))
+    else:
+        body = encoded.replace(_FIELD, b'"hash":""')
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    return msgspec.structs.replace(placed, hash=digest), encoded.replace(
+        _PLACEHOLDER.encode(), digest.encode()
+    )

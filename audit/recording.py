@@ -17,6 +17,7 @@ and alert messages or tree prompts whose template renders such a field.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -24,7 +25,8 @@ from typing import Any
 from audit.masking import Masker
 from audit.record import Actor, ContextValue, FiredRule, Kind, LedgerRecord, RulesetRef
 from engine import Decision
-from engine.decision import as_of_for, format_time, json_value
+from engine.decision import format_time, json_value
+from engine.runtime import to_datetime
 
 _RULESET_KEYS = ("ruleset", "revision", "digest", "evaluated_at")
 
@@ -33,7 +35,7 @@ def lookup(context: Mapping[str, Any], path: str) -> Any:
     """The value at a dotted ``path`` of nested mappings; None where any step is absent."""
     value: Any = context
     for part in path.split("."):
-        if not isinstance(value, Mapping):
+        if value.__class__ is not dict and not isinstance(value, Mapping):
             return None
         value = value.get(part)
     return value
@@ -70,17 +72,28 @@ def decision_record(
         inputs["trigger"] = decision.trigger
     answers = inputs.get("answers") or context.get("answers") or {}
     now = decision.now
+    ages: dict[Any, int | None] = {}  # as_of value → age: a context has few distinct ones
     values: dict[str, ContextValue] = {}
     for path in decision.read_paths:
         if path.startswith("answers."):
-            value = lookup(answers, path.removeprefix("answers."))
+            value = lookup(answers, path[8:])
         else:
             value = lookup(context, path)
-        values[path] = ContextValue(
-            value=_mask_if(masker, path in masked, json_value(value)),
-            source=_longest_prefix(sources, path) if sources else None,
-            age_ms=_age_ms(as_of, path, now),
-        )
+        if value.__class__ is datetime:
+            value = json_value(value)
+        if masker is not None and path in masked:
+            value = masker.mask(value)
+        source = None
+        if sources:
+            source = sources.get(path) or _longest_prefix(sources, path)
+        age = None
+        if as_of and now is not None:
+            when = as_of.get(path) or _longest_prefix(as_of, path)
+            if when is not None:
+                age = ages.get(when, -1)
+                if age == -1:
+                    age = ages[when] = _age_ms(when, now)
+        values[path] = ContextValue(value=value, source=source, age_ms=age)
     outputs = {k: v for k, v in decision.to_dict().items() if k not in _RULESET_KEYS}
     if masker is not None and masked:
         outputs = _mask_outputs(decision, outputs, masked, masker)
@@ -103,16 +116,19 @@ def decision_record(
     )
 
 
+_MASKED: weakref.WeakKeyDictionary[Any, tuple[Masker, frozenset[str]]] = weakref.WeakKeyDictionary()
+
+
 def _masked_paths(decision: Decision, masker: Masker | None) -> frozenset[str]:
+    """The ruleset's fields this masker masks; worked out once per compiled revision."""
     if masker is None:
         return frozenset()
-    return frozenset(
-        path for path, meta in decision.ruleset.fields.items() if masker.masks(meta.classification)
-    )
-
-
-def _mask_if(masker: Masker | None, condition: bool, value: Any) -> Any:
-    return masker.mask(value) if masker is not None and condition else value
+    rs = decision.ruleset
+    known = _MASKED.get(rs)
+    if known is None or known[0] is not masker:
+        paths = frozenset(p for p, meta in rs.fields.items() if masker.masks(meta.classification))
+        known = _MASKED[rs] = (masker, paths)
+    return known[1]
 
 
 def _longest_prefix(table: Mapping[str, Any], path: str) -> Any:
@@ -125,13 +141,12 @@ def _longest_prefix(table: Mapping[str, Any], path: str) -> Any:
         probe = probe.rsplit(".", 1)[0]
 
 
-def _age_ms(as_of: Mapping[str, Any] | None, path: str, now: datetime | None) -> int | None:
-    if not as_of or now is None:
+def _age_ms(when: Any, now: datetime) -> int | None:
+    """Milliseconds from ``when`` (a datetime or RFC 3339 text) to ``now``."""
+    moment = to_datetime(when)
+    if moment is None:
         return None
-    when = as_of_for(as_of, path)
-    if when is None:
-        return None
-    return int((now - when).total_seconds() * 1000)
+    return int((now - moment).total_seconds() * 1000)
 
 
 def _fired(outputs: Mapping[str, Any]) -> list[FiredRule]:

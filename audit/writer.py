@@ -15,6 +15,7 @@ batch gets the error and the chain does not advance. ``close()`` drains what is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import deque
@@ -60,7 +61,7 @@ class LedgerWriter:
         self._max_pending = max_pending
         self._wait_timeout = wait_timeout
         self._clock = clock
-        self._pending: deque[tuple[LedgerRecord, Future[LedgerRecord]]] = deque()
+        self._pending: deque[tuple[LedgerRecord, Waiter]] = deque()
         self._cond = threading.Condition()
         self._closing = False
         self._seq, self._hash = store.head()
@@ -87,21 +88,16 @@ class LedgerWriter:
         return self._seq, self._hash
 
     def submit(self, record: LedgerRecord) -> Future[LedgerRecord]:
-        """Queue a record; the future resolves with the sealed record once it is durable."""
+        """Queue a record, waiting up to ``wait_timeout`` for room; the future resolves with
+        the sealed record once it is durable."""
         future: Future[LedgerRecord] = Future()
-        deadline = time.monotonic() + self._wait_timeout
-        with self._cond:
-            while len(self._pending) >= self._max_pending and not self._closing:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise LedgerBusy(
-                        f"the ledger has {len(self._pending)} records waiting; try again shortly"
-                    )
-                self._cond.wait(remaining)
-            if self._closing:
-                raise LedgerClosed("the ledger writer is closed")
-            self._pending.append((record, future))
-            self._cond.notify_all()
+        self._enqueue(record, future, wait=True)
+        return future
+
+    def submit_nowait(self, record: LedgerRecord) -> Future[LedgerRecord]:
+        """Queue a record if there is room now; raise LedgerBusy (without waiting) otherwise."""
+        future: Future[LedgerRecord] = Future()
+        self._enqueue(record, future, wait=False)
         return future
 
     def append_blocking(self, record: LedgerRecord, timeout: float | None = None) -> LedgerRecord:
@@ -111,25 +107,31 @@ class LedgerWriter:
     async def append(self, record: LedgerRecord) -> LedgerRecord:
         """Append from asyncio; returns the sealed record once it is durable.
 
-        Waiting for queue space (back-pressure) happens off the event loop.
+        The writer settles every record of a batch awaited on one event loop with a single
+        wake-up of that loop. Waiting for queue space (back-pressure) happens off the loop.
         """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[LedgerRecord] = loop.create_future()
         try:
-            future = self.submit_nowait(record)
+            self._enqueue(record, (loop, future), wait=False)
         except LedgerBusy:
-            future = await asyncio.to_thread(self.submit, record)
-        return await asyncio.wrap_future(future)
+            await asyncio.to_thread(self._enqueue, record, (loop, future), True)
+        return await future
 
-    def submit_nowait(self, record: LedgerRecord) -> Future[LedgerRecord]:
-        """Queue a record if there is room now; raise LedgerBusy (without waiting) otherwise."""
-        future: Future[LedgerRecord] = Future()
+    def _enqueue(self, record: LedgerRecord, waiter: Waiter, wait: bool) -> None:
+        deadline = time.monotonic() + self._wait_timeout
         with self._cond:
+            while len(self._pending) >= self._max_pending and not self._closing:
+                remaining = deadline - time.monotonic()
+                if not wait or remaining <= 0:
+                    raise LedgerBusy(
+                        f"the ledger has {len(self._pending)} records waiting; try again shortly"
+                    )
+                self._cond.wait(remaining)
             if self._closing:
                 raise LedgerClosed("the ledger writer is closed")
-            if len(self._pending) >= self._max_pending:
-                raise LedgerBusy("the ledger queue is full")
-            self._pending.append((record, future))
+            self._pending.append((record, waiter))
             self._cond.notify_all()
-        return future
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Stop accepting records, commit everything pending, stop the thread."""
@@ -138,11 +140,11 @@ class LedgerWriter:
             self._cond.notify_all()
         self._thread.join(timeout)
 
-    def _take(self) -> list[tuple[LedgerRecord, Future[LedgerRecord]]]:
+    def _take(self) -> list[tuple[LedgerRecord, Waiter]]:
         with self._cond:
             while not self._pending and not self._closing:
                 self._cond.wait()
-            batch: list[tuple[LedgerRecord, Future[LedgerRecord]]] = []
+            batch: list[tuple[LedgerRecord, Waiter]] = []
             while self._pending and len(batch) < self._max_batch:
                 batch.append(self._pending.popleft())
             self._cond.notify_all()  # room for callers waiting on back-pressure
@@ -155,7 +157,7 @@ class LedgerWriter:
                 return  # closing, and nothing left
             self._commit(batch)
 
-    def _commit(self, batch: list[tuple[LedgerRecord, Future[LedgerRecord]]]) -> None:
+    def _commit(self, batch: list[tuple[LedgerRecord, Waiter]]) -> None:
         started = time.perf_counter()
         recorded_at = self._clock()
         seq, prev = self._seq, self._hash
@@ -171,13 +173,49 @@ class LedgerWriter:
             self._store.append(sealed)
         except Exception as exc:  # the store failed: nobody in this batch is recorded
             error = LedgerError(f"the ledger could not commit {len(batch)} records: {exc}")
-            for _, future in batch:
-                future.set_exception(error)
+            _settle([(waiter, None, error) for _, waiter in batch])
             return  # the transaction rolled back, so the chain's head is unchanged
         self._seq, self._hash = seq, prev
         self.batches += 1
         self.records += len(batch)
         self.last_batch_size = len(batch)
         self.last_commit_seconds = time.perf_counter() - started
-        for (placed, _), (_, future) in zip(sealed, batch, strict=True):
-            future.set_result(placed)
+        _settle(
+            [(waiter, placed, None) for (placed, _), (_, waiter) in zip(sealed, batch, strict=True)]
+        )
+
+
+# A caller waiting for its record: a thread's Future, or an asyncio future and its loop.
+Waiter = Future[LedgerRecord] | tuple[asyncio.AbstractEventLoop, "asyncio.Future[LedgerRecord]"]
+
+
+def _settle(outcomes: list[tuple[Waiter, LedgerRecord | None, Exception | None]]) -> None:
+    """Resolve every waiter; one call_soon_threadsafe per event loop, not per record."""
+    by_loop: dict[
+        asyncio.AbstractEventLoop,
+        list[tuple[asyncio.Future[LedgerRecord], LedgerRecord | None, Exception | None]],
+    ] = {}
+    for waiter, placed, error in outcomes:
+        if isinstance(waiter, Future):
+            if error is not None:
+                waiter.set_exception(error)
+            else:
+                waiter.set_result(placed)  # type: ignore[arg-type]
+        else:
+            loop, future = waiter
+            by_loop.setdefault(loop, []).append((future, placed, error))
+    for loop, items in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_settle_on_loop, items)
+
+
+def _settle_on_loop(
+    items: list[tuple[asyncio.Future[LedgerRecord], LedgerRecord | None, Exception | None]],
+) -> None:
+    for future, placed, error in items:
+        if future.done():  # the caller was cancelled; the record is durable regardless
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(placed)  # type: ignore[arg-type]

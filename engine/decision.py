@@ -134,9 +134,10 @@ class Decision:
         What an audit record must keep to replay the decision.
         """
         rs = self.ruleset
-        slots = set(rs.needed[self._asked.trigger])
-        if self._asked.step is not None:
-            slots.update(self._asked.step.reads)
+        step = self._asked.step
+        if step is None or not step.reads:
+            return rs.read_paths[self._asked.trigger]
+        slots = {*rs.needed[self._asked.trigger], *step.reads}
         paths = rs.slot_paths
         return sorted(paths[i] for i in slots if paths[i] in rs.fields)
 

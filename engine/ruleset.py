@@ -108,6 +108,8 @@ class CompiledRuleset:
     has_unique_tables: bool = field(init=False, repr=False)
     rule_ids: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
     eligible_id: Callable[[int], str] = field(init=False, repr=False)  # rule index → id
+    # trigger → the declared fields its rules and tables read, sorted (for audit records)
+    read_paths: dict[str, list[str]] = field(init=False, repr=False)
     # The decide function for the plain call (a context only), when the ruleset has no trees.
     plain: bool = field(init=False, repr=False)
     decide_plain: Callable[..., Any] = field(init=False, repr=False)
@@ -131,6 +133,10 @@ class CompiledRuleset:
             for rules in (self.model.eligibility, self.model.escalation, self.model.alerts)
         )
         self.eligible_id = self.rule_ids[0].__getitem__
+        self.read_paths = {
+            trigger: sorted(self.slot_paths[i] for i in slots if self.slot_paths[i] in self.fields)
+            for trigger, slots in self.needed.items()
+        }
         self.plain = not self.trees
         self.decide_plain = self.decide[TRIGGER_DECISION]
         self._decide_trace = None

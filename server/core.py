@@ -36,6 +36,7 @@ from engine import (
     UnknownRuleset,
 )
 from engine.decision import format_time
+from engine.runtime import to_datetime
 from server.keys import Principal
 from server.schemas import DecisionRequest, InteractionRequest
 
@@ -70,17 +71,24 @@ class Problem(Exception):
 MAX_NESTING = 32
 
 
-def nesting_depth(value: Any) -> int:
-    """How many objects and arrays deep ``value`` goes (0 for a scalar)."""
-    if isinstance(value, dict):
-        return 1 + max((nesting_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((nesting_depth(v) for v in value), default=0)
-    return 0
+def too_deep(value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether ``value`` nests objects and arrays more than ``limit`` levels deep."""
+    level = [value]
+    for _ in range(limit + 1):
+        below: list[Any] = []
+        for item in level:
+            if item.__class__ is dict:
+                below.extend(v for v in item.values() if v.__class__ in (dict, list))
+            elif item.__class__ is list:
+                below.extend(v for v in item if v.__class__ in (dict, list))
+        if not below:
+            return False
+        level = below
+    return True
 
 
 def check_nesting(name: str, value: Any) -> None:
-    if value is not None and nesting_depth(value) > MAX_NESTING:
+    if value is not None and too_deep(value, MAX_NESTING - 1):
         raise Problem(400, f"{name} nests deeper than {MAX_NESTING} levels")
 
 
@@ -89,7 +97,7 @@ def merge_over(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[st
     out = dict(base)
     for key, value in overrides.items():
         current = out.get(key)
-        if isinstance(value, Mapping) and isinstance(current, Mapping):
+        if value.__class__ is dict and current.__class__ is dict:
             out[key] = merge_over(current, value)
         else:
             out[key] = value
@@ -100,7 +108,7 @@ def override_paths(overrides: Mapping[str, Any], prefix: str = "") -> list[str]:
     paths: list[str] = []
     for key, value in overrides.items():
         path = prefix + key
-        if isinstance(value, Mapping) and value:
+        if value.__class__ is dict and value:
             paths.extend(override_paths(value, path + "."))
         else:
             paths.append(path)
@@ -306,13 +314,13 @@ class Frontline:
             sources: dict[str, str] = {}
             as_of: dict[str, Any] = {}
         else:
-            values, sources, as_of = cached.values, dict(cached.sources), dict(cached.as_of)
+            values, sources = cached.values, dict(cached.sources)
+            as_of = {path: _parsed(when) for path, when in cached.as_of.items()}
         if overrides:
             values = merge_over(values, overrides)
-            stamp = format_time(now)
             for path in override_paths(overrides):
                 sources[path] = "request"
-                as_of[path] = stamp
+                as_of[path] = now
         return values, sources, as_of
 
     async def append(self, record: LedgerRecord) -> None:
@@ -402,6 +410,19 @@ def _mask_paths(
         else:
             out[key] = value
     return out
+
+
+_PARSED: dict[str, datetime | None] = {}
+
+
+def _parsed(when: str) -> datetime | None:
+    """An ``as_of`` string as a datetime; the few distinct values are parsed once each."""
+    found = _PARSED.get(when)
+    if found is None:
+        if len(_PARSED) > 10_000:
+            _PARSED.clear()
+        found = _PARSED[when] = to_datetime(when)
+    return found
 
 
 def _summary(decision: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,18 +11,22 @@ import multiprocessing
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
 from server.settings import Settings
 
+AppFactory = Callable[[], Any]
 
-def _config(settings: Settings) -> uvicorn.Config:
+
+def _config(settings: Settings, app_factory: AppFactory | None = None) -> uvicorn.Config:
     from server.app import create_app
 
     return uvicorn.Config(
-        create_app(settings),
+        app_factory() if app_factory is not None else create_app(settings),
         host=settings.host,
         port=settings.port,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
@@ -34,16 +38,21 @@ def _config(settings: Settings) -> uvicorn.Config:
     )
 
 
-def serve(settings: Settings) -> int:
-    """Serve until SIGINT or SIGTERM; the ledger of every worker drains before it exits."""
-    if settings.workers == 1:
-        uvicorn.Server(_config(settings)).run()
-        return 0
-    # First-start work (starter rulesets, masking key) happens once, here, before any worker
-    # exists, so workers never race to create them; it is recorded in worker 0's chain.
-    from server.app import build_frontline
+def serve(settings: Settings, app_factory: AppFactory | None = None) -> int:
+    """Serve until SIGINT or SIGTERM; the ledger of every worker drains before it exits.
 
-    build_frontline(dataclasses.replace(settings, instance=f"{settings.instance}-0")).ledger.close()
+    ``app_factory`` replaces Frontline's app (the benchmarks' bare baseline uses it).
+    """
+    if settings.workers == 1:
+        uvicorn.Server(_config(settings, app_factory)).run()
+        return 0
+    if app_factory is None:
+        # First-start work (starter rulesets, masking key) happens once, here, before any
+        # worker exists, so workers never race to create them; worker 0's chain records it.
+        from server.app import build_frontline
+
+        first = dataclasses.replace(settings, instance=f"{settings.instance}-0")
+        build_frontline(first).ledger.close()
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.port))
@@ -53,7 +62,9 @@ def serve(settings: Settings) -> int:
     workers = []
     for n in range(settings.workers):
         own = dataclasses.replace(settings, instance=f"{settings.instance}-{n}")
-        process = context.Process(target=_worker, args=(own, sock), name=f"frontline-{n}")
+        process = context.Process(
+            target=_worker, args=(own, sock, app_factory), name=f"frontline-{n}"
+        )
         process.start()
         workers.append(process)
 
@@ -72,5 +83,5 @@ def serve(settings: Settings) -> int:
     return code
 
 
-def _worker(settings: Settings, sock: socket.socket) -> None:
-    uvicorn.Server(_config(settings)).run(sockets=[sock])
+def _worker(settings: Settings, sock: socket.socket, app_factory: AppFactory | None) -> None:
+    uvicorn.Server(_config(settings, app_factory)).run(sockets=[sock])
