@@ -240,9 +240,32 @@ def open_loop(
         return pool.apply(_open_process, ((host, port, requests, rate, seconds, connections),))
 
 
+async def _sequential(host: str, port: int, requests: list[bytes], count: int) -> Result:
+    result = Result(0.0)
+    reader, writer = await asyncio.open_connection(host, port)
+    started = time.perf_counter()
+    try:
+        for k in range(count):
+            sent = time.perf_counter()
+            status = await _exchange(reader, writer, requests[k % len(requests)])
+            result.latencies.append(time.perf_counter() - sent)
+            result.statuses[status] = result.statuses.get(status, 0) + 1
+    finally:
+        writer.close()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _sequential_process(args: tuple[str, int, list[bytes], int]) -> Result:
+    host, port, requests, count = args
+    return _run(lambda: _sequential(host, port, requests, count))
+
+
 def sequential(url: str, bodies: list[bytes], headers: dict[str, str], count: int) -> Result:
-    """One request at a time on one connection: the unloaded latency."""
-    return closed_loop(url, bodies, headers, connections=1, seconds=count / 1000, processes=1)
+    """``count`` requests one at a time on one connection: the unloaded latency."""
+    host, port, requests = build_requests(url, bodies, headers)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_sequential_process, ((host, port, requests, count),))
 
 
 def main() -> None:

@@ -370,6 +370,136 @@ def targets_section(results: Results) -> list[str]:
     return ["", "## Targets", "", *table(["target", "measured", "result"], rows, "lll")]
 
 
+HTTP_RATIO_TARGET = 0.70
+HTTP_UNLOADED_P50_MS = 1.0
+HTTP_HALF_P99_MS = 10.0
+
+
+def _by_kind(results: Results, kind: str) -> list[dict[str, Any]]:
+    return [
+        b["extra_info"]
+        for b in results.data.get("benchmarks", [])
+        if b.get("extra_info", {}).get("kind") == kind
+    ]
+
+
+def http_targets(results: Results) -> list[tuple[str, str, str]]:
+    runs = sorted(_by_kind(results, "http"), key=lambda i: i["workers"])
+    if not runs:
+        return []
+    out = []
+    for run in runs:
+        out.append(
+            (
+                f"Frontline ≥ {HTTP_RATIO_TARGET:.0%} of the bare endpoint's requests/s, "
+                f"{run['workers']} worker{'s' if run['workers'] > 1 else ''}",
+                f"{run['frontline']['requests_per_s']:,.0f} / {run['bare']['requests_per_s']:,.0f}"
+                f" req/s = {run['ratio']:.0%}",
+                verdict(run["ratio"] >= HTTP_RATIO_TARGET),
+            )
+        )
+    one = next((r for r in runs if "unloaded" in r), None)
+    if one is not None:
+        p50 = one["unloaded"]["p50_ms"]
+        out.append(
+            (
+                f"unloaded p50 ≤ {HTTP_UNLOADED_P50_MS:g} ms",
+                f"{p50:.2f} ms",
+                verdict(p50 <= HTTP_UNLOADED_P50_MS),
+            )
+        )
+        half = next((s for s in one["sweep"] if s["fraction"] == 0.5), None)
+        if half is not None:
+            out.append(
+                (
+                    f"p99 ≤ {HTTP_HALF_P99_MS:g} ms at half of its own ceiling",
+                    f"{half['p99_ms']:.2f} ms at {half['offered']:,} req/s offered",
+                    verdict(half["p99_ms"] <= HTTP_HALF_P99_MS and not half["non_2xx"]),
+                )
+            )
+    return out
+
+
+def http_section(results: Results) -> list[str]:
+    runs = sorted(_by_kind(results, "http"), key=lambda i: i["workers"])
+    if not runs:
+        return []
+    lines = [
+        "",
+        "## HTTP decisions",
+        "",
+        "`POST /v1/decisions` (embedded default: SQLite ledger, in-process context; a ~1 KB body "
+        "for retention-desk with context overrides, 200 distinct customers) against a bare "
+        "Litestar endpoint that only validates the same body (tests/bench/bare_app.py), each "
+        "served by uvicorn with uvloop and httptools, measured one after the other in the same "
+        f"run by tests/bench/http_load.py ({runs[0]['connections']} keep-alive connections, "
+        "closed loop; the load generator runs on the same 2 cores).",
+        "",
+        *table(["target", "measured", "result"], [list(t) for t in http_targets(results)], "lll"),
+        "",
+        *table(
+            [
+                "workers",
+                "bare req/s",
+                "Frontline req/s",
+                "ratio",
+                "Frontline p50 / p99 ms",
+                "non-2xx",
+                "load avg",
+            ],
+            [
+                [
+                    str(r["workers"]),
+                    f"{r['bare']['requests_per_s']:,.0f}",
+                    f"{r['frontline']['requests_per_s']:,.0f}",
+                    f"{r['ratio']:.0%}",
+                    f"{r['frontline']['p50_ms']:.1f} / {r['frontline']['p99_ms']:.1f}",
+                    str(sum(r["frontline"]["non_2xx"].values())),
+                    f"{r['load_average'][0]:.2f}",
+                ]
+                for r in runs
+            ],
+            "rrrrrrr",
+        ),
+    ]
+    one = next((r for r in runs if "sweep" in r), None)
+    if one is not None:
+        lines += [
+            "",
+            "Open loop, one worker: requests sent on a fixed schedule, latency counted from the "
+            "scheduled send time (queueing included).",
+            "",
+            *table(
+                [
+                    "offered req/s",
+                    "of ceiling",
+                    "answered req/s",
+                    "p50 ms",
+                    "p99 ms",
+                    "p99.9 ms",
+                    "non-2xx",
+                ],
+                [
+                    [
+                        f"{s['offered']:,}",
+                        f"{s['fraction']:.0%}",
+                        f"{s['requests_per_s']:,.0f}",
+                        f"{s['p50_ms']:.2f}",
+                        f"{s['p99_ms']:.2f}",
+                        f"{s['p999_ms']:.2f}",
+                        str(sum(s["non_2xx"].values())),
+                    ]
+                    for s in one["sweep"]
+                ],
+                "rrrrrrr",
+            ),
+            "",
+            f"Unloaded (one request at a time): p50 {one['unloaded']['p50_ms']:.2f} ms, "
+            f"p99 {one['unloaded']['p99_ms']:.2f} ms.",
+        ]
+    return lines
+
+
 SECTIONS: tuple[Callable[[Results], list[str]], ...] = (
     header,
     targets_section,
@@ -378,6 +508,7 @@ SECTIONS: tuple[Callable[[Results], list[str]], ...] = (
     parts_section,
     workload_section,
     detail_section,
+    http_section,
 )
 
 
@@ -409,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(getattr(sys, "orig_argv", sys.argv))
     args.out.write_text(merge(render(data, command), existing), encoding="utf-8")
     print(f"wrote {args.out}")
-    for target, measured, result in targets(Results(data)):
+    for target, measured, result in targets(Results(data)) + http_targets(Results(data)):
         print(f"  {result.strip('*')}: {target}: {measured}")
     return 0
 
