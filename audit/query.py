@@ -104,7 +104,10 @@ class LedgerReader:
         """One page of matching records, newest first."""
         q = query.validated()
         sql, params = _select(q)
-        rows = self._conn.execute(sql + " ORDER BY l.pos DESC LIMIT ?", (*params, q.limit + 1))
+        # With an outcome filter, order by the outcome index's own pos: the planner then walks
+        # that index backwards and stops after a page (ordering by l.pos would sort them all).
+        order = "o.pos" if q.outcome is not None else "l.pos"
+        rows = self._conn.execute(f"{sql} ORDER BY {order} DESC LIMIT ?", (*params, q.limit + 1))
         found = [(pos, decode(body)) for pos, body in rows]
         more = len(found) > q.limit
         found = found[: q.limit]
@@ -141,7 +144,7 @@ def _select(q: LedgerQuery) -> tuple[str, list[Any]]:
         where.append("l.recorded_at < ?")
         params.append(q.until)
     if q.cursor is not None:
-        where.append("l.pos < ?")
+        where.append("o.pos < ?" if q.outcome is not None else "l.pos < ?")
         params.append(q.cursor)
     source = "ledger l"
     if q.outcome is not None:

@@ -48,14 +48,19 @@ class LedgerLayoutError(RuntimeError):
     """The file holds a ledger in a layout this version does not read."""
 
 
-def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
-    """A connection with the ledger's pragmas; the schema is created by the first writer."""
+def connect(
+    path: Path | str, *, readonly: bool = False, durable: bool = True
+) -> sqlite3.Connection:
+    """A connection with the ledger's pragmas; the schema is created by the first writer.
+
+    ``durable=False`` skips the fsync of each commit: only for building test fixtures.
+    """
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     else:
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
         columns = {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
         if columns and "instance" not in columns:
             conn.close()
@@ -77,11 +82,11 @@ class SqliteLedgerStore:
     writer thread at a time per instance; instances serialise on SQLite's write lock.
     """
 
-    def __init__(self, path: Path | str, instance: str = "local") -> None:
+    def __init__(self, path: Path | str, instance: str = "local", *, durable: bool = True) -> None:
         self.path = Path(path)
         self.instance = instance
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = connect(self.path)
+        self._conn = connect(self.path, durable=durable)
         self._lock = threading.Lock()
 
     def head(self) -> tuple[int, str]:
