@@ -78,6 +78,11 @@ class LedgerWriter:
         return self._instance
 
     @property
+    def pending(self) -> int:
+        """Records waiting to be committed."""
+        return len(self._pending)
+
+    @property
     def accepting(self) -> bool:
         """Whether appends are taken: not closed, and the writer thread is running."""
         return not self._closing and self._thread.is_alive()

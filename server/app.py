@@ -32,9 +32,12 @@ from audit.recording import ruleset_record
 from audit.sqlite import SqliteLedgerStore
 from audit.writer import LedgerWriter
 from engine import RulesetError, RulesetRegistry
+from server.admission import Gate
 from server.core import Frontline, Problem, new_id
 from server.http import on_http_exception, on_problem, on_unexpected
 from server.keys import KeyRing
+from server.logs import configure as configure_logging
+from server.metrics import LedgerCollector, Metrics, metrics_endpoint
 from server.routes import agents, audit, customers, rulesets
 from server.settings import Settings
 
@@ -147,9 +150,15 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
     """The application. Collaborators are built at startup unless ``frontline`` is given."""
     settings = settings or Settings.from_env()
 
+    configure_logging(settings.log_level)
+    metrics = Metrics(settings.instance)
+    gate = Gate(settings.max_concurrency)
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         built = frontline or build_frontline(settings)
+        built.metrics = metrics
+        metrics.watch(LedgerCollector(built.ledger, gate.instance, settings.instance))
         app.state.frontline = built
         log.info(
             "frontline ready",
@@ -172,10 +181,12 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
             *customers.ROUTES,
             *rulesets.ROUTES,
             *audit.ROUTES,
+            metrics_endpoint,
         ],
+        middleware=[gate],
         dependencies={"frontline": Provide(_provide_frontline, sync_to_thread=False)},
         lifespan=[lifespan],
-        state=State({"keyring": keys, "settings": settings}),
+        state=State({"keyring": keys, "settings": settings, "metrics": metrics}),
         exception_handlers={
             Problem: on_problem,
             HTTPException: on_http_exception,

@@ -38,6 +38,7 @@ from engine import (
 from engine.decision import format_time
 from engine.runtime import to_datetime
 from server.keys import Principal
+from server.metrics import Metrics
 from server.schemas import DecisionRequest, InteractionRequest
 
 log = structlog.get_logger("frontline")
@@ -126,6 +127,7 @@ class Frontline:
     ledger: LedgerWriter
     masker: Masker | None
     max_ruleset_bytes: int = 1_000_000
+    metrics: Metrics | None = None
 
     # -- decisions -------------------------------------------------------------------------
 
@@ -190,6 +192,11 @@ class Frontline:
             self._shadow(shadow, record, body, context, request, now, counters, as_of)
         await self.append(record)
         body["alerts"] = [{"alert_id": f"{decision_id}.{a['rule']}", **a} for a in body["alerts"]]
+        if self.metrics is not None:
+            self.metrics.decisions.labels(compiled.name, str(compiled.revision)).observe(
+                (time.perf_counter_ns() - started) / 1e9
+            )
+        log.debug("decided", decision_id=decision_id, ruleset=compiled.name)
         return {
             "decision_id": decision_id,
             **body,
@@ -309,6 +316,8 @@ class Frontline:
         self, customer_id: str, overrides: dict[str, Any] | None, now: datetime
     ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
         cached = await self.contexts.get(customer_id)
+        if self.metrics is not None:
+            self.metrics.context_lookups.labels("miss" if cached is None else "hit").inc()
         if cached is None:
             values: dict[str, Any] = {}
             sources: dict[str, str] = {}

@@ -29,6 +29,7 @@ from litestar.types import Guard
 
 from server.core import Problem
 from server.keys import KeyRing, Principal
+from server.logs import bind_request
 
 log = structlog.get_logger("frontline")
 
@@ -86,6 +87,7 @@ def requires(*roles: str) -> Guard:
     # async on purpose: Litestar runs a synchronous guard in a worker thread, which costs more
     # than the whole check.
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        bind_request(connection.headers.get("x-request-id"))
         header = connection.headers.get("authorization")
         if not header or not header.startswith("Bearer "):
             raise NotAuthorizedException(
@@ -127,7 +129,16 @@ def problem(
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def on_problem(_: Request[Any, Any, Any], exc: Problem) -> Response[dict[str, Any]]:
+def _count(request: Request[Any, Any, Any], status: int) -> None:
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.problems.labels(str(status)).inc()
+
+
+def on_problem(request: Request[Any, Any, Any], exc: Problem) -> Response[dict[str, Any]]:
+    _count(request, exc.status)
+    if exc.status >= 500:
+        log.warning("refused", path=request.url.path, status=exc.status, detail=exc.detail)
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
     return problem(exc.status, exc.detail, title=exc.title, headers=headers)
 
@@ -136,6 +147,7 @@ def on_http_exception(
     request: Request[Any, Any, Any], exc: HTTPException
 ) -> Response[dict[str, Any]]:
     status = exc.status_code
+    _count(request, 400 if isinstance(exc, ValidationException) else status)
     if isinstance(exc, ValidationException):
         errors = _field_errors(exc.extra)
         detail = exc.detail
@@ -153,6 +165,7 @@ def on_http_exception(
 
 
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    _count(request, 400 if isinstance(exc, (RecursionError, UnicodeDecodeError)) else 500)
     if isinstance(exc, RecursionError):  # a body nested deeper than the JSON decoder goes
         return problem(400, "the request body nests too deeply", title="Invalid request")
     if isinstance(exc, UnicodeDecodeError):  # raised while reading the body as text

@@ -18,7 +18,7 @@ from litestar.params import Parameter
 from audit.record import Actor
 from audit.recording import ruleset_record
 from engine import DeployRefused, Routing, RulesetError, UnknownRuleset
-from server.core import Frontline, Problem, new_id
+from server.core import Frontline, Problem, log, new_id
 from server.http import principal_of, problem, problems, requires
 from server.schemas import ActivateRequest, Revision, RolloutRequest, RulesetName
 
@@ -47,6 +47,22 @@ def _routing(routing: Routing) -> dict[str, Any]:
 def _actor(request: Request[Any, Any, Any]) -> Actor:
     principal = principal_of(request)
     return Actor(principal=principal.name, role=principal.role)
+
+
+def _changed(
+    frontline: Frontline, action: str, name: str, revision: int | None, actor: Actor
+) -> None:
+    """Count and log a change once the ledger holds it."""
+    if frontline.metrics is not None:
+        frontline.metrics.ruleset_changes.labels(action).inc()
+    log.info(
+        "ruleset changed",
+        action=action,
+        ruleset=name,
+        revision=revision,
+        actor=actor.principal,
+        role=actor.role,
+    )
 
 
 @post(
@@ -119,6 +135,7 @@ async def deploy(
                 },
             )
         )
+        _changed(frontline, "deploy", done.name, done.revision, _actor(request))
     return Response(
         {
             "name": done.name,
@@ -228,6 +245,7 @@ async def activate(
             details={"previous": previous},
         )
     )
+    _changed(frontline, action, name, data.revision, _actor(request))
     return {"name": name, **_routing(registry.routing(name))}
 
 
@@ -280,6 +298,7 @@ async def rollout(
             details=details,
         )
     )
+    _changed(frontline, "rollout" if canary else "shadow", name, revision, _actor(request))
     return {"name": name, **_routing(routing)}
 
 

@@ -1,0 +1,111 @@
+"""Prometheus metrics at ``/metrics``.
+
+Per-request work is one histogram observation per decision; everything that can be read
+when Prometheus scrapes (ledger batch size and commit latency, queue length, in-flight
+requests, refusals) is read then, by a collector, at no cost to requests.
+
+Each worker process keeps its own registry and labels its series with its ``instance``; with
+several workers a scrape reaches one of them, so scrape each worker's port or aggregate by
+``instance`` (the per-instance ledger chains are labelled the same way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from litestar import Request, Response, get
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+
+
+class Metrics:
+    """The service's metrics, in a registry of their own (one per process)."""
+
+    def __init__(self, instance: str) -> None:
+        self.registry = CollectorRegistry()
+        self.instance = instance
+        self.decisions = Histogram(
+            "frontline_decision_seconds",
+            "Time to evaluate a decision and record it durably, by ruleset and revision",
+            ["ruleset", "revision"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.context_lookups = Counter(
+            "frontline_context_lookups_total",
+            "Cached-context lookups by decisions: hit (a context was cached) or miss",
+            ["result"],
+            registry=self.registry,
+        )
+        self.ruleset_changes = Counter(
+            "frontline_ruleset_changes_total",
+            "Deploys, activations, rollbacks, canaries and shadows recorded",
+            ["action"],
+            registry=self.registry,
+        )
+        self.problems = Counter(
+            "frontline_problems_total",
+            "Requests answered with a problem (4xx/5xx), by status",
+            ["status"],
+            registry=self.registry,
+        )
+
+    def watch(self, collector: Collector) -> None:
+        self.registry.register(collector)
+
+
+class LedgerCollector(Collector):
+    """Reads the ledger writer's counters at scrape time."""
+
+    def __init__(self, writer: Any, admission: Any, instance: str) -> None:
+        self.writer = writer
+        self.admission = admission
+        self.instance = instance
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        w = self.writer
+        values = (
+            ("frontline_ledger_records", "Records committed since start", w.records),
+            ("frontline_ledger_batches", "Batches committed since start", w.batches),
+            ("frontline_ledger_last_batch_size", "Records in the last batch", w.last_batch_size),
+            (
+                "frontline_ledger_last_commit_seconds",
+                "Seal, write and fsync time of the last batch",
+                w.last_commit_seconds,
+            ),
+            ("frontline_ledger_pending", "Records waiting to be committed", w.pending),
+        )
+        for name, text, value in values:
+            family = GaugeMetricFamily(name, text, labels=["instance"])
+            family.add_metric([self.instance], float(value))
+            yield family
+        gate = self.admission
+        if gate is not None:
+            for name, text, value in (
+                ("frontline_requests_in_flight", "HTTP requests in flight", gate.in_flight),
+                (
+                    "frontline_requests_refused",
+                    "Requests refused by admission control since start",
+                    gate.refused,
+                ),
+            ):
+                family = GaugeMetricFamily(name, text, labels=["instance"])
+                family.add_metric([self.instance], float(value))
+                yield family
+
+
+@get("/metrics", tags=["operations"], include_in_schema=False)
+async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Prometheus text format."""
+    metrics: Metrics = request.app.state.metrics
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
