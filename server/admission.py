@@ -31,37 +31,36 @@ _HEADERS = [
 ]
 
 
-class AdmissionControl:
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
+class Gate:
+    """The cap and its counters, shared by every route: Litestar builds the middleware into
+    each route's stack, so the count must live here, not in the middleware objects."""
+
+    def __init__(self, limit: int) -> None:
         self.limit = limit
         self.in_flight = 0
         self.refused = 0
 
+    def __call__(self, app: ASGIApp) -> ASGIApp:
+        return AdmissionControl(app, self)
+
+
+class AdmissionControl:
+    def __init__(self, app: ASGIApp, gate: Gate) -> None:
+        self.app = app
+        self.gate = gate
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gate = self.gate
         if scope["type"] != ScopeType.HTTP or scope["path"] in EXEMPT:
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.limit:
-            self.refused += 1
+        if gate.in_flight >= gate.limit:
+            gate.refused += 1
             await send({"type": "http.response.start", "status": 503, "headers": _HEADERS})
             await send({"type": "http.response.body", "body": _BODY, "more_body": False})
             return
-        self.in_flight += 1
+        gate.in_flight += 1
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
-
-
-class Gate:
-    """The middleware factory given to Litestar; once the app is assembled, ``instance`` is
-    the AdmissionControl in use (its counters feed /metrics)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.instance: AdmissionControl | None = None
-
-    def __call__(self, app: ASGIApp) -> ASGIApp:
-        self.instance = AdmissionControl(app, self.limit)
-        return self.instance
+            gate.in_flight -= 1

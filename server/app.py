@@ -38,6 +38,7 @@ from server.http import on_http_exception, on_problem, on_unexpected
 from server.keys import KeyRing
 from server.logs import configure as configure_logging
 from server.metrics import LedgerCollector, Metrics, metrics_endpoint
+from server.ratelimit import Limits
 from server.routes import agents, audit, customers, rulesets
 from server.settings import Settings
 
@@ -141,6 +142,12 @@ async def readyz(frontline: Frontline) -> Response[dict[str, Any]]:
     return Response(body, status_code=200 if not problems else 503)
 
 
+def redis_client(url: str) -> Any:
+    import redis.asyncio
+
+    return redis.asyncio.Redis.from_url(url)
+
+
 def _provide_frontline(state: State) -> Frontline:
     frontline: Frontline = state.frontline
     return frontline
@@ -153,12 +160,16 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
     configure_logging(settings.log_level)
     metrics = Metrics(settings.instance)
     gate = Gate(settings.max_concurrency)
+    limits = Limits(
+        settings.rate_limit_per_minute,
+        redis_client(settings.redis_url) if settings.redis_url else None,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         built = frontline or build_frontline(settings)
         built.metrics = metrics
-        metrics.watch(LedgerCollector(built.ledger, gate.instance, settings.instance))
+        metrics.watch(LedgerCollector(built.ledger, gate, settings.instance))
         app.state.frontline = built
         log.info(
             "frontline ready",
@@ -183,7 +194,8 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
             *audit.ROUTES,
             metrics_endpoint,
         ],
-        middleware=[gate],
+        middleware=[gate, limits],
+        logging_config=None,  # server/logs.py configures logging once, for everything
         dependencies={"frontline": Provide(_provide_frontline, sync_to_thread=False)},
         lifespan=[lifespan],
         state=State({"keyring": keys, "settings": settings, "metrics": metrics}),

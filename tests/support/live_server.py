@@ -60,7 +60,7 @@ class LiveServer:
             **os.environ,
             "FRONTLINE_API_KEYS": API_KEYS,
             "FRONTLINE_MASKING_KEY": "test-masking-key-0123456789",
-            "FRONTLINE_LOG_LEVEL": "warning",
+            "FRONTLINE_LOG_LEVEL": "info",
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None

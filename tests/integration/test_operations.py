@@ -1,0 +1,198 @@
+"""Operations on a live server: metrics, JSON logs with request ids, readiness, admission
+control under overload, and a SIGTERM that drains the ledger."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from audit.query import LedgerQuery, LedgerReader
+from audit.verify import verify_ledger
+from tests.support.live_server import LiveServer
+
+BODY = {"ruleset": "retention-desk", "customer_id": "c-1", "agent_id": "agent-7"}
+
+
+def samples(text: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}"] = sample.value
+    return out
+
+
+def test_metrics_count_decisions_and_read_the_ledger(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    before = samples(client.get("/metrics").text)
+    for _ in range(5):
+        assert (
+            client.post("/v1/decisions", json=BODY, headers=server.auth("agent")).status_code == 200
+        )
+    client.post("/v1/decisions", json={**BODY, "ruleset": "nope"}, headers=server.auth("agent"))
+    after = samples(client.get("/metrics").text)
+    key = next(k for k in after if k.startswith("frontline_decision_seconds_count{"))
+    assert "ruleset=retention-desk" in key
+    assert after[key] - before.get(key, 0) == 5
+    assert after["frontline_problems_total{status=404}"] >= 1
+    assert after["frontline_ledger_records{instance=local}"] >= 5
+    assert after["frontline_context_lookups_total{result=miss}"] >= 5
+    assert "frontline_requests_in_flight{instance=local}" in after
+
+
+def test_logs_are_json_lines_carrying_the_request_id(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    r = client.post(
+        "/v1/decisions",
+        json={**BODY, "ruleset": "no-such-ruleset"},
+        headers={**server.auth("agent"), "X-Request-ID": "req-abc-123"},
+    )
+    assert r.status_code == 404
+    deploy = client.post(
+        "/v1/rulesets/retention-desk/activate",
+        json={"revision": 1},
+        headers={**server.auth("author"), "X-Request-ID": "req-deploy-9"},
+    )
+    assert deploy.status_code == 200
+    time.sleep(0.2)
+    lines = [json.loads(x) for x in server.output().splitlines() if x.startswith("{")]
+    changed = [x for x in lines if x.get("event") == "ruleset changed"]
+    assert changed and changed[-1]["request_id"] == "req-deploy-9"
+    assert changed[-1]["actor"] == "ann" and changed[-1]["action"] in ("activate", "rollback")
+    assert all("timestamp" in x and "level" in x for x in lines)
+
+
+def test_readiness_and_health(client: httpx.Client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready"}
+
+
+def test_overload_is_answered_503_quickly_and_the_server_recovers(tmp_path: Path) -> None:
+    """With room for 2 requests in flight, a burst of 40 concurrent slow requests (large
+    deploys) gets quick 503s with Retry-After; afterwards requests succeed again."""
+    document = Path(__file__).resolve().parents[2] / "rulesets" / "billing-disputes.yaml"
+    text = document.read_text(encoding="utf-8")
+    with LiveServer(tmp_path / "d", env={"FRONTLINE_MAX_CONCURRENCY": "2"}) as server:
+        statuses: list[tuple[int, float, str | None]] = []
+        lock = threading.Lock()
+
+        def deploy(n: int) -> None:
+            started = time.monotonic()
+            r = httpx.post(
+                server.url + "/v1/rulesets",
+                content=text.replace("ruleset: billing-disputes", f"ruleset: bd-{n}"),
+                headers={**server.auth("author"), "content-type": "application/yaml"},
+                timeout=60,
+            )
+            with lock:
+                statuses.append(
+                    (r.status_code, time.monotonic() - started, r.headers.get("retry-after"))
+                )
+
+        threads = [threading.Thread(target=deploy, args=(n,)) for n in range(40)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        refused = [s for s in statuses if s[0] == 503]
+        assert refused, statuses
+        assert all(retry == "1" for _, _, retry in refused)
+        assert max(seconds for _, seconds, _ in refused) < 2.0
+        assert {s[0] for s in statuses} <= {201, 503}
+        again = httpx.post(server.url + "/v1/decisions", json=BODY, headers=server.auth("agent"))
+        assert again.status_code == 200
+        metrics = samples(httpx.get(server.url + "/metrics").text)
+        assert metrics["frontline_requests_refused{instance=local}"] == len(refused)
+
+
+def test_sigterm_drains_every_answered_decision_into_the_ledger(tmp_path: Path) -> None:
+    server = LiveServer(tmp_path / "d").start()
+    answered: list[str] = []
+    stop = threading.Event()
+
+    def agent(n: int) -> None:
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            while not stop.is_set():
+                try:
+                    r = c.post(
+                        "/v1/decisions",
+                        json={**BODY, "customer_id": f"c-{n}"},
+                        headers=server.auth("agent"),
+                    )
+                except httpx.TransportError:
+                    return
+                if r.status_code == 200:
+                    answered.append(r.json()["decision_id"])
+
+    threads = [threading.Thread(target=agent, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    assert server.process is not None
+    server.process.send_signal(signal.SIGTERM)
+    code = server.process.wait(30)
+    stop.set()
+    for t in threads:
+        t.join()
+    # uvicorn shuts down cleanly, then re-raises the signal so the exit status says SIGTERM.
+    assert code in (0, -signal.SIGTERM), server.output()
+    assert '"event": "frontline stopped"' in server.output()
+    assert len(answered) > 20
+    reader = LedgerReader(server.data_dir / "ledger.db")
+    try:
+        stored = {r.id for r in reader.iterate(LedgerQuery(kind="decision"))}
+    finally:
+        reader.close()
+    assert set(answered) <= stored
+    assert verify_ledger(server.data_dir / "ledger.db").ok
+
+
+def clear_of_a_window_edge() -> None:
+    """Budgets are per clock minute: start well inside one, so the test's requests share it."""
+    if time.time() % 60 > 55:
+        time.sleep(60 - time.time() % 60 + 0.5)
+
+
+def test_each_key_has_its_own_budget_and_gets_429_with_retry_after(tmp_path: Path) -> None:
+    with LiveServer(tmp_path / "d", env={"FRONTLINE_RATE_LIMIT": "5"}) as server:
+        clear_of_a_window_edge()
+        seen = []
+        for _ in range(7):
+            r = httpx.post(server.url + "/v1/decisions", json=BODY, headers=server.auth("agent"))
+            seen.append(r.status_code)
+        assert seen[:5] == [200] * 5 and seen[5:] == [429, 429], seen
+        assert 1 <= int(r.headers["retry-after"]) <= 60
+        assert r.headers["content-type"].startswith("application/problem+json")
+        # another key still has its budget; health is never limited
+        other = httpx.get(server.url + "/v1/rulesets", headers=server.auth("author"))
+        assert other.status_code == 200
+        assert all(httpx.get(server.url + "/healthz").status_code == 200 for _ in range(10))
+
+
+def test_with_redis_instances_share_each_keys_budget(tmp_path: Path) -> None:
+    """Two servers on one Redis: a key's budget is spent across both."""
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    client.ping()  # Redis must answer: this test fails rather than skips without it
+    for key in client.scan_iter("frontline:rate:*"):
+        client.delete(key)
+    env = {"FRONTLINE_RATE_LIMIT": "6", "REDIS_URL": "redis://127.0.0.1:6379/0"}
+    with (
+        LiveServer(tmp_path / "a", env=env) as a,
+        LiveServer(tmp_path / "b", env=env) as b,
+    ):
+        clear_of_a_window_edge()
+        statuses = [
+            httpx.post(s.url + "/v1/decisions", json=BODY, headers=s.auth("agent")).status_code
+            for s in (a, b) * 4
+        ]
+    assert statuses[:6] == [200] * 6 and statuses[6:] == [429, 429], statuses
