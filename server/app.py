@@ -9,10 +9,12 @@ shutdown  the ledger drains: every accepted record is committed before the proce
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from adapters.files import FileRulesetStore
 from adapters.memory import MemoryContextStore, MemoryEventCounters, MemoryInteractions
 from audit.masking import Masker
 from audit.recording import ruleset_record
+from audit.retention import apply_retention
 from audit.sqlite import SqliteLedgerStore
 from audit.writer import LedgerWriter
 from engine import RulesetError, RulesetRegistry
@@ -148,6 +151,33 @@ def redis_client(url: str) -> Any:
     return redis.asyncio.Redis.from_url(url)
 
 
+RETENTION_EVERY = 3600.0
+
+
+async def prune_forever(frontline: Frontline, settings: Settings) -> None:
+    """Apply the retention setting to this instance's chain now and then every hour."""
+    assert settings.retention is not None
+    while True:
+        try:
+            result = await asyncio.to_thread(
+                apply_retention,
+                settings.ledger_path,
+                frontline.ledger,
+                older_than=settings.retention,
+                now=datetime.now(UTC),
+            )
+            if result.deleted:
+                log.info(
+                    "retention applied",
+                    deleted=result.deleted,
+                    through=result.through,
+                    cutoff=result.cutoff,
+                )
+        except Exception as exc:  # a failed run is retried next time; serving goes on
+            log.error("retention failed", error=str(exc))
+        await asyncio.sleep(RETENTION_EVERY)
+
+
 def _provide_frontline(state: State) -> Frontline:
     frontline: Frontline = state.frontline
     return frontline
@@ -171,6 +201,9 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
         built.metrics = metrics
         metrics.watch(LedgerCollector(built.ledger, gate, settings.instance))
         app.state.frontline = built
+        pruning = (
+            asyncio.create_task(prune_forever(built, settings)) if settings.retention else None
+        )
         log.info(
             "frontline ready",
             rulesets=built.registry.names(),
@@ -180,6 +213,8 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
         try:
             yield
         finally:
+            if pruning is not None:
+                pruning.cancel()
             built.ledger.close()
             log.info("frontline stopped", ledger_records=built.ledger.records)
 

@@ -196,3 +196,39 @@ def test_with_redis_instances_share_each_keys_budget(tmp_path: Path) -> None:
             for s in (a, b) * 4
         ]
     assert statuses[:6] == [200] * 6 and statuses[6:] == [429, 429], statuses
+
+
+def test_retention_runs_in_the_server_and_the_chain_still_verifies(tmp_path: Path) -> None:
+    """Records older than FRONTLINE_RETENTION are pruned at startup, behind a checkpoint."""
+    from audit.record import LedgerRecord
+    from audit.sqlite import SqliteLedgerStore
+    from audit.writer import LedgerWriter
+
+    data = tmp_path / "d"
+    data.mkdir()
+    store = SqliteLedgerStore(data / "ledger.db", instance="local")
+    old = LedgerWriter(store, clock=lambda: "2020-01-01T00:00:00.000000Z")
+    for k in range(30):
+        old.append_blocking(LedgerRecord(id=f"old-{k}", kind="decision", customer_id="c-1"))
+    old.close()
+    store.close()
+    with LiveServer(data, env={"FRONTLINE_RETENTION": "30d"}) as server:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            page = httpx.get(
+                server.url + "/v1/audit/decisions",
+                params={"customer_id": "c-1"},
+                headers=server.auth("auditor"),
+            ).json()
+            if not page["records"]:
+                break
+            time.sleep(0.2)
+        assert page["records"] == []
+        report = httpx.get(server.url + "/v1/audit/verify", headers=server.auth("auditor")).json()
+        assert report["ok"] is True, report
+        checkpoints = httpx.get(
+            server.url + "/v1/audit/decisions",
+            params={"kind": "checkpoint"},
+            headers=server.auth("auditor"),
+        ).json()["records"]
+        assert checkpoints[0]["data"]["deleted_through"] == 30
