@@ -261,3 +261,43 @@ def test_first_page_of_a_query_on_a_million_records(
         benchmark.pedantic(lambda: reader.page(query(rng)), rounds=20, iterations=1)
     finally:
         reader.close()
+
+
+def test_shipping_to_postgresql(
+    benchmark: Any, records: list[LedgerRecord], tmp_path: Path, pg_schema: str
+) -> None:
+    """50,000 records in the spool, shipped to the real PostgreSQL: records/s."""
+    from audit.postgres import PostgresLedgerStore
+    from audit.shipper import LedgerShipper
+    from tests.support.postgres import URL
+
+    total = 50_000
+    spool = tmp_path / "ledger.db"
+    store = SqliteLedgerStore(spool, instance="bench")
+    writer = LedgerWriter(store, max_pending=total)
+    futures = [
+        writer.submit(msgspec.structs.replace(records[k % len(records)], id=f"s-{k}"))
+        for k in range(total)
+    ]
+    for f in futures:
+        f.result()
+    writer.close()
+    started = time.perf_counter()
+    shipper = LedgerShipper(
+        spool, "bench", lambda: PostgresLedgerStore(URL, instance="bench", schema=pg_schema)
+    )
+    assert shipper.wait_until_shipped(total, timeout=600)
+    elapsed = time.perf_counter() - started
+    shipper.close()
+    store.close()
+    benchmark.extra_info.update(
+        {
+            "kind": "ledger-shipping",
+            "records": total,
+            "seconds": elapsed,
+            "records_per_s": total / elapsed,
+            "load_average": os.getloadavg(),
+        }
+    )
+    benchmark.group = "ledger"
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)

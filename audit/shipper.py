@@ -1,0 +1,139 @@
+"""Shipping an instance's ledger from its local SQLite spool to PostgreSQL, in order, once.
+
+    LedgerWriter ──▶ SQLite spool (durable: the request is answered)
+                          │  LedgerShipper thread: read after PostgreSQL's head, COPY a batch
+                          ▼
+                     PostgreSQL (instance, seq)
+
+Decisions never wait for PostgreSQL: they are durable in the spool. The shipper asks
+PostgreSQL for this instance's last ``seq`` before every batch, so a batch whose commit was
+acknowledged or not (a connection cut mid-commit) is never shipped twice, and a restart
+resumes exactly where PostgreSQL stands. While PostgreSQL is unreachable the spool grows and
+the shipper retries with a backoff capped at ``max_backoff``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from audit.postgres import PostgresLedgerStore
+from audit.sqlite import connect
+
+
+@dataclass(frozen=True)
+class ShipperStatus:
+    connected: bool
+    shipped_seq: int
+    spool_seq: int
+    last_error: str | None
+
+    @property
+    def lag(self) -> int:
+        return self.spool_seq - self.shipped_seq
+
+
+class LedgerShipper:
+    def __init__(
+        self,
+        spool: Path | str,
+        instance: str,
+        target: Callable[[], PostgresLedgerStore],
+        *,
+        batch: int = 5_000,
+        idle: float = 0.05,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.spool = Path(spool)
+        self.instance = instance
+        self._target_factory = target
+        self._batch = batch
+        self._idle = idle
+        self._max_backoff = max_backoff
+        self._target: PostgresLedgerStore | None = None
+        self._stop = threading.Event()
+        self._shipped = 0
+        self._error: str | None = None
+        self.batches = 0
+        self.records = 0
+        self._thread = threading.Thread(target=self._run, name="ledger-shipper", daemon=True)
+        self._thread.start()
+
+    def status(self) -> ShipperStatus:
+        reader = connect(self.spool, readonly=True)
+        try:
+            row = reader.execute(
+                "SELECT coalesce(max(seq), 0) FROM ledger WHERE instance = ?", (self.instance,)
+            ).fetchone()
+        finally:
+            reader.close()
+        return ShipperStatus(self._target is not None, self._shipped, int(row[0]), self._error)
+
+    def wait_until_shipped(self, seq: int, timeout: float) -> bool:
+        """Block until PostgreSQL holds this instance's records up to ``seq``."""
+        deadline = time.monotonic() + timeout
+        while self._shipped < seq:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Ship what can be shipped within ``timeout``, then stop."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._target is not None:
+            if self.status().lag == 0:
+                break
+            time.sleep(0.02)
+        self._stop.set()
+        self._thread.join(timeout)
+        if self._target is not None:
+            self._target.close()
+
+    def _run(self) -> None:
+        backoff = 0.05
+        spool = connect(self.spool, readonly=True)
+        try:
+            while not self._stop.is_set():
+                try:
+                    if self._target is None:
+                        self._target = self._target_factory()
+                    shipped = self._ship_one(spool, self._target)
+                    self._error = None
+                    backoff = 0.05
+                    if not shipped:
+                        self._stop.wait(self._idle)
+                except Exception as exc:  # PostgreSQL unreachable, connection cut, ...
+                    self._error = f"{type(exc).__name__}: {exc}"
+                    self._drop_target()
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, self._max_backoff)
+        finally:
+            spool.close()
+
+    def _ship_one(self, spool: sqlite3.Connection, target: PostgresLedgerStore) -> int:
+        head, _ = target.head()
+        self._shipped = head
+        rows = spool.execute(
+            "SELECT ?, seq, id, kind, recorded_at, customer_id, agent_id, ruleset, revision,"
+            " body, hash FROM ledger WHERE instance = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (self.instance, self.instance, head, self._batch),
+        ).fetchall()
+        if not rows:
+            return 0
+        target.append_rows(rows)
+        self._shipped = int(rows[-1][1])
+        self.batches += 1
+        self.records += len(rows)
+        return len(rows)
+
+    def _drop_target(self) -> None:
+        target, self._target = self._target, None
+        if target is not None:
+            with contextlib.suppress(Exception):  # the connection is already gone
+                target.close()

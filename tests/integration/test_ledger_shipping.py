@@ -1,0 +1,132 @@
+"""The spool ships to the real PostgreSQL through a proxy that fails on demand: decisions go
+on while it is down, and every record arrives once, in order, when it is back."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from audit.postgres import PostgresLedgerStore
+from audit.record import LedgerRecord
+from audit.shipper import LedgerShipper
+from audit.sqlite import SqliteLedgerStore
+from audit.verify import verify
+from audit.writer import LedgerWriter
+from tests.support.postgres import URL
+from tests.support.tcp_proxy import FaultyProxy
+
+
+def proxied_url(port: int) -> str:
+    return URL.replace("127.0.0.1:5432", f"127.0.0.1:{port}")
+
+
+def test_outages_lose_nothing_and_duplicate_nothing(tmp_path: Path, pg_schema: str) -> None:
+    proxy = FaultyProxy(("127.0.0.1", 5432)).start()
+    spool = tmp_path / "ledger.db"
+    store = SqliteLedgerStore(spool, instance="i-1")
+    writer = LedgerWriter(store)
+    shipper = LedgerShipper(
+        spool,
+        "i-1",
+        lambda: PostgresLedgerStore(proxied_url(proxy.port), instance="i-1", schema=pg_schema),
+        batch=300,
+        max_backoff=0.2,
+    )
+    appended = 0
+    stop = threading.Event()
+
+    def decide() -> None:
+        nonlocal appended
+        while not stop.is_set():
+            writer.append_blocking(LedgerRecord(id=f"d-{appended}", kind="decision"))
+            appended += 1
+
+    producer = threading.Thread(target=decide)
+    producer.start()
+    try:
+        time.sleep(0.5)
+        for _ in range(3):  # three outages while decisions keep coming
+            proxy.down()
+            before = appended
+            time.sleep(0.6)
+            assert appended > before  # decisions go on without PostgreSQL
+            assert shipper.status().lag > 0  # and the spool grows
+            assert shipper.status().last_error is not None
+            proxy.up()
+            time.sleep(0.4)
+    finally:
+        stop.set()
+        producer.join()
+    head, _ = writer.head
+    writer.close()
+    assert shipper.wait_until_shipped(head, timeout=30), shipper.status()
+    shipper.close()
+    target = PostgresLedgerStore(URL, instance="i-1", schema=pg_schema)
+    try:
+        assert target.count() == head  # each record exactly once
+        report = verify(target)
+        assert report.ok and report.records == head
+        assert [seq for seq, _ in target.scan()] == list(range(1, head + 1))
+    finally:
+        target.close()
+        store.close()
+        proxy.close()
+
+
+def test_a_new_shipper_resumes_where_postgresql_stands(tmp_path: Path, pg_schema: str) -> None:
+    spool = tmp_path / "ledger.db"
+    store = SqliteLedgerStore(spool, instance="i-2")
+    writer = LedgerWriter(store)
+    for k in range(500):
+        writer.append_blocking(LedgerRecord(id=f"a-{k}", kind="decision"))
+
+    def target() -> PostgresLedgerStore:
+        return PostgresLedgerStore(URL, instance="i-2", schema=pg_schema)
+
+    first = LedgerShipper(spool, "i-2", target, batch=100)
+    assert first.wait_until_shipped(500, timeout=30)
+    first.close()
+    for k in range(300):
+        writer.append_blocking(LedgerRecord(id=f"b-{k}", kind="decision"))
+    writer.close()
+    second = LedgerShipper(spool, "i-2", target, batch=100)
+    assert second.wait_until_shipped(800, timeout=30)
+    second.close()
+    check = target()
+    try:
+        assert check.count() == 800 and verify(check).ok
+    finally:
+        check.close()
+        store.close()
+
+
+def test_a_connection_cut_in_the_middle_of_batches(tmp_path: Path, pg_schema: str) -> None:
+    """Cut the connection repeatedly while large batches are in flight."""
+    proxy = FaultyProxy(("127.0.0.1", 5432)).start()
+    spool = tmp_path / "ledger.db"
+    store = SqliteLedgerStore(spool, instance="i-3")
+    writer = LedgerWriter(store)
+    for k in range(6000):
+        writer.submit(LedgerRecord(id=f"c-{k}", kind="decision", data={"pad": "x" * 400}))
+    writer.close()
+    shipper = LedgerShipper(
+        spool,
+        "i-3",
+        lambda: PostgresLedgerStore(proxied_url(proxy.port), instance="i-3", schema=pg_schema),
+        batch=1000,
+        max_backoff=0.1,
+    )
+    for _ in range(8):
+        time.sleep(0.05)
+        proxy.down()
+        proxy.up()
+    assert shipper.wait_until_shipped(6000, timeout=60), shipper.status()
+    shipper.close()
+    check = PostgresLedgerStore(URL, instance="i-3", schema=pg_schema)
+    try:
+        assert check.count() == 6000 and verify(check).ok
+    finally:
+        check.close()
+        store.close()
+        proxy.close()
