@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS ledger (
     agent_id     TEXT,
     ruleset      TEXT,
     revision     INTEGER,
-    body         BYTEA NOT NULL,
+    body         BYTEA COMPRESSION lz4 NOT NULL,
     hash         TEXT NOT NULL,
     PRIMARY KEY (instance, seq)
 );
