@@ -257,3 +257,85 @@ def test_bad_decision_requests_are_problem_details(
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert detail in response.json()["detail"]
+
+
+def test_canary_and_shadow_through_the_api(tmp_path: Path) -> None:
+    """A canary serves its share of customers by a stable hash; a shadow's differences are
+    recorded in the ledger and never returned; both changes are recorded with their author."""
+    with LiveServer(tmp_path / "data") as server, httpx.Client(base_url=server.url) as c:
+        author = {**server.auth("author"), "content-type": "application/yaml"}
+        changed = RETENTION.replace("max_amount: 25", "max_amount: 40", 1)
+        second = c.post("/v1/rulesets?activate=false", content=changed, headers=author)
+        assert second.status_code == 201 and second.json()["activated"] is False
+        rollout = c.post(
+            "/v1/rulesets/retention-desk/rollout",
+            json={"revision": 2, "percent": 30},
+            headers=server.auth("author"),
+        )
+        assert rollout.status_code == 200, rollout.text
+        assert rollout.json()["canary"] == {"revision": 2, "percent": 30}
+        context = {"customer": {"tier": "gold"}, "history": {"contacts_7d": 3}}
+        served = {}
+        for k in range(200):
+            r = c.post(
+                "/v1/decisions",
+                json={
+                    "ruleset": "retention-desk",
+                    "customer_id": f"cust-{k}",
+                    "agent_id": "agent-7",
+                    "context": context,
+                },
+                headers=server.auth("agent"),
+            )
+            served[f"cust-{k}"] = r.json()["revision"]
+        share = sum(v == 2 for v in served.values()) / len(served)
+        assert 0.18 < share < 0.42, share
+        again = c.post(
+            "/v1/decisions",
+            json={"ruleset": "retention-desk", "customer_id": "cust-7", "agent_id": "agent-7"},
+            headers=server.auth("agent"),
+        )
+        assert again.json()["revision"] == served["cust-7"]  # stable per customer
+        c.post(
+            "/v1/rulesets/retention-desk/rollout",
+            json={"revision": 2, "percent": 0},
+            headers=server.auth("author"),
+        )
+        # The shadow escalates repeat callers from their third contact instead of the fourth.
+        escalating = RETENTION.replace(
+            "when: history.contacts_7d >= 4", "when: history.contacts_7d >= 3", 1
+        )
+        assert escalating != RETENTION
+        third = c.post("/v1/rulesets?activate=false", content=escalating, headers=author)
+        assert third.status_code == 201, third.text
+        shadow = c.post(
+            "/v1/rulesets/retention-desk/rollout",
+            json={"shadow": 3},
+            headers=server.auth("author"),
+        )
+        assert shadow.json()["shadow"] == 3 and shadow.json()["canary"] is None
+        decided = c.post(
+            "/v1/decisions",
+            json={
+                "ruleset": "retention-desk",
+                "customer_id": "cust-shadowed",
+                "agent_id": "agent-7",
+                "context": context,
+            },
+            headers=server.auth("agent"),
+        ).json()
+        assert decided["revision"] == 1
+        assert decided["escalation"] is None  # the shadow's answer is not returned
+        time.sleep(0.3)
+        audit = server.auth("auditor")
+        shadows = c.get("/v1/audit/decisions", params={"kind": "shadow"}, headers=audit).json()
+        (record,) = shadows["records"]
+        assert record["data"]["decision_id"] == decided["decision_id"]
+        assert record["data"]["differences"]["escalation"] == {
+            "served": None,
+            "shadow": "repeat-caller",
+        }
+        changes = c.get("/v1/audit/decisions", params={"kind": "ruleset"}, headers=audit).json()
+        actions = [r["data"]["action"] for r in changes["records"]]
+        assert actions[:4] == ["shadow", "deploy", "rollout", "rollout"]
+        assert all(r["actor"]["principal"] == "ann" for r in changes["records"][:4])
