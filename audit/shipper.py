@@ -26,6 +26,10 @@ from audit.postgres import PostgresLedgerStore
 from audit.sqlite import connect
 
 
+class ChainMismatch(RuntimeError):
+    """PostgreSQL's chain for this instance is not the spool's."""
+
+
 @dataclass(frozen=True)
 class ShipperStatus:
     connected: bool
@@ -117,7 +121,9 @@ class LedgerShipper:
             spool.close()
 
     def _ship_one(self, spool: sqlite3.Connection, target: PostgresLedgerStore) -> int:
-        head, _ = target.head()
+        head, head_hash = target.head()
+        if head:
+            self._check_same_chain(spool, head, head_hash)
         self._shipped = head
         rows = spool.execute(
             "SELECT ?, seq, id, kind, recorded_at, customer_id, agent_id, ruleset, revision,"
@@ -131,6 +137,22 @@ class LedgerShipper:
         self.batches += 1
         self.records += len(rows)
         return len(rows)
+
+    def _check_same_chain(self, spool: sqlite3.Connection, head: int, head_hash: str) -> None:
+        """Refuse to ship onto a chain PostgreSQL holds for this instance name that is not
+        this spool's: two servers with one instance name would otherwise skip records."""
+        last = spool.execute(
+            "SELECT max(seq) FROM ledger WHERE instance = ?", (self.instance,)
+        ).fetchone()[0]
+        mine = spool.execute(
+            "SELECT hash FROM ledger WHERE instance = ? AND seq = ?", (self.instance, head)
+        ).fetchone()
+        if (last or 0) < head or (mine is not None and mine[0] != head_hash):
+            raise ChainMismatch(
+                f"PostgreSQL holds a different chain for instance {self.instance!r} (its "
+                f"record {head} is not this spool's); give each server its own "
+                "FRONTLINE_INSTANCE"
+            )
 
     def _drop_target(self) -> None:
         target, self._target = self._target, None

@@ -15,6 +15,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,10 @@ from litestar.response import Response
 from adapters.files import FileRulesetStore
 from adapters.memory import MemoryContextStore, MemoryEventCounters, MemoryInteractions
 from audit.masking import Masker
+from audit.postgres import PostgresLedgerStore
 from audit.recording import ruleset_record
 from audit.retention import apply_retention
+from audit.shipper import LedgerShipper
 from audit.sqlite import SqliteLedgerStore
 from audit.writer import LedgerWriter
 from engine import RulesetError, RulesetRegistry
@@ -159,12 +162,15 @@ async def prune_forever(frontline: Frontline, settings: Settings) -> None:
     assert settings.retention is not None
     while True:
         try:
+            # With PostgreSQL, only what has been shipped may go from the spool.
+            keep_from = frontline.shipper.status().shipped_seq + 1 if frontline.shipper else None
             result = await asyncio.to_thread(
                 apply_retention,
                 settings.ledger_path,
                 frontline.ledger,
                 older_than=settings.retention,
                 now=datetime.now(UTC),
+                keep_from=keep_from,
             )
             if result.deleted:
                 log.info(
@@ -199,8 +205,18 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         built = frontline or build_frontline(settings)
         built.metrics = metrics
-        metrics.watch(LedgerCollector(built.ledger, gate, settings.instance))
         app.state.frontline = built
+        shipper = (
+            LedgerShipper(
+                settings.ledger_path,
+                settings.instance,
+                partial(PostgresLedgerStore, settings.database_url, settings.instance),
+            )
+            if settings.database_url
+            else None
+        )
+        built.shipper = shipper
+        metrics.watch(LedgerCollector(built.ledger, gate, settings.instance, shipper))
         pruning = (
             asyncio.create_task(prune_forever(built, settings)) if settings.retention else None
         )
@@ -216,6 +232,8 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
             if pruning is not None:
                 pruning.cancel()
             built.ledger.close()
+            if shipper is not None:
+                await asyncio.to_thread(shipper.close, 10.0)
             log.info("frontline stopped", ledger_records=built.ledger.records)
 
     keys, _ = load_keys(settings)

@@ -24,6 +24,7 @@ import structlog
 from audit.masking import Masker
 from audit.record import Actor, LedgerRecord, RulesetRef
 from audit.recording import decision_record
+from audit.shipper import LedgerShipper
 from audit.writer import LedgerBusy, LedgerError, LedgerWriter
 from engine import (
     CompiledRuleset,
@@ -128,6 +129,7 @@ class Frontline:
     masker: Masker | None
     max_ruleset_bytes: int = 1_000_000
     metrics: Metrics | None = None
+    shipper: LedgerShipper | None = None  # with PostgreSQL: ships the ledger's spool
 
     # -- decisions -------------------------------------------------------------------------
 

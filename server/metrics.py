@@ -67,10 +67,11 @@ class Metrics:
 class LedgerCollector(Collector):
     """Reads the ledger writer's counters at scrape time."""
 
-    def __init__(self, writer: Any, admission: Any, instance: str) -> None:
+    def __init__(self, writer: Any, admission: Any, instance: str, shipper: Any = None) -> None:
         self.writer = writer
         self.admission = admission
         self.instance = instance
+        self.shipper = shipper
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         w = self.writer
@@ -89,6 +90,19 @@ class LedgerCollector(Collector):
             family = GaugeMetricFamily(name, text, labels=["instance"])
             family.add_metric([self.instance], float(value))
             yield family
+        if self.shipper is not None:
+            status = self.shipper.status()
+            for name, text, value in (
+                ("frontline_ledger_unshipped", "Records not yet in PostgreSQL", status.lag),
+                (
+                    "frontline_ledger_shipping_connected",
+                    "1 when the shipper is connected to PostgreSQL",
+                    int(status.connected),
+                ),
+            ):
+                family = GaugeMetricFamily(name, text, labels=["instance"])
+                family.add_metric([self.instance], float(value))
+                yield family
         gate = self.admission
         if gate is not None:
             for name, text, value in (

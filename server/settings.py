@@ -30,6 +30,7 @@ class Settings:
     starter_rulesets: Path | None = STARTER_RULESETS
     api_keys: str | None = None  # "role:principal:secret,..." (secret may be sha256:<hex>)
     redis_url: str | None = None
+    database_url: str | None = None  # PostgreSQL: the spool under data_dir ships there
     masking_key: bytes | None = None  # None: generated once under the data directory
     clear_classifications: frozenset[str] = frozenset()
     max_body_bytes: int = 1_000_000
@@ -106,6 +107,7 @@ class Settings:
             ),
             api_keys=get("FRONTLINE_API_KEYS"),
             redis_url=get("REDIS_URL"),
+            database_url=get("DATABASE_URL"),
             masking_key=key.encode() if key else None,
             clear_classifications=clear,
             max_body_bytes=integer("FRONTLINE_MAX_BODY_BYTES", 1_000_000, 1_024, 100_000_000),

@@ -130,3 +130,69 @@ def test_a_connection_cut_in_the_middle_of_batches(tmp_path: Path, pg_schema: st
         check.close()
         store.close()
         proxy.close()
+
+
+def test_a_server_with_database_url_ships_its_decisions(tmp_path: Path) -> None:
+    """Decisions answered by a server with DATABASE_URL reach PostgreSQL, in order, once."""
+    import uuid
+
+    import httpx
+
+    from tests.support.live_server import LiveServer
+
+    instance = f"srv-{uuid.uuid4().hex[:8]}"
+    env = {"DATABASE_URL": URL, "FRONTLINE_INSTANCE": instance}
+    with LiveServer(tmp_path / "d", env=env) as server:
+        ids = []
+        for k in range(20):
+            r = httpx.post(
+                server.url + "/v1/decisions",
+                json={"ruleset": "retention-desk", "customer_id": f"c-{k}", "agent_id": "agent-7"},
+                headers=server.auth("agent"),
+            )
+            assert r.status_code == 200
+            ids.append(r.json()["decision_id"])
+        deadline = time.monotonic() + 20
+        metrics = ""
+        while time.monotonic() < deadline:
+            metrics = httpx.get(server.url + "/metrics").text
+            if f'frontline_ledger_unshipped{{instance="{instance}"}} 0.0' in metrics:
+                break
+            time.sleep(0.1)
+        assert f'frontline_ledger_shipping_connected{{instance="{instance}"}} 1.0' in metrics
+    target = PostgresLedgerStore(URL, instance=instance)
+    try:
+        report = verify(target)
+        assert report.ok and report.records == 23  # 3 starter deploys and 20 decisions
+    finally:
+        target.close()
+
+
+def test_two_spools_with_one_instance_name_are_refused(tmp_path: Path, pg_schema: str) -> None:
+    def fill(path: Path, prefix: str, n: int) -> None:
+        store = SqliteLedgerStore(path, instance="same")
+        writer = LedgerWriter(store)
+        for k in range(n):
+            writer.append_blocking(LedgerRecord(id=f"{prefix}-{k}", kind="decision"))
+        writer.close()
+        store.close()
+
+    fill(tmp_path / "a.db", "a", 50)
+    fill(tmp_path / "b.db", "b", 80)
+
+    def target() -> PostgresLedgerStore:
+        return PostgresLedgerStore(URL, instance="same", schema=pg_schema)
+
+    first = LedgerShipper(tmp_path / "a.db", "same", target)
+    assert first.wait_until_shipped(50, timeout=20)
+    first.close()
+    second = LedgerShipper(tmp_path / "b.db", "same", target, max_backoff=0.1)
+    time.sleep(1.0)
+    status = second.status()
+    second.close()
+    assert status.last_error is not None and "different chain" in status.last_error
+    check = target()
+    try:
+        assert check.count() == 50 and verify(check).ok  # nothing of b was mixed in
+    finally:
+        check.close()
