@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any
 
@@ -203,20 +204,21 @@ def _mask_inputs(
         return inputs
     for key, prefix in (("context", ""), ("answers", "answers.")):
         if isinstance(inputs.get(key), Mapping):
-            inputs[key] = _mask_tree(inputs[key], prefix, masked, masker)
+            inputs[key] = mask_tree(inputs[key], prefix, masked, masker)
     return inputs
 
 
-def _mask_tree(
-    value: Mapping[str, Any], prefix: str, masked: frozenset[str], masker: Masker
+def mask_tree(
+    value: Mapping[str, Any], prefix: str, masked: AbstractSet[str], masker: Masker
 ) -> dict[str, Any]:
+    """``value`` (nested objects under ``prefix``) with the fields at ``masked`` paths masked."""
     out: dict[str, Any] = {}
     for key, item in value.items():
         path = prefix + key
         if path in masked:
             out[key] = masker.mask(item)
         elif isinstance(item, Mapping):
-            out[key] = _mask_tree(item, path + ".", masked, masker)
+            out[key] = mask_tree(item, path + ".", masked, masker)
         else:
             out[key] = item
     return out

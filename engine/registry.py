@@ -141,13 +141,7 @@ class RulesetRegistry:
 
     def route(self, name: str, customer_id: str) -> tuple[CompiledRuleset, CompiledRuleset | None]:
         """The revision that serves this customer, and the shadow revision, if any."""
-        state = self._state.get(name)
-        if state is None:
-            self.refresh(name)
-            state = self._state.get(name)
-            if state is None:
-                raise UnknownRuleset(f"no active revision of ruleset {name!r}")
-        routing, active, canary, shadow = state
+        routing, active, canary, shadow = self._served(name)
         if canary is not None and in_canary(name, customer_id, routing.percent):
             return canary, shadow
         return active, shadow
@@ -162,13 +156,18 @@ class RulesetRegistry:
 
     def active(self, name: str) -> CompiledRuleset:
         """The active revision (what customers outside a canary get)."""
+        return self._served(name)[1]
+
+    def _served(
+        self, name: str
+    ) -> tuple[Routing, CompiledRuleset, CompiledRuleset | None, CompiledRuleset | None]:
         state = self._state.get(name)
         if state is None:
             self.refresh(name)
             state = self._state.get(name)
             if state is None:
                 raise UnknownRuleset(f"no active revision of ruleset {name!r}")
-        return state[1]
+        return state
 
     def active_revision(self, name: str) -> int | None:
         state = self._state.get(name)

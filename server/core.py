@@ -23,7 +23,7 @@ import structlog
 
 from audit.masking import Masker
 from audit.record import Actor, LedgerRecord, RulesetRef
-from audit.recording import decision_record
+from audit.recording import decision_record, mask_tree
 from audit.shipper import LedgerShipper
 from audit.writer import LedgerBusy, LedgerError, LedgerWriter
 from engine import (
@@ -267,7 +267,7 @@ class Frontline:
             except UnknownRuleset:
                 continue
             masked.update(p for p, m in fields.items() if self.masker.masks(m.classification))
-        return _mask_paths(values, "", masked, self.masker) if masked else values
+        return mask_tree(values, "", masked, self.masker) if masked else values
 
     # -- the parts -------------------------------------------------------------------------
 
@@ -406,21 +406,6 @@ class Frontline:
             ).add_done_callback(_log_failure)
         except LedgerError as exc:
             log.warning("shadow difference not recorded", decision_id=record.id, error=str(exc))
-
-
-def _mask_paths(
-    values: Mapping[str, Any], prefix: str, masked: set[str], masker: Masker
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        path = prefix + key
-        if path in masked:
-            out[key] = masker.mask(value)
-        elif isinstance(value, Mapping):
-            out[key] = _mask_paths(value, path + ".", masked, masker)
-        else:
-            out[key] = value
-    return out
 
 
 _PARSED: dict[str, datetime | None] = {}
