@@ -32,7 +32,7 @@ test: lint
 bench: $(STAMP)
 	mkdir -p var/bench
 	$(BIN)/python -m pytest tests/bench --benchmark-only --benchmark-columns=min,median,mean,ops,rounds \
-		--benchmark-sort=name --benchmark-json=var/bench/engine.json -q
+		--benchmark-sort=name --benchmark-warmup=on --benchmark-json=var/bench/engine.json -q
 	$(BIN)/python -m tests.bench.report var/bench/engine.json
 
 clean:
