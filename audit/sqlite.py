@@ -12,6 +12,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import msgspec
+
 from audit.record import GENESIS, LedgerRecord
 
 _SCHEMA = """
@@ -28,6 +30,7 @@ CREATE TABLE IF NOT EXISTS ledger (
     revision     INTEGER,
     body         BLOB NOT NULL,
     hash         TEXT NOT NULL,
+    outcomes     TEXT,
     UNIQUE (instance, seq)
 );
 CREATE INDEX IF NOT EXISTS ledger_id ON ledger (id);
@@ -41,7 +44,27 @@ CREATE TABLE IF NOT EXISTS ledger_outcome (
     pos   INTEGER NOT NULL,
     PRIMARY KEY (kind, value, pos)
 ) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS ledger_outcomes AFTER INSERT ON ledger
+WHEN NEW.outcomes IS NOT NULL BEGIN
+    INSERT OR IGNORE INTO ledger_outcome
+    SELECT value ->> 0, value ->> 1, NEW.pos FROM json_each(NEW.outcomes);
+END;
 """
+
+# A whole batch is one statement: its rows arrive as one JSON array, and the trigger above
+# files each record's outcomes. One statement is one implicit transaction (one fsync), and,
+# what matters more, one release of the GIL: executemany releases and re-takes it for every
+# row, and under load each re-take waits for the event loop's thread to let go of it
+# (measured: 30 records/s against a busy thread, 2,900 with one statement per batch).
+_INSERT = """
+INSERT INTO ledger (instance, seq, id, kind, recorded_at, customer_id, agent_id, ruleset,
+                    revision, body, hash, outcomes)
+SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,
+       value ->> 6, value ->> 7, value ->> 8, CAST(value ->> 9 AS BLOB), value ->> 10,
+       value ->> 11
+FROM json_each(?)
+"""
+_ENCODER = msgspec.json.Encoder()
 
 
 class LedgerLayoutError(RuntimeError):
@@ -62,11 +85,11 @@ def connect(
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
         columns = {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
-        if columns and "instance" not in columns:
+        if columns and "outcomes" not in columns:
             conn.close()
             raise LedgerLayoutError(
-                f"{path} holds a ledger from an earlier development layout (one chain, no "
-                "instances); move it aside and start again"
+                f"{path} holds a ledger in an earlier development layout; move it aside and "
+                "start again"
             )
         conn.executescript(_SCHEMA)
     conn.execute("PRAGMA busy_timeout=5000")
@@ -98,41 +121,28 @@ class SqliteLedgerStore:
         return (row[0], row[1]) if row else (0, GENESIS)
 
     def append(self, batch: Sequence[tuple[LedgerRecord, bytes]]) -> None:
+        rows = []
+        for record, body in batch:
+            ruleset = record.ruleset
+            outcomes = record.outcomes()
+            rows.append(
+                (
+                    self.instance,
+                    record.seq,
+                    record.id,
+                    record.kind,
+                    record.recorded_at,
+                    record.customer_id,
+                    record.agent_id,
+                    ruleset.name if ruleset else None,
+                    ruleset.revision if ruleset else None,
+                    body.decode("utf-8"),
+                    record.hash,
+                    _ENCODER.encode(outcomes).decode() if outcomes else None,
+                )
+            )
         with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # Under the write lock nobody else inserts: positions can be assigned here,
-                # so the outcome index rows can name them in the same transaction.
-                pos = conn.execute("SELECT coalesce(max(pos), 0) FROM ledger").fetchone()[0]
-                rows = []
-                outcomes: list[tuple[str, str, int]] = []
-                for record, body in batch:
-                    pos += 1
-                    ruleset = record.ruleset
-                    rows.append(
-                        (
-                            pos,
-                            self.instance,
-                            record.seq,
-                            record.id,
-                            record.kind,
-                            record.recorded_at,
-                            record.customer_id,
-                            record.agent_id,
-                            ruleset.name if ruleset else None,
-                            ruleset.revision if ruleset else None,
-                            body,
-                            record.hash,
-                        )
-                    )
-                    outcomes.extend((kind, value, pos) for kind, value in record.outcomes())
-                conn.executemany("INSERT INTO ledger VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-                conn.executemany("INSERT OR IGNORE INTO ledger_outcome VALUES (?,?,?)", outcomes)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            self._conn.execute(_INSERT, (_ENCODER.encode(rows),))
 
     def scan(self, after_seq: int = 0, limit: int | None = None) -> Iterator[tuple[int, bytes]]:
         """This instance's records in ``seq`` order."""
