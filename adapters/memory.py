@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import bisect
 import threading
+import time
 from collections import defaultdict, deque
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -177,3 +179,35 @@ class MemoryInteractions:
 
     async def for_customer(self, customer_id: str) -> list[Interaction]:
         return list(self._by_customer.get(customer_id, {}).values())
+
+
+class MemoryAlertStore:
+    """Alert claims and deliveries in dicts, pruned of what has expired as new ones arrive."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._claims: dict[tuple[str, str], float] = {}
+        self._alerts: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._limit = limit
+
+    async def claim(self, interaction_id: str, rule: str, interval: timedelta) -> bool:
+        now = time.monotonic()
+        key = (interaction_id, rule)
+        until = self._claims.get(key)
+        if until is not None and until > now:
+            return False
+        if len(self._claims) >= self._limit:
+            self._claims = {k: v for k, v in self._claims.items() if v > now}
+        self._claims[key] = now + interval.total_seconds()
+        return True
+
+    async def remember(self, alert_id: str, info: Mapping[str, Any], ttl: timedelta) -> None:
+        now = time.monotonic()
+        if len(self._alerts) >= self._limit:
+            self._alerts = {k: v for k, v in self._alerts.items() if v[0] > now}
+        self._alerts[alert_id] = (now + ttl.total_seconds(), dict(info))
+
+    async def lookup(self, alert_id: str) -> dict[str, Any] | None:
+        found = self._alerts.get(alert_id)
+        if found is None or found[0] <= time.monotonic():
+            return None
+        return dict(found[1])

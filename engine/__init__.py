@@ -20,6 +20,7 @@ from engine.errors import (
     RulesetError,
 )
 from engine.ports import (
+    AlertStore,
     ContextStore,
     CustomerContext,
     EventCounters,
@@ -40,6 +41,7 @@ from engine.ruleset import CompiledRuleset
 from engine.testing import TestResult
 
 __all__ = [
+    "AlertStore",
     "CompiledRuleset",
     "ContextStore",
     "CustomerContext",

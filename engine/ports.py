@@ -6,8 +6,9 @@ and the embedded default). The engine itself never performs I/O; it is handed th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 
@@ -132,3 +133,16 @@ class InteractionStore(Protocol):
     async def for_customer(self, customer_id: str) -> list[Interaction]:
         """The customer's live interactions (for re-evaluating alert rules)."""
         ...
+
+
+class AlertStore(Protocol):
+    """Recently raised alerts: repeats suppressed for an interval, and whom each alert went to
+    (so that only that agent can acknowledge it)."""
+
+    async def claim(self, interaction_id: str, rule: str, interval: timedelta) -> bool:
+        """True for the first claim of ``(interaction_id, rule)`` within ``interval``."""
+        ...
+
+    async def remember(self, alert_id: str, info: Mapping[str, Any], ttl: timedelta) -> None: ...
+
+    async def lookup(self, alert_id: str) -> dict[str, Any] | None: ...

@@ -14,5 +14,6 @@ settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True
 settings.register_profile("dev", deadline=None, print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
-# Fixtures shared across the suite: ``pg_schema`` (a PostgreSQL schema of a test's own).
-pytest_plugins = ["tests.support.postgres"]
+# Fixtures shared across the suite: ``pg_schema`` and ``redis_prefix`` (a PostgreSQL schema
+# and a Redis key prefix of a test's own).
+pytest_plugins = ["tests.support.postgres", "tests.support.redis"]

@@ -1,39 +1,76 @@
-"""The ContextStore, EventCounters and InteractionStore contracts, against every implementation
-(the in-process ones here; the Redis ones join the parametrisation when they exist)."""
+"""The ContextStore, EventCounters, InteractionStore and AlertStore contracts, against every
+implementation: in process and on Redis (the machine's server, a key prefix per test)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
+import redis.asyncio
 
-from adapters.memory import MemoryContextStore, MemoryEventCounters, MemoryInteractions
-from engine import ContextStore, EventCounters, Interaction, InteractionStore
+from adapters.memory import (
+    MemoryAlertStore,
+    MemoryContextStore,
+    MemoryEventCounters,
+    MemoryInteractions,
+)
+from adapters.redis import (
+    RedisAlertStore,
+    RedisContextStore,
+    RedisEventCounters,
+    RedisInteractions,
+)
+from engine import AlertStore, ContextStore, EventCounters, Interaction, InteractionStore
+from tests.support.redis import URL
 
 T = TypeVar("T")
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+IMPLEMENTATIONS = ["memory", "redis"]
+
+# One event loop for the whole module: a Redis client's connections belong to the loop that
+# opened them.
+_LOOP = asyncio.new_event_loop()
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
+    return _LOOP.run_until_complete(coro)
 
 
-@pytest.fixture(params=["memory"])
+@pytest.fixture
+def client(request: pytest.FixtureRequest) -> Iterator[redis.asyncio.Redis]:
+    found = redis.asyncio.Redis.from_url(URL)
+    yield found
+    run(found.aclose())
+
+
+def _pick(request: pytest.FixtureRequest, memory: Any, on_redis: Any) -> Any:
+    if request.param == "memory":
+        return memory()
+    prefix = request.getfixturevalue("redis_prefix")
+    return on_redis(request.getfixturevalue("client"), prefix=prefix)
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
 def contexts(request: pytest.FixtureRequest) -> ContextStore:
-    return MemoryContextStore()
+    return _pick(request, MemoryContextStore, RedisContextStore)  # type: ignore[no-any-return]
 
 
-@pytest.fixture(params=["memory"])
+@pytest.fixture(params=IMPLEMENTATIONS)
 def counters(request: pytest.FixtureRequest) -> EventCounters:
-    return MemoryEventCounters()
+    return _pick(request, MemoryEventCounters, RedisEventCounters)  # type: ignore[no-any-return]
 
 
-@pytest.fixture(params=["memory"])
+@pytest.fixture(params=IMPLEMENTATIONS)
 def interactions(request: pytest.FixtureRequest) -> InteractionStore:
-    return MemoryInteractions()
+    return _pick(request, MemoryInteractions, RedisInteractions)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def alerts(request: pytest.FixtureRequest) -> AlertStore:
+    return _pick(request, MemoryAlertStore, RedisAlertStore)  # type: ignore[no-any-return]
 
 
 def test_put_replaces_and_patch_merges_with_per_field_sources(contexts: ContextStore) -> None:
@@ -121,3 +158,22 @@ def test_interactions_start_list_and_end(interactions: InteractionStore) -> None
     assert run(interactions.get("i-1")) is None
     assert [i.interaction_id for i in run(interactions.for_customer("c-1"))] == ["i-2"]
     assert run(interactions.for_customer("c-9")) == []
+
+
+def test_an_alert_is_claimed_once_per_interval(alerts: AlertStore) -> None:
+    interval = timedelta(milliseconds=300)
+    assert run(alerts.claim("i-1", "high-churn", interval)) is True
+    assert run(alerts.claim("i-1", "high-churn", interval)) is False
+    assert run(alerts.claim("i-1", "other-rule", interval)) is True
+    assert run(alerts.claim("i-2", "high-churn", interval)) is True
+    run(asyncio.sleep(0.35))
+    assert run(alerts.claim("i-1", "high-churn", interval)) is True
+
+
+def test_a_remembered_alert_is_found_until_it_expires(alerts: AlertStore) -> None:
+    info = {"agent_id": "agent-7", "customer_id": "c-1", "interaction_id": "i-1"}
+    run(alerts.remember("A1", info, timedelta(milliseconds=300)))
+    assert run(alerts.lookup("A1")) == info
+    assert run(alerts.lookup("A2")) is None
+    run(asyncio.sleep(0.35))
+    assert run(alerts.lookup("A1")) is None

@@ -7,17 +7,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from adapters.files import FileRulesetStore
+from adapters.redis import RedisRulesetStore
 from engine import MemoryRulesetStore, Routing, RulesetStore
+from tests.support.redis import URL
 
 
-@pytest.fixture(params=["memory", "file"])
+@pytest.fixture(params=["memory", "file", "redis"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RulesetStore]:
     if request.param == "memory":
         yield MemoryRulesetStore()
-    else:
+    elif request.param == "file":
         yield FileRulesetStore(tmp_path / "rulesets")
+    else:
+        client = redis.Redis.from_url(URL)
+        yield RedisRulesetStore(client, prefix=request.getfixturevalue("redis_prefix"))
+        client.close()
 
 
 def test_a_distinct_digest_is_a_new_revision_and_a_repeated_one_is_not(
@@ -87,3 +94,20 @@ def test_the_file_store_keeps_everything_across_restarts(tmp_path: Path) -> None
     again = FileRulesetStore(root)
     assert [r.text for r in again.revisions("desk")] == ["a"]
     assert again.get_routing("desk") == Routing(active=1, shadow=1)
+
+
+def test_the_redis_store_announces_each_routing_change(redis_prefix: str) -> None:
+    client = redis.Redis.from_url(URL)
+    store = RedisRulesetStore(client, prefix=redis_prefix)
+    listener = client.pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(store.channel)
+    store.put_revision("desk", "sha256:a", "a")
+    store.set_routing("desk", Routing(active=1))
+    message = None
+    for _ in range(50):
+        message = listener.get_message(timeout=0.1)
+        if message is not None:
+            break
+    assert message is not None and message["data"] == b"desk"
+    listener.close()
+    client.close()

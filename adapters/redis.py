@@ -1,0 +1,460 @@
+"""The ports on Redis: what several Frontline instances share.
+
+    <prefix>context:<customer>               JSON {"v": values, "s": sources, "a": as_of}
+    <prefix>events:<customer>:<type>         sorted set: one member per event, scored by its time
+    <prefix>interaction:<id>                 JSON of an Interaction (expires after a day)
+    <prefix>customer-interactions:<customer> set of the customer's live interaction ids
+    <prefix>alert-claim:<interaction>:<rule> present while a repeat of that alert is suppressed
+    <prefix>alert:<alert_id>                 JSON: who an alert went to (for acks)
+    <prefix>rulesets                         set of ruleset names
+    <prefix>ruleset:<name>:digests           hash digest → revision
+    <prefix>ruleset:<name>:revision:<n>      JSON {"digest", "text"}
+    <prefix>ruleset:<name>:routing           JSON Routing
+    channels <prefix>context-changed, <prefix>rulesets-changed: the name of what changed
+
+Reads of context go through an in-process TTL cache first; a write anywhere publishes the
+customer id and every instance drops its cached copy (``Invalidations``). When Redis cannot
+be reached, a read is served from the last copy this process saw, marked ``degraded``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+import redis
+import redis.asyncio
+import structlog
+from cachetools import LRUCache, TTLCache
+
+from adapters.memory import leaves, merge, stamp
+from engine import CustomerContext, Interaction, Routing, StoredRevision
+from engine.durations import parse_duration
+
+log = structlog.get_logger("frontline")
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+_FAILURES = (redis.RedisError, OSError, asyncio.TimeoutError)
+
+
+class Breaker:
+    """Stops calling a failing dependency for ``cooldown`` seconds after a failure, so that a
+    dead Redis or source costs each request nothing instead of a connect attempt."""
+
+    def __init__(self, cooldown: float = 1.0) -> None:
+        self.cooldown = cooldown
+        self._open_until = 0.0
+
+    @property
+    def open(self) -> bool:
+        return time.monotonic() < self._open_until
+
+    def failed(self) -> None:
+        self._open_until = time.monotonic() + self.cooldown
+
+    def succeeded(self) -> None:
+        self._open_until = 0.0
+
+
+# -- context -----------------------------------------------------------------------------------
+
+
+class RedisContextStore:
+    """Customer contexts in Redis, behind an in-process TTL cache of their encoded bytes.
+
+    Every read decodes a fresh copy (a 1 KB context in ~3 µs), so callers may keep or change
+    what they get. ``ttl`` bounds how long Redis keeps a context nobody writes (None: for ever).
+    """
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        prefix: str = "frontline:",
+        cache_ttl: float = 5.0,
+        cache_size: int = 100_000,
+        ttl: timedelta | None = None,
+    ) -> None:
+        self._redis: Any = client  # redis-py types results as "Awaitable | value"
+        self._prefix = prefix
+        self._fresh: TTLCache[str, bytes] = TTLCache(cache_size, cache_ttl)
+        self._last: LRUCache[str, bytes] = LRUCache(cache_size)
+        self._ttl = int(ttl.total_seconds() * 1000) if ttl else None
+        self.channel = f"{prefix}context-changed"
+        self.breaker = Breaker()
+        self.cache_hits = 0
+        self.cache_misses = 0
+
+    def _key(self, customer_id: str) -> str:
+        return f"{self._prefix}context:{customer_id}"
+
+    async def get(self, customer_id: str) -> CustomerContext | None:
+        raw = self._fresh.get(customer_id)
+        if raw is not None:
+            self.cache_hits += 1
+            return _context(customer_id, raw)
+        self.cache_misses += 1
+        if self.breaker.open:
+            return self._degraded(customer_id)
+        try:
+            raw = await self._redis.get(self._key(customer_id))
+        except _FAILURES as exc:
+            self.breaker.failed()
+            log.warning("context store unreachable", error=str(exc))
+            return self._degraded(customer_id)
+        self.breaker.succeeded()
+        if raw is None:
+            return None
+        self._fresh[customer_id] = raw
+        self._last[customer_id] = raw
+        return _context(customer_id, raw)
+
+    def _degraded(self, customer_id: str) -> CustomerContext:
+        raw = self._last.get(customer_id)
+        if raw is None:
+            return CustomerContext(customer_id, {}, {}, {}, degraded=True)
+        found = _context(customer_id, raw)
+        return CustomerContext(customer_id, found.values, found.sources, found.as_of, True)
+
+    def invalidate(self, customer_id: str | None = None) -> None:
+        """Drop the cached copy of one customer (all, with None): another instance wrote."""
+        if customer_id is None:
+            self._fresh.clear()
+        else:
+            self._fresh.pop(customer_id, None)
+
+    async def put(
+        self, customer_id: str, values: dict[str, Any], source: str | None, as_of: str | None
+    ) -> CustomerContext:
+        paths = leaves(values)
+        stored = CustomerContext(
+            customer_id,
+            values,
+            stamp({}, paths, source, replace=True),
+            stamp({}, paths, as_of, replace=True),
+        )
+        raw = _encoded(stored)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._key(customer_id), raw, px=self._ttl)
+            pipe.publish(self.channel, customer_id)
+            await pipe.execute()
+        self._remember(customer_id, raw)
+        return _context(customer_id, raw)
+
+    async def patch(
+        self, customer_id: str, values: dict[str, Any], source: str | None, as_of: str | None
+    ) -> CustomerContext:
+        key = self._key(customer_id)
+        paths = leaves(values)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            while True:  # optimistic: retried if another writer changed the key meanwhile
+                try:
+                    await pipe.watch(key)
+                    current = await pipe.get(key)
+                    found = (
+                        _context(customer_id, current)
+                        if current is not None
+                        else CustomerContext(customer_id, {}, {}, {})
+                    )
+                    merged = found.values
+                    merge(merged, values)
+                    stored = CustomerContext(
+                        customer_id,
+                        merged,
+                        stamp(found.sources, paths, source),
+                        stamp(found.as_of, paths, as_of),
+                    )
+                    raw = _encoded(stored)
+                    pipe.multi()
+                    pipe.set(key, raw, px=self._ttl)
+                    pipe.publish(self.channel, customer_id)
+                    await pipe.execute()
+                    break
+                except redis.WatchError:
+                    continue
+        self._remember(customer_id, raw)
+        return _context(customer_id, raw)
+
+    def _remember(self, customer_id: str, raw: bytes) -> None:
+        self._fresh[customer_id] = raw
+        self._last[customer_id] = raw
+
+
+def _encoded(context: CustomerContext) -> bytes:
+    return _encode({"v": context.values, "s": context.sources, "a": context.as_of})
+
+
+def _context(customer_id: str, raw: bytes) -> CustomerContext:
+    data = _decode(raw)
+    return CustomerContext(customer_id, data["v"], data["s"], data["a"])
+
+
+# -- event counters ----------------------------------------------------------------------------
+
+
+class RedisEventCounters:
+    """One sorted set per customer and event type, scored by event time in milliseconds.
+
+    Each write trims events older than ``horizon`` and sets the key to expire ``horizon``
+    after its newest event, so counts need no sweeper and idle customers cost nothing.
+    """
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        prefix: str = "frontline:",
+        horizon: timedelta = timedelta(days=90),
+    ) -> None:
+        self._redis: Any = client  # redis-py types results as "Awaitable | value"
+        self._prefix = prefix
+        self._horizon_ms = int(horizon.total_seconds() * 1000)
+
+    def _key(self, customer_id: str, event_type: str) -> str:
+        return f"{self._prefix}events:{customer_id}:{event_type}"
+
+    async def record(self, customer_id: str, event_type: str, at: datetime) -> None:
+        key = self._key(customer_id, event_type)
+        score = int(at.timestamp() * 1000)
+        member = f"{score}:{os.urandom(6).hex()}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(key, {member: score})
+            pipe.zremrangebyscore(key, "-inf", f"({score - self._horizon_ms}")
+            pipe.pexpire(key, self._horizon_ms)
+            await pipe.execute()
+
+    async def counts(
+        self, customer_id: str, needed: frozenset[tuple[str, str]], now: datetime
+    ) -> dict[str, dict[str, int]]:
+        pairs = sorted(needed)
+        end = int(now.timestamp() * 1000)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for event_type, window in pairs:
+                start = end - int(parse_duration(window).total_seconds() * 1000)
+                pipe.zcount(self._key(customer_id, event_type), start, end)
+            found = await pipe.execute()
+        out: dict[str, dict[str, int]] = {}
+        for (event_type, window), count in zip(pairs, found, strict=True):
+            out.setdefault(event_type, {})[window] = int(count)
+        return out
+
+
+# -- interactions ------------------------------------------------------------------------------
+
+
+class RedisInteractions:
+    """Live interactions, readable by every instance; one left open expires after ``ttl``."""
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        prefix: str = "frontline:",
+        ttl: timedelta = timedelta(hours=24),
+    ) -> None:
+        self._redis: Any = client  # redis-py types results as "Awaitable | value"
+        self._prefix = prefix
+        self._ttl = int(ttl.total_seconds() * 1000)
+
+    def _key(self, interaction_id: str) -> str:
+        return f"{self._prefix}interaction:{interaction_id}"
+
+    def _customer(self, customer_id: str) -> str:
+        return f"{self._prefix}customer-interactions:{customer_id}"
+
+    async def start(self, interaction: Interaction) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            raw = _encode(asdict(interaction))
+            pipe.set(self._key(interaction.interaction_id), raw, px=self._ttl)
+            pipe.sadd(self._customer(interaction.customer_id), interaction.interaction_id)
+            pipe.pexpire(self._customer(interaction.customer_id), self._ttl)
+            await pipe.execute()
+
+    async def get(self, interaction_id: str) -> Interaction | None:
+        raw = await self._redis.get(self._key(interaction_id))
+        return Interaction(**_decode(raw)) if raw is not None else None
+
+    async def end(self, interaction_id: str) -> Interaction | None:
+        raw = await self._redis.getdel(self._key(interaction_id))
+        if raw is None:
+            return None
+        found = Interaction(**_decode(raw))
+        await self._redis.srem(self._customer(found.customer_id), interaction_id)
+        return found
+
+    async def for_customer(self, customer_id: str) -> list[Interaction]:
+        ids = sorted(m.decode() for m in await self._redis.smembers(self._customer(customer_id)))
+        if not ids:
+            return []
+        found = await self._redis.mget([self._key(i) for i in ids])
+        gone = [i for i, raw in zip(ids, found, strict=True) if raw is None]
+        if gone:  # expired without an end: forget them
+            await self._redis.srem(self._customer(customer_id), *gone)
+        return [Interaction(**_decode(raw)) for raw in found if raw is not None]
+
+
+# -- alerts ------------------------------------------------------------------------------------
+
+
+class RedisAlertStore:
+    """Which alerts were raised recently (to suppress repeats) and to whom each went."""
+
+    def __init__(self, client: redis.asyncio.Redis, *, prefix: str = "frontline:") -> None:
+        self._redis: Any = client  # redis-py types results as "Awaitable | value"
+        self._prefix = prefix
+
+    async def claim(self, interaction_id: str, rule: str, interval: timedelta) -> bool:
+        key = f"{self._prefix}alert-claim:{interaction_id}:{rule}"
+        ms = max(1, int(interval.total_seconds() * 1000))
+        return bool(await self._redis.set(key, b"1", nx=True, px=ms))
+
+    async def remember(self, alert_id: str, info: Mapping[str, Any], ttl: timedelta) -> None:
+        ms = max(1, int(ttl.total_seconds() * 1000))
+        await self._redis.set(f"{self._prefix}alert:{alert_id}", _encode(dict(info)), px=ms)
+
+    async def lookup(self, alert_id: str) -> dict[str, Any] | None:
+        raw = await self._redis.get(f"{self._prefix}alert:{alert_id}")
+        if raw is None:
+            return None
+        found: dict[str, Any] = _decode(raw)
+        return found
+
+
+# -- rulesets ----------------------------------------------------------------------------------
+
+# Atomic: the same digest always gets the same revision; a new digest gets the next number.
+_PUT_REVISION = """
+local found = redis.call('HGET', KEYS[1], ARGV[1])
+if found then return {tonumber(found), 0} end
+local revision = redis.call('HLEN', KEYS[1]) + 1
+redis.call('HSET', KEYS[1], ARGV[1], revision)
+redis.call('SET', ARGV[3] .. revision, ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[4])
+return {revision, 1}
+"""
+
+
+class RedisRulesetStore:
+    """Every revision of every ruleset and their routing, shared by all instances.
+
+    ``set_routing`` publishes the ruleset's name on ``<prefix>rulesets-changed`` in the same
+    transaction; each instance's ``Invalidations`` listener then re-reads it.
+    """
+
+    def __init__(self, client: redis.Redis, *, prefix: str = "frontline:") -> None:
+        self._redis: Any = client  # redis-py types results as "Awaitable | value"
+        self._prefix = prefix
+        self.channel = f"{prefix}rulesets-changed"
+        self._put = client.register_script(_PUT_REVISION)
+
+    def _k(self, name: str, part: str) -> str:
+        return f"{self._prefix}ruleset:{name}:{part}"
+
+    def put_revision(self, name: str, digest: str, text: str) -> tuple[StoredRevision, bool]:
+        body = _encode({"digest": digest, "text": text})
+        revision, created = self._put(
+            keys=[self._k(name, "digests"), f"{self._prefix}rulesets"],
+            args=[digest, body, self._k(name, "revision:"), name],
+        )
+        return StoredRevision(name, int(revision), digest, text), bool(created)
+
+    def get_revision(self, name: str, revision: int) -> StoredRevision | None:
+        raw = self._redis.get(self._k(name, f"revision:{revision}"))
+        if raw is None:
+            return None
+        data = _decode(raw)
+        return StoredRevision(name, revision, data["digest"], data["text"])
+
+    def revisions(self, name: str) -> list[StoredRevision]:
+        count = int(self._redis.hlen(self._k(name, "digests")))
+        if not count:
+            return []
+        found = self._redis.mget([self._k(name, f"revision:{n}") for n in range(1, count + 1)])
+        out = []
+        for n, raw in enumerate(found, start=1):
+            if raw is not None:
+                data = _decode(raw)
+                out.append(StoredRevision(name, n, data["digest"], data["text"]))
+        return out
+
+    def names(self) -> list[str]:
+        return sorted(m.decode() for m in self._redis.smembers(f"{self._prefix}rulesets"))
+
+    def set_routing(self, name: str, routing: Routing) -> None:
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._k(name, "routing"), _encode(asdict(routing)))
+            pipe.publish(self.channel, name)
+            pipe.execute()
+
+    def get_routing(self, name: str) -> Routing | None:
+        raw = self._redis.get(self._k(name, "routing"))
+        return Routing(**_decode(raw)) if raw is not None else None
+
+
+# -- change notifications ----------------------------------------------------------------------
+
+
+class Invalidations:
+    """Follows the change channels and calls a handler per message, reconnecting for ever.
+
+    After a reconnect, messages sent while it was away are lost; ``on_reconnect`` handlers run
+    then, so that each cache can start over (drop everything, re-read every routing).
+    """
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        handlers: Mapping[str, Callable[[str], Awaitable[None] | None]],
+        on_reconnect: Callable[[], Awaitable[None] | None] | None = None,
+    ) -> None:
+        self._redis: Any = client  # redis-py types results as "Awaitable | value"
+        self._handlers = dict(handlers)
+        self._on_reconnect = on_reconnect
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        delay = 0.05
+        first = True
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(*self._handlers)
+                if not first and self._on_reconnect is not None:
+                    await _maybe(self._on_reconnect())
+                first = False
+                self.ready.set()
+                delay = 0.05
+                while True:
+                    message = await pubsub.get_message(timeout=None)
+                    if message is None:
+                        continue
+                    channel = message["channel"].decode()
+                    handler = self._handlers.get(channel)
+                    if handler is not None:
+                        try:
+                            await _maybe(handler(message["data"].decode()))
+                        except Exception as exc:  # one bad message must not stop the listener
+                            log.error("change handler failed", channel=channel, error=str(exc))
+            except asyncio.CancelledError:
+                raise
+            except _FAILURES as exc:
+                self.ready.clear()
+                log.warning("change channel lost; reconnecting", error=str(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            finally:
+                with contextlib.suppress(*_FAILURES):
+                    await pubsub.aclose()
+
+
+async def _maybe(result: Awaitable[None] | None) -> None:
+    if result is not None:
+        await result
