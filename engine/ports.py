@@ -117,6 +117,7 @@ class Interaction:
     ruleset: str
     revision: int
     started_at: str
+    context: dict[str, Any] | None = None  # the overrides it started with, for re-evaluation
 
 
 class InteractionStore(Protocol):

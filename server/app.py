@@ -2,9 +2,13 @@
 
 startup   keys ─ masking key ─ ruleset registry (starter library on first start)
           ─ ledger writer (SQLite under the data directory) ─ context, counters,
-          interactions (in process) ─ Frontline
-serving   routes in server/routes/*: agents, customers, rulesets, audit, operations
-shutdown  the ledger drains: every accepted record is committed before the process exits
+          interactions, alert claims (in process, or in Redis with REDIS_URL) ─ Frontline
+          ─ alerting over Litestar channels (in process, or Redis streams)
+          ─ with Redis: a listener that drops cached contexts and re-reads rulesets that
+            another instance changed
+serving   routes in server/routes/*: agents, customers, alerts, rulesets, audit, operations
+shutdown  alert deliveries finish; the ledger drains: every accepted record is committed
+          before the process exits
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 import structlog
 from litestar import Litestar, get
+from litestar.channels import ChannelsPlugin
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
@@ -28,8 +33,22 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Response
 
+from adapters.channels import KeptHistoryMemoryBackend, ResilientStreamBackend
 from adapters.files import FileRulesetStore
-from adapters.memory import MemoryContextStore, MemoryEventCounters, MemoryInteractions
+from adapters.memory import (
+    MemoryAlertStore,
+    MemoryContextStore,
+    MemoryEventCounters,
+    MemoryInteractions,
+)
+from adapters.redis import (
+    Invalidations,
+    RedisAlertStore,
+    RedisContextStore,
+    RedisEventCounters,
+    RedisInteractions,
+    RedisRulesetStore,
+)
 from audit.masking import Masker
 from audit.postgres import PostgresLedgerStore
 from audit.recording import ruleset_record
@@ -37,15 +56,16 @@ from audit.retention import apply_retention
 from audit.shipper import LedgerShipper
 from audit.sqlite import SqliteLedgerStore
 from audit.writer import LedgerWriter
-from engine import RulesetError, RulesetRegistry
+from engine import RulesetError, RulesetRegistry, RulesetStore
 from server.admission import Gate
+from server.alerting import Alerting
 from server.core import Frontline, Problem, new_id
 from server.http import on_http_exception, on_problem, on_unexpected
 from server.keys import KeyRing
 from server.logs import configure as configure_logging
 from server.metrics import LedgerCollector, Metrics, metrics_endpoint
 from server.ratelimit import Limits
-from server.routes import agents, audit, customers, rulesets
+from server.routes import agents, alerts, audit, customers, rulesets
 from server.settings import Settings
 
 log = structlog.get_logger("frontline")
@@ -87,7 +107,15 @@ def seed_starter_rulesets(registry: RulesetRegistry, directory: Path) -> list[An
 
 def build_frontline(settings: Settings) -> Frontline:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = FileRulesetStore(settings.data_dir / "rulesets")
+    store: RulesetStore
+    if settings.redis_url:
+        import redis
+
+        store = RedisRulesetStore(
+            redis.Redis.from_url(settings.redis_url), prefix=settings.redis_prefix
+        )
+    else:
+        store = FileRulesetStore(settings.data_dir / "rulesets")
     registry = RulesetRegistry(store)
     seeded = []
     if not store.names() and settings.starter_rulesets is not None:
@@ -100,6 +128,8 @@ def build_frontline(settings: Settings) -> Frontline:
         wait_timeout=settings.ledger_wait.total_seconds(),
     )
     for done in seeded:
+        if not done.created:
+            continue  # another instance seeded it first
         ledger.append_blocking(
             ruleset_record(
                 record_id=new_id(),
@@ -111,7 +141,7 @@ def build_frontline(settings: Settings) -> Frontline:
                 details={"starter": True, "activated": done.activated},
             )
         )
-    return Frontline(
+    frontline = Frontline(
         registry=registry,
         contexts=MemoryContextStore(),
         counters=MemoryEventCounters(),
@@ -120,6 +150,19 @@ def build_frontline(settings: Settings) -> Frontline:
         masker=Masker(masking_key(settings), clear=settings.clear_classifications),
         max_ruleset_bytes=settings.max_ruleset_bytes,
     )
+    if settings.redis_url:
+        client = redis_client(settings.redis_url, timeout=settings.redis_timeout)
+        prefix = settings.redis_prefix
+        frontline.contexts = RedisContextStore(
+            client,
+            prefix=prefix,
+            cache_ttl=settings.context_cache_ttl,
+            ttl=settings.context_ttl,
+        )
+        frontline.counters = RedisEventCounters(client, prefix=prefix)
+        frontline.interactions = RedisInteractions(client, prefix=prefix)
+        frontline.redis = client
+    return frontline
 
 
 @get("/healthz", tags=["operations"], include_in_schema=True)
@@ -148,10 +191,39 @@ async def readyz(frontline: Frontline) -> Response[dict[str, Any]]:
     return Response(body, status_code=200 if not problems else 503)
 
 
-def redis_client(url: str) -> Any:
+def redis_client(url: str, timeout: float | None = None) -> Any:
+    """An asyncio Redis client; ``timeout`` bounds each command (None: the stream readers,
+    which block on purpose)."""
     import redis.asyncio
 
-    return redis.asyncio.Redis.from_url(url)
+    return redis.asyncio.Redis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=timeout or 2.0
+    )
+
+
+async def follow_changes(frontline: Frontline, settings: Settings) -> None:
+    """Drop cached contexts other instances changed; re-read rulesets they changed."""
+    contexts = frontline.contexts
+    registry = frontline.registry
+    assert isinstance(contexts, RedisContextStore) and settings.redis_url
+
+    async def ruleset_changed(name: str) -> None:
+        await asyncio.to_thread(registry.refresh, name)
+        log.info("ruleset changed elsewhere", ruleset=name, active=registry.active_revision(name))
+
+    async def reconnected() -> None:
+        contexts.invalidate()  # anything may have changed while the channel was down
+        for name in await asyncio.to_thread(registry.names):
+            await asyncio.to_thread(registry.refresh, name)
+
+    await Invalidations(
+        redis_client(settings.redis_url),
+        {
+            contexts.channel: contexts.invalidate,
+            f"{settings.redis_prefix}rulesets-changed": ruleset_changed,
+        },
+        on_reconnect=reconnected,
+    ).run()
 
 
 RETENTION_EVERY = 3600.0
@@ -205,7 +277,22 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         built = frontline or build_frontline(settings)
         built.metrics = metrics
+        built.alerting = Alerting(
+            built,
+            RedisAlertStore(built.redis, prefix=settings.redis_prefix)
+            if built.redis is not None
+            else MemoryAlertStore(),
+            channels,
+            repeat_after=settings.alert_repeat,
+            retain=settings.alert_retain,
+            history=settings.alert_history,
+        )
         app.state.frontline = built
+        following = (
+            asyncio.create_task(follow_changes(built, settings))
+            if settings.redis_url and isinstance(built.contexts, RedisContextStore)
+            else None
+        )
         shipper = (
             LedgerShipper(
                 settings.ledger_path,
@@ -231,23 +318,42 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
         finally:
             if pruning is not None:
                 pruning.cancel()
+            if following is not None:
+                following.cancel()
+            await built.alerting.drain()
             built.ledger.close()
             if shipper is not None:
                 await asyncio.to_thread(shipper.close, 10.0)
             log.info("frontline stopped", ledger_records=built.ledger.records)
 
     keys, _ = load_keys(settings)
+    channels = ChannelsPlugin(
+        backend=ResilientStreamBackend(
+            settings.alert_history,
+            redis=redis_client(settings.redis_url),
+            key_prefix=f"{settings.redis_prefix}alerts",
+            stream_ttl=settings.alert_retain,
+            stream_sleep_no_subscriptions=200,  # ms an XREAD blocks before new channels join
+        )
+        if settings.redis_url
+        else KeptHistoryMemoryBackend(settings.alert_history),
+        arbitrary_channels_allowed=True,
+        subscriber_max_backlog=1000,
+        subscriber_backlog_strategy="dropleft",
+    )
     return Litestar(
         route_handlers=[
             healthz,
             readyz,
             *agents.ROUTES,
             *customers.ROUTES,
+            *alerts.ROUTES,
             *rulesets.ROUTES,
             *audit.ROUTES,
             metrics_endpoint,
         ],
         middleware=[gate, limits],
+        plugins=[channels],
         logging_config=None,  # server/logs.py configures logging once, for everything
         dependencies={"frontline": Provide(_provide_frontline, sync_to_thread=False)},
         lifespan=[lifespan],

@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -47,9 +47,21 @@ log = structlog.get_logger("frontline")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
+_last_id = 0
+
+
 def new_id() -> str:
-    """A 26-character ULID: sortable by creation time, 80 random bits."""
+    """A 26-character ULID: sortable by creation time, 80 random bits; monotonic within a
+    process (a second id in the same millisecond is the first plus one)."""
+    global _last_id  # noqa: PLW0603 (one counter per process is the point)
     value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    if value <= _last_id:
+        value = _last_id + 1
+    _last_id = value
+    return encode_ulid(value)
+
+
+def encode_ulid(value: int) -> str:
     out = []
     for _ in range(26):
         out.append(_CROCKFORD[value & 31])
@@ -117,6 +129,13 @@ def override_paths(overrides: Mapping[str, Any], prefix: str = "") -> list[str]:
     return paths
 
 
+class Context(NamedTuple):
+    values: dict[str, Any]
+    sources: dict[str, str]
+    as_of: dict[str, Any]
+    degraded: bool  # served from a fallback while the context store was unreachable
+
+
 @dataclass
 class Frontline:
     """The service's collaborators, wired once at startup."""
@@ -130,6 +149,10 @@ class Frontline:
     max_ruleset_bytes: int = 1_000_000
     metrics: Metrics | None = None
     shipper: LedgerShipper | None = None  # with PostgreSQL: ships the ledger's spool
+    # server.alerting.Alerting, set up with the app. Typed Any: Litestar resolves this
+    # class's annotations at runtime, and server.alerting imports this module.
+    alerting: Any = None
+    redis: Any = None  # the asyncio Redis client of the shared stores, when there is one
 
     # -- decisions -------------------------------------------------------------------------
 
@@ -144,7 +167,9 @@ class Frontline:
         pinned = interaction_id or request.interaction
         compiled, shadow = await self._revision(request, pinned)
         now = datetime.now(UTC)
-        context, sources, as_of = await self._context(request.customer_id, request.context, now)
+        context, sources, as_of, degraded = await self.context_for(
+            request.customer_id, request.context, now
+        )
         counters = None
         if compiled.counters_needed:
             counters = await self.counters.counts(
@@ -174,6 +199,8 @@ class Frontline:
             inputs["counters"] = counters
         if pinned:
             inputs["interaction"] = pinned
+        if degraded:
+            inputs["degraded"] = True
         latency_us = (time.perf_counter_ns() - started) // 1000
         record = decision_record(
             decision,
@@ -190,6 +217,8 @@ class Frontline:
             masker=self.masker,
         )
         body = decision.to_dict()
+        if degraded:
+            body["degraded"] = True
         if shadow is not None:
             self._shadow(shadow, record, body, context, request, now, counters, as_of)
         await self.append(record)
@@ -220,6 +249,7 @@ class Frontline:
             ruleset=request.ruleset,
             revision=compiled.revision or 0,
             started_at=format_time(datetime.now(UTC)),
+            context=request.context,
         )
         await self.interactions.start(interaction)
         decision = DecisionRequest(
@@ -231,10 +261,15 @@ class Frontline:
             tree=request.tree,
         )
         try:
-            return await self.decide(decision, principal, interaction_id=interaction.interaction_id)
+            result = await self.decide(
+                decision, principal, interaction_id=interaction.interaction_id
+            )
         except BaseException:
             await self.interactions.end(interaction.interaction_id)
             raise
+        if self.alerting is not None:
+            self.alerting.deliver_later(interaction, result)
+        return result
 
     async def end_interaction(self, interaction_id: str, principal: Principal) -> None:
         found = await self.interactions.get(interaction_id)
@@ -314,9 +349,10 @@ class Frontline:
         except UnknownRuleset as exc:
             raise Problem(404, str(exc)) from None
 
-    async def _context(
+    async def context_for(
         self, customer_id: str, overrides: dict[str, Any] | None, now: datetime
-    ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+    ) -> Context:
+        """The cached context with ``overrides`` on top; per-field sources and times."""
         cached = await self.contexts.get(customer_id)
         if self.metrics is not None:
             self.metrics.context_lookups.labels("miss" if cached is None else "hit").inc()
@@ -332,7 +368,7 @@ class Frontline:
             for path in override_paths(overrides):
                 sources[path] = "request"
                 as_of[path] = now
-        return values, sources, as_of
+        return Context(values, sources, as_of, cached is not None and cached.degraded)
 
     async def append(self, record: LedgerRecord) -> None:
         """Append durably, or raise a 503 Problem (never report an unrecorded action)."""

@@ -79,9 +79,11 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-def requires(*roles: str) -> Guard:
-    """A guard admitting keys of ``roles`` (and ``admin``); it stores the principal."""
-    allowed = frozenset((*roles, "admin"))
+def requires(*roles: str, query_token: bool = False, admin: bool = True) -> Guard:
+    """A guard admitting keys of ``roles`` (and ``admin`` unless told not to); it stores the
+    principal. With ``query_token`` the key may also come as ``?access_token=`` (browsers
+    cannot set headers on a WebSocket or an EventSource)."""
+    allowed = frozenset((*roles, "admin") if admin else roles)
     names = " or ".join(roles)
 
     # async on purpose: Litestar runs a synchronous guard in a worker thread, which costs more
@@ -89,13 +91,17 @@ def requires(*roles: str) -> Guard:
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         bind_request(connection.headers.get("x-request-id"))
         header = connection.headers.get("authorization")
-        if not header or not header.startswith("Bearer "):
+        if header and header.startswith("Bearer "):
+            token = header[7:].strip()
+        elif query_token and connection.query_params.get("access_token"):
+            token = connection.query_params["access_token"]
+        else:
             raise NotAuthorizedException(
                 detail="this route needs an API key: Authorization: Bearer <key>",
                 headers={"WWW-Authenticate": 'Bearer realm="frontline"'},
             )
         keyring: KeyRing = connection.app.state.keyring
-        principal = keyring.identify(header[7:].strip())
+        principal = keyring.identify(token)
         if principal is None:
             raise NotAuthorizedException(
                 detail="the API key is not valid",
@@ -110,7 +116,7 @@ def requires(*roles: str) -> Guard:
     return guard
 
 
-def principal_of(request: Request[Any, Any, Any]) -> Principal:
+def principal_of(request: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     found: Principal = request.scope[PRINCIPAL]  # type: ignore[literal-required]
     return found
 

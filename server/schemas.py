@@ -6,7 +6,7 @@ Unknown fields are refused (``forbid_unknown_fields``), so a misspelt ``customer
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -68,3 +68,8 @@ class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     since: Timestamp
     until: Timestamp | None = None
     examples: Annotated[int, msgspec.Meta(ge=0, le=100)] = 5
+
+
+class AckRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    outcome: Literal["acknowledged", "acted", "dismissed"]
+    note: Annotated[str, msgspec.Meta(max_length=2000)] | None = None

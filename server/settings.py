@@ -41,6 +41,13 @@ class Settings:
     ledger_wait: timedelta = timedelta(seconds=2)
     retention: timedelta | None = None  # None: keep every record
     log_level: str = "info"
+    redis_prefix: str = "frontline:"  # every key and channel Frontline uses in Redis
+    redis_timeout: float = 0.25  # seconds a Redis command may take before it counts as failed
+    context_cache_ttl: float = 5.0  # seconds a context read from Redis is reused in process
+    context_ttl: timedelta | None = None  # how long Redis keeps a context nobody writes
+    alert_repeat: timedelta = timedelta(minutes=10)  # a repeat of one alert is suppressed
+    alert_history: int = 100  # alerts kept per agent for desktops that reconnect
+    alert_retain: timedelta = timedelta(hours=12)  # how long those are kept, and acks accepted
     instance: str = field(default_factory=lambda: os.environ.get("HOSTNAME", "local"))
 
     @property
@@ -118,5 +125,14 @@ class Settings:
             ledger_wait=ledger_wait,
             retention=duration("FRONTLINE_RETENTION", None),
             log_level=level,
+            redis_prefix=get("FRONTLINE_REDIS_PREFIX") or "frontline:",
+            redis_timeout=integer("FRONTLINE_REDIS_TIMEOUT_MS", 250, 10, 60_000) / 1000,
+            context_cache_ttl=integer("FRONTLINE_CONTEXT_CACHE_MS", 5000, 0, 3_600_000) / 1000,
+            context_ttl=duration("FRONTLINE_CONTEXT_TTL", None),
+            alert_repeat=duration("FRONTLINE_ALERT_REPEAT", timedelta(minutes=10))
+            or timedelta(minutes=10),
+            alert_history=integer("FRONTLINE_ALERT_HISTORY", 100, 1, 100_000),
+            alert_retain=duration("FRONTLINE_ALERT_RETAIN", timedelta(hours=12))
+            or timedelta(hours=12),
             instance=get("FRONTLINE_INSTANCE") or get("HOSTNAME") or "local",
         )

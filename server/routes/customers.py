@@ -43,6 +43,15 @@ def _view(frontline: Frontline, found: Any, mask: bool) -> dict[str, Any]:
     return {"customer_id": found.customer_id, "values": values, "fields": fields}
 
 
+async def _alerts(
+    frontline: Frontline, customer_id: str, trigger: str, cause: str
+) -> dict[str, Any]:
+    """Re-run the alert rules of the customer's live interactions; the ids of new alerts."""
+    if frontline.alerting is None:
+        return {"alerts_raised": []}
+    return {"alerts_raised": await frontline.alerting.reevaluate(customer_id, trigger, cause)}
+
+
 @put(
     "/v1/customers/{customer_id:str}/context",
     guards=[requires("integration")],
@@ -52,10 +61,13 @@ def _view(frontline: Frontline, found: Any, mask: bool) -> dict[str, Any]:
 async def replace_context(
     customer_id: Id, data: ContextWrite, frontline: Frontline
 ) -> dict[str, Any]:
-    """Replace the customer's cached context."""
+    """Replace the customer's cached context; alert rules run for its live interactions."""
     values, source, as_of = _checked(data)
     stored = await frontline.contexts.put(customer_id, values, source, as_of)
-    return _view(frontline, stored, mask=False)
+    return {
+        **_view(frontline, stored, mask=False),
+        **await _alerts(frontline, customer_id, "context_change", "context"),
+    }
 
 
 @patch(
@@ -67,10 +79,14 @@ async def replace_context(
 async def merge_context(
     customer_id: Id, data: ContextWrite, frontline: Frontline
 ) -> dict[str, Any]:
-    """Merge values into the customer's cached context (objects merge, values replace)."""
+    """Merge values into the customer's cached context (objects merge, values replace); alert
+    rules run for the customer's live interactions."""
     values, source, as_of = _checked(data)
     stored = await frontline.contexts.patch(customer_id, values, source, as_of)
-    return _view(frontline, stored, mask=False)
+    return {
+        **_view(frontline, stored, mask=False),
+        **await _alerts(frontline, customer_id, "context_change", "context"),
+    }
 
 
 @get(
@@ -97,7 +113,8 @@ async def read_context(
     responses=problems(),
 )
 async def record_event(customer_id: Id, data: EventRequest, frontline: Frontline) -> dict[str, Any]:
-    """Count an event for ``count(type, within=...)``."""
+    """Count an event for ``count(type, within=...)``; alert rules run for the customer's live
+    interactions."""
     at = datetime.now(UTC)
     if data.at is not None:
         when = to_datetime(data.at)
@@ -105,7 +122,12 @@ async def record_event(customer_id: Id, data: EventRequest, frontline: Frontline
             raise Problem(400, f"at {data.at!r} is not an RFC 3339 time")
         at = when
     await frontline.counters.record(customer_id, data.type, at)
-    return {"customer_id": customer_id, "type": data.type, "at": format_time(at)}
+    return {
+        "customer_id": customer_id,
+        "type": data.type,
+        "at": format_time(at),
+        **await _alerts(frontline, customer_id, "event", f"event:{data.type}"),
+    }
 
 
 ROUTES = [replace_context, merge_context, read_context, record_event]

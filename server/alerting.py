@@ -1,0 +1,303 @@
+"""Alerts pushed to agents' desktops while they handle a customer.
+
+    interaction starts ─▶ the first decision's alerts ──────────────┐
+    context PUT/PATCH, event POST ─▶ for each live interaction of   │
+        the customer: its revision's rules on the cached context    │
+        (plus the overrides it started with) ─▶ alerts ─────────────┤
+                                                                    ▼
+        claim (interaction, rule): a repeat within ``repeat_after`` is suppressed
+        ─▶ ledger record ``alert`` (durable) ─▶ published on channel ``alerts:<agent>``
+    desktop ─GET /v1/agents/<agent>/alerts (WebSocket or SSE)─▶ history after its cursor,
+        then live messages; ``Last-Event-ID`` resumes where it left off
+    agent ─POST /v1/alerts/<id>/ack─▶ ledger record ``ack``
+
+An alert's id is ``<evaluation id>.<rule>``; the evaluation id is a ULID, so ids sort by the
+time they were raised and serve as the stream's event ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import structlog
+
+from audit.record import Actor, RulesetRef
+from audit.recording import ACK_OUTCOMES, ack_record, alert_record
+from engine import AlertStore, CompiledRuleset, EvaluationError, Interaction, UnknownRuleset
+from engine.decision import format_time
+from server.core import Problem, encode_ulid, new_id
+from server.keys import Principal
+
+if TYPE_CHECKING:
+    from litestar.channels import ChannelsPlugin
+
+    from server.core import Frontline
+
+log = structlog.get_logger("frontline")
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
+def channel_of(agent_id: str) -> str:
+    return f"alerts:{agent_id}"
+
+
+def id_floor(at: float) -> str:
+    """The smallest ULID of the millisecond ``at`` (seconds since the epoch): a stream cursor."""
+    return encode_ulid(int(at * 1000) << 80)
+
+
+class Alerting:
+    """Raises, records, publishes and acknowledges alerts for one Frontline."""
+
+    def __init__(
+        self,
+        frontline: Frontline,
+        store: AlertStore,
+        channels: ChannelsPlugin,
+        *,
+        repeat_after: timedelta = timedelta(minutes=10),
+        retain: timedelta = timedelta(hours=12),
+        history: int = 100,
+    ) -> None:
+        self.frontline = frontline
+        self.store = store
+        self.channels = channels
+        self.repeat_after = repeat_after
+        self.retain = retain
+        self.history = history
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.raised = 0
+
+    # -- raising ---------------------------------------------------------------------------
+
+    async def deliver(
+        self,
+        interaction: Interaction,
+        alerts: list[dict[str, Any]],
+        *,
+        ruleset: RulesetRef,
+        trigger: str,
+        decision_id: str | None = None,
+    ) -> list[str]:
+        """Record and publish each alert not raised for this interaction and rule lately.
+
+        Returns the ids of the alerts delivered. Each is durable in the ledger before it is
+        published, so a desktop never shows an alert the ledger does not hold.
+        """
+        delivered = []
+        for alert in alerts:
+            rule = alert["rule"]
+            if not await self.store.claim(interaction.interaction_id, rule, self.repeat_after):
+                continue
+            alert_id = alert.get("alert_id") or f"{new_id()}.{rule}"
+            raised_at = format_time(datetime.now(UTC))
+            await self.frontline.append(
+                alert_record(
+                    record_id=new_id(),
+                    alert_id=alert_id,
+                    rule=rule,
+                    severity=alert["severity"],
+                    message=alert["message"],
+                    ruleset=ruleset,
+                    customer_id=interaction.customer_id,
+                    agent_id=interaction.agent_id,
+                    interaction_id=interaction.interaction_id,
+                    trigger=trigger,
+                    decision_id=decision_id,
+                )
+            )
+            message = {
+                "id": alert_id,
+                "alert_id": alert_id,
+                "rule": rule,
+                "severity": alert["severity"],
+                "message": alert["message"],
+                "customer_id": interaction.customer_id,
+                "interaction_id": interaction.interaction_id,
+                "ruleset": ruleset.name,
+                "revision": ruleset.revision,
+                "trigger": trigger,
+                "raised_at": raised_at,
+            }
+            await self.store.remember(
+                alert_id,
+                {
+                    "agent_id": interaction.agent_id,
+                    "customer_id": interaction.customer_id,
+                    "interaction_id": interaction.interaction_id,
+                },
+                self.retain,
+            )
+            self.channels.publish(_encode(message), channel_of(interaction.agent_id))
+            self.raised += 1
+            delivered.append(alert_id)
+        return delivered
+
+    def deliver_later(self, interaction: Interaction, decision: dict[str, Any]) -> None:
+        """Deliver a decision's alerts without holding up its answer."""
+        if not decision.get("alerts"):
+            return
+        ruleset = RulesetRef(
+            name=decision["ruleset"], revision=decision["revision"], digest=decision["digest"]
+        )
+        task = asyncio.create_task(
+            self.deliver(
+                interaction,
+                decision["alerts"],
+                ruleset=ruleset,
+                trigger="interaction_started",
+                decision_id=decision["decision_id"],
+            )
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("alerts not delivered", error=str(task.exception()))
+
+    async def reevaluate(self, customer_id: str, trigger: str, cause: str) -> list[str]:
+        """Run the alert rules listening for ``trigger`` (``context_change`` or ``event``) for
+        each live interaction of the customer; deliver what fires. ``cause`` says what
+        happened (``context``, ``event:payment_failed``) in the alert's ledger record."""
+        frontline = self.frontline
+        delivered: list[str] = []
+        for interaction in await frontline.interactions.for_customer(customer_id):
+            try:
+                compiled = frontline.registry.get(interaction.ruleset, interaction.revision)
+            except UnknownRuleset:
+                continue
+            if not compiled.model.alerts:
+                continue
+            alerts = await self._evaluate(compiled, interaction, trigger)
+            if alerts:
+                delivered += await self.deliver(
+                    interaction,
+                    alerts,
+                    ruleset=RulesetRef(
+                        name=compiled.name, revision=compiled.revision, digest=compiled.digest
+                    ),
+                    trigger=cause,
+                )
+        return delivered
+
+    async def _evaluate(
+        self, compiled: CompiledRuleset, interaction: Interaction, trigger: str
+    ) -> list[dict[str, Any]]:
+        frontline = self.frontline
+        now = datetime.now(UTC)
+        context, _, as_of, _ = await frontline.context_for(
+            interaction.customer_id, interaction.context, now
+        )
+        counters = None
+        if compiled.counters_needed:
+            counters = await frontline.counters.counts(
+                interaction.customer_id, compiled.counters_needed, now
+            )
+        try:
+            decision = compiled.evaluate(
+                context, now=now, counters=counters, as_of=as_of, trigger=trigger
+            )
+        except EvaluationError as exc:
+            log.warning(
+                "alert rules not evaluated",
+                interaction_id=interaction.interaction_id,
+                error=str(exc),
+            )
+            return []
+        found: list[dict[str, Any]] = decision.to_dict()["alerts"]
+        return found
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait for deliveries still under way (at shutdown)."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+
+    # -- acknowledging ---------------------------------------------------------------------
+
+    async def ack(
+        self, alert_id: str, outcome: str, note: str | None, principal: Principal
+    ) -> dict[str, Any]:
+        if outcome not in ACK_OUTCOMES:
+            raise Problem(400, f"outcome must be one of {', '.join(ACK_OUTCOMES)}")
+        found = await self.store.lookup(alert_id)
+        if found is None:
+            raise Problem(404, f"there is no recent alert {alert_id!r}")
+        if principal.role == "agent" and principal.name != found["agent_id"]:
+            raise Problem(403, f"alert {alert_id!r} was sent to another agent")
+        record_id = new_id()
+        await self.frontline.append(
+            ack_record(
+                record_id=record_id,
+                alert_id=alert_id,
+                outcome=outcome,
+                actor=Actor(principal=principal.name, role=principal.role),
+                agent_id=found["agent_id"],
+                customer_id=found["customer_id"],
+                interaction_id=found["interaction_id"],
+                note=note,
+            )
+        )
+        return {"alert_id": alert_id, "outcome": outcome, "record_id": record_id}
+
+    # -- the stream ------------------------------------------------------------------------
+
+    async def stream(
+        self,
+        agent_id: str,
+        last_event_id: str | None,
+        *,
+        keepalive: float = 15.0,
+        clock: Callable[[], float] = time.time,
+    ) -> AsyncIterator[dict[str, Any] | None]:
+        """An agent's alerts: those after ``last_event_id`` (or raised in the last seconds),
+        then live ones as they come; ``None`` every ``keepalive`` seconds of silence.
+
+        Subscribing comes before reading the history, and ids at or before the cursor or
+        already sent are skipped, so nothing published in between is lost or sent twice.
+        """
+        channel = channel_of(agent_id)
+        # The channel's history first, then live messages, all through one queue.
+        subscriber = await self.channels.subscribe(channel, history=self.history)
+        cursor = last_event_id or id_floor(clock() - 2.0)
+        sent: dict[str, None] = {}
+
+        def fresh(raw: bytes) -> dict[str, Any] | None:
+            message: dict[str, Any] = _decode(raw)
+            key = message.get("id", "")
+            if key <= cursor or key in sent:
+                return None
+            sent[key] = None
+            if len(sent) > 2 * self.history:
+                for old in list(sent)[: self.history]:
+                    del sent[old]
+            return message
+
+        try:
+            events = subscriber.iter_events()
+            pending: asyncio.Future[bytes] | None = None
+            try:
+                while True:
+                    # Waited on without cancelling it: a cancelled anext would end the stream.
+                    pending = pending or asyncio.ensure_future(anext(events))
+                    done, _ = await asyncio.wait({pending}, timeout=keepalive)
+                    if not done:
+                        yield None
+                        continue
+                    raw, pending = pending.result(), None
+                    message = fresh(raw)
+                    if message is not None:
+                        yield message
+            finally:
+                if pending is not None:
+                    pending.cancel()
+        finally:
+            await self.channels.unsubscribe(subscriber, channel)

@@ -1,0 +1,107 @@
+"""An agent's live alerts (WebSocket, or SSE with ``Accept: text/event-stream``) and acks.
+
+Both stream forms carry the same messages: the alert as JSON, its id as the event id. A
+desktop that reconnects sends the last id it saw (SSE ``Last-Event-ID``, or ``last_event_id``
+in the query) and receives what it missed, then the live alerts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from litestar import Request, WebSocket, get, post, websocket
+from litestar.exceptions import WebSocketDisconnect
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from server.alerting import Alerting
+from server.core import Frontline, Problem
+from server.http import principal_of, problems, requires
+from server.schemas import AckRequest, Id
+
+_encode = msgspec.json.Encoder().encode
+# Only the agent the alerts are for: not even an admin key reads another agent's desktop.
+_AGENT_ONLY = requires("agent", query_token=True, admin=False)
+
+
+def _alerting(frontline: Frontline) -> Alerting:
+    found = frontline.alerting
+    if not isinstance(found, Alerting):
+        raise Problem(503, "alerts are not available on this server", retry_after=5)
+    return found
+
+
+def _own(connection: Any, agent_id: str) -> None:
+    principal = principal_of(connection)
+    if principal.name != agent_id:
+        raise Problem(403, f"this key belongs to agent {principal.name!r}, not {agent_id!r}")
+
+
+@get(
+    "/v1/agents/{agent_id:str}/alerts",
+    guards=[_AGENT_ONLY],
+    tags=["alerts"],
+    responses=problems(),
+)
+async def alert_events(
+    request: Request[Any, Any, Any], agent_id: Id, frontline: Frontline
+) -> ServerSentEvent:
+    """The agent's alerts as server-sent events (the WebSocket on this path carries the same).
+
+    Resumable: ``Last-Event-ID`` (or ``last_event_id`` in the query) names the last alert seen.
+    """
+    _own(request, agent_id)
+    alerting = _alerting(frontline)
+    last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+
+    async def events() -> AsyncIterator[ServerSentEventMessage]:
+        async for message in alerting.stream(agent_id, last):
+            if message is None:
+                yield ServerSentEventMessage(data=None, comment="keep-alive")
+            else:
+                yield ServerSentEventMessage(
+                    data=_encode(message).decode(), event="alert", id=message["id"]
+                )
+
+    return ServerSentEvent(events(), retry_duration=1000)
+
+
+@websocket("/v1/agents/{agent_id:str}/alerts", guards=[_AGENT_ONLY])
+async def alert_socket(socket: WebSocket[Any, Any, Any], agent_id: str) -> None:
+    """The agent's alerts over a WebSocket: one JSON text message per alert."""
+    principal = principal_of(socket)
+    if principal.name != agent_id:
+        await socket.close(code=4403, reason="this key belongs to another agent")
+        return
+    frontline: Frontline = socket.app.state.frontline
+    if frontline.alerting is None:
+        await socket.close(code=1013, reason="alerts are not available on this server")
+        return
+    await socket.accept()
+    last = socket.query_params.get("last_event_id")
+    try:
+        async for message in frontline.alerting.stream(agent_id, last):
+            if message is None:
+                await socket.send_text('{"type":"keep-alive"}')
+            else:
+                await socket.send_text(_encode({"type": "alert", **message}).decode())
+    except WebSocketDisconnect:
+        return
+
+
+@post(
+    "/v1/alerts/{alert_id:str}/ack",
+    guards=[requires("agent")],
+    status_code=200,
+    tags=["alerts"],
+    responses=problems(404),
+)
+async def ack_alert(
+    request: Request[Any, Any, Any], alert_id: str, data: AckRequest, frontline: Frontline
+) -> dict[str, Any]:
+    """The agent acknowledged, acted on or dismissed an alert; recorded in the ledger."""
+    return await _alerting(frontline).ack(alert_id, data.outcome, data.note, principal_of(request))
+
+
+ROUTES = [alert_events, alert_socket, ack_alert]

@@ -1,0 +1,170 @@
+"""Alerts pushed to an agent's desktop: raised when an interaction starts and when the
+customer's context or events change, suppressed when repeated, resumable after a reconnect,
+acknowledged into the ledger. On the embedded default (one process, in-process channels)."""
+
+from __future__ import annotations
+
+import queue
+from typing import Any
+
+import httpx
+import pytest
+
+from audit.query import LedgerQuery, LedgerReader
+from audit.record import LedgerRecord
+from tests.support.live_server import KEYS, LiveServer
+from tests.support.streams import SocketAlerts, SseAlerts
+
+AGENT, AGENT_KEY = KEYS["agent"]
+
+
+def start(
+    client: httpx.Client, server: LiveServer, customer_id: str, **context: object
+) -> dict[str, Any]:
+    response = client.post(
+        "/v1/interactions",
+        json={
+            "ruleset": "retention-desk",
+            "customer_id": customer_id,
+            "agent_id": AGENT,
+            "context": context or None,
+        },
+        headers=server.auth("agent"),
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def ledger_kinds(server: LiveServer, kind: str) -> list[LedgerRecord]:
+    reader = LedgerReader(server.data_dir / "ledger.db")
+    try:
+        return list(reader.iterate(LedgerQuery(kind=kind)))
+    finally:
+        reader.close()
+
+
+def test_alerts_reach_the_agent_when_an_interaction_starts_and_when_context_changes(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    stream = SseAlerts(server.url, AGENT, AGENT_KEY)
+    try:
+        assert stream.status == 200
+        started = start(client, server, "c-alert-1", customer={"churn_score": 0.9})
+        first = stream.next(customer_id="c-alert-1")
+        assert first["rule"] == "high-churn-caller"
+        assert first["alert_id"] == started["alerts"][0]["alert_id"]
+        assert first["trigger"] == "interaction_started"
+        assert first["interaction_id"] == started["interaction_id"]
+        # A context change fires another rule for the live interaction...
+        patched = client.patch(
+            "/v1/customers/c-alert-1/context",
+            json={"values": {"customer": {"past_due_amount": 120}}, "source": "billing"},
+            headers=server.auth("integration"),
+        )
+        assert patched.status_code == 200, patched.text
+        second = stream.next(customer_id="c-alert-1")
+        assert second["rule"] == "past-due-balance" and second["trigger"] == "context"
+        assert patched.json()["alerts_raised"] == [second["alert_id"]]
+        # ...and the one already raised is not raised again within the repeat interval.
+        again = client.patch(
+            "/v1/customers/c-alert-1/context",
+            json={"values": {"customer": {"past_due_amount": 130}}},
+            headers=server.auth("integration"),
+        )
+        assert again.json()["alerts_raised"] == []
+        with pytest.raises(queue.Empty):
+            stream.next(timeout=0.5)
+    finally:
+        stream.close()
+    delivered = {r.data["alert_id"] for r in ledger_kinds(server, "alert")}
+    assert {first["alert_id"], second["alert_id"]} <= delivered
+
+
+def test_events_raise_count_based_alerts_over_a_websocket(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    socket = SocketAlerts(server.url, AGENT, AGENT_KEY)
+    try:
+        start(client, server, "c-alert-2", customer={"churn_score": 0.1})
+        for n in range(3):
+            response = client.post(
+                "/v1/customers/c-alert-2/events",
+                json={"type": "payment_failed"},
+                headers=server.auth("integration"),
+            )
+            assert response.status_code == 202, response.text
+            raised = response.json()["alerts_raised"]
+            assert len(raised) == (1 if n == 2 else 0)
+        alert = socket.next(customer_id="c-alert-2")
+        assert alert["rule"] == "repeat-failed-payments" and alert["severity"] == "critical"
+        assert alert["trigger"] == "event:payment_failed"
+    finally:
+        socket.close()
+
+
+def test_a_desktop_that_reconnects_gets_what_it_missed(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    stream = SseAlerts(server.url, AGENT, AGENT_KEY)
+    start(client, server, "c-alert-3", customer={"churn_score": 0.95})
+    seen = stream.next(customer_id="c-alert-3")
+    stream.close()
+    # While the desktop is away, the customer's balance goes past due.
+    client.patch(
+        "/v1/customers/c-alert-3/context",
+        json={"values": {"customer": {"past_due_amount": 50}}},
+        headers=server.auth("integration"),
+    )
+    resumed = SseAlerts(server.url, AGENT, AGENT_KEY, last_event_id=seen["id"])
+    try:
+        missed = resumed.next(customer_id="c-alert-3")
+        assert missed["rule"] == "past-due-balance" and missed["customer_id"] == "c-alert-3"
+        with pytest.raises(queue.Empty):  # what it had seen is not sent again
+            resumed.next(timeout=0.5)
+    finally:
+        resumed.close()
+
+
+def test_only_that_agents_key_may_subscribe(client: httpx.Client, server: LiveServer) -> None:
+    headers = {"Accept": "text/event-stream"}
+    other = client.get(f"/v1/agents/{AGENT}/alerts", headers={**headers, **server.auth("agent2")})
+    assert other.status_code == 403
+    admin = client.get(f"/v1/agents/{AGENT}/alerts", headers={**headers, **server.auth("admin")})
+    assert admin.status_code == 403
+    anonymous = client.get(f"/v1/agents/{AGENT}/alerts", headers=headers)
+    assert anonymous.status_code == 401
+
+
+def test_an_ack_is_recorded_and_only_the_alerted_agent_may_give_it(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    started = start(client, server, "c-alert-4", customer={"churn_score": 0.8})
+    alert_id = started["alerts"][0]["alert_id"]
+    # Delivery runs beside the answer: wait until the alert is known.
+    for _ in range(50):
+        response = client.post(
+            f"/v1/alerts/{alert_id}/ack",
+            json={"outcome": "acted", "note": "offered a plan"},
+            headers=server.auth("agent2"),
+        )
+        if response.status_code != 404:
+            break
+    assert response.status_code == 403, response.text
+    ack = client.post(
+        f"/v1/alerts/{alert_id}/ack",
+        json={"outcome": "acted", "note": "offered a plan"},
+        headers=server.auth("agent"),
+    )
+    assert ack.status_code == 200, ack.text
+    bad = client.post(
+        f"/v1/alerts/{alert_id}/ack", json={"outcome": "ignored"}, headers=server.auth("agent")
+    )
+    assert bad.status_code == 400
+    unknown = client.post(
+        "/v1/alerts/nope/ack", json={"outcome": "acted"}, headers=server.auth("agent")
+    )
+    assert unknown.status_code == 404
+    acks = [r for r in ledger_kinds(server, "ack") if r.data["alert_id"] == alert_id]
+    assert len(acks) == 1
+    assert acks[0].data["outcome"] == "acted" and acks[0].agent_id == AGENT
+    assert acks[0].customer_id == "c-alert-4"
