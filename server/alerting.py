@@ -73,7 +73,12 @@ class Alerting:
         self.retain = retain
         self.history = history
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = asyncio.Event()
         self.raised = 0
+
+    def stop_streams(self) -> None:
+        """End every open stream (the server is stopping; desktops will resume elsewhere)."""
+        self._stopping.set()
 
     # -- raising ---------------------------------------------------------------------------
 
@@ -284,11 +289,17 @@ class Alerting:
         try:
             events = subscriber.iter_events()
             pending: asyncio.Future[bytes] | None = None
+            stopping: asyncio.Future[Any] = asyncio.ensure_future(self._stopping.wait())
             try:
-                while True:
+                while not self._stopping.is_set():
                     # Waited on without cancelling it: a cancelled anext would end the stream.
                     pending = pending or asyncio.ensure_future(anext(events))
-                    done, _ = await asyncio.wait({pending}, timeout=keepalive)
+                    waiting: set[asyncio.Future[Any]] = {pending, stopping}
+                    done, _ = await asyncio.wait(
+                        waiting, timeout=keepalive, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if stopping in done:
+                        return
                     if not done:
                         yield None
                         continue
@@ -297,6 +308,7 @@ class Alerting:
                     if message is not None:
                         yield message
             finally:
+                stopping.cancel()
                 if pending is not None:
                     pending.cancel()
         finally:

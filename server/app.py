@@ -57,6 +57,7 @@ from audit.shipper import LedgerShipper
 from audit.sqlite import SqliteLedgerStore
 from audit.writer import LedgerWriter
 from engine import RulesetError, RulesetRegistry, RulesetStore
+from server import lifecycle
 from server.admission import Gate
 from server.alerting import Alerting
 from server.core import Frontline, Problem, new_id
@@ -288,6 +289,7 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
             history=settings.alert_history,
         )
         app.state.frontline = built
+        lifecycle.on_exit(built.alerting.stop_streams)
         following = (
             asyncio.create_task(follow_changes(built, settings))
             if settings.redis_url and isinstance(built.contexts, RedisContextStore)

@@ -17,9 +17,18 @@ from typing import Any
 
 import uvicorn
 
+from server import lifecycle
 from server.settings import Settings
 
 AppFactory = Callable[[], Any]
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the app at once when it is asked to stop."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        lifecycle.exiting()
+        super().handle_exit(sig, frame)
 
 
 def _config(settings: Settings, app_factory: AppFactory | None = None) -> uvicorn.Config:
@@ -44,7 +53,7 @@ def serve(settings: Settings, app_factory: AppFactory | None = None) -> int:
     ``app_factory`` replaces Frontline's app (the benchmarks' bare baseline uses it).
     """
     if settings.workers == 1:
-        uvicorn.Server(_config(settings, app_factory)).run()
+        _Server(_config(settings, app_factory)).run()
         return 0
     if app_factory is None:
         # First-start work (starter rulesets, masking key) happens once, here, before any
@@ -84,4 +93,4 @@ def serve(settings: Settings, app_factory: AppFactory | None = None) -> int:
 
 
 def _worker(settings: Settings, sock: socket.socket, app_factory: AppFactory | None) -> None:
-    uvicorn.Server(_config(settings, app_factory)).run(sockets=[sock])
+    _Server(_config(settings, app_factory)).run(sockets=[sock])
