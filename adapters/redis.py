@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,7 +35,7 @@ import structlog
 from cachetools import LRUCache, TTLCache
 
 from adapters.memory import leaves, merge, stamp
-from engine import CustomerContext, Interaction, Routing, StoredRevision
+from engine import CustomerContext, Interaction, Routing, StoredRevision, StoreUnavailable
 from engine.durations import parse_duration
 
 log = structlog.get_logger("frontline")
@@ -43,6 +43,15 @@ log = structlog.get_logger("frontline")
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 _FAILURES = (redis.RedisError, OSError, asyncio.TimeoutError)
+
+
+@contextlib.contextmanager
+def unavailable_as(what: str) -> Iterator[None]:
+    """Turn Redis failures into the ports' ``StoreUnavailable``, naming what failed."""
+    try:
+        yield
+    except _FAILURES as exc:
+        raise StoreUnavailable(f"Redis is unreachable ({what}): {exc}") from exc
 
 
 class Breaker:
@@ -142,10 +151,11 @@ class RedisContextStore:
             stamp({}, paths, as_of, replace=True),
         )
         raw = _encoded(stored)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._key(customer_id), raw, px=self._ttl)
-            pipe.publish(self.channel, customer_id)
-            await pipe.execute()
+        with unavailable_as("writing a context"):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(self._key(customer_id), raw, px=self._ttl)
+                pipe.publish(self.channel, customer_id)
+                await pipe.execute()
         self._remember(customer_id, raw)
         return _context(customer_id, raw)
 
@@ -154,6 +164,20 @@ class RedisContextStore:
     ) -> CustomerContext:
         key = self._key(customer_id)
         paths = leaves(values)
+        with unavailable_as("writing a context"):
+            raw = await self._patch(key, customer_id, values, paths, source, as_of)
+        self._remember(customer_id, raw)
+        return _context(customer_id, raw)
+
+    async def _patch(
+        self,
+        key: str,
+        customer_id: str,
+        values: dict[str, Any],
+        paths: list[str],
+        source: str | None,
+        as_of: str | None,
+    ) -> bytes:
         async with self._redis.pipeline(transaction=True) as pipe:
             while True:  # optimistic: retried if another writer changed the key meanwhile
                 try:
@@ -177,11 +201,9 @@ class RedisContextStore:
                     pipe.set(key, raw, px=self._ttl)
                     pipe.publish(self.channel, customer_id)
                     await pipe.execute()
-                    break
+                    return raw
                 except redis.WatchError:
                     continue
-        self._remember(customer_id, raw)
-        return _context(customer_id, raw)
 
     def _remember(self, customer_id: str, raw: bytes) -> None:
         self._fresh[customer_id] = raw
@@ -217,6 +239,7 @@ class RedisEventCounters:
         self._redis: Any = client  # redis-py types results as "Awaitable | value"
         self._prefix = prefix
         self._horizon_ms = int(horizon.total_seconds() * 1000)
+        self.breaker = Breaker()
 
     def _key(self, customer_id: str, event_type: str) -> str:
         return f"{self._prefix}events:{customer_id}:{event_type}"
@@ -225,22 +248,30 @@ class RedisEventCounters:
         key = self._key(customer_id, event_type)
         score = int(at.timestamp() * 1000)
         member = f"{score}:{os.urandom(6).hex()}"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(key, {member: score})
-            pipe.zremrangebyscore(key, "-inf", f"({score - self._horizon_ms}")
-            pipe.pexpire(key, self._horizon_ms)
-            await pipe.execute()
+        with unavailable_as("recording an event"):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zadd(key, {member: score})
+                pipe.zremrangebyscore(key, "-inf", f"({score - self._horizon_ms}")
+                pipe.pexpire(key, self._horizon_ms)
+                await pipe.execute()
 
     async def counts(
         self, customer_id: str, needed: frozenset[tuple[str, str]], now: datetime
     ) -> dict[str, dict[str, int]]:
         pairs = sorted(needed)
         end = int(now.timestamp() * 1000)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for event_type, window in pairs:
-                start = end - int(parse_duration(window).total_seconds() * 1000)
-                pipe.zcount(self._key(customer_id, event_type), start, end)
-            found = await pipe.execute()
+        if self.breaker.open:
+            raise StoreUnavailable("Redis is unreachable (counting events)")
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for event_type, window in pairs:
+                    start = end - int(parse_duration(window).total_seconds() * 1000)
+                    pipe.zcount(self._key(customer_id, event_type), start, end)
+                found = await pipe.execute()
+        except _FAILURES as exc:
+            self.breaker.failed()
+            raise StoreUnavailable(f"Redis is unreachable (counting events): {exc}") from exc
+        self.breaker.succeeded()
         out: dict[str, dict[str, int]] = {}
         for (event_type, window), count in zip(pairs, found, strict=True):
             out.setdefault(event_type, {})[window] = int(count)
@@ -251,7 +282,12 @@ class RedisEventCounters:
 
 
 class RedisInteractions:
-    """Live interactions, readable by every instance; one left open expires after ``ttl``."""
+    """Live interactions, readable by every instance; one left open expires after ``ttl``.
+
+    Interactions never change once started, so each instance keeps the ones it started or
+    read: while Redis is away, decisions in those interactions go on, and an interaction
+    started meanwhile is kept here and written to Redis once it answers again.
+    """
 
     def __init__(
         self,
@@ -259,10 +295,14 @@ class RedisInteractions:
         *,
         prefix: str = "frontline:",
         ttl: timedelta = timedelta(hours=24),
+        kept: int = 100_000,
     ) -> None:
         self._redis: Any = client  # redis-py types results as "Awaitable | value"
         self._prefix = prefix
         self._ttl = int(ttl.total_seconds() * 1000)
+        self._kept: LRUCache[str, Interaction] = LRUCache(kept)
+        self._unwritten: dict[str, Interaction] = {}
+        self.breaker = Breaker()
 
     def _key(self, interaction_id: str) -> str:
         return f"{self._prefix}interaction:{interaction_id}"
@@ -271,33 +311,83 @@ class RedisInteractions:
         return f"{self._prefix}customer-interactions:{customer_id}"
 
     async def start(self, interaction: Interaction) -> None:
+        self._kept[interaction.interaction_id] = interaction
+        if self.breaker.open:
+            self._unwritten[interaction.interaction_id] = interaction
+            return
+        try:
+            await self._write([interaction, *self._unwritten.values()])
+        except _FAILURES as exc:
+            self.breaker.failed()
+            log.warning("interaction kept in process until Redis answers", error=str(exc))
+            self._unwritten[interaction.interaction_id] = interaction
+            return
+        self.breaker.succeeded()
+        self._unwritten.clear()
+
+    async def _write(self, interactions: list[Interaction]) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
-            raw = _encode(asdict(interaction))
-            pipe.set(self._key(interaction.interaction_id), raw, px=self._ttl)
-            pipe.sadd(self._customer(interaction.customer_id), interaction.interaction_id)
-            pipe.pexpire(self._customer(interaction.customer_id), self._ttl)
+            for interaction in interactions:
+                raw = _encode(asdict(interaction))
+                pipe.set(self._key(interaction.interaction_id), raw, px=self._ttl)
+                pipe.sadd(self._customer(interaction.customer_id), interaction.interaction_id)
+                pipe.pexpire(self._customer(interaction.customer_id), self._ttl)
             await pipe.execute()
 
-    async def get(self, interaction_id: str) -> Interaction | None:
-        raw = await self._redis.get(self._key(interaction_id))
-        return Interaction(**_decode(raw)) if raw is not None else None
+    async def _catch_up(self) -> None:
+        """Write the interactions started while Redis was away."""
+        if self._unwritten and not self.breaker.open:
+            pending = list(self._unwritten.values())
+            await self._write(pending)
+            for interaction in pending:
+                self._unwritten.pop(interaction.interaction_id, None)
+            log.info("interactions written to Redis after an outage", count=len(pending))
 
-    async def end(self, interaction_id: str) -> Interaction | None:
-        raw = await self._redis.getdel(self._key(interaction_id))
+    async def get(self, interaction_id: str) -> Interaction | None:
+        if self.breaker.open:
+            return self._known(interaction_id)
+        try:
+            await self._catch_up()
+            raw = await self._redis.get(self._key(interaction_id))
+        except _FAILURES:
+            self.breaker.failed()
+            return self._known(interaction_id)
+        self.breaker.succeeded()
         if raw is None:
+            self._kept.pop(interaction_id, None)  # ended, perhaps through another instance
             return None
         found = Interaction(**_decode(raw))
-        await self._redis.srem(self._customer(found.customer_id), interaction_id)
+        self._kept[interaction_id] = found
+        return found
+
+    def _known(self, interaction_id: str) -> Interaction:
+        found = self._kept.get(interaction_id)
+        if found is None:
+            raise StoreUnavailable("Redis is unreachable (reading an interaction)")
+        return found
+
+    async def end(self, interaction_id: str) -> Interaction | None:
+        self._unwritten.pop(interaction_id, None)
+        self._kept.pop(interaction_id, None)
+        with unavailable_as("ending an interaction"):
+            raw = await self._redis.getdel(self._key(interaction_id))
+            if raw is None:
+                return None
+            found = Interaction(**_decode(raw))
+            await self._redis.srem(self._customer(found.customer_id), interaction_id)
         return found
 
     async def for_customer(self, customer_id: str) -> list[Interaction]:
-        ids = sorted(m.decode() for m in await self._redis.smembers(self._customer(customer_id)))
-        if not ids:
-            return []
-        found = await self._redis.mget([self._key(i) for i in ids])
-        gone = [i for i, raw in zip(ids, found, strict=True) if raw is None]
-        if gone:  # expired without an end: forget them
-            await self._redis.srem(self._customer(customer_id), *gone)
+        with unavailable_as("listing interactions"):
+            await self._catch_up()
+            members = await self._redis.smembers(self._customer(customer_id))
+            ids = sorted(m.decode() for m in members)
+            if not ids:
+                return []
+            found = await self._redis.mget([self._key(i) for i in ids])
+            gone = [i for i, raw in zip(ids, found, strict=True) if raw is None]
+            if gone:  # expired without an end: forget them
+                await self._redis.srem(self._customer(customer_id), *gone)
         return [Interaction(**_decode(raw)) for raw in found if raw is not None]
 
 
@@ -314,14 +404,17 @@ class RedisAlertStore:
     async def claim(self, interaction_id: str, rule: str, interval: timedelta) -> bool:
         key = f"{self._prefix}alert-claim:{interaction_id}:{rule}"
         ms = max(1, int(interval.total_seconds() * 1000))
-        return bool(await self._redis.set(key, b"1", nx=True, px=ms))
+        with unavailable_as("claiming an alert"):
+            return bool(await self._redis.set(key, b"1", nx=True, px=ms))
 
     async def remember(self, alert_id: str, info: Mapping[str, Any], ttl: timedelta) -> None:
         ms = max(1, int(ttl.total_seconds() * 1000))
-        await self._redis.set(f"{self._prefix}alert:{alert_id}", _encode(dict(info)), px=ms)
+        with unavailable_as("remembering an alert"):
+            await self._redis.set(f"{self._prefix}alert:{alert_id}", _encode(dict(info)), px=ms)
 
     async def lookup(self, alert_id: str) -> dict[str, Any] | None:
-        raw = await self._redis.get(f"{self._prefix}alert:{alert_id}")
+        with unavailable_as("looking up an alert"):
+            raw = await self._redis.get(f"{self._prefix}alert:{alert_id}")
         if raw is None:
             return None
         found: dict[str, Any] = _decode(raw)

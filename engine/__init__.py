@@ -29,6 +29,7 @@ from engine.ports import (
     Routing,
     RulesetStore,
     StoredRevision,
+    StoreUnavailable,
 )
 from engine.registry import (
     Deployment,
@@ -59,6 +60,7 @@ __all__ = [
     "RulesetError",
     "RulesetRegistry",
     "RulesetStore",
+    "StoreUnavailable",
     "StoredRevision",
     "TestResult",
     "UnknownRuleset",

@@ -12,6 +12,10 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 
+class StoreUnavailable(Exception):
+    """A shared store (Redis) cannot be reached; what it holds is unknown for now."""
+
+
 @dataclass(frozen=True)
 class StoredRevision:
     """One immutable revision of a ruleset as a store keeps it: the author's text, verbatim."""

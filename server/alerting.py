@@ -26,9 +26,17 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import structlog
 
+from adapters.memory import MemoryAlertStore
 from audit.record import Actor, RulesetRef
 from audit.recording import ACK_OUTCOMES, ack_record, alert_record
-from engine import AlertStore, CompiledRuleset, EvaluationError, Interaction, UnknownRuleset
+from engine import (
+    AlertStore,
+    CompiledRuleset,
+    EvaluationError,
+    Interaction,
+    StoreUnavailable,
+    UnknownRuleset,
+)
 from engine.decision import format_time
 from server.core import Problem, encode_ulid, new_id
 from server.keys import Principal
@@ -68,6 +76,9 @@ class Alerting:
     ) -> None:
         self.frontline = frontline
         self.store = store
+        # Used when the shared store cannot be reached: repeats are then suppressed per
+        # instance, and this instance can still take acks for the alerts it raised.
+        self._local = store if isinstance(store, MemoryAlertStore) else MemoryAlertStore()
         self.channels = channels
         self.repeat_after = repeat_after
         self.retain = retain
@@ -99,7 +110,7 @@ class Alerting:
         delivered = []
         for alert in alerts:
             rule = alert["rule"]
-            if not await self.store.claim(interaction.interaction_id, rule, self.repeat_after):
+            if not await self._claim(interaction.interaction_id, rule):
                 continue
             alert_id = alert.get("alert_id") or f"{new_id()}.{rule}"
             raised_at = format_time(datetime.now(UTC))
@@ -131,19 +142,39 @@ class Alerting:
                 "trigger": trigger,
                 "raised_at": raised_at,
             }
-            await self.store.remember(
+            await self._remember(
                 alert_id,
                 {
                     "agent_id": interaction.agent_id,
                     "customer_id": interaction.customer_id,
                     "interaction_id": interaction.interaction_id,
                 },
-                self.retain,
             )
             self.channels.publish(_encode(message), channel_of(interaction.agent_id))
             self.raised += 1
             delivered.append(alert_id)
         return delivered
+
+    async def _claim(self, interaction_id: str, rule: str) -> bool:
+        try:
+            return await self.store.claim(interaction_id, rule, self.repeat_after)
+        except StoreUnavailable:
+            return await self._local.claim(interaction_id, rule, self.repeat_after)
+
+    async def _remember(self, alert_id: str, info: dict[str, Any]) -> None:
+        if self._local is not self.store:
+            await self._local.remember(alert_id, info, self.retain)
+        try:
+            await self.store.remember(alert_id, info, self.retain)
+        except StoreUnavailable as exc:
+            log.warning("alert known to this instance only", alert_id=alert_id, error=str(exc))
+
+    async def _lookup(self, alert_id: str) -> dict[str, Any] | None:
+        try:
+            found = await self.store.lookup(alert_id)
+        except StoreUnavailable:
+            found = None
+        return found if found is not None else await self._local.lookup(alert_id)
 
     def deliver_later(self, interaction: Interaction, decision: dict[str, Any]) -> None:
         """Deliver a decision's alerts without holding up its answer."""
@@ -233,7 +264,7 @@ class Alerting:
     ) -> dict[str, Any]:
         if outcome not in ACK_OUTCOMES:
             raise Problem(400, f"outcome must be one of {', '.join(ACK_OUTCOMES)}")
-        found = await self.store.lookup(alert_id)
+        found = await self._lookup(alert_id)
         if found is None:
             raise Problem(404, f"there is no recent alert {alert_id!r}")
         if principal.role == "agent" and principal.name != found["agent_id"]:

@@ -56,12 +56,12 @@ from audit.retention import apply_retention
 from audit.shipper import LedgerShipper
 from audit.sqlite import SqliteLedgerStore
 from audit.writer import LedgerWriter
-from engine import RulesetError, RulesetRegistry, RulesetStore
+from engine import RulesetError, RulesetRegistry, RulesetStore, StoreUnavailable
 from server import lifecycle
 from server.admission import Gate
 from server.alerting import Alerting
 from server.core import Frontline, Problem, new_id
-from server.http import on_http_exception, on_problem, on_unexpected
+from server.http import on_http_exception, on_problem, on_unavailable, on_unexpected
 from server.keys import KeyRing
 from server.logs import configure as configure_logging
 from server.metrics import LedgerCollector, Metrics, metrics_endpoint
@@ -271,7 +271,10 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
     gate = Gate(settings.max_concurrency)
     limits = Limits(
         settings.rate_limit_per_minute,
-        redis_client(settings.redis_url) if settings.redis_url else None,
+        redis_client(settings.redis_url, timeout=settings.redis_timeout)
+        if settings.redis_url
+        else None,
+        settings.redis_prefix,
     )
 
     @asynccontextmanager
@@ -362,6 +365,7 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
         state=State({"keyring": keys, "settings": settings, "metrics": metrics}),
         exception_handlers={
             Problem: on_problem,
+            StoreUnavailable: on_unavailable,
             HTTPException: on_http_exception,
             Exception: on_unexpected,
         },

@@ -34,6 +34,7 @@ from engine import (
     Interaction,
     InteractionStore,
     RulesetRegistry,
+    StoreUnavailable,
     UnknownRuleset,
 )
 from engine.decision import format_time
@@ -172,9 +173,12 @@ class Frontline:
         )
         counters = None
         if compiled.counters_needed:
-            counters = await self.counters.counts(
-                request.customer_id, compiled.counters_needed, now
-            )
+            try:
+                counters = await self.counters.counts(
+                    request.customer_id, compiled.counters_needed, now
+                )
+            except StoreUnavailable:
+                degraded = True  # count(...) reads 0 until the counters answer again
         try:
             decision = compiled.evaluate(
                 context,

@@ -170,6 +170,18 @@ def on_http_exception(
     return problem(status, detail, headers=exc.headers or None)
 
 
+def on_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """A shared store (Redis) is away: the request may be retried shortly."""
+    _count(request, 503)
+    log.warning("shared store unavailable", path=request.url.path, error=str(exc))
+    return problem(
+        503,
+        "a store this request needs cannot be reached; try again shortly",
+        title="Service unavailable",
+        headers={"Retry-After": "1"},
+    )
+
+
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     _count(request, 400 if isinstance(exc, (RecursionError, UnicodeDecodeError)) else 500)
     if isinstance(exc, RecursionError):  # a body nested deeper than the JSON decoder goes

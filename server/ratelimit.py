@@ -17,6 +17,9 @@ from typing import Any
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
+from redis import RedisError
+
+from adapters.redis import Breaker
 
 EXEMPT = ("/healthz", "/readyz", "/metrics")
 WINDOW = 60
@@ -43,9 +46,11 @@ def _problem(retry_after: int) -> tuple[list[tuple[bytes, bytes]], bytes]:
 class Limits:
     """The budget and the counters, shared by every route's copy of the middleware."""
 
-    def __init__(self, per_minute: int, redis: Any = None) -> None:
+    def __init__(self, per_minute: int, redis: Any = None, prefix: str = "frontline:") -> None:
         self.per_minute = per_minute
         self.redis = redis
+        self.prefix = prefix
+        self.breaker = Breaker()
         self._counts: dict[tuple[str, int], int] = {}
 
     def __call__(self, app: ASGIApp) -> ASGIApp:
@@ -54,13 +59,18 @@ class Limits:
     async def spend(self, key: str, now: float) -> int | None:
         """Count one request for ``key``; None if allowed, else seconds until the next window."""
         window = int(now) // WINDOW
-        if self.redis is not None:
-            name = f"frontline:rate:{key}:{window}"
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.incr(name)
-            pipe.expire(name, WINDOW * 2)
-            used = (await pipe.execute())[0]
-        else:
+        used = None
+        if self.redis is not None and not self.breaker.open:
+            name = f"{self.prefix}rate:{key}:{window}"
+            try:
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.incr(name)
+                pipe.expire(name, WINDOW * 2)
+                used = (await pipe.execute())[0]
+            except (RedisError, OSError, TimeoutError):
+                # Redis is away: budgets are counted per instance until it answers again.
+                self.breaker.failed()
+        if used is None:
             if len(self._counts) > 100_000:  # old windows: drop them all at once
                 self._counts = {k: v for k, v in self._counts.items() if k[1] == window}
             used = self._counts.get((key, window), 0) + 1
