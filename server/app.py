@@ -49,6 +49,7 @@ from adapters.redis import (
     RedisInteractions,
     RedisRulesetStore,
 )
+from adapters.source import HttpContextSource, SourcedContextStore
 from audit.masking import Masker
 from audit.postgres import PostgresLedgerStore
 from audit.recording import ruleset_record
@@ -163,6 +164,12 @@ def build_frontline(settings: Settings) -> Frontline:
         frontline.counters = RedisEventCounters(client, prefix=prefix)
         frontline.interactions = RedisInteractions(client, prefix=prefix)
         frontline.redis = client
+    if settings.context_source_url:
+        frontline.contexts = SourcedContextStore(
+            frontline.contexts,
+            HttpContextSource(settings.context_source_url, timeout=settings.context_source_timeout),
+            refresh=settings.context_source_refresh,
+        )
     return frontline
 
 
@@ -205,6 +212,8 @@ def redis_client(url: str, timeout: float | None = None) -> Any:
 async def follow_changes(frontline: Frontline, settings: Settings) -> None:
     """Drop cached contexts other instances changed; re-read rulesets they changed."""
     contexts = frontline.contexts
+    if isinstance(contexts, SourcedContextStore):
+        contexts = contexts.inner
     registry = frontline.registry
     assert isinstance(contexts, RedisContextStore) and settings.redis_url
 
@@ -295,7 +304,7 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
         lifecycle.on_exit(built.alerting.stop_streams)
         following = (
             asyncio.create_task(follow_changes(built, settings))
-            if settings.redis_url and isinstance(built.contexts, RedisContextStore)
+            if settings.redis_url and built.redis is not None
             else None
         )
         shipper = (

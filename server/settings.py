@@ -45,6 +45,9 @@ class Settings:
     redis_timeout: float = 0.25  # seconds a Redis command may take before it counts as failed
     context_cache_ttl: float = 5.0  # seconds a context read from Redis is reused in process
     context_ttl: timedelta | None = None  # how long Redis keeps a context nobody writes
+    context_source_url: str | None = None  # GET, with {customer_id}, for a missing context
+    context_source_timeout: float = 0.2
+    context_source_refresh: timedelta | None = None  # refetch fields the source gave when older
     alert_repeat: timedelta = timedelta(minutes=10)  # a repeat of one alert is suppressed
     alert_history: int = 100  # alerts kept per agent for desktops that reconnect
     alert_retain: timedelta = timedelta(hours=12)  # how long those are kept, and acks accepted
@@ -102,6 +105,13 @@ class Settings:
         level = (get("FRONTLINE_LOG_LEVEL") or "info").lower()
         if level not in ("debug", "info", "warning", "error"):
             raise SettingsError("FRONTLINE_LOG_LEVEL must be debug, info, warning or error")
+        source_url = get("FRONTLINE_CONTEXT_SOURCE_URL")
+        if source_url is not None and (
+            "{customer_id}" not in source_url or not source_url.startswith(("http://", "https://"))
+        ):
+            raise SettingsError(
+                "FRONTLINE_CONTEXT_SOURCE_URL must be an http(s) URL containing {customer_id}"
+            )
         ledger_wait = duration("FRONTLINE_LEDGER_WAIT", timedelta(seconds=2))
         assert ledger_wait is not None
         return cls(
@@ -129,6 +139,10 @@ class Settings:
             redis_timeout=integer("FRONTLINE_REDIS_TIMEOUT_MS", 250, 10, 60_000) / 1000,
             context_cache_ttl=integer("FRONTLINE_CONTEXT_CACHE_MS", 5000, 0, 3_600_000) / 1000,
             context_ttl=duration("FRONTLINE_CONTEXT_TTL", None),
+            context_source_url=source_url,
+            context_source_timeout=integer("FRONTLINE_CONTEXT_SOURCE_TIMEOUT_MS", 200, 1, 60_000)
+            / 1000,
+            context_source_refresh=duration("FRONTLINE_CONTEXT_SOURCE_REFRESH", None),
             alert_repeat=duration("FRONTLINE_ALERT_REPEAT", timedelta(minutes=10))
             or timedelta(minutes=10),
             alert_history=integer("FRONTLINE_ALERT_HISTORY", 100, 1, 100_000),
