@@ -578,6 +578,68 @@ def ledger_section(results: Results) -> list[str]:
     return lines
 
 
+CONTEXT_CACHE_US, CONTEXT_REDIS_US = 10.0, 300.0
+ALERT_P50_MS, ALERT_P99_MS = 5.0, 20.0
+
+
+def realtime_targets(results: Results) -> list[tuple[str, str, str]]:
+    out = []
+    per = {
+        b["extra_info"]["where"]: b["stats"]["median"] / b["extra_info"]["batch"] * 1e6
+        for b in results.data.get("benchmarks", [])
+        if b.get("extra_info", {}).get("kind") == "context"
+    }
+    base = per.get("request")
+    for where, limit in (("cache", CONTEXT_CACHE_US), ("redis", CONTEXT_REDIS_US)):
+        if base is not None and where in per:
+            extra = per[where] - base
+            label = "the in-process cache" if where == "cache" else "Redis"
+            out.append(
+                (
+                    f"context from {label} costs ≤ {limit:g} µs more than in the request",
+                    f"+{extra:.1f} µs ({per[where]:.1f} against {base:.1f} µs per decision)",
+                    verdict(extra <= limit),
+                )
+            )
+    for run in sorted(_by_kind(results, "alerts"), key=lambda i: i["instances"]):
+        where = "one instance" if run["instances"] == 1 else "across two instances"
+        out.append(
+            (
+                f"event → alert on the WebSocket at {run['rate']}/s, {where}: "
+                f"p50 ≤ {ALERT_P50_MS:g} ms, p99 ≤ {ALERT_P99_MS:g} ms",
+                f"p50 {run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms "
+                f"(p99.9 {run['p999_ms']:.2f} ms; {run['alerts']:,} alerts, "
+                f"{run['missing']} missing)",
+                verdict(
+                    run["p50_ms"] <= ALERT_P50_MS
+                    and run["p99_ms"] <= ALERT_P99_MS
+                    and run["missing"] == 0
+                ),
+            )
+        )
+    return out
+
+
+def realtime_section(results: Results) -> list[str]:
+    targets_ = realtime_targets(results)
+    if not targets_:
+        return []
+    return [
+        "",
+        "## Context and alerts",
+        "",
+        "Context: the context-and-evaluate step of a retention-desk decision "
+        "(`Frontline.context_for`, then `evaluate`), 200 per round, with the ~1 KB context in "
+        "the request, in the in-process cache in front of Redis, or read from Redis on every "
+        "decision (cache off); tests/bench/test_context_bench.py. Alerts: events posted at a "
+        "fixed rate (open loop) to a server on this machine's Redis, each raising one alert, "
+        "timed from the event's scheduled send to the alert on the agent's WebSocket, the "
+        "desktop on the same server or on a second one; tests/bench/test_alert_bench.py.",
+        "",
+        *table(["target", "measured", "result"], [list(t) for t in targets_], "lll"),
+    ]
+
+
 SECTIONS: tuple[Callable[[Results], list[str]], ...] = (
     header,
     targets_section,
@@ -588,6 +650,7 @@ SECTIONS: tuple[Callable[[Results], list[str]], ...] = (
     detail_section,
     http_section,
     ledger_section,
+    realtime_section,
 )
 
 
