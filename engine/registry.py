@@ -154,6 +154,11 @@ class RulesetRegistry:
         self._install(name, routing)
         return self._state[name][1]
 
+    def served_routing(self, name: str) -> Routing | None:
+        """The routing this registry serves now (the store's may be newer)."""
+        state = self._state.get(name)
+        return state[0] if state is not None else None
+
     def active(self, name: str) -> CompiledRuleset:
         """The active revision (what customers outside a canary get)."""
         return self._served(name)[1]

@@ -266,6 +266,24 @@ async def prune_forever(frontline: Frontline, settings: Settings) -> None:
         await asyncio.sleep(RETENTION_EVERY)
 
 
+ROUTING_POLL = 0.25
+
+
+async def poll_routing(frontline: Frontline) -> None:
+    """Workers sharing a ruleset directory: serve what another worker activated (a quarter of
+    a second later at most). With Redis, change announcements do this instead."""
+    registry = frontline.registry
+    store = registry.store
+    while True:
+        await asyncio.sleep(ROUTING_POLL)
+        try:
+            for name in store.names():
+                if store.get_routing(name) != registry.served_routing(name):
+                    await asyncio.to_thread(registry.refresh, name)
+        except Exception as exc:  # the next poll tries again
+            log.error("ruleset routing not re-read", error=str(exc))
+
+
 def _provide_frontline(state: State) -> Frontline:
     frontline: Frontline = state.frontline
     return frontline
@@ -305,6 +323,8 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
         following = (
             asyncio.create_task(follow_changes(built, settings))
             if settings.redis_url and built.redis is not None
+            else asyncio.create_task(poll_routing(built))
+            if settings.workers > 1
             else None
         )
         shipper = (

@@ -339,3 +339,26 @@ def test_canary_and_shadow_through_the_api(tmp_path: Path) -> None:
         actions = [r["data"]["action"] for r in changes["records"]]
         assert actions[:4] == ["shadow", "deploy", "rollout", "rollout"]
         assert all(r["actor"]["principal"] == "ann" for r in changes["records"][:4])
+
+
+def test_workers_sharing_a_data_directory_serve_what_any_of_them_activated(
+    tmp_path: Path,
+) -> None:
+    with (
+        LiveServer(tmp_path / "data", workers=2) as server,
+        httpx.Client(base_url=server.url, timeout=30) as c,
+    ):
+        changed = RETENTION.replace("max_amount: 25", "max_amount: 40", 1)
+        deployed = c.post(
+            "/v1/rulesets",
+            content=changed,
+            headers={**server.auth("author"), "content-type": "application/yaml"},
+        )
+        assert deployed.status_code == 201, deployed.text
+        newer = deployed.json()["revision"]
+        time.sleep(0.6)  # two routing polls
+        served = set()
+        for k in range(40):  # new connections: spread over both workers
+            with httpx.Client(base_url=server.url, timeout=30) as fresh:
+                served.add(decide(fresh, server, customer_id=f"c-w{k}").json()["revision"])
+        assert served == {newer}
