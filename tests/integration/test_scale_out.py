@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from audit.postgres import PostgresLedgerStore
@@ -49,6 +50,11 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer,
         for server in servers:
             server.stop()
         delete_prefix(prefix)
+        with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
+            conn.execute(
+                "DELETE FROM public.ledger WHERE instance = ANY(%s)",
+                [[s.env["FRONTLINE_INSTANCE"] for s in servers]],
+            )
 
 
 def revision_served(server: LiveServer, customer_id: str = "c-probe") -> int:
