@@ -23,8 +23,10 @@ from adapters.redis import (
     RedisEventCounters,
     RedisInteractions,
 )
+from adapters.source import HttpContextSource, SourcedContextStore
 from engine import AlertStore, ContextStore, EventCounters, Interaction, InteractionStore
 from tests.support.redis import URL
+from tests.support.source import ContextSource
 
 T = TypeVar("T")
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -53,9 +55,16 @@ def _pick(request: pytest.FixtureRequest, memory: Any, on_redis: Any) -> Any:
     return on_redis(request.getfixturevalue("client"), prefix=prefix)
 
 
-@pytest.fixture(params=IMPLEMENTATIONS)
-def contexts(request: pytest.FixtureRequest) -> ContextStore:
-    return _pick(request, MemoryContextStore, RedisContextStore)  # type: ignore[no-any-return]
+@pytest.fixture(params=[*IMPLEMENTATIONS, "sourced"])
+def contexts(request: pytest.FixtureRequest) -> Iterator[ContextStore]:
+    if request.param != "sourced":
+        yield _pick(request, MemoryContextStore, RedisContextStore)
+        return
+    # A store that fills itself from a source keeps the contract for what is written to it
+    # (the source here knows nobody, so it never adds anything).
+    source = ContextSource()
+    yield SourcedContextStore(MemoryContextStore(), HttpContextSource(source.url))
+    source.close()
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
