@@ -9,6 +9,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+CHROMIUM := /usr/bin/chromium
+
 .PHONY: serve test lint bench clean
 
 $(STAMP): pyproject.toml
@@ -26,7 +28,17 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-test: lint
+# The browser tests drive Debian's Chromium; installed here when missing and we may.
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get install -y -q chromium >/dev/null || \
+		{ apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
+	else \
+		echo "the browser tests need Chromium at $(CHROMIUM): sudo apt-get install chromium"; \
+	fi
+
+test: lint $(CHROMIUM)
 	$(BIN)/python -m pytest -q -p no:randomly --ignore=tests/bench
 
 bench: $(STAMP)

@@ -67,7 +67,7 @@ from server.keys import KeyRing
 from server.logs import configure as configure_logging
 from server.metrics import LedgerCollector, Metrics, metrics_endpoint
 from server.ratelimit import Limits
-from server.routes import agents, alerts, audit, customers, rulesets
+from server.routes import agents, alerts, audit, customers, pages, rulesets
 from server.settings import Settings
 
 log = structlog.get_logger("frontline")
@@ -385,6 +385,7 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
             *rulesets.ROUTES,
             *audit.ROUTES,
             metrics_endpoint,
+            *pages.ROUTES,
         ],
         middleware=[gate, limits],
         plugins=[channels],

@@ -91,18 +91,29 @@ async def merge_context(
 
 @get(
     "/v1/customers/{customer_id:str}/context",
-    guards=[requires("integration", "auditor")],
+    guards=[requires("integration", "auditor", "agent")],
     tags=["customers"],
     responses=problems(404),
 )
 async def read_context(
     request: Request[Any, Any, Any], customer_id: Id, frontline: Frontline
 ) -> dict[str, Any]:
-    """The cached context, with each field's source and age; masked fields for auditors."""
+    """The cached context, with each field's source and age. Auditors, and agents (only for a
+    customer they are handling in a live interaction), see masked fields masked."""
+    principal = principal_of(request)
+    if principal.role == "agent":
+        live = await frontline.interactions.for_customer(customer_id)
+        if not any(i.agent_id == principal.name for i in live):
+            raise Problem(
+                403, f"agent {principal.name!r} has no live interaction with {customer_id!r}"
+            )
     found = await frontline.contexts.get(customer_id)
     if found is None:
         raise Problem(404, f"no context is cached for customer {customer_id!r}")
-    return _view(frontline, found, mask=principal_of(request).role == "auditor")
+    view = _view(frontline, found, mask=principal.role in ("auditor", "agent"))
+    if found.degraded:
+        view["degraded"] = True
+    return view
 
 
 @post(

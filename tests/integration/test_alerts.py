@@ -168,3 +168,22 @@ def test_an_ack_is_recorded_and_only_the_alerted_agent_may_give_it(
     assert len(acks) == 1
     assert acks[0].data["outcome"] == "acted" and acks[0].agent_id == AGENT
     assert acks[0].customer_id == "c-alert-4"
+
+
+def test_an_agent_reads_the_context_only_of_a_customer_it_is_handling(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    client.put(
+        "/v1/customers/c-card/context",
+        json={"values": {"customer": {"tier": "gold", "email": "dana@example.com"}}},
+        headers=server.auth("integration"),
+    )
+    before = client.get("/v1/customers/c-card/context", headers=server.auth("agent"))
+    assert before.status_code == 403
+    start(client, server, "c-card")
+    mine = client.get("/v1/customers/c-card/context", headers=server.auth("agent"))
+    assert mine.status_code == 200
+    assert mine.json()["values"]["customer"]["tier"] == "gold"
+    assert mine.json()["values"]["customer"]["email"].startswith("hmac-sha256:")
+    other = client.get("/v1/customers/c-card/context", headers=server.auth("agent2"))
+    assert other.status_code == 403

@@ -1,0 +1,98 @@
+"""The agent's desktop (/desktop) in a real Chromium: alerts pushed by API events appear within
+a second and their acks reach the ledger; a guided tree is walked to its outcome; the page is
+usable from the keyboard alone."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from audit.query import LedgerQuery, LedgerReader
+from tests.support.live_server import KEYS, LiveServer
+
+AGENT, AGENT_KEY = KEYS["agent"]
+
+
+def sign_in(page: Any, server: LiveServer) -> None:
+    page.goto(server.url + "/desktop")
+    page.fill("#agent-id", AGENT)
+    page.fill("#agent-key", AGENT_KEY)
+    page.click("#signin button")
+    page.wait_for_selector("#status.up")
+
+
+def start(page: Any, ruleset: str, customer_id: str, context: str = "") -> None:
+    page.fill("#ruleset", ruleset)
+    page.fill("#customer-id", customer_id)
+    page.fill("#context", context)
+    page.click("#start-button")
+    page.wait_for_selector("#offers:not([hidden])")
+
+
+def test_an_event_raises_an_alert_on_the_desktop_within_a_second_and_its_ack_is_recorded(
+    page: Any, server: LiveServer
+) -> None:
+    sign_in(page, server)
+    start(page, "retention-desk", "c-browser-1", '{"customer": {"churn_score": 0.2}}')
+    integration = server.auth("integration")
+    for _ in range(2):
+        httpx.post(
+            server.url + "/v1/customers/c-browser-1/events",
+            json={"type": "payment_failed"},
+            headers=integration,
+        )
+    posted = time.monotonic()
+    third = httpx.post(
+        server.url + "/v1/customers/c-browser-1/events",
+        json={"type": "payment_failed"},
+        headers=integration,
+    )
+    (alert_id,) = third.json()["alerts_raised"]
+    box = page.wait_for_selector(f'.alert.critical[data-alert-id="{alert_id}"]', timeout=1000)
+    assert time.monotonic() - posted < 1.0
+    assert "Third failed payment this week" in box.inner_text()
+    box.query_selector("button:text('Act')").click()
+    page.wait_for_selector(f'[data-alert-id="{alert_id}"] .ack-done')
+    reader = LedgerReader(server.data_dir / "ledger.db")
+    try:
+        acks = [
+            r for r in reader.iterate(LedgerQuery(kind="ack")) if r.data["alert_id"] == alert_id
+        ]
+    finally:
+        reader.close()
+    assert len(acks) == 1 and acks[0].data["outcome"] == "acted"
+    assert acks[0].agent_id == AGENT and acks[0].customer_id == "c-browser-1"
+
+
+def test_a_tree_is_walked_to_its_outcome_from_the_keyboard(page: Any, server: LiveServer) -> None:
+    sign_in(page, server)
+    start(page, "billing-disputes", "c-browser-2", '{"customer": {"tier": "gold"}}')
+    assert "How many days ago" in page.inner_text("#tree-question")
+    # The answer field has the focus: type and press Enter, no mouse.
+    assert page.evaluate("document.activeElement.id") == "tree-answer"
+    page.keyboard.type("90")
+    page.keyboard.press("Enter")
+    outcome = page.wait_for_selector("#tree-outcome:not([hidden])")
+    assert "decline" in outcome.inner_text()
+    assert "60-day dispute window" in outcome.inner_text()
+
+
+def test_the_customer_card_shows_each_fields_source_and_age(page: Any, server: LiveServer) -> None:
+    httpx.put(
+        server.url + "/v1/customers/c-browser-3/context",
+        json={
+            "values": {"customer": {"tier": "gold", "email": "dana@example.com"}},
+            "source": "crm",
+            "as_of": "2026-01-01T00:00:00Z",
+        },
+        headers=server.auth("integration"),
+    )
+    sign_in(page, server)
+    start(page, "retention-desk", "c-browser-3")
+    card = page.wait_for_selector("#card-fields tr")
+    assert card is not None
+    text = page.inner_text("#customer-card")
+    assert "customer.tier" in text and "crm" in text and "days ago" in text
+    assert "dana@example.com" not in text  # pii is masked for agents
