@@ -213,6 +213,30 @@ async def read_revision(
     }
 
 
+@get(
+    "/v1/rulesets/{name:str}/revisions/{revision:int}/tests",
+    guards=[requires("author", "auditor")],
+    tags=["rulesets"],
+    responses=problems(404),
+)
+async def revision_tests(
+    name: RulesetName, revision: Revision, frontline: Frontline
+) -> dict[str, Any]:
+    """Run one revision's own tests now: each test's name, whether it passed, and why not."""
+    try:
+        compiled = await asyncio.to_thread(frontline.registry.get, name, revision)
+    except UnknownRuleset as exc:
+        raise Problem(404, str(exc)) from None
+    results = await asyncio.to_thread(compiled.run_tests)
+    return {
+        "name": name,
+        "revision": revision,
+        "passed": sum(r.passed for r in results),
+        "failed": sum(not r.passed for r in results),
+        "tests": [r.to_dict() for r in results],
+    }
+
+
 @post(
     "/v1/rulesets/{name:str}/activate",
     guards=[requires("author")],
@@ -302,4 +326,4 @@ async def rollout(
     return {"name": name, **_routing(routing)}
 
 
-ROUTES = [deploy, list_rulesets, read_ruleset, read_revision, activate, rollout]
+ROUTES = [deploy, list_rulesets, read_ruleset, read_revision, revision_tests, activate, rollout]

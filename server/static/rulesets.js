@@ -1,0 +1,189 @@
+// The rule author's page: rulesets and revisions, tests, diff, deploy, activate and roll back,
+// canary and shadow, and the replay flip report for a candidate.
+import { $, Api, el, keyForm, lineDiff } from "/static/common.js";
+
+const api = new Api("frontline.authorKey");
+let current = null; // the ruleset shown
+
+function say(text, isError = false) {
+  $("message").textContent = text;
+  $("message").className = isError ? "error" : "muted";
+}
+
+async function loadList() {
+  try {
+    const { rulesets } = await api.call("GET", "/v1/rulesets");
+    const rows = $("ruleset-rows");
+    rows.replaceChildren();
+    for (const r of rulesets) {
+      const row = document.createElement("tr");
+      row.dataset.ruleset = r.name;
+      row.append(
+        el("td", r.name),
+        el("td", r.active_revision ?? "—", "active"),
+        el("td", r.canary ? `${r.canary.revision} (${r.canary.percent}%)` : "—"),
+        el("td", r.shadow ?? "—"),
+        el("td", r.revisions),
+      );
+      const cell = document.createElement("td");
+      const open = el("button", "Open", "secondary");
+      open.type = "button";
+      open.addEventListener("click", () => show(r.name));
+      cell.append(open);
+      row.append(cell);
+      rows.append(row);
+    }
+    say(`${rulesets.length} rulesets`);
+    if (current) await show(current);
+  } catch (err) {
+    say(err.message, true);
+  }
+}
+
+async function show(name) {
+  current = name;
+  const ruleset = await api.call("GET", `/v1/rulesets/${encodeURIComponent(name)}`);
+  $("detail").hidden = false;
+  $("diff").hidden = false;
+  $("detail-title").textContent = `Ruleset ${name}`;
+  const rows = $("revision-rows");
+  rows.replaceChildren();
+  for (const rev of [...ruleset.revisions].reverse()) {
+    const row = document.createElement("tr");
+    row.dataset.revision = rev.revision;
+    const states = [];
+    if (rev.revision === ruleset.active_revision) states.push("active");
+    if (ruleset.canary && ruleset.canary.revision === rev.revision) states.push(`canary ${ruleset.canary.percent}%`);
+    if (ruleset.shadow === rev.revision) states.push("shadow");
+    row.append(el("td", rev.revision), el("td", rev.digest.slice(0, 19) + "…"), el("td", states.join(", ") || "—"));
+    const actions = document.createElement("td");
+    const tests = el("button", "Tests", "secondary");
+    tests.type = "button";
+    tests.addEventListener("click", () => runTests(name, rev.revision));
+    actions.append(tests);
+    if (rev.revision !== ruleset.active_revision) {
+      const activate = el("button", rev.revision < ruleset.active_revision ? "Roll back to this" : "Activate");
+      activate.type = "button";
+      activate.addEventListener("click", () => activateRevision(name, rev.revision));
+      actions.append(" ", activate);
+    }
+    row.append(actions);
+    rows.append(row);
+  }
+  const latest = ruleset.revisions.length;
+  $("diff-from").value = Math.max(1, latest - 1);
+  $("diff-to").value = latest;
+}
+
+async function activateRevision(name, revision) {
+  try {
+    await api.call("POST", `/v1/rulesets/${encodeURIComponent(name)}/activate`, { json: { revision } });
+    say(`${name}: revision ${revision} is active`);
+    await loadList();
+  } catch (err) {
+    say(err.message, true);
+  }
+}
+
+async function runTests(name, revision) {
+  const result = await api.call("GET", `/v1/rulesets/${encodeURIComponent(name)}/revisions/${revision}/tests`);
+  $("tests").hidden = false;
+  $("tests-title").textContent = `Tests of ${name} revision ${revision}`;
+  $("tests-summary").textContent = `${result.passed} passed, ${result.failed} failed`;
+  const list = $("test-list");
+  list.replaceChildren();
+  for (const test of result.tests) {
+    const item = el("li", `${test.passed ? "✓" : "✗"} ${test.name}`, test.passed ? "" : "error");
+    for (const failure of test.failures) item.append(el("div", failure, "muted"));
+    list.append(item);
+  }
+}
+
+$("diff-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const base = `/v1/rulesets/${encodeURIComponent(current)}/revisions/`;
+  try {
+    const [a, b] = await Promise.all([
+      api.call("GET", base + $("diff-from").value),
+      api.call("GET", base + $("diff-to").value),
+    ]);
+    const out = $("diff-output");
+    out.replaceChildren();
+    const diff = lineDiff(a.document, b.document);
+    const changed = diff.filter((d) => d.op !== " ").length;
+    out.append(el("div", `${changed} changed line(s) from revision ${a.revision} to ${b.revision}`, "muted"));
+    diff.forEach((d, k) => {
+      const near = diff.slice(Math.max(0, k - 2), k + 3).some((x) => x.op !== " ");
+      if (d.op === " " && !near) return;
+      out.append(el("div", `${d.op} ${d.line}`, d.op === "+" ? "diff-add" : d.op === "-" ? "diff-del" : ""));
+    });
+  } catch (err) {
+    say(err.message, true);
+  }
+});
+
+$("deploy-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const file = $("deploy-file").files[0];
+  const result = $("deploy-result");
+  result.replaceChildren();
+  try {
+    const text = await file.text();
+    const activate = $("deploy-activate").checked;
+    const done = await api.call("POST", `/v1/rulesets?activate=${activate}`, {
+      body: text,
+      contentType: file.name.endsWith(".json") ? "application/json" : "application/yaml",
+    });
+    result.append(el("p", `${done.name} revision ${done.revision} ${done.created ? "deployed" : "unchanged"}` +
+      `${done.activated ? " and active" : ""}; tests ${done.tests.passed} passed, ${done.tests.failed} failed`, "deployed"));
+    current = done.name;
+    await loadList();
+  } catch (err) {
+    result.append(el("p", err.message, "error"));
+    for (const e of (err.problem && err.problem.errors) || []) {
+      result.append(el("div", e.message ? `${e.line ? "line " + e.line + ": " : ""}${e.message}` : JSON.stringify(e), "muted"));
+    }
+  }
+});
+
+$("rollout-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  await rollout({ revision: Number($("canary-revision").value), percent: Number($("canary-percent").value) });
+});
+$("shadow-button").addEventListener("click", () => rollout({ shadow: Number($("shadow-revision").value) }));
+$("shadow-stop").addEventListener("click", () => rollout({ shadow: null }));
+
+async function rollout(body) {
+  try {
+    await api.call("POST", `/v1/rulesets/${encodeURIComponent(current)}/rollout`, { json: body });
+    say(`${current}: routing changed`);
+    await loadList();
+  } catch (err) {
+    say(err.message, true);
+  }
+}
+
+$("replay-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const result = $("replay-result");
+  result.replaceChildren(el("p", "Replaying…", "muted"));
+  try {
+    const since = $("replay-since").value.trim() || new Date(Date.now() - 7 * 86400000).toISOString();
+    const report = await api.call("POST", "/v1/replays", {
+      json: { document: await $("replay-file").files[0].text(), since },
+    });
+    result.replaceChildren(el("p", `${report.changed} of ${report.replayed} decisions would change` +
+      ` (${report.skipped} skipped)`, "flip-summary"));
+    for (const part of ["rules", "offers", "queues", "alerts", "errors"]) {
+      if (!report[part].length) continue;
+      result.append(el("h3", part));
+      const list = el("ul", null, "plain");
+      for (const c of report[part]) list.append(el("li", `${c.change}: ${c.count} (e.g. ${c.examples.join(", ")})`));
+      result.append(list);
+    }
+  } catch (err) {
+    result.replaceChildren(el("p", err.message, "error"));
+  }
+});
+
+keyForm(api, "key-form", "key", loadList);
