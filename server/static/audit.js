@@ -1,0 +1,147 @@
+// The auditor's page: filters, paged results, one decision explained, chain verification,
+// export.
+import { $, Api, el, keyForm } from "/static/common.js";
+
+const api = new Api("frontline.auditorKey");
+let nextCursor = null;
+
+function filters() {
+  const params = new URLSearchParams();
+  for (const [name, value] of new FormData($("filters"))) {
+    if (String(value).trim()) params.set(name, String(value).trim());
+  }
+  return params;
+}
+
+function summary(record) {
+  const out = record.outputs || {};
+  if (record.kind === "decision") {
+    const parts = (out.eligible || []).map((e) => e.offer || e.rule);
+    if (out.escalation) parts.push(`→ ${out.escalation.queue}`);
+    return parts.join(", ") || "no offer";
+  }
+  if (record.kind === "alert") return (out.alerts || []).map((a) => a.rule).join(", ");
+  if (record.kind === "ack") return `${record.data.outcome} ${record.data.alert_id}`;
+  if (record.kind === "ruleset") return `${record.data.action} revision ${record.ruleset && record.ruleset.revision}`;
+  return "";
+}
+
+async function search(append = false) {
+  const params = filters();
+  if (append && nextCursor) params.set("cursor", nextCursor);
+  params.set("limit", "50");
+  try {
+    const page = await api.call("GET", `/v1/audit/decisions?${params}`);
+    const rows = $("results");
+    if (!append) rows.replaceChildren();
+    for (const record of page.records) {
+      const row = document.createElement("tr");
+      row.dataset.id = record.id;
+      row.append(
+        el("td", record.recorded_at.replace("T", " ").slice(0, 19)),
+        el("td", record.kind),
+        el("td", record.customer_id || "—"),
+        el("td", record.agent_id || "—"),
+        el("td", record.ruleset ? `${record.ruleset.name} @${record.ruleset.revision}` : "—"),
+        el("td", summary(record)),
+      );
+      const cell = document.createElement("td");
+      const open = el("button", "Explain", "secondary");
+      open.type = "button";
+      open.addEventListener("click", () => explainRecord(record.id));
+      cell.append(open);
+      row.append(cell);
+      rows.append(row);
+    }
+    nextCursor = page.next_cursor;
+    $("more").hidden = !nextCursor;
+    $("message").textContent = `${rows.children.length} record(s) shown${nextCursor ? "; more on the next page" : ""}`;
+    for (const format of ["jsonl", "csv"]) {
+      const exportParams = filters();
+      exportParams.set("format", format);
+      $(`export-${format}`).dataset.href = `/v1/audit/decisions?${exportParams}`;
+    }
+  } catch (err) {
+    $("message").textContent = err.message;
+    $("message").className = "error";
+  }
+}
+
+async function explainRecord(id) {
+  const { record, explanation } = await api.call("GET", `/v1/audit/decisions/${encodeURIComponent(id)}`);
+  $("record").hidden = false;
+  $("record-title").textContent = `${record.kind} ${record.id}`;
+  const box = $("explanation");
+  box.replaceChildren();
+  if (explanation.ruleset) {
+    box.append(el("p", `${explanation.ruleset.name} revision ${explanation.ruleset.revision}, evaluated at ${explanation.evaluated_at}`, "muted"));
+  }
+  box.append(el("h3", "Fired"));
+  const fired = el("ul", null, "plain");
+  for (const f of explanation.fired) fired.append(el("li", `${f.section} · ${f.rule}${f.because ? " — " + f.because : ""}`));
+  if (!explanation.fired.length) fired.append(el("li", "No rule fired.", "muted"));
+  box.append(fired);
+  box.append(el("h3", "Context read"));
+  const table = document.createElement("table");
+  table.append(el("thead"));
+  table.tHead.append(document.createElement("tr"));
+  for (const h of ["field", "value", "source", "age"]) table.tHead.rows[0].append(el("th", h));
+  const body = document.createElement("tbody");
+  const stale = new Set(explanation.stale_fields);
+  for (const [path, v] of Object.entries(explanation.context)) {
+    if (v.value === null && !v.source) continue; // listed as missing below
+    const row = document.createElement("tr");
+    const shown = typeof v.value === "string" && v.value.startsWith("hmac-sha256:")
+      ? "(masked)" : JSON.stringify(v.value);
+    row.append(el("td", path), el("td", shown), el("td", v.source || "—"),
+      el("td", v.age_ms == null ? "—" : `${Math.round(v.age_ms / 1000)} s`, stale.has(path) ? "stale" : ""));
+    body.append(row);
+  }
+  table.append(body);
+  box.append(table);
+  const gaps = [];
+  if (explanation.missing_fields.length) gaps.push(`Missing: ${explanation.missing_fields.join(", ")}`);
+  if (explanation.stale_fields.length) gaps.push(`Stale: ${explanation.stale_fields.join(", ")}`);
+  if (explanation.invalid_fields.length) gaps.push(`Invalid: ${explanation.invalid_fields.map((f) => f.field || JSON.stringify(f)).join(", ")}`);
+  box.append(el("p", gaps.join(" · ") || "No field was missing or stale.", "muted gaps"));
+  $("record-json").textContent = JSON.stringify(record, null, 2);
+}
+
+async function download(format) {
+  const href = $(`export-${format}`).dataset.href;
+  if (!href) return;
+  const response = await api.call("GET", href, { raw: true });
+  const blob = await response.blob();
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = `decisions.${format}`;
+  link.click();
+  URL.revokeObjectURL(link.href);
+}
+
+$("filters").addEventListener("submit", (event) => {
+  event.preventDefault();
+  nextCursor = null;
+  search();
+});
+$("more").addEventListener("click", () => search(true));
+for (const format of ["jsonl", "csv"]) {
+  $(`export-${format}`).addEventListener("click", (event) => {
+    event.preventDefault();
+    download(format);
+  });
+}
+$("verify").addEventListener("click", async () => {
+  $("verify-result").textContent = "verifying…";
+  try {
+    const report = await api.call("GET", "/v1/audit/verify");
+    $("verify-result").textContent = report.ok
+      ? `chain intact: ${report.records} records`
+      : `broken at seq ${report.broken_at} of ${report.broken_instance}: ${report.reason}`;
+    $("verify-result").className = report.ok ? "status up" : "status down";
+  } catch (err) {
+    $("verify-result").textContent = err.message;
+  }
+});
+
+keyForm(api, "key-form", "key", () => search());
