@@ -1,0 +1,83 @@
+"""frontline-desktop.js on its own, as a host page would use it: over server-sent events, and
+over a WebSocket that drops and comes back, resuming after the last alert it saw."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.support.live_server import KEYS, LiveServer
+
+AGENT, AGENT_KEY = KEYS["agent"]
+
+SETUP = """
+async ([agent, key, transport]) => {
+  const { connect } = await import("/static/frontline-desktop.js");
+  window.seen = [];
+  window.transports = [];
+  window.desktop = connect(agent, key, { transport });
+  desktop.addEventListener("alert", (e) => seen.push(e.detail));
+  desktop.addEventListener("open", (e) => transports.push(e.detail.transport));
+  await new Promise((ok) => desktop.addEventListener("open", ok, { once: true }));
+}
+"""
+
+
+def fail_payments(server: LiveServer, customer_id: str, times: int) -> list[str]:
+    raised: list[str] = []
+    for _ in range(times):
+        response = httpx.post(
+            server.url + f"/v1/customers/{customer_id}/events",
+            json={"type": "payment_failed"},
+            headers=server.auth("integration"),
+        )
+        raised += response.json()["alerts_raised"]
+    return raised
+
+
+def wait_for_alert(page: Any, alert_id: str) -> None:
+    page.wait_for_function(
+        "(id) => window.seen.some((a) => a.alert_id === id)", arg=alert_id, timeout=5000
+    )
+
+
+def test_alerts_over_server_sent_events(page: Any, server: LiveServer) -> None:
+    page.goto(server.url + "/desktop")
+    page.evaluate(SETUP, [AGENT, AGENT_KEY, "sse"])
+    decision = page.evaluate(
+        """() => desktop.startInteraction({ruleset: "retention-desk", customerId: "c-plugin-1",
+              context: {customer: {churn_score: 0.1}}})"""
+    )
+    assert decision["interaction_id"]
+    (alert_id,) = fail_payments(server, "c-plugin-1", 3)
+    wait_for_alert(page, alert_id)
+    assert page.evaluate("window.transports") == ["sse"]
+    acked = page.evaluate("(id) => desktop.ack(id, 'dismissed')", alert_id)
+    assert acked["outcome"] == "dismissed"
+
+
+def test_a_dropped_websocket_reconnects_and_resumes_after_the_last_alert(
+    page: Any, server: LiveServer
+) -> None:
+    page.goto(server.url + "/desktop")
+    page.evaluate(SETUP, [AGENT, AGENT_KEY, "websocket"])
+    page.evaluate(
+        """() => desktop.startInteraction({ruleset: "retention-desk", customerId: "c-plugin-2",
+              context: {customer: {churn_score: 0.1}}})"""
+    )
+    (first,) = fail_payments(server, "c-plugin-2", 3)
+    wait_for_alert(page, first)
+    # The connection drops; while it is down the customer's balance goes past due.
+    page.evaluate("() => { desktop.connected && desktop._stream.close(); }")
+    page.wait_for_function("() => !desktop.connected")
+    patched = httpx.patch(
+        server.url + "/v1/customers/c-plugin-2/context",
+        json={"values": {"customer": {"past_due_amount": 80}}},
+        headers=server.auth("integration"),
+    )
+    (missed,) = patched.json()["alerts_raised"]
+    wait_for_alert(page, missed)
+    assert page.evaluate("window.transports") == ["websocket", "websocket"]
+    ids = page.evaluate("window.seen.map((a) => a.alert_id)")
+    assert ids.count(first) == 1 and ids.count(missed) == 1
