@@ -4,6 +4,7 @@ import { $, Api, el, keyForm } from "/static/common.js";
 
 const api = new Api("frontline.auditorKey");
 let nextCursor = null;
+let searches = 0; // only the latest search may fill the table
 
 function filters() {
   const params = new URLSearchParams();
@@ -30,8 +31,10 @@ async function search(append = false) {
   const params = filters();
   if (append && nextCursor) params.set("cursor", nextCursor);
   params.set("limit", "50");
+  const mine = ++searches;
   try {
     const page = await api.call("GET", `/v1/audit/decisions?${params}`);
+    if (mine !== searches) return;
     const rows = $("results");
     if (!append) rows.replaceChildren();
     for (const record of page.records) {

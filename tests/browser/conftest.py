@@ -19,7 +19,9 @@ from tests.support.live_server import LiveServer
 CHROMIUM = os.environ.get("FRONTLINE_CHROMIUM", "/usr/bin/chromium")
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's synchronous API keeps an event loop running in this
+# thread while it is open, and the rest of the suite needs the thread's loop free.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
         message = f"Chromium is not at {CHROMIUM}: sudo apt-get install chromium (make test does)"

@@ -74,8 +74,8 @@ def test_a_filter_on_the_audit_page_finds_a_known_decision(page: Any, server: Li
     page.wait_for_selector("#results tr")
     page.fill("input[name=customer_id]", "c-page-audit")
     page.click("#filters button")
+    page.wait_for_function("document.querySelectorAll('#results tr').length === 1")
     row = page.wait_for_selector(f"tr[data-id='{known['decision_id']}']")
-    assert page.locator("#results tr").count() == 1
     row.query_selector("button").click()
     explanation = page.wait_for_selector("#record:not([hidden]) .gaps")
     text = page.inner_text("#explanation")
