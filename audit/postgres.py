@@ -78,22 +78,7 @@ class PostgresLedgerStore:
 
     def append(self, batch: Sequence[tuple[LedgerRecord, bytes]]) -> None:
         """Store a batch in one transaction (committed, and so durable, on return)."""
-        rows = [
-            (
-                self.instance,
-                record.seq,
-                record.id,
-                record.kind,
-                record.recorded_at,
-                record.customer_id,
-                record.agent_id,
-                record.ruleset.name if record.ruleset else None,
-                record.ruleset.revision if record.ruleset else None,
-                body,
-                record.hash,
-            )
-            for record, body in batch
-        ]
+        rows = [(self.instance, *record.indexed(), body, record.hash) for record, body in batch]
         self.append_rows(rows)
 
     def append_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:

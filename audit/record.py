@@ -78,6 +78,21 @@ class LedgerRecord(msgspec.Struct, frozen=True, kw_only=True):
     prev_hash: str = ""
     hash: str = ""
 
+    def indexed(self) -> tuple[Any, ...]:
+        """The columns every store indexes a record by, between its instance and its body:
+        seq, id, kind, recorded_at, customer_id, agent_id, ruleset name and revision."""
+        ruleset = self.ruleset
+        return (
+            self.seq,
+            self.id,
+            self.kind,
+            self.recorded_at,
+            self.customer_id,
+            self.agent_id,
+            ruleset.name if ruleset else None,
+            ruleset.revision if ruleset else None,
+        )
+
     def outcomes(self) -> list[tuple[str, str]]:
         """(kind, value) pairs a query can filter on: offers, queues, alert rules, rules."""
         found: list[tuple[str, str]] = []

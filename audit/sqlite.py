@@ -123,19 +123,11 @@ class SqliteLedgerStore:
     def append(self, batch: Sequence[tuple[LedgerRecord, bytes]]) -> None:
         rows = []
         for record, body in batch:
-            ruleset = record.ruleset
             outcomes = record.outcomes()
             rows.append(
                 (
                     self.instance,
-                    record.seq,
-                    record.id,
-                    record.kind,
-                    record.recorded_at,
-                    record.customer_id,
-                    record.agent_id,
-                    ruleset.name if ruleset else None,
-                    ruleset.revision if ruleset else None,
+                    *record.indexed(),
                     body.decode("utf-8"),
                     record.hash,
                     _ENCODER.encode(outcomes).decode() if outcomes else None,

@@ -53,7 +53,9 @@ def test_an_event_raises_an_alert_on_the_desktop_within_a_second_and_its_ack_is_
     box = page.wait_for_selector(f'.alert.critical[data-alert-id="{alert_id}"]', timeout=1000)
     assert time.monotonic() - posted < 1.0
     assert "Third failed payment this week" in box.inner_text()
-    box.query_selector("button:text('Act')").click()
+    # From the keyboard: focus the alert's "Act" button and press Enter.
+    box.query_selector("button:text('Act')").focus()
+    page.keyboard.press("Enter")
     page.wait_for_selector(f'[data-alert-id="{alert_id}"] .ack-done')
     reader = LedgerReader(server.data_dir / "ledger.db")
     try:
@@ -96,3 +98,17 @@ def test_the_customer_card_shows_each_fields_source_and_age(page: Any, server: L
     text = page.inner_text("#customer-card")
     assert "customer.tier" in text and "crm" in text and "days ago" in text
     assert "dana@example.com" not in text  # pii is masked for agents
+
+
+def test_an_escalation_shows_its_queue_in_the_banner(page: Any, server: LiveServer) -> None:
+    sign_in(page, server)
+    start(
+        page,
+        "retention-desk",
+        "c-browser-4",
+        '{"customer": {"tier": "platinum", "churn_score": 0.9}}',
+    )
+    banner = page.wait_for_selector("#escalation:not([hidden])")
+    assert "retention-specialists" in banner.inner_text()
+    assert "Platinum customer at high churn risk" in banner.inner_text()
+    assert banner.get_attribute("aria-live") == "assertive"
