@@ -81,3 +81,23 @@ def test_a_dropped_websocket_reconnects_and_resumes_after_the_last_alert(
     assert page.evaluate("window.transports") == ["websocket", "websocket"]
     ids = page.evaluate("window.seen.map((a) => a.alert_id)")
     assert ids.count(first) == 1 and ids.count(missed) == 1
+
+
+def test_when_websockets_cannot_open_the_plugin_falls_back_to_server_sent_events(
+    page: Any, server: LiveServer
+) -> None:
+    page.goto(server.url + "/desktop")
+    # A network that refuses WebSockets: every one closes before it opens.
+    page.evaluate(
+        """() => { window.WebSocket = class {
+             constructor() { setTimeout(() => this.onclose && this.onclose({code: 1006}), 0); }
+             close() {} }; }"""
+    )
+    page.evaluate(SETUP, [AGENT, AGENT_KEY, "auto"])
+    assert page.evaluate("window.transports") == ["sse"]
+    page.evaluate(
+        """() => desktop.startInteraction({ruleset: "retention-desk", customerId: "c-plugin-3",
+              context: {customer: {churn_score: 0.1}}})"""
+    )
+    (alert_id,) = fail_payments(server, "c-plugin-3", 3)
+    wait_for_alert(page, alert_id)
