@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ $(CHROMIUM):
 
 test: lint $(CHROMIUM)
 	$(BIN)/python -m pytest -q -p no:randomly --ignore=tests/bench
+	$(BIN)/python -m tests.chaos
+
+# The server under load while things go wrong (about 90 s; make test runs it too).
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos
 
 bench: $(STAMP)
 	mkdir -p var/bench

@@ -1,0 +1,288 @@
+"""Chaos: the real server under load while things go wrong; one summary line per scenario.
+
+    .venv/bin/python -m tests.chaos            # every scenario (make chaos; make test runs it)
+    .venv/bin/python -m tests.chaos sigkill    # some: sigkill deploys redis postgres overload
+
+sigkill    SIGKILL the server at random moments under load, 10 times: every decision answered
+           2xx is in the ledger afterwards and every chain verifies.
+deploys    20 hot deploys while clients decide: zero non-2xx.
+redis      Redis stopped for 5 s under load and started again: zero 5xx, decisions marked
+           degraded meanwhile and not after.
+postgres   PostgreSQL unreachable for 30 s under load (a proxy cuts it): zero records lost, the
+           shipped chain verifies.
+overload   3x the server's capacity, open loop: refusals are 503 with Retry-After and quick,
+           nothing times out, and at half capacity afterwards every request succeeds.
+
+Exits 1 if any scenario fails. Needs the machine's Redis and PostgreSQL and redis-server.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from audit.postgres import PostgresLedgerStore
+from audit.query import LedgerReader
+from audit.verify import verify, verify_ledger
+from tests.bench.http_load import closed_loop, open_loop
+from tests.bench.test_http_bench import bodies
+from tests.support.live_server import KEYS, ROOT, LiveServer
+from tests.support.postgres import URL as DATABASE_URL
+from tests.support.redis import PrivateRedis
+from tests.support.tcp_proxy import FaultyProxy
+
+AGENT = KEYS["agent"][0]
+RETENTION = (ROOT / "rulesets" / "retention-desk.yaml").read_text(encoding="utf-8")
+QUIET = {"FRONTLINE_RATE_LIMIT": "10000000", "FRONTLINE_LOG_LEVEL": "warning"}
+
+
+class Load:
+    """Threads deciding as fast as they can; what each answer was, and the ids answered 2xx."""
+
+    def __init__(self, server: LiveServer, threads: int = 4, customers: int = 500) -> None:
+        self.server = server
+        self.statuses: Counter[int | str] = Counter()
+        self.answered: list[str] = []
+        self.revisions: Counter[int] = Counter()
+        self.degraded: list[float] = []
+        self.plain: list[float] = []
+        self._customers = customers
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self) -> None:
+        headers = self.server.auth("agent")
+        with httpx.Client(base_url=self.server.url, timeout=10) as client:
+            while not self._stop.is_set():
+                customer = f"c-{random.randrange(self._customers)}"
+                try:
+                    response = client.post(
+                        "/v1/decisions",
+                        json={
+                            "ruleset": "retention-desk",
+                            "customer_id": customer,
+                            "agent_id": AGENT,
+                        },
+                        headers=headers,
+                    )
+                except httpx.TransportError:
+                    with self._lock:
+                        self.statuses["connection error"] += 1
+                    time.sleep(0.05)
+                    continue
+                with self._lock:
+                    self.statuses[response.status_code] += 1
+                    if response.status_code == 200:
+                        body = response.json()
+                        self.answered.append(body["decision_id"])
+                        self.revisions[body["revision"]] += 1
+                        (self.degraded if body.get("degraded") else self.plain).append(
+                            time.monotonic()
+                        )
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def non_2xx(self) -> dict[str, int]:
+        return {str(k): n for k, n in self.statuses.items() if not (isinstance(k, int) and k < 300)}
+
+
+def sigkill(work: Path) -> tuple[bool, str]:
+    data = work / "sigkill"
+    server = LiveServer(data, env=QUIET)
+    answered: list[str] = []
+    kills = 0
+    for _ in range(10):
+        server.start()
+        load = Load(server)
+        time.sleep(random.uniform(0.3, 1.5))
+        server.kill()
+        kills += 1
+        load.stop()
+        answered += load.answered
+    reader = LedgerReader(data / "ledger.db")
+    try:
+        missing = [i for i in answered if reader.get(i) is None]
+    finally:
+        reader.close()
+    report = verify_ledger(data / "ledger.db")
+    ok = not missing and report.ok and len(answered) > 0
+    return ok, (
+        f"{kills} SIGKILLs under load, {len(answered):,} decisions answered 2xx, "
+        f"{len(answered) - len(missing):,} in the ledger, {len(missing)} missing; "
+        f"chains {'verify' if report.ok else 'BROKEN'} ({report.records:,} records)"
+    )
+
+
+def deploys(work: Path) -> tuple[bool, str]:
+    with LiveServer(work / "deploys", env=QUIET) as server:
+        load = Load(server)
+        author = {**server.auth("author"), "content-type": "application/yaml"}
+        done = 0
+        for n in range(20):
+            text = RETENTION.replace("max_amount: 25", f"max_amount: {26 + n}", 1)
+            response = httpx.post(server.url + "/v1/rulesets", content=text, headers=author)
+            done += response.status_code == 201
+            time.sleep(0.15)
+        load.stop()
+    bad = load.non_2xx()
+    ok = done == 20 and not bad
+    return ok, (
+        f"{done} deploys under load, {sum(load.statuses.values()):,} decisions on "
+        f"{len(load.revisions)} revisions, non-2xx {bad or 0}"
+    )
+
+
+def redis_restart(work: Path) -> tuple[bool, str]:
+    work.mkdir(parents=True, exist_ok=True)
+    private = PrivateRedis(work).start()
+    env = {**QUIET, "REDIS_URL": private.url, "FRONTLINE_REDIS_TIMEOUT_MS": "200"}
+    try:
+        with LiveServer(work / "redis", env=env) as server:
+            load = Load(server)
+            time.sleep(2)
+            private.stop()
+            stopped = time.monotonic()
+            time.sleep(5)
+            private.start()
+            restarted = time.monotonic()
+            time.sleep(4)
+            load.stop()
+    finally:
+        private.stop()
+    five = {k: n for k, n in load.non_2xx().items() if k.startswith("5") or not k[0].isdigit()}
+    during = sum(stopped <= t <= restarted for t in load.degraded)
+    after = sum(t > restarted + 2 for t in load.plain)
+    ok = not five and during > 0 and after > 0
+    return ok, (
+        f"Redis down 5 s under load: {sum(load.statuses.values()):,} decisions, 5xx {five or 0}, "
+        f"{during:,} served degraded during the outage, {after:,} plain after it"
+    )
+
+
+def postgres_outage(work: Path, seconds: float = 30.0) -> tuple[bool, str]:
+    instance = f"chaos-{uuid.uuid4().hex[:8]}"
+    proxy = FaultyProxy(("127.0.0.1", 5432)).start()
+    url = DATABASE_URL.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    env = {**QUIET, "DATABASE_URL": url, "FRONTLINE_INSTANCE": instance}
+    data = work / "postgres"
+    try:
+        with LiveServer(data, env=env) as server:
+            load = Load(server, threads=2)
+            time.sleep(2)
+            proxy.down()
+            time.sleep(seconds)
+            proxy.up()
+            time.sleep(2)
+            load.stop()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                metrics = httpx.get(server.url + "/metrics").text
+                if f'frontline_ledger_unshipped{{instance="{instance}"}} 0.0' in metrics:
+                    break
+                time.sleep(0.2)
+        spool = LedgerReader(data / "ledger.db")
+        try:
+            local = {r.id for r in spool.iterate(_all())}
+        finally:
+            spool.close()
+        target = PostgresLedgerStore(DATABASE_URL, instance=instance)
+        try:
+            report = verify(target)
+            shipped = report.records
+        finally:
+            target.close()
+        lost = len(local) - shipped
+        ok = lost == 0 and report.ok and len(load.answered) > 0 and not load.non_2xx()
+        return ok, (
+            f"PostgreSQL unreachable {seconds:.0f} s under load: {len(load.answered):,} decisions "
+            f"answered, non-2xx {load.non_2xx() or 0}; {len(local):,} records in the spool, "
+            f"{shipped:,} in PostgreSQL, {lost} lost; chain {'verifies' if report.ok else 'BROKEN'}"
+        )
+    finally:
+        proxy.close()
+        with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
+            conn.execute("DELETE FROM public.ledger WHERE instance = %s", [instance])
+
+
+def _all() -> Any:
+    from audit.query import LedgerQuery
+
+    return LedgerQuery(limit=1000)
+
+
+def overload(work: Path) -> tuple[bool, str]:
+    env = {**QUIET, "FRONTLINE_MAX_CONCURRENCY": "32"}
+    load = bodies()
+    with LiveServer(work / "overload", env=env) as server:
+        url = server.url + "/v1/decisions"
+        auth = server.auth("agent")
+        capacity = closed_loop(url, load, auth, connections=32, seconds=3.0).rate
+        storm = open_loop(url, load, auth, rate=capacity * 3, seconds=5.0, connections=256)
+        calm = open_loop(url, load, auth, rate=capacity * 0.5, seconds=3.0, connections=32)
+    refused = storm.statuses.get(503, 0)
+    ok = (
+        refused > 0
+        and set(storm.statuses) <= {200, 503}
+        and storm.errors == 0
+        and storm.percentile(99) < 2.0
+        and set(calm.statuses) == {200}
+        and calm.errors == 0
+    )
+    return ok, (
+        f"capacity {capacity:,.0f} req/s; at 3x ({capacity * 3:,.0f}/s offered): "
+        f"{storm.statuses.get(200, 0):,} answered, {refused:,} refused 503, {storm.errors} errors, "
+        f"p50 {storm.percentile(50) * 1000:.0f} ms, p99 {storm.percentile(99) * 1000:.0f} ms, "
+        f"p99.9 {storm.percentile(99.9) * 1000:.0f} ms; then at 0.5x: "
+        f"{calm.statuses.get(200, 0):,} of {sum(calm.statuses.values()):,} answered 200, "
+        f"p99 {calm.percentile(99) * 1000:.1f} ms"
+    )
+
+
+SCENARIOS: dict[str, Callable[[Path], tuple[bool, str]]] = {
+    "sigkill": sigkill,
+    "deploys": deploys,
+    "redis": redis_restart,
+    "postgres": postgres_outage,
+    "overload": overload,
+}
+
+
+def main(argv: list[str]) -> int:
+    chosen = argv or list(SCENARIOS)
+    unknown = [name for name in chosen if name not in SCENARIOS]
+    if unknown:
+        print(f"unknown scenario {unknown[0]!r}; choose from {', '.join(SCENARIOS)}")
+        return 2
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="frontline-chaos-") as directory:
+        for name in chosen:
+            started = time.monotonic()
+            try:
+                ok, line = SCENARIOS[name](Path(directory) / name)
+            except Exception as exc:  # a scenario that crashes has failed; say how
+                ok, line = False, f"crashed: {type(exc).__name__}: {exc}"
+            failed += not ok
+            took = time.monotonic() - started
+            print(f"chaos {name:<9} {'PASS' if ok else 'FAIL'} ({took:.0f} s) {line}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
