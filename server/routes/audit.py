@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC
 from typing import Any, Literal
 
 from litestar import Request, get, post
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import Parameter
 from litestar.response import Stream
 
@@ -103,11 +104,25 @@ async def _pages(path: Any, query: LedgerQuery) -> AsyncIterator[LedgerRecord]:
         reader.close()
 
 
+@dataclass
+class _ExportOperation(Operation):
+    """The decisions query answers JSON, or streams JSON lines or CSV with ``format``: all
+    three are documented for the 200 answer."""
+
+    def __post_init__(self) -> None:
+        ok = self.responses.get("200") if self.responses else None
+        if isinstance(ok, OpenAPIResponse) and ok.content is not None:
+            text = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+            ok.content["application/x-ndjson"] = text
+            ok.content["text/csv"] = text
+
+
 @get(
     "/v1/audit/decisions",
     guards=[requires("auditor")],
     tags=["audit"],
     responses=problems(),
+    operation_class=_ExportOperation,
 )
 async def query_decisions(
     request: Request[Any, Any, Any],
