@@ -383,8 +383,16 @@ def _by_kind(results: Results, kind: str) -> list[dict[str, Any]]:
     ]
 
 
+def _http_runs(results: Results, stack: str | None = None) -> list[dict[str, Any]]:
+    """HTTP runs by worker count; of one stack (``embedded``, ``redis-pg``) when given."""
+    runs = [
+        r for r in _by_kind(results, "http") if stack is None or r.get("stack", "embedded") == stack
+    ]
+    return sorted(runs, key=lambda i: (i.get("stack", "embedded"), i["workers"]))
+
+
 def http_targets(results: Results) -> list[tuple[str, str, str]]:
-    runs = sorted(_by_kind(results, "http"), key=lambda i: i["workers"])
+    runs = _http_runs(results, "embedded")
     if not runs:
         return []
     out = []
@@ -421,53 +429,57 @@ def http_targets(results: Results) -> list[tuple[str, str, str]]:
 
 
 def http_section(results: Results) -> list[str]:
-    runs = sorted(_by_kind(results, "http"), key=lambda i: i["workers"])
+    runs = _http_runs(results)
     if not runs:
         return []
     lines = [
         "",
         "## HTTP decisions",
         "",
-        "`POST /v1/decisions` (embedded default: SQLite ledger, in-process context; a ~1 KB body "
-        "for retention-desk with context overrides, 200 distinct customers) against a bare "
-        "Litestar endpoint that only validates the same body (tests/bench/bare_app.py), each "
-        "served by uvicorn with uvloop and httptools, measured one after the other in the same "
-        f"run by tests/bench/http_load.py ({runs[0]['connections']} keep-alive connections, "
-        "closed loop; the load generator runs on the same 2 cores).",
+        "`POST /v1/decisions` (a ~1 KB body for retention-desk with context overrides, 200 "
+        "distinct customers) against a bare Litestar endpoint that only validates the same body "
+        "(tests/bench/bare_app.py), each served by uvicorn with uvloop and httptools, measured "
+        "one after the other in the same run by tests/bench/http_load.py "
+        f"({runs[0]['connections']} keep-alive connections, closed loop; the load generator "
+        "runs on the same 2 cores). Stacks: `embedded` (SQLite ledger, in-process context) and "
+        "`redis-pg` (context, counters and interactions in this machine's Redis; the ledger "
+        "shipped to its PostgreSQL).",
         "",
         *table(["target", "measured", "result"], [list(t) for t in http_targets(results)], "lll"),
         "",
         *table(
             [
+                "stack",
                 "workers",
                 "bare req/s",
                 "Frontline req/s",
                 "ratio",
-                "Frontline p50 / p99 ms",
+                "Frontline p50 / p99 / p99.9 ms",
                 "non-2xx",
                 "load avg",
             ],
             [
                 [
+                    r.get("stack", "embedded"),
                     str(r["workers"]),
                     f"{r['bare']['requests_per_s']:,.0f}",
                     f"{r['frontline']['requests_per_s']:,.0f}",
                     f"{r['ratio']:.0%}",
-                    f"{r['frontline']['p50_ms']:.1f} / {r['frontline']['p99_ms']:.1f}",
+                    f"{r['frontline']['p50_ms']:.1f} / {r['frontline']['p99_ms']:.1f} / "
+                    f"{r['frontline']['p999_ms']:.1f}",
                     str(sum(r["frontline"]["non_2xx"].values())),
                     f"{r['load_average'][0]:.2f}",
                 ]
                 for r in runs
             ],
-            "rrrrrrr",
+            "lrrrrrrr",
         ),
     ]
-    one = next((r for r in runs if "sweep" in r), None)
-    if one is not None:
+    for one in (r for r in runs if "sweep" in r):
         lines += [
             "",
-            "Open loop, one worker: requests sent on a fixed schedule, latency counted from the "
-            "scheduled send time (queueing included).",
+            f"Open loop, one worker, {one.get('stack', 'embedded')}: requests sent on a fixed "
+            "schedule, latency counted from the scheduled send time (queueing included).",
             "",
             *table(
                 [
@@ -497,6 +509,76 @@ def http_section(results: Results) -> list[str]:
             f"Unloaded (one request at a time): p50 {one['unloaded']['p50_ms']:.2f} ms, "
             f"p99 {one['unloaded']['p99_ms']:.2f} ms.",
         ]
+    return lines
+
+
+def latency_plot(results: Results, path: Path) -> bool:
+    """p50 / p99 / p99.9 against offered load for each stack's open-loop sweep, as a PNG."""
+    sweeps = [r for r in _http_runs(results) if "sweep" in r]
+    if not sweeps:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 4.5), dpi=120)
+    styles = {"p50_ms": ("-", "p50"), "p99_ms": ("--", "p99"), "p999_ms": (":", "p99.9")}
+    for run in sweeps:
+        offered = [s["offered"] for s in run["sweep"]]
+        for key, (style, name) in styles.items():
+            axes.plot(
+                offered,
+                [s[key] for s in run["sweep"]],
+                style,
+                marker="o",
+                label=f"{run.get('stack', 'embedded')} {name}",
+            )
+        axes.axvline(run["frontline"]["requests_per_s"], color="grey", linewidth=0.6)
+    axes.set_yscale("log")
+    axes.set_xlabel("offered load (requests/s, open loop)")
+    axes.set_ylabel("latency (ms, log scale)")
+    axes.set_title("POST /v1/decisions, one worker (grey lines: closed-loop ceilings)")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8, ncol=2)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return True
+
+
+SOAK_GROWTH_LIMIT = 0.10
+
+
+def soak_section(results: Results) -> list[str]:
+    runs = _by_kind(results, "soak")
+    if not runs:
+        return []
+    run = runs[0]
+    samples = run["rss_mb"]
+    lines = [
+        "",
+        "## Memory",
+        "",
+        f"A soak of {run['seconds'] / 60:g} minutes at half of the server's capacity "
+        f"({run['rate']:,.0f} decisions/s offered, open loop) over {run['customers']:,} distinct "
+        "customers whose contexts live in Redis (so the in-process cache fills to its bound); "
+        "the server's resident memory sampled every "
+        f"{run['every']:.0f} s (tests/bench/test_soak.py).",
+        "",
+        *table(
+            ["minute", "RSS MB"],
+            [[f"{t / 60:.1f}", f"{mb:.1f}"] for t, mb in samples[:: max(1, len(samples) // 12)]],
+            "rr",
+        ),
+        "",
+        f"Decisions: {run['ok']:,} answered, non-2xx {run['non_2xx'] or 0}, p50 "
+        f"{run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms, p99.9 {run['p999_ms']:.2f} ms. "
+        f"Growth over the second half: {run['growth_second_half']:+.1%} "
+        f"({verdict(abs(run['growth_second_half']) <= SOAK_GROWTH_LIMIT)} against "
+        f"±{SOAK_GROWTH_LIMIT:.0%}).",
+    ]
     return lines
 
 
@@ -663,6 +745,47 @@ def render(data: dict[str, Any], command: str) -> str:
     return "\n".join([*lines, "", MARKER, ""])
 
 
+PERFORMANCE = DEFAULT_OUT.parent / "performance.md"
+PLOT = DEFAULT_OUT.parent / "performance-latency.png"
+
+
+def render_performance(data: dict[str, Any], command: str, plotted: bool) -> str:
+    """docs/performance.md: every figure of the run in one report, with the latency plot and
+    the memory soak, and every target of every issue in one table."""
+    results = Results(data, command)
+    every = (
+        targets(results)
+        + http_targets(results)
+        + ledger_targets(results)
+        + realtime_targets(results)
+    )
+    lines = [
+        "# Performance",
+        "",
+        "*Generated by `make bench` (tests/bench/report.py) from one run; every ratio compares "
+        "figures measured side by side in that run. The engine, HTTP, ledger and real-time "
+        "sections are also in docs/benchmarks.md, with notes on reading them.*",
+    ]
+    lines += header(results)[3:]
+    lines += [
+        "",
+        "## Every target",
+        "",
+        *table(["target", "measured", "result"], [list(t) for t in every], "lll"),
+    ]
+    if plotted:
+        lines += [
+            "",
+            "## Latency against offered load",
+            "",
+            f"![p50, p99 and p99.9 of POST /v1/decisions against offered load]({PLOT.name})",
+        ]
+    for section in SECTIONS[1:]:
+        lines += section(results)
+    lines += soak_section(results)
+    return "\n".join([*lines, ""])
+
+
 def merge(generated: str, existing: str | None) -> str:
     """The generated part followed by whatever the existing file holds below the marker."""
     if existing is None or MARKER not in existing:
@@ -683,8 +806,15 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(merge(render(data, command), existing), encoding="utf-8")
     print(f"wrote {args.out}")
     results = Results(data)
+    if args.out == DEFAULT_OUT:
+        plotted = latency_plot(results, PLOT)
+        PERFORMANCE.write_text(render_performance(data, command, plotted), encoding="utf-8")
+        print(f"wrote {PERFORMANCE}" + (f" and {PLOT}" if plotted else ""))
     for target, measured, result in (
-        targets(results) + http_targets(results) + ledger_targets(results)
+        targets(results)
+        + http_targets(results)
+        + ledger_targets(results)
+        + realtime_targets(results)
     ):
         print(f"  {result.strip('*')}: {target}: {measured}")
     return 0

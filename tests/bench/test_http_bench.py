@@ -16,20 +16,26 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.bench.http_load import Result, closed_loop, open_loop, sequential
 from tests.support.live_server import KEYS, ROOT, LiveServer, free_port
+from tests.support.postgres import URL as DATABASE_URL
+from tests.support.postgres import require_postgres
+from tests.support.redis import URL as REDIS_URL
+from tests.support.redis import delete_prefix, require_redis
 
 pytestmark = pytest.mark.bench
 
 CONNECTIONS = 32
 SECONDS = 6.0
-SWEEP = (0.25, 0.5, 0.75, 0.9, 1.1)
+SWEEP = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25)
 
 
 def bodies(count: int = 200) -> list[bytes]:
@@ -121,22 +127,47 @@ def workers(request: pytest.FixtureRequest) -> int:
     return int(request.param)
 
 
+@pytest.fixture(params=["embedded", "redis-pg"])
+def stack(request: pytest.FixtureRequest) -> str:
+    """The embedded default, or Redis (context, counters, interactions) and PostgreSQL (the
+    ledger shipped from each worker's spool) on this machine."""
+    return str(request.param)
+
+
 @pytest.fixture
-def servers(tmp_path: Path, workers: int) -> Iterator[tuple[Bare, LiveServer]]:
+def servers(tmp_path: Path, workers: int, stack: str) -> Iterator[tuple[Bare, LiveServer]]:
+    env = {"FRONTLINE_RATE_LIMIT": "10000000"}
+    tag = uuid.uuid4().hex[:8]
+    if stack == "redis-pg":
+        require_redis()
+        require_postgres()
+        env.update(
+            {
+                "REDIS_URL": REDIS_URL,
+                "FRONTLINE_REDIS_PREFIX": f"bench-{tag}:",
+                "DATABASE_URL": DATABASE_URL,
+                "FRONTLINE_INSTANCE": f"bench-{tag}",
+            }
+        )
     bare = Bare(workers)
-    live = LiveServer(tmp_path / "data", workers=workers, env={"FRONTLINE_RATE_LIMIT": "10000000"})
+    live = LiveServer(tmp_path / "data", workers=workers, env=env)
     live.start()
     try:
         yield bare, live
     finally:
         live.stop()
         bare.stop()
+        if stack == "redis-pg":
+            delete_prefix(f"bench-{tag}:")
+            with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
+                conn.execute("DELETE FROM public.ledger WHERE instance LIKE %s", [f"bench-{tag}%"])
 
 
 def test_http_decisions_against_a_bare_endpoint(
     benchmark: Any,
     servers: tuple[Bare, LiveServer],
     workers: int,
+    stack: str,
     load: list[bytes],
 ) -> None:
     bare, live = servers
@@ -146,6 +177,7 @@ def test_http_decisions_against_a_bare_endpoint(
     info: dict[str, Any] = {
         "kind": "http",
         "workers": workers,
+        "stack": stack,
         "connections": CONNECTIONS,
         "bare": figures(bare_result),
         "frontline": figures(mine),
