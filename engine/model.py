@@ -13,10 +13,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from engine.errors import Problem
-from engine.source import Locator, Path
+from engine.source import MAX_LIST, Locator, Path
 
 MAX_RULES = 5_000
-MAX_ROWS = 10_000
+MAX_ROWS = MAX_LIST
 MAX_TESTS = 1_000
 
 ID_PATTERN = r"^[a-z][a-z0-9-]{0,63}$"

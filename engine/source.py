@@ -19,6 +19,9 @@ import yaml
 from engine.errors import Problem, RulesetError
 
 MAX_TEXT_BYTES = 4 * 1024 * 1024
+# The longest list a document may hold (a decision table's rows); longer ones are refused
+# before their items are built.
+MAX_LIST = 10_000
 MAX_NODES = 200_000
 
 Path = tuple[str | int, ...]
@@ -227,6 +230,14 @@ def load_document(text: str | bytes, filename: str | None = None) -> tuple[Any, 
             ]
         )
     builder = _Builder(locator)
+    # Only anchors ('&') let aliases multiply a document; without one, sizes are what they read.
+    if "&" in text and _expanded_size(nodes[0], {}) > MAX_NODES:
+        # Refused before building: a billion-laughs document is a few hundred nodes that
+        # aliases multiply, and building its first MAX_NODES values would take a second.
+        raise builder.fail(
+            nodes[0],
+            f"the document expands to more than {MAX_NODES} values (check anchors and aliases)",
+        )
     data = builder.build(nodes[0], ())
     return data, locator
 
@@ -302,6 +313,31 @@ def _too_large(size: int, filename: str | None) -> RulesetError:
     )
 
 
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], depth: int = 0) -> int:
+    """How many values ``node`` becomes once aliases are expanded, counting each distinct
+    node once (an alias is the same node object as its anchor); capped past MAX_NODES.
+    Past 100 levels it stops counting: the builder refuses that depth with its position."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    if depth > 100:
+        return 1
+    sizes[id(node)] = MAX_NODES + 1  # a node inside itself (a recursive alias) is too large
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            size += _expanded_size(item, sizes, depth + 1)
+            if size > MAX_NODES:
+                break
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            size += _expanded_size(key, sizes, depth + 1) + _expanded_size(value, sizes, depth + 1)
+            if size > MAX_NODES:
+                break
+    sizes[id(node)] = size
+    return size
+
+
 class _Builder:
     """Turns a composed node graph into Python values, bounding what aliases can expand to."""
 
@@ -342,6 +378,10 @@ class _Builder:
             if isinstance(node, yaml.ScalarNode):
                 return self.scalar(node)
             if isinstance(node, yaml.SequenceNode):
+                if len(node.value) > MAX_LIST:
+                    raise self.fail(
+                        node, f"a list of {len(node.value)} items; the limit is {MAX_LIST}"
+                    )
                 return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
             if isinstance(node, yaml.MappingNode):
                 return self.mapping(node, path)

@@ -405,8 +405,21 @@ def test_alias_bomb_is_bounded() -> None:
         f"*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]"
         for i in range(1, 9)
     ]
-    with pytest.raises(RulesetError, match="expands to more than"):
+    with pytest.raises(RulesetError, match="expands to more than") as caught:
         compile_ruleset("\n".join(lines))
+    # Refused from the node graph, before any value is built: it points at the document.
+    assert caught.value.errors[0].line == 1
+
+
+def test_an_overlong_list_is_refused_before_its_items_are_built() -> None:
+    """A list longer than any document may hold is refused at its own line."""
+    rules = "".join(
+        f"  - {{id: r{k}, when: customer.age > {k}, offer: o}}\n" for k in range(10_001)
+    )
+    text = "ruleset: long\ncontext: {customer.age: integer}\neligibility:\n" + rules
+    with pytest.raises(RulesetError, match="a list of 10001 items; the limit is 10000") as caught:
+        compile_ruleset(text)
+    assert caught.value.errors[0].line == 4
 
 
 def test_yaml_1_2_keeps_norway_and_on() -> None:
