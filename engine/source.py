@@ -27,9 +27,26 @@ MAX_NODES = 200_000
 Path = tuple[str | int, ...]
 
 try:
-    _Loader: Any = yaml.CSafeLoader
+    _BaseLoader: Any = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    _Loader = yaml.SafeLoader
+    _BaseLoader = yaml.SafeLoader
+
+_STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+# Plain scalars are resolved by YAML 1.2's core schema when values are built (resolve_plain),
+# so the loader only marks them, instead of running PyYAML's YAML 1.1 patterns on each.
+_PLAIN = "tag:yaml.org,2002:plain"
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        if kind is yaml.ScalarNode:
+            if implicit[0]:
+                return _MERGE if value == "<<" else _PLAIN
+            return _STR
+        tag: str = super().resolve(kind, value, implicit)
+        return tag
+
 
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 _TRUE = re.compile(r"^(?:true|True|TRUE)$")
@@ -42,6 +59,7 @@ _INF = re.compile(r"^[-+]?\.(?:inf|Inf|INF)$")
 _NAN = re.compile(r"^\.(?:nan|NaN|NAN)$")
 
 _STANDARD_TAGS = {
+    _PLAIN,
     "tag:yaml.org,2002:str",
     "tag:yaml.org,2002:int",
     "tag:yaml.org,2002:float",

@@ -7,6 +7,7 @@ import textwrap
 import pytest
 
 from engine import RulesetError, compile_ruleset
+from engine.source import load_document
 
 HEADER = """\
 ruleset: errors
@@ -437,6 +438,28 @@ alerts:
 """)
     assert compiled.evaluate({"customer": {"country": "NO"}}).alert_rules == ["a"]
     assert compiled.model.alerts[0].on == ["decision"]
+
+
+def test_plain_scalars_follow_the_yaml_1_2_core_schema() -> None:
+    """Numbers as YAML 1.2 reads them (``1e3``, ``0o17``, ``0x1f``); 1.1's booleans, dates and
+    sexagesimals stay strings; quoted scalars are always strings; ``<<`` still merges."""
+    data, _ = load_document(
+        "a: 1e3\nb: 0o17\nc: 0x1f\nd: yes\ne: 2026-01-01\nf: 1:30\ng: '12'\n"
+        "h: &base {p: 1}\ni: {<<: *base, q: 2}\nj: ~\nk: True\n"
+    )
+    assert data == {
+        "a": 1000.0,
+        "b": 15,
+        "c": 31,
+        "d": "yes",
+        "e": "2026-01-01",
+        "f": "1:30",
+        "g": "12",
+        "h": {"p": 1},
+        "i": {"p": 1, "q": 2},
+        "j": None,
+        "k": True,
+    }
 
 
 def test_design_document_flow_conditions_parse() -> None:
