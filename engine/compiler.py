@@ -23,11 +23,12 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.codegen import Emitter, FunctionWriter, Namespace, null_safe_when_true
+from engine.decision import RAW_MATCHES
 from engine.durations import parse_duration
 from engine.errors import Problem, RulesetError
 from engine.expr import (
@@ -731,6 +732,7 @@ class _Generator:
         self.table_names: dict[int, tuple[str, str]] = {}
         # Indexed table function → (index dict, indexed column, function for other values).
         self.table_dispatch: dict[str, tuple[str, int, str]] = {}
+        self.table_outputs_of: dict[int, Callable[[Any], dict[str, Any] | None]] = {}
         self._names = itertools.count()
 
     def fn_name(self, prefix: str) -> str:
@@ -745,13 +747,17 @@ class _Generator:
     def decide_function(self, name: str, trigger: str, trace: bool) -> str:
         """One function per trigger: read every input once, evaluate tables, then the rules.
 
-        Returns ``(values, table_matches, eligible, alerts, escalation, invalid)``: the raw
-        tuple a ``Decision`` holds.
+        Returns ``(values, eligible, alerts, escalation, invalid, *table_matches)``: the raw
+        tuple a ``Decision`` holds. ``eligible`` lists rule ids, ``alerts`` rule indices; the
+        tuple is flat, as one tuple costs less than two.
         """
         b = self.b
         assert b.doc is not None
-        w = FunctionWriter(f"def {name}(ctx, ans, cnt, now_{', tr' if trace else ''}):")
-        w.line("inv = []")
+        # Defaults let the plain call (a context only) pass one argument.
+        params = "ans, cnt, now_, tr" if trace else "ans=None, cnt=None, now_=None"
+        w = FunctionWriter(f"def {name}(ctx, {params}):")
+        # Invalid inputs are rare: a tuple, replaced when one is found, allocates nothing.
+        w.line("inv = ()")
         self._prelude(w)
         em = Emitter(self.ns)
         if trigger == "decision" and b.eligibility:
@@ -765,15 +771,14 @@ class _Generator:
             self._collect_inline(w, em, "al", alerts, trace, 2)
         else:
             w.line("al = ()")
-        ms = ", ".join(f"m{p.position}" for p in b.tables)
-        result = f"V, ({ms}{',' if len(b.tables) == 1 else ''}), el, al"
+        ms = "".join(f", m{p.position}" for p in b.tables)
         if trigger == "decision":
             rules = b.doc.escalation
             order = sorted(range(len(b.escalation)), key=lambda k: (rules[k].priority, k))
             for k in order:
                 node = b.escalation[k].node
-                self._emit_rule(w, em, k, node, trace, 1, f"return {result}, {k}, inv")
-        w.line(f"return {result}, -1, inv")
+                self._emit_rule(w, em, k, node, trace, 1, f"return V, el, al, {k}, inv{ms}")
+        w.line(f"return V, el, al, -1, inv{ms}")
         return w.source()
 
     def _prelude(self, w: FunctionWriter) -> None:
@@ -786,7 +791,11 @@ class _Generator:
                 return objects[prefix]
             parts = prefix.split(".")
             if len(parts) == 1:
-                source = "ans" if prefix == "answers" else f"ctx.get({prefix!r})"
+                source = (
+                    "ans if ans is not None else ctx.get('answers')"
+                    if prefix == "answers"
+                    else f"ctx.get({prefix!r})"
+                )
             else:
                 source = f"{obj('.'.join(parts[:-1]))}.get({parts[-1]!r})"
             # Named after the parent is read: the parent takes a name of its own first.
@@ -794,7 +803,7 @@ class _Generator:
             w.line(f"{name} = {source}")
             w.line(f"if {name}.__class__ is not _dict:")
             w.indent()
-            w.line(f"{name} = _object({name}, inv, {prefix!r})")
+            w.line(f"inv, {name} = _object({name}, inv, {prefix!r})")
             w.dedent()
             objects[prefix] = name
             return name
@@ -837,7 +846,7 @@ class _Generator:
         s = f"s{i}"
         kind = meta.type.kind
         expected = _expected_text(meta)
-        report = f"inv.append(({meta.path!r}, {expected!r}, {s}))"
+        report = f"inv += (({meta.path!r}, {expected!r}, {s}),)"
         if kind == "datetime":
             w.line(f"if {s} is not None:")
             w.indent()
@@ -883,7 +892,7 @@ class _Generator:
             w.line(f"{s}, _dropped = {filt}({s})")
             w.line("if _dropped:")
             w.indent()
-            w.line(f"inv.append(({meta.path!r}, {expected!r}, _ITEMS))")
+            w.line(f"inv += (({meta.path!r}, {expected!r}, _ITEMS),)")
             w.dedent()
             w.dedent()
 
@@ -1037,6 +1046,43 @@ class _Generator:
         w.line("return -1" if first else "return m")
         return w.source()
 
+    def table_outputs_function(self) -> str:
+        """``_tables(raw)``: each table's outputs by table id, as ``Decision.tables`` returns
+        them (``None`` where no row won). Generated: a loop over the tables costs more than
+        the work. Each call builds new dicts, so a caller may change what it is given.
+        """
+        items = []
+        for plan in self.b.tables:
+            k, names = plan.position, plan.output_names
+            m = f"raw[{RAW_MATCHES + k}]"
+            if plan.model.hit != "first":
+                of = self.ns.add(self.outputs_of(plan))
+                items.append(f"{plan.model.id!r}: {of}({m})")
+                continue
+            if len(names) == 1:
+                # One output: a dict display costs less than copying the row's dict.
+                column = self.ns.add(tuple(row[0] for row in plan.outputs))
+                row = f"{{{names[0]!r}: {column}[_m{k}]}}"
+            else:
+                rows = self.ns.add(
+                    tuple(dict(zip(names, row, strict=True)) for row in plan.outputs)
+                )
+                row = f"{rows}[_m{k}].copy()"
+            items.append(f"{plan.model.id!r}: None if (_m{k} := {m}) < 0 else {row}")
+        return f"def _tables(raw):\n    return {{{', '.join(items)}}}\n"
+
+    def outputs_of(self, plan: _TablePlan) -> Callable[[Any], dict[str, Any] | None]:
+        """A table's matches → its outputs by name (one function per table, made once)."""
+        found = self.table_outputs_of.get(plan.position)
+        if found is None:
+            found = self.table_outputs_of[plan.position] = output_builder(
+                plan.model.hit,
+                plan.output_names,
+                resolver(plan.model.hit, plan.model.aggregate, plan.outputs, plan.ranks),
+                plan.outputs,
+            )
+        return found
+
     # -- rule sections -----------------------------------------------------------------------
 
     def collect_function(
@@ -1046,11 +1092,12 @@ class _Generator:
         trace: bool,
         section: int,
         known: Mapping[int, Any],
+        labels: Sequence[Any] | None,
     ) -> str:
-        """A function appending the indices of the rules that hold to ``out`` (a bucket)."""
+        """A function appending the rules that hold to ``out`` (a bucket)."""
         em = Emitter(self.ns)
         body = FunctionWriter("")
-        self._collect_inline(body, em, "out", rules, trace, section, known)
+        self._collect_inline(body, em, "out", rules, trace, section, known, labels)
         return self._assemble(f"def {name}(V, out{', tr' if trace else ''}):", em, body)
 
     def _collect_inline(
@@ -1062,14 +1109,22 @@ class _Generator:
         trace: bool,
         section: int,
         known: Mapping[int, Any] | None = None,
+        labels: Sequence[Any] | None = None,
     ) -> None:
-        """Append to ``out`` the index of every rule that holds, in document order.
+        """Append to ``out`` every rule that holds, in document order.
 
         Rules are split by the field whose equality tests cover most of them; the rules left
         over are split again by the next such field, and so on; what no index covers runs
         inline. ``known`` maps the slots already used to reach this bucket to their values:
-        the equality tests on them hold here and are not emitted again.
+        the equality tests on them hold here and are not emitted again. Called with no
+        ``known``, this is the section's outermost call, which sorts what the buckets appended.
+
+        A rule is appended as ``labels[k]``, by default its index ``k``. Eligible rules are
+        appended as their ids (what ``Decision.eligible_rules`` returns, with no lookup per
+        evaluation) when that keeps document order: no buckets, or ids that sort in document
+        order; otherwise as indices, mapped to ids after the sort.
         """
+        outermost = known is None
         known = known or {}
         indexes: list[tuple[int, dict[Any, list[tuple[int, _Checked]]]]] = []
         rest = rules
@@ -1079,6 +1134,15 @@ class _Generator:
                 break
             indexes.append((slot, buckets))
             rest = left
+        to_ids = None
+        if outermost and section == 0:
+            assert self.b.doc is not None
+            ids = tuple(rule.id for rule in self.b.doc.eligibility)
+            if not indexes or all(a < b for a, b in itertools.pairwise(ids)):
+                labels = ids
+            else:
+                to_ids = self.ns.add(ids, key=("eligible ids",))
+        label: Callable[[int], Any] = (lambda k: k) if labels is None else labels.__getitem__
         nodes = [(k, _given(rule.node, known)) for k, rule in rest]
         assumed = _guard_slots([node for _, node in nodes], trace)
         if assumed:
@@ -1088,13 +1152,13 @@ class _Generator:
             w.indent()
             em.present = frozenset(assumed)
             for k, node in nodes:
-                self._emit_rule(w, em, k, node, trace, section, f"{out}.append({k})")
+                self._emit_rule(w, em, k, node, trace, section, f"{out}.append({label(k)!r})")
             em.present = frozenset()
             w.dedent()
             w.line("else:")
             w.indent()
         for k, node in nodes:
-            self._emit_rule(w, em, k, node, trace, section, f"{out}.append({k})")
+            self._emit_rule(w, em, k, node, trace, section, f"{out}.append({label(k)!r})")
         if assumed:
             w.dedent()
         for slot, buckets in indexes:
@@ -1103,7 +1167,7 @@ class _Generator:
                 fname = self.fn_name("_bucket")
                 self.add(
                     self.collect_function(
-                        fname, bucket_rules, trace, section, {**known, slot: value}
+                        fname, bucket_rules, trace, section, {**known, slot: value}, labels
                     )
                 )
                 index[value] = fname
@@ -1115,8 +1179,10 @@ class _Generator:
             w.indent()
             w.line(f"_b(V, {out}{', tr' if trace else ''})")
             w.dedent()
-        if indexes:
+        if indexes and outermost:  # a bucket's own buckets are sorted by its caller
             w.line(f"{out}.sort()")
+            if to_ids is not None:
+                w.line(f"{out} = [{to_ids}[k] for k in {out}]")
 
     def _rule_index(
         self, rules: list[tuple[int, _Checked]], known: Mapping[int, Any]
@@ -1195,6 +1261,7 @@ class _Generator:
         doc = b.doc
         for trigger in TRIGGERS:
             self.add(self.decide_function(f"_decide_{trigger}", trigger, trace=False))
+        self.add(self.table_outputs_function())
         for k, parts in enumerate(b.messages):
             self.add(self.template_function(f"_message{k}", parts))
         tree_metas = [self._tree(plan) for plan in b.trees]
@@ -1310,14 +1377,8 @@ class _Generator:
                 id=p.model.id,
                 hit=p.model.hit,
                 outputs=tuple(p.output_names),
-                outputs_of=output_builder(
-                    p.model.hit,
-                    p.output_names,
-                    resolver(p.model.hit, p.model.aggregate, p.outputs, p.ranks),
-                    p.outputs,
-                ),
+                outputs_of=self.outputs_of(p),
                 position=p.position,
-                row_outputs=tuple(dict(zip(p.output_names, row, strict=True)) for row in p.outputs),
             )
             for p in b.tables
         ]
@@ -1341,6 +1402,7 @@ class _Generator:
             field_slots=field_slots,
             counters_needed=frozenset(b.env.counters),
             decide={t: ns[f"_decide_{t}"] for t in TRIGGERS},
+            table_outputs=ns["_tables"],
             compile_trace=compile_trace,
             alert_meta=[
                 AlertMeta(rule=a, message=ns[f"_message{k}"], reads=_template_reads(b.messages[k]))

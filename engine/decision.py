@@ -1,6 +1,6 @@
 """A decision: what ``evaluate`` returns.
 
-It holds rule indices and the values read; the JSON shape of DESIGN.md §4 is built by
+It holds the fired rules and the values read; the JSON shape of DESIGN.md §4 is built by
 ``to_dict`` only when asked, so an evaluation whose caller needs only the fired rule ids pays
 for nothing else.
 """
@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from engine.ruleset import CompiledRuleset, TreeMeta, TreeNodeMeta
 
 _SECTIONS = ("eligibility", "escalation", "alerts")
+# A raw tuple holds the tables' matches from here on, one item per table.
+RAW_MATCHES = 5
 _RESULT = {True: "true", False: "false", None: "unknown"}
 
 
@@ -83,11 +85,17 @@ PLAIN = Asked()
 class Decision:
     """The outcome of one evaluation.
 
-    ``raw`` is what the generated decide function returned: ``(values, table matches,
-    eligible rule indices, alert rule indices, escalation rule index or -1, invalid fields)``.
+    ``raw`` is what the generated decide function returned: ``(values, eligible rule ids,
+    alert rule indices, escalation rule index or -1, invalid fields, *table matches)``.
+
+    ``CompiledRuleset.evaluate`` builds plain decisions without calling ``__init__`` (see
+    there); whatever this constructor stores, that must store too.
     """
 
     __slots__ = ("_asked", "_dict", "_raw", "ruleset")
+
+    # Set by ``to_dict`` on first use; left unset until then (one store fewer per evaluation).
+    _dict: dict[str, Any]
 
     def __init__(
         self, ruleset: CompiledRuleset, raw: tuple[Any, ...], asked: Asked = PLAIN
@@ -95,7 +103,6 @@ class Decision:
         self.ruleset = ruleset
         self._raw = raw
         self._asked = asked
-        self._dict: dict[str, Any] | None = None
 
     @property
     def now(self) -> datetime | None:
@@ -109,23 +116,24 @@ class Decision:
 
     @property
     def eligible_rules(self) -> list[str]:
-        return list(map(self.ruleset.eligible_id, self._raw[2]))
+        # The generated code collects the ids themselves; a copy keeps the decision intact.
+        return [*self._raw[1]]
 
     @property
     def escalation_rule(self) -> str | None:
-        k = self._raw[4]
+        k = self._raw[3]
         return self.ruleset.rule_ids[1][k] if k >= 0 else None
 
     @property
     def alert_rules(self) -> list[str]:
-        return list(map(self.ruleset.rule_ids[2].__getitem__, self._raw[3]))
+        return list(map(self.ruleset.rule_ids[2].__getitem__, self._raw[2]))
 
     @property
     def tables(self) -> dict[str, Any]:
         """Each table's outputs by id (``None`` where no row matched), as in ``to_dict()``."""
         if self._asked is not PLAIN and self._asked.trigger != "decision":
             return {}
-        return self.ruleset.table_outputs(self._raw[1])
+        return self.ruleset.table_outputs(self._raw)
 
     @property
     def read_paths(self) -> list[str]:
@@ -151,15 +159,17 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         """The decision of DESIGN.md §4, without the ids the service assigns."""
-        if self._dict is None:
+        try:
+            return self._dict
+        except AttributeError:
             self._dict = self._build()
-        return self._dict
+            return self._dict
 
     def _build(self) -> dict[str, Any]:
         rs = self.ruleset
-        values, _, eligible_rules, alert_rules, escalation_rule, invalid = self._raw
+        values, eligible_rules, alert_rules, escalation_rule, invalid = self._raw[:RAW_MATCHES]
         asked = self._asked
-        eligible = [dict(rs.eligible_out[k]) for k in eligible_rules]
+        eligible = [dict(rs.eligible_out[rule_id]) for rule_id in eligible_rules]
         escalation = dict(rs.escalation_out[escalation_rule]) if escalation_rule >= 0 else None
         alerts = []
         for k in alert_rules:
@@ -195,7 +205,7 @@ class Decision:
         step = self._asked.step
         if not self.ruleset.has_unique_tables and (step is None or not step.error):
             return errors
-        for meta, matched in zip(self.ruleset.tables, self._raw[1], strict=True):
+        for meta, matched in zip(self.ruleset.tables, self._raw[RAW_MATCHES:], strict=True):
             if meta.hit == "unique" and len(matched) > 1:
                 rows = ", ".join(str(r + 1) for r in matched)
                 errors.append(
@@ -227,7 +237,7 @@ class Decision:
         return out
 
     def _unknown(self, slots: Iterable[int]) -> list[str]:
-        values, invalid = self._raw[0], self._raw[5]
+        values, invalid = self._raw[0], self._raw[4]
         paths = self.ruleset.slot_paths
         unknown = {paths[i] for i in slots if values[i] is None}
         if unknown and invalid:
@@ -270,7 +280,7 @@ class Decision:
         rs = self.ruleset
         model = rs.model
         rules = []
-        values, matches = self._raw[0], self._raw[1]
+        values, matches = self._raw[0], self._raw[RAW_MATCHES:]
         step = self._asked.step
         assert self._asked.records is not None
         for section, k, result in self._asked.records:

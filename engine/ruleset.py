@@ -4,11 +4,11 @@
       │
       ├─ _read        generated: inputs → one tuple of values (fields, counters, now,
       │               table outputs), wrong-typed values reported and read as unknown
-      ├─ eligibility  generated: indices of the rules that hold (bucketed by an equality test)
+      ├─ eligibility  generated: ids of the rules that hold (bucketed by an equality test)
       ├─ escalation   generated: the first rule that holds, in (priority, position) order
       ├─ alerts       generated: the alert rules of the trigger that hold
       ├─ tree walk    per node, a generated function picks the branch
-      └─ Decision     holds indices and values; builds its JSON shape when asked
+      └─ Decision     holds rule ids, indices and values; builds its JSON shape when asked
 
 ``evaluate`` reads no clock and no global state; the generated functions are pure.
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from engine.decision import Asked, Decision, NextStep
+from engine.decision import PLAIN, Asked, Decision, NextStep
 from engine.errors import EvaluationError
 from engine.expr import Type
 from engine.runtime import to_datetime
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from engine.testing import TestResult
 
 TRIGGER_DECISION = "decision"
+_new_object = object.__new__
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,6 @@ class TableMeta:
     # A table's matches → its outputs by name, or None when a single-hit policy found none.
     outputs_of: Callable[[Any], dict[str, Any] | None]
     position: int
-    # Each row's outputs by name (what a first-hit table answers for that row).
-    row_outputs: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,39 +99,37 @@ class CompiledRuleset:
     trees: dict[str, TreeMeta]
     needed: dict[str, tuple[int, ...]]
     rule_reads: dict[str, list[tuple[int, ...]]]
+    # raw → {table id: outputs}, new dicts each call; generated, as a loop over tables costs
+    # more than the work.
+    table_outputs: Callable[[tuple[Any, ...]], dict[str, Any]]
     source: str = field(repr=False)
     revision: int | None = None
-    # The static parts of the decision JSON, built once per revision.
-    eligible_out: list[dict[str, Any]] = field(init=False, repr=False)
+    # The static parts of the decision JSON, built once per revision (eligibility by rule id).
+    eligible_out: dict[str, dict[str, Any]] = field(init=False, repr=False)
     escalation_out: list[dict[str, Any]] = field(init=False, repr=False)
     has_unique_tables: bool = field(init=False, repr=False)
     rule_ids: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
-    eligible_id: Callable[[int], str] = field(init=False, repr=False)  # rule index → id
     # trigger → the declared fields its rules and tables read, sorted (for audit records)
     read_paths: dict[str, list[str]] = field(init=False, repr=False)
     # The decide function for the plain call (a context only), when the ruleset has no trees.
     plain: bool = field(init=False, repr=False)
     decide_plain: Callable[..., Any] = field(init=False, repr=False)
-    # matches → {table id: outputs}; generated, as a loop over tables costs more than the work.
-    table_outputs: Callable[[tuple[Any, ...]], dict[str, Any]] = field(init=False, repr=False)
     _decide_trace: dict[str, Callable[..., Any]] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.eligible_out = [
-            {"rule": r.id, "offer": r.offer, "params": r.params or {}, "because": r.because}
+        self.eligible_out = {
+            r.id: {"rule": r.id, "offer": r.offer, "params": r.params or {}, "because": r.because}
             for r in self.model.eligibility
-        ]
+        }
         self.escalation_out = [
             {"rule": r.id, "queue": r.queue, "priority": r.priority, "because": r.because}
             for r in self.model.escalation
         ]
         self.has_unique_tables = any(t.hit == "unique" for t in self.tables)
-        self.table_outputs = _table_outputs_function(self.tables)
         self.rule_ids = tuple(
             tuple(r.id for r in rules)
             for rules in (self.model.eligibility, self.model.escalation, self.model.alerts)
         )
-        self.eligible_id = self.rule_ids[0].__getitem__
         self.read_paths = {
             trigger: sorted(self.slot_paths[i] for i in slots if self.slot_paths[i] in self.fields)
             for trigger, slots in self.needed.items()
@@ -164,18 +161,27 @@ class CompiledRuleset:
         """
         if (
             context.__class__ is dict
-            # One chained test: each name is None (cheaper than five and-ed tests).
-            and answers is now is counters is as_of is tree is None  # type: ignore[comparison-overlap]
+            # Separate tests: "x is None" in a condition is one jump, cheaper than a chain.
+            and answers is None
+            and now is None
+            and counters is None
+            and as_of is None
+            and tree is None
             and trace is False
             and trigger == TRIGGER_DECISION
             and self.plain
         ):
             # The common call, a context and nothing else, on a ruleset without trees.
             try:
-                raw = self.decide_plain(context, context.get("answers"), None, None)
+                raw = self.decide_plain(context)
             except (ArithmeticError, ValueError, RecursionError) as exc:
                 raise self._failed(exc) from None
-            return Decision(self, raw)
+            # Decision(self, raw), without the cost of calling a Python __init__ from C.
+            decision = _new_object(Decision)
+            decision.ruleset = self
+            decision._raw = raw
+            decision._asked = PLAIN
+            return decision
         return self._evaluate(context, answers, now, counters, trace, as_of, tree, trigger)
 
     def _evaluate(
@@ -266,21 +272,3 @@ class CompiledRuleset:
         from engine.testing import run_tests
 
         return run_tests(self)
-
-
-def _table_outputs_function(tables: list[TableMeta]) -> Callable[[tuple[Any, ...]], dict[str, Any]]:
-    """matches → ``{table id: outputs}``; the common one- and two-table cases avoid a loop."""
-    pairs = [(meta.id, meta.outputs_of) for meta in tables]
-    if not pairs:
-        return lambda matches: {}
-    if len(tables) == 1 and tables[0].hit == "first":
-        # One lambda instead of two: the usual single first-hit table.
-        table_id, rows = tables[0].id, tables[0].row_outputs
-        return lambda matches: {table_id: None if (m := matches[0]) < 0 else dict(rows[m])}
-    if len(pairs) == 1:
-        ((id0, of0),) = pairs
-        return lambda matches: {id0: of0(matches[0])}
-    if len(pairs) == 2:
-        (id0, of0), (id1, of1) = pairs
-        return lambda matches: {id0: of0(matches[0]), id1: of1(matches[1])}
-    return lambda matches: {i: of(m) for (i, of), m in zip(pairs, matches, strict=True)}

@@ -190,11 +190,17 @@ def describe_value(value: Any) -> str:
     return type(value).__name__
 
 
-def read_object(value: Any, invalid: list[Any], path: str) -> dict[str, Any]:
-    """An object that is not a JSON object reads as empty; a present one is reported invalid."""
+def read_object(
+    value: Any, invalid: tuple[Any, ...], path: str
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """An object that is not a JSON object reads as empty; a present one is reported invalid.
+
+    Returns the invalid fields so far (a tuple: generated code adds to it by replacing it)
+    and the object to read from.
+    """
     if value is not None:
-        invalid.append((path, "object", value))
-    return {}
+        invalid = (*invalid, (path, "object", value))
+    return invalid, {}
 
 
 def read_counter(counters: Mapping[str, Any] | None, event_type: str, within: str) -> int:

@@ -6,7 +6,11 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from engine import compile_ruleset
+
+from .helpers import document
 
 DESIGN = Path(__file__).resolve().parents[2] / "golden" / "decisions" / "design-example.yaml"
 
@@ -41,6 +45,55 @@ def test_evaluate_does_not_mutate_its_inputs() -> None:
     snapshot = repr(context)
     compiled.evaluate(context, trace=True).to_dict()
     assert repr(context) == snapshot
+
+
+# Without trees, so that evaluate(context) takes the plain path.
+_TABLES = document(
+    eligibility=[{"id": "gold", "when": 'customer.tier == "gold"', "offer": "o"}],
+    tables=[
+        {
+            "id": "one",
+            "hit": "first",
+            "inputs": ["interaction.amount"],
+            "outputs": ["limit"],
+            "rows": [["< 500", 50], ["-", 200]],
+        },
+        {
+            "id": "two",
+            "hit": "first",
+            "inputs": ["customer.tier"],
+            "outputs": ["a", "b"],
+            "rows": [['"gold"', 1, 2], ["-", 3, 4]],
+        },
+        {
+            "id": "all",
+            "hit": "collect",
+            "inputs": ["interaction.amount"],
+            "outputs": ["k"],
+            "rows": [["< 500", 1], ["-", 2]],
+        },
+    ],
+)
+
+
+@pytest.mark.parametrize("source", ["design", "tables"])
+def test_what_a_caller_changes_stays_with_the_caller(source: str) -> None:
+    """Changing the lists and dicts a decision hands out changes neither that decision nor
+    later ones."""
+    compiled = compile_ruleset(DESIGN.read_text() if source == "design" else _TABLES)
+    context = {**_contexts(1)[0], "customer": {"tier": "gold", "churn_score": 0.5}}
+    decision = compiled.evaluate(context)
+    assert decision.eligible_rules and all(decision.tables.values())
+    expected = compiled.evaluate(context).to_dict()
+    decision.eligible_rules.append("made-up")
+    for outputs in decision.tables.values():
+        if outputs is not None:
+            outputs["made-up"] = 1
+    decision.tables["made-up"] = {}
+    assert decision.to_dict() == expected
+    assert compiled.evaluate(context).to_dict() == expected
+    assert decision.eligible_rules == [e["rule"] for e in expected["eligible"]]
+    assert decision.tables == expected["tables"]
 
 
 def test_concurrent_evaluations_match_sequential_ones() -> None:

@@ -41,11 +41,15 @@ def test_eligibility_collects_every_rule_that_holds_in_document_order() -> None:
     ]
 
 
-def test_indexed_eligibility_agrees_with_sequential_evaluation() -> None:
-    """With enough rules to build an index, the fired set and its order are unchanged."""
+@pytest.mark.parametrize("id_format", ["r{}", "r{:02d}"])
+def test_indexed_eligibility_agrees_with_sequential_evaluation(id_format: str) -> None:
+    """With enough rules to build an index, the fired set and its order are unchanged.
+
+    Both id formats: ids that do not sort in document order ("r10" < "r2") and ids that do.
+    """
     rules = [
         {
-            "id": f"r{i}",
+            "id": id_format.format(i),
             "when": f'customer.tier == "{t}" and customer.tenure_months > {i}',
             "offer": f"o{i}",
         }
