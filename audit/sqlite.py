@@ -48,11 +48,6 @@ DROP TRIGGER IF EXISTS ledger_outcomes;
 # ``outcomes`` is left NULL: the writer files each record's outcomes in ledger_outcome itself
 # (an earlier layout did it in a trigger, from that column's JSON, at twice the cost).
 
-# A 2.6 KB record fills most of a 4 KB page, so each one cost a page of its own and a B-tree
-# split; on 16 KB pages six share one and a batch of 2,000 commits in under half the time.
-# Set only when a file is created (SQLite keeps a WAL file's page size).
-_PAGE_SIZE = 16_384
-
 # A batch is a few statements in one transaction: the rows of each table as one multi-row
 # INSERT, not one statement per row. Each statement releases and re-takes the GIL once, and
 # under load each re-take waits for the event loop's thread to let go of it (measured with
@@ -105,7 +100,6 @@ def connect(
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     else:
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        conn.execute(f"PRAGMA page_size={_PAGE_SIZE}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
         columns = {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
