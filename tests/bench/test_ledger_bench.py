@@ -36,7 +36,7 @@ pytestmark = pytest.mark.bench
 BENCH_DIR = ROOT / "var" / "bench"
 MILLION = 1_000_000
 CUSTOMERS = 10_000
-LAYOUT = "v4"  # bump when the SQLite layout or the record schema changes
+LAYOUT = "v3"  # bump when the SQLite layout or the record schema changes
 
 
 def decision_records(count: int, seed: int = 7) -> list[LedgerRecord]:
