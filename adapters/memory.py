@@ -48,14 +48,36 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def stamp(
-    meta: dict[str, str], paths: list[str], value: str | None, *, replace: bool = False
-) -> dict[str, str]:
+def stamp(meta: dict[str, str], paths: list[str], value: str | None) -> dict[str, str]:
     """Per-leaf metadata after writing ``paths``: set to ``value``, or dropped when None."""
-    out = {} if replace else {p: v for p, v in meta.items() if not _under_any(p, paths)}
+    out = {p: v for p, v in meta.items() if not _under_any(p, paths)}
     if value is not None:
         out.update(dict.fromkeys(paths, value))
     return out
+
+
+def written(
+    customer_id: str,
+    values: dict[str, Any],
+    source: str | None,
+    as_of: str | None,
+    onto: CustomerContext | None = None,
+) -> CustomerContext:
+    """A customer's context after a write: ``values`` alone (a PUT), or merged into ``onto``
+    (a PATCH; its values are changed in place, so pass a copy you own), each written leaf
+    stamped with ``source`` and ``as_of``. Shared by every context store."""
+    paths = leaves(values)
+    if onto is None:
+        return CustomerContext(
+            customer_id, values, stamp({}, paths, source), stamp({}, paths, as_of)
+        )
+    merge(onto.values, values)
+    return CustomerContext(
+        customer_id,
+        onto.values,
+        stamp(onto.sources, paths, source),
+        stamp(onto.as_of, paths, as_of),
+    )
 
 
 def _under_any(path: str, written: list[str]) -> bool:
@@ -81,13 +103,7 @@ class MemoryContextStore:
     async def put(
         self, customer_id: str, values: dict[str, Any], source: str | None, as_of: str | None
     ) -> CustomerContext:
-        paths = leaves(values)
-        stored = CustomerContext(
-            customer_id,
-            _copy(values),
-            stamp({}, paths, source, replace=True),
-            stamp({}, paths, as_of, replace=True),
-        )
+        stored = written(customer_id, _copy(values), source, as_of)
         with self._lock:
             self._data[customer_id] = stored
         return stored
@@ -95,17 +111,14 @@ class MemoryContextStore:
     async def patch(
         self, customer_id: str, values: dict[str, Any], source: str | None, as_of: str | None
     ) -> CustomerContext:
-        paths = leaves(values)
         with self._lock:
-            current = self._data.get(customer_id) or CustomerContext(customer_id, {}, {}, {})
-            merged = _copy(current.values)
-            merge(merged, values)
-            stored = CustomerContext(
-                customer_id,
-                merged,
-                stamp(current.sources, paths, source),
-                stamp(current.as_of, paths, as_of),
+            current = self._data.get(customer_id)
+            onto = (
+                CustomerContext(customer_id, _copy(current.values), current.sources, current.as_of)
+                if current is not None
+                else None
             )
+            stored = written(customer_id, values, source, as_of, onto)
             self._data[customer_id] = stored
         return stored
 

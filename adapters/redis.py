@@ -34,7 +34,7 @@ import redis.asyncio
 import structlog
 from cachetools import LRUCache, TTLCache
 
-from adapters.memory import leaves, merge, stamp
+from adapters.memory import written
 from engine import CustomerContext, Interaction, Routing, StoredRevision, StoreUnavailable
 from engine.durations import parse_duration
 
@@ -143,13 +143,7 @@ class RedisContextStore:
     async def put(
         self, customer_id: str, values: dict[str, Any], source: str | None, as_of: str | None
     ) -> CustomerContext:
-        paths = leaves(values)
-        stored = CustomerContext(
-            customer_id,
-            values,
-            stamp({}, paths, source, replace=True),
-            stamp({}, paths, as_of, replace=True),
-        )
+        stored = written(customer_id, values, source, as_of)
         raw = _encoded(stored)
         with unavailable_as("writing a context"):
             async with self._redis.pipeline(transaction=True) as pipe:
@@ -163,9 +157,8 @@ class RedisContextStore:
         self, customer_id: str, values: dict[str, Any], source: str | None, as_of: str | None
     ) -> CustomerContext:
         key = self._key(customer_id)
-        paths = leaves(values)
         with unavailable_as("writing a context"):
-            raw = await self._patch(key, customer_id, values, paths, source, as_of)
+            raw = await self._patch(key, customer_id, values, source, as_of)
         self._remember(customer_id, raw)
         return _context(customer_id, raw)
 
@@ -174,7 +167,6 @@ class RedisContextStore:
         key: str,
         customer_id: str,
         values: dict[str, Any],
-        paths: list[str],
         source: str | None,
         as_of: str | None,
     ) -> bytes:
@@ -183,19 +175,8 @@ class RedisContextStore:
                 try:
                     await pipe.watch(key)
                     current = await pipe.get(key)
-                    found = (
-                        _context(customer_id, current)
-                        if current is not None
-                        else CustomerContext(customer_id, {}, {}, {})
-                    )
-                    merged = found.values
-                    merge(merged, values)
-                    stored = CustomerContext(
-                        customer_id,
-                        merged,
-                        stamp(found.sources, paths, source),
-                        stamp(found.as_of, paths, as_of),
-                    )
+                    found = _context(customer_id, current) if current is not None else None
+                    stored = written(customer_id, values, source, as_of, found)
                     raw = _encoded(stored)
                     pipe.multi()
                     pipe.set(key, raw, px=self._ttl)
