@@ -56,6 +56,12 @@ class Namespace:
                 "None": None,
                 "True": True,
                 "False": False,
+                # What generated code catches: a missing key, and what the entry point maps
+                # to EvaluationError.
+                "KeyError": KeyError,
+                "ArithmeticError": ArithmeticError,
+                "ValueError": ValueError,
+                "RecursionError": RecursionError,
             },
             **runtime.HELPERS,
         }

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.codegen import Emitter, FunctionWriter, Namespace, null_safe_when_true
-from engine.decision import RAW_MATCHES
+from engine.decision import RAW_MATCHES, plain_decision_class
 from engine.durations import parse_duration
 from engine.errors import Problem, RulesetError
 from engine.expr import (
@@ -58,6 +58,8 @@ from engine.expr import (
 )
 from engine.model import TRIGGERS, Document, Table, Tree, TreeNode, parse_document
 from engine.ruleset import (
+    ENTRY_PARAMS,
+    TRIGGER_DECISION,
     AlertMeta,
     CompiledRuleset,
     FieldMeta,
@@ -86,6 +88,8 @@ from engine.tables import (
 _SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 INDEX_MIN_RULES = 16
 INDEX_MIN_BUCKET = 4
+# Rules in a row that test one field for equality share a membership test from this many.
+GUARD_MIN_RUN = 2
 
 
 def compile_ruleset(
@@ -733,6 +737,7 @@ class _Generator:
         # Indexed table function → (index dict, indexed column, function for other values).
         self.table_dispatch: dict[str, tuple[str, int, str]] = {}
         self.table_outputs_of: dict[int, Callable[[Any], dict[str, Any] | None]] = {}
+        self.collected: dict[tuple[str, bool], list[str]] = {}
         self._names = itertools.count()
 
     def fn_name(self, prefix: str) -> str:
@@ -744,21 +749,87 @@ class _Generator:
 
     # -- the decide function: inputs → slot values → tables → sections ----------------------
 
-    def decide_function(self, name: str, trigger: str, trace: bool) -> str:
+    def decide_function(self, name: str, trigger: str, trace: bool, entry: bool = False) -> str:
         """One function per trigger: read every input once, evaluate tables, then the rules.
 
         Returns ``(values, eligible, alerts, escalation, invalid, *table_matches)``: the raw
         tuple a ``Decision`` holds. ``eligible`` lists rule ids, ``alerts`` rule indices; the
         tuple is flat, as one tuple costs less than two.
+
+        With ``entry`` it is instead ``CompiledRuleset.evaluate`` itself, for a ruleset
+        without trees (see ``CompiledRuleset.use_entry``): the same signature; any call but
+        the plain one (a context dict, nothing else) goes to ``_evaluate``, and the plain one
+        runs the rules in this frame and returns the ``Decision``, an instance of the
+        ruleset's own subclass ``_D`` that needs only the raw tuple stored.
         """
         b = self.b
         assert b.doc is not None
-        # Defaults let the plain call (a context only) pass one argument.
-        params = "ans, cnt, now_, tr" if trace else "ans=None, cnt=None, now_=None"
-        w = FunctionWriter(f"def {name}(ctx, {params}):")
+        if entry:
+            w = FunctionWriter(f"def {name}({ENTRY_PARAMS}):")
+            w.line(
+                "if context.__class__ is not _dict or answers is not None or now is not None"
+                " or counters is not None or trace is not False or as_of is not None"
+                f" or tree is not None or trigger != {TRIGGER_DECISION!r}:"
+            )
+            w.indent()
+            w.line("return _evaluate(context, answers, now, counters, trace, as_of, tree, trigger)")
+            w.dedent()
+            w.line("ctx = context")
+            # What the prelude reads besides the context, none of it given in a plain call.
+            paths = b.env.slots
+            if any(p.startswith("answers.") for p in paths):
+                w.line("ans = None")
+            if b.env.counters:
+                w.line("cnt = None")
+            if "now()" in paths:
+                w.line("now_ = None")
+            # Free in 3.11 until something is raised; _evaluate maps the same errors.
+            w.line("try:")
+            w.indent()
+        else:
+            w = FunctionWriter(f"def {name}(ctx, ans, cnt, now_{', tr' if trace else ''}):")
+
+        def result(escalation: int) -> str:
+            raw = f"V, el, al, {escalation}, inv{ms}"
+            if entry:
+                return f"_dec = _new(_D); _dec._raw = ({raw}); return _dec"
+            return f"return {raw}"
+
         # Invalid inputs are rare: a tuple, replaced when one is found, allocates nothing.
         w.line("inv = ()")
-        self._prelude(w)
+        self._prelude(w, exact=entry)
+        for line in self._collected(trigger, trace):
+            w.line(line)
+        em = Emitter(self.ns)
+        ms = "".join(f", m{p.position}" for p in b.tables)
+        if trigger == "decision":
+            rules = b.doc.escalation
+            order = sorted(range(len(b.escalation)), key=lambda k: (rules[k].priority, k))
+            for k in order:
+                node = b.escalation[k].node
+                self._emit_rule(w, em, k, node, trace, 1, result(k))
+        w.line(result(-1))
+        if entry:
+            w.dedent()
+            w.line("except (ArithmeticError, ValueError, RecursionError) as exc:")
+            w.indent()
+            w.line("raise _failed(exc) from None")
+        return w.source()
+
+    def _collected(self, trigger: str, trace: bool) -> list[str]:
+        """The lines that collect a trigger's eligible and alert rules into ``el`` and ``al``.
+
+        Generated once per (trigger, trace) and shared by the decide function and the entry
+        point, so that the index buckets they call are generated and compiled once.
+        """
+        key = (trigger, trace)
+        found = self.collected.get(key)
+        if found is not None:
+            return found
+        b = self.b
+        assert b.doc is not None
+        w = FunctionWriter("")
+        w.depth = 0
         em = Emitter(self.ns)
         if trigger == "decision" and b.eligibility:
             w.line("el = []")
@@ -771,44 +842,55 @@ class _Generator:
             self._collect_inline(w, em, "al", alerts, trace, 2)
         else:
             w.line("al = ()")
-        ms = "".join(f", m{p.position}" for p in b.tables)
-        if trigger == "decision":
-            rules = b.doc.escalation
-            order = sorted(range(len(b.escalation)), key=lambda k: (rules[k].priority, k))
-            for k in order:
-                node = b.escalation[k].node
-                self._emit_rule(w, em, k, node, trace, 1, f"return V, el, al, {k}, inv{ms}")
-        w.line(f"return V, el, al, -1, inv{ms}")
-        return w.source()
+        found = self.collected[key] = w.lines[1:]
+        return found
 
-    def _prelude(self, w: FunctionWriter) -> None:
-        """Read every slot into a local, check its type, evaluate the tables; bind V."""
+    def _prelude(self, w: FunctionWriter, exact: bool = False) -> None:
+        """Read every slot into a local, check its type, evaluate the tables; bind V.
+
+        Fields are read by subscript, all of one object's in one ``try`` (a dict subscript
+        costs half a ``get`` call); an object that lacks one of them pays one caught
+        ``KeyError`` and is read again with ``get``. Objects are exact dicts by then (anything
+        else reads as ``{}``), so no ``__missing__`` runs. With ``exact`` the context itself is
+        known to be an exact dict, and its objects are read the same way.
+        """
         b = self.b
-        objects: dict[str, str] = {}
+        counters = {slot.index: key for key, slot in b.env.counters.items()}
+        # The fields under each object, and a name per object, parents first, in slot order.
+        fields: dict[str, list[tuple[int, str]]] = {}
+        names: dict[str, str] = {}
+        for path, slot in b.env.slots.items():
+            if path == "now()" or slot.index in counters or path.startswith("tables."):
+                continue
+            parent, _, leaf = path.rpartition(".")
+            fields.setdefault(parent, []).append((slot.index, leaf))
+            parts = parent.split(".")
+            for end in range(1, len(parts) + 1):
+                names.setdefault(".".join(parts[:end]), f"o{len(names)}")
+        roots = [p for p in names if "." not in p and p != "answers"]
+        if exact and roots:
+            self._read_all(w, "ctx", [(names[p], p) for p in roots])
+        done: set[str] = set()
 
         def obj(prefix: str) -> str:
-            if prefix in objects:
-                return objects[prefix]
-            parts = prefix.split(".")
-            if len(parts) == 1:
-                source = (
-                    "ans if ans is not None else ctx.get('answers')"
-                    if prefix == "answers"
-                    else f"ctx.get({prefix!r})"
-                )
-            else:
-                source = f"{obj('.'.join(parts[:-1]))}.get({parts[-1]!r})"
-            # Named after the parent is read: the parent takes a name of its own first.
-            name = f"o{len(objects)}"
-            w.line(f"{name} = {source}")
+            name = names[prefix]
+            if prefix in done:
+                return name
+            parent, _, leaf = prefix.rpartition(".")
+            if parent:
+                w.line(f"{name} = {obj(parent)}.get({leaf!r})")
+            elif prefix == "answers":
+                w.line(f"{name} = ans if ans is not None else ctx.get('answers')")
+            elif not exact:
+                w.line(f"{name} = ctx.get({prefix!r})")
             w.line(f"if {name}.__class__ is not _dict:")
             w.indent()
             w.line(f"inv, {name} = _object({name}, inv, {prefix!r})")
             w.dedent()
-            objects[prefix] = name
+            done.add(prefix)
+            self._read_all(w, name, [(f"s{i}", leaf) for i, leaf in fields.get(prefix, ())])
             return name
 
-        counters = {slot.index: key for key, slot in b.env.counters.items()}
         for path, slot in b.env.slots.items():
             i = slot.index
             if path == "now()":
@@ -817,8 +899,7 @@ class _Generator:
                 event, within = counters[i]
                 w.line(f"s{i} = _count(cnt, {event!r}, {within!r})")
             elif not path.startswith("tables."):
-                parent, _, leaf = path.rpartition(".")
-                w.line(f"s{i} = {obj(parent)}.get({leaf!r})")
+                obj(path.rpartition(".")[0])
                 self._check_value(w, i, b.fields[path])
         for plan in b.table_order:
             em = Emitter(self.ns)
@@ -841,6 +922,22 @@ class _Generator:
                     w.line(f"s{index} = _r[{k}]")
         values = ", ".join(f"s{i}" for i in range(self.slot_count))
         w.line(f"V = ({values}{',' if self.slot_count == 1 else ''})")
+
+    @staticmethod
+    def _read_all(w: FunctionWriter, source: str, reads: list[tuple[str, str]]) -> None:
+        """``name = source[key]`` for each read; if a key is missing, ``source.get`` for all."""
+        if not reads:
+            return
+        w.line("try:")
+        w.indent()
+        for name, key in reads:
+            w.line(f"{name} = {source}[{key!r}]")
+        w.dedent()
+        w.line("except KeyError:")
+        w.indent()
+        for name, key in reads:
+            w.line(f"{name} = {source}.get({key!r})" if len(reads) > 1 else f"{name} = None")
+        w.dedent()
 
     def _check_value(self, w: FunctionWriter, i: int, meta: FieldMeta) -> None:
         s = f"s{i}"
@@ -1069,7 +1166,12 @@ class _Generator:
                 )
                 row = f"{rows}[_m{k}].copy()"
             items.append(f"{plan.model.id!r}: None if (_m{k} := {m}) < 0 else {row}")
-        return f"def _tables(raw):\n    return {{{', '.join(items)}}}\n"
+        outputs = f"{{{', '.join(items)}}}"
+        # The same, as the ``tables`` property of a plain decision (one call fewer).
+        return (
+            f"def _tables(raw):\n    return {outputs}\n\n"
+            f"def _decision_tables(self):\n    raw = self._raw\n    return {outputs}\n"
+        )
 
     def outputs_of(self, plan: _TablePlan) -> Callable[[Any], dict[str, Any] | None]:
         """A table's matches → its outputs by name (one function per table, made once)."""
@@ -1151,14 +1253,12 @@ class _Generator:
             w.line(f"if {' and '.join(f's{i} is not None' for i in sorted(assumed))}:")
             w.indent()
             em.present = frozenset(assumed)
-            for k, node in nodes:
-                self._emit_rule(w, em, k, node, trace, section, f"{out}.append({label(k)!r})")
+            self._emit_rules(w, em, nodes, trace, section, out, label)
             em.present = frozenset()
             w.dedent()
             w.line("else:")
             w.indent()
-        for k, node in nodes:
-            self._emit_rule(w, em, k, node, trace, section, f"{out}.append({label(k)!r})")
+        self._emit_rules(w, em, nodes, trace, section, out, label)
         if assumed:
             w.dedent()
         for slot, buckets in indexes:
@@ -1183,6 +1283,31 @@ class _Generator:
             w.line(f"{out}.sort()")
             if to_ids is not None:
                 w.line(f"{out} = [{to_ids}[k] for k in {out}]")
+
+    def _emit_rules(
+        self,
+        w: FunctionWriter,
+        em: Emitter,
+        nodes: list[tuple[int, Node]],
+        trace: bool,
+        section: int,
+        out: str,
+        label: Callable[[int], Any],
+    ) -> None:
+        """Emit each rule's test in order; without a trace, runs of rules that each test the
+        same field for equality go under one membership test of that field, so that a value
+        none of them names skips the run with one set lookup (the index's job, for rule counts
+        too small to bucket)."""
+        for run_slot, values, run in _guard_runs(nodes, self.b.env, trace):
+            if run_slot is not None:
+                guard = self.ns.add(values, key=("guard", values))
+                em.used.add(run_slot)
+                w.line(f"if s{run_slot} in {guard}:")
+                w.indent()
+            for k, node in run:
+                self._emit_rule(w, em, k, node, trace, section, f"{out}.append({label(k)!r})")
+            if run_slot is not None:
+                w.dedent()
 
     def _rule_index(
         self, rules: list[tuple[int, _Checked]], known: Mapping[int, Any]
@@ -1261,6 +1386,8 @@ class _Generator:
         doc = b.doc
         for trigger in TRIGGERS:
             self.add(self.decide_function(f"_decide_{trigger}", trigger, trace=False))
+        if not b.trees:
+            self.add(self.decide_function("_evaluate_plain", "decision", trace=False, entry=True))
         self.add(self.table_outputs_function())
         for k, parts in enumerate(b.messages):
             self.add(self.template_function(f"_message{k}", parts))
@@ -1392,7 +1519,7 @@ class _Generator:
                 ("alerts", b.alerts),
             )
         }
-        return CompiledRuleset(
+        ruleset = CompiledRuleset(
             name=doc.ruleset,
             digest=document_digest(b.data),
             document=b.data,
@@ -1414,6 +1541,14 @@ class _Generator:
             rule_reads=rule_reads,
             source=source,
         )
+        if not b.trees:
+            ns.update(
+                _evaluate=ruleset._evaluate,
+                _failed=ruleset._failed,
+                _D=plain_decision_class(ruleset, ns["_decision_tables"]),
+            )
+            ruleset.use_entry(ns["_evaluate_plain"])
+        return ruleset
 
 
 def _template_reads(parts: list[str | _Checked]) -> frozenset[str]:
@@ -1460,6 +1595,45 @@ def _guard_slots(nodes: list[Node], trace: bool) -> set[int]:
     if sum(counts.values()) < len(counts) + 2:
         return set()
     return set(counts)
+
+
+def _guard_runs(
+    nodes: list[tuple[int, Node]], env: Environment, trace: bool
+) -> list[tuple[int | None, frozenset[Any], list[tuple[int, Node]]]]:
+    """Split rules, in order, into runs that share an equality-tested field.
+
+    Each run of ``GUARD_MIN_RUN`` or more rules comes with its field's slot and the union of
+    the values its rules accept: a rule of the run can hold only when the field is one of them.
+    A union that is the field's whole enum guards nothing and is dropped. With a trace every
+    rule's result is recorded, so nothing is guarded.
+    """
+    if trace:
+        return [(None, frozenset(), nodes)] if nodes else []
+    tests = [dict(_equality_conjuncts(node)) for _, node in nodes]
+    enums = {slot.index: slot.type.enum for slot in env.slots.values()}
+    runs: list[tuple[int | None, frozenset[Any], list[tuple[int, Node]]]] = []
+    i = 0
+    while i < len(nodes):
+        best_slot, best_end = None, i + 1
+        for slot in tests[i]:
+            end = i + 1
+            while end < len(nodes) and slot in tests[end]:
+                end += 1
+            if end > best_end:
+                best_slot, best_end = slot, end
+        if best_slot is not None and best_end - i >= GUARD_MIN_RUN:
+            values = frozenset(v for t in tests[i:best_end] for v in t[best_slot])
+            enum = enums.get(best_slot)
+            if enum is None or not enum <= values:
+                runs.append((best_slot, values, nodes[i:best_end]))
+                i = best_end
+                continue
+        if runs and runs[-1][0] is None:
+            runs[-1][2].append(nodes[i])
+        else:
+            runs.append((None, frozenset(), [nodes[i]]))
+        i += 1
+    return runs
 
 
 def _given(node: Node, known: Mapping[int, Any]) -> Node:

@@ -7,7 +7,7 @@ for nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -88,8 +88,9 @@ class Decision:
     ``raw`` is what the generated decide function returned: ``(values, eligible rule ids,
     alert rule indices, escalation rule index or -1, invalid fields, *table matches)``.
 
-    ``CompiledRuleset.evaluate`` builds plain decisions without calling ``__init__`` (see
-    there); whatever this constructor stores, that must store too.
+    A plain evaluation (a context and nothing else) of a ruleset without trees returns an
+    instance of that ruleset's subclass (``plain_decision_class``) instead, built by generated
+    code that stores only ``_raw``.
     """
 
     __slots__ = ("_asked", "_dict", "_raw", "ruleset")
@@ -314,3 +315,23 @@ def as_of_for(as_of: Mapping[str, Any], path: str) -> datetime | None:
         if "." not in probe:
             return None
         probe = probe.rsplit(".", 1)[0]
+
+
+def plain_decision_class(
+    ruleset: CompiledRuleset, tables: Callable[[Decision], dict[str, Any]]
+) -> type[Decision]:
+    """The ``Decision`` subclass of one ruleset's plain evaluations.
+
+    Its ``ruleset`` and ``_asked`` (always ``PLAIN``) are class attributes, so that building
+    a decision costs one store (``_raw``); ``tables`` is the ruleset's generated function,
+    with no check of the trigger (a plain evaluation's is ``decision``).
+    """
+    namespace = {
+        "__slots__": (),
+        "__module__": __name__,
+        "__qualname__": f"Decision[{ruleset.name}]",
+        "ruleset": ruleset,
+        "_asked": PLAIN,
+        "tables": property(tables, doc=Decision.tables.__doc__),
+    }
+    return type(f"Decision[{ruleset.name}]", (Decision,), namespace)

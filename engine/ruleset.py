@@ -1,10 +1,13 @@
 """``CompiledRuleset``: the immutable result of compiling a document, and its ``evaluate``.
 
     evaluate(context, answers, now, counters, as_of, trace, tree, trigger)
+      │   without trees, generated per ruleset (``use_entry``): a plain call (a context
+      │   dict only) runs everything below in that one frame; any other goes to _evaluate
       │
       ├─ _read        generated: inputs → one tuple of values (fields, counters, now,
       │               table outputs), wrong-typed values reported and read as unknown
-      ├─ eligibility  generated: ids of the rules that hold (bucketed by an equality test)
+      ├─ eligibility  generated: ids of the rules that hold (bucketed by an equality test;
+      │               when too few to bucket, runs of them guarded by one)
       ├─ escalation   generated: the first rule that holds, in (priority, position) order
       ├─ alerts       generated: the alert rules of the trigger that hold
       ├─ tree walk    per node, a generated function picks the branch
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from engine.decision import PLAIN, Asked, Decision, NextStep
+from engine.decision import Asked, Decision, NextStep
 from engine.errors import EvaluationError
 from engine.expr import Type
 from engine.runtime import to_datetime
@@ -30,7 +33,11 @@ if TYPE_CHECKING:
     from engine.testing import TestResult
 
 TRIGGER_DECISION = "decision"
-_new_object = object.__new__
+# The parameters of ``CompiledRuleset.evaluate``, as the generated entry point spells them.
+ENTRY_PARAMS = (
+    "context=None, answers=None, now=None, counters=None, trace=False,"
+    f" *, as_of=None, tree=None, trigger={TRIGGER_DECISION!r}"
+)
 
 
 @dataclass(frozen=True)
@@ -111,9 +118,6 @@ class CompiledRuleset:
     rule_ids: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
     # trigger → the declared fields its rules and tables read, sorted (for audit records)
     read_paths: dict[str, list[str]] = field(init=False, repr=False)
-    # The decide function for the plain call (a context only), when the ruleset has no trees.
-    plain: bool = field(init=False, repr=False)
-    decide_plain: Callable[..., Any] = field(init=False, repr=False)
     _decide_trace: dict[str, Callable[..., Any]] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -134,9 +138,11 @@ class CompiledRuleset:
             trigger: sorted(self.slot_paths[i] for i in slots if self.slot_paths[i] in self.fields)
             for trigger, slots in self.needed.items()
         }
-        self.plain = not self.trees
-        self.decide_plain = self.decide[TRIGGER_DECISION]
         self._decide_trace = None
+
+    def use_entry(self, entry: Callable[..., Decision]) -> None:
+        """Make ``entry``, generated for this ruleset, its ``evaluate`` (see ``evaluate``)."""
+        vars(self)["evaluate"] = entry
 
     @property
     def description(self) -> str | None:
@@ -158,30 +164,12 @@ class CompiledRuleset:
 
         ``trigger`` other than ``"decision"`` evaluates only the alert rules listening for it
         (``"context_change"`` or ``"event"``).
+
+        A compiled ruleset without trees answers this through an entry point generated with
+        its rules (``use_entry``; same signature): the common call, a context dict and nothing
+        else, runs the rules in that one frame and builds the decision with one store; every
+        other call comes here.
         """
-        if (
-            context.__class__ is dict
-            # Separate tests: "x is None" in a condition is one jump, cheaper than a chain.
-            and answers is None
-            and now is None
-            and counters is None
-            and as_of is None
-            and tree is None
-            and trace is False
-            and trigger == TRIGGER_DECISION
-            and self.plain
-        ):
-            # The common call, a context and nothing else, on a ruleset without trees.
-            try:
-                raw = self.decide_plain(context)
-            except (ArithmeticError, ValueError, RecursionError) as exc:
-                raise self._failed(exc) from None
-            # Decision(self, raw), without the cost of calling a Python __init__ from C.
-            decision = _new_object(Decision)
-            decision.ruleset = self
-            decision._raw = raw
-            decision._asked = PLAIN
-            return decision
         return self._evaluate(context, answers, now, counters, trace, as_of, tree, trigger)
 
     def _evaluate(

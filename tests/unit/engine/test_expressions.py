@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from engine import EvaluationError
+from engine import CompiledRuleset, EvaluationError, compile_ruleset
 
-from .helpers import fires, when
+from .helpers import document, fires, when
 
 GOLD: dict[str, Any] = {"customer": {"tier": "gold", "tenure_months": 30, "churn_score": 0.9}}
 EMPTY: dict[str, Any] = {}
@@ -250,6 +251,44 @@ def test_list_items_of_the_wrong_type_are_dropped() -> None:
     decision = compiled.evaluate({"customer": {"tags": ["a", 3, "b"]}})
     assert decision.eligible_rules == ["r"]
     assert decision.to_dict()["invalid_fields"][0]["field"] == "customer.tags"
+
+
+@pytest.mark.parametrize("extra", [{}, {"trace": True}, {"now": "2026-11-22T10:00:00Z"}])
+def test_arithmetic_python_cannot_do_is_an_evaluation_error(extra: dict[str, Any]) -> None:
+    """An integer too large for a float, multiplied by one, fails the evaluation with a plain
+    message, whichever way evaluate is called."""
+    compiled = when("history.contacts_7d * 1.5 > 3")
+    with pytest.raises(EvaluationError, match=r"could not be evaluated.*too large"):
+        compiled.evaluate({"history": {"contacts_7d": 10**400}}, **extra)
+
+
+@pytest.mark.parametrize("with_tree", [False, True])
+def test_evaluate_takes_its_arguments_by_position_and_by_name(with_tree: bool) -> None:
+    """A compiled ruleset's evaluate has the documented signature, trees or not (without
+    them it is generated with the rules)."""
+    sections: dict[str, Any] = {"eligibility": [{"id": "r", "when": "true", "offer": "o"}]}
+    if with_tree:
+        sections["trees"] = [{"id": "t", "start": "n", "nodes": {"n": {"outcome": "done"}}}]
+    compiled = compile_ruleset(document(**sections))
+    documented = list(inspect.signature(CompiledRuleset.evaluate).parameters.values())[1:]
+    assert [
+        (p.name, p.kind, p.default)
+        for p in inspect.signature(compiled.evaluate).parameters.values()
+    ] == [(p.name, p.kind, p.default) for p in documented]
+    context = {"customer": {"tier": "gold"}}
+    by_position = compiled.evaluate(context, None, None, None, False).to_dict()
+    by_name = compiled.evaluate(
+        context=context,
+        answers=None,
+        now=None,
+        counters=None,
+        trace=False,
+        as_of=None,
+        tree=None,
+        trigger="decision",
+    ).to_dict()
+    assert by_position == by_name == compiled.evaluate(context).to_dict()
+    assert by_name["eligible"][0]["rule"] == "r"
 
 
 def test_evaluate_refuses_bad_arguments() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import random
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -74,6 +76,20 @@ _TABLES = document(
         },
     ],
 )
+
+
+def test_dicts_that_make_up_missing_keys_are_not_changed() -> None:
+    """A defaultdict as the context or as one of its objects gains no keys: the context
+    reads through ``get`` and the object reads as not a JSON object, with trees or without."""
+    customer: defaultdict[str, object] = defaultdict(lambda: "gold", {"tier": "gold"})
+    for compiled, context in itertools.product(
+        (compile_ruleset(DESIGN.read_text()), compile_ruleset(_TABLES)),
+        (defaultdict(dict, {"history": {}}), {"customer": customer}),
+    ):
+        before = {k: dict(v) if isinstance(v, dict) else v for k, v in context.items()}
+        compiled.evaluate(context).to_dict()
+        compiled.evaluate(context, trace=True).to_dict()
+        assert {k: dict(v) if isinstance(v, dict) else v for k, v in context.items()} == before
 
 
 @pytest.mark.parametrize("source", ["design", "tables"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from typing import Any
 
 import pytest
@@ -712,6 +713,45 @@ def test_buckets_and_presence_checks_agree_with_the_reference_on_missing_fields(
             },
             "history": {"contacts_7d": contacts},
         }
+        expected = [e["rule"] for e in decide(doc, context)["eligible"]]
+        assert compiled.evaluate(context).eligible_rules == expected, context
+        assert compiled.evaluate(context, trace=True).eligible_rules == expected, context
+
+
+def test_guarded_runs_and_absent_fields_agree_with_the_reference() -> None:
+    """Too few rules for an index: rules in a row that test one field for equality share one
+    membership test of it; contexts with fields absent (not only null) take the slower read.
+    Every combination fires what the reference interpreter finds, plain and traced."""
+    from tests.reference import decide
+
+    rules = [
+        ('customer.tier == "gold" and customer.tenure_months > 3'),
+        ('customer.tier in ["silver", "gold"] and customer.churn_score >= 0.5'),
+        ('customer.tier == "bronze" or customer.vip'),  # not a conjunction: ends the run
+        ('customer.tier == "platinum"'),
+        ('customer.tier == "bronze" and not (history.contacts_7d < 2)'),
+        ('customer.vip and customer.tier in ["gold"]'),
+        ("customer.tenure_months > 1"),
+    ]
+    doc = document(
+        eligibility=[{"id": f"r{k}", "offer": "o", "when": when} for k, when in enumerate(rules)]
+    )
+    compiled = compile_ruleset(doc)
+    assert re.search(r"^ +if s\d+ in _K\d+:$", compiled.source, re.MULTILINE)  # a guarded run
+    absent = object()
+    values = {
+        "tier": ["bronze", "silver", "gold", "platinum", None, 7, absent],
+        "tenure_months": [absent, 0, 5],
+        "churn_score": [absent, 0.2, 0.7],
+        "vip": [absent, True, False],
+        "contacts_7d": [absent, 1, 5],
+    }
+    for combination in itertools.product(*values.values()):
+        fields = {k: v for k, v in zip(values, combination, strict=True) if v is not absent}
+        contacts = fields.pop("contacts_7d", absent)
+        context: dict[str, Any] = {"customer": fields}
+        if contacts is not absent:
+            context["history"] = {"contacts_7d": contacts}
         expected = [e["rule"] for e in decide(doc, context)["eligible"]]
         assert compiled.evaluate(context).eligible_rules == expected, context
         assert compiled.evaluate(context, trace=True).eligible_rules == expected, context
