@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -90,6 +91,8 @@ INDEX_MIN_RULES = 16
 INDEX_MIN_BUCKET = 4
 # Rules in a row that test one field for equality share a membership test from this many.
 GUARD_MIN_RUN = 2
+# Interval tables search the floats just above their points when every point is below this.
+_EXACT_BELOW = 2.0**52
 
 
 def compile_ruleset(
@@ -1104,6 +1107,14 @@ class _Generator:
         w.line(f"if {x} is None:")
         w.line(f"    return {none}")
         as_floats = [float(v) for v in points]
+        if as_floats == points and all(abs(v) < _EXACT_BELOW for v in as_floats):
+            # Each point followed by the next float up: bisect_right counts the entries <= x,
+            # which is 2i for x between P[i-1] and P[i] and 2i + 1 for x == P[i], the layout of
+            # the results. Exact for every finite x, int or float, as no int and no float lies
+            # strictly between a float below 2**52 and the next one.
+            steps = [q for v in as_floats for q in (v, math.nextafter(v, math.inf))]
+            w.line(f"return {res}[_bisect_right({self.ns.add(steps)}, {x})]")
+            return w.source()
         if any(v.__class__ is not float for v in points) and as_floats == points:
             # Comparing a float with an int costs twice a float with a float: search a float
             # copy of the points for float values (the copy is exact, checked above).

@@ -251,6 +251,7 @@ HELPERS: dict[str, Any] = {
     "_dt": to_datetime,
     "_count": read_counter,
     "_bisect": bisect.bisect_left,
+    "_bisect_right": bisect.bisect_right,
     "_object": read_object,
     "_ITEMS": ITEMS_DROPPED,
     "_dict": dict,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from typing import Any
 
@@ -638,10 +639,53 @@ def test_interval_index_agrees_with_the_reference(hit: str) -> None:
         50,
         50.5,
         99,
+        *(
+            near
+            for point in (1, 2, 3, 5, 10, 15, 20, 25, 30, 40, 45, 50)
+            for near in (float(point), math.nextafter(point, -math.inf), math.nextafter(point, 99))
+        ),
     ]:
         context = {"interaction": {"amount": amount}}
         expected = decide(doc, context)["tables"]["t"]
         assert compiled.evaluate(context).tables["t"] == expected, amount
+
+
+@pytest.mark.parametrize("hit", ["first", "collect"])
+def test_interval_index_is_exact_at_fractional_and_huge_points(hit: str) -> None:
+    """Points with fractions, and integers beyond what a float holds exactly: values on, just
+    below and just above each point, as ints and as floats, match as the reference says."""
+    from tests.reference import decide
+
+    huge = 2**53 + 1  # no float equals it
+    cells = ["< 0.405", "> 0.705", "[0.1..0.3)", "(0.3..0.4]", "-0.25", f"> {huge}", f"{2**52}"]
+    for chosen in (cells[:4], cells):  # the second holds points a float search cannot take
+        rows = [[cell, k] for k, cell in enumerate(chosen)] + [["-", 99]]
+        doc = document(
+            tables=[
+                {
+                    "id": "t",
+                    "hit": hit,
+                    "inputs": ["interaction.amount"],
+                    "outputs": ["k"],
+                    "rows": rows * 3,  # enough rows for the interval index
+                }
+            ]
+        )
+        compiled = compile_ruleset(doc)
+        assert "_bisect" in compiled.source
+        points = [0.405, 0.705, 0.1, 0.3, 0.4, -0.25, huge, 2**52, 0, 1]
+        for point in points:
+            for amount in {
+                point,
+                float(point),
+                math.nextafter(point, -math.inf),
+                math.nextafter(point, math.inf),
+                int(point) - 1,
+                int(point) + 1,
+            }:
+                context = {"interaction": {"amount": amount}}
+                expected = decide(doc, context)["tables"]["t"]
+                assert compiled.evaluate(context).tables["t"] == expected, amount
 
 
 def test_nested_objects_read_before_their_parents_keep_their_own_names() -> None:
