@@ -87,6 +87,8 @@ from engine.tables import (
 )
 
 _SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# A section's rules are bucketed from this many; a bucket's rules are split again from 16.
+INDEX_MIN_RULES_OUTER = 8
 INDEX_MIN_RULES = 16
 INDEX_MIN_BUCKET = 4
 # Rules in a row that test one field for equality share a membership test from this many.
@@ -1324,7 +1326,7 @@ class _Generator:
         self, rules: list[tuple[int, _Checked]], known: Mapping[int, Any]
     ) -> tuple[int | None, dict[Any, list[tuple[int, _Checked]]], list[tuple[int, _Checked]]]:
         """Pick the field whose equality tests split the rules best; bucket rules by value."""
-        if len(rules) < INDEX_MIN_RULES:
+        if len(rules) < (INDEX_MIN_RULES if known else INDEX_MIN_RULES_OUTER):
             return None, {}, rules
         keys: dict[int, dict[int, tuple[Any, ...]]] = {}
         for position, (_, rule) in enumerate(rules):
