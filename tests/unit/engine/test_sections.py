@@ -579,6 +579,12 @@ def test_nested_and_leftover_indexes_agree_with_sequential_evaluation() -> None:
                 assert compiled.evaluate(context).eligible_rules == expected, context
 
 
+def _amount_table(hit: str, rows: list[list[Any]]) -> dict[str, Any]:
+    """A document with one table ``t`` over ``interaction.amount``, output ``k``."""
+    table = {"id": "t", "hit": hit, "inputs": ["interaction.amount"], "outputs": ["k"]}
+    return document(tables=[{**table, "rows": rows}])
+
+
 @pytest.mark.parametrize("hit", ["first", "collect", "rule_order", "unique"])
 def test_interval_index_agrees_with_the_reference(hit: str) -> None:
     """Rows bisected over one numeric input match what the reference interpreter finds."""
@@ -603,18 +609,7 @@ def test_interval_index_agrees_with_the_reference(hit: str) -> None:
         "5, 25",
         "not([10..20], 45)",
     ]
-    rows = [[rnd.choice(cells), k] for k in range(30)]
-    doc = document(
-        tables=[
-            {
-                "id": "t",
-                "hit": hit,
-                "inputs": ["interaction.amount"],
-                "outputs": ["k"],
-                "rows": rows,
-            }
-        ]
-    )
+    doc = _amount_table(hit, [[rnd.choice(cells), k] for k in range(30)])
     compiled = compile_ruleset(doc)
     assert "_bisect" in compiled.source
     for amount in [
@@ -660,17 +655,7 @@ def test_interval_index_is_exact_at_fractional_and_huge_points(hit: str) -> None
     cells = ["< 0.405", "> 0.705", "[0.1..0.3)", "(0.3..0.4]", "-0.25", f"> {huge}", f"{2**52}"]
     for chosen in (cells[:4], cells):  # the second holds points a float search cannot take
         rows = [[cell, k] for k, cell in enumerate(chosen)] + [["-", 99]]
-        doc = document(
-            tables=[
-                {
-                    "id": "t",
-                    "hit": hit,
-                    "inputs": ["interaction.amount"],
-                    "outputs": ["k"],
-                    "rows": rows * 3,  # enough rows for the interval index
-                }
-            ]
-        )
+        doc = _amount_table(hit, rows * 3)  # enough rows for the interval index
         compiled = compile_ruleset(doc)
         assert "_bisect" in compiled.source
         points = [0.405, 0.705, 0.1, 0.3, 0.4, -0.25, huge, 2**52, 0, 1]
