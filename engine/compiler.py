@@ -794,6 +794,8 @@ class _Generator:
         else:
             w = FunctionWriter(f"def {name}(ctx, ans, cnt, now_{', tr' if trace else ''}):")
 
+        ms = "".join(f", m{p.position}" for p in b.tables)
+
         def result(escalation: int) -> str:
             raw = f"V, el, al, {escalation}, inv{ms}"
             if entry:
@@ -806,7 +808,6 @@ class _Generator:
         for line in self._collected(trigger, trace):
             w.line(line)
         em = Emitter(self.ns)
-        ms = "".join(f", m{p.position}" for p in b.tables)
         if trigger == "decision":
             rules = b.doc.escalation
             order = sorted(range(len(b.escalation)), key=lambda k: (rules[k].priority, k))
@@ -1157,9 +1158,10 @@ class _Generator:
         return w.source()
 
     def table_outputs_function(self) -> str:
-        """``_tables(raw)``: each table's outputs by table id, as ``Decision.tables`` returns
-        them (``None`` where no row won). Generated: a loop over the tables costs more than
-        the work. Each call builds new dicts, so a caller may change what it is given.
+        """``_tables(decision)``: each table's outputs by table id, what ``Decision.tables``
+        returns (``None`` where no row won); a plain decision's class has it as its ``tables``
+        property. Generated: a loop over the tables costs more than the work. Each call builds
+        new dicts, so a caller may change what it is given.
         """
         items = []
         for plan in self.b.tables:
@@ -1179,12 +1181,8 @@ class _Generator:
                 )
                 row = f"{rows}[_m{k}].copy()"
             items.append(f"{plan.model.id!r}: None if (_m{k} := {m}) < 0 else {row}")
-        outputs = f"{{{', '.join(items)}}}"
-        # The same, as the ``tables`` property of a plain decision (one call fewer).
-        return (
-            f"def _tables(raw):\n    return {outputs}\n\n"
-            f"def _decision_tables(self):\n    raw = self._raw\n    return {outputs}\n"
-        )
+        outputs = ", ".join(items)
+        return f"def _tables(decision):\n    raw = decision._raw\n    return {{{outputs}}}\n"
 
     def outputs_of(self, plan: _TablePlan) -> Callable[[Any], dict[str, Any] | None]:
         """A table's matches → its outputs by name (one function per table, made once)."""
@@ -1558,7 +1556,7 @@ class _Generator:
             ns.update(
                 _evaluate=ruleset._evaluate,
                 _failed=ruleset._failed,
-                _D=plain_decision_class(ruleset, ns["_decision_tables"]),
+                _D=plain_decision_class(ruleset, ns["_tables"]),
             )
             ruleset.use_entry(ns["_evaluate_plain"])
         return ruleset

@@ -134,7 +134,7 @@ class Decision:
         """Each table's outputs by id (``None`` where no row matched), as in ``to_dict()``."""
         if self._asked is not PLAIN and self._asked.trigger != "decision":
             return {}
-        return self.ruleset.table_outputs(self._raw)
+        return self.ruleset.table_outputs(self)
 
     @property
     def read_paths(self) -> list[str]:
@@ -323,8 +323,8 @@ def plain_decision_class(
     """The ``Decision`` subclass of one ruleset's plain evaluations.
 
     Its ``ruleset`` and ``_asked`` (always ``PLAIN``) are class attributes, so that building
-    a decision costs one store (``_raw``); ``tables`` is the ruleset's generated function,
-    with no check of the trigger (a plain evaluation's is ``decision``).
+    a decision costs one store (``_raw``); ``tables`` is the ruleset's generated function
+    itself, with no check of the trigger (a plain evaluation's is ``decision``).
     """
     namespace = {
         "__slots__": (),

@@ -106,9 +106,9 @@ class CompiledRuleset:
     trees: dict[str, TreeMeta]
     needed: dict[str, tuple[int, ...]]
     rule_reads: dict[str, list[tuple[int, ...]]]
-    # raw → {table id: outputs}, new dicts each call; generated, as a loop over tables costs
-    # more than the work.
-    table_outputs: Callable[[tuple[Any, ...]], dict[str, Any]]
+    # decision → {table id: outputs}, new dicts each call; generated, as a loop over tables
+    # costs more than the work.
+    table_outputs: Callable[[Decision], dict[str, Any]]
     source: str = field(repr=False)
     revision: int | None = None
     # The static parts of the decision JSON, built once per revision (eligibility by rule id).
