@@ -1,16 +1,18 @@
-"""The decision ledger: tamper-evident, durable, group-committed.
+"""The decision ledger: tamper-evident, durable, group-committed, indexed from the log.
 
-    LedgerRecord ──▶ LedgerWriter.append ──▶ one batch, one transaction, one fsync ──▶ LedgerStore
-                     (seq, recorded_at,        (callers return only when durable)      (SQLite WAL)
-                      prev_hash, hash)
-    verify(store) walks the hash chain and names the first broken link.
+    LedgerRecord ──▶ LedgerWriter.append ──▶ seal: encode once, hash ──▶ SegmentLog
+                     (callers return only       one write, one fdatasync    (the truth: each
+                      when durable)             per batch                    instance's frames)
+                                                                                │ Indexer thread
+    LedgerReader: index + the log's not-yet-indexed tail ◀── index.db ◀────────┘
+    verify: every chain through its segments, and the index against them.
 
-See audit/record.py for the one record schema and the chain's definition.
+audit/record.py defines the one record schema and the chain.
 """
 
 from audit.ports import LedgerStore
 from audit.record import Actor, ContextValue, FiredRule, LedgerRecord, RulesetRef
-from audit.sqlite import SqliteLedgerStore
+from audit.segments import SegmentLog
 from audit.verify import VerifyReport, verify
 from audit.writer import LedgerBusy, LedgerClosed, LedgerError, LedgerWriter
 
@@ -25,7 +27,7 @@ __all__ = [
     "LedgerStore",
     "LedgerWriter",
     "RulesetRef",
-    "SqliteLedgerStore",
+    "SegmentLog",
     "VerifyReport",
     "verify",
 ]

@@ -1,12 +1,13 @@
-"""The ledger's storage port. Implementations: ``audit.sqlite`` (the embedded default and the
-local spool) and, with the service, PostgreSQL. One contract suite runs against each."""
+"""The ledger's storage port. Implementations: ``audit.segments`` (each instance's own log,
+the truth) and ``audit.postgres`` (the shared copy the logs are shipped to). One contract
+suite runs against each."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
-from audit.record import LedgerRecord
+from audit.record import Sealed
 
 
 class LedgerStore(Protocol):
@@ -22,8 +23,8 @@ class LedgerStore(Protocol):
         """The last ``seq`` and ``hash`` stored: ``(0, GENESIS)`` for an empty ledger."""
         ...
 
-    def append(self, batch: Sequence[tuple[LedgerRecord, bytes]]) -> None:
-        """Store a batch in one transaction; return only once it is durable (fsync'd)."""
+    def append(self, batch: Sequence[Sealed]) -> None:
+        """Store a batch of sealed records; return only once it is durable (fsync'd)."""
         ...
 
     def scan(self, after_seq: int = 0, limit: int | None = None) -> Iterator[tuple[int, bytes]]:

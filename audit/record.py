@@ -1,18 +1,21 @@
 """The ledger record: one schema for writing, querying and exporting, and its hash chain.
 
-Every record carries ``prev_hash`` (the previous record's ``hash``) and ``hash``:
+A record is encoded once, when the ledger writer places it in its instance's chain: JSON in
+the struct's own field order (no key sorting), fields that carry nothing left out. Those
+bytes are what the log stores and what every hash covers:
 
-    hash = sha256( canonical JSON of the record with hash = "" )
+    hash      = SHA-256( 0x00 || record bytes )          (an RFC 6962 leaf hash)
+    prev_hash = the previous record's hash, inside the record bytes
 
-The canonical JSON sorts every object's keys (msgspec ``order="sorted"``), so the same record
-always hashes the same, whoever wrote it. Changing any byte of a stored record, deleting one,
-or swapping two breaks the chain at the first record affected.
+so changing any byte of a stored record breaks its own hash, and deleting, inserting or
+swapping records breaks the next record's ``prev_hash``. Checking a record needs only its
+bytes: nothing is re-encoded, so the check does not depend on how the record was encoded.
+``hash`` itself is never inside the bytes; a reader takes it from the log's frame.
 """
 
 from __future__ import annotations
 
 import hashlib
-import secrets
 from typing import Any, Literal
 
 import msgspec
@@ -35,8 +38,12 @@ class RulesetRef(msgspec.Struct, frozen=True, kw_only=True):
     digest: str
 
 
-class ContextValue(msgspec.Struct, frozen=True, kw_only=True):
-    """A context value the decision read, where it came from and how old it was."""
+class ContextValue(msgspec.Struct, frozen=True, omit_defaults=True, array_like=True):
+    """A context value the decision read, where it came from and how old it was.
+
+    Stored as an array, ``[value, source, age_ms]``, without the trailing members that
+    carry nothing: ``["gold", "crm", 300000]``, or ``[3]`` for a value sent with the request.
+    """
 
     value: Any
     source: str | None = None
@@ -49,11 +56,16 @@ class FiredRule(msgspec.Struct, frozen=True, kw_only=True):
     because: str | None = None
 
 
-class LedgerRecord(msgspec.Struct, frozen=True, kw_only=True):
+class LedgerRecord(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     """One entry of the ledger: a decision, an alert delivery or ack, a ruleset change, a
     shadow difference, or a retention checkpoint.
 
-    ``seq``, ``recorded_at``, ``prev_hash`` and ``hash`` are set by the ledger writer.
+    ``seq``, ``recorded_at``, ``instance`` and ``prev_hash`` are set by the ledger writer when
+    it seals the record; ``hash`` is read back from the log, never stored in the record.
+    Treat a record as immutable (``msgspec.structs.replace`` makes a changed copy): only
+    ``seal`` sets ``hash``, on the copy it has just made.
+    ``context`` holds the fields the evaluation read and had; a field it read and did not
+    have is named once, in ``missing_fields``.
     """
 
     id: str
@@ -61,6 +73,7 @@ class LedgerRecord(msgspec.Struct, frozen=True, kw_only=True):
     seq: int = 0
     recorded_at: str = ""
     instance: str = ""
+    prev_hash: str = ""
     actor: Actor | None = None
     customer_id: str | None = None
     agent_id: str | None = None
@@ -70,97 +83,93 @@ class LedgerRecord(msgspec.Struct, frozen=True, kw_only=True):
     context: dict[str, ContextValue] = {}
     inputs: dict[str, Any] = {}
     outputs: dict[str, Any] = {}
-    fired: list[FiredRule] = []
     missing_fields: list[str] = []
     stale_fields: list[str] = []
     latency_us: int | None = None
     data: dict[str, Any] = {}
-    prev_hash: str = ""
     hash: str = ""
 
-    def indexed(self) -> tuple[Any, ...]:
-        """The columns every store indexes a record by, between its instance and its body:
-        seq, id, kind, recorded_at, customer_id, agent_id, ruleset name and revision."""
-        ruleset = self.ruleset
-        return (
-            self.seq,
-            self.id,
-            self.kind,
-            self.recorded_at,
-            self.customer_id,
-            self.agent_id,
-            ruleset.name if ruleset else None,
-            ruleset.revision if ruleset else None,
-        )
-
-    def outcomes(self) -> list[tuple[str, str]]:
-        """(kind, value) pairs a query can filter on: offers, queues, alert rules, rules."""
-        found: list[tuple[str, str]] = []
-        for item in self.outputs.get("eligible") or ():
-            found.append(("offer", str(item.get("offer"))))
-        escalation = self.outputs.get("escalation")
+    @property
+    def fired(self) -> list[FiredRule]:
+        """Each rule that fired, with its section and reason (read from ``outputs``)."""
+        outputs = self.outputs
+        fired = [
+            FiredRule(section="eligibility", rule=e["rule"], because=e.get("because"))
+            for e in outputs.get("eligible") or ()
+        ]
+        escalation = outputs.get("escalation")
         if escalation:
-            found.append(("queue", str(escalation.get("queue"))))
-        for alert in self.outputs.get("alerts") or ():
-            found.append(("alert", str(alert.get("rule"))))
-        found.extend(("rule", f.rule) for f in self.fired)
-        return found
+            fired.append(
+                FiredRule(
+                    section="escalation", rule=escalation["rule"], because=escalation.get("because")
+                )
+            )
+        fired.extend(FiredRule(section="alerts", rule=a["rule"]) for a in outputs.get("alerts") or ())
+        return fired
 
 
-_ENCODER = msgspec.json.Encoder(order="sorted")
+_ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(LedgerRecord)
+_LEAF = hashlib.sha256(b"\x00")
+
+
+def leaf_hash(body: bytes) -> bytes:
+    """The 32-byte hash of a record's stored bytes: SHA-256(0x00 || bytes)."""
+    h = _LEAF.copy()
+    h.update(body)
+    return h.digest()
+
+
+def hash_text(leaf: bytes) -> str:
+    """A hash as records and APIs write it: ``sha256:<hex>``."""
+    return "sha256:" + leaf.hex()
+
+
+def hash_bytes(text: str) -> bytes:
+    """The 32 bytes of a ``sha256:<hex>`` hash; ValueError if it is not one."""
+    if not text.startswith("sha256:") or len(text) != 71:
+        raise ValueError(f"{text!r} is not a sha256:<64 hex digits> hash")
+    return bytes.fromhex(text[7:])
 
 
 def encode(record: LedgerRecord) -> bytes:
-    """The record's canonical JSON: sorted keys, compact, UTF-8."""
+    """A record's JSON in the schema's field order, without ``hash``."""
+    if record.hash:
+        record = msgspec.structs.replace(record, hash="")
     return _ENCODER.encode(record)
 
 
-def decode(data: bytes | str) -> LedgerRecord:
-    """A stored record back into its schema; raises msgspec.ValidationError if it is not one."""
-    return _DECODER.decode(data)
+def decode(body: bytes | str, hash: str = "") -> LedgerRecord:
+    """Stored bytes back into the schema, carrying ``hash`` (from the log's frame);
+    raises msgspec.ValidationError or DecodeError if they are not a record."""
+    record = _DECODER.decode(body)
+    record.hash = hash
+    return record
 
 
 def to_builtins(record: LedgerRecord) -> dict[str, Any]:
-    """The record as plain JSON-compatible values (for exports and HTTP)."""
-    out: dict[str, Any] = msgspec.to_builtins(record, order="sorted")
+    """The record as plain JSON-compatible values (for HTTP), with its hash."""
+    out: dict[str, Any] = msgspec.to_builtins(record)
     return out
 
 
-def digest(record: LedgerRecord) -> str:
-    """The hash a record must carry: sha256 of its canonical JSON with ``hash`` empty."""
-    body = encode(msgspec.structs.replace(record, hash="")) if record.hash else encode(record)
-    return "sha256:" + hashlib.sha256(body).hexdigest()
+class Sealed(msgspec.Struct, frozen=True, array_like=True):
+    """A record placed in its chain: the record (``hash`` set), its stored bytes, and the
+    32-byte leaf hash the log frames them with."""
 
-
-# A placeholder no caller can guess, so it occurs in an encoded record only where put.
-_PLACEHOLDER = "sha256:" + secrets.token_hex(32)
-_FIELD = b'"hash":"' + _PLACEHOLDER.encode() + b'"'
+    record: LedgerRecord
+    body: bytes
+    leaf: bytes
 
 
 def seal(
     record: LedgerRecord, *, seq: int, recorded_at: str, instance: str, prev_hash: str
-) -> tuple[LedgerRecord, bytes]:
-    """Place a record in the chain; return it and its stored bytes.
-
-    The record is encoded once, with a random placeholder for its hash: the canonical form
-    (``hash`` empty) and the stored form (``hash`` set) are both that one encoding with the
-    placeholder replaced, which costs far less than encoding the record twice.
-    """
+) -> Sealed:
+    """Place a record in the chain: encode it once and hash the bytes."""
     placed = msgspec.structs.replace(
-        record,
-        seq=seq,
-        recorded_at=recorded_at,
-        instance=instance,
-        prev_hash=prev_hash,
-        hash=_PLACEHOLDER,
+        record, seq=seq, recorded_at=recorded_at, instance=instance, prev_hash=prev_hash, hash=""
     )
-    encoded = encode(placed)
-    if encoded.count(_FIELD) != 1:  # pragma: no cover - only if the placeholder were guessed
-        body = encode(msgspec.structs.replace(placed, hash=""))
-    else:
-        body = encoded.replace(_FIELD, b'"hash":""')
-    digest = "sha256:" + hashlib.sha256(body).hexdigest()
-    return msgspec.structs.replace(placed, hash=digest), encoded.replace(
-        _PLACEHOLDER.encode(), digest.encode()
-    )
+    body = _ENCODER.encode(placed)
+    leaf = leaf_hash(body)
+    placed.hash = "sha256:" + leaf.hex()
+    return Sealed(placed, body, leaf)

@@ -24,12 +24,15 @@ from datetime import datetime
 from typing import Any
 
 from audit.masking import Masker
-from audit.record import Actor, ContextValue, FiredRule, Kind, LedgerRecord, RulesetRef
+from audit.record import Actor, ContextValue, Kind, LedgerRecord, RulesetRef
 from engine import Decision
 from engine.decision import format_time, json_value
 from engine.runtime import to_datetime
 
-_RULESET_KEYS = ("ruleset", "revision", "digest", "evaluated_at")
+# Held by the record's own fields, not repeated in its outputs.
+_NOT_OUTPUTS = frozenset(
+    ("ruleset", "revision", "digest", "evaluated_at", "missing_fields", "stale_fields")
+)
 
 
 def lookup(context: Mapping[str, Any], path: str) -> Any:
@@ -80,6 +83,8 @@ def decision_record(
             value = lookup(answers, path[8:])
         else:
             value = lookup(context, path)
+        if value is None:
+            continue  # not had: named once, in missing_fields
         if value.__class__ is datetime:
             value = json_value(value)
         if masker is not None and path in masked:
@@ -95,7 +100,9 @@ def decision_record(
                 if age == -1:
                     age = ages[when] = _age_ms(when, now)
         values[path] = ContextValue(value=value, source=source, age_ms=age)
-    outputs = {k: v for k, v in decision.to_dict().items() if k not in _RULESET_KEYS}
+    rendered = decision.to_dict()
+    # Outputs that carry nothing are not stored; missing and stale fields are stored once.
+    outputs = {k: v for k, v in rendered.items() if v and k not in _NOT_OUTPUTS}
     if masker is not None and masked:
         outputs = _mask_outputs(decision, outputs, masked, masker)
     return LedgerRecord(
@@ -110,9 +117,8 @@ def decision_record(
         context=values,
         inputs=_mask_inputs(inputs, masked, masker),
         outputs=outputs,
-        fired=_fired(outputs),
-        missing_fields=list(outputs["missing_fields"]),
-        stale_fields=list(outputs["stale_fields"]),
+        missing_fields=list(rendered["missing_fields"]),
+        stale_fields=list(rendered["stale_fields"]),
         latency_us=latency_us,
     )
 
@@ -150,19 +156,6 @@ def _age_ms(when: Any, now: datetime) -> int | None:
     return int((now - moment).total_seconds() * 1000)
 
 
-def _fired(outputs: Mapping[str, Any]) -> list[FiredRule]:
-    fired = [
-        FiredRule(section="eligibility", rule=e["rule"], because=e.get("because"))
-        for e in outputs.get("eligible") or ()
-    ]
-    escalation = outputs.get("escalation")
-    if escalation:
-        fired.append(
-            FiredRule(section="escalation", rule=escalation["rule"], because=escalation["because"])
-        )
-    fired.extend(FiredRule(section="alerts", rule=a["rule"]) for a in outputs.get("alerts") or ())
-    return fired
-
 
 def _mask_outputs(
     decision: Decision, outputs: dict[str, Any], masked: frozenset[str], masker: Masker
@@ -170,19 +163,21 @@ def _mask_outputs(
     """Mask what the outputs render from masked fields."""
     rs = decision.ruleset
     reads_by_rule = {meta.rule.id: meta.reads for meta in rs.alert_meta}
-    outputs["alerts"] = [
-        {**a, "message": masker.mask(a["message"])} if reads_by_rule[a["rule"]] & masked else a
-        for a in outputs["alerts"]
-    ]
+    if outputs.get("alerts"):
+        outputs["alerts"] = [
+            {**a, "message": masker.mask(a["message"])} if reads_by_rule[a["rule"]] & masked else a
+            for a in outputs["alerts"]
+        ]
     step = outputs.get("next_step")
     if step and step.get("say") is not None:
         node = rs.trees[step["tree"]].nodes[step["node"]]
         if node.say_reads & masked:
             outputs["next_step"] = {**step, "say": masker.mask(step["say"])}
-    outputs["invalid_fields"] = [
-        {**f, "got": masker.mask(f["got"])} if f["field"] in masked else f
-        for f in outputs["invalid_fields"]
-    ]
+    if outputs.get("invalid_fields"):
+        outputs["invalid_fields"] = [
+            {**f, "got": masker.mask(f["got"])} if f["field"] in masked else f
+            for f in outputs["invalid_fields"]
+        ]
     trace = outputs.get("trace")
     if trace:
         rules = [
@@ -277,7 +272,6 @@ def alert_record(
         interaction_id=interaction_id,
         ruleset=ruleset,
         outputs={"alerts": [{"rule": rule, "severity": severity, "message": message}]},
-        fired=[FiredRule(section="alerts", rule=rule)],
         data={"alert_id": alert_id, "trigger": trigger, "decision_id": decision_id},
     )
 

@@ -1,26 +1,52 @@
-"""Walk the hash chain and report the first broken link.
+"""Verification: walk each instance's chain through its segments, and check the index
+against them.
 
-A record is intact when its stored bytes decode to a LedgerRecord, its ``hash`` is the digest
-of its contents, its ``seq`` follows the previous one and its ``prev_hash`` is the previous
-record's ``hash``. Retention deletes whole ranges from the start and appends a checkpoint
-record naming the last deleted ``seq`` and its hash, so the walk can start after a deletion.
+A record is intact when its frame's hash is the leaf hash of its bytes, the bytes decode to
+a LedgerRecord of this instance, its ``seq`` is its place in the log, and its ``prev_hash``
+is the previous record's hash. Retention removes whole segments from the start and first
+appends a checkpoint record naming the last removed ``seq`` and its hash, so a chain may
+start after a removal that a checkpoint accounts for.
+
+The index must say what the segments say: every indexed record has exactly one row whose
+columns equal the record's own fields and whose position points at its frame, its outcome
+rows are those of its outputs, and no row points past the log. A tampered or stale index
+is reported here and repaired by ``frontline audit reindex``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
 
-from audit.ports import LedgerStore
-from audit.record import GENESIS, decode, digest
+from audit.index import INDEX_FILE, Entry, LedgerIndex, entry
+from audit.record import GENESIS, LedgerRecord, hash_text
+from audit.segments import HEADER, Frame, SegmentLog, instances, segment_name, walk
+
+MAX_INDEX_PROBLEMS = 20
+
+
+class _Link(msgspec.Struct):
+    """What the chain walk reads of a record (the index check reads its own fields)."""
+
+    seq: int
+    kind: str
+    instance: str = ""
+    prev_hash: str = ""
+    data: dict[str, object] = {}
+
+
+_LINK = msgspec.json.Decoder(_Link)
+_RECORD = msgspec.json.Decoder(LedgerRecord)
 
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """The result of a chain walk. ``broken_at`` is the first ``seq`` that fails, if any."""
+    """The result of a chain walk. ``broken_at`` is the first ``seq`` that fails, if any;
+    ``index_problems`` lists where the index disagrees with the segments."""
 
     ok: bool
     records: int
@@ -28,6 +54,12 @@ class VerifyReport:
     head_hash: str
     broken_at: int | None = None
     reason: str | None = None
+    indexed: int = 0
+    index_problems: list[str] = field(default_factory=list)
+
+    @property
+    def index_ok(self) -> bool:
+        return not self.index_problems
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -37,74 +69,221 @@ class VerifyReport:
             "head_hash": self.head_hash,
             "broken_at": self.broken_at,
             "reason": self.reason,
+            "index": {
+                "ok": self.index_ok,
+                "indexed": self.indexed,
+                "problems": self.index_problems,
+            },
         }
 
 
-def _anchors(store: LedgerStore) -> dict[int, str]:
-    """``{last deleted seq: its hash}`` from every intact checkpoint record."""
+def _frames_checked(log: SegmentLog, live: bool) -> Iterator[Frame | tuple[int, str]]:
+    """Every frame of ``log`` in order; a ``(seq, reason)`` where the bytes are not intact.
+
+    With ``live`` (a writer may be appending), an incomplete frame at the very end of the
+    last segment is a write in progress, not damage.
+    """
+    segments = log.segments()
+    expected = segments[0] if segments else 1
+    for k, first in enumerate(segments):
+        if first != expected and k:
+            yield expected, f"records {expected} to {first - 1} are missing (no segment holds them)"
+            return
+        path = log.directory / segment_name(first)
+        last_seq = first - 1
+        for item in walk(path, first):
+            if isinstance(item, Frame):
+                last_seq = item.seq
+                yield item
+                continue
+            size = path.stat().st_size
+            if item == 0:
+                yield first, f"{path.name} does not start as a ledger segment"
+                return
+            incomplete = item + HEADER.size > size
+            if not incomplete:
+                length, _ = HEADER.unpack_from(path.read_bytes(), item)
+                incomplete = item + HEADER.size + length > size
+            if live and incomplete and k == len(segments) - 1:
+                return
+            yield (
+                last_seq + 1,
+                f"record {last_seq + 1} in {path.name} at byte {item} is damaged: its bytes "
+                "do not match its hash, or its frame is cut short",
+            )
+            return
+        expected = last_seq + 1
+
+
+def _anchors(log: SegmentLog) -> dict[int, str]:
+    """``{last removed seq: its hash}`` from every intact checkpoint record."""
     anchors = {}
-    for _, body in store.scan():
+    for frame in log.frames():
         try:
-            record = decode(body)
+            link = _LINK.decode(frame.body)
         except msgspec.DecodeError:
             continue
-        if record.kind == "checkpoint" and digest(record) == record.hash:
-            through = record.data.get("deleted_through")
-            anchor = record.data.get("anchor_hash")
+        if link.kind == "checkpoint":
+            through = link.data.get("deleted_through")
+            anchor = link.data.get("anchor_hash")
             if isinstance(through, int) and isinstance(anchor, str):
                 anchors[through] = anchor
     return anchors
 
 
 def verify(
-    store: LedgerStore, progress: Callable[[int], None] | None = None, every: int = 100_000
+    log: SegmentLog,
+    index: LedgerIndex | None = None,
+    progress: Callable[[int], None] | None = None,
+    every: int = 100_000,
+    live: bool = True,
 ) -> VerifyReport:
-    """Check every record of ``store`` in ``seq`` order; stop at the first broken link.
+    """Check every record of ``log`` in ``seq`` order, stopping at the first broken link,
+    and (given ``index``) check that the index agrees with every record up to its mark.
 
-    ``progress`` is called with the number of records checked so far, every ``every`` records.
+    ``progress`` is called with the number of records checked so far, every ``every``.
     """
-    anchors: dict[int, str] | None = None
     previous_seq, previous_hash = 0, GENESIS
     count = 0
+    checker = _IndexCheck(index, log.instance) if index is not None else None
 
-    def broken(seq: int, reason: str) -> VerifyReport:
-        return VerifyReport(False, count, previous_seq, previous_hash, seq, reason)
+    def report(seq: int | None = None, reason: str | None = None) -> VerifyReport:
+        problems = checker.finish(previous_seq) if checker is not None else []
+        indexed = checker.indexed if checker is not None else 0
+        return VerifyReport(
+            reason is None and not problems,
+            count,
+            previous_seq,
+            previous_hash,
+            seq,
+            reason,
+            indexed,
+            problems,
+        )
 
-    for seq, body in store.scan():
+    for item in _frames_checked(log, live):
+        if not isinstance(item, Frame):
+            return report(*item)
+        seq, body = item.seq, item.body
         try:
-            record = decode(body)
-        except msgspec.DecodeError as exc:
-            return broken(seq, f"record {seq} is not a readable ledger record ({exc})")
-        if record.seq != seq:
-            return broken(seq, f"record stored at {seq} says it is record {record.seq}")
-        if digest(record) != record.hash:
-            return broken(seq, f"record {seq} was altered: its hash does not match its contents")
-        if count == 0 and seq != 1:
-            anchors = _anchors(store) if anchors is None else anchors
-            if anchors.get(seq - 1) != record.prev_hash:
-                return broken(
-                    seq,
-                    f"the ledger starts at record {seq}, and no checkpoint "
-                    f"accounts for records 1 to {seq - 1}",
-                )
-        elif seq != previous_seq + 1:
-            return broken(seq, f"records {previous_seq + 1} to {seq - 1} are missing")
-        elif record.prev_hash != previous_hash:
-            return broken(
-                seq,
-                f"record {seq} does not follow record {previous_seq}: a record "
-                "was removed, replaced or reordered",
+            link = _LINK.decode(body)
+            _RECORD.decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return report(seq, f"record {seq} is not a readable ledger record ({exc})")
+        if link.seq != seq:
+            return report(seq, f"record stored at {seq} says it is record {link.seq}")
+        if link.instance != log.instance:
+            return report(
+                seq, f"record {seq} belongs to instance {link.instance!r}, not {log.instance!r}"
             )
-        previous_seq, previous_hash = seq, record.hash
+        if count == 0 and seq != 1:
+            if _anchors(log).get(seq - 1) != link.prev_hash:
+                return report(
+                    seq,
+                    f"the ledger starts at record {seq}, and no checkpoint accounts for "
+                    f"records 1 to {seq - 1}",
+                )
+        elif count and link.prev_hash != previous_hash:
+            return report(
+                seq,
+                f"record {seq} does not follow record {previous_seq}: a record was removed, "
+                "replaced or reordered",
+            )
+        elif count == 0 and link.prev_hash != GENESIS:
+            return report(seq, "record 1 does not start a chain (its prev_hash is not zero)")
+        if checker is not None:
+            checker.record(item)
+        previous_seq, previous_hash = seq, hash_text(item.leaf)
         count += 1
         if progress is not None and count % every == 0:
             progress(count)
-    return VerifyReport(True, count, previous_seq, previous_hash)
+    return report()
+
+
+class _IndexCheck:
+    """Walks an instance's index rows beside its frames (both in seq order)."""
+
+    def __init__(self, index: LedgerIndex, name: str) -> None:
+        self.mark = index.watermark(name).seq
+        self.rows = index.rows(name)
+        self.outcomes = itertools.groupby(index.outcome_rows(name), key=lambda r: r[0])
+        self.indexed = 0
+        self.problems: list[str] = []
+        self._row = next(self.rows, None)
+        self._outcome = next(self.outcomes, None)
+        self._first: int | None = None
+
+    def problem(self, text: str) -> None:
+        if len(self.problems) < MAX_INDEX_PROBLEMS:
+            self.problems.append(text)
+
+    def record(self, frame: Frame) -> None:
+        seq = frame.seq
+        if self._first is None:
+            self._first = seq
+            self._skip_before(seq)
+        if seq > self.mark:
+            return
+        self.indexed += 1
+        want = entry(frame)
+        row = self._row
+        while row is not None and row[0] < seq:  # rows of seqs the log does not hold
+            self.problem(f"index row for record {row[0]} points at a record that is not there")
+            row = self._row = next(self.rows, None)
+        if row is None or row[0] != seq:
+            self.problem(f"record {seq} is missing from the index: queries would not find it")
+        else:
+            got = Entry(*row, outcomes=want.outcomes)
+            if got != want:
+                self.problem(f"index row for record {seq} differs from the record: {_diff(got, want)}")
+            self._row = next(self.rows, None)
+        outcomes: frozenset[tuple[str, str]] = frozenset()
+        ts_ok = True
+        while self._outcome is not None and self._outcome[0] < seq:
+            self.problem(f"index has outcomes for record {self._outcome[0]}, which is not there")
+            self._outcome = next(self.outcomes, None)
+        if self._outcome is not None and self._outcome[0] == seq:
+            rows = list(self._outcome[1])
+            outcomes = frozenset((facet, value) for _, facet, value, _ in rows)
+            ts_ok = all(ts == want.ts for *_, ts in rows)
+            self._outcome = next(self.outcomes, None)
+        if outcomes != want.outcomes or not ts_ok:
+            self.problem(
+                f"index outcomes for record {seq} differ from the record: "
+                f"index {sorted(outcomes)}, record {sorted(want.outcomes)}"
+            )
+
+    def _skip_before(self, first: int) -> None:
+        while self._row is not None and self._row[0] < first:
+            self.problem(f"index row for record {self._row[0]} points at a removed record")
+            self._row = next(self.rows, None)
+        while self._outcome is not None and self._outcome[0] < first:
+            self.problem(f"index has outcomes for record {self._outcome[0]}, which was removed")
+            self._outcome = next(self.outcomes, None)
+
+    def finish(self, head: int) -> list[str]:
+        if self.mark > head:
+            self.problem(
+                f"the index says records up to {self.mark} are indexed, but the log ends at {head}"
+            )
+        if self._row is not None and self._row[0] > head:
+            self.problem(f"index row for record {self._row[0]} points past the end of the log")
+        return self.problems
+
+
+def _diff(got: Entry, want: Entry) -> str:
+    names = ("ts", "id", "kind", "customer_id", "agent_id", "ruleset", "revision", "segment")
+    names += ("offset",)
+    return ", ".join(
+        f"{n} {getattr(got, n)!r} in the index, {getattr(want, n)!r} in the record"
+        for n in names
+        if getattr(got, n) != getattr(want, n)
+    )
 
 
 @dataclass(frozen=True)
 class LedgerReport:
-    """``verify`` of every instance's chain in one ledger file."""
+    """``verify`` of every instance's log in one ledger directory."""
 
     instances: dict[str, VerifyReport]
 
@@ -123,28 +302,34 @@ class LedgerReport:
             "records": self.records,
             "broken_instance": broken[0],
             "broken_at": broken[1].broken_at if broken[1] else None,
-            "reason": broken[1].reason if broken[1] else None,
+            "reason": (broken[1].reason or "; ".join(broken[1].index_problems[:1]))
+            if broken[1]
+            else None,
             "instances": {name: r.to_dict() for name, r in self.instances.items()},
         }
 
 
-def verify_ledger(path: Path | str, progress: Callable[[int], None] | None = None) -> LedgerReport:
-    """Verify every instance's chain in the SQLite ledger at ``path``."""
-    from audit.sqlite import SqliteLedgerStore, instances
-
+def verify_ledger(
+    ledger_dir: Path | str, progress: Callable[[int], None] | None = None, live: bool = True
+) -> LedgerReport:
+    """Verify every instance's log under ``ledger_dir`` and the index beside them."""
+    ledger_dir = Path(ledger_dir)
+    index = LedgerIndex(ledger_dir) if (ledger_dir / INDEX_FILE).exists() else None
     reports = {}
     checked = 0
-    for name in instances(path):
-        store = SqliteLedgerStore(path, instance=name)
+    try:
+        for name in instances(ledger_dir):
+            log = SegmentLog(ledger_dir, name, readonly=True)
 
-        def step(n: int, base: int = checked) -> None:
-            if progress is not None:
-                progress(base + n)
+            def step(n: int, base: int = checked) -> None:
+                if progress is not None:
+                    progress(base + n)
 
-        try:
-            report = verify(store, progress=step)
-        finally:
-            store.close()
-        checked += report.records
-        reports[name] = report
+            report = verify(log, index, progress=step, live=live)
+            checked += report.records
+            reports[name] = report
+    finally:
+        if index is not None:
+            index.close()
     return LedgerReport(reports)
+

@@ -1,0 +1,465 @@
+"""The query index: a SQLite file derived from the segments, off the commit path.
+
+    segments (the truth) ──▶ indexer process (audit/indexer.py): read frames after the
+                             watermark, in large batches; one statement per table per batch
+                         ──▶ <data dir>/ledger/index.db
+                               records   (inst, seq) → time, id, kind, customer, agent,
+                                         ruleset, revision, and where the frame is
+                               outcomes  offer:/queue:/alert:/rule: values of each record
+                               instances each log's watermark: indexed through seq, and
+                                         where its next frame starts
+
+The index holds pointers and the columns queries filter on, never a second copy of a body.
+It is never needed for durability: deleting it loses nothing (the next indexer or
+``frontline audit reindex`` builds it again), and queries read the log's not-yet-indexed tail
+beside it. Each row's columns are read from the record's own bytes by ``entry``, which
+``verify`` uses too, to check that the index says what the segments say.
+
+Every query's order is ``(ts, inst, seq)`` newest first: ``ts`` is ``recorded_at`` in
+microseconds, ``inst`` the index's number for an instance, ``seq`` the record's place in its
+chain. Each filter has an index that keeps that order, so a page never sorts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from audit.segments import Frame, SegmentLog, instances, segment_name
+
+log = logging.getLogger("frontline.ledger")
+
+INDEX_FILE = "index.db"
+LAYOUT = 1  # PRAGMA user_version of an index this code reads and writes
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS instances (
+    inst         INTEGER PRIMARY KEY,
+    name         TEXT NOT NULL UNIQUE,
+    indexed_seq  INTEGER NOT NULL DEFAULT 0,
+    segment      INTEGER NOT NULL DEFAULT 0,
+    next_offset  INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS records (
+    inst         INTEGER NOT NULL,
+    seq          INTEGER NOT NULL,
+    ts           INTEGER NOT NULL,
+    id           TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    customer_id  TEXT,
+    agent_id     TEXT,
+    ruleset      TEXT,
+    revision     INTEGER,
+    segment      INTEGER NOT NULL,
+    offset       INTEGER NOT NULL,
+    PRIMARY KEY (inst, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS records_time ON records (ts, inst, seq);
+CREATE INDEX IF NOT EXISTS records_id ON records (id);
+CREATE INDEX IF NOT EXISTS records_kind ON records (kind, ts, inst, seq);
+CREATE INDEX IF NOT EXISTS records_customer ON records (customer_id, ts, inst, seq)
+    WHERE customer_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS records_agent ON records (agent_id, ts, inst, seq)
+    WHERE agent_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS records_ruleset ON records (ruleset, ts, inst, seq)
+    WHERE ruleset IS NOT NULL;
+CREATE INDEX IF NOT EXISTS records_revision ON records (ruleset, revision, ts, inst, seq)
+    WHERE ruleset IS NOT NULL;
+CREATE TABLE IF NOT EXISTS outcomes (
+    facet  TEXT NOT NULL,
+    value  TEXT NOT NULL,
+    ts     INTEGER NOT NULL,
+    inst   INTEGER NOT NULL,
+    seq    INTEGER NOT NULL,
+    PRIMARY KEY (facet, value, ts, inst, seq)
+) WITHOUT ROWID;
+PRAGMA user_version = {LAYOUT};
+"""
+
+# A batch is one statement per table: its rows arrive as one JSON array. One statement is
+# one release of the GIL; executemany releases and re-takes it for every row, and under load
+# each re-take waits for whichever thread holds it (the event loop, the ledger writer).
+_INSERT_RECORDS = """
+INSERT OR REPLACE INTO records
+    (inst, seq, ts, id, kind, customer_id, agent_id, ruleset, revision, segment, offset)
+SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,
+       value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10
+FROM json_each(?)
+"""
+_INSERT_OUTCOMES = """
+INSERT OR IGNORE INTO outcomes (facet, value, ts, inst, seq)
+SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each(?)
+"""
+_ROWS = msgspec.json.Encoder()
+
+
+# -- what the index reads of a record: only these fields are decoded ----------------------
+
+
+class _Ruleset(msgspec.Struct):
+    name: str
+    revision: int | None = None
+
+
+class _Item(msgspec.Struct):
+    rule: Any = None
+    offer: Any = None
+    queue: Any = None
+
+
+class _Outputs(msgspec.Struct):
+    eligible: list[_Item] | None = None
+    escalation: _Item | None = None
+    alerts: list[_Item] | None = None
+
+
+class Indexed(msgspec.Struct):
+    """The fields of a stored record the index holds (the rest of the bytes is skipped)."""
+
+    id: str
+    kind: str
+    seq: int
+    recorded_at: str
+    customer_id: str | None = None
+    agent_id: str | None = None
+    ruleset: _Ruleset | None = None
+    outputs: _Outputs | None = None
+
+    def outcomes(self) -> list[tuple[str, str]]:
+        """(facet, value) pairs a query can filter on: offers, queues, alert rules, rules."""
+        out = self.outputs
+        if out is None:
+            return []
+        found: list[tuple[str, str]] = []
+        for item in out.eligible or ():
+            found.append(("offer", str(item.offer)))
+            found.append(("rule", str(item.rule)))
+        if out.escalation is not None:
+            found.append(("queue", str(out.escalation.queue)))
+            found.append(("rule", str(out.escalation.rule)))
+        for item in out.alerts or ():
+            found.append(("alert", str(item.rule)))
+            found.append(("rule", str(item.rule)))
+        return found
+
+
+_INDEXED = msgspec.json.Decoder(Indexed)
+
+
+def read_indexed(body: bytes) -> Indexed:
+    """The indexed fields of a record's stored bytes; msgspec errors if they are not one."""
+    return _INDEXED.decode(body)
+
+
+_micros_cache: dict[str, int] = {}
+
+
+def micros(when: str) -> int:
+    """An RFC 3339 time (as the ledger writes it) in microseconds since the epoch."""
+    value = _micros_cache.get(when)
+    if value is None:
+        moment = datetime.fromisoformat(when)
+        value = round(moment.timestamp() * 1_000_000)
+        if len(_micros_cache) > 4096:
+            _micros_cache.clear()
+        _micros_cache[when] = value
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One record as the index holds it."""
+
+    seq: int
+    ts: int
+    id: str
+    kind: str
+    customer_id: str | None
+    agent_id: str | None
+    ruleset: str | None
+    revision: int | None
+    segment: int
+    offset: int
+    outcomes: frozenset[tuple[str, str]]
+
+
+def entry(frame: Frame) -> Entry:
+    """What the index must hold for ``frame``, read from the record's own bytes."""
+    r = _INDEXED.decode(frame.body)
+    rs = r.ruleset
+    return Entry(
+        frame.seq,
+        micros(r.recorded_at),
+        r.id,
+        r.kind,
+        r.customer_id,
+        r.agent_id,
+        rs.name if rs is not None else None,
+        rs.revision if rs is not None else None,
+        frame.segment,
+        frame.offset,
+        frozenset(r.outcomes()),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    """How far an instance's log is indexed, and where its next frame starts."""
+
+    inst: int
+    seq: int
+    segment: int
+    offset: int
+
+
+class IndexLayoutError(RuntimeError):
+    """The index file was written by another layout; ``frontline audit reindex`` rebuilds it."""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection to the index at ``path``, created with its schema if absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # The index is derived: a commit need not reach the disk (WAL with NORMAL stays
+    # consistent; a power cut may only lose its last batches, which are indexed again).
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: the indexes' hot pages stay in memory
+    conn.execute("PRAGMA mmap_size=268435456")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version not in (0, LAYOUT):
+        conn.close()
+        raise IndexLayoutError(
+            f"{path} is a query index of another layout; run `frontline audit reindex` to "
+            "build it again from the segments"
+        )
+    if version == 0:
+        conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+    return conn
+
+
+@contextlib.contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class LedgerIndex:
+    """The index file of one ledger directory (every instance's log under it)."""
+
+    def __init__(self, ledger_dir: Path | str, path: Path | None = None) -> None:
+        self.ledger_dir = Path(ledger_dir)
+        self.path = path or self.ledger_dir / INDEX_FILE
+        self.conn = connect(self.path)
+        self._inode = _inode(self.path)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def replaced(self) -> bool:
+        """Whether the file was replaced or removed since it was opened (by a reindex)."""
+        return _inode(self.path) != self._inode
+
+    def reopen(self) -> None:
+        self.conn.close()
+        self.conn = connect(self.path)
+        self._inode = _inode(self.path)
+
+    def instance(self, name: str) -> int:
+        """The index's number for instance ``name``, registering it if new."""
+        row = self.conn.execute("SELECT inst FROM instances WHERE name = ?", (name,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        self.conn.execute("INSERT OR IGNORE INTO instances (name) VALUES (?)", (name,))
+        row = self.conn.execute("SELECT inst FROM instances WHERE name = ?", (name,)).fetchone()
+        return int(row[0])
+
+    def names(self) -> dict[int, str]:
+        return {int(i): str(n) for i, n in self.conn.execute("SELECT inst, name FROM instances")}
+
+    def watermark(self, name: str) -> Watermark:
+        inst = self.instance(name)
+        row = self.conn.execute(
+            "SELECT indexed_seq, segment, next_offset FROM instances WHERE inst = ?", (inst,)
+        ).fetchone()
+        return Watermark(inst, int(row[0]), int(row[1]), int(row[2]))
+
+    def catch_up(
+        self,
+        log: SegmentLog,
+        *,
+        batch: int = 20_000,
+        progress: Callable[[int, Frame], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> int:
+        """Index every frame of ``log`` after the watermark; return how many were indexed."""
+        mark = self.watermark(log.instance)
+        start = (mark.segment, mark.offset) if mark.segment else None
+        done = 0
+        pending: list[Frame] = []
+        for frame in log.frames(mark.seq, start):
+            pending.append(frame)
+            if len(pending) >= batch:
+                self._add(mark.inst, pending)
+                done += len(pending)
+                pending = []
+                if progress is not None:
+                    progress(done, frame)
+                if stop is not None and stop.is_set():
+                    return done
+        if pending:
+            self._add(mark.inst, pending)
+            done += len(pending)
+            if progress is not None:
+                progress(done, pending[-1])
+        return done
+
+    def _add(self, inst: int, frames: list[Frame]) -> None:
+        rows = []
+        outcomes = []
+        for frame in frames:
+            e = entry(frame)
+            rows.append(
+                (
+                    inst,
+                    e.seq,
+                    e.ts,
+                    e.id,
+                    e.kind,
+                    e.customer_id,
+                    e.agent_id,
+                    e.ruleset,
+                    e.revision,
+                    e.segment,
+                    e.offset,
+                )
+            )
+            outcomes.extend((facet, value, e.ts, inst, e.seq) for facet, value in e.outcomes)
+        last = frames[-1]
+        with _immediate(self.conn):
+            self.conn.execute(_INSERT_RECORDS, (_ROWS.encode(rows),))
+            if outcomes:
+                self.conn.execute(_INSERT_OUTCOMES, (_ROWS.encode(outcomes),))
+            self.conn.execute(
+                "UPDATE instances SET indexed_seq = ?, segment = ?, next_offset = ? "
+                "WHERE inst = ?",
+                (last.seq, last.segment, last.end, inst),
+            )
+
+    def forget_after(self, name: str, seq: int) -> None:
+        """Drop ``name``'s rows past ``seq`` and move its mark back: the log ends at ``seq``
+        (a power cut took frames the indexer had read before they reached the disk)."""
+        inst = self.instance(name)
+        mark = self.watermark(name)
+        if mark.seq <= seq:
+            return
+        with _immediate(self.conn):
+            self.conn.execute("DELETE FROM records WHERE inst = ? AND seq > ?", (inst, seq))
+            self.conn.execute("DELETE FROM outcomes WHERE inst = ? AND seq > ?", (inst, seq))
+            self.conn.execute(
+                "UPDATE instances SET indexed_seq = 0, segment = 0, next_offset = 0 "
+                "WHERE inst = ?",
+                (inst,),
+            )
+        # Rows up to ``seq`` stay; indexing them again replaces each with the same values.
+        log.warning(
+            "ledger %s: the index ran ahead of the log (%d > %d); indexing again from its start",
+            name,
+            mark.seq,
+            seq,
+        )
+
+    def forget_through(self, name: str, seq: int) -> None:
+        """Drop the rows of ``name``'s records up to ``seq`` (their segments were removed)."""
+        inst = self.instance(name)
+        with _immediate(self.conn):
+            self.conn.execute("DELETE FROM records WHERE inst = ? AND seq <= ?", (inst, seq))
+            self.conn.execute("DELETE FROM outcomes WHERE inst = ? AND seq <= ?", (inst, seq))
+
+    def rows(self, name: str) -> Iterator[tuple[Any, ...]]:
+        """An instance's record rows in seq order: (seq, ts, id, kind, customer_id,
+        agent_id, ruleset, revision, segment, offset)."""
+        inst = self.instance(name)
+        yield from self.conn.execute(
+            "SELECT seq, ts, id, kind, customer_id, agent_id, ruleset, revision, segment, offset"
+            " FROM records WHERE inst = ? ORDER BY seq",
+            (inst,),
+        )
+
+    def outcome_rows(self, name: str) -> Iterator[tuple[int, str, str, int]]:
+        """An instance's outcome rows in seq order: (seq, facet, value, ts). The table is
+        ordered for lookups, not by record, so this sorts them: verification only."""
+        inst = self.instance(name)
+        yield from self.conn.execute(
+            "SELECT seq, facet, value, ts FROM outcomes WHERE inst = ? ORDER BY seq, facet, value",
+            (inst,),
+        )
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return None
+
+
+def reindex(
+    ledger_dir: Path | str, progress: Callable[[int, int, int], None] | None = None
+) -> dict[str, int]:
+    """Build the index of ``ledger_dir`` afresh from its segments, then put it in place of
+    the old one (a running server's indexer notices and follows the new file).
+
+    ``progress(records, bytes_read, bytes_total)`` is called after each batch. Returns the
+    records indexed per instance.
+    """
+    ledger_dir = Path(ledger_dir)
+    target = ledger_dir / INDEX_FILE
+    building = ledger_dir / (INDEX_FILE + ".building")
+    for leftover in ledger_dir.glob(INDEX_FILE + ".building*"):
+        leftover.unlink()
+    logs = [SegmentLog(ledger_dir, name, readonly=True) for name in instances(ledger_dir)]
+    # Bytes before each segment, over every log: progress is measured in bytes read.
+    before: dict[tuple[str, int], int] = {}
+    total = 0
+    for log_ in logs:
+        for first in log_.segments():
+            before[(log_.instance, first)] = total
+            total += (log_.directory / segment_name(first)).stat().st_size
+    index = LedgerIndex(ledger_dir, building)
+    counts: dict[str, int] = {}
+    done = 0
+    try:
+        for log_ in logs:
+
+            def step(n: int, frame: Frame, base: int = done, name: str = log_.instance) -> None:
+                if progress is not None:
+                    progress(base + n, before.get((name, frame.segment), 0) + frame.end, total)
+
+            counts[log_.instance] = index.catch_up(log_, progress=step)
+            done += counts[log_.instance]
+        index.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        index.close()
+    for suffix in ("-wal", "-shm"):
+        Path(str(building) + suffix).unlink(missing_ok=True)
+    os.replace(building, target)
+    for suffix in ("-wal", "-shm"):
+        Path(str(target) + suffix).unlink(missing_ok=True)
+    if progress is not None:
+        progress(done, total, total)
+    return counts

@@ -1,0 +1,440 @@
+"""One instance's ledger as append-only segment files: the durable truth of the ledger.
+
+    <data dir>/ledger/<instance>/00000000000000000001.seg    records 1 … n
+                                 00000000000000040213.seg    records n+1 … (being written)
+
+    segment = "FLSEG1\\n\\0" · frame · frame · …
+    frame   = length of the record bytes (u32, little-endian) · leaf hash (32 bytes) · bytes
+
+A segment is named by the ``seq`` of its first record; the records of a segment follow one
+another without gaps, so a frame's ``seq`` is its segment's first ``seq`` plus its ordinal.
+The leaf hash is the record's ``hash`` (audit/record.py), so the frame's checksum and the
+chain are one computation.
+
+A group commit is one ``write`` of all the batch's frames and one ``fdatasync``; ``append``
+returns only after both, so an answered decision is on disk. A segment is closed once it
+holds ``segment_bytes`` or more, and the next batch starts a new one (created, synced, and
+its directory synced). A failed write is cut off again before the error reaches the
+writer, so the log never holds a partial batch it did not report; a failed ``fdatasync``
+leaves the log refusing appends, since what the disk holds is then unknown.
+
+Recovery (opening a log for writing) walks the last segment and cuts a torn last write: a
+partial frame header or body, or a frame whose bytes do not match its hash, and everything
+after it. Those bytes were never acknowledged (their ``fdatasync`` did not return), and they
+are kept beside the segment in ``<segment>.torn-<offset>`` rather than deleted. Nothing
+before the first bad frame is touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import struct
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from audit.record import GENESIS, Sealed, hash_text, leaf_hash
+
+log = logging.getLogger("frontline.ledger")
+
+MAGIC = b"FLSEG1\n\x00"
+HEADER = struct.Struct("<I32s")
+MAX_RECORD = 64 << 20  # a longer length field can only be a torn or damaged frame
+SEGMENT_BYTES = 64 << 20
+SUFFIX = ".seg"
+_NAME = re.compile(r"^(\d{20})\.seg$")
+_INSTANCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class LogError(RuntimeError):
+    """The log cannot be written or read as asked; the message says why in one sentence."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One stored record: its ``seq``, where it is, its bytes and its leaf hash."""
+
+    seq: int
+    segment: int  # the first seq of the segment holding it (its file name)
+    offset: int  # where its frame starts in that file
+    body: bytes
+    leaf: bytes
+
+    @property
+    def end(self) -> int:
+        """Where the next frame starts."""
+        return self.offset + HEADER.size + len(self.body)
+
+
+def check_instance(name: str) -> str:
+    """An instance name usable as a directory name, or LogError."""
+    if not _INSTANCE.match(name) or name in (".", ".."):
+        raise LogError(
+            f"instance name {name!r} must be 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def segment_name(first_seq: int) -> str:
+    return f"{first_seq:020d}{SUFFIX}"
+
+
+def segments_of(directory: Path) -> list[int]:
+    """The first seqs of the segments in ``directory``, in order."""
+    if not directory.is_dir():
+        return []
+    found = []
+    for entry in os.scandir(directory):
+        match = _NAME.match(entry.name)
+        if match:
+            found.append(int(match.group(1)))
+    return sorted(found)
+
+
+def instances(ledger_dir: Path) -> list[str]:
+    """The instances with a log under ``ledger_dir``."""
+    if not ledger_dir.is_dir():
+        return []
+    return sorted(
+        entry.name
+        for entry in os.scandir(ledger_dir)
+        if entry.is_dir() and _INSTANCE.match(entry.name)
+    )
+
+
+def walk(path: Path, segment: int, start: int = 0, seq: int | None = None) -> Iterator[Frame | int]:
+    """The intact frames of the segment file ``path`` (whose first record is ``segment``)
+    from byte ``start`` on; if the file holds anything after the last intact frame, the
+    offset where that begins is yielded last (0 when the file does not start as a segment).
+
+    ``start`` is 0 (the whole file) or the offset of a frame, whose seq is then ``seq``.
+    """
+    with open(path, "rb") as f:
+        if start:
+            f.seek(start)
+        data = f.read()
+    offset = 0
+    if not start:
+        if data[: len(MAGIC)] != MAGIC:
+            yield 0
+            return
+        offset = len(MAGIC)
+        seq = segment
+    assert seq is not None, "a walk from inside a segment needs the seq found there"
+    size = len(data)
+    unpack = HEADER.unpack_from
+    view = memoryview(data)
+    while offset + HEADER.size <= size:
+        length, leaf = unpack(data, offset)
+        end = offset + HEADER.size + length
+        if length == 0 or length > MAX_RECORD or end > size:
+            break
+        body = bytes(view[offset + HEADER.size : end])
+        if leaf_hash(body) != leaf:
+            break
+        yield Frame(seq, segment, start + offset, body, leaf)
+        seq += 1
+        offset = end
+    if offset < size:
+        yield start + offset
+
+
+class SegmentLog:
+    """One instance's chain in segment files under ``ledger_dir/<instance>/``.
+
+    Opened for writing (the default) it recovers the last segment and appends; one writer
+    per instance, in one process (a lock file says so). Opened ``readonly`` it only reads,
+    and may be opened by any number of processes while the writer runs.
+    ``durable=False`` skips ``fdatasync``: only for building test fixtures.
+    """
+
+    def __init__(
+        self,
+        ledger_dir: Path | str,
+        instance: str = "local",
+        *,
+        segment_bytes: int = SEGMENT_BYTES,
+        durable: bool = True,
+        readonly: bool = False,
+    ) -> None:
+        self.instance = check_instance(instance)
+        self.directory = Path(ledger_dir) / instance
+        self.segment_bytes = segment_bytes
+        self.durable = durable
+        self.readonly = readonly
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._lockfd: int | None = None
+        self._segment = 0  # the first seq of the segment being written
+        self._size = 0
+        self._failed: str | None = None
+        self._head: tuple[int, str] = (0, GENESIS)
+        if not readonly:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._take_lock()
+            self._recover()
+
+    # -- writing -----------------------------------------------------------------------
+
+    def head(self) -> tuple[int, str]:
+        """The last ``seq`` and ``hash`` stored: ``(0, GENESIS)`` for an empty log."""
+        if self.readonly:
+            return self._read_head()
+        return self._head
+
+    def append(self, batch: Sequence[Sealed]) -> None:
+        """Store a batch with one write and one fdatasync; return once it is durable."""
+        if self.readonly:
+            raise LogError("this log is open read-only")
+        if not batch:
+            return
+        first = batch[0].record.seq
+        with self._lock:
+            if self._failed is not None:
+                raise LogError(self._failed)
+            if first != self._head[0] + 1:
+                raise LogError(
+                    f"record {first} does not follow record {self._head[0]} of {self.instance}"
+                )
+            if self._fd is None or self._size >= self.segment_bytes:
+                self._roll(first)
+            assert self._fd is not None
+            pack = HEADER.pack
+            data = b"".join([pack(len(s.body), s.leaf) + s.body for s in batch])
+            try:
+                _write_all(self._fd, data)
+            except OSError as exc:
+                self._cut_back(exc)
+                raise LogError(f"the ledger could not write {len(batch)} records: {exc}") from exc
+            if self.durable:
+                try:
+                    os.fdatasync(self._fd)
+                except OSError as exc:
+                    self._failed = (
+                        f"the ledger's disk refused to sync ({exc}); what it holds is unknown, "
+                        "so the log takes no more records until it is reopened"
+                    )
+                    raise LogError(self._failed) from exc
+            self._size += len(data)
+            last = batch[-1]
+            self._head = (last.record.seq, hash_text(last.leaf))
+
+    def _cut_back(self, error: OSError) -> None:
+        """Remove whatever part of a failed write reached the file."""
+        assert self._fd is not None
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError:
+            self._failed = (
+                f"a write failed ({error}) and its partial bytes could not be removed; "
+                "the log takes no more records until it is reopened"
+            )
+
+    def _roll(self, first: int) -> None:
+        """Start the segment whose first record is ``first``."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        path = self.directory / segment_name(first)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o640)
+        try:
+            _write_all(fd, MAGIC)
+            if self.durable:
+                os.fsync(fd)
+                _sync_dir(self.directory)
+        except OSError:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        self._fd, self._segment, self._size = fd, first, len(MAGIC)
+
+    def _take_lock(self) -> None:
+        import fcntl
+
+        path = self.directory / "writer.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LogError(
+                f"another process is writing the ledger of instance {self.instance!r} in "
+                f"{self.directory}; give each server its own FRONTLINE_INSTANCE"
+            ) from None
+        self._lockfd = fd
+
+    def _recover(self) -> None:
+        """Find the head; cut a torn last write of the last segment, keeping its bytes."""
+        segments = segments_of(self.directory)
+        if not segments:
+            return
+        last = segments[-1]
+        path = self.directory / segment_name(last)
+        head: Frame | None = None
+        cut: int | None = None
+        for item in walk(path, last):
+            if isinstance(item, Frame):
+                head = item
+            else:
+                cut = item
+        if cut == 0:
+            if not MAGIC.startswith(path.read_bytes()):
+                raise LogError(f"{path} is not a ledger segment; move it out of {self.directory}")
+            path.unlink()  # its creation was cut short before its header was written
+            _sync_dir(self.directory)
+            self._recover()
+            return
+        if cut is not None:
+            self._cut(path, cut, head)
+        if head is None and len(segments) > 1:
+            previous = segments[-2]
+            for item in walk(self.directory / segment_name(previous), previous):
+                if isinstance(item, Frame):
+                    head = item
+        if head is not None:
+            self._head = (head.seq, hash_text(head.leaf))
+        elif last > 1:
+            raise LogError(
+                f"{path} holds no record and no earlier segment says what came before record "
+                f"{last}; restore the segments of {self.directory} from a backup"
+            )
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        self._fd, self._segment, self._size = fd, last, os.fstat(fd).st_size
+
+    def _cut(self, path: Path, offset: int, head: Frame | None) -> None:
+        size = path.stat().st_size
+        aside = path.with_name(f"{path.name}.torn-{offset}")
+        with open(path, "rb") as f:
+            f.seek(offset)
+            aside.write_bytes(f.read())
+        with open(path, "r+b") as f:
+            f.truncate(offset)
+            f.flush()
+            os.fsync(f.fileno())
+        _sync_dir(self.directory)
+        intact = f"records up to {head.seq} are intact" if head else "it held no intact record"
+        log.warning(
+            "ledger %s: cut a torn last write of %d bytes at byte %d of %s (kept in %s); %s",
+            self.instance,
+            size - offset,
+            offset,
+            path.name,
+            aside.name,
+            intact,
+        )
+
+    # -- reading -----------------------------------------------------------------------
+
+    def segments(self) -> list[int]:
+        """The first seqs of this log's segments, in order."""
+        return segments_of(self.directory)
+
+    def frames(self, after_seq: int = 0, start: tuple[int, int] | None = None) -> Iterator[Frame]:
+        """Stored frames in seq order after ``after_seq``.
+
+        ``start`` — ``(segment, offset)`` of the frame holding ``after_seq + 1``, when the
+        caller knows it (the index does) — skips reading the segment from its beginning.
+        """
+        segments = self.segments()
+        for k, first in enumerate(segments):
+            following = segments[k + 1] if k + 1 < len(segments) else None
+            if following is not None and following <= after_seq + 1:
+                continue
+            path = self.directory / segment_name(first)
+            try:
+                if start is not None and start[0] == first and start[1] > 0:
+                    items = walk(path, first, start[1], after_seq + 1)
+                else:
+                    items = walk(path, first)
+                for item in items:
+                    if not isinstance(item, Frame):
+                        break
+                    if item.seq > after_seq:
+                        yield item
+            except FileNotFoundError:
+                continue  # removed by retention while we read
+
+    def scan(self, after_seq: int = 0, limit: int | None = None) -> Iterator[tuple[int, bytes]]:
+        """Stored ``(seq, bytes)`` in seq order, starting after ``after_seq``."""
+        count = 0
+        for frame in self.frames(after_seq):
+            if limit is not None and count >= limit:
+                return
+            yield frame.seq, frame.body
+            count += 1
+
+    def read(self, segment: int, offset: int) -> Frame | None:
+        """The frame at ``offset`` of segment ``segment``, if an intact one starts there."""
+        path = self.directory / segment_name(segment)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            header = os.pread(fd, HEADER.size, offset)
+            if len(header) < HEADER.size:
+                return None
+            length, leaf = HEADER.unpack(header)
+            if length == 0 or length > MAX_RECORD:
+                return None
+            body = os.pread(fd, length, offset + HEADER.size)
+        finally:
+            os.close(fd)
+        if len(body) != length:
+            return None
+        return Frame(0, segment, offset, body, leaf)
+
+    def _read_head(self) -> tuple[int, str]:
+        segments = self.segments()
+        for first in reversed(segments):
+            head = None
+            for item in walk(self.directory / segment_name(first), first):
+                if isinstance(item, Frame):
+                    head = item
+            if head is not None:
+                return head.seq, hash_text(head.leaf)
+        return (segments[0] - 1, GENESIS) if segments else (0, GENESIS)
+
+    # -- retention ---------------------------------------------------------------------
+
+    def remove_segments_through(self, seq: int) -> list[int]:
+        """Delete the whole segments whose records are all at or below ``seq``; never the
+        segment being written. Returns the first seqs of the segments removed."""
+        segments = self.segments()
+        removed = []
+        for k, first in enumerate(segments[:-1]):
+            if segments[k + 1] - 1 > seq:
+                break
+            (self.directory / segment_name(first)).unlink()
+            removed.append(first)
+        if removed:
+            _sync_dir(self.directory)
+        return removed
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            if self._lockfd is not None:
+                os.close(self._lockfd)
+                self._lockfd = None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _sync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
