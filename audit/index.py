@@ -312,7 +312,7 @@ class LedgerIndex:
         start = (mark.segment, mark.offset) if mark.segment else None
         done = 0
         pending: list[Frame] = []
-        for frame in log.frames(mark.seq, start):
+        for frame in log.frames(mark.seq, start, check=False):
             pending.append(frame)
             if len(pending) >= batch:
                 self._add(mark.inst, pending)
@@ -331,7 +331,7 @@ class LedgerIndex:
 
     def _add(self, inst: int, frames: list[Frame]) -> None:
         rows = []
-        outcomes = []
+        outcomes: list[tuple[str, str, int, int, int]] = []
         for frame in frames:
             e = entry(frame)
             rows.append(
@@ -356,8 +356,7 @@ class LedgerIndex:
             if outcomes:
                 self.conn.execute(_INSERT_OUTCOMES, (_ROWS.encode(outcomes),))
             self.conn.execute(
-                "UPDATE instances SET indexed_seq = ?, segment = ?, next_offset = ? "
-                "WHERE inst = ?",
+                "UPDATE instances SET indexed_seq = ?, segment = ?, next_offset = ? WHERE inst = ?",
                 (last.seq, last.segment, last.end, inst),
             )
 
@@ -372,8 +371,7 @@ class LedgerIndex:
             self.conn.execute("DELETE FROM records WHERE inst = ? AND seq > ?", (inst, seq))
             self.conn.execute("DELETE FROM outcomes WHERE inst = ? AND seq > ?", (inst, seq))
             self.conn.execute(
-                "UPDATE instances SET indexed_seq = 0, segment = 0, next_offset = 0 "
-                "WHERE inst = ?",
+                "UPDATE instances SET indexed_seq = 0, segment = 0, next_offset = 0 WHERE inst = ?",
                 (inst,),
             )
         # Rows up to ``seq`` stay; indexing them again replaces each with the same values.

@@ -3,8 +3,9 @@
 Each instance's chain is keyed by ``(instance, seq)``, so ``verify`` runs per instance as on
 SQLite and a batch shipped twice cannot be stored twice (the primary key refuses it, and the
 shipper reads the head before every batch). A batch is one ``COPY`` in one transaction.
-Records arrive here from each instance's local SQLite spool (audit/shipper.py), never
-directly from a request: an unreachable database must not stop decisions.
+Records arrive here from each instance's segments (audit/shipper.py), never directly from a
+request: an unreachable database must not stop decisions. ``body`` holds a record's bytes
+exactly as its log stores them, so the chain verifies here as it does there.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from audit.record import GENESIS, LedgerRecord
+from audit.record import GENESIS, Sealed
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger (
@@ -76,9 +77,27 @@ class PostgresLedgerStore:
             ).fetchone()
         return (int(row[0]), str(row[1])) if row else (0, GENESIS)
 
-    def append(self, batch: Sequence[tuple[LedgerRecord, bytes]]) -> None:
+    def append(self, batch: Sequence[Sealed]) -> None:
         """Store a batch in one transaction (committed, and so durable, on return)."""
-        rows = [(self.instance, *record.indexed(), body, record.hash) for record, body in batch]
+        rows = []
+        for sealed in batch:
+            r = sealed.record
+            rs = r.ruleset
+            rows.append(
+                (
+                    self.instance,
+                    r.seq,
+                    r.id,
+                    r.kind,
+                    r.recorded_at,
+                    r.customer_id,
+                    r.agent_id,
+                    rs.name if rs is not None else None,
+                    rs.revision if rs is not None else None,
+                    sealed.body,
+                    r.hash,
+                )
+            )
         self.append_rows(rows)
 
     def append_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:

@@ -1,11 +1,16 @@
-"""Querying the SQLite ledger: filters, cursor pagination, and streamed JSONL/CSV export.
+"""Querying the ledger: filters, cursor pagination, and streamed JSONL/CSV export.
 
-Pages run newest first, across every instance that writes to the file. A page's
-``next_cursor`` is the position (``pos``, the file-wide commit order) of the last record it
-returned; passing it back continues below it, so pages stay stable while new records arrive.
-Every filter is served by an index: ``(customer_id, pos)``, ``(agent_id, pos)``,
-``(ruleset, revision, pos)``, ``(recorded_at, pos)``, and the outcome table
-``(kind, value, pos)``.
+    LedgerReader.page(query)
+      ├─ index.db: the rows that match, newest first, from the index that keeps that order
+      ├─ each log's tail past the index's mark: decoded and filtered here (seconds of records)
+      └─ merged by (recorded_at, instance, seq), the page's bodies read from their segments
+
+Pages run newest first across every instance of the ledger directory. A page's
+``next_cursor`` names the last record it returned; passing it back continues below it, so
+pages stay stable while records arrive. Each filter has an index in the page's own order —
+``(customer_id, ts)``, ``(agent_id, ts)``, ``(ruleset, ts)``, ``(ruleset, revision, ts)``,
+``(kind, ts)``, ``(ts)``, and outcomes ``(facet, value, ts)`` — so a page reads its rows
+and stops, whatever the ledger's size.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from audit.record import KINDS, LedgerRecord, decode, encode
-from audit.sqlite import connect
+from audit.index import Entry, LedgerIndex, entry, micros
+from audit.record import KINDS, LedgerRecord, decode, hash_text
+from audit.segments import Frame, SegmentLog, instances
 
 MAX_PAGE = 1_000
 OUTCOME_KINDS = ("offer", "queue", "alert", "rule")
@@ -58,7 +64,7 @@ class LedgerQuery:
     outcome: str | None = None  # "offer:waive-fee", "queue:retention", "alert:rule-id", ...
     since: str | None = None  # RFC 3339, inclusive
     until: str | None = None  # RFC 3339, exclusive
-    cursor: int | None = None
+    cursor: str | None = None  # a page's next_cursor
     limit: int = 100
 
     def validated(self) -> LedgerQuery:
@@ -75,56 +81,184 @@ class LedgerQuery:
                 )
         if self.revision is not None and self.ruleset is None:
             raise QueryError("revision needs ruleset")
+        if self.cursor is not None:
+            _cursor_key(self.cursor)
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    micros(value)
+                except ValueError:
+                    raise QueryError(f"{name} {value!r} is not an RFC 3339 time") from None
         return self
+
+
+def _cursor_key(cursor: str) -> tuple[int, int, str]:
+    """A cursor ``<ts>-<seq>-<instance>`` as its parts."""
+    ts, _, rest = cursor.partition("-")
+    seq, _, name = rest.partition("-")
+    if not (ts.isdigit() and seq.isdigit() and name):
+        raise QueryError(f"cursor {cursor!r} is not one a page of this ledger returned")
+    return int(ts), int(seq), name
 
 
 @dataclass(frozen=True)
 class Page:
     records: list[LedgerRecord]
-    next_cursor: int | None
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    """A matching record's place: its order key and where its frame is."""
+
+    ts: int
+    inst: int
+    seq: int
+    name: str
+    segment: int
+    offset: int
+    frame: Frame | None = None  # already read (a tail record)
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        return (self.ts, self.inst, self.seq)
+
+    @property
+    def cursor(self) -> str:
+        return f"{self.ts}-{self.seq}-{self.name}"
 
 
 class LedgerReader:
-    """Read-only queries over a SQLite ledger file."""
+    """Read-only queries over a ledger directory: its index and every instance's log."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._conn = connect(self.path, readonly=True)
+    def __init__(self, ledger_dir: Path | str) -> None:
+        self.ledger_dir = Path(ledger_dir)
+        self.index = LedgerIndex(self.ledger_dir)
+        self._logs: dict[str, SegmentLog] = {}
 
     def close(self) -> None:
-        self._conn.close()
+        self.index.close()
+        for log in self._logs.values():
+            log.close()
+
+    def _log(self, name: str) -> SegmentLog:
+        log = self._logs.get(name)
+        if log is None:
+            log = self._logs[name] = SegmentLog(self.ledger_dir, name, readonly=True)
+        return log
 
     def get(self, record_id: str) -> LedgerRecord | None:
-        row = self._conn.execute(
-            "SELECT body FROM ledger WHERE id = ? ORDER BY pos LIMIT 1", (record_id,)
+        """The record with this id (the first written, should two share it)."""
+        names = self.index.names()
+        row = self.index.conn.execute(
+            "SELECT ts, inst, seq, segment, offset FROM records WHERE id = ?"
+            " ORDER BY ts, inst, seq LIMIT 1",
+            (record_id,),
         ).fetchone()
-        return decode(row[0]) if row else None
+        if row is not None:
+            hit = _Hit(row[0], row[1], row[2], names[row[1]], row[3], row[4])
+            found = self._records([hit])
+            if found:
+                return found[0]
+        for _, frame, e in self._tail():
+            if e.id == record_id:
+                return decode(frame.body, hash_text(frame.leaf))
+        return None
 
     def page(self, query: LedgerQuery) -> Page:
         """One page of matching records, newest first."""
         q = query.validated()
-        sql, params = _select(q)
-        # With an outcome filter, order by the outcome index's own pos: the planner then walks
-        # that index backwards and stops after a page (ordering by l.pos would sort them all).
-        order = "o.pos" if q.outcome is not None else "l.pos"
-        rows = self._conn.execute(f"{sql} ORDER BY {order} DESC LIMIT ?", (*params, q.limit + 1))
-        found = [(pos, decode(body)) for pos, body in rows]
-        more = len(found) > q.limit
-        found = found[: q.limit]
-        return Page([r for _, r in found], found[-1][0] if more and found else None)
+        hits = self._hits(q, q.limit + 1)
+        more = len(hits) > q.limit
+        hits = hits[: q.limit]
+        return Page(self._records(hits), hits[-1].cursor if more and hits else None)
 
     def iterate(self, query: LedgerQuery, page_size: int = 500) -> Iterator[LedgerRecord]:
         """Every matching record, newest first, read a page at a time."""
-        q = replace(query, limit=page_size)
+        for hits in self._pages(query, page_size):
+            yield from self._records(hits)
+
+    def bodies(self, query: LedgerQuery, page_size: int = 500) -> Iterator[bytes]:
+        """The stored bytes of every matching record, newest first (nothing is decoded)."""
+        for hits in self._pages(query, page_size):
+            for hit in hits:
+                frame = hit.frame or self._log(hit.name).read(hit.segment, hit.offset)
+                if frame is not None:
+                    yield frame.body
+
+    def _pages(self, query: LedgerQuery, page_size: int) -> Iterator[list[_Hit]]:
+        q = replace(query, limit=page_size).validated()
         while True:
-            page = self.page(q)
-            yield from page.records
-            if page.next_cursor is None:
+            hits = self._hits(q, page_size + 1)
+            yield hits[:page_size]
+            if len(hits) <= page_size:
                 return
-            q = replace(q, cursor=page.next_cursor)
+            q = replace(q, cursor=hits[page_size - 1].cursor)
+
+    def _hits(self, q: LedgerQuery, limit: int) -> list[_Hit]:
+        names = self.index.names()
+        insts = {name: inst for inst, name in names.items()}
+        below: tuple[int, int, int] | None = None
+        if q.cursor is not None:
+            ts, seq, name = _cursor_key(q.cursor)
+            below = (ts, insts.get(name) or self.index.instance(name), seq)
+            names = self.index.names()
+        sql, params = _select(q, below)
+        rows = self.index.conn.execute(sql, (*params, limit)).fetchall()
+        hits = [_Hit(ts, inst, seq, names[inst], seg, off) for ts, inst, seq, seg, off in rows]
+        tail = [
+            _Hit(e.ts, inst, e.seq, name, e.segment, e.offset, frame)
+            for (name, inst), frame, e in self._tail()
+            if _matches(e, q, inst, below)
+        ]
+        if tail:
+            hits = sorted(hits + tail, key=lambda h: h.key, reverse=True)[:limit]
+        return hits
+
+    def _tail(self) -> Iterator[tuple[tuple[str, int], Frame, Entry]]:
+        """Every record past the index's mark, in each instance's log."""
+        for name in instances(self.ledger_dir):
+            mark = self.index.watermark(name)
+            start = (mark.segment, mark.offset) if mark.segment else None
+            for frame in self._log(name).frames(mark.seq, start, check=False):
+                yield (name, mark.inst), frame, entry(frame)
+
+    def _records(self, hits: list[_Hit]) -> list[LedgerRecord]:
+        out = []
+        for hit in hits:
+            frame = hit.frame or self._log(hit.name).read(hit.segment, hit.offset)
+            if frame is not None:  # None: removed by retention since the index was read
+                out.append(decode(frame.body, hash_text(frame.leaf)))
+        return out
 
 
-def _select(q: LedgerQuery) -> tuple[str, list[Any]]:
+def _matches(e: Entry, q: LedgerQuery, inst: int, below: tuple[int, int, int] | None) -> bool:
+    if below is not None and (e.ts, inst, e.seq) >= below:
+        return False
+    if q.customer_id is not None and e.customer_id != q.customer_id:
+        return False
+    if q.agent_id is not None and e.agent_id != q.agent_id:
+        return False
+    if q.ruleset is not None and e.ruleset != q.ruleset:
+        return False
+    if q.revision is not None and e.revision != q.revision:
+        return False
+    if q.kind is not None and e.kind != q.kind:
+        return False
+    if q.since is not None and e.ts < micros(q.since):
+        return False
+    if q.until is not None and e.ts >= micros(q.until):
+        return False
+    if q.outcome is not None:
+        facet, _, value = q.outcome.partition(":")
+        if (facet, value) not in e.outcomes:
+            return False
+    return True
+
+
+def _select(q: LedgerQuery, below: tuple[int, int, int] | None) -> tuple[str, list[Any]]:
+    """The page's SQL: the filters, and an order every filter's index already has."""
     where: list[str] = []
     params: list[Any] = []
     for column, value in (
@@ -135,33 +269,38 @@ def _select(q: LedgerQuery) -> tuple[str, list[Any]]:
         ("kind", q.kind),
     ):
         if value is not None:
-            where.append(f"l.{column} = ?")
+            where.append(f"r.{column} = ?")
             params.append(value)
+    # The order key comes from the table that drives the page: the outcome rows when an
+    # outcome is asked for, so the planner walks that index backwards and stops early.
+    t = "o" if q.outcome is not None else "r"
     if q.since is not None:
-        where.append("l.recorded_at >= ?")
-        params.append(q.since)
+        where.append(f"{t}.ts >= ?")
+        params.append(micros(q.since))
     if q.until is not None:
-        where.append("l.recorded_at < ?")
-        params.append(q.until)
-    if q.cursor is not None:
-        where.append("o.pos < ?" if q.outcome is not None else "l.pos < ?")
-        params.append(q.cursor)
-    source = "ledger l"
+        where.append(f"{t}.ts < ?")
+        params.append(micros(q.until))
+    if below is not None:
+        where.append(f"({t}.ts, {t}.inst, {t}.seq) < (?, ?, ?)")
+        params.extend(below)
+    source = "records r"
     if q.outcome is not None:
-        kind, _, value = q.outcome.partition(":")
-        source = "ledger_outcome o JOIN ledger l ON l.pos = o.pos"
-        where[:0] = ["o.kind = ?", "o.value = ?"]
-        params[:0] = [kind, value]
-    sql = f"SELECT l.pos, l.body FROM {source}"
+        facet, _, value = q.outcome.partition(":")
+        source = "outcomes o JOIN records r ON r.inst = o.inst AND r.seq = o.seq"
+        where[:0] = ["o.facet = ?", "o.value = ?"]
+        params[:0] = [facet, value]
+    sql = f"SELECT r.ts, r.inst, r.seq, r.segment, r.offset FROM {source}"
     if where:
         sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY {t}.ts DESC, {t}.inst DESC, {t}.seq DESC LIMIT ?"
     return sql, params
 
 
-def jsonl_lines(records: Iterator[LedgerRecord]) -> Iterator[bytes]:
-    """Each record as one line of its canonical JSON (the bytes its hash covers)."""
-    for record in records:
-        yield encode(record) + b"\n"
+def jsonl_lines(bodies: Iterator[bytes]) -> Iterator[bytes]:
+    """Each record as one line: its stored bytes, which its hash covers
+    (``hash = sha256(0x00 || line without its newline)``)."""
+    for body in bodies:
+        yield body + b"\n"
 
 
 def csv_lines(records: Iterator[LedgerRecord]) -> Iterator[str]:

@@ -104,7 +104,9 @@ class LedgerRecord(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
                     section="escalation", rule=escalation["rule"], because=escalation.get("because")
                 )
             )
-        fired.extend(FiredRule(section="alerts", rule=a["rule"]) for a in outputs.get("alerts") or ())
+        fired.extend(
+            FiredRule(section="alerts", rule=a["rule"]) for a in outputs.get("alerts") or ()
+        )
         return fired
 
 

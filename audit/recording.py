@@ -156,7 +156,6 @@ def _age_ms(when: Any, now: datetime) -> int | None:
     return int((now - moment).total_seconds() * 1000)
 
 
-
 def _mask_outputs(
     decision: Decision, outputs: dict[str, Any], masked: frozenset[str], masker: Masker
 ) -> dict[str, Any]:

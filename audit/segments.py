@@ -106,41 +106,58 @@ def instances(ledger_dir: Path) -> list[str]:
     )
 
 
-def walk(path: Path, segment: int, start: int = 0, seq: int | None = None) -> Iterator[Frame | int]:
-    """The intact frames of the segment file ``path`` (whose first record is ``segment``)
-    from byte ``start`` on; if the file holds anything after the last intact frame, the
+CHUNK = 4 << 20  # bytes read at a time by a walk
+
+
+def walk(
+    path: Path, segment: int, start: int = 0, seq: int | None = None, *, check: bool = True
+) -> Iterator[Frame | int]:
+    """The whole frames of the segment file ``path`` (whose first record is ``segment``)
+    from byte ``start`` on; if the file holds anything after the last whole frame, the
     offset where that begins is yielded last (0 when the file does not start as a segment).
 
     ``start`` is 0 (the whole file) or the offset of a frame, whose seq is then ``seq``.
+    With ``check`` a frame whose bytes do not match its hash ends the walk as a partial one
+    does; without it (a reader following a log its writer has recovered) only the lengths
+    are trusted.
     """
     with open(path, "rb") as f:
         if start:
             f.seek(start)
-        data = f.read()
-    offset = 0
-    if not start:
-        if data[: len(MAGIC)] != MAGIC:
-            yield 0
-            return
-        offset = len(MAGIC)
-        seq = segment
-    assert seq is not None, "a walk from inside a segment needs the seq found there"
-    size = len(data)
-    unpack = HEADER.unpack_from
-    view = memoryview(data)
-    while offset + HEADER.size <= size:
-        length, leaf = unpack(data, offset)
-        end = offset + HEADER.size + length
-        if length == 0 or length > MAX_RECORD or end > size:
-            break
-        body = bytes(view[offset + HEADER.size : end])
-        if leaf_hash(body) != leaf:
-            break
-        yield Frame(seq, segment, start + offset, body, leaf)
-        seq += 1
-        offset = end
-    if offset < size:
-        yield start + offset
+        else:
+            if f.read(len(MAGIC)) != MAGIC:
+                yield 0
+                return
+            start = len(MAGIC)
+            seq = segment
+        assert seq is not None, "a walk from inside a segment needs the seq found there"
+        data = b""
+        pos = 0  # of data[0] in the file, less ``start``
+        offset = 0  # into data
+        unpack = HEADER.unpack_from
+        while True:
+            if offset + HEADER.size > len(data) or offset + HEADER.size + unpack(data, offset)[
+                0
+            ] > len(data):
+                more = f.read(CHUNK)
+                if not more:
+                    break
+                data = data[offset:] + more
+                pos += offset
+                offset = 0
+                continue
+            length, leaf = unpack(data, offset)
+            end = offset + HEADER.size + length
+            if length == 0 or length > MAX_RECORD:
+                break
+            body = data[offset + HEADER.size : end]
+            if check and leaf_hash(body) != leaf:
+                break
+            yield Frame(seq, segment, start + pos + offset, body, leaf)
+            seq += 1
+            offset = end
+        if offset < len(data):
+            yield start + pos + offset
 
 
 class SegmentLog:
@@ -173,6 +190,8 @@ class SegmentLog:
         self._size = 0
         self._failed: str | None = None
         self._head: tuple[int, str] = (0, GENESIS)
+        self._readers: dict[int, int] = {}  # segment → an open descriptor, for ``read``
+        self._tip: Frame | None = None  # read-only: the last frame seen, for ``head``
         if not readonly:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._take_lock()
@@ -333,11 +352,14 @@ class SegmentLog:
         """The first seqs of this log's segments, in order."""
         return segments_of(self.directory)
 
-    def frames(self, after_seq: int = 0, start: tuple[int, int] | None = None) -> Iterator[Frame]:
+    def frames(
+        self, after_seq: int = 0, start: tuple[int, int] | None = None, *, check: bool = True
+    ) -> Iterator[Frame]:
         """Stored frames in seq order after ``after_seq``.
 
         ``start`` — ``(segment, offset)`` of the frame holding ``after_seq + 1``, when the
         caller knows it (the index does) — skips reading the segment from its beginning.
+        ``check=False`` trusts the frames' lengths without hashing their bytes (see walk).
         """
         segments = self.segments()
         for k, first in enumerate(segments):
@@ -347,9 +369,9 @@ class SegmentLog:
             path = self.directory / segment_name(first)
             try:
                 if start is not None and start[0] == first and start[1] > 0:
-                    items = walk(path, first, start[1], after_seq + 1)
+                    items = walk(path, first, start[1], after_seq + 1, check=check)
                 else:
-                    items = walk(path, first)
+                    items = walk(path, first, check=check)
                 for item in items:
                     if not isinstance(item, Frame):
                         break
@@ -360,43 +382,58 @@ class SegmentLog:
 
     def scan(self, after_seq: int = 0, limit: int | None = None) -> Iterator[tuple[int, bytes]]:
         """Stored ``(seq, bytes)`` in seq order, starting after ``after_seq``."""
-        count = 0
-        for frame in self.frames(after_seq):
+        for count, frame in enumerate(self.frames(after_seq)):
             if limit is not None and count >= limit:
                 return
             yield frame.seq, frame.body
-            count += 1
 
     def read(self, segment: int, offset: int) -> Frame | None:
-        """The frame at ``offset`` of segment ``segment``, if an intact one starts there."""
-        path = self.directory / segment_name(segment)
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
+        """The frame at ``offset`` of segment ``segment``, if a whole one starts there."""
+        fd = self._readers.get(segment)
+        if fd is None:
+            try:
+                fd = os.open(self.directory / segment_name(segment), os.O_RDONLY)
+            except FileNotFoundError:
+                return None
+            with self._lock:
+                if len(self._readers) >= 64:
+                    for old in self._readers.values():
+                        os.close(old)
+                    self._readers.clear()
+                self._readers[segment] = fd
+        header = os.pread(fd, HEADER.size, offset)
+        if len(header) < HEADER.size:
             return None
-        try:
-            header = os.pread(fd, HEADER.size, offset)
-            if len(header) < HEADER.size:
-                return None
-            length, leaf = HEADER.unpack(header)
-            if length == 0 or length > MAX_RECORD:
-                return None
-            body = os.pread(fd, length, offset + HEADER.size)
-        finally:
-            os.close(fd)
+        length, leaf = HEADER.unpack(header)
+        if length == 0 or length > MAX_RECORD:
+            return None
+        body = os.pread(fd, length, offset + HEADER.size)
         if len(body) != length:
             return None
         return Frame(0, segment, offset, body, leaf)
 
     def _read_head(self) -> tuple[int, str]:
+        """The head of a log written by someone else: read on from where it was last seen."""
         segments = self.segments()
+        tip = self._tip
         for first in reversed(segments):
-            head = None
-            for item in walk(self.directory / segment_name(first), first):
-                if isinstance(item, Frame):
-                    head = item
-            if head is not None:
-                return head.seq, hash_text(head.leaf)
+            start = (tip.segment, tip.end) if tip is not None and tip.segment == first else None
+            found = tip if start is not None else None
+            path = self.directory / segment_name(first)
+            try:
+                items = (
+                    walk(path, first, start[1], tip.seq + 1, check=False)
+                    if (start and tip)
+                    else walk(path, first, check=False)
+                )
+                for item in items:
+                    if isinstance(item, Frame):
+                        found = item
+            except FileNotFoundError:
+                continue
+            if found is not None:
+                self._tip = found
+                return found.seq, hash_text(found.leaf)
         return (segments[0] - 1, GENESIS) if segments else (0, GENESIS)
 
     # -- retention ---------------------------------------------------------------------
@@ -423,6 +460,9 @@ class SegmentLog:
             if self._lockfd is not None:
                 os.close(self._lockfd)
                 self._lockfd = None
+            for fd in self._readers.values():
+                os.close(fd)
+            self._readers.clear()
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -1,11 +1,12 @@
-"""Shipping an instance's ledger from its local SQLite spool to PostgreSQL, in order, once.
+"""Shipping an instance's log from its segments to PostgreSQL, in order, once.
 
-    LedgerWriter ──▶ SQLite spool (durable: the request is answered)
+    LedgerWriter ──▶ segments (durable: the request is answered)
                           │  LedgerShipper thread: read after PostgreSQL's head, COPY a batch
                           ▼
                      PostgreSQL (instance, seq)
 
-Decisions never wait for PostgreSQL: they are durable in the spool. The shipper asks
+The segments are the spool: decisions never wait for PostgreSQL, they are durable in the
+log. The shipper asks
 PostgreSQL for this instance's last ``seq`` before every batch, so a batch whose commit was
 acknowledged or not (a connection cut mid-commit) is never shipped twice, and a restart
 resumes exactly where PostgreSQL stands. While PostgreSQL is unreachable the spool grows and
@@ -15,15 +16,16 @@ the shipper retries with a backoff capped at ``max_backoff``.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from audit.index import read_indexed
 from audit.postgres import PostgresLedgerStore
-from audit.sqlite import connect
+from audit.record import hash_text
+from audit.segments import Frame, SegmentLog
 
 
 class ChainMismatch(RuntimeError):
@@ -45,7 +47,7 @@ class ShipperStatus:
 class LedgerShipper:
     def __init__(
         self,
-        spool: Path | str,
+        ledger_dir: Path | str,
         instance: str,
         target: Callable[[], PostgresLedgerStore],
         *,
@@ -53,8 +55,10 @@ class LedgerShipper:
         idle: float = 0.05,
         max_backoff: float = 5.0,
     ) -> None:
-        self.spool = Path(spool)
+        self.ledger_dir = Path(ledger_dir)
         self.instance = instance
+        self._log = SegmentLog(self.ledger_dir, instance, readonly=True)
+        self._last: Frame | None = None  # the last frame shipped: the next batch reads on
         self._target_factory = target
         self._batch = batch
         self._idle = idle
@@ -69,14 +73,8 @@ class LedgerShipper:
         self._thread.start()
 
     def status(self) -> ShipperStatus:
-        reader = connect(self.spool, readonly=True)
-        try:
-            row = reader.execute(
-                "SELECT coalesce(max(seq), 0) FROM ledger WHERE instance = ?", (self.instance,)
-            ).fetchone()
-        finally:
-            reader.close()
-        return ShipperStatus(self._target is not None, self._shipped, int(row[0]), self._error)
+        head = max(self._log.head()[0], self._shipped)
+        return ShipperStatus(self._target is not None, self._shipped, head, self._error)
 
     def wait_until_shipped(self, seq: int, timeout: float) -> bool:
         """Block until PostgreSQL holds this instance's records up to ``seq``."""
@@ -101,13 +99,12 @@ class LedgerShipper:
 
     def _run(self) -> None:
         backoff = 0.05
-        spool = connect(self.spool, readonly=True)
         try:
             while not self._stop.is_set():
                 try:
                     if self._target is None:
                         self._target = self._target_factory()
-                    shipped = self._ship_one(spool, self._target)
+                    shipped = self._ship_one(self._target)
                     self._error = None
                     backoff = 0.05
                     if not shipped:
@@ -118,36 +115,53 @@ class LedgerShipper:
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, self._max_backoff)
         finally:
-            spool.close()
+            self._log.close()
 
-    def _ship_one(self, spool: sqlite3.Connection, target: PostgresLedgerStore) -> int:
+    def _ship_one(self, target: PostgresLedgerStore) -> int:
         head, head_hash = target.head()
-        if head:
-            self._check_same_chain(spool, head, head_hash)
+        rows = []
+        last = self._last
+        if last is not None and last.seq == head and hash_text(last.leaf) == head_hash:
+            frames = self._log.frames(head, (last.segment, last.end))
+        else:
+            frames = self._log.frames(head - 1 if head else 0)
+            if head:
+                self._check_same_chain(next(frames, None), head, head_hash)
         self._shipped = head
-        rows = spool.execute(
-            "SELECT ?, seq, id, kind, recorded_at, customer_id, agent_id, ruleset, revision,"
-            " body, hash FROM ledger WHERE instance = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (self.instance, self.instance, head, self._batch),
-        ).fetchall()
+        for frame in frames:
+            r = read_indexed(frame.body)
+            rs = r.ruleset
+            rows.append(
+                (
+                    self.instance,
+                    frame.seq,
+                    r.id,
+                    r.kind,
+                    r.recorded_at,
+                    r.customer_id,
+                    r.agent_id,
+                    rs.name if rs is not None else None,
+                    rs.revision if rs is not None else None,
+                    frame.body,
+                    hash_text(frame.leaf),
+                )
+            )
+            last = frame
+            if len(rows) >= self._batch:
+                break
         if not rows:
             return 0
         target.append_rows(rows)
         self._shipped = int(rows[-1][1])
+        self._last = last
         self.batches += 1
         self.records += len(rows)
         return len(rows)
 
-    def _check_same_chain(self, spool: sqlite3.Connection, head: int, head_hash: str) -> None:
+    def _check_same_chain(self, mine: Frame | None, head: int, head_hash: str) -> None:
         """Refuse to ship onto a chain PostgreSQL holds for this instance name that is not
-        this spool's: two servers with one instance name would otherwise skip records."""
-        last = spool.execute(
-            "SELECT max(seq) FROM ledger WHERE instance = ?", (self.instance,)
-        ).fetchone()[0]
-        mine = spool.execute(
-            "SELECT hash FROM ledger WHERE instance = ? AND seq = ?", (self.instance, head)
-        ).fetchone()
-        if (last or 0) < head or (mine is not None and mine[0] != head_hash):
+        this log's: two servers with one instance name would otherwise skip records."""
+        if mine is None or mine.seq != head or hash_text(mine.leaf) != head_hash:
             raise ChainMismatch(
                 f"PostgreSQL holds a different chain for instance {self.instance!r} (its "
                 f"record {head} is not this spool's); give each server its own "

@@ -2,9 +2,11 @@
 
     callers (asyncio tasks, threads)          writer thread
     ─ append(record) ──▶ pending queue ──▶ take up to max_batch
-      (waits while the queue is full,         seal each: seq, recorded_at, prev_hash, hash
-       up to wait_timeout, then                store.append(batch): one transaction, one fsync
-       LedgerBusy)                             resolve every caller of the batch
+      (waits while the queue is full,         seal each: seq, recorded_at, prev_hash; encode
+       up to wait_timeout, then                once, hash the bytes
+       LedgerBusy)                             store.append(batch): one write, one fdatasync
+                                               resolve every caller of the batch; tell the
+                                               listeners (the indexer) the new head
     ◀── sealed record, once durable ─────────┘
 
 A caller's ``append`` returns only when the batch holding its record is committed, so a
@@ -18,9 +20,9 @@ import asyncio
 import contextlib
 import threading
 import time
+from _thread import allocate_lock as _allocate_lock
 from collections import deque
 from collections.abc import Callable
-from _thread import allocate_lock as _allocate_lock
 from datetime import UTC, datetime
 
 from audit.ports import LedgerStore
@@ -72,6 +74,11 @@ class LedgerWriter:
         self._listeners: list[Callable[[int], None]] = []
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
+
+    @property
+    def store(self) -> LedgerStore:
+        """Where the records go."""
+        return self._store
 
     @property
     def instance(self) -> str:
@@ -192,9 +199,7 @@ class LedgerWriter:
         self.records += len(batch)
         self.last_batch_size = len(batch)
         self.last_commit_seconds = time.perf_counter() - started
-        _settle(
-            [(waiter, s.record, None) for s, (_, waiter) in zip(sealed, batch, strict=True)]
-        )
+        _settle([(waiter, s.record, None) for s, (_, waiter) in zip(sealed, batch, strict=True)])
         for listener in self._listeners:
             listener(seq)
 

@@ -1,7 +1,8 @@
 """The Litestar application: ``create_app(settings)`` wires the collaborators and the routes.
 
 startup   keys ─ masking key ─ ruleset registry (starter library on first start)
-          ─ ledger writer (SQLite under the data directory) ─ context, counters,
+          ─ ledger writer (segments under the data directory) and its indexer process
+          ─ context, counters,
           interactions, alert claims (in process, or in Redis with REDIS_URL) ─ Frontline
           ─ alerting over Litestar channels (in process, or Redis streams)
           ─ with Redis: a listener that drops cached contexts and re-reads rulesets that
@@ -50,12 +51,14 @@ from adapters.redis import (
     RedisRulesetStore,
 )
 from adapters.source import HttpContextSource, SourcedContextStore
+from audit.indexer import IndexFollower
 from audit.masking import Masker
+from audit.migrate import migrate
 from audit.postgres import PostgresLedgerStore
 from audit.recording import ruleset_record
 from audit.retention import apply_retention
+from audit.segments import SegmentLog
 from audit.shipper import LedgerShipper
-from audit.sqlite import SqliteLedgerStore
 from audit.writer import LedgerWriter
 from engine import RulesetError, RulesetRegistry, RulesetStore, StoreUnavailable
 from server import lifecycle
@@ -124,8 +127,9 @@ def build_frontline(settings: Settings) -> Frontline:
         seeded = seed_starter_rulesets(registry, settings.starter_rulesets)
     for name in registry.names():
         registry.refresh(name)
+    migrate(settings.data_dir, settings.ledger_dir)  # a ledger of the earlier layout, once
     ledger = LedgerWriter(
-        SqliteLedgerStore(settings.ledger_path, instance=settings.instance),
+        SegmentLog(settings.ledger_dir, settings.instance),
         max_pending=settings.ledger_max_pending,
         wait_timeout=settings.ledger_wait.total_seconds(),
     )
@@ -248,7 +252,7 @@ async def prune_forever(frontline: Frontline, settings: Settings) -> None:
             keep_from = frontline.shipper.status().shipped_seq + 1 if frontline.shipper else None
             result = await asyncio.to_thread(
                 apply_retention,
-                settings.ledger_path,
+                settings.ledger_dir,
                 frontline.ledger,
                 older_than=settings.retention,
                 now=datetime.now(UTC),
@@ -327,9 +331,12 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
             if settings.workers > 1
             else None
         )
+        indexer = IndexFollower(settings.ledger_dir, settings.instance)
+        built.ledger.on_commit(indexer.notify)
+        built.indexer = indexer
         shipper = (
             LedgerShipper(
-                settings.ledger_path,
+                settings.ledger_dir,
                 settings.instance,
                 partial(PostgresLedgerStore, settings.database_url, settings.instance),
             )
@@ -337,14 +344,16 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
             else None
         )
         built.shipper = shipper
-        metrics.watch(LedgerCollector(built.ledger, gate, settings.instance, shipper))
+        metrics.watch(
+            LedgerCollector(built.ledger, gate, settings.instance, shipper, settings.ledger_dir)
+        )
         pruning = (
             asyncio.create_task(prune_forever(built, settings)) if settings.retention else None
         )
         log.info(
             "frontline ready",
             rulesets=built.registry.names(),
-            ledger=str(settings.ledger_path),
+            ledger=str(settings.ledger_dir),
             instance=settings.instance,
         )
         try:
@@ -356,6 +365,7 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
                 following.cancel()
             await built.alerting.drain()
             built.ledger.close()
+            await asyncio.to_thread(indexer.close)
             if shipper is not None:
                 await asyncio.to_thread(shipper.close, 10.0)
             log.info("frontline stopped", ledger_records=built.ledger.records)

@@ -7,7 +7,9 @@ Every failure prints one plain sentence to stderr and exits non-zero; results go
     frontline eval FILE --context JSON  print a decision
     frontline import-durable FILE.json  convert a durable_rules ruleset to a Frontline document
     frontline audit query [filters]     the ledger's records as JSONL or CSV, newest first
-    frontline audit verify              walk the ledger's hash chain
+    frontline audit verify              walk every chain, and check the index against it
+    frontline audit reindex             build the query index again from the segments
+    frontline audit migrate             move a ledger of the earlier SQLite layout into segments
     frontline replay FILE --since 7d    the flip report of a candidate over recorded decisions
 """
 
@@ -28,7 +30,7 @@ from engine.durations import parse_duration
 from engine.runtime import to_datetime
 
 DEFAULT_DATA_DIR = "var"
-LEDGER_FILE = "ledger.db"  # the SQLite ledger (or, with PostgreSQL, its spool) in the data dir
+LEDGER_DIR = "ledger"  # every instance's segments and the query index, in the data dir
 
 
 class CommandError(Exception):
@@ -111,9 +113,21 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--limit", type=int, help="at most this many records (default: all)")
     query.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     query.set_defaults(run=_audit_query)
-    check = audit_sub.add_parser("verify", help="walk the hash chain; exit 1 if it is broken")
+    check = audit_sub.add_parser(
+        "verify", help="walk every chain and check the index; exit 1 if anything is wrong"
+    )
     _data_dir_option(check)
     check.set_defaults(run=_audit_verify)
+    reindex = audit_sub.add_parser(
+        "reindex", help="build the query index again from the segments (with a progress bar)"
+    )
+    _data_dir_option(reindex)
+    reindex.set_defaults(run=_audit_reindex)
+    mig = audit_sub.add_parser(
+        "migrate", help="move a ledger of the earlier layout (ledger.db) into segments"
+    )
+    _data_dir_option(mig)
+    mig.set_defaults(run=_audit_migrate)
 
     rep = sub.add_parser("replay", help="re-evaluate recorded decisions with a candidate document")
     rep.add_argument("file", metavar="FILE")
@@ -322,13 +336,92 @@ def _import_durable(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _ledger_path(args: argparse.Namespace) -> Path:
-    path = Path(args.data_dir) / LEDGER_FILE
-    if not path.is_file():
+def _ledger_dir(args: argparse.Namespace) -> Path:
+    """The ledger directory under ``--data-dir``, or one sentence on why there is none."""
+    from audit.migrate import legacy_ledger
+
+    path = Path(args.data_dir) / LEDGER_DIR
+    if not path.is_dir():
+        if legacy_ledger(Path(args.data_dir)) is not None:
+            raise CommandError(
+                f"{args.data_dir} holds a ledger of the earlier layout (ledger.db); run "
+                f"`frontline audit migrate --data-dir {args.data_dir}` or start the server "
+                "once to move it into segments"
+            )
         raise CommandError(
             f"there is no ledger at {path}; start the server once, or pass --data-dir"
         )
     return path
+
+
+class Progress:
+    """A progress bar on stderr: redrawn in place on a terminal, a line now and then
+    otherwise (so logs of a long command still show it moving)."""
+
+    def __init__(self, label: str, *, every: float = 2.0) -> None:
+        self.label = label
+        self.tty = sys.stderr.isatty()
+        self.every = every if not self.tty else 0.1
+        self._last = 0.0
+
+    def update(self, done: float, total: float, note: str = "", *, final: bool = False) -> None:
+        import time
+
+        now = time.monotonic()
+        if not final and now - self._last < self.every:
+            return
+        self._last = now
+        share = min(1.0, done / total) if total else 1.0
+        bar = "█" * int(share * 30) + "░" * (30 - int(share * 30))
+        text = f"{self.label} {bar} {share:4.0%}  {note}"
+        if self.tty:
+            print(f"\r{text}\x1b[K", end="\n" if final else "", file=sys.stderr, flush=True)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+
+def _audit_reindex(args: argparse.Namespace, out: TextIO) -> int:
+    import time
+
+    from audit.index import reindex
+
+    path = _ledger_dir(args)
+    bar = Progress("indexing")
+    started = time.monotonic()
+
+    def step(records: int, read: int, total: int) -> None:
+        bar.update(read, total, f"{records:,} records")
+
+    counts = reindex(path, progress=step)
+    total = sum(counts.values())
+    bar.update(1, 1, f"{total:,} records", final=True)
+    seconds = time.monotonic() - started
+    for name, n in counts.items():
+        print(f"{path} [{name}]: {n:,} records indexed", file=out)
+    print(
+        f"frontline: the index of {total:,} records was built again in {seconds:.1f} s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _audit_migrate(args: argparse.Namespace, out: TextIO) -> int:
+    from audit.migrate import MigrationError, legacy_ledger, migrate
+
+    data_dir = Path(args.data_dir)
+    if legacy_ledger(data_dir) is None:
+        raise CommandError(f"{data_dir} holds no ledger of the earlier layout (ledger.db)")
+    try:
+        moved = migrate(
+            data_dir,
+            data_dir / LEDGER_DIR,
+            progress=lambda n: print(f"frontline: {n:,} records moved", file=sys.stderr),
+        )
+    except MigrationError as exc:
+        raise CommandError(str(exc)) from None
+    for name, n in moved.items():
+        print(f"{data_dir / LEDGER_DIR} [{name}]: {n:,} records moved", file=out)
+    return 0
 
 
 def _time_arg(name: str, value: str | None, now: datetime) -> str | None:
@@ -366,17 +459,16 @@ def _audit_query(args: argparse.Namespace, out: TextIO) -> int:
         query.validated()
     except QueryError as exc:
         raise CommandError(str(exc)) from None
-    reader = LedgerReader(_ledger_path(args))
+    reader = LedgerReader(_ledger_dir(args))
     count = 0
     try:
-        records = itertools.islice(reader.iterate(query), args.limit)
         if args.format == "csv":
-            for text in csv_lines(records):
+            for text in csv_lines(itertools.islice(reader.iterate(query), args.limit)):
                 out.write(text)
                 count += 1
             count -= 1  # the header
         else:
-            for line in jsonl_lines(records):
+            for line in jsonl_lines(itertools.islice(reader.bodies(query), args.limit)):
                 out.write(line.decode("utf-8"))
                 count += 1
     finally:
@@ -388,21 +480,31 @@ def _audit_query(args: argparse.Namespace, out: TextIO) -> int:
 def _audit_verify(args: argparse.Namespace, out: TextIO) -> int:
     from audit.verify import verify_ledger
 
-    path = _ledger_path(args)
+    path = _ledger_dir(args)
     report = verify_ledger(
         path, progress=lambda n: print(f"frontline: {n:,} records checked", file=sys.stderr)
     )
     failed = 0
     for name, chain in report.instances.items():
-        if chain.ok:
+        if chain.reason is None:
             print(
                 f"{path} [{name}]: ok — {chain.records:,} records, head seq {chain.head_seq}, "
                 f"hash {chain.head_hash}",
                 file=out,
             )
         else:
-            failed += 1
             print(f"{path} [{name}]: broken at record {chain.broken_at}: {chain.reason}", file=out)
+        if chain.index_problems:
+            for problem in chain.index_problems:
+                print(f"{path} [{name}]: index: {problem}", file=out)
+            print(
+                f"{path} [{name}]: the index disagrees with the segments; "
+                f"`frontline audit reindex --data-dir {args.data_dir}` builds it again",
+                file=out,
+            )
+        elif chain.reason is None:
+            print(f"{path} [{name}]: index ok — {chain.indexed:,} records indexed", file=out)
+        failed += not chain.ok
     if not report.instances:
         print(f"{path}: ok — the ledger is empty", file=out)
     return 1 if failed else 0
@@ -421,7 +523,7 @@ def _replay(args: argparse.Namespace, out: TextIO) -> int:
     if args.examples < 0:
         raise CommandError("--examples must be 0 or more")
     now = datetime.now(UTC)
-    reader = LedgerReader(_ledger_path(args))
+    reader = LedgerReader(_ledger_dir(args))
     try:
         report = replay_range(
             reader,

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import structlog
 
+from audit.indexer import IndexFollower
 from audit.masking import Masker
 from audit.record import Actor, LedgerRecord, RulesetRef
 from audit.recording import decision_record, mask_tree
@@ -149,7 +150,8 @@ class Frontline:
     masker: Masker | None
     max_ruleset_bytes: int = 1_000_000
     metrics: Metrics | None = None
-    shipper: LedgerShipper | None = None  # with PostgreSQL: ships the ledger's spool
+    shipper: LedgerShipper | None = None  # with PostgreSQL: ships the ledger's segments
+    indexer: IndexFollower | None = None  # keeps the ledger's query index up
     # server.alerting.Alerting, set up with the app. Typed Any: Litestar resolves this
     # class's annotations at runtime, and server.alerting imports this module.
     alerting: Any = None

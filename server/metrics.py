@@ -12,6 +12,7 @@ several workers a scrape reaches one of them, so scrape each worker's port or ag
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from litestar import Request, Response, get
@@ -24,6 +25,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from audit.indexer import lag as index_lag
 
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 
@@ -67,15 +70,23 @@ class Metrics:
 class LedgerCollector(Collector):
     """Reads the ledger writer's counters at scrape time."""
 
-    def __init__(self, writer: Any, admission: Any, instance: str, shipper: Any = None) -> None:
+    def __init__(
+        self,
+        writer: Any,
+        admission: Any,
+        instance: str,
+        shipper: Any = None,
+        ledger_dir: Path | None = None,
+    ) -> None:
         self.writer = writer
         self.admission = admission
         self.instance = instance
         self.shipper = shipper
+        self.ledger_dir = ledger_dir
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         w = self.writer
-        values = (
+        values: tuple[tuple[str, str, float], ...] = (
             ("frontline_ledger_records", "Records committed since start", w.records),
             ("frontline_ledger_batches", "Batches committed since start", w.batches),
             ("frontline_ledger_last_batch_size", "Records in the last batch", w.last_batch_size),
@@ -86,6 +97,20 @@ class LedgerCollector(Collector):
             ),
             ("frontline_ledger_pending", "Records waiting to be committed", w.pending),
         )
+        if self.ledger_dir is not None:
+            behind, seconds = index_lag(self.ledger_dir, w.store, w.head[0])
+            values += (
+                (
+                    "frontline_ledger_index_lag_records",
+                    "Records not yet in the query index",
+                    behind,
+                ),
+                (
+                    "frontline_ledger_index_lag_seconds",
+                    "Age of the oldest record not yet in the query index",
+                    seconds,
+                ),
+            )
         for name, text, value in values:
             family = GaugeMetricFamily(name, text, labels=["instance"])
             family.add_metric([self.instance], float(value))

@@ -54,8 +54,9 @@ class Settings:
     instance: str = field(default_factory=lambda: os.environ.get("HOSTNAME", "local"))
 
     @property
-    def ledger_path(self) -> Path:
-        return self.data_dir / "ledger.db"
+    def ledger_dir(self) -> Path:
+        """Every instance's segments, and the query index beside them."""
+        return self.data_dir / "ledger"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

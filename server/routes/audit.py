@@ -9,8 +9,9 @@ neither the server's memory nor its event loop holds the whole answer. The ledge
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Any, Literal
 
@@ -20,7 +21,7 @@ from litestar.params import Parameter
 from litestar.response import Stream
 
 from audit.query import MAX_PAGE, LedgerQuery, LedgerReader, QueryError, csv_header, csv_row
-from audit.record import LedgerRecord, encode, to_builtins
+from audit.record import LedgerRecord, to_builtins
 from audit.replay import replay_range
 from audit.verify import verify_ledger
 from engine import RulesetError, compile_ruleset
@@ -44,8 +45,8 @@ class Export(Stream):
         return super().to_asgi_response(*args, **kwargs)
 
 
-def _ledger_path(request: Request[Any, Any, Any]) -> Any:
-    return request.app.state.settings.ledger_path
+def _ledger_dir(request: Request[Any, Any, Any]) -> Any:
+    return request.app.state.settings.ledger_dir
 
 
 def _time(name: str, value: str | None) -> str | None:
@@ -67,7 +68,7 @@ def _query(
     outcome: str | None,
     since: str | None,
     until: str | None,
-    cursor: int | None,
+    cursor: str | None,
     limit: int,
 ) -> LedgerQuery:
     query = LedgerQuery(
@@ -88,20 +89,25 @@ def _query(
         raise Problem(400, str(exc)) from None
 
 
-async def _pages(path: Any, query: LedgerQuery) -> AsyncIterator[LedgerRecord]:
-    """Every matching record, newest first, read a page at a time in a worker thread."""
+async def _export(
+    path: Any, query: LedgerQuery, line: Callable[[Any], bytes], raw: bool
+) -> AsyncIterator[bytes]:
+    """Every matching record, newest first, as lines ``line`` makes of its stored bytes
+    (``raw``) or of the decoded record; read a batch at a time in a worker thread."""
     reader = await asyncio.to_thread(LedgerReader, path)
     try:
-        q = replace(query, limit=EXPORT_PAGE)
+        source = reader.bodies(query, EXPORT_PAGE) if raw else reader.iterate(query, EXPORT_PAGE)
         while True:
-            page = await asyncio.to_thread(reader.page, q)
-            for record in page.records:
-                yield record
-            if page.next_cursor is None:
+            chunk = await asyncio.to_thread(_take, source, EXPORT_PAGE)
+            if not chunk:
                 return
-            q = replace(q, cursor=page.next_cursor)
+            yield b"".join(line(item) for item in chunk)
     finally:
         reader.close()
+
+
+def _take(source: Iterator[Any], count: int) -> list[Any]:
+    return list(itertools.islice(source, count))
 
 
 @dataclass
@@ -136,7 +142,7 @@ async def query_decisions(
     ),
     since: str | None = Parameter(default=None, description="RFC 3339, inclusive"),
     until: str | None = Parameter(default=None, description="RFC 3339, exclusive"),
-    cursor: int | None = Parameter(default=None, ge=1, description="next_cursor of a page"),
+    cursor: str | None = Parameter(default=None, description="next_cursor of a page"),
     limit: int = Parameter(default=100, ge=1, le=MAX_PAGE),
     format: Literal["json", "jsonl", "csv"] = "json",
 ) -> Any:
@@ -145,7 +151,7 @@ async def query_decisions(
     query = _query(
         customer_id, agent_id, ruleset, revision, kind, outcome, since, until, cursor, limit
     )
-    path = _ledger_path(request)
+    path = _ledger_dir(request)
     if format == "json":
         reader = await asyncio.to_thread(LedgerReader, path)
         try:
@@ -157,17 +163,13 @@ async def query_decisions(
             "next_cursor": page.next_cursor,
         }
 
-    async def jsonl() -> AsyncIterator[bytes]:
-        async for record in _pages(path, query):
-            yield encode(record) + b"\n"
-
     async def csv() -> AsyncIterator[bytes]:
         yield csv_header().encode("utf-8")
-        async for record in _pages(path, query):
-            yield csv_row(record).encode("utf-8")
+        async for chunk in _export(path, query, lambda r: csv_row(r).encode("utf-8"), False):
+            yield chunk
 
     return Export(
-        jsonl() if format == "jsonl" else csv(),
+        _export(path, query, lambda body: body + b"\n", True) if format == "jsonl" else csv(),
         media_type="application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="decisions.{format}"'},
     )
@@ -182,7 +184,7 @@ async def query_decisions(
 async def read_decision(request: Request[Any, Any, Any], decision_id: str) -> dict[str, Any]:
     """One record, with an explanation: what fired and why, on which values, what was
     missing, stale or invalid."""
-    reader = await asyncio.to_thread(LedgerReader, _ledger_path(request))
+    reader = await asyncio.to_thread(LedgerReader, _ledger_dir(request))
     try:
         record = await asyncio.to_thread(reader.get, decision_id)
     finally:
@@ -239,7 +241,7 @@ def explain(record: LedgerRecord) -> dict[str, Any]:
 @get("/v1/audit/verify", guards=[requires("auditor")], tags=["audit"], responses=problems())
 async def verify_chain(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """Walk every instance's hash chain; report the first broken link of each."""
-    report = await asyncio.to_thread(verify_ledger, _ledger_path(request))
+    report = await asyncio.to_thread(verify_ledger, _ledger_dir(request))
     return report.to_dict()
 
 
@@ -268,7 +270,7 @@ async def replay(request: Request[Any, Any, Any], data: ReplayRequest, frontline
     until = _time("until", data.until)
 
     def run() -> dict[str, Any]:
-        reader = LedgerReader(_ledger_path(request))
+        reader = LedgerReader(_ledger_dir(request))
         try:
             return replay_range(
                 reader, candidate, since=since, until=until, examples=data.examples
