@@ -2,13 +2,14 @@
 
 The record keeps what an auditor needs to explain and replay the decision:
 
-- ``context``: every declared field the evaluation read, as it was in the context it was given
-  (before type checks, so a wrong-typed value is kept as sent), with the source that supplied
-  it and its age in milliseconds at ``now``;
+- ``context``: every declared field the evaluation read and had, as it was in the context it
+  was given (before type checks, so a wrong-typed value is kept as sent), with the source that
+  supplied it and its age in milliseconds at ``now``; a field it read and did not have is
+  named once, in ``missing_fields``;
 - ``inputs``: what the request itself carried (context overrides, answers, tree, counters,
   trigger), so a replay evaluates exactly what the engine saw;
-- ``outputs``: the decision as ``Decision.to_dict()`` renders it (without the ruleset fields,
-  which the record holds in ``ruleset``), and ``fired``: each rule that fired with its reason.
+- ``outputs``: the decision as ``Decision.to_dict()`` renders it, without what is empty and
+  without what the record holds in fields of its own (the ruleset, missing and stale fields).
 
 With a ``Masker``, values of masked classifications are replaced by their keyed hash wherever
 they would appear: context values, request inputs, invalid-field descriptions, trace reads,

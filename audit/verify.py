@@ -233,7 +233,20 @@ class _IndexCheck:
         if row is None or row[0] != seq:
             self.problem(f"record {seq} is missing from the index: queries would not find it")
         else:
-            got = Entry(*row[:10], outcomes=want.outcomes)
+            _, ts, rid, kind, customer, agent, ruleset, revision, segment, offset = row
+            got = Entry(
+                seq,
+                ts,
+                rid,
+                kind,
+                customer,
+                agent,
+                ruleset,
+                revision,
+                segment,
+                offset,
+                want.outcomes,
+            )
             if got != want:
                 self.problem(
                     f"index row for record {seq} differs from the record: {_diff(got, want)}"
