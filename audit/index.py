@@ -272,7 +272,8 @@ class LedgerIndex:
         self.conn.close()
 
     def replaced(self) -> bool:
-        """Whether the file was replaced or removed since it was opened (by a reindex)."""
+        """Whether the file was replaced or removed since it was opened (by hand: the index
+        can be deleted at any time)."""
         return _inode(self.path) != self._inode
 
     def reopen(self) -> None:
@@ -307,29 +308,37 @@ class LedgerIndex:
         progress: Callable[[int, Frame], None] | None = None,
         stop: threading.Event | None = None,
     ) -> int:
-        """Index every frame of ``log`` after the watermark; return how many were indexed."""
+        """Index every frame of ``log`` after the watermark; return how many were indexed.
+
+        Stops early if someone else moved the watermark meanwhile (another indexer, or a
+        reindex emptying the index): the next call starts again from where it now is.
+        """
         mark = self.watermark(log.instance)
         start = (mark.segment, mark.offset) if mark.segment else None
         done = 0
+        expected = mark.seq
         pending: list[Frame] = []
         for frame in log.frames(mark.seq, start, check=False):
             pending.append(frame)
             if len(pending) >= batch:
-                self._add(mark.inst, pending)
+                if not self._add(mark.inst, pending, expected):
+                    return done
                 done += len(pending)
+                expected = frame.seq
                 pending = []
                 if progress is not None:
                     progress(done, frame)
                 if stop is not None and stop.is_set():
                     return done
-        if pending:
-            self._add(mark.inst, pending)
+        if pending and self._add(mark.inst, pending, expected):
             done += len(pending)
             if progress is not None:
                 progress(done, pending[-1])
         return done
 
-    def _add(self, inst: int, frames: list[Frame]) -> None:
+    def _add(self, inst: int, frames: list[Frame], expected: int) -> bool:
+        """Index ``frames`` and move the mark past them, if the mark is still at
+        ``expected``; in one transaction either way."""
         rows = []
         outcomes: list[tuple[str, str, int, int, int]] = []
         for frame in frames:
@@ -352,6 +361,11 @@ class LedgerIndex:
             outcomes.extend((facet, value, e.ts, inst, e.seq) for facet, value in e.outcomes)
         last = frames[-1]
         with _immediate(self.conn):
+            (now,) = self.conn.execute(
+                "SELECT indexed_seq FROM instances WHERE inst = ?", (inst,)
+            ).fetchone()
+            if now != expected:
+                return False
             self.conn.execute(_INSERT_RECORDS, (_ROWS.encode(rows),))
             if outcomes:
                 self.conn.execute(_INSERT_OUTCOMES, (_ROWS.encode(outcomes),))
@@ -359,6 +373,7 @@ class LedgerIndex:
                 "UPDATE instances SET indexed_seq = ?, segment = ?, next_offset = ? WHERE inst = ?",
                 (last.seq, last.segment, last.end, inst),
             )
+        return True
 
     def forget_after(self, name: str, seq: int) -> None:
         """Drop ``name``'s rows past ``seq`` and move its mark back: the log ends at ``seq``
@@ -419,17 +434,15 @@ def _inode(path: Path) -> int | None:
 def reindex(
     ledger_dir: Path | str, progress: Callable[[int, int, int], None] | None = None
 ) -> dict[str, int]:
-    """Build the index of ``ledger_dir`` afresh from its segments, then put it in place of
-    the old one (a running server's indexer notices and follows the new file).
+    """Build the index of ``ledger_dir`` again from its segments; return the records indexed
+    per instance.
 
-    ``progress(records, bytes_read, bytes_total)`` is called after each batch. Returns the
-    records indexed per instance.
+    The index is emptied and refilled in place, so a running server's indexer and readers go
+    on using the same file: while it is refilled, queries read more of each log's tail, and
+    see every record throughout. An index file of another layout is replaced.
+    ``progress(records, bytes_read, bytes_total)`` is called after each batch.
     """
     ledger_dir = Path(ledger_dir)
-    target = ledger_dir / INDEX_FILE
-    building = ledger_dir / (INDEX_FILE + ".building")
-    for leftover in ledger_dir.glob(INDEX_FILE + ".building*"):
-        leftover.unlink()
     logs = [SegmentLog(ledger_dir, name, readonly=True) for name in instances(ledger_dir)]
     # Bytes before each segment, over every log: progress is measured in bytes read.
     before: dict[tuple[str, int], int] = {}
@@ -438,10 +451,19 @@ def reindex(
         for first in log_.segments():
             before[(log_.instance, first)] = total
             total += (log_.directory / segment_name(first)).stat().st_size
-    index = LedgerIndex(ledger_dir, building)
+    try:
+        index = LedgerIndex(ledger_dir)
+    except IndexLayoutError:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(ledger_dir / INDEX_FILE) + suffix).unlink(missing_ok=True)
+        index = LedgerIndex(ledger_dir)
     counts: dict[str, int] = {}
     done = 0
     try:
+        with _immediate(index.conn):
+            index.conn.execute("DELETE FROM records")
+            index.conn.execute("DELETE FROM outcomes")
+            index.conn.execute("UPDATE instances SET indexed_seq = 0, segment = 0, next_offset = 0")
         for log_ in logs:
 
             def step(n: int, frame: Frame, base: int = done, name: str = log_.instance) -> None:
@@ -450,14 +472,10 @@ def reindex(
 
             counts[log_.instance] = index.catch_up(log_, progress=step)
             done += counts[log_.instance]
-        index.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         index.close()
-    for suffix in ("-wal", "-shm"):
-        Path(str(building) + suffix).unlink(missing_ok=True)
-    os.replace(building, target)
-    for suffix in ("-wal", "-shm"):
-        Path(str(target) + suffix).unlink(missing_ok=True)
+        for log_ in logs:
+            log_.close()
     if progress is not None:
         progress(done, total, total)
     return counts

@@ -199,6 +199,11 @@ class SegmentLog:
 
     # -- writing -----------------------------------------------------------------------
 
+    @property
+    def failed(self) -> str | None:
+        """Why the log takes no more records (a sync or a clean-up failed), if it does not."""
+        return self._failed
+
     def head(self) -> tuple[int, str]:
         """The last ``seq`` and ``hash`` stored: ``(0, GENESIS)`` for an empty log."""
         if self.readonly:

@@ -295,6 +295,9 @@ class Frontline:
                 problems.append(f"ruleset {name!r} has no active revision")
         if not self.ledger.accepting:
             problems.append("the ledger is not accepting records")
+        failed = getattr(self.ledger.store, "failed", None)
+        if failed:
+            problems.append(failed)
         return problems
 
     def masked_context(self, values: dict[str, Any]) -> dict[str, Any]:
