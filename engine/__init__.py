@@ -4,7 +4,7 @@
 
     compiled = compile_ruleset(text_or_mapping)      # raises RulesetError; .errors has line/col
     decision = compiled.evaluate(context, answers=None, now=None, counters=None, trace=False)
-    decision.to_dict()                               # the JSON shape of DESIGN.md §4
+    decision.to_dict()                               # the decision's JSON shape (docs/language.md)
     compiled.run_tests()                             # -> list of TestResult
 
 Nothing in this package does I/O; it imports only the standard library, pydantic and PyYAML.

@@ -1,6 +1,6 @@
 """A decision: what ``evaluate`` returns.
 
-It holds the fired rules and the values read; the JSON shape of DESIGN.md §4 is built by
+It holds the fired rules and the values read; the decision's JSON shape is built by
 ``to_dict`` only when asked, so an evaluation whose caller needs only the fired rule ids pays
 for nothing else.
 """
@@ -159,7 +159,7 @@ class Decision:
     # -- the JSON shape ------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The decision of DESIGN.md §4, without the ids the service assigns."""
+        """The decision as the API returns it, without the ids the service assigns."""
         try:
             return self._dict
         except AttributeError:

@@ -162,7 +162,7 @@ class Frontline:
     async def decide(
         self, request: DecisionRequest, principal: Principal, *, interaction_id: str | None = None
     ) -> dict[str, Any]:
-        """Evaluate, record durably, and return the decision of DESIGN.md §4."""
+        """Evaluate, record durably, and return the decision (the HTTP API's decision shape)."""
         started = time.perf_counter_ns()
         self._check_agent(principal, request.agent_id)
         check_nesting("context", request.context)
