@@ -398,11 +398,18 @@ class LedgerIndex:
         )
 
     def forget_through(self, name: str, seq: int) -> None:
-        """Drop the rows of ``name``'s records up to ``seq`` (their segments were removed)."""
+        """Drop the rows of ``name``'s records up to ``seq`` (their segments were removed),
+        and move its mark past them if it is not there yet: an indexer reading them finds
+        its mark moved and starts again after them, instead of adding their rows back."""
         inst = self.instance(name)
         with _immediate(self.conn):
             self.conn.execute("DELETE FROM records WHERE inst = ? AND seq <= ?", (inst, seq))
             self.conn.execute("DELETE FROM outcomes WHERE inst = ? AND seq <= ?", (inst, seq))
+            self.conn.execute(
+                "UPDATE instances SET indexed_seq = ?, segment = 0, next_offset = 0"
+                " WHERE inst = ? AND indexed_seq < ?",
+                (seq, inst, seq),
+            )
 
     def rows(self, name: str) -> Iterator[tuple[Any, ...]]:
         """An instance's record rows in seq order: (seq, ts, id, kind, customer_id,

@@ -60,6 +60,9 @@ def migrate(
                     f"{path} holds instance {name!r}, which already has a log in {ledger_dir}; "
                     "move one of them aside"
                 )
+        for name in names:  # every old chain is checked before anything is written
+            for _ in _legacy(conn, path, name):
+                pass
         moved = {}
         done = 0
         for name in names:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from audit.index import Entry, LedgerIndex, entry, micros
+from audit.index import Entry, LedgerIndex, Watermark, entry, micros
 from audit.record import KINDS, LedgerRecord, decode, hash_text
 from audit.segments import Frame, SegmentLog, instances
 
@@ -150,18 +150,17 @@ class LedgerReader:
 
     def get(self, record_id: str) -> LedgerRecord | None:
         """The record with this id (the first written, should two share it)."""
-        names = self.index.names()
-        row = self.index.conn.execute(
+        names, rows, marks = self._snapshot(
             "SELECT ts, inst, seq, segment, offset FROM records WHERE id = ?"
             " ORDER BY ts, inst, seq LIMIT 1",
             (record_id,),
-        ).fetchone()
-        if row is not None:
+        )
+        for row in rows:
             hit = _Hit(row[0], row[1], row[2], names[row[1]], row[3], row[4])
             found = self._records([hit])
             if found:
                 return found[0]
-        for _, frame, e in self._tail():
+        for _, frame, e in self._tail(marks):
             if e.id == record_id:
                 return decode(frame.body, hash_text(frame.leaf))
         return None
@@ -187,6 +186,20 @@ class LedgerReader:
                 if frame is not None:
                     yield frame.body
 
+    def count(self, query: LedgerQuery) -> int:
+        """How many records match ``query`` (below its cursor, if it has one), without
+        reading a body: the index's rows, counted by the index the page would use, and the
+        matching records of each log's tail."""
+        q = query.validated()
+        below: tuple[int, int, int] | None = None
+        if q.cursor is not None:
+            ts, seq, name = _cursor_key(q.cursor)
+            below = (ts, self.index.instance(name), seq)
+        sql, params = _select(q, below)
+        _, rows, marks = self._snapshot(f"SELECT count(*) FROM ({sql})", (*params, -1))
+        tail = sum(1 for (_, inst), _, e in self._tail(marks) if _matches(e, q, inst, below))
+        return int(rows[0][0]) + tail
+
     def _pages(self, query: LedgerQuery, page_size: int) -> Iterator[list[_Hit]]:
         q = replace(query, limit=page_size).validated()
         while True:
@@ -197,29 +210,46 @@ class LedgerReader:
             q = replace(q, cursor=hits[page_size - 1].cursor)
 
     def _hits(self, q: LedgerQuery, limit: int) -> list[_Hit]:
-        names = self.index.names()
-        insts = {name: inst for inst, name in names.items()}
         below: tuple[int, int, int] | None = None
         if q.cursor is not None:
             ts, seq, name = _cursor_key(q.cursor)
-            below = (ts, insts.get(name) or self.index.instance(name), seq)
-            names = self.index.names()
+            below = (ts, self.index.instance(name), seq)
         sql, params = _select(q, below)
-        rows = self.index.conn.execute(sql, (*params, limit)).fetchall()
+        names, rows, marks = self._snapshot(sql, (*params, limit))
         hits = [_Hit(ts, inst, seq, names[inst], seg, off) for ts, inst, seq, seg, off in rows]
         tail = [
             _Hit(e.ts, inst, e.seq, name, e.segment, e.offset, frame)
-            for (name, inst), frame, e in self._tail()
+            for (name, inst), frame, e in self._tail(marks)
             if _matches(e, q, inst, below)
         ]
         if tail:
             hits = sorted(hits + tail, key=lambda h: h.key, reverse=True)[:limit]
         return hits
 
-    def _tail(self) -> Iterator[tuple[tuple[str, int], Frame, Entry]]:
+    def _snapshot(
+        self, sql: str, params: tuple[Any, ...]
+    ) -> tuple[dict[int, str], list[Any], list[tuple[str, Watermark]]]:
+        """The instances' numbers, the rows of ``sql`` and every log's mark, read in one
+        snapshot of the index: a batch the indexer adds meanwhile is then found once, in
+        the rows or in the tail, never in neither."""
+        logs = instances(self.ledger_dir)
+        for name in logs:
+            self.index.instance(name)  # registered before the snapshot
+        conn = self.index.conn
+        conn.execute("BEGIN")
+        try:
+            rows = conn.execute(sql, params).fetchall()
+            marks = [(name, self.index.watermark(name)) for name in logs]
+            names = self.index.names()
+        finally:
+            conn.execute("COMMIT")
+        return names, rows, marks
+
+    def _tail(
+        self, marks: list[tuple[str, Watermark]]
+    ) -> Iterator[tuple[tuple[str, int], Frame, Entry]]:
         """Every record past the index's mark, in each instance's log."""
-        for name in instances(self.ledger_dir):
-            mark = self.index.watermark(name)
+        for name, mark in marks:
             start = (mark.segment, mark.offset) if mark.segment else None
             for frame in self._log(name).frames(mark.seq, start, check=False):
                 yield (name, mark.inst), frame, entry(frame)

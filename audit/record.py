@@ -38,11 +38,11 @@ class RulesetRef(msgspec.Struct, frozen=True, kw_only=True):
     digest: str
 
 
-class ContextValue(msgspec.Struct, frozen=True, omit_defaults=True, array_like=True):
+class ContextValue(msgspec.Struct, frozen=True, array_like=True):
     """A context value the decision read, where it came from and how old it was.
 
-    Stored as an array, ``[value, source, age_ms]``, without the trailing members that
-    carry nothing: ``["gold", "crm", 300000]``, or ``[3]`` for a value sent with the request.
+    Stored as an array, ``[value, source, age_ms]``: ``["gold", "crm", 300000]``, or
+    ``[3, null, null]`` for a value sent with the request.
     """
 
     value: Any

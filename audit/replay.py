@@ -12,23 +12,35 @@ Each change is counted and comes with up to ``examples`` decision ids. Two kinds
 are replayed but flagged, because their replay may differ for reasons other than the rules:
 those that read values stored masked (the candidate sees the keyed hash, not the value) and
 those for which the candidate reads fields the record does not hold (the recorded revision
-did not read them, so they are missing now).
+did not read them, so they are unknown now). A field the record names in ``missing_fields``
+is not one of those: the recorded revision read it and did not have it either.
+
+A replay reads each record's stored bytes once and decodes only what it uses (the context,
+the request's inputs and which rules fired, not their parameters, messages or trace), and
+compares which rules fired without rendering the candidate's decision. ``progress(done,
+total)`` is called at the start, every ``PROGRESS_EVERY`` records, and at the end (where
+``total`` is ``done``); ``total`` is how many records there are, when that is known.
 
 This is a pure function over ledger records: it writes nothing and reads no clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
+
 from audit.masking import is_masked
-from audit.query import LedgerQuery, LedgerReader
-from audit.record import LedgerRecord
-from engine import CompiledRuleset, EvaluationError
+from audit.query import MAX_PAGE, LedgerQuery, LedgerReader
+from audit.record import ContextValue, LedgerRecord
+from engine import CompiledRuleset, Decision, EvaluationError
 from engine.runtime import to_datetime
+
+PROGRESS_EVERY = 1_000  # records between two progress calls
+Progress = Callable[[int, int | None], None]  # (records done, total or None)
 
 
 @dataclass
@@ -85,119 +97,95 @@ class FlipReport:
         }
 
 
+# -- what a replay reads of a stored record: the rest of its bytes is skipped ---------------
+
+
+class _Ruleset(msgspec.Struct):
+    name: str
+
+
+class _Fired(msgspec.Struct):
+    """An eligible offer, the escalation or an alert: only which rule, offer and queue."""
+
+    rule: Any = None
+    offer: Any = None
+    queue: Any = None
+
+
+class _Outputs(msgspec.Struct):
+    eligible: list[_Fired] = []
+    escalation: _Fired | None = None
+    alerts: list[_Fired] = []
+
+
+class _Stored(msgspec.Struct):
+    """The fields of a decision record a replay uses."""
+
+    id: str
+    kind: str
+    ruleset: _Ruleset | None = None
+    evaluated_at: str | None = None
+    context: dict[str, ContextValue] = {}
+    inputs: dict[str, Any] = {}
+    outputs: _Outputs | None = None
+    missing_fields: list[str] = []
+
+
+_STORED = msgspec.json.Decoder(_Stored)
+
+# Which rules fired, and what they gave: ((eligible rule, offer), ...), (escalation rule,
+# queue) or None, (alert rule, ...). Equal outcomes mean an unchanged decision.
+_Outcome = tuple[tuple[tuple[str, str], ...], tuple[str, str] | None, tuple[str, ...]]
+
+
+def _queue(value: Any) -> str:
+    return str(value) if value else "none"
+
+
+def _recorded(outputs: _Outputs | None) -> _Outcome:
+    if outputs is None:
+        return ((), None, ())
+    escalation = outputs.escalation
+    return (
+        tuple((str(e.rule), str(e.offer)) for e in outputs.eligible),
+        (str(escalation.rule), _queue(escalation.queue)) if escalation is not None else None,
+        tuple(str(a.rule) for a in outputs.alerts),
+    )
+
+
+def _from_record(record: LedgerRecord) -> _Stored:
+    """What a replay uses of a decoded record."""
+    return _Stored(
+        id=record.id,
+        kind=record.kind,
+        ruleset=_Ruleset(record.ruleset.name) if record.ruleset is not None else None,
+        evaluated_at=record.evaluated_at,
+        context=record.context,
+        inputs=record.inputs,
+        outputs=(
+            msgspec.convert(record.outputs, _Outputs)
+            if record.outputs and record.kind == "decision"
+            else None
+        ),
+        missing_fields=record.missing_fields,
+    )
+
+
 def replay(
-    records: Iterable[LedgerRecord], candidate: CompiledRuleset, *, examples: int = 5
+    records: Iterable[LedgerRecord],
+    candidate: CompiledRuleset,
+    *,
+    examples: int = 5,
+    progress: Progress | None = None,
+    total: int | None = None,
 ) -> FlipReport:
     """Re-evaluate the decision records of ``candidate``'s ruleset and report the changes.
 
     ``records`` would typically be a ``LedgerReader.iterate`` over a time range; records of
-    other kinds or rulesets are ignored.
+    other kinds or rulesets are ignored. ``progress(done, total)`` is told how many records
+    were read, and ``total`` (how many there are, if known) is passed on to it.
     """
-    report = FlipReport(ruleset=candidate.name, candidate_digest=candidate.digest)
-    for record in records:
-        if record.kind != "decision" or record.ruleset is None:
-            continue
-        if record.ruleset.name != candidate.name:
-            continue
-        try:
-            outputs = _evaluate(record, candidate, report)
-        except (EvaluationError, ValueError, TypeError) as exc:
-            report.skipped += 1
-            report.errors.setdefault(str(exc), Change()).add(record.id, examples)
-            continue
-        report.replayed += 1
-        if _compare(record, outputs, report, examples):
-            report.changed += 1
-    return report
-
-
-def _evaluate(
-    record: LedgerRecord, candidate: CompiledRuleset, report: FlipReport
-) -> dict[str, Any]:
-    now = to_datetime(record.evaluated_at) if record.evaluated_at else None
-    context: dict[str, Any] = {}
-    answers: dict[str, Any] = {}
-    as_of: dict[str, datetime] = {}
-    masked = False
-    for path, value in record.context.items():
-        if path.startswith("answers."):
-            answers[path.removeprefix("answers.")] = value.value
-        else:
-            _put(context, path, value.value)
-        masked = masked or is_masked(value.value)
-        if value.age_ms is not None and now is not None:
-            as_of[path] = now - timedelta(milliseconds=value.age_ms)
-    inputs = record.inputs
-    if isinstance(inputs.get("answers"), Mapping):
-        answers = {**answers, **inputs["answers"]}
-    decision = candidate.evaluate(
-        context,
-        answers=answers or None,
-        now=now,
-        counters=inputs.get("counters"),
-        as_of=as_of or None,
-        tree=inputs.get("tree"),
-        trigger=inputs.get("trigger", "decision"),
-    )
-    unrecorded = set(decision.read_paths) - set(record.context)
-    if unrecorded:
-        report.read_unrecorded += 1
-        report.unrecorded_fields |= unrecorded
-    if masked:
-        report.read_masked += 1
-    return decision.to_dict()
-
-
-def _put(target: dict[str, Any], path: str, value: Any) -> None:
-    *parents, leaf = path.split(".")
-    for name in parents:
-        child = target.get(name)
-        if not isinstance(child, dict):
-            child = target[name] = {}
-        target = child
-    target[leaf] = value
-
-
-def _compare(record: LedgerRecord, new: Mapping[str, Any], report: FlipReport, limit: int) -> bool:
-    old = record.outputs
-    did = record.id
-    changed = False
-
-    def note(table: dict[str, Change], key: str) -> None:
-        nonlocal changed
-        changed = True
-        table.setdefault(key, Change()).add(did, limit)
-
-    for section, old_ids, new_ids in (
-        ("eligibility", _ids(old.get("eligible")), _ids(new.get("eligible"))),
-        ("escalation", _ids([old.get("escalation")]), _ids([new.get("escalation")])),
-        ("alerts", _ids(old.get("alerts")), _ids(new.get("alerts"))),
-    ):
-        for rule in sorted(old_ids - new_ids):
-            note(report.rules, f"stopped:{section}:{rule}")
-        for rule in sorted(new_ids - old_ids):
-            note(report.rules, f"started:{section}:{rule}")
-    old_offers = {str(e.get("offer")) for e in old.get("eligible") or ()}
-    new_offers = {str(e.get("offer")) for e in new.get("eligible") or ()}
-    for offer in sorted(old_offers - new_offers):
-        note(report.offers, f"lost:{offer}")
-    for offer in sorted(new_offers - old_offers):
-        note(report.offers, f"gained:{offer}")
-    old_queue = (old.get("escalation") or {}).get("queue") or "none"
-    new_queue = (new.get("escalation") or {}).get("queue") or "none"
-    if old_queue != new_queue:
-        note(report.queues, f"{old_queue} → {new_queue}")
-    old_alerts = _ids(old.get("alerts"))
-    new_alerts = _ids(new.get("alerts"))
-    for rule in sorted(old_alerts - new_alerts):
-        note(report.alerts, f"dropped:{rule}")
-    for rule in sorted(new_alerts - old_alerts):
-        note(report.alerts, f"raised:{rule}")
-    return changed
-
-
-def _ids(items: Iterable[Mapping[str, Any] | None] | None) -> set[str]:
-    return {str(item["rule"]) for item in items or () if item}
+    return _Replayer(candidate, examples).run(_converted(records), progress, total)
 
 
 def replay_range(
@@ -207,7 +195,204 @@ def replay_range(
     since: str | None = None,
     until: str | None = None,
     examples: int = 5,
+    progress: Progress | None = None,
 ) -> FlipReport:
-    """``replay`` over the candidate's ruleset's decisions recorded in ``[since, until)``."""
+    """``replay`` over the candidate's ruleset's decisions recorded in ``[since, until)``,
+    read from their stored bytes; with ``progress``, the records are counted first (from the
+    index and the log's tail) so that it is told the total."""
     query = LedgerQuery(ruleset=candidate.name, kind="decision", since=since, until=until)
-    return replay(reader.iterate(query), candidate, examples=examples)
+    total = reader.count(query) if progress is not None else None
+    stored = _decoded(reader.bodies(query, MAX_PAGE))
+    return _Replayer(candidate, examples).run(stored, progress, total)
+
+
+def _converted(records: Iterable[LedgerRecord]) -> Iterator[_Stored | Exception]:
+    for record in records:
+        try:
+            yield _from_record(record)
+        except msgspec.ValidationError as exc:  # outputs of another shape: skipped
+            yield exc
+
+
+def _decoded(bodies: Iterable[bytes]) -> Iterator[_Stored | Exception]:
+    for body in bodies:
+        try:
+            yield _STORED.decode(body)
+        except msgspec.DecodeError as exc:  # counted as skipped, with the reason
+            yield exc
+
+
+_paths: dict[str, tuple[str, ...]] = {}
+
+
+def _parts(path: str) -> tuple[str, ...]:
+    """The names of a dotted path (kept: records of a ruleset share their few paths)."""
+    parts = _paths.get(path)
+    if parts is None:
+        if len(_paths) > 4096:
+            _paths.clear()
+        parts = _paths[path] = tuple(path.split("."))
+    return parts
+
+
+def _put(target: dict[str, Any], parts: tuple[str, ...], value: Any) -> None:
+    """Set ``value`` at ``parts`` of nested dicts, making the dicts on the way."""
+    for name in parts[:-1]:
+        child = target.get(name)
+        if not isinstance(child, dict):
+            child = target[name] = {}
+        target = child
+    target[parts[-1]] = value
+
+
+class _Replayer:
+    """One replay: the candidate, what it gives for each rule, and the report being made."""
+
+    def __init__(self, candidate: CompiledRuleset, examples: int) -> None:
+        self.candidate = candidate
+        self.examples = examples
+        self.report = FlipReport(ruleset=candidate.name, candidate_digest=candidate.digest)
+        self.offers = {rule: str(out["offer"]) for rule, out in candidate.eligible_out.items()}
+        self.queues = {str(out["rule"]): _queue(out["queue"]) for out in candidate.escalation_out}
+
+    def run(
+        self,
+        records: Iterable[_Stored | Exception],
+        progress: Progress | None,
+        total: int | None,
+    ) -> FlipReport:
+        report = self.report
+        name = self.candidate.name
+        done = 0
+        told: tuple[int, int | None] = (0, total)
+        if progress is not None:
+            progress(*told)
+        for record in records:
+            done += 1
+            if progress is not None and done % PROGRESS_EVERY == 0:
+                told = (done, max(total, done) if total is not None else None)
+                progress(*told)
+            if isinstance(record, Exception):
+                report.skipped += 1
+                reason = f"the record could not be read: {record}"
+                report.errors.setdefault(reason, Change()).add("", 0)
+                continue
+            if record.kind != "decision" or record.ruleset is None:
+                continue
+            if record.ruleset.name != name:
+                continue
+            try:
+                new = self._evaluate(record)
+            except (EvaluationError, ValueError, TypeError) as exc:
+                report.skipped += 1
+                report.errors.setdefault(str(exc), Change()).add(record.id, self.examples)
+                continue
+            report.replayed += 1
+            old = _recorded(record.outputs)
+            if old != new and self._compare(record.id, old, new):
+                report.changed += 1
+        if progress is not None and told != (done, done):
+            progress(done, done)  # the end: every record is counted now
+        return report
+
+    def _evaluate(self, record: _Stored) -> _Outcome:
+        now = to_datetime(record.evaluated_at) if record.evaluated_at else None
+        context: dict[str, Any] = {}
+        answers: dict[str, Any] = {}
+        as_of: dict[str, datetime] = {}
+        whens: dict[int, datetime] = {}  # age → moment: a record has few distinct ages
+        masked = False
+        recorded = record.context
+        for path, stored in recorded.items():
+            value = stored.value
+            parts = _paths.get(path) or _parts(path)
+            if len(parts) == 2:  # customer.tier: one level, the usual shape
+                head, leaf = parts
+                if head == "answers":
+                    answers[leaf] = value
+                else:
+                    parent = context.get(head)
+                    if parent.__class__ is not dict:
+                        parent = context[head] = {}
+                    parent[leaf] = value
+            elif parts[0] == "answers":
+                answers[path[8:]] = value
+            else:
+                _put(context, parts, value)
+            if not masked and value.__class__ is str:
+                masked = is_masked(value)
+            age = stored.age_ms
+            if age is not None and now is not None:
+                when = whens.get(age)
+                if when is None:
+                    when = whens[age] = now - timedelta(milliseconds=age)
+                as_of[path] = when
+        inputs = record.inputs
+        sent = inputs.get("answers")
+        if isinstance(sent, Mapping):
+            answers = {**answers, **sent}
+        decision = self.candidate.evaluate(
+            context,
+            answers=answers or None,
+            now=now,
+            counters=inputs.get("counters"),
+            as_of=as_of or None,
+            tree=inputs.get("tree"),
+            trigger=inputs.get("trigger", "decision"),
+        )
+        unrecorded = [p for p in decision.read_paths if p not in recorded]
+        if unrecorded and record.missing_fields:
+            missing = set(record.missing_fields)
+            unrecorded = [p for p in unrecorded if p not in missing]
+        report = self.report
+        if unrecorded:
+            report.read_unrecorded += 1
+            report.unrecorded_fields.update(unrecorded)
+        if masked:
+            report.read_masked += 1
+        return self._outcome(decision)
+
+    def _outcome(self, decision: Decision) -> _Outcome:
+        escalation = decision.escalation_rule
+        offers = self.offers
+        return (
+            tuple((rule, offers[rule]) for rule in decision.eligible_rules),
+            (escalation, self.queues[escalation]) if escalation is not None else None,
+            tuple(decision.alert_rules),
+        )
+
+    def _compare(self, did: str, old: _Outcome, new: _Outcome) -> bool:
+        report = self.report
+        limit = self.examples
+        changed = False
+
+        def note(table: dict[str, Change], key: str) -> None:
+            nonlocal changed
+            changed = True
+            table.setdefault(key, Change()).add(did, limit)
+
+        old_alerts, new_alerts = set(old[2]), set(new[2])
+        for section, old_ids, new_ids in (
+            ("eligibility", {r for r, _ in old[0]}, {r for r, _ in new[0]}),
+            ("escalation", {old[1][0]} if old[1] else set(), {new[1][0]} if new[1] else set()),
+            ("alerts", old_alerts, new_alerts),
+        ):
+            for rule in sorted(old_ids - new_ids):
+                note(report.rules, f"stopped:{section}:{rule}")
+            for rule in sorted(new_ids - old_ids):
+                note(report.rules, f"started:{section}:{rule}")
+        old_offers = {offer for _, offer in old[0]}
+        new_offers = {offer for _, offer in new[0]}
+        for offer in sorted(old_offers - new_offers):
+            note(report.offers, f"lost:{offer}")
+        for offer in sorted(new_offers - old_offers):
+            note(report.offers, f"gained:{offer}")
+        old_queue = old[1][1] if old[1] else "none"
+        new_queue = new[1][1] if new[1] else "none"
+        if old_queue != new_queue:
+            note(report.queues, f"{old_queue} → {new_queue}")
+        for rule in sorted(old_alerts - new_alerts):
+            note(report.alerts, f"dropped:{rule}")
+        for rule in sorted(new_alerts - old_alerts):
+            note(report.alerts, f"raised:{rule}")
+        return changed

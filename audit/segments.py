@@ -195,7 +195,11 @@ class SegmentLog:
         if not readonly:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._take_lock()
-            self._recover()
+            try:
+                self._recover()
+            except BaseException:
+                self.close()  # let go of the lock: the next attempt says the same
+                raise
 
     # -- writing -----------------------------------------------------------------------
 
@@ -313,6 +317,12 @@ class SegmentLog:
             self._recover()
             return
         if cut is not None:
+            if _intact_after(path, cut):
+                raise LogError(
+                    f"record {head.seq + 1 if head else last} in {path} at byte {cut} is damaged "
+                    "and intact records follow it, so it is not a torn last write and nothing "
+                    "was cut; restore the segment from a backup"
+                )
             self._cut(path, cut, head)
         if head is None and len(segments) > 1:
             previous = segments[-2]
@@ -468,6 +478,28 @@ class SegmentLog:
             for fd in self._readers.values():
                 os.close(fd)
             self._readers.clear()
+
+
+def _intact_after(path: Path, offset: int) -> bool:
+    """Whether the frame at ``offset`` is whole (its bytes just do not match its hash) and
+    an intact frame follows it: a record damaged after it was written, not a torn write."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        header = f.read(HEADER.size)
+        if len(header) < HEADER.size:
+            return False
+        length, _ = HEADER.unpack(header)
+        if not 0 < length <= MAX_RECORD:
+            return False
+        f.seek(offset + HEADER.size + length)
+        header = f.read(HEADER.size)
+        if len(header) < HEADER.size:
+            return False
+        length, leaf = HEADER.unpack(header)
+        if not 0 < length <= MAX_RECORD:
+            return False
+        body = f.read(length)
+    return len(body) == length and leaf_hash(body) == bytes(leaf)
 
 
 def _write_all(fd: int, data: bytes) -> None:

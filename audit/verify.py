@@ -283,6 +283,8 @@ class _IndexCheck:
             )
         if self._row is not None and self._row[0] > head:
             self.problem(f"index row for record {self._row[0]} points past the end of the log")
+        if self._outcome is not None and self._outcome[0] > head:
+            self.problem(f"index has outcomes for record {self._outcome[0]}, which is not there")
         return self.problems
 
 
@@ -303,6 +305,26 @@ def _diff(got: Entry, want: Entry) -> str:
         for n in names
         if getattr(got, n) != getattr(want, n)
     )
+
+
+def _rows_without_log(index: LedgerIndex, ledger_dir: Path, logs: set[str]) -> dict[str, str]:
+    """Index rows of instances that have no log here: they point at records that are not
+    there (a log removed, or rows that never belonged to this ledger)."""
+    names = index.names()
+    found = {}
+    for (inst,) in index.conn.execute("SELECT DISTINCT inst FROM records").fetchall():
+        name = names.get(inst)
+        if name in logs:
+            continue
+        (count,) = index.conn.execute(
+            "SELECT count(*) FROM records WHERE inst = ?", (inst,)
+        ).fetchone()
+        label = repr(name) if name is not None else f"number {inst}"
+        found[name or f"#{inst}"] = (
+            f"the index holds rows of instance {label} ({count} records), which has no log in "
+            f"{ledger_dir}: they point at records that are not there"
+        )
+    return found
 
 
 @dataclass(frozen=True)
@@ -352,6 +374,9 @@ def verify_ledger(
             report = verify(log, index, progress=step, live=live)
             checked += report.records
             reports[name] = report
+        if index is not None:
+            for name, problem in _rows_without_log(index, ledger_dir, set(reports)).items():
+                reports[name] = VerifyReport(False, 0, 0, GENESIS, index_problems=[problem])
     finally:
         if index is not None:
             index.close()

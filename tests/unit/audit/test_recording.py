@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,8 +78,9 @@ CONTEXT = {
 def record(masker: Masker | None, **kwargs: Any) -> Any:
     compiled = compile_ruleset(DOCUMENT)
     answers = kwargs.pop("answers", {"reason": "price"})
+    context = kwargs.pop("context", CONTEXT)
     decision = compiled.evaluate(
-        CONTEXT,
+        context,
         answers=answers,
         now=NOW,
         trace=kwargs.pop("trace", False),
@@ -87,7 +89,7 @@ def record(masker: Masker | None, **kwargs: Any) -> Any:
     return decision_record(
         decision,
         record_id="d-1",
-        context=CONTEXT,
+        context=context,
         inputs={"answers": answers, **kwargs.pop("inputs", {})},
         sources={"customer": "crm", "customer.churn_score": "churn-model"},
         as_of={"customer": "2026-11-22T09:59:00Z", "customer.churn_score": "2026-11-20T10:00:00Z"},
@@ -100,6 +102,7 @@ def record(masker: Masker | None, **kwargs: Any) -> Any:
 
 
 def test_the_record_keeps_what_was_read_with_source_and_age_and_the_outputs() -> None:
+    """Each field read is kept with its value, source and age; outputs and fired rules too."""
     r = record(None)
     assert set(r.context) == {
         "customer.email",
@@ -129,7 +132,40 @@ def test_the_record_keeps_what_was_read_with_source_and_age_and_the_outputs() ->
     assert decode(encode(r)) == r
 
 
+def test_context_values_are_stored_as_value_source_and_age() -> None:
+    """In the stored bytes a context value is the array [value, source, age_ms]."""
+    body = encode(record(None))
+    assert b'"customer.tier":["gold","crm",60000]' in body
+    assert b'"customer.churn_score":[0.9,"churn-model",172800000]' in body
+    assert b'"value"' not in body and b'"age_ms"' not in body
+
+
+def test_a_field_read_but_not_had_is_named_once_in_missing_fields() -> None:
+    """A field the rules read and the context lacks is only in missing_fields, not in context."""
+    customer = {k: v for k, v in CONTEXT["customer"].items() if k != "churn_score"}
+    r = record(None, context={"customer": customer})
+    assert "customer.churn_score" not in r.context
+    assert r.missing_fields == ["customer.churn_score"]
+    assert "missing_fields" not in r.outputs and "stale_fields" not in r.outputs
+    assert encode(r).count(b"customer.churn_score") == 1
+
+
+def test_outputs_keep_only_what_carries_something() -> None:
+    """Empty outputs and those the record holds in its own fields are not stored in outputs."""
+    customer = {**CONTEXT["customer"], "churn_score": 0.1, "tier": "bronze"}
+    r = record(None, context={"customer": customer})
+    assert "escalation" not in r.outputs and "eligible" not in r.outputs
+    assert all(r.outputs.values())
+    for held in ("ruleset", "revision", "digest", "evaluated_at", "missing_fields"):
+        assert held not in r.outputs
+    assert [f.rule for f in r.fired] == ["work-email", "tier"]
+    stored = json.loads(encode(r))
+    assert all(v not in (None, [], {}) for v in stored.values())
+    assert all(v not in (None, [], {}) for v in stored["outputs"].values())
+
+
 def test_pii_is_masked_wherever_it_would_appear() -> None:
+    """PII is masked in context, inputs, alert messages, tree prompts and trace reads."""
     masker = Masker(KEY)
     r = record(
         masker,
@@ -151,6 +187,7 @@ def test_pii_is_masked_wherever_it_would_appear() -> None:
 
 
 def test_equal_values_mask_equally_and_other_keys_differ() -> None:
+    """A mask is a keyed hash: equal values mask equally, other values or keys differ."""
     a, b = Masker(KEY), Masker(b"z" * 32)
     assert a.mask("ann@example.com") == a.mask("ann@example.com")
     assert a.mask("ann@example.com") != a.mask("bob@example.com")
@@ -160,11 +197,13 @@ def test_equal_values_mask_equally_and_other_keys_differ() -> None:
 
 
 def test_a_classification_can_be_kept_in_clear() -> None:
+    """A masker told to keep a classification clear leaves its values as they were."""
     r = record(Masker(KEY, clear={"pii"}))
     assert r.context["customer.email"].value == "ann@example.com"
 
 
 def test_invalid_values_of_masked_fields_are_masked_in_their_description() -> None:
+    """A wrong-typed value of a masked field is masked in the invalid-field description."""
     masker = Masker(KEY)
     compiled = compile_ruleset(DOCUMENT)
     context = {"customer": {"email": ["ann@example.com"], "tier": "gold"}}
@@ -185,6 +224,7 @@ def test_invalid_values_of_masked_fields_are_masked_in_their_description() -> No
     ],
 )
 def test_bad_masking_settings_are_refused(key: bytes, clear: tuple[str, ...], message: str) -> None:
+    """A short key or an unknown classification is refused with a sentence naming it."""
     with pytest.raises(ValueError, match=message):
         Masker(key, clear=clear)
 
@@ -194,11 +234,11 @@ def test_ruleset_changes_alerts_and_acks_share_the_decisions_chain(tmp_path: Any
     from audit.query import LedgerQuery, LedgerReader
     from audit.record import RulesetRef
     from audit.recording import ack_record, alert_record, ruleset_record
-    from audit.sqlite import SqliteLedgerStore
+    from audit.segments import SegmentLog
     from audit.verify import verify
     from audit.writer import LedgerWriter
 
-    store = SqliteLedgerStore(tmp_path / "ledger.db")
+    store = SegmentLog(tmp_path, "local")
     writer = LedgerWriter(store)
     author = Actor(principal="ann", role="author")
     agent = Actor(principal="agent-7", role="agent")
@@ -241,7 +281,7 @@ def test_ruleset_changes_alerts_and_acks_share_the_decisions_chain(tmp_path: Any
     )
     writer.close()
     assert verify(store).ok
-    reader = LedgerReader(tmp_path / "ledger.db")
+    reader = LedgerReader(tmp_path)
     try:
         kinds = [r.kind for r in reader.iterate(LedgerQuery())]
         alerts = [r.id for r in reader.iterate(LedgerQuery(outcome="alert:work-email"))]
@@ -255,6 +295,7 @@ def test_ruleset_changes_alerts_and_acks_share_the_decisions_chain(tmp_path: Any
 
 
 def test_unknown_actions_and_ack_outcomes_are_refused() -> None:
+    """A ruleset action or ack outcome outside the known ones is refused."""
     from audit.recording import ack_record, ruleset_record
 
     with pytest.raises(ValueError, match="unknown ruleset action 'delete'"):

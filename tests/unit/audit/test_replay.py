@@ -1,22 +1,31 @@
-"""Replay: a candidate revision re-evaluated on recorded decisions, and the flip report."""
+"""Replay: a candidate revision re-evaluated on recorded decisions, the flip report, and the
+progress a long replay reports, over the index and the log's not-yet-indexed tail alike."""
 
 from __future__ import annotations
 
 import copy
+import itertools
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from audit import replay as replay_module
+from audit.index import LedgerIndex
 from audit.masking import Masker
-from audit.query import LedgerReader
+from audit.query import LedgerQuery, LedgerReader
+from audit.record import LedgerRecord
 from audit.recording import decision_record
 from audit.replay import replay, replay_range
-from audit.sqlite import SqliteLedgerStore
+from audit.segments import SegmentLog
 from audit.writer import LedgerWriter
 from engine import compile_ruleset
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+COUNT = 300
+INDEXED = 180  # the first 180 records are in the index, the last 120 only in the log
 CURRENT: dict[str, Any] = {
     "ruleset": "desk",
     "context": {
@@ -57,10 +66,11 @@ def candidate_document() -> dict[str, Any]:
 
 
 def contexts(n: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Varied contexts and login counters; one in four has no contact history."""
     rng = random.Random(7)
     out = []
-    for _ in range(n):
-        context = {
+    for k in range(n):
+        context: dict[str, Any] = {
             "customer": {
                 "tier": rng.choice(["bronze", "silver", "gold"]),
                 "tenure_months": rng.randint(0, 40),
@@ -68,41 +78,70 @@ def contexts(n: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
             },
             "history": {"contacts_7d": rng.randint(0, 5)},
         }
+        if k % 4 == 3:
+            del context["history"]
         counters = {"login": {"1h": rng.randint(0, 8)}}
         out.append((context, counters))
     return out
 
 
-def write_ledger(path: Path, masker: Masker | None = None) -> list[str]:
+def minute(k: int) -> str:
+    """The ``k``-th minute from NOW, as the ledger writes times."""
+    when = NOW + timedelta(minutes=k)
+    return when.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def write_records(ledger_dir: Path, records: list[LedgerRecord], *, indexed: int) -> None:
+    """Append ``records`` to one log, one a minute from NOW, the first ``indexed`` of them
+    brought into the index."""
+    log = SegmentLog(ledger_dir, "local", durable=False)
+    writer = LedgerWriter(log, clock=map(minute, itertools.count()).__next__)
+    for k, record in enumerate(records, start=1):
+        writer.append_blocking(record)
+        if k == indexed:
+            index = LedgerIndex(ledger_dir)
+            reading = SegmentLog(ledger_dir, "local", readonly=True)
+            index.catch_up(reading)
+            reading.close()
+            index.close()
+    writer.close()
+    log.close()
+
+
+def write_ledger(ledger_dir: Path, *, indexed: int = INDEXED) -> None:
+    """COUNT decisions of the current revision, one a minute from NOW."""
     current = compile_ruleset(CURRENT)
-    store = SqliteLedgerStore(path)
-    writer = LedgerWriter(store)
-    ids = []
-    for k, (context, counters) in enumerate(contexts(300)):
+    records = []
+    for k, (context, counters) in enumerate(contexts(COUNT)):
         now = NOW + timedelta(minutes=k)
         as_of = {"customer": now - timedelta(hours=30 if k % 10 == 0 else 1)}
         decision = current.evaluate(context, now=now, counters=counters, as_of=as_of)
-        record = decision_record(
-            decision,
-            record_id=f"d-{k}",
-            context=context,
-            inputs={"counters": counters},
-            as_of=as_of,
-            masker=masker,
+        records.append(
+            decision_record(
+                decision,
+                record_id=f"d-{k}",
+                context=context,
+                inputs={"counters": counters},
+                as_of=as_of,
+            )
         )
-        ids.append(writer.append_blocking(record).id)
-    writer.close()
-    store.close()
-    return ids
+    write_records(ledger_dir, records, indexed=indexed)
+
+
+def read_all(ledger_dir: Path) -> list[LedgerRecord]:
+    reader = LedgerReader(ledger_dir)
+    try:
+        return list(reader.iterate(LedgerQuery()))
+    finally:
+        reader.close()
 
 
 def test_the_flip_report_counts_what_the_candidate_changes(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.db"
-    write_ledger(path)
+    write_ledger(tmp_path)
     current, candidate = compile_ruleset(CURRENT), compile_ruleset(candidate_document())
     # What the report must say, worked out by evaluating both revisions directly.
     lost_loyalty = gained_loyalty = queue_moves = changed = 0
-    for k, (context, counters) in enumerate(contexts(300)):
+    for k, (context, counters) in enumerate(contexts(COUNT)):
         now = NOW + timedelta(minutes=k)
         old = current.evaluate(context, now=now, counters=counters).to_dict()
         new = candidate.evaluate(context, now=now, counters=counters).to_dict()
@@ -116,12 +155,12 @@ def test_the_flip_report_counts_what_the_candidate_changes(tmp_path: Path) -> No
         changed += old["eligible"] != new["eligible"] or old_q != new_q
     assert gained_loyalty > 0 and queue_moves > 0 and lost_loyalty == 0
 
-    reader = LedgerReader(path)
+    reader = LedgerReader(tmp_path)
     try:
         report = replay_range(reader, candidate, examples=3).to_dict()
     finally:
         reader.close()
-    assert report["replayed"] == 300 and report["skipped"] == 0
+    assert report["replayed"] == COUNT and report["skipped"] == 0
     assert report["changed"] == changed
     offers = {c["change"]: c for c in report["offers"]}
     assert offers["gained:loyalty-10"]["count"] == gained_loyalty
@@ -132,62 +171,110 @@ def test_the_flip_report_counts_what_the_candidate_changes(tmp_path: Path) -> No
     rules = {c["change"]: c["count"] for c in report["rules"]}
     assert rules["started:eligibility:loyalty"] == gained_loyalty
     assert report["alerts"] == []  # counters were replayed as recorded
-    # The candidate reads customer.email, which the current revision never read.
-    assert report["read_unrecorded_fields"] == 300
+    # The candidate reads customer.email, which the current revision never read; the contact
+    # history it did read and did not have is named in the records, not unrecorded.
+    assert report["read_unrecorded_fields"] == COUNT
     assert report["unrecorded_fields"] == ["customer.email"]
 
 
 def test_the_current_revision_replayed_on_its_own_records_changes_nothing(
     tmp_path: Path,
 ) -> None:
-    """Stale flags, counters and ages come back exactly: a faithful replay is a no-op."""
-    path = tmp_path / "ledger.db"
-    write_ledger(path)
-    reader = LedgerReader(path)
+    """Stale flags, counters, ages and missing fields come back exactly: a faithful replay
+    is a no-op, and flags nothing."""
+    write_ledger(tmp_path)
+    records = read_all(tmp_path)
+    assert any(r.stale_fields for r in records)
+    assert any("history.contacts_7d" in r.missing_fields for r in records)
+    assert not any("history.contacts_7d" in r.context for r in records if r.missing_fields)
+    current = compile_ruleset(CURRENT)
+    from_records = replay(records, current)
+    reader = LedgerReader(tmp_path)
     try:
-        records = list(reader.iterate(_all()))
+        from_bytes = replay_range(reader, current)
     finally:
         reader.close()
-    assert any(r.stale_fields for r in records)
-    report = replay(records, compile_ruleset(CURRENT))
-    assert (report.replayed, report.changed, report.skipped) == (300, 0, 0)
+    for report in (from_records, from_bytes):
+        assert (report.replayed, report.changed, report.skipped) == (COUNT, 0, 0)
+        assert (report.read_unrecorded, report.unrecorded_fields) == (0, set())
+
+
+def test_replaying_decoded_records_and_stored_bytes_gives_the_same_report(
+    tmp_path: Path,
+) -> None:
+    write_ledger(tmp_path)
+    candidate = compile_ruleset(candidate_document())
+    reader = LedgerReader(tmp_path)
+    try:
+        from_bytes = replay_range(reader, candidate, examples=4).to_dict()
+    finally:
+        reader.close()
+    records = read_all(tmp_path)
+    assert replay(records, candidate, examples=4).to_dict() == from_bytes
 
 
 def test_records_of_other_rulesets_are_ignored_and_masked_reads_are_flagged(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "ledger.db"
     doc = copy.deepcopy(CURRENT)
     doc["eligibility"].append(
         {"id": "mail", "when": "not missing(customer.email)", "offer": "mail"}
     )
     compiled = compile_ruleset(doc)
     masker = Masker(b"m" * 32)
-    store = SqliteLedgerStore(path)
-    writer = LedgerWriter(store)
+    records = []
     for k in range(4):
         context = {"customer": {"email": f"u{k}@example.com", "tier": "gold"}}
         decision = compiled.evaluate(context, now=NOW)
-        writer.append_blocking(
+        records.append(
             decision_record(decision, record_id=f"m-{k}", context=context, masker=masker)
         )
     other = compile_ruleset({**CURRENT, "ruleset": "other"})
-    writer.append_blocking(
-        decision_record(other.evaluate({}, now=NOW), record_id="o-1", context={})
-    )
-    writer.close()
-    store.close()
-    reader = LedgerReader(path)
-    try:
-        report = replay(reader.iterate(_all()), compiled)
-    finally:
-        reader.close()
+    records.append(decision_record(other.evaluate({}, now=NOW), record_id="o-1", context={}))
+    write_records(tmp_path, records, indexed=2)
+    report = replay(read_all(tmp_path), compiled)
     assert report.replayed == 4
     assert report.read_masked == 4
     assert report.changed == 0  # presence of a masked value is still presence
+    reader = LedgerReader(tmp_path)
+    try:
+        assert replay_range(reader, compiled).to_dict() == report.to_dict()
+    finally:
+        reader.close()
 
 
-def _all() -> Any:
-    from audit.query import LedgerQuery
+@pytest.mark.parametrize("indexed", [COUNT, INDEXED, 0], ids=["indexed", "part", "none"])
+def test_a_replay_reports_its_progress_against_the_total(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, indexed: int
+) -> None:
+    """The total is known before the first decision is replayed, whether the records are in
+    the index or only in the log; the last call says every record was read."""
+    monkeypatch.setattr(replay_module, "PROGRESS_EVERY", 100)
+    write_ledger(tmp_path, indexed=indexed)
+    calls: list[tuple[int, int | None]] = []
+    reader = LedgerReader(tmp_path)
+    try:
+        report = replay_range(
+            reader,
+            compile_ruleset(candidate_document()),
+            since=minute(50),
+            progress=lambda done, total: calls.append((done, total)),
+        )
+    finally:
+        reader.close()
+    assert report.replayed == COUNT - 50
+    assert calls == [(0, 250), (100, 250), (200, 250), (250, 250)]
 
-    return LedgerQuery()
+
+def test_progress_without_a_total_learns_it_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(replay_module, "PROGRESS_EVERY", 100)
+    write_ledger(tmp_path)
+    calls: list[tuple[int, int | None]] = []
+    replay(
+        read_all(tmp_path),
+        compile_ruleset(CURRENT),
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert calls == [(0, None), (100, None), (200, None), (300, None), (300, 300)]

@@ -1,26 +1,28 @@
-"""Retention deletes whole ranges of old records and leaves a chain that still verifies."""
+"""Retention removes old records as whole segments and leaves a chain that still verifies."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from audit.index import LedgerIndex, reindex
 from audit.query import LedgerQuery, LedgerReader
-from audit.record import LedgerRecord, decode
+from audit.record import LedgerRecord, decode, hash_text, leaf_hash
 from audit.retention import apply_retention
-from audit.sqlite import SqliteLedgerStore
-from audit.verify import verify
+from audit.segments import SegmentLog, segment_name
+from audit.verify import verify, verify_ledger
 from audit.writer import LedgerWriter
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class Clock:
-    """A writer clock the test moves by hand: one day per ``tick``."""
+    """A writer clock the test moves by hand."""
 
     def __init__(self) -> None:
         self.now = START
@@ -29,114 +31,213 @@ class Clock:
         return self.now.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[tuple[Path, SqliteLedgerStore, LedgerWriter, Clock]]:
-    path = tmp_path / "ledger.db"
-    store = SqliteLedgerStore(path)
+@dataclass
+class Ledger:
+    dir: Path
+    log: SegmentLog
+    writer: LedgerWriter
+    clock: Clock
+
+    def scan(self) -> list[int]:
+        return [seq for seq, _ in self.log.scan()]
+
+    def verify(self) -> bool:
+        return verify(self.log).ok
+
+
+def open_ledger(tmp_path: Path, segment_bytes: int) -> Ledger:
+    log = SegmentLog(tmp_path, "local", segment_bytes=segment_bytes, durable=False)
     clock = Clock()
-    writer = LedgerWriter(store, clock=clock)
-    yield path, store, writer, clock
-    writer.close()
-    store.close()
+    return Ledger(tmp_path, log, LedgerWriter(log, clock=clock), clock)
 
 
-def fill(writer: LedgerWriter, clock: Clock, days: int, per_day: int) -> None:
-    ids = itertools.count()
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    """A log whose every batch (here: every record) starts a segment of its own."""
+    opened = open_ledger(tmp_path, segment_bytes=1)
+    yield opened
+    opened.writer.close()
+    opened.log.close()
+
+
+_ids = itertools.count()
+
+
+def fill(ledger: Ledger, days: int, per_day: int) -> None:
+    """``per_day`` records a day for ``days`` days, the clock a day later after each."""
     for _ in range(days):
         for _ in range(per_day):
-            n = next(ids)
-            writer.append_blocking(
+            n = next(_ids)
+            ledger.writer.append_blocking(
                 LedgerRecord(
-                    id=f"{clock.now.date()}-{n}",
+                    id=f"{ledger.clock.now.date()}-{n}",
                     kind="decision",
                     customer_id=f"c-{n % 3}",
                     outputs={"eligible": [{"rule": "r", "offer": "o"}]},
                 )
             )
-        clock.now += timedelta(days=1)
+        ledger.clock.now += timedelta(days=1)
 
 
-def test_old_records_go_in_one_range_and_verify_still_passes(
-    ledger: tuple[Path, SqliteLedgerStore, LedgerWriter, Clock],
-) -> None:
-    path, store, writer, clock = ledger
-    fill(writer, clock, days=10, per_day=25)  # seqs 1..250, 25 per day
-    result = apply_retention(path, writer, older_than=timedelta(days=4), now=clock.now, chunk=40)
+def test_old_records_go_in_one_range_and_verify_still_passes(ledger: Ledger) -> None:
+    """Records older than the age go as one prefix, after a checkpoint, and the rest verifies."""
+    fill(ledger, days=10, per_day=25)  # seqs 1..250, 25 per day
+    reindex(ledger.dir)
+    result = apply_retention(
+        ledger.dir, ledger.writer, older_than=timedelta(days=4), now=ledger.clock.now
+    )
     # now = day 10; records of days 0..5 are older than 4 days: seqs 1..150
     assert (result.first, result.through, result.deleted) == (1, 150, 150)
-    assert result.checkpoint_seq == 251
-    seqs = [seq for seq, _ in store.scan()]
-    assert seqs == list(range(151, 252))
-    checkpoint = decode(dict(store.scan(250))[251])
+    assert result.checkpoint_seq == 251 and result.segments == 150
+    assert result.cutoff == "2026-01-07T00:00:00.000000Z"
+    assert ledger.scan() == list(range(151, 252))
+    assert ledger.log.segments()[0] == 151
+    checkpoint = decode(dict(ledger.log.scan(250))[251])
     assert checkpoint.kind == "checkpoint"
-    assert checkpoint.data["deleted_through"] == 150
-    report = verify(store)
+    assert checkpoint.data["reason"] == "retention"
+    assert checkpoint.data["deleted_from"] == 1 and checkpoint.data["deleted_through"] == 150
+    assert checkpoint.data["records"] == 150
+    report = verify(ledger.log)
     assert report.ok, report
     assert report.records == 101
-    # the outcome index lost the deleted records too
-    reader = LedgerReader(path)
+    # the index lost the removed records too, and agrees with what is left
+    full = verify_ledger(ledger.dir)
+    assert full.ok and full.instances["local"].indexed == 100
+    reader = LedgerReader(ledger.dir)
     try:
         found = list(reader.iterate(LedgerQuery(outcome="offer:o")))
+        assert reader.get(f"{START.date()}-0") is None
     finally:
         reader.close()
-    assert min(r.seq for r in found) == 151
+    assert min(r.seq for r in found) == 151 and len(found) == 100
 
 
-def test_running_again_continues_from_the_last_checkpoint(
-    ledger: tuple[Path, SqliteLedgerStore, LedgerWriter, Clock],
-) -> None:
-    path, store, writer, clock = ledger
-    fill(writer, clock, days=6, per_day=10)
-    first = apply_retention(path, writer, older_than=timedelta(days=3), now=clock.now)
-    fill(writer, clock, days=3, per_day=10)
-    second = apply_retention(path, writer, older_than=timedelta(days=3), now=clock.now)
-    assert first.through is not None and second.first == first.through + 1
-    assert verify(store).ok
-    nothing = apply_retention(path, writer, older_than=timedelta(days=3), now=clock.now)
-    assert nothing.deleted == 0 and nothing.checkpoint_seq is None
-    assert verify(store).ok
-
-
-def test_unshipped_records_are_kept_whatever_their_age(
-    ledger: tuple[Path, SqliteLedgerStore, LedgerWriter, Clock],
-) -> None:
-    path, store, writer, clock = ledger
-    fill(writer, clock, days=5, per_day=10)
+def test_the_checkpoint_anchors_the_chain_it_cuts(ledger: Ledger) -> None:
+    """The checkpoint names the hash of the last removed record, the prev_hash of the first kept."""
+    fill(ledger, days=4, per_day=3)
+    frames = {f.seq: f for f in ledger.log.frames()}
     result = apply_retention(
-        path, writer, older_than=timedelta(days=1), now=clock.now, keep_from=21
+        ledger.dir, ledger.writer, older_than=timedelta(days=2), now=ledger.clock.now
+    )
+    assert result.through == 6
+    checkpoint = decode(dict(ledger.log.scan())[result.checkpoint_seq or 0])
+    assert checkpoint.data["anchor_hash"] == hash_text(leaf_hash(frames[6].body))
+    assert decode(frames[7].body).prev_hash == checkpoint.data["anchor_hash"]
+
+
+def test_running_again_continues_from_the_last_checkpoint(ledger: Ledger) -> None:
+    """A second run removes from where the first stopped; a run with nothing due writes nothing."""
+    fill(ledger, days=6, per_day=10)
+    first = apply_retention(
+        ledger.dir, ledger.writer, older_than=timedelta(days=3), now=ledger.clock.now
+    )
+    fill(ledger, days=3, per_day=10)
+    second = apply_retention(
+        ledger.dir, ledger.writer, older_than=timedelta(days=3), now=ledger.clock.now
+    )
+    assert first.through is not None and second.first == first.through + 1
+    assert ledger.verify()
+    head = ledger.log.head()
+    nothing = apply_retention(
+        ledger.dir, ledger.writer, older_than=timedelta(days=3), now=ledger.clock.now
+    )
+    assert nothing.deleted == 0 and nothing.checkpoint_seq is None
+    assert ledger.log.head() == head  # no checkpoint for nothing
+    assert ledger.verify()
+
+
+def test_unshipped_records_are_kept_whatever_their_age(ledger: Ledger) -> None:
+    """keep_from protects records from that seq on, however old they are."""
+    fill(ledger, days=5, per_day=10)
+    result = apply_retention(
+        ledger.dir, ledger.writer, older_than=timedelta(days=1), now=ledger.clock.now, keep_from=21
     )
     assert (result.first, result.through) == (1, 20)
-    assert next(iter(store.scan()))[0] == 21
-    assert verify(store).ok
+    assert ledger.scan()[0] == 21
+    assert ledger.verify()
 
 
-def test_a_deletion_without_a_checkpoint_is_reported(
-    ledger: tuple[Path, SqliteLedgerStore, LedgerWriter, Clock],
-) -> None:
-    """Deleting old records behind the ledger's back is what verify must catch."""
-    path, store, writer, clock = ledger
-    fill(writer, clock, days=3, per_day=5)
-    conn = __import__("sqlite3").connect(path)
-    conn.execute("DELETE FROM ledger WHERE seq <= 5")
-    conn.commit()
-    conn.close()
-    report = verify(store)
+def test_only_whole_segments_go(tmp_path: Path) -> None:
+    """An old record sharing a segment with a newer one stays until its whole segment is old."""
+    ledger = open_ledger(tmp_path, segment_bytes=2_000)
+    try:
+        fill(ledger, days=10, per_day=5)
+        segments = ledger.log.segments()
+        assert 3 < len(segments) < 50  # several records a segment
+        result = apply_retention(
+            ledger.dir, ledger.writer, older_than=timedelta(days=4), now=ledger.clock.now
+        )
+        assert result.through is not None and result.through < 31
+        assert result.through + 1 in segments  # the cut falls between two segments
+        kept = ledger.scan()
+        assert kept[0] == result.through + 1
+        # The first record of day 6 (seq 31) is not old enough: its segment stays whole.
+        assert kept[0] == max(s for s in segments if s <= 31)
+        assert kept[0] <= 30  # so records of day 5, old enough, are still there
+        assert ledger.verify()
+    finally:
+        ledger.writer.close()
+        ledger.log.close()
+
+
+def test_the_segment_being_written_is_never_removed(tmp_path: Path) -> None:
+    """When every record is in the segment being written, nothing goes, however old."""
+    ledger = open_ledger(tmp_path, segment_bytes=64 << 20)
+    try:
+        fill(ledger, days=5, per_day=4)
+        result = apply_retention(
+            ledger.dir, ledger.writer, older_than=timedelta(days=1), now=ledger.clock.now
+        )
+        assert result.deleted == 0 and result.checkpoint_seq is None
+        assert ledger.scan() == list(range(1, 21))
+    finally:
+        ledger.writer.close()
+        ledger.log.close()
+
+
+def test_a_deletion_without_a_checkpoint_is_reported(ledger: Ledger) -> None:
+    """Deleting old segments behind the ledger's back is what verify must catch."""
+    fill(ledger, days=3, per_day=5)
+    for seq in range(1, 6):
+        (ledger.dir / "local" / segment_name(seq)).unlink()
+    report = verify(ledger.log)
     assert not report.ok and report.broken_at == 6
     assert "no checkpoint accounts for records 1 to 5" in (report.reason or "")
+
+
+def test_an_index_kept_during_retention_agrees_afterwards(ledger: Ledger) -> None:
+    """Index rows of removed records go with them, whether indexed before or after."""
+    fill(ledger, days=6, per_day=5)
+    index = LedgerIndex(ledger.dir)
+    index.catch_up(SegmentLog(ledger.dir, "local", readonly=True))
+    index.close()
+    fill(ledger, days=2, per_day=5)  # not indexed yet
+    result = apply_retention(
+        ledger.dir, ledger.writer, older_than=timedelta(days=3), now=ledger.clock.now
+    )
+    assert result.through == 25
+    report = verify_ledger(ledger.dir)
+    assert report.ok, report.to_dict()
+    reader = LedgerReader(ledger.dir)
+    try:
+        assert [r.seq for r in reader.iterate(LedgerQuery())] == list(range(41, 25, -1))
+    finally:
+        reader.close()
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"older_than": timedelta(0)}, "must be positive"),
-        ({"older_than": timedelta(days=1), "chunk": 0}, "chunk must be at least 1"),
+        ({"older_than": timedelta(days=-1)}, "must be positive"),
+        ({"older_than": timedelta(days=1), "now": datetime(2026, 1, 9)}, "timezone-aware"),
     ],
 )
-def test_bad_settings_are_refused(
-    ledger: tuple[Path, SqliteLedgerStore, LedgerWriter, Clock],
-    kwargs: dict[str, object],
-    message: str,
-) -> None:
-    path, _, writer, clock = ledger
+def test_bad_settings_are_refused(ledger: Ledger, kwargs: dict[str, object], message: str) -> None:
+    """A non-positive age or a naive now is refused before anything is written."""
+    fill(ledger, days=3, per_day=2)
+    head = ledger.log.head()
+    arguments: dict[str, object] = {"now": ledger.clock.now, **kwargs}
     with pytest.raises(ValueError, match=message):
-        apply_retention(path, writer, now=clock.now, **kwargs)  # type: ignore[arg-type]
+        apply_retention(ledger.dir, ledger.writer, **arguments)  # type: ignore[arg-type]
+    assert ledger.log.head() == head and ledger.scan() == list(range(1, 7))
