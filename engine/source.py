@@ -260,7 +260,8 @@ def load_document(text: str | bytes, filename: str | None = None) -> tuple[Any, 
     return data, locator
 
 
-# The documented example writes tree branches as `{when: customer.tier in ["gold", "platinum"], goto: x}`.
+# The documented example writes tree branches as
+# `{when: customer.tier in ["gold", "platinum"], goto: x}`.
 # Strict YAML ends a plain scalar in a flow mapping at '[', ']' or ',', so that line does not
 # parse; we accept it by quoting such conditions and parsing again.
 _FLOW_CONDITION = re.compile(r"(\{\s*when:\s*)(?![\s'\"])(.+)(,\s*goto:\s*[a-z0-9-]+\s*\})")

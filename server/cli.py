@@ -523,17 +523,23 @@ def _replay(args: argparse.Namespace, out: TextIO) -> int:
     if args.examples < 0:
         raise CommandError("--examples must be 0 or more")
     now = datetime.now(UTC)
+    since = _time_arg("--since", args.since, now)
+    until = _time_arg("--until", args.until, now)
     reader = LedgerReader(_ledger_dir(args))
+    bar = Progress("replaying")
+
+    def step(done: int, total: int | None) -> None:
+        of = f" of {total:,}" if total is not None else ""
+        bar.update(done, total or 0, f"{done:,}{of} decisions")
+
     try:
         report = replay_range(
-            reader,
-            candidate,
-            since=_time_arg("--since", args.since, now),
-            until=_time_arg("--until", args.until, now),
-            examples=args.examples,
+            reader, candidate, since=since, until=until, examples=args.examples, progress=step
         )
     finally:
         reader.close()
+    read = report.replayed + report.skipped
+    bar.update(1, 1, f"{read:,} of {read:,} decisions", final=True)
     json.dump(report.to_dict(), out, indent=2, ensure_ascii=False)
     out.write("\n")
     print(

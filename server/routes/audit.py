@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any, Literal
 
+import msgspec
 from litestar import Request, get, post
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import Parameter
@@ -22,11 +25,11 @@ from litestar.response import Stream
 
 from audit.query import MAX_PAGE, LedgerQuery, LedgerReader, QueryError, csv_header, csv_row
 from audit.record import LedgerRecord, to_builtins
-from audit.replay import replay_range
+from audit.replay import Progress, replay_range
 from audit.verify import verify_ledger
 from engine import RulesetError, compile_ruleset
 from engine.runtime import to_datetime
-from server.core import Frontline, Problem
+from server.core import Frontline, Problem, log
 from server.http import problem, problems, requires
 from server.schemas import ReplayRequest
 
@@ -245,16 +248,47 @@ async def verify_chain(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return report.to_dict()
 
 
+REPLAY_LINES = "application/x-ndjson"
+PROGRESS_SECONDS = 0.1  # at most this often, a progress line
+
+
+@dataclass
+class _ReplayOperation(Operation):
+    """A replay answers its report as JSON, or streams JSON lines (progress, then the report)
+    to a client that accepts ``application/x-ndjson``: both are documented for the 200."""
+
+    def __post_init__(self) -> None:
+        ok = self.responses.get("200") if self.responses else None
+        if isinstance(ok, OpenAPIResponse) and ok.content is not None:
+            ok.content[REPLAY_LINES] = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+
+
+class _Abandoned(Exception):
+    """The client of a streamed replay went away: the replay stops."""
+
+
 @post(
     "/v1/replays",
     guards=[requires("author", "auditor")],
     status_code=200,
     tags=["audit"],
     responses=problems(422),
+    operation_class=_ReplayOperation,
 )
 async def replay(request: Request[Any, Any, Any], data: ReplayRequest, frontline: Frontline) -> Any:
     """Re-evaluate recorded decisions with a candidate document: how many would change, by
-    rule, offer, queue and alert, with example decision ids."""
+    rule, offer, queue and alert, with example decision ids.
+
+    A client that sends ``Accept: application/x-ndjson`` gets the same answer streamed as JSON
+    lines, so that a page can show a long replay moving: ``{"progress": {"done": n, "total":
+    m}}`` every tenth of a second or so (``done`` decisions read of ``total``, counted before
+    the replay starts), then one ``{"report": {...}}`` line, the report the JSON answer holds.
+    Lines rather than server-sent events: the replay is a POST with a body, which EventSource
+    cannot send, and ``fetch`` reads lines as they arrive. What fails before the replay starts
+    (a document that does not compile, a bad time) is a problem response as usual; what fails
+    once the stream has begun ends it with an ``{"error": {...}}`` line holding the problem,
+    since the status was already sent. A client that goes away stops the replay.
+    """
     if len(data.document.encode("utf-8")) > frontline.max_ruleset_bytes:
         raise Problem(413, f"the document is larger than {frontline.max_ruleset_bytes:,} bytes")
     try:
@@ -268,17 +302,79 @@ async def replay(request: Request[Any, Any, Any], data: ReplayRequest, frontline
         )
     since = _time("since", data.since)
     until = _time("until", data.until)
+    path = _ledger_dir(request)
 
-    def run() -> dict[str, Any]:
-        reader = LedgerReader(_ledger_dir(request))
+    def run(progress: Progress | None = None) -> dict[str, Any]:
+        reader = LedgerReader(path)
         try:
             return replay_range(
-                reader, candidate, since=since, until=until, examples=data.examples
+                reader,
+                candidate,
+                since=since,
+                until=until,
+                examples=data.examples,
+                progress=progress,
             ).to_dict()
         finally:
             reader.close()
 
-    return await asyncio.to_thread(run)
+    if request.accept.best_match(["application/json", REPLAY_LINES]) != REPLAY_LINES:
+        return await asyncio.to_thread(run)
+    return Export(
+        _replay_lines(run),
+        media_type=REPLAY_LINES,
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _replay_lines(
+    run: Callable[[Progress], dict[str, Any]],
+) -> AsyncIterator[bytes]:
+    """``run`` in a worker thread; its progress and then its report (or the problem that
+    ended it) as JSON lines, each sent as soon as it is made."""
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[bytes | None] = asyncio.Queue()
+    abandoned = threading.Event()
+    last = 0.0
+
+    def send(item: dict[str, Any] | None) -> None:
+        line = None if item is None else msgspec.json.encode(item) + b"\n"
+        loop.call_soon_threadsafe(lines.put_nowait, line)
+
+    def step(done: int, total: int | None) -> None:
+        nonlocal last
+        if abandoned.is_set():
+            raise _Abandoned
+        now = time.monotonic()
+        if done and done != total and now - last < PROGRESS_SECONDS:
+            return
+        last = now
+        send({"progress": {"done": done, "total": total}})
+
+    def work() -> None:
+        try:
+            send({"report": run(step)})
+        except _Abandoned:
+            pass
+        except Exception as exc:  # the status is sent: the stream ends with the problem
+            log.exception("replay failed", error_type=type(exc).__name__)
+            failed = {
+                "type": "about:blank",
+                "title": "Internal server error",
+                "status": 500,
+                "detail": "the replay failed; the error has been logged",
+            }
+            send({"error": failed})
+        finally:
+            send(None)
+
+    worker = asyncio.ensure_future(asyncio.to_thread(work))
+    try:
+        while (line := await lines.get()) is not None:
+            yield line
+        await worker
+    finally:
+        abandoned.set()
 
 
 ROUTES = [query_decisions, read_decision, verify_chain, replay]

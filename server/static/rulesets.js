@@ -163,26 +163,98 @@ async function rollout(body) {
   }
 }
 
+// A replay streams JSON lines: {"progress": {done, total}} as it goes, then {"report": ...}
+// (or {"error": problem} if it failed after it started).
+async function replayStreamed(body, onProgress) {
+  const response = await fetch("/v1/replays", {
+    method: "POST",
+    headers: {
+      Authorization: `Bearer ${api.key}`,
+      "Content-Type": "application/json",
+      Accept: "application/x-ndjson",
+    },
+    body: JSON.stringify(body),
+  });
+  if (!response.ok) {
+    const data = await response.json().catch(() => null);
+    const error = new Error((data && data.detail) || `POST /v1/replays answered ${response.status}`);
+    error.status = response.status;
+    error.problem = data;
+    throw error;
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    buffer += decoder.decode(value || new Uint8Array(), { stream: !done });
+    let end;
+    while ((end = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, end).trim();
+      buffer = buffer.slice(end + 1);
+      if (!line) continue;
+      const item = JSON.parse(line);
+      if (item.progress) onProgress(item.progress);
+      else if (item.report) return item.report;
+      else if (item.error) {
+        const error = new Error(item.error.detail || "the replay failed");
+        error.problem = item.error;
+        throw error;
+      }
+    }
+    if (done) throw new Error("the replay ended before its report arrived");
+  }
+}
+
+const count = new Intl.NumberFormat("en");
+
+function showProgress({ done, total }) {
+  const bar = $("replay-bar");
+  $("replay-progress").hidden = false;
+  if (total === null || total === undefined) {
+    bar.removeAttribute("value"); // the total is not known: an indeterminate bar
+    $("replay-count").textContent = `${count.format(done)} decisions replayed`;
+  } else {
+    bar.max = Math.max(total, 1);
+    bar.value = total ? Math.min(done, total) : 1;
+    $("replay-count").textContent = `${count.format(done)} of ${count.format(total)} decisions`;
+  }
+}
+
+function showReport(result, report) {
+  result.replaceChildren(el("p", `${count.format(report.changed)} of ${count.format(report.replayed)}` +
+    ` decisions would change (${count.format(report.skipped)} skipped)`, "flip-summary"));
+  for (const part of ["rules", "offers", "queues", "alerts", "errors"]) {
+    if (!report[part].length) continue;
+    result.append(el("h3", part));
+    const list = el("ul", null, "plain");
+    for (const c of report[part]) list.append(el("li", `${c.change}: ${c.count} (e.g. ${c.examples.join(", ")})`));
+    result.append(list);
+  }
+}
+
 $("replay-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const result = $("replay-result");
-  result.replaceChildren(el("p", "Replaying…", "muted"));
+  const button = $("replay-button");
+  result.replaceChildren(el("p", "Counting the decisions to replay…", "muted"));
+  $("replay-progress").hidden = true;
+  button.disabled = true;
   try {
     const since = $("replay-since").value.trim() || new Date(Date.now() - 7 * 86400000).toISOString();
-    const report = await api.call("POST", "/v1/replays", {
-      json: { document: await $("replay-file").files[0].text(), since },
+    const text = await $("replay-file").files[0].text();
+    const report = await replayStreamed({ document: text, since }, (progress) => {
+      if (!progress.done) result.replaceChildren(el("p", "Replaying…", "muted"));
+      showProgress(progress);
     });
-    result.replaceChildren(el("p", `${report.changed} of ${report.replayed} decisions would change` +
-      ` (${report.skipped} skipped)`, "flip-summary"));
-    for (const part of ["rules", "offers", "queues", "alerts", "errors"]) {
-      if (!report[part].length) continue;
-      result.append(el("h3", part));
-      const list = el("ul", null, "plain");
-      for (const c of report[part]) list.append(el("li", `${c.change}: ${c.count} (e.g. ${c.examples.join(", ")})`));
-      result.append(list);
-    }
+    showReport(result, report);
   } catch (err) {
     result.replaceChildren(el("p", err.message, "error"));
+    for (const e of (err.problem && err.problem.errors) || []) {
+      result.append(el("div", e.message ? `${e.line ? "line " + e.line + ": " : ""}${e.message}` : JSON.stringify(e), "muted"));
+    }
+  } finally {
+    button.disabled = false;
   }
 });
 

@@ -4,11 +4,16 @@ finds a known decision and its explanation; the chain verifies; an export downlo
 
 from __future__ import annotations
 
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from audit.index import INDEX_FILE
 from tests.support.live_server import KEYS, ROOT, LiveServer
 
 AGENT = KEYS["agent"][0]
@@ -88,3 +93,60 @@ def test_a_filter_on_the_audit_page_finds_a_known_decision(page: Any, server: Li
         page.click("#export-jsonl")
     exported = Path(download.value.path()).read_text(encoding="utf-8")
     assert known["decision_id"] in exported and len(exported.splitlines()) == 1
+
+
+def test_the_audit_pages_next_page_continues_from_the_cursor(page: Any, server: LiveServer) -> None:
+    """A search with more than a page of records shows 50, and "Next page" appends the rest
+    once each, newest first, then hides itself."""
+    ids = [decide(server, "c-page-many")["decision_id"] for _ in range(57)]
+    page.goto(server.url + "/audit")
+    page.fill("#key", KEYS["auditor"][1])
+    page.click("#key-form button")
+    page.wait_for_selector("#results tr")
+    page.fill("input[name=customer_id]", "c-page-many")
+    page.click("#filters button")
+    page.wait_for_function("document.querySelectorAll('#results tr').length === 50")
+    assert page.is_visible("#more")
+    page.click("#more")
+    page.wait_for_function("document.querySelectorAll('#results tr').length === 57")
+    shown = page.eval_on_selector_all("#results tr", "rows => rows.map(r => r.dataset.id)")
+    assert shown == ids[::-1]
+    assert page.is_hidden("#more")
+    assert "57 record(s) shown" in page.inner_text("#message")
+
+
+def test_the_audit_page_says_when_the_index_disagrees_with_the_chain(
+    page: Any, server: LiveServer
+) -> None:
+    """A forged index row makes "Verify" say the chain is intact but the index disagrees,
+    naming the record; after a reindex it says the chain is intact again."""
+    known = decide(server, "c-page-forged")["decision_id"]
+    index = sqlite3.connect(server.ledger_dir / INDEX_FILE)
+    try:
+        deadline = time.monotonic() + 10
+        while not index.execute("SELECT 1 FROM records WHERE id = ?", (known,)).fetchone():
+            assert time.monotonic() < deadline, "the decision was not indexed"
+            time.sleep(0.1)
+        with index:
+            (seq,) = index.execute(
+                "UPDATE records SET customer_id = 'c-forged' WHERE id = ? RETURNING seq", (known,)
+            ).fetchone()
+    finally:
+        index.close()
+    page.goto(server.url + "/audit")
+    page.fill("#key", KEYS["auditor"][1])
+    page.click("#key-form button")
+    page.click("#verify")
+    result = page.wait_for_selector("#verify-result.status.down").inner_text()
+    assert result.startswith("chain intact, but the index of ")
+    assert f"index row for record {seq} differs from the record" in result
+    assert "frontline audit reindex" in result
+    rebuilt = subprocess.run(
+        [sys.executable, "-m", "server.cli", "audit", "reindex", "--data-dir", server.data_dir],
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    page.click("#verify")
+    assert "chain intact:" in page.wait_for_selector("#verify-result.status.up").inner_text()

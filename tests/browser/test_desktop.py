@@ -57,7 +57,7 @@ def test_an_event_raises_an_alert_on_the_desktop_within_a_second_and_its_ack_is_
     box.query_selector("button:text('Act')").focus()
     page.keyboard.press("Enter")
     page.wait_for_selector(f'[data-alert-id="{alert_id}"] .ack-done')
-    reader = LedgerReader(server.data_dir / "ledger.db")
+    reader = LedgerReader(server.ledger_dir)
     try:
         acks = [
             r for r in reader.iterate(LedgerQuery(kind="ack")) if r.data["alert_id"] == alert_id

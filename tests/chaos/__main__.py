@@ -4,12 +4,13 @@
     .venv/bin/python -m tests.chaos sigkill    # some: sigkill deploys redis postgres overload
 
 sigkill    SIGKILL the server at random moments under load, 10 times: every decision answered
-           2xx is in the ledger afterwards and every chain verifies.
+           2xx is in the ledger's segments afterwards, every chain verifies, and the index
+           (kept by the indexer processes the servers left behind) agrees with the segments.
 deploys    20 hot deploys while clients decide: zero non-2xx.
 redis      Redis stopped for 5 s under load and started again: zero 5xx, decisions marked
            degraded meanwhile and not after.
-postgres   PostgreSQL unreachable for 30 s under load (a proxy cuts it): zero records lost, the
-           shipped chain verifies.
+postgres   PostgreSQL unreachable for 30 s under load (a proxy cuts it): every record of the
+           spool (the instance's segments) is shipped, once, and the shipped chain verifies.
 overload   3x the server's capacity, open loop: refusals are 503 with Retry-After and quick,
            nothing times out, and at half capacity afterwards every request succeeds.
 
@@ -27,18 +28,20 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
 
+from audit.index import read_indexed
 from audit.postgres import PostgresLedgerStore
 from audit.query import LedgerReader
+from audit.segments import SegmentLog, instances
 from audit.verify import verify, verify_ledger
 from tests.bench.http_load import closed_loop, open_loop
 from tests.bench.test_http_bench import bodies
 from tests.support.live_server import KEYS, ROOT, LiveServer
 from tests.support.postgres import URL as DATABASE_URL
+from tests.support.postgres import check_chain
 from tests.support.redis import PrivateRedis
 from tests.support.tcp_proxy import FaultyProxy
 
@@ -116,18 +119,45 @@ def sigkill(work: Path) -> tuple[bool, str]:
         kills += 1
         load.stop()
         answered += load.answered
-    reader = LedgerReader(data / "ledger.db")
-    try:
-        missing = [i for i in answered if reader.get(i) is None]
+    stored = set()
+    for name in instances(server.ledger_dir):
+        SegmentLog(server.ledger_dir, name).close()  # recovery, as the next server would
+        log = SegmentLog(server.ledger_dir, name, readonly=True)
+        try:
+            stored |= {read_indexed(frame.body).id for frame in log.frames()}
+        finally:
+            log.close()
+    missing = [i for i in answered if i not in stored]
+    indexed = wait_for_index(server.ledger_dir)
+    reader = LedgerReader(server.ledger_dir)
+    try:  # and the query path finds each of them too
+        unfound = [i for i in answered if reader.get(i) is None]
     finally:
         reader.close()
-    report = verify_ledger(data / "ledger.db")
-    ok = not missing and report.ok and len(answered) > 0
+    report = verify_ledger(server.ledger_dir, live=False)
+    index_ok = all(r.index_ok for r in report.instances.values())
+    torn = len(list(server.ledger_dir.glob("*/*.seg.torn-*")))
+    ok = not missing and not unfound and report.ok and indexed and len(answered) > 0
     return ok, (
         f"{kills} SIGKILLs under load, {len(answered):,} decisions answered 2xx, "
-        f"{len(answered) - len(missing):,} in the ledger, {len(missing)} missing; "
-        f"chains {'verify' if report.ok else 'BROKEN'} ({report.records:,} records)"
+        f"{len(answered) - len(missing):,} in the segments, {len(missing)} missing, "
+        f"{len(unfound)} not found by a query; {torn} torn last writes cut on restart; chains "
+        f"{'verify' if report.ok else 'BROKEN'} ({report.records:,} records), index "
+        f"{'agrees' if index_ok else 'DISAGREES'}"
+        f"{'' if indexed else ' but is BEHIND'}"
     )
+
+
+def wait_for_index(ledger_dir: Path, timeout: float = 30.0) -> bool:
+    """Whether every record is indexed within ``timeout``: the last server's indexer
+    indexes what is left once its server is gone, then exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        report = verify_ledger(ledger_dir)
+        if all(r.indexed == r.records for r in report.instances.values()):
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def deploys(work: Path) -> tuple[bool, str]:
@@ -197,34 +227,38 @@ def postgres_outage(work: Path, seconds: float = 30.0) -> tuple[bool, str]:
                 if f'frontline_ledger_unshipped{{instance="{instance}"}} 0.0' in metrics:
                     break
                 time.sleep(0.2)
-        spool = LedgerReader(data / "ledger.db")
+        spool = SegmentLog(server.ledger_dir, instance, readonly=True)
         try:
-            local = {r.id for r in spool.iterate(_all())}
+            local = verify(spool, live=False)
+            bodies = [frame.body for frame in spool.frames()]
         finally:
             spool.close()
         target = PostgresLedgerStore(DATABASE_URL, instance=instance)
         try:
-            report = verify(target)
+            report = check_chain(target)
             shipped = report.records
+            same = [body for _, body in target.scan()] == bodies
         finally:
             target.close()
-        lost = len(local) - shipped
-        ok = lost == 0 and report.ok and len(load.answered) > 0 and not load.non_2xx()
+        lost = local.records - shipped
+        ok = (
+            lost == 0
+            and same
+            and local.ok
+            and report.ok
+            and len(load.answered) > 0
+            and not load.non_2xx()
+        )
         return ok, (
             f"PostgreSQL unreachable {seconds:.0f} s under load: {len(load.answered):,} decisions "
-            f"answered, non-2xx {load.non_2xx() or 0}; {len(local):,} records in the spool, "
-            f"{shipped:,} in PostgreSQL, {lost} lost; chain {'verifies' if report.ok else 'BROKEN'}"
+            f"answered, non-2xx {load.non_2xx() or 0}; {local.records:,} records in the spool, "
+            f"{shipped:,} in PostgreSQL, {lost} lost, bytes {'equal' if same else 'DIFFER'}; "
+            f"chain {'verifies' if report.ok else 'BROKEN'}"
         )
     finally:
         proxy.close()
         with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
             conn.execute("DELETE FROM public.ledger WHERE instance = %s", [instance])
-
-
-def _all() -> Any:
-    from audit.query import LedgerQuery
-
-    return LedgerQuery(limit=1000)
 
 
 def overload(work: Path) -> tuple[bool, str]:

@@ -36,7 +36,7 @@ def start(
 
 
 def ledger_kinds(server: LiveServer, kind: str) -> list[LedgerRecord]:
-    reader = LedgerReader(server.data_dir / "ledger.db")
+    reader = LedgerReader(server.ledger_dir)
     try:
         return list(reader.iterate(LedgerQuery(kind=kind)))
     finally:

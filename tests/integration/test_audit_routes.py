@@ -4,8 +4,13 @@ replays, and pii that never leaves masked."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from audit.index import INDEX_FILE
 from tests.support.live_server import ROOT, LiveServer
 
 RETENTION = (ROOT / "rulesets" / "retention-desk.yaml").read_text(encoding="utf-8")
@@ -100,7 +106,16 @@ def test_exports_stream_jsonl_and_csv(audited: tuple[LiveServer, list[dict[str, 
     assert jsonl.headers["content-type"].startswith("application/x-ndjson")
     lines = [json.loads(line) for line in jsonl.text.splitlines()]
     assert [x["id"] for x in lines] == [d["decision_id"] for d in reversed(decisions)]
-    assert all(x["hash"].startswith("sha256:") for x in lines)
+    # Each line is the record's stored bytes: its hash is SHA-256(0x00 || line), the hash
+    # the JSON page reports and the next record's prev_hash.
+    page = get(server, "/v1/audit/decisions", kind="decision", limit=100).json()
+    hashes = [r["hash"] for r in page["records"]]
+    assert [
+        "sha256:" + hashlib.sha256(b"\x00" + line).hexdigest()
+        for line in jsonl.content.splitlines()
+    ] == hashes
+    assert all("hash" not in x for x in lines)
+    assert [x["prev_hash"] for x in lines[:-1]] == hashes[1:]
     exported = get(server, "/v1/audit/decisions", customer_id="c-2", format="csv")
     assert exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.text)))
@@ -138,8 +153,9 @@ def test_pii_never_leaves_in_clear(audited: tuple[LiveServer, list[dict[str, Any
     with_email = decisions[0]["decision_id"]
     one = get(server, f"/v1/audit/decisions/{with_email}")
     assert EMAIL not in one.text
-    value = one.json()["record"]["context"]["customer.email"]["value"]
-    assert value.startswith("hmac-sha256:")
+    value, source, *_ = one.json()["record"]["context"]["customer.email"]
+    assert value.startswith("hmac-sha256:") and source == "request"
+    assert one.json()["explanation"]["context"]["customer.email"]["value"] == value
     export = get(server, "/v1/audit/decisions", format="jsonl")
     assert EMAIL not in export.text and export.text.count(value) >= 8
 
@@ -148,9 +164,63 @@ def test_verify_reports_every_chain_intact(
     audited: tuple[LiveServer, list[dict[str, Any]]],
 ) -> None:
     server, _ = audited
-    report = get(server, "/v1/audit/verify").json()
+    report = wait_until_indexed(server)
     assert report["ok"] is True and report["broken_at"] is None
     assert report["records"] >= 27  # 24 decisions and 3 starter deploys
+    (chain,) = report["instances"].values()
+    assert chain["ok"] is True and chain["records"] == report["records"]
+    assert chain["index"] == {"ok": True, "indexed": chain["records"], "problems": []}
+
+
+def wait_until_indexed(server: LiveServer, timeout: float = 10.0) -> dict[str, Any]:
+    """The verify report once every record is indexed (or after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        report: dict[str, Any] = get(server, "/v1/audit/verify").json()
+        if time.monotonic() > deadline or all(
+            c["index"]["indexed"] == c["records"] for c in report["instances"].values()
+        ):
+            return report
+        time.sleep(0.1)
+
+
+def test_verify_reports_a_tampered_index_and_reindex_repairs_it(tmp_path: Path) -> None:
+    """An index row changed behind the ledger's back is reported by verify, with the
+    record it concerns, while the chain itself stays intact; reindex builds it again."""
+    with LiveServer(tmp_path / "d") as server:
+        for k in range(3):
+            r = httpx.post(
+                server.url + "/v1/decisions",
+                json={"ruleset": "retention-desk", "customer_id": f"c-{k}", "agent_id": "agent-7"},
+                headers=server.auth("agent"),
+            )
+            assert r.status_code == 200, r.text
+        assert wait_until_indexed(server)["ok"] is True
+        with sqlite3.connect(server.ledger_dir / INDEX_FILE) as index:
+            changed = index.execute(
+                "UPDATE records SET customer_id = 'c-forged' WHERE seq = 5"
+            ).rowcount
+        assert changed == 1
+        report = get(server, "/v1/audit/verify").json()
+        (chain,) = report["instances"].values()
+        assert report["ok"] is False and chain["broken_at"] is None
+        assert chain["index"]["ok"] is False
+        assert chain["index"]["problems"] == [
+            "index row for record 5 differs from the record: "
+            "customer_id 'c-forged' in the index, 'c-1' in the record"
+        ]
+        assert report["reason"] == chain["index"]["problems"][0]
+        rebuilt = subprocess.run(
+            [sys.executable, "-m", "server.cli", "audit", "reindex", "--data-dir", server.data_dir],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        assert wait_until_indexed(server)["ok"] is True
+        found = get(server, "/v1/audit/decisions", customer_id="c-1").json()["records"]
+        assert [r["customer_id"] for r in found] == ["c-1"]
 
 
 def test_a_replay_reports_what_a_candidate_would_change(

@@ -48,7 +48,7 @@ def test_a_decision_reads_cached_context_with_overrides_on_top(
     assert body["ruleset"] == "retention-desk" and body["revision"] >= 1
     assert body["customer_id"] == "c-ctx" and body["agent_id"] == "agent-7"
     assert body["evaluated_at"].endswith("Z")
-    reader = LedgerReader(server.data_dir / "ledger.db")
+    reader = LedgerReader(server.ledger_dir)
     try:
         record = reader.get(body["decision_id"])
     finally:

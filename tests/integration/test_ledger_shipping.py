@@ -1,5 +1,6 @@
-"""The spool ships to the real PostgreSQL through a proxy that fails on demand: decisions go
-on while it is down, and every record arrives once, in order, when it is back."""
+"""The spool (an instance's segments) ships to the real PostgreSQL through a proxy that fails
+on demand: decisions go on while it is down, and every record arrives once, in order, when it
+is back."""
 
 from __future__ import annotations
 
@@ -9,11 +10,10 @@ from pathlib import Path
 
 from audit.postgres import PostgresLedgerStore
 from audit.record import LedgerRecord
+from audit.segments import SegmentLog
 from audit.shipper import LedgerShipper
-from audit.sqlite import SqliteLedgerStore
-from audit.verify import verify
 from audit.writer import LedgerWriter
-from tests.support.postgres import URL
+from tests.support.postgres import URL, check_chain
 from tests.support.tcp_proxy import FaultyProxy
 
 
@@ -23,8 +23,8 @@ def proxied_url(port: int) -> str:
 
 def test_outages_lose_nothing_and_duplicate_nothing(tmp_path: Path, pg_schema: str) -> None:
     proxy = FaultyProxy(("127.0.0.1", 5432)).start()
-    spool = tmp_path / "ledger.db"
-    store = SqliteLedgerStore(spool, instance="i-1")
+    spool = tmp_path / "ledger"
+    store = SegmentLog(spool, "i-1")
     writer = LedgerWriter(store)
     shipper = LedgerShipper(
         spool,
@@ -65,9 +65,9 @@ def test_outages_lose_nothing_and_duplicate_nothing(tmp_path: Path, pg_schema: s
     target = PostgresLedgerStore(URL, instance="i-1", schema=pg_schema)
     try:
         assert target.count() == head  # each record exactly once
-        report = verify(target)
+        report = check_chain(target)
         assert report.ok and report.records == head
-        assert [seq for seq, _ in target.scan()] == list(range(1, head + 1))
+        assert [body for _, body in target.scan()] == [f.body for f in store.frames()]
     finally:
         target.close()
         store.close()
@@ -75,8 +75,8 @@ def test_outages_lose_nothing_and_duplicate_nothing(tmp_path: Path, pg_schema: s
 
 
 def test_a_new_shipper_resumes_where_postgresql_stands(tmp_path: Path, pg_schema: str) -> None:
-    spool = tmp_path / "ledger.db"
-    store = SqliteLedgerStore(spool, instance="i-2")
+    spool = tmp_path / "ledger"
+    store = SegmentLog(spool, "i-2")
     writer = LedgerWriter(store)
     for k in range(500):
         writer.append_blocking(LedgerRecord(id=f"a-{k}", kind="decision"))
@@ -95,7 +95,7 @@ def test_a_new_shipper_resumes_where_postgresql_stands(tmp_path: Path, pg_schema
     second.close()
     check = target()
     try:
-        assert check.count() == 800 and verify(check).ok
+        assert check.count() == 800 and check_chain(check).ok
     finally:
         check.close()
         store.close()
@@ -104,8 +104,8 @@ def test_a_new_shipper_resumes_where_postgresql_stands(tmp_path: Path, pg_schema
 def test_a_connection_cut_in_the_middle_of_batches(tmp_path: Path, pg_schema: str) -> None:
     """Cut the connection repeatedly while large batches are in flight."""
     proxy = FaultyProxy(("127.0.0.1", 5432)).start()
-    spool = tmp_path / "ledger.db"
-    store = SqliteLedgerStore(spool, instance="i-3")
+    spool = tmp_path / "ledger"
+    store = SegmentLog(spool, "i-3", segment_bytes=256 * 1024)  # shipping crosses segments
     writer = LedgerWriter(store)
     for k in range(6000):
         writer.submit(LedgerRecord(id=f"c-{k}", kind="decision", data={"pad": "x" * 400}))
@@ -125,7 +125,7 @@ def test_a_connection_cut_in_the_middle_of_batches(tmp_path: Path, pg_schema: st
     shipper.close()
     check = PostgresLedgerStore(URL, instance="i-3", schema=pg_schema)
     try:
-        assert check.count() == 6000 and verify(check).ok
+        assert check.count() == 6000 and check_chain(check).ok
     finally:
         check.close()
         store.close()
@@ -162,37 +162,42 @@ def test_a_server_with_database_url_ships_its_decisions(tmp_path: Path) -> None:
         assert f'frontline_ledger_shipping_connected{{instance="{instance}"}} 1.0' in metrics
     target = PostgresLedgerStore(URL, instance=instance)
     try:
-        report = verify(target)
+        report = check_chain(target)
         assert report.ok and report.records == 23  # 3 starter deploys and 20 decisions
+        spooled = SegmentLog(tmp_path / "d" / "ledger", instance, readonly=True)
+        try:
+            assert [body for _, body in target.scan()] == [f.body for f in spooled.frames()]
+        finally:
+            spooled.close()
     finally:
         target.close()
 
 
 def test_two_spools_with_one_instance_name_are_refused(tmp_path: Path, pg_schema: str) -> None:
     def fill(path: Path, prefix: str, n: int) -> None:
-        store = SqliteLedgerStore(path, instance="same")
+        store = SegmentLog(path, "same")
         writer = LedgerWriter(store)
         for k in range(n):
             writer.append_blocking(LedgerRecord(id=f"{prefix}-{k}", kind="decision"))
         writer.close()
         store.close()
 
-    fill(tmp_path / "a.db", "a", 50)
-    fill(tmp_path / "b.db", "b", 80)
+    fill(tmp_path / "a", "a", 50)
+    fill(tmp_path / "b", "b", 80)
 
     def target() -> PostgresLedgerStore:
         return PostgresLedgerStore(URL, instance="same", schema=pg_schema)
 
-    first = LedgerShipper(tmp_path / "a.db", "same", target)
+    first = LedgerShipper(tmp_path / "a", "same", target)
     assert first.wait_until_shipped(50, timeout=20)
     first.close()
-    second = LedgerShipper(tmp_path / "b.db", "same", target, max_backoff=0.1)
+    second = LedgerShipper(tmp_path / "b", "same", target, max_backoff=0.1)
     time.sleep(1.0)
     status = second.status()
     second.close()
     assert status.last_error is not None and "different chain" in status.last_error
     check = target()
     try:
-        assert check.count() == 50 and verify(check).ok  # nothing of b was mixed in
+        assert check.count() == 50 and check_chain(check).ok  # nothing of b was mixed in
     finally:
         check.close()

@@ -1,9 +1,10 @@
-"""Operations on a live server: metrics, JSON logs with request ids, readiness, admission
-control under overload, and a SIGTERM that drains the ledger."""
+"""Operations on a live server: metrics (the index's lag among them), JSON logs with request
+ids, readiness, admission control under overload, and a SIGTERM that drains the ledger."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
@@ -13,7 +14,10 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from audit.query import LedgerQuery, LedgerReader
+from audit.record import LedgerRecord
+from audit.segments import SegmentLog
 from audit.verify import verify_ledger
+from audit.writer import LedgerWriter, utc_now
 from tests.support.live_server import LiveServer
 
 BODY = {"ruleset": "retention-desk", "customer_id": "c-1", "agent_id": "agent-7"}
@@ -45,6 +49,61 @@ def test_metrics_count_decisions_and_read_the_ledger(
     assert after["frontline_ledger_records{instance=local}"] >= 5
     assert after["frontline_context_lookups_total{result=miss}"] >= 5
     assert "frontline_requests_in_flight{instance=local}" in after
+    assert after["frontline_ledger_index_lag_records{instance=local}"] >= 0
+    assert after["frontline_ledger_index_lag_seconds{instance=local}"] >= 0
+    caught_up = wait_for_index(client)
+    assert caught_up["frontline_ledger_index_lag_records{instance=local}"] == 0
+    assert caught_up["frontline_ledger_index_lag_seconds{instance=local}"] == 0
+
+
+def wait_for_index(client: httpx.Client, timeout: float = 10.0) -> dict[str, float]:
+    """The metrics once the index has caught up with the log (or after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = samples(client.get("/metrics").text)
+        lag = found["frontline_ledger_index_lag_records{instance=local}"]
+        if lag == 0 or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def test_the_index_lag_is_a_metric_and_queries_see_what_the_index_has_not_reached(
+    tmp_path: Path,
+) -> None:
+    """With the indexer process stopped, the lag metrics count the decisions it has not
+    indexed and their age, and queries still find them; resumed, it catches up."""
+    with LiveServer(tmp_path / "d") as server, httpx.Client(base_url=server.url) as client:
+        assert wait_for_index(client)["frontline_ledger_index_lag_records{instance=local}"] == 0
+        (indexer,) = server.indexer_pids()
+        os.kill(indexer, signal.SIGSTOP)
+        try:
+            ids = [
+                client.post(
+                    "/v1/decisions",
+                    json={**BODY, "customer_id": "c-lag"},
+                    headers=server.auth("agent"),
+                ).json()["decision_id"]
+                for _ in range(7)
+            ]
+            time.sleep(0.5)
+            behind = samples(client.get("/metrics").text)
+            assert behind["frontline_ledger_index_lag_records{instance=local}"] == 7
+            assert behind["frontline_ledger_index_lag_seconds{instance=local}"] >= 0.5
+            page = client.get(
+                "/v1/audit/decisions",
+                params={"customer_id": "c-lag"},
+                headers=server.auth("auditor"),
+            ).json()
+            assert [r["id"] for r in page["records"]] == ids[::-1]
+            report = client.get("/v1/audit/verify", headers=server.auth("auditor")).json()
+            (chain,) = report["instances"].values()
+            assert report["ok"] and chain["index"]["ok"] is True
+            assert chain["index"]["indexed"] == chain["records"] - 7
+        finally:
+            os.kill(indexer, signal.SIGCONT)
+        caught_up = wait_for_index(client)
+        assert caught_up["frontline_ledger_index_lag_records{instance=local}"] == 0
+        assert caught_up["frontline_ledger_index_lag_seconds{instance=local}"] == 0
 
 
 def test_logs_are_json_lines_carrying_the_request_id(
@@ -146,13 +205,16 @@ def test_sigterm_drains_every_answered_decision_into_the_ledger(tmp_path: Path) 
     assert code in (0, -signal.SIGTERM), server.output()
     assert '"event": "frontline stopped"' in server.output()
     assert len(answered) > 20
-    reader = LedgerReader(server.data_dir / "ledger.db")
+    reader = LedgerReader(server.ledger_dir)
     try:
         stored = {r.id for r in reader.iterate(LedgerQuery(kind="decision"))}
     finally:
         reader.close()
     assert set(answered) <= stored
-    assert verify_ledger(server.data_dir / "ledger.db").ok
+    report = verify_ledger(server.ledger_dir)
+    assert report.ok, report
+    # The indexer indexed everything written before it stopped.
+    assert [(r.indexed, r.index_ok) for r in report.instances.values()] == [(report.records, True)]
 
 
 def clear_of_a_window_edge() -> None:
@@ -199,19 +261,19 @@ def test_with_redis_instances_share_each_keys_budget(tmp_path: Path) -> None:
 
 
 def test_retention_runs_in_the_server_and_the_chain_still_verifies(tmp_path: Path) -> None:
-    """Records older than FRONTLINE_RETENTION are pruned at startup, behind a checkpoint."""
-    from audit.record import LedgerRecord
-    from audit.sqlite import SqliteLedgerStore
-    from audit.writer import LedgerWriter
-
+    """Segments whose records are older than FRONTLINE_RETENTION are removed at startup,
+    behind a checkpoint; the segment holding a recent record stays."""
     data = tmp_path / "d"
-    data.mkdir()
-    store = SqliteLedgerStore(data / "ledger.db", instance="local")
-    old = LedgerWriter(store, clock=lambda: "2020-01-01T00:00:00.000000Z")
+    # One segment per batch: 30 old records, then a recent one.
+    store = SegmentLog(data / "ledger", "local", segment_bytes=1)
+    stamps = iter(["2020-01-01T00:00:00.000000Z"] * 30)
+    old = LedgerWriter(store, clock=lambda: next(stamps, None) or utc_now())
     for k in range(30):
         old.append_blocking(LedgerRecord(id=f"old-{k}", kind="decision", customer_id="c-1"))
+    old.append_blocking(LedgerRecord(id="recent", kind="decision", customer_id="c-2"))
     old.close()
     store.close()
+    assert len(store.segments()) == 31
     with LiveServer(data, env={"FRONTLINE_RETENTION": "30d"}) as server:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -226,9 +288,18 @@ def test_retention_runs_in_the_server_and_the_chain_still_verifies(tmp_path: Pat
         assert page["records"] == []
         report = httpx.get(server.url + "/v1/audit/verify", headers=server.auth("auditor")).json()
         assert report["ok"] is True, report
+        assert report["instances"]["local"]["index"]["ok"] is True, report
         checkpoints = httpx.get(
             server.url + "/v1/audit/decisions",
             params={"kind": "checkpoint"},
             headers=server.auth("auditor"),
         ).json()["records"]
         assert checkpoints[0]["data"]["deleted_through"] == 30
+        assert checkpoints[0]["data"]["segments"] == 30
+        kept = httpx.get(
+            server.url + "/v1/audit/decisions",
+            params={"customer_id": "c-2"},
+            headers=server.auth("auditor"),
+        ).json()["records"]
+        assert [r["id"] for r in kept] == ["recent"]
+    assert store.segments()[0] == 31  # segments 1 to 30 are gone

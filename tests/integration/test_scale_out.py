@@ -16,10 +16,9 @@ import psycopg
 import pytest
 
 from audit.postgres import PostgresLedgerStore
-from audit.verify import verify
 from tests.support.live_server import KEYS, ROOT, LiveServer
 from tests.support.postgres import URL as DATABASE_URL
-from tests.support.postgres import require_postgres
+from tests.support.postgres import check_chain, require_postgres
 from tests.support.redis import URL as REDIS_URL
 from tests.support.redis import delete_prefix, require_redis
 from tests.support.streams import SseAlerts
@@ -160,7 +159,7 @@ def test_postgresql_holds_every_instances_records_in_verifiable_chains(
             try:
                 bodies = [body for _, body in store.scan()]
                 if any(decision_id.encode() in body for body in bodies):
-                    report = verify(store)
+                    report = check_chain(store)
                     assert report.ok, report
                     assert report.records == len(bodies) > 1
                     break

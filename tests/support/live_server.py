@@ -66,6 +66,28 @@ class LiveServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "server.log"
 
+    @property
+    def ledger_dir(self) -> Path:
+        """Every instance's segments and the query index, under the data directory."""
+        return self.data_dir / "ledger"
+
+    def indexer_pids(self) -> list[int]:
+        """The ledger indexer processes the server started (its children)."""
+        assert self.process is not None
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                command = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:  # it exited meanwhile
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == self.process.pid and b"audit.indexer" in command:
+                found.append(int(entry.name))
+        return found
+
     def auth(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {KEYS[role][1]}"}
 
