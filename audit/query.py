@@ -24,9 +24,10 @@ from typing import Any
 
 from audit.index import Entry, LedgerIndex, Watermark, entry, micros
 from audit.record import KINDS, LedgerRecord, decode, hash_text
-from audit.segments import Frame, SegmentLog, instances
+from audit.segments import Frame, SegmentLog, instances, segment_name
 
 MAX_PAGE = 1_000
+LONG_TAIL_BYTES = 4 << 20  # a tail past the index worth indexing before reading many pages
 OUTCOME_KINDS = ("offer", "queue", "alert", "rule")
 CSV_COLUMNS = (
     "instance",
@@ -202,12 +203,31 @@ class LedgerReader:
 
     def _pages(self, query: LedgerQuery, page_size: int) -> Iterator[list[_Hit]]:
         q = replace(query, limit=page_size).validated()
+        self._index_long_tails()
         while True:
             hits = self._hits(q, page_size + 1)
             yield hits[:page_size]
             if len(hits) <= page_size:
                 return
             q = replace(q, cursor=hits[page_size - 1].cursor)
+
+    def _index_long_tails(self) -> None:
+        """Before a read of many pages: index any log whose tail past the index is long (no
+        indexer ran, or the index was deleted), since every page reads that tail again."""
+        for name in instances(self.ledger_dir):
+            mark = self.index.watermark(name)
+            log = self._log(name)
+            behind = 0
+            for first in log.segments():
+                if first < mark.segment:
+                    continue
+                try:
+                    size = (log.directory / segment_name(first)).stat().st_size
+                except FileNotFoundError:
+                    continue
+                behind += size - (mark.offset if first == mark.segment else 0)
+            if behind > LONG_TAIL_BYTES:
+                self.index.catch_up(log)
 
     def _hits(self, q: LedgerQuery, limit: int) -> list[_Hit]:
         below: tuple[int, int, int] | None = None

@@ -71,6 +71,13 @@ def encode_ulid(value: int) -> str:
     return "".join(reversed(out))
 
 
+def evaluation_time() -> datetime:
+    """The ``now`` an evaluation sees: the clock to the millisecond, as the decision and its
+    record write it, so a replay of the record evaluates at exactly the same instant."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
+
+
 class Problem(Exception):
     """A request Frontline will not carry out: an HTTP status and one plain sentence."""
 
@@ -169,7 +176,7 @@ class Frontline:
         check_nesting("answers", request.answers)
         pinned = interaction_id or request.interaction
         compiled, shadow = await self._revision(request, pinned)
-        now = datetime.now(UTC)
+        now = evaluation_time()
         context, sources, as_of, degraded = await self.context_for(
             request.customer_id, request.context, now
         )

@@ -498,3 +498,24 @@ def test_a_query_racing_the_indexer_misses_nothing(ledger: Ledger) -> None:
         reader.close()
     assert raced
     assert got == newest_first(range(1, 41))
+
+
+def test_a_long_read_indexes_a_long_unindexed_tail_first(tmp_path: Path) -> None:
+    """Reading every page of a ledger whose index lags by megabytes indexes that tail first
+    (each page would otherwise read it again), and returns every record once."""
+    log = SegmentLog(tmp_path, "a")
+    writer = LedgerWriter(log)
+    pad = "x" * 2_000
+    for n in range(1, 3_001):
+        writer.submit(LedgerRecord(id=f"d-{n}", kind="decision", data={"pad": pad}))
+    writer.append_blocking(LedgerRecord(id="d-last", kind="decision"))
+    writer.close()
+    log.close()
+    reader = LedgerReader(tmp_path)
+    try:
+        assert reader.index.watermark("a").seq == 0
+        ids = [r.id for r in reader.iterate(LedgerQuery(kind="decision"))]
+        assert len(ids) == len(set(ids)) == 3_001
+        assert reader.index.watermark("a").seq == 3_001
+    finally:
+        reader.close()
