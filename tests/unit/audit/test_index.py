@@ -519,3 +519,32 @@ def test_a_long_read_indexes_a_long_unindexed_tail_first(tmp_path: Path) -> None
         assert reader.index.watermark("a").seq == 3_001
     finally:
         reader.close()
+
+
+def test_removing_records_moves_the_mark_so_an_indexer_in_flight_adds_none_back(
+    tmp_path: Path,
+) -> None:
+    """An indexer that read frames before retention dropped their rows finds its mark moved,
+    adds nothing, and indexes again from after the removed records."""
+    log = SegmentLog(tmp_path, "a", segment_bytes=400)
+    writer = LedgerWriter(log, max_batch=1)
+    for n in range(1, 41):
+        writer.append_blocking(LedgerRecord(id=f"d-{n}", kind="decision", customer_id="c"))
+    writer.close()
+    log.close()
+    reader = SegmentLog(tmp_path, "a", readonly=True)
+    index = LedgerIndex(tmp_path)
+    try:
+        mark = index.watermark("a")
+        read_before = list(reader.frames(mark.seq))
+        retention = LedgerIndex(tmp_path)
+        retention.forget_through("a", 20)
+        retention.close()
+        assert not index._add(mark.inst, read_before, mark.seq)
+        assert index.watermark("a").seq == 20
+        assert index.catch_up(reader) == 20
+        seqs = [row[0] for row in index.rows("a")]
+        assert seqs == list(range(21, 41))
+    finally:
+        index.close()
+        reader.close()
