@@ -37,6 +37,7 @@ from audit.segments import SegmentLog
 log = logging.getLogger("frontline.ledger")
 
 RESTART_AFTER = 1.0  # seconds between attempts to start a stopped indexer
+NICENESS = 10
 
 
 def lag(ledger_dir: Path, log_: SegmentLog, head_seq: int) -> tuple[int, float]:
@@ -180,6 +181,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interval", type=float, default=0.5)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="frontline indexer: %(message)s")
+    # The index may fall behind; decisions may not. Lower priority keeps the indexer off the
+    # core the server needs when both are busy (p99 of appends at 2,000/s: 4.2-4.8 ms at
+    # equal priority, 3.5 ms niced).
+    with contextlib.suppress(OSError):
+        os.nice(NICENESS)
     with contextlib.suppress(KeyboardInterrupt):
         follow(args.ledger_dir, args.instance, args.interval)
 

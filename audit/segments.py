@@ -232,7 +232,11 @@ class SegmentLog:
                 self._roll(first)
             assert self._fd is not None
             pack = HEADER.pack
-            data = b"".join([pack(len(s.body), s.leaf) + s.body for s in batch])
+            parts = []
+            for s in batch:  # one flat join: no intermediate bytes per frame
+                parts.append(pack(len(s.body), s.leaf))
+                parts.append(s.body)
+            data = b"".join(parts)
             try:
                 _write_all(self._fd, data)
             except OSError as exc:

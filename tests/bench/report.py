@@ -635,13 +635,30 @@ def ledger_targets(results: Results) -> list[tuple[str, str, str]]:
                 ),
             )
         )
+    for run in _by_kind(results, "ledger-index-lag"):
+        out.append(
+            (
+                f"index lag ≤ {LEDGER_LAG_S:g} s with {run['rate']:,} appends/s offered for "
+                f"{run['seconds']:g} s",
+                f"at most {run['lag_max_s']:.2f} s / {run['lag_max_records']:,} records "
+                f"({run['lag_at_end_s']:.2f} s at the end; {run['records_per_s']:,.0f} "
+                f"appends/s; the indexer used {run['indexer_cpu']:.0%} of a core)",
+                verdict(run["lag_max_s"] <= LEDGER_LAG_S),
+            )
+        )
     for run in _by_kind(results, "ledger-latency"):
         out.append(
             (
                 f"append p50 ≤ {LEDGER_P50_MS:g} ms and p99 ≤ {LEDGER_P99_MS:g} ms at "
                 f"{run['rate']:,}/s",
                 f"p50 {run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms "
-                f"(p99.9 {run['p999_ms']:.2f} ms)",
+                f"(p99.9 {run['p999_ms']:.2f} ms)"
+                + (
+                    f"; the indexer used {run['indexer_cpu']:.0%} of a core, longest GC pause "
+                    f"{run['gc_longest_pause_ms']:.1f} ms"
+                    if "indexer_cpu" in run and "gc_longest_pause_ms" in run
+                    else ""
+                ),
                 verdict(run["p50_ms"] <= LEDGER_P50_MS and run["p99_ms"] <= LEDGER_P99_MS),
             )
         )
