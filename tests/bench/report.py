@@ -267,7 +267,7 @@ def parts_section(results: Results) -> list[str]:
         "## Where Frontline's time goes",
         "",
         "`evaluate` returns a `Decision` holding rule indices and values; `to_dict()` builds "
-        "the decision JSON of DESIGN.md §4 (offers with their params and reasons, table "
+        "the decision JSON the API answers with (offers with their params and reasons, table "
         "outputs, missing and stale fields, and with `trace=True` every evaluated rule with the "
         "values it read). Medians in µs; informational, not a target:",
         "",

@@ -25,7 +25,7 @@ def test_a_decision_reads_cached_context_with_overrides_on_top(
     client: httpx.Client, server: LiveServer
 ) -> None:
     """The cached context and the request's overrides both reach the rules; the response
-    carries the decision of DESIGN.md §4 and its record is in the ledger."""
+    carries the documented decision shape and its record is in the ledger."""
     put = client.put(
         "/v1/customers/c-ctx/context",
         json={

@@ -1,6 +1,6 @@
 """No access outside a role: every operation of the live OpenAPI document, called with a key
 of every role and with none, is refused (401 without a key, 403 with a key of a role that
-DESIGN.md §4 does not give it) or let through (anything but 401/403) exactly as the table
+the HTTP API does not give it) or let through (anything but 401/403) exactly as the table
 below says. A route added without a line here fails this test."""
 
 from __future__ import annotations
