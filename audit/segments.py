@@ -46,7 +46,7 @@ MAX_RECORD = 64 << 20  # a longer length field can only be a torn or damaged fra
 SEGMENT_BYTES = 64 << 20
 SUFFIX = ".seg"
 _NAME = re.compile(r"^(\d{20})\.seg$")
-_INSTANCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_INSTANCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 
 class LogError(RuntimeError):
@@ -73,7 +73,7 @@ def check_instance(name: str) -> str:
     """An instance name usable as a directory name, or LogError."""
     if not _INSTANCE.match(name) or name in (".", ".."):
         raise LogError(
-            f"instance name {name!r} must be 1-128 letters, digits, '.', '_' or '-', "
+            f"instance name {name!r} must be 1-128 letters, digits, '.', '_', ':' or '-', "
             "starting with a letter or digit"
         )
     return name

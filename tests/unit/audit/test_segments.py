@@ -136,6 +136,7 @@ def test_each_instance_has_its_own_directory_and_a_usable_name(tmp_path: Path) -
     for bad in ("..", "a/b", "", "-lead"):
         with pytest.raises(LogError, match="must be 1-128 letters"):
             SegmentLog(tmp_path, bad)
+    SegmentLog(tmp_path, "bench-0-f00d:").close()  # a host:port-like name is a usable one
 
 
 # -- rolling -------------------------------------------------------------------------------
