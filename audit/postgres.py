@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from audit.index import read_indexed
 from audit.record import GENESIS, Sealed
 
 _SCHEMA = """
@@ -53,6 +54,25 @@ _COLUMNS = (
 )
 
 
+def row(instance: str, seq: int, body: bytes, hash: str) -> tuple[Any, ...]:
+    """A record's row in ``_COLUMNS`` order, its columns read from its stored bytes."""
+    r = read_indexed(body)
+    rs = r.ruleset
+    return (
+        instance,
+        seq,
+        r.id,
+        r.kind,
+        r.recorded_at,
+        r.customer_id,
+        r.agent_id,
+        rs.name if rs is not None else None,
+        rs.revision if rs is not None else None,
+        body,
+        hash,
+    )
+
+
 class PostgresLedgerStore:
     """One instance's chain in a PostgreSQL ledger shared by every instance."""
 
@@ -79,25 +99,7 @@ class PostgresLedgerStore:
 
     def append(self, batch: Sequence[Sealed]) -> None:
         """Store a batch in one transaction (committed, and so durable, on return)."""
-        rows = []
-        for sealed in batch:
-            r = sealed.record
-            rs = r.ruleset
-            rows.append(
-                (
-                    self.instance,
-                    r.seq,
-                    r.id,
-                    r.kind,
-                    r.recorded_at,
-                    r.customer_id,
-                    r.agent_id,
-                    rs.name if rs is not None else None,
-                    rs.revision if rs is not None else None,
-                    sealed.body,
-                    r.hash,
-                )
-            )
+        rows = [row(self.instance, s.record.seq, s.body, s.record.hash) for s in batch]
         self.append_rows(rows)
 
     def append_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:

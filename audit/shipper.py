@@ -22,8 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from audit.index import read_indexed
-from audit.postgres import PostgresLedgerStore
+from audit.postgres import PostgresLedgerStore, row
 from audit.record import hash_text
 from audit.segments import Frame, SegmentLog
 
@@ -129,23 +128,7 @@ class LedgerShipper:
                 self._check_same_chain(next(frames, None), head, head_hash)
         self._shipped = head
         for frame in frames:
-            r = read_indexed(frame.body)
-            rs = r.ruleset
-            rows.append(
-                (
-                    self.instance,
-                    frame.seq,
-                    r.id,
-                    r.kind,
-                    r.recorded_at,
-                    r.customer_id,
-                    r.agent_id,
-                    rs.name if rs is not None else None,
-                    rs.revision if rs is not None else None,
-                    frame.body,
-                    hash_text(frame.leaf),
-                )
-            )
+            rows.append(row(self.instance, frame.seq, frame.body, hash_text(frame.leaf)))
             last = frame
             if len(rows) >= self._batch:
                 break
