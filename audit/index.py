@@ -236,10 +236,6 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: the indexes' hot pages stay in memory
     conn.execute("PRAGMA mmap_size=268435456")
-    # Checkpoint the WAL every 80 MiB rather than every 4 MiB: a batch of 20,000 records
-    # dirties pages all over seven indexes, and each checkpoint writes them again
-    # (≈ 20% of the indexer's time per record at SQLite's default).
-    conn.execute("PRAGMA wal_autocheckpoint=20000")
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version not in (0, LAYOUT):
         conn.close()
