@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import structlog
@@ -72,10 +72,11 @@ def encode_ulid(value: int) -> str:
 
 
 def evaluation_time() -> datetime:
-    """The ``now`` an evaluation sees: the clock to the millisecond, as the decision and its
-    record write it, so a replay of the record evaluates at exactly the same instant."""
+    """The ``now`` an evaluation sees: the clock rounded up to the millisecond, as the
+    decision and its record write it, so a replay of the record evaluates at exactly the same
+    instant. Up, not down: an event counted a few microseconds ago is not in the future."""
     now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond - now.microsecond % 1000)
+    return now + timedelta(microseconds=-now.microsecond % 1000)
 
 
 class Problem(Exception):
