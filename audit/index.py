@@ -212,6 +212,33 @@ def entry(frame: Frame) -> Entry:
     )
 
 
+def index_rows(
+    inst: int, frames: list[Frame]
+) -> tuple[list[tuple[Any, ...]], list[tuple[str, str, int, int, int]]]:
+    """The ``records`` rows and ``outcomes`` rows of ``frames`` of instance number ``inst``."""
+    rows = []
+    outcomes: list[tuple[str, str, int, int, int]] = []
+    for frame in frames:
+        e = entry(frame)
+        rows.append(
+            (
+                inst,
+                e.seq,
+                e.ts,
+                e.id,
+                e.kind,
+                e.customer_id,
+                e.agent_id,
+                e.ruleset,
+                e.revision,
+                e.segment,
+                e.offset,
+            )
+        )
+        outcomes.extend((facet, value, e.ts, inst, e.seq) for facet, value in e.outcomes)
+    return rows, outcomes
+
+
 @dataclass(frozen=True, slots=True)
 class Watermark:
     """How far an instance's log is indexed, and where its next frame starts."""
@@ -339,26 +366,7 @@ class LedgerIndex:
     def _add(self, inst: int, frames: list[Frame], expected: int) -> bool:
         """Index ``frames`` and move the mark past them, if the mark is still at
         ``expected``; in one transaction either way."""
-        rows = []
-        outcomes: list[tuple[str, str, int, int, int]] = []
-        for frame in frames:
-            e = entry(frame)
-            rows.append(
-                (
-                    inst,
-                    e.seq,
-                    e.ts,
-                    e.id,
-                    e.kind,
-                    e.customer_id,
-                    e.agent_id,
-                    e.ruleset,
-                    e.revision,
-                    e.segment,
-                    e.offset,
-                )
-            )
-            outcomes.extend((facet, value, e.ts, inst, e.seq) for facet, value in e.outcomes)
+        rows, outcomes = index_rows(inst, frames)
         last = frames[-1]
         with _immediate(self.conn):
             (now,) = self.conn.execute(

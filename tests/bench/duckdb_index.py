@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from audit.index import LedgerIndex, entry, micros
+from audit.index import LedgerIndex, entry, index_rows, micros
 from audit.segments import Frame, SegmentLog, instances
 
 BATCH = 20_000
@@ -153,23 +153,9 @@ def ingest_duckdb(duckdb: Any, ledger_dir: Path, path: Path, art: bool) -> tuple
     rows: list[tuple[Any, ...]] = []
     outs: list[tuple[Any, ...]] = []
     for inst, frame in frames(ledger_dir):
-        e = entry(frame)
-        rows.append(
-            (
-                inst,
-                e.seq,
-                e.ts,
-                e.id,
-                e.kind,
-                e.customer_id,
-                e.agent_id,
-                e.ruleset,
-                e.revision,
-                e.segment,
-                e.offset,
-            )
-        )
-        outs.extend((facet, value, e.ts, inst, e.seq) for facet, value in e.outcomes)
+        record_rows, outcome_rows = index_rows(inst, [frame])  # what SQLite's index holds
+        rows += record_rows
+        outs += outcome_rows
         if len(rows) >= BATCH:
             flush(rows, outs)
             count += len(rows)
