@@ -9,7 +9,7 @@ Pages run newest first across every instance of the ledger directory. A page's
 ``next_cursor`` names the last record it returned; passing it back continues below it, so
 pages stay stable while records arrive. Each filter has an index in the page's own order —
 ``(customer_id, ts)``, ``(agent_id, ts)``, ``(ruleset, ts)``, ``(ruleset, revision, ts)``,
-``(kind, ts)``, ``(ts)``, and outcomes ``(facet, value, ts)`` — so a page reads its rows
+``(kind, ts)``, ``(ts)``, and outcomes ``(term, ts)`` — so a page reads its rows
 and stops, whatever the ledger's size.
 """
 
@@ -345,7 +345,7 @@ def _select(q: LedgerQuery, below: tuple[int, int, int] | None) -> tuple[str, li
     if q.outcome is not None:
         facet, _, value = q.outcome.partition(":")
         source = "outcomes o JOIN records r ON r.inst = o.inst AND r.seq = o.seq"
-        where[:0] = ["o.facet = ?", "o.value = ?"]
+        where[:0] = ["o.term = (SELECT term FROM terms WHERE facet = ? AND value = ?)"]
         params[:0] = [facet, value]
     sql = f"SELECT r.ts, r.inst, r.seq, r.segment, r.offset FROM {source}"
     if where:

@@ -3,7 +3,10 @@ indexer process, and serving every filter in its page order."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import logging
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -12,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from audit.index import INDEX_FILE, IndexLayoutError, LedgerIndex, reindex
-from audit.indexer import IndexFollower, lag
+from audit.index import INDEX_FILE, IndexLayoutError, LedgerIndex, boot_id, reindex
+from audit.indexer import IndexFollower, follow, lag
 from audit.query import LedgerQuery, LedgerReader, _select
 from audit.record import LedgerRecord, RulesetRef
 from audit.retention import apply_retention
@@ -329,20 +332,32 @@ def _sql(query: LedgerQuery, limit: int) -> tuple[str, list[object]]:
             id="missing-outcome",
         ),
         pytest.param(
-            "INSERT INTO outcomes SELECT 'offer', 'free-phone', ts, inst, seq FROM records"
+            "INSERT INTO terms (facet, value) VALUES ('offer', 'free-phone');"
+            " INSERT INTO outcomes SELECT last_insert_rowid(), ts, inst, seq FROM records"
             " WHERE seq = 3",
             "index outcomes for record 3 differ from the record: index [('offer', 'free-phone')]",
             id="extra-outcome",
         ),
         pytest.param(
-            "INSERT INTO outcomes SELECT facet, value, ts, inst, 99 FROM outcomes WHERE seq = 8",
+            "INSERT INTO outcomes SELECT term, ts, inst, 99 FROM outcomes WHERE seq = 8",
             "index has outcomes for record 99, which is not there",
             id="outcome-past-the-log",
         ),
         pytest.param(
-            "UPDATE outcomes SET ts = ts + 1 WHERE seq = 12 AND facet = 'offer'",
+            "UPDATE outcomes SET ts = ts + 1 WHERE seq = 12"
+            " AND term = (SELECT term FROM terms WHERE facet = 'offer')",
             "index outcomes for record 12 differ from the record",
             id="outcome-time",
+        ),
+        pytest.param(
+            "UPDATE terms SET value = 'free-phone' WHERE value = 'waive-fee'",
+            "index outcomes for record 8 differ from the record: index [('offer', 'free-phone')",
+            id="renamed-term",
+        ),
+        pytest.param(
+            "DELETE FROM terms WHERE value = 'waive-fee'",
+            "index outcomes for record 8 differ from the record: index [('?', 'term ",
+            id="unnumbered-term",
         ),
         pytest.param(
             "UPDATE instances SET indexed_seq = 25",
@@ -359,7 +374,9 @@ def test_verify_reports_a_tampered_index_and_reindex_repairs_it(
     ledger.index()
     assert verify_ledger(ledger.dir).ok
     with sqlite3.connect(ledger.dir / INDEX_FILE) as conn:
-        assert conn.execute(tamper).rowcount > 0
+        changes = conn.total_changes
+        conn.executescript(tamper)
+        assert conn.total_changes > changes
     report = verify_ledger(ledger.dir)
     assert not report.ok
     problems = [p for r in report.instances.values() for p in r.index_problems]
@@ -456,6 +473,88 @@ def test_an_indexer_ahead_of_the_log_indexes_it_again(tmp_path: Path) -> None:
     report = verify_ledger(tmp_path)
     assert report.ok, report.to_dict()
     assert report.instances["local"].indexed == 12
+
+
+def closed_pipe() -> int:
+    """The reading end of a pipe whose writer has gone: the indexer indexes, then stops."""
+    read, write = os.pipe()
+    os.close(write)
+    return read
+
+
+def unsynced_marks(ledger_dir: Path) -> dict[str, str | None]:
+    """Each instance's unsynced mark ({} until the indexer has made the file)."""
+    with contextlib.closing(sqlite3.connect(ledger_dir / INDEX_FILE)) as conn:
+        try:
+            return dict(conn.execute("SELECT name, unsynced FROM instances"))
+        except sqlite3.OperationalError:  # no such table yet
+            return {}
+
+
+@pytest.mark.skipif(boot_id() is None, reason="the kernel gives no boot id")
+def test_the_indexer_marks_its_unsynced_writes_and_clears_the_mark_when_it_stops(
+    tmp_path: Path,
+) -> None:
+    """While the indexer runs its instance carries this boot's id; a clean stop clears it."""
+    ledger = Ledger(tmp_path)
+    follower = IndexFollower(tmp_path, "local", interval=0.05)
+    try:
+        ledger.writer.on_commit(follower.notify)
+        ledger.add(range(1, 21))
+        deadline = time.monotonic() + 20
+        while unsynced_marks(tmp_path).get("local") is None:
+            assert time.monotonic() < deadline, "the indexer did not mark its writes"
+            time.sleep(0.05)
+        assert unsynced_marks(tmp_path) == {"local": boot_id()}
+    finally:
+        follower.close()
+        ledger.close()
+    assert unsynced_marks(tmp_path) == {"local": None}
+    assert verify_ledger(tmp_path).instances["local"].indexed == 20
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        pytest.param(
+            "UPDATE instances SET unsynced = 'a-boot-before-a-power-cut'",
+            "the machine restarted while the indexer of local was writing it without syncing",
+            id="written-unsynced-before-a-restart",
+        ),
+        pytest.param("PRAGMA user_version = 1", "it is of another layout", id="older-layout"),
+    ],
+)
+def test_an_index_that_cannot_be_trusted_is_built_again_by_the_indexer(
+    tmp_path: Path, damage: str, said: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An index written unsynced before the machine restarted, or of another layout, is
+    rebuilt from the segments when the indexer starts, saying why in one line."""
+    ledger = Ledger(tmp_path)
+    ledger.add(range(1, 31))
+    ledger.index()
+    ledger.close()
+    with contextlib.closing(sqlite3.connect(tmp_path / INDEX_FILE)) as conn:
+        conn.execute("UPDATE records SET customer_id = 'planted' WHERE seq = 4")
+        conn.executescript(damage)
+        conn.commit()
+    with caplog.at_level(logging.WARNING, logger="frontline.ledger"):
+        follow(tmp_path, "local", 0.01, wake=closed_pipe())
+    assert [r.getMessage() for r in caplog.records] == [
+        f"rebuilding the ledger's query index from the segments: {said}"
+    ]
+    report = verify_ledger(tmp_path)
+    assert report.ok, report.to_dict()  # the planted row is gone with the old file
+    assert report.instances["local"].indexed == 30
+    assert unsynced_marks(tmp_path) == {"local": None}
+
+
+def test_an_index_that_is_not_a_database_is_built_again_by_the_indexer(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    ledger.add(range(1, 11))
+    ledger.close()
+    (tmp_path / INDEX_FILE).write_bytes(b"not a database, written over by accident" * 100)
+    follow(tmp_path, "local", 0.01, wake=closed_pipe())
+    assert verify_ledger(tmp_path).instances["local"].indexed == 10
 
 
 def test_the_rows_of_a_removed_log_are_reported(tmp_path: Path) -> None:
