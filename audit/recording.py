@@ -38,12 +38,40 @@ _NOT_OUTPUTS = frozenset(
 
 def lookup(context: Mapping[str, Any], path: str) -> Any:
     """The value at a dotted ``path`` of nested mappings; None where any step is absent."""
-    value: Any = context
-    for part in path.split("."):
+    return _dig(context, _steps(path))
+
+
+def _dig(value: Any, steps: tuple[str, ...]) -> Any:
+    for part in steps:
         if value.__class__ is not dict and not isinstance(value, Mapping):
             return None
         value = value.get(part)
     return value
+
+
+# A ruleset reads the same few dozen paths in every decision: each is split once.
+_STEPS: dict[str, tuple[str, ...]] = {}
+_PREFIXES: dict[str, tuple[str, ...]] = {}
+
+
+def _steps(path: str) -> tuple[str, ...]:
+    found = _STEPS.get(path)
+    if found is None:
+        if len(_STEPS) > 100_000:
+            _STEPS.clear()
+        found = _STEPS[path] = tuple(path.split("."))
+    return found
+
+
+def _prefixes(path: str) -> tuple[str, ...]:
+    """``path`` and each of its prefixes, longest first: a.b.c, a.b, a."""
+    found = _PREFIXES.get(path)
+    if found is None:
+        if len(_PREFIXES) > 100_000:
+            _PREFIXES.clear()
+        steps = _steps(path)
+        found = _PREFIXES[path] = tuple(".".join(steps[:n]) for n in range(len(steps), 0, -1))
+    return found
 
 
 def decision_record(
@@ -80,10 +108,11 @@ def decision_record(
     ages: dict[Any, int | None] = {}  # as_of value → age: a context has few distinct ones
     values: dict[str, ContextValue] = {}
     for path in decision.read_paths:
-        if path.startswith("answers."):
-            value = lookup(answers, path[8:])
+        steps = _steps(path)
+        if steps[0] == "answers":
+            value = _dig(answers, steps[1:])
         else:
-            value = lookup(context, path)
+            value = _dig(context, steps)
         if value is None:
             continue  # not had: named once, in missing_fields
         if value.__class__ is datetime:
@@ -124,29 +153,37 @@ def decision_record(
     )
 
 
-_MASKED: weakref.WeakKeyDictionary[Any, tuple[Masker, frozenset[str]]] = weakref.WeakKeyDictionary()
+_MASKED: weakref.WeakKeyDictionary[Any, tuple[Masker, frozenset[str], frozenset[str]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _masked_paths(decision: Decision, masker: Masker | None) -> frozenset[str]:
     """The ruleset's fields this masker masks; worked out once per compiled revision."""
+    return _masking(decision, masker)[1]
+
+
+def _masking(
+    decision: Decision, masker: Masker | None
+) -> tuple[Masker | None, frozenset[str], frozenset[str]]:
+    """(masker, the fields it masks, the alert rules whose message renders one of them),
+    worked out once per compiled revision."""
     if masker is None:
-        return frozenset()
+        return None, frozenset(), frozenset()
     rs = decision.ruleset
     known = _MASKED.get(rs)
     if known is None or known[0] is not masker:
         paths = frozenset(p for p, meta in rs.fields.items() if masker.masks(meta.classification))
-        known = _MASKED[rs] = (masker, paths)
-    return known[1]
+        alerts = frozenset(meta.rule.id for meta in rs.alert_meta if meta.reads & paths)
+        known = _MASKED[rs] = (masker, paths, alerts)
+    return known
 
 
 def _longest_prefix(table: Mapping[str, Any], path: str) -> Any:
-    probe = path
-    while True:
+    for probe in _prefixes(path):
         if probe in table:
             return table[probe]
-        if "." not in probe:
-            return None
-        probe = probe.rsplit(".", 1)[0]
+    return None
 
 
 def _age_ms(when: Any, now: datetime) -> int | None:
@@ -162,12 +199,14 @@ def _mask_outputs(
 ) -> dict[str, Any]:
     """Mask what the outputs render from masked fields."""
     rs = decision.ruleset
-    reads_by_rule = {meta.rule.id: meta.reads for meta in rs.alert_meta}
-    if outputs.get("alerts"):
-        outputs["alerts"] = [
-            {**a, "message": masker.mask(a["message"])} if reads_by_rule[a["rule"]] & masked else a
-            for a in outputs["alerts"]
-        ]
+    alerts = outputs.get("alerts")
+    if alerts:
+        rendering = _masking(decision, masker)[2]
+        if rendering:
+            outputs["alerts"] = [
+                {**a, "message": masker.mask(a["message"])} if a["rule"] in rendering else a
+                for a in alerts
+            ]
     step = outputs.get("next_step")
     if step and step.get("say") is not None:
         node = rs.trees[step["tree"]].nodes[step["node"]]

@@ -5,17 +5,16 @@ Past the cap, queueing more work only makes every request slower; a quick 503 wi
 bounded for the requests that are admitted. Health and metrics routes are never refused, so
 an overloaded server still says how it is.
 
-A pure ASGI middleware: one counter, no locks (one event loop per process).
+Checked first by the edge middleware (server/edge.py): one counter, no locks (one event
+loop per process).
 """
 
 from __future__ import annotations
 
 import json
 
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import Send
 
-EXEMPT = ("/healthz", "/readyz", "/metrics")
 _BODY = json.dumps(
     {
         "type": "about:blank",
@@ -40,27 +39,8 @@ class Gate:
         self.in_flight = 0
         self.refused = 0
 
-    def __call__(self, app: ASGIApp) -> ASGIApp:
-        return AdmissionControl(app, self)
 
-
-class AdmissionControl:
-    def __init__(self, app: ASGIApp, gate: Gate) -> None:
-        self.app = app
-        self.gate = gate
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        gate = self.gate
-        if scope["type"] != ScopeType.HTTP or scope["path"] in EXEMPT:
-            await self.app(scope, receive, send)
-            return
-        if gate.in_flight >= gate.limit:
-            gate.refused += 1
-            await send({"type": "http.response.start", "status": 503, "headers": _HEADERS})
-            await send({"type": "http.response.body", "body": _BODY, "more_body": False})
-            return
-        gate.in_flight += 1
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            gate.in_flight -= 1
+async def refuse(send: Send) -> None:
+    """Answer 503 with ``Retry-After``: the server is at its cap."""
+    await send({"type": "http.response.start", "status": 503, "headers": _HEADERS})
+    await send({"type": "http.response.body", "body": _BODY, "more_body": False})

@@ -38,7 +38,8 @@ from engine import (
     UnknownRuleset,
 )
 from engine.decision import format_time
-from server.core import Problem, encode_ulid, new_id
+from server.core import Problem
+from server.ids import encode_ulid, new_id
 from server.keys import Principal
 
 if TYPE_CHECKING:

@@ -64,8 +64,10 @@ from engine import RulesetError, RulesetRegistry, RulesetStore, StoreUnavailable
 from server import lifecycle
 from server.admission import Gate
 from server.alerting import Alerting
-from server.core import Frontline, Problem, new_id
+from server.core import Frontline, Problem
+from server.edge import Edge
 from server.http import on_http_exception, on_problem, on_unavailable, on_unexpected
+from server.ids import new_id
 from server.keys import KeyRing
 from server.logs import configure as configure_logging
 from server.metrics import LedgerCollector, Metrics, metrics_endpoint
@@ -397,7 +399,7 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
             metrics_endpoint,
             *pages.ROUTES,
         ],
-        middleware=[gate, limits],
+        middleware=[Edge(gate, keys, limits)],
         plugins=[channels],
         logging_config=None,  # server/logs.py configures logging once, for everything
         dependencies={"frontline": Provide(_provide_frontline, sync_to_thread=False)},

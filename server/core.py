@@ -12,7 +12,6 @@ into RFC 9457 problem details.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,35 +39,12 @@ from engine import (
 )
 from engine.decision import format_time
 from engine.runtime import to_datetime
+from server.ids import new_id
 from server.keys import Principal
 from server.metrics import Metrics
 from server.schemas import DecisionRequest, InteractionRequest
 
 log = structlog.get_logger("frontline")
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-_last_id = 0
-
-
-def new_id() -> str:
-    """A 26-character ULID: sortable by creation time, 80 random bits; monotonic within a
-    process (a second id in the same millisecond is the first plus one)."""
-    global _last_id  # noqa: PLW0603 (one counter per process is the point)
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
-    if value <= _last_id:
-        value = _last_id + 1
-    _last_id = value
-    return encode_ulid(value)
-
-
-def encode_ulid(value: int) -> str:
-    out = []
-    for _ in range(26):
-        out.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(out))
 
 
 def evaluation_time() -> datetime:

@@ -1,7 +1,9 @@
 """HTTP plumbing shared by every route: keys and roles, and problem-details errors.
 
-Authentication is a guard, not a middleware: routes that need no key (health, metrics,
-schema, static pages) pay nothing, and the others pay one hash and one dict lookup.
+Each route says who may call it (``opt=requires("agent")``); the edge middleware
+(server/edge.py) checks the key before anything else of the request is read. Routes that need
+no key (health, metrics, schema, static pages) pay nothing, and the others one hash and one
+dict lookup.
 
 Every error leaves as RFC 9457 problem details (``application/problem+json``) with a
 ``status``, a ``title``, one plain ``detail`` sentence and, for validation errors, ``errors``
@@ -11,6 +13,7 @@ answered 500 without internals.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -79,39 +82,69 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-def requires(*roles: str, query_token: bool = False, admin: bool = True) -> Guard:
-    """A guard admitting keys of ``roles`` (and ``admin`` unless told not to); it stores the
-    principal. With ``query_token`` the key may also come as ``?access_token=`` (browsers
-    cannot set headers on a WebSocket or an EventSource)."""
-    allowed = frozenset((*roles, "admin") if admin else roles)
-    names = " or ".join(roles)
+@dataclass(frozen=True, slots=True)
+class Access:
+    """Who may call a route: keys of ``roles``; with ``query_token`` the key may also come as
+    ``?access_token=`` (browsers cannot set headers on a WebSocket or an EventSource)."""
 
-    # async on purpose: Litestar runs a synchronous guard in a worker thread, which costs more
-    # than the whole check.
+    roles: frozenset[str]
+    names: str
+    query_token: bool = False
+
+
+ACCESS = "access"
+
+
+def requires(*roles: str, query_token: bool = False, admin: bool = True) -> dict[str, Access]:
+    """A route's ``opt`` admitting keys of ``roles`` (and ``admin`` unless told not to).
+
+    The check runs in the edge middleware (server/edge.py), before the request reaches
+    Litestar's handler machinery: a Litestar guard copies the route handler on every call,
+    which cost more than the check itself.
+    """
+    allowed = frozenset((*roles, "admin") if admin else roles)
+    return {ACCESS: Access(allowed, " or ".join(roles), query_token)}
+
+
+def bearer(header: str | None) -> str | None:
+    """The key of an ``Authorization: Bearer <key>`` header (spaces around it ignored)."""
+    if header and header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    return None
+
+
+def authenticate(keyring: KeyRing, access: Access, token: str | None) -> Principal:
+    """The principal of ``token`` if it may use a route of ``access``; else the 401 or 403."""
+    if token is None:
+        raise NotAuthorizedException(
+            detail="this route needs an API key: Authorization: Bearer <key>",
+            headers={"WWW-Authenticate": 'Bearer realm="frontline"'},
+        )
+    principal = keyring.identify(token)
+    if principal is None:
+        raise NotAuthorizedException(
+            detail="the API key is not valid",
+            headers={"WWW-Authenticate": 'Bearer realm="frontline", error="invalid_token"'},
+        )
+    if principal.role not in access.roles:
+        raise PermissionDeniedException(
+            detail=f"a {principal.role} key cannot do this; it needs a {access.names} key"
+        )
+    return principal
+
+
+def socket_guard(opt: dict[str, Access]) -> Guard:
+    """The same check for a WebSocket route, which the edge middleware does not see."""
+    access = opt[ACCESS]
+
+    # async on purpose: Litestar runs a synchronous guard in a worker thread.
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         bind_request(connection.headers.get("x-request-id"))
-        header = connection.headers.get("authorization")
-        if header and header.startswith("Bearer "):
-            token = header[7:].strip()
-        elif query_token and connection.query_params.get("access_token"):
-            token = connection.query_params["access_token"]
-        else:
-            raise NotAuthorizedException(
-                detail="this route needs an API key: Authorization: Bearer <key>",
-                headers={"WWW-Authenticate": 'Bearer realm="frontline"'},
-            )
+        token = bearer(connection.headers.get("authorization"))
+        if token is None and access.query_token:
+            token = connection.query_params.get("access_token") or None
         keyring: KeyRing = connection.app.state.keyring
-        principal = keyring.identify(token)
-        if principal is None:
-            raise NotAuthorizedException(
-                detail="the API key is not valid",
-                headers={"WWW-Authenticate": 'Bearer realm="frontline", error="invalid_token"'},
-            )
-        if principal.role not in allowed:
-            raise PermissionDeniedException(
-                detail=f"a {principal.role} key cannot do this; it needs a {names} key"
-            )
-        connection.scope[PRINCIPAL] = principal  # type: ignore[literal-required]
+        connection.scope[PRINCIPAL] = authenticate(keyring, access, token)  # type: ignore[literal-required]
 
     return guard
 

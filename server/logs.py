@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import re
 import sys
-import uuid
 
 import structlog
+
+from server.ids import request_id as new_request_id
 
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
@@ -59,7 +60,7 @@ def configure(level: str = "info") -> None:
 
 def bind_request(header: str | None) -> str:
     """Bind this request's id (the caller's, if sane, else a new one) to the log context."""
-    request_id = header if header and _SANE.match(header) else uuid.uuid4().hex
+    request_id = header if header and _SANE.match(header) else new_request_id()
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     return request_id

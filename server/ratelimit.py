@@ -1,5 +1,7 @@
-"""Per-key rate limits: a fixed one-minute window per API key (per client address without a
-key), answered 429 with ``Retry-After`` when a key has used its window.
+"""Per-key rate limits: a fixed one-minute window per principal (per client address without a
+valid key), answered 429 with ``Retry-After`` when a key has used its window. The edge
+middleware (server/edge.py) spends the budget, after identifying the key: a key sent with
+extra spaces is the same principal and the same budget.
 
 Counters live in process by default and in Redis when ``REDIS_URL`` is set (``INCR`` and
 ``EXPIRE`` on ``frontline:rate:<key>:<window>``), so that several instances share each key's
@@ -10,18 +12,14 @@ more than a decision; a counter per window costs one increment. docs/decisions.m
 
 from __future__ import annotations
 
-import hashlib
 import json
-import time
 from typing import Any
 
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import Send
 from redis import RedisError
 
 from adapters.redis import Breaker
 
-EXEMPT = ("/healthz", "/readyz", "/metrics")
 WINDOW = 60
 
 
@@ -53,9 +51,6 @@ class Limits:
         self.breaker = Breaker()
         self._counts: dict[tuple[str, int], int] = {}
 
-    def __call__(self, app: ASGIApp) -> ASGIApp:
-        return RateLimit(app, self)
-
     async def spend(self, key: str, now: float) -> int | None:
         """Count one request for ``key``; None if allowed, else seconds until the next window."""
         window = int(now) // WINDOW
@@ -80,29 +75,8 @@ class Limits:
         return None
 
 
-class RateLimit:
-    def __init__(self, app: ASGIApp, limits: Limits) -> None:
-        self.app = app
-        self.limits = limits
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP or scope["path"] in EXEMPT:
-            await self.app(scope, receive, send)
-            return
-        authorization = b""
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value
-                break
-        if authorization:
-            key = hashlib.sha256(authorization).hexdigest()[:32]
-        else:
-            client = scope.get("client")
-            key = "addr:" + (client[0] if client else "unknown")
-        retry_after = await self.limits.spend(key, time.time())
-        if retry_after is not None:
-            headers, body = _problem(retry_after)
-            await send({"type": "http.response.start", "status": 429, "headers": headers})
-            await send({"type": "http.response.body", "body": body, "more_body": False})
-            return
-        await self.app(scope, receive, send)
+async def too_many(send: Send, retry_after: int) -> None:
+    """Answer 429 with ``Retry-After``: the key (or address) has used its window."""
+    headers, body = _problem(retry_after)
+    await send({"type": "http.response.start", "status": 429, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})

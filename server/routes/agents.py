@@ -13,7 +13,7 @@ from server.schemas import DecisionRequest, InteractionRequest
 
 @post(
     "/v1/decisions",
-    guards=[requires("agent")],
+    opt=requires("agent"),
     status_code=200,
     tags=["decisions"],
     responses=problems(404, 409, 422),
@@ -27,7 +27,7 @@ async def create_decision(
 
 @post(
     "/v1/interactions",
-    guards=[requires("agent")],
+    opt=requires("agent"),
     status_code=201,
     tags=["decisions"],
     responses=problems(404, 422),
@@ -42,7 +42,7 @@ async def start_interaction(
 
 @delete(
     "/v1/interactions/{interaction_id:str}",
-    guards=[requires("agent")],
+    opt=requires("agent"),
     tags=["decisions"],
     responses=problems(404),
 )

@@ -17,7 +17,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from server.alerting import Alerting
 from server.core import Frontline, Problem
-from server.http import principal_of, problems, requires
+from server.http import principal_of, problems, requires, socket_guard
 from server.schemas import AckRequest, Id
 
 _encode = msgspec.json.Encoder().encode
@@ -40,7 +40,7 @@ def _own(connection: Any, agent_id: str) -> None:
 
 @get(
     "/v1/agents/{agent_id:str}/alerts",
-    guards=[_AGENT_ONLY],
+    opt=_AGENT_ONLY,
     tags=["alerts"],
     responses=problems(),
 )
@@ -67,7 +67,7 @@ async def alert_events(
     return ServerSentEvent(events(), retry_duration=1000)
 
 
-@websocket("/v1/agents/{agent_id:str}/alerts", guards=[_AGENT_ONLY])
+@websocket("/v1/agents/{agent_id:str}/alerts", guards=[socket_guard(_AGENT_ONLY)])
 async def alert_socket(socket: WebSocket[Any, Any, Any], agent_id: str) -> None:
     """The agent's alerts over a WebSocket: one JSON text message per alert."""
     principal = principal_of(socket)
@@ -92,7 +92,7 @@ async def alert_socket(socket: WebSocket[Any, Any, Any], agent_id: str) -> None:
 
 @post(
     "/v1/alerts/{alert_id:str}/ack",
-    guards=[requires("agent")],
+    opt=requires("agent"),
     status_code=200,
     tags=["alerts"],
     responses=problems(404),

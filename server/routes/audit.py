@@ -128,7 +128,7 @@ class _ExportOperation(Operation):
 
 @get(
     "/v1/audit/decisions",
-    guards=[requires("auditor")],
+    opt=requires("auditor"),
     tags=["audit"],
     responses=problems(),
     operation_class=_ExportOperation,
@@ -180,7 +180,7 @@ async def query_decisions(
 
 @get(
     "/v1/audit/decisions/{decision_id:str}",
-    guards=[requires("auditor")],
+    opt=requires("auditor"),
     tags=["audit"],
     responses=problems(404),
 )
@@ -241,7 +241,7 @@ def explain(record: LedgerRecord) -> dict[str, Any]:
     return explanation
 
 
-@get("/v1/audit/verify", guards=[requires("auditor")], tags=["audit"], responses=problems())
+@get("/v1/audit/verify", opt=requires("auditor"), tags=["audit"], responses=problems())
 async def verify_chain(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """Walk every instance's hash chain; report the first broken link of each."""
     report = await asyncio.to_thread(verify_ledger, _ledger_dir(request))
@@ -269,7 +269,7 @@ class _Abandoned(Exception):
 
 @post(
     "/v1/replays",
-    guards=[requires("author", "auditor")],
+    opt=requires("author", "auditor"),
     status_code=200,
     tags=["audit"],
     responses=problems(422),

@@ -54,7 +54,7 @@ async def _alerts(
 
 @put(
     "/v1/customers/{customer_id:str}/context",
-    guards=[requires("integration")],
+    opt=requires("integration"),
     tags=["customers"],
     responses=problems(),
 )
@@ -72,7 +72,7 @@ async def replace_context(
 
 @patch(
     "/v1/customers/{customer_id:str}/context",
-    guards=[requires("integration")],
+    opt=requires("integration"),
     tags=["customers"],
     responses=problems(),
 )
@@ -91,7 +91,7 @@ async def merge_context(
 
 @get(
     "/v1/customers/{customer_id:str}/context",
-    guards=[requires("integration", "auditor", "agent")],
+    opt=requires("integration", "auditor", "agent"),
     tags=["customers"],
     responses=problems(404),
 )
@@ -118,7 +118,7 @@ async def read_context(
 
 @post(
     "/v1/customers/{customer_id:str}/events",
-    guards=[requires("integration")],
+    opt=requires("integration"),
     status_code=202,
     tags=["customers"],
     responses=problems(),

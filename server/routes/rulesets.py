@@ -18,8 +18,9 @@ from litestar.params import Parameter
 from audit.record import Actor
 from audit.recording import ruleset_record
 from engine import DeployRefused, Routing, RulesetError, UnknownRuleset
-from server.core import Frontline, Problem, log, new_id
+from server.core import Frontline, Problem, log
 from server.http import principal_of, problem, problems, requires
+from server.ids import new_id
 from server.schemas import ActivateRequest, Revision, RolloutRequest, RulesetName
 
 DOCUMENT_TYPES = (
@@ -67,7 +68,7 @@ def _changed(
 
 @post(
     "/v1/rulesets",
-    guards=[requires("author")],
+    opt=requires("author"),
     tags=["rulesets"],
     request_max_body_size=None,  # checked against FRONTLINE_MAX_RULESET_BYTES below
     status_code=201,
@@ -149,9 +150,7 @@ async def deploy(
     )
 
 
-@get(
-    "/v1/rulesets", guards=[requires("author", "auditor")], tags=["rulesets"], responses=problems()
-)
+@get("/v1/rulesets", opt=requires("author", "auditor"), tags=["rulesets"], responses=problems())
 async def list_rulesets(frontline: Frontline) -> dict[str, Any]:
     """Every ruleset with its active revision, canary, shadow and number of revisions."""
     out = []
@@ -171,7 +170,7 @@ async def list_rulesets(frontline: Frontline) -> dict[str, Any]:
 
 @get(
     "/v1/rulesets/{name:str}",
-    guards=[requires("author", "auditor")],
+    opt=requires("author", "auditor"),
     tags=["rulesets"],
     responses=problems(404),
 )
@@ -194,7 +193,7 @@ async def read_ruleset(name: RulesetName, frontline: Frontline) -> dict[str, Any
 
 @get(
     "/v1/rulesets/{name:str}/revisions/{revision:int}",
-    guards=[requires("author", "auditor")],
+    opt=requires("author", "auditor"),
     tags=["rulesets"],
     responses=problems(404),
 )
@@ -215,7 +214,7 @@ async def read_revision(
 
 @get(
     "/v1/rulesets/{name:str}/revisions/{revision:int}/tests",
-    guards=[requires("author", "auditor")],
+    opt=requires("author", "auditor"),
     tags=["rulesets"],
     responses=problems(404),
 )
@@ -239,7 +238,7 @@ async def revision_tests(
 
 @post(
     "/v1/rulesets/{name:str}/activate",
-    guards=[requires("author")],
+    opt=requires("author"),
     status_code=200,
     tags=["rulesets"],
     responses=problems(404),
@@ -275,7 +274,7 @@ async def activate(
 
 @post(
     "/v1/rulesets/{name:str}/rollout",
-    guards=[requires("author")],
+    opt=requires("author"),
     status_code=200,
     tags=["rulesets"],
     responses=problems(404),

@@ -18,7 +18,7 @@ from audit.record import LedgerRecord
 from audit.segments import SegmentLog
 from audit.verify import verify_ledger
 from audit.writer import LedgerWriter, utc_now
-from tests.support.live_server import LiveServer
+from tests.support.live_server import KEYS, LiveServer
 
 BODY = {"ruleset": "retention-desk", "customer_id": "c-1", "agent_id": "agent-7"}
 
@@ -233,6 +233,18 @@ def test_each_key_has_its_own_budget_and_gets_429_with_retry_after(tmp_path: Pat
         assert seen[:5] == [200] * 5 and seen[5:] == [429, 429], seen
         assert 1 <= int(r.headers["retry-after"]) <= 60
         assert r.headers["content-type"].startswith("application/problem+json")
+        # the same key written with more spaces is the same principal, with the same budget
+        spaced = {"Authorization": f"Bearer   {KEYS['agent'][1]}"}
+        again = httpx.post(server.url + "/v1/decisions", json=BODY, headers=spaced)
+        assert again.status_code == 429
+        # wrong keys spend their address's budget: guessing is throttled too
+        guesses = [
+            httpx.post(
+                server.url + "/v1/decisions", json=BODY, headers={"Authorization": f"Bearer g{k}"}
+            ).status_code
+            for k in range(7)
+        ]
+        assert guesses == [401] * 5 + [429, 429], guesses
         # another key still has its budget; health is never limited
         other = httpx.get(server.url + "/v1/rulesets", headers=server.auth("author"))
         assert other.status_code == 200

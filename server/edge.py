@@ -1,0 +1,109 @@
+"""The edge: what every HTTP request passes before its handler, in one ASGI middleware.
+
+    request ─▶ admission (a cap on requests in flight: 503 beyond it)
+            ─▶ request id (X-Request-ID if sane, else a new one) bound to the log context
+            ─▶ key: identified from ``Authorization: Bearer`` (or ``?access_token=`` where the
+               route allows it)
+            ─▶ rate limit: one budget per principal; requests without a valid key spend
+               their client address's budget, so guessing keys is throttled too
+            ─▶ role: the route's ``opt=requires(...)`` (401 without a valid key, 403 for a
+               key of another role)
+            ─▶ handler, with the principal in ``scope`` (``server.http.principal_of``)
+
+One middleware instead of three and a Litestar guard: each layer of Litestar's per-route
+stack and each guard call (which copies the route handler) costs microseconds on every
+decision (docs/benchmarks.md has the per-request budget). Health, readiness and metrics pass
+untouched, so an overloaded server still says how it is.
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qsl
+
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from server.admission import Gate, refuse
+from server.http import ACCESS, PRINCIPAL, Access, authenticate, bearer
+from server.keys import KeyRing
+from server.logs import bind_request
+from server.ratelimit import Limits, too_many
+
+EXEMPT = ("/healthz", "/readyz", "/metrics")
+
+
+class Edge:
+    """The admission gate, the key ring and the rate limits, shared by every route's copy of
+    the middleware (Litestar builds app-level middleware into each route's stack)."""
+
+    def __init__(self, gate: Gate, keyring: KeyRing, limits: Limits) -> None:
+        self.gate = gate
+        self.keyring = keyring
+        self.limits = limits
+
+    def __call__(self, app: ASGIApp) -> ASGIApp:
+        return EdgeMiddleware(app, self)
+
+
+class EdgeMiddleware:
+    def __init__(self, app: ASGIApp, edge: Edge) -> None:
+        self.app = app
+        self.edge = edge
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or scope["path"] in EXEMPT:
+            await self.app(scope, receive, send)
+            return
+        gate = self.edge.gate
+        if gate.in_flight >= gate.limit:
+            gate.refused += 1
+            await refuse(send)
+            return
+        gate.in_flight += 1
+        try:
+            await self._admitted(scope, receive, send)
+        finally:
+            gate.in_flight -= 1
+
+    async def _admitted(self, scope: Scope, receive: Receive, send: Send) -> None:
+        authorization = request_id = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"x-request-id":
+                request_id = value.decode("latin-1")
+        bind_request(request_id)
+        handler = scope.get("route_handler")
+        access: Access | None = handler.opt.get(ACCESS) if handler is not None else None
+        token = bearer(authorization)
+        if token is None and access is not None and access.query_token:
+            token = _query_token(scope)
+        principal = self.edge.keyring.identify(token) if token is not None else None
+        if principal is not None:
+            key = f"key:{principal.role}:{principal.name}"
+        else:
+            client = scope.get("client")
+            key = "addr:" + (client[0] if client else "unknown")
+        retry_after = await self.edge.limits.spend(key, time.time())
+        if retry_after is not None:
+            await too_many(send, retry_after)
+            return
+        if access is not None:
+            # raises the 401 or 403, which Litestar's exception handlers render
+            scope[PRINCIPAL] = (  # type: ignore[literal-required]
+                principal
+                if principal is not None and principal.role in access.roles
+                else authenticate(self.edge.keyring, access, token)
+            )
+        await self.app(scope, receive, send)
+
+
+def _query_token(scope: Scope) -> str | None:
+    raw = scope.get("query_string") or b""
+    if b"access_token=" not in raw:
+        return None
+    for name, value in parse_qsl(raw.decode("latin-1")):
+        if name == "access_token" and value:
+            return value
+    return None
