@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from litestar import Litestar, get
+from litestar import Litestar, Request, get
 from litestar.channels import ChannelsPlugin
 from litestar.datastructures import State
-from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
@@ -66,7 +65,7 @@ from server.admission import Gate
 from server.alerting import Alerting
 from server.core import Frontline, Problem
 from server.edge import Edge
-from server.http import on_http_exception, on_problem, on_unavailable, on_unexpected
+from server.http import on_http_exception, on_problem, on_unavailable, on_unexpected, service
 from server.ids import new_id
 from server.keys import KeyRing
 from server.logs import configure as configure_logging
@@ -196,8 +195,9 @@ async def healthz() -> dict[str, str]:
         )
     },
 )
-async def readyz(frontline: Frontline) -> Response[dict[str, Any]]:
+async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     """Readiness: rulesets are active and the ledger accepts records."""
+    frontline = service(request)
     problems = frontline.readiness()
     body: dict[str, Any] = {"status": "ready" if not problems else "not ready"}
     if problems:
@@ -288,11 +288,6 @@ async def poll_routing(frontline: Frontline) -> None:
                     await asyncio.to_thread(registry.refresh, name)
         except Exception as exc:  # the next poll tries again
             log.error("ruleset routing not re-read", error=str(exc))
-
-
-def _provide_frontline(state: State) -> Frontline:
-    frontline: Frontline = state.frontline
-    return frontline
 
 
 def create_app(settings: Settings | None = None, frontline: Frontline | None = None) -> Litestar:
@@ -402,7 +397,6 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
         middleware=[Edge(gate, keys, limits)],
         plugins=[channels],
         logging_config=None,  # server/logs.py configures logging once, for everything
-        dependencies={"frontline": Provide(_provide_frontline, sync_to_thread=False)},
         lifespan=[lifespan],
         state=State({"keyring": keys, "settings": settings, "metrics": metrics}),
         exception_handlers={

@@ -6,8 +6,7 @@ from typing import Any
 
 from litestar import Request, delete, post
 
-from server.core import Frontline
-from server.http import principal_of, problems, requires
+from server.http import principal_of, problems, requires, service
 from server.schemas import DecisionRequest, InteractionRequest
 
 
@@ -18,10 +17,9 @@ from server.schemas import DecisionRequest, InteractionRequest
     tags=["decisions"],
     responses=problems(404, 409, 422),
 )
-async def create_decision(
-    request: Request[Any, Any, Any], data: DecisionRequest, frontline: Frontline
-) -> dict[str, Any]:
+async def create_decision(request: Request[Any, Any, Any], data: DecisionRequest) -> dict[str, Any]:
     """Evaluate a ruleset for a customer; answered once the decision's record is durable."""
+    frontline = service(request)
     return await frontline.decide(data, principal_of(request))
 
 
@@ -33,10 +31,11 @@ async def create_decision(
     responses=problems(404, 422),
 )
 async def start_interaction(
-    request: Request[Any, Any, Any], data: InteractionRequest, frontline: Frontline
+    request: Request[Any, Any, Any], data: InteractionRequest
 ) -> dict[str, Any]:
     """An agent starts handling a customer: the first decision, and the interaction id that
     keeps later decisions on the same revision."""
+    frontline = service(request)
     return await frontline.start_interaction(data, principal_of(request))
 
 
@@ -46,10 +45,9 @@ async def start_interaction(
     tags=["decisions"],
     responses=problems(404),
 )
-async def end_interaction(
-    request: Request[Any, Any, Any], interaction_id: str, frontline: Frontline
-) -> None:
+async def end_interaction(request: Request[Any, Any, Any], interaction_id: str) -> None:
     """The interaction ended; later decisions about the customer get the active revision."""
+    frontline = service(request)
     await frontline.end_interaction(interaction_id, principal_of(request))
 
 

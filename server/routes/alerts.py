@@ -17,7 +17,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from server.alerting import Alerting
 from server.core import Frontline, Problem
-from server.http import principal_of, problems, requires, socket_guard
+from server.http import principal_of, problems, requires, service, socket_guard
 from server.schemas import AckRequest, Id
 
 _encode = msgspec.json.Encoder().encode
@@ -44,13 +44,12 @@ def _own(connection: Any, agent_id: str) -> None:
     tags=["alerts"],
     responses=problems(),
 )
-async def alert_events(
-    request: Request[Any, Any, Any], agent_id: Id, frontline: Frontline
-) -> ServerSentEvent:
+async def alert_events(request: Request[Any, Any, Any], agent_id: Id) -> ServerSentEvent:
     """The agent's alerts as server-sent events (the WebSocket on this path carries the same).
 
     Resumable: ``Last-Event-ID`` (or ``last_event_id`` in the query) names the last alert seen.
     """
+    frontline = service(request)
     _own(request, agent_id)
     alerting = _alerting(frontline)
     last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
@@ -98,9 +97,10 @@ async def alert_socket(socket: WebSocket[Any, Any, Any], agent_id: str) -> None:
     responses=problems(404),
 )
 async def ack_alert(
-    request: Request[Any, Any, Any], alert_id: str, data: AckRequest, frontline: Frontline
+    request: Request[Any, Any, Any], alert_id: str, data: AckRequest
 ) -> dict[str, Any]:
     """The agent acknowledged, acted on or dismissed an alert; recorded in the ledger."""
+    frontline = service(request)
     return await _alerting(frontline).ack(alert_id, data.outcome, data.note, principal_of(request))
 
 

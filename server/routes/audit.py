@@ -29,8 +29,8 @@ from audit.replay import Progress, replay_range
 from audit.verify import verify_ledger
 from engine import RulesetError, compile_ruleset
 from engine.runtime import to_datetime
-from server.core import Frontline, Problem, log
-from server.http import problem, problems, requires
+from server.core import Problem, log
+from server.http import problem, problems, requires, service
 from server.schemas import ReplayRequest
 
 EXPORT_PAGE = 500
@@ -275,7 +275,7 @@ class _Abandoned(Exception):
     responses=problems(422),
     operation_class=_ReplayOperation,
 )
-async def replay(request: Request[Any, Any, Any], data: ReplayRequest, frontline: Frontline) -> Any:
+async def replay(request: Request[Any, Any, Any], data: ReplayRequest) -> Any:
     """Re-evaluate recorded decisions with a candidate document: how many would change, by
     rule, offer, queue and alert, with example decision ids.
 
@@ -289,6 +289,7 @@ async def replay(request: Request[Any, Any, Any], data: ReplayRequest, frontline
     once the stream has begun ends it with an ``{"error": {...}}`` line holding the problem,
     since the status was already sent. A client that goes away stops the replay.
     """
+    frontline = service(request)
     if len(data.document.encode("utf-8")) > frontline.max_ruleset_bytes:
         raise Problem(413, f"the document is larger than {frontline.max_ruleset_bytes:,} bytes")
     try:

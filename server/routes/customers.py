@@ -11,7 +11,7 @@ from adapters.memory import leaves
 from engine.decision import format_time
 from engine.runtime import to_datetime
 from server.core import Frontline, Problem, check_nesting
-from server.http import principal_of, problems, requires
+from server.http import principal_of, problems, requires, service
 from server.schemas import ContextWrite, EventRequest, Id
 
 
@@ -59,9 +59,10 @@ async def _alerts(
     responses=problems(),
 )
 async def replace_context(
-    customer_id: Id, data: ContextWrite, frontline: Frontline
+    request: Request[Any, Any, Any], customer_id: Id, data: ContextWrite
 ) -> dict[str, Any]:
     """Replace the customer's cached context; alert rules run for its live interactions."""
+    frontline = service(request)
     values, source, as_of = _checked(data)
     stored = await frontline.contexts.put(customer_id, values, source, as_of)
     return {
@@ -77,10 +78,11 @@ async def replace_context(
     responses=problems(),
 )
 async def merge_context(
-    customer_id: Id, data: ContextWrite, frontline: Frontline
+    request: Request[Any, Any, Any], customer_id: Id, data: ContextWrite
 ) -> dict[str, Any]:
     """Merge values into the customer's cached context (objects merge, values replace); alert
     rules run for the customer's live interactions."""
+    frontline = service(request)
     values, source, as_of = _checked(data)
     stored = await frontline.contexts.patch(customer_id, values, source, as_of)
     return {
@@ -95,11 +97,10 @@ async def merge_context(
     tags=["customers"],
     responses=problems(404),
 )
-async def read_context(
-    request: Request[Any, Any, Any], customer_id: Id, frontline: Frontline
-) -> dict[str, Any]:
+async def read_context(request: Request[Any, Any, Any], customer_id: Id) -> dict[str, Any]:
     """The cached context, with each field's source and age. Auditors, and agents (only for a
     customer they are handling in a live interaction), see masked fields masked."""
+    frontline = service(request)
     principal = principal_of(request)
     if principal.role == "agent":
         live = await frontline.interactions.for_customer(customer_id)
@@ -123,9 +124,12 @@ async def read_context(
     tags=["customers"],
     responses=problems(),
 )
-async def record_event(customer_id: Id, data: EventRequest, frontline: Frontline) -> dict[str, Any]:
+async def record_event(
+    request: Request[Any, Any, Any], customer_id: Id, data: EventRequest
+) -> dict[str, Any]:
     """Count an event for ``count(type, within=...)``; alert rules run for the customer's live
     interactions."""
+    frontline = service(request)
     at = datetime.now(UTC)
     if data.at is not None:
         when = to_datetime(data.at)

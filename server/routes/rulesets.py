@@ -19,7 +19,7 @@ from audit.record import Actor
 from audit.recording import ruleset_record
 from engine import DeployRefused, Routing, RulesetError, UnknownRuleset
 from server.core import Frontline, Problem, log
-from server.http import principal_of, problem, problems, requires
+from server.http import principal_of, problem, problems, requires, service
 from server.ids import new_id
 from server.schemas import ActivateRequest, Revision, RolloutRequest, RulesetName
 
@@ -76,11 +76,11 @@ def _changed(
 )
 async def deploy(
     request: Request[Any, Any, Any],
-    frontline: Frontline,
     activate: bool = Parameter(default=True, description="activate the revision if it passes"),
 ) -> Response[dict[str, Any]]:
     """Deploy a document (YAML or JSON body): 201 with the new revision, 200 if unchanged,
     422 with every error located (or every failing test), the active revision untouched."""
+    frontline = service(request)
     media = (request.headers.get("content-type") or "application/yaml").split(";")[0].strip()
     if media.lower() not in DOCUMENT_TYPES:
         raise Problem(
@@ -151,8 +151,9 @@ async def deploy(
 
 
 @get("/v1/rulesets", opt=requires("author", "auditor"), tags=["rulesets"], responses=problems())
-async def list_rulesets(frontline: Frontline) -> dict[str, Any]:
+async def list_rulesets(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """Every ruleset with its active revision, canary, shadow and number of revisions."""
+    frontline = service(request)
     out = []
     for name in frontline.registry.names():
         revisions = frontline.registry.revisions(name)
@@ -174,8 +175,9 @@ async def list_rulesets(frontline: Frontline) -> dict[str, Any]:
     tags=["rulesets"],
     responses=problems(404),
 )
-async def read_ruleset(name: RulesetName, frontline: Frontline) -> dict[str, Any]:
+async def read_ruleset(request: Request[Any, Any, Any], name: RulesetName) -> dict[str, Any]:
     """One ruleset: its routing and its revision history."""
+    frontline = service(request)
     try:
         revisions = frontline.registry.revisions(name)
     except UnknownRuleset as exc:
@@ -198,9 +200,10 @@ async def read_ruleset(name: RulesetName, frontline: Frontline) -> dict[str, Any
     responses=problems(404),
 )
 async def read_revision(
-    name: RulesetName, revision: Revision, frontline: Frontline
+    request: Request[Any, Any, Any], name: RulesetName, revision: Revision
 ) -> dict[str, Any]:
     """One revision's document, as its author wrote it."""
+    frontline = service(request)
     stored = frontline.registry.store.get_revision(name, revision)
     if stored is None:
         raise Problem(404, f"ruleset {name!r} has no revision {revision}")
@@ -219,9 +222,10 @@ async def read_revision(
     responses=problems(404),
 )
 async def revision_tests(
-    name: RulesetName, revision: Revision, frontline: Frontline
+    request: Request[Any, Any, Any], name: RulesetName, revision: Revision
 ) -> dict[str, Any]:
     """Run one revision's own tests now: each test's name, whether it passed, and why not."""
+    frontline = service(request)
     try:
         compiled = await asyncio.to_thread(frontline.registry.get, name, revision)
     except UnknownRuleset as exc:
@@ -244,12 +248,10 @@ async def revision_tests(
     responses=problems(404),
 )
 async def activate(
-    request: Request[Any, Any, Any],
-    name: RulesetName,
-    data: ActivateRequest,
-    frontline: Frontline,
+    request: Request[Any, Any, Any], name: RulesetName, data: ActivateRequest
 ) -> dict[str, Any]:
     """Activate a revision: a newer one, or an older one to roll back."""
+    frontline = service(request)
     registry = frontline.registry
     previous = registry.active_revision(name)
     try:
@@ -280,14 +282,12 @@ async def activate(
     responses=problems(404),
 )
 async def rollout(
-    request: Request[Any, Any, Any],
-    name: RulesetName,
-    data: RolloutRequest,
-    frontline: Frontline,
+    request: Request[Any, Any, Any], name: RulesetName, data: RolloutRequest
 ) -> dict[str, Any]:
     """``{revision, percent}``: serve a revision to that share of customers (0 ends it).
     ``{shadow: revision}``: evaluate it beside the served one and record differences
     (``{shadow: null}`` stops)."""
+    frontline = service(request)
     registry = frontline.registry
     canary = data.revision is not None or data.percent is not None
     shadow = data.shadow is not msgspec.UNSET
