@@ -7,6 +7,7 @@ hash chain and no two processes ever hand out the same ``seq``.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import multiprocessing
 import signal
 import socket
@@ -23,12 +24,34 @@ from server.settings import Settings
 AppFactory = Callable[[], Any]
 
 
+# Objects allocated between two young-generation collections (CPython's default is 700).
+GC_YOUNG_THRESHOLD = 10_000
+
+
 class _Server(uvicorn.Server):
-    """uvicorn's server, telling the app at once when it is asked to stop."""
+    """uvicorn's server, telling the app at once when it is asked to stop, and collecting
+    garbage the way a long-lived server should (``tune_gc``)."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        tune_gc()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         lifecycle.exiting()
         super().handle_exit(sig, frame)
+
+
+def tune_gc() -> None:
+    """Once the app has started: move everything built so far (routes, compiled rulesets,
+    schemas: about 90,000 objects) out of the collector's sight with ``gc.freeze``, and
+    collect the young generation every 10,000 allocations instead of 700. A decision
+    allocates a few hundred objects, so the default collected several times a request and
+    walked the app's objects at every older collection: 30-40 µs of a decision's CPU
+    (docs/decisions.md). Reference counting still frees everything that is not a cycle.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _config(settings: Settings, app_factory: AppFactory | None = None) -> uvicorn.Config:

@@ -32,6 +32,7 @@ from server.http import bearer
 from server.ids import new_id
 from server.keys import KeyRing
 from server.ratelimit import Limits
+from server.run import tune_gc
 from server.schemas import DecisionRequest
 from server.settings import Settings
 from tests.bench.asgi_driver import Request, Running, cpu_per_request
@@ -199,6 +200,7 @@ def test_where_the_microseconds_of_a_decision_request_go(benchmark: Any, tmp_pat
     async def measure() -> dict[str, Any]:
         app = create_app(settings_for(tmp_path / "data"))
         async with Running(app):
+            tune_gc()  # as the server does once started (server/run.py)
             await cpu_per_request(app, requests, concurrency=IN_FLIGHT, count=3_000)  # warm-up
             cpu, rate, statuses = await cpu_per_request(
                 app, requests, concurrency=IN_FLIGHT, count=REQUESTS
@@ -206,6 +208,7 @@ def test_where_the_microseconds_of_a_decision_request_go(benchmark: Any, tmp_pat
             parts = await stages(app, loads)
         bare = create_bare_app()
         async with Running(bare):
+            tune_gc()
             await cpu_per_request(bare, bare_requests, concurrency=IN_FLIGHT, count=3_000)
             bare_cpu, bare_rate, bare_statuses = await cpu_per_request(
                 bare, bare_requests, concurrency=IN_FLIGHT, count=REQUESTS
