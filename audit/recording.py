@@ -18,6 +18,7 @@ and alert messages or tree prompts whose template renders such a field.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
@@ -244,18 +245,34 @@ def _mask_inputs(
 
 def mask_tree(
     value: Mapping[str, Any], prefix: str, masked: AbstractSet[str], masker: Masker
-) -> dict[str, Any]:
-    """``value`` (nested objects under ``prefix``) with the fields at ``masked`` paths masked."""
+) -> Mapping[str, Any]:
+    """``value`` (nested objects under ``prefix``) with the fields at ``masked`` paths masked.
+
+    Objects with no masked field below them are returned as they are, not copied.
+    """
+    above = _above(frozenset(masked))
+    if prefix not in above:
+        return value
     out: dict[str, Any] = {}
     for key, item in value.items():
         path = prefix + key
         if path in masked:
             out[key] = masker.mask(item)
-        elif isinstance(item, Mapping):
+        elif (item.__class__ is dict or isinstance(item, Mapping)) and path + "." in above:
             out[key] = mask_tree(item, path + ".", masked, masker)
         else:
             out[key] = item
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _above(masked: frozenset[str]) -> frozenset[str]:
+    """Every prefix (ending in a dot, or empty) that has a masked field below it."""
+    found = {""}
+    for path in masked:
+        steps = path.split(".")
+        found.update(".".join(steps[:n]) + "." for n in range(1, len(steps)))
+    return frozenset(found)
 
 
 RULESET_ACTIONS = ("deploy", "activate", "rollback", "rollout", "shadow", "refused")

@@ -295,7 +295,7 @@ class Frontline:
             except UnknownRuleset:
                 continue
             masked.update(p for p, m in fields.items() if self.masker.masks(m.classification))
-        return mask_tree(values, "", masked, self.masker) if masked else values
+        return dict(mask_tree(values, "", masked, self.masker)) if masked else values
 
     # -- the parts -------------------------------------------------------------------------
 
