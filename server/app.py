@@ -347,6 +347,7 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
         pruning = (
             asyncio.create_task(prune_forever(built, settings)) if settings.retention else None
         )
+        watching = asyncio.create_task(gate.watch())
         log.info(
             "frontline ready",
             rulesets=built.registry.names(),
@@ -356,6 +357,7 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
         try:
             yield
         finally:
+            watching.cancel()
             if pruning is not None:
                 pruning.cancel()
             if following is not None:

@@ -1,6 +1,7 @@
 """The edge: what every HTTP request passes before its handler, in one ASGI middleware.
 
-    request ─▶ admission (a cap on requests in flight: 503 beyond it)
+    request ─▶ admission (503 when requests would wait, or at the cap on requests in flight;
+               alert streams are not counted: server/admission.py)
             ─▶ request id (X-Request-ID if sane, else a new one) bound to the log context
             ─▶ key: identified from ``Authorization: Bearer`` (or ``?access_token=`` where the
                route allows it)
@@ -31,6 +32,7 @@ from server.logs import bind_request
 from server.ratelimit import Limits, too_many
 
 EXEMPT = ("/healthz", "/readyz", "/metrics")
+STREAM = "stream"  # a route's opt: a long-lived stream, admitted outside the gate
 
 
 class Edge:
@@ -55,10 +57,15 @@ class EdgeMiddleware:
         if scope["type"] != ScopeType.HTTP or scope["path"] in EXEMPT:
             await self.app(scope, receive, send)
             return
+        handler = scope.get("route_handler")
+        if handler is not None and handler.opt.get(STREAM):
+            await self._admitted(scope, receive, send)  # held open for hours: never counted
+            return
         gate = self.edge.gate
-        if gate.in_flight >= gate.limit:
+        why = gate.admits()
+        if why is not None:
             gate.refused += 1
-            await refuse(send)
+            await refuse(send, why)
             return
         gate.in_flight += 1
         try:

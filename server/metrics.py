@@ -137,6 +137,16 @@ class LedgerCollector(Collector):
                     "Requests refused by admission control since start",
                     gate.refused,
                 ),
+                (
+                    "frontline_event_loop_delay_seconds",
+                    "How late the event loop last ran a timer: how long a request waits",
+                    gate.delay,
+                ),
+                (
+                    "frontline_admission_shedding",
+                    "1 while new requests are refused because they would wait",
+                    int(gate.shedding),
+                ),
             ):
                 family = GaugeMetricFamily(name, text, labels=["instance"])
                 family.add_metric([self.instance], float(value))

@@ -17,6 +17,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from server.alerting import Alerting
 from server.core import Frontline, Problem
+from server.edge import STREAM
 from server.http import principal_of, problems, requires, service, socket_guard
 from server.schemas import AckRequest, Id
 
@@ -40,7 +41,7 @@ def _own(connection: Any, agent_id: str) -> None:
 
 @get(
     "/v1/agents/{agent_id:str}/alerts",
-    opt=_AGENT_ONLY,
+    opt={**_AGENT_ONLY, STREAM: True},
     tags=["alerts"],
     responses=problems(),
 )

@@ -29,12 +29,28 @@ except ImportError:  # pragma: no cover
 
 @dataclass
 class Result:
-    """What a run saw: latencies in seconds of the 2xx answers, and counts of the rest."""
+    """What a run saw: latencies in seconds of the 2xx answers, those of the other answers
+    by status, and counts of each status."""
 
     seconds: float
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     errors: int = 0
+    others: dict[int, list[float]] = field(default_factory=dict)
+
+    def add(self, status: int, latency: float) -> None:
+        if 200 <= status < 300:
+            self.latencies.append(latency)
+        else:
+            self.others.setdefault(status, []).append(latency)
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+
+    def percentile_of(self, status: int, p: float) -> float:
+        """The ``p`` percentile of the latencies of answers with ``status`` (not 2xx)."""
+        ordered = sorted(self.others.get(status, ()))
+        if not ordered:
+            return float("nan")
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
     @property
     def ok(self) -> int:
@@ -52,6 +68,8 @@ class Result:
 
     def merge(self, other: Result) -> None:
         self.latencies.extend(other.latencies)
+        for status, found in other.others.items():
+            self.others.setdefault(status, []).extend(found)
         for s, n in other.statuses.items():
             self.statuses[s] = self.statuses.get(s, 0) + n
         self.errors += other.errors
@@ -139,8 +157,7 @@ async def _closed(
                     writer.close()
                     reader, writer = await asyncio.open_connection(host, port)
                     continue
-                result.latencies.append(time.perf_counter() - started)
-                result.statuses[status] = result.statuses.get(status, 0) + 1
+                result.add(status, time.perf_counter() - started)
         finally:
             writer.close()
 
@@ -167,8 +184,7 @@ async def _open(
         reader, writer = await pool.get()
         try:
             status = await _exchange(reader, writer, requests[k % len(requests)])
-            result.latencies.append(time.perf_counter() - scheduled)
-            result.statuses[status] = result.statuses.get(status, 0) + 1
+            result.add(status, time.perf_counter() - scheduled)
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             result.errors += 1
             writer.close()
@@ -248,8 +264,7 @@ async def _sequential(host: str, port: int, requests: list[bytes], count: int) -
         for k in range(count):
             sent = time.perf_counter()
             status = await _exchange(reader, writer, requests[k % len(requests)])
-            result.latencies.append(time.perf_counter() - sent)
-            result.statuses[status] = result.statuses.get(status, 0) + 1
+            result.add(status, time.perf_counter() - sent)
     finally:
         writer.close()
     result.seconds = time.perf_counter() - started

@@ -172,6 +172,36 @@ def test_overload_is_answered_503_quickly_and_the_server_recovers(tmp_path: Path
         assert metrics["frontline_requests_refused{instance=local}"] == len(refused)
 
 
+def test_alert_streams_held_open_do_not_refuse_other_decisions(tmp_path: Path) -> None:
+    """One agent key holding more alert streams open than the cap on requests in flight:
+    decisions are still answered, and /metrics counts no stream in flight."""
+    with LiveServer(tmp_path / "d", env={"FRONTLINE_MAX_CONCURRENCY": "3"}) as server:
+        agent = KEYS["agent"][0]
+        streams = [
+            httpx.stream(
+                "GET",
+                f"{server.url}/v1/agents/{agent}/alerts",
+                headers={**server.auth("agent"), "Accept": "text/event-stream"},
+                timeout=30,
+            )
+            for _ in range(6)
+        ]
+        opened = [s.__enter__() for s in streams]
+        try:
+            assert [r.status_code for r in opened] == [200] * 6
+            answers = [
+                httpx.post(server.url + "/v1/decisions", json=BODY, headers=server.auth("agent"))
+                for _ in range(5)
+            ]
+            assert [a.status_code for a in answers] == [200] * 5
+            metrics = samples(httpx.get(server.url + "/metrics").text)
+            assert metrics["frontline_requests_in_flight{instance=local}"] == 0
+            assert metrics["frontline_requests_refused{instance=local}"] == 0
+        finally:
+            for s in streams:
+                s.__exit__(None, None, None)
+
+
 def test_sigterm_drains_every_answered_decision_into_the_ledger(tmp_path: Path) -> None:
     server = LiveServer(tmp_path / "d").start()
     answered: list[str] = []
