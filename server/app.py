@@ -296,7 +296,7 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
 
     configure_logging(settings.log_level)
     metrics = Metrics(settings.instance)
-    gate = Gate(settings.max_concurrency)
+    gate = Gate(settings.max_concurrency, target=settings.admission_delay)
     limits = Limits(
         settings.rate_limit_per_minute,
         redis_client(settings.redis_url, timeout=settings.redis_timeout)
@@ -370,6 +370,7 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
             log.info("frontline stopped", ledger_records=built.ledger.records)
 
     keys, _ = load_keys(settings)
+    edge = Edge(gate, keys, limits)
     channels = ChannelsPlugin(
         backend=ResilientStreamBackend(
             settings.alert_history,
@@ -396,11 +397,11 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
             metrics_endpoint,
             *pages.ROUTES,
         ],
-        middleware=[Edge(gate, keys, limits)],
+        middleware=[edge],
         plugins=[channels],
         logging_config=None,  # server/logs.py configures logging once, for everything
         lifespan=[lifespan],
-        state=State({"keyring": keys, "settings": settings, "metrics": metrics}),
+        state=State({"keyring": keys, "settings": settings, "metrics": metrics, "edge": edge}),
         exception_handlers={
             Problem: on_problem,
             StoreUnavailable: on_unavailable,

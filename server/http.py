@@ -64,6 +64,11 @@ class ProblemDetails(msgspec.Struct, omit_defaults=True):
     errors: list[dict[str, Any]] | None = None
 
 
+def title(status: int) -> str:
+    """The problem title of ``status``."""
+    return _TITLES.get(status, "Error")
+
+
 # What any authenticated route may answer besides its own errors: a body that does not
 # validate or is too large, a missing or wrong key, a rate limit, an overloaded server.
 COMMON_PROBLEMS = (400, 401, 403, 413, 429, 503)

@@ -56,9 +56,10 @@ def tune_gc() -> None:
 
 def _config(settings: Settings, app_factory: AppFactory | None = None) -> uvicorn.Config:
     from server.app import create_app
+    from server.fastpath import with_fast_path
 
     return uvicorn.Config(
-        app_factory() if app_factory is not None else create_app(settings),
+        app_factory() if app_factory is not None else with_fast_path(create_app(settings)),
         host=settings.host,
         port=settings.port,
         loop="uvloop" if sys.platform != "win32" else "asyncio",

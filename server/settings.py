@@ -36,6 +36,7 @@ class Settings:
     max_body_bytes: int = 1_000_000
     max_ruleset_bytes: int = 1_000_000
     max_concurrency: int = 256  # requests in flight before new ones get 503
+    admission_delay: float = 0.005  # seconds requests may wait in the event loop (503 beyond)
     rate_limit_per_minute: int = 6_000  # per key
     ledger_max_pending: int = 20_000
     ledger_wait: timedelta = timedelta(seconds=2)
@@ -131,6 +132,7 @@ class Settings:
             max_body_bytes=integer("FRONTLINE_MAX_BODY_BYTES", 1_000_000, 1_024, 100_000_000),
             max_ruleset_bytes=integer("FRONTLINE_MAX_RULESET_BYTES", 1_000_000, 1_024, 100_000_000),
             max_concurrency=integer("FRONTLINE_MAX_CONCURRENCY", 256, 1, 100_000),
+            admission_delay=integer("FRONTLINE_ADMISSION_DELAY_MS", 5, 1, 600_000) / 1000,
             rate_limit_per_minute=integer("FRONTLINE_RATE_LIMIT", 6_000, 1, 10_000_000),
             ledger_max_pending=integer("FRONTLINE_LEDGER_MAX_PENDING", 20_000, 100, 10_000_000),
             ledger_wait=ledger_wait,
