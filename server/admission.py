@@ -31,7 +31,7 @@ import time
 from litestar.types import Send
 
 TARGET = 0.005  # seconds a request may wait in the event loop before it is handled
-INTERVAL = 0.050  # how long the delay must stay above TARGET before requests are refused
+INTERVAL = 0.025  # how long the delay must stay above TARGET before requests are refused
 PROBE = 0.005  # how often the loop's delay is measured
 
 

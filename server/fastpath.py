@@ -62,6 +62,12 @@ class DecisionFastPath:
         if scope["type"] != ScopeType.HTTP or scope["path"] != PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
+        gate = self.edge.gate
+        why = gate.admits()  # first: a refusal must cost as little as possible
+        if why is not None:
+            gate.refused += 1
+            await refuse(send, why)
+            return
         authorization = request_id = content_type = None
         for name, value in scope["headers"]:
             if name == b"authorization":
@@ -88,12 +94,6 @@ class DecisionFastPath:
                 request = None
         if request is None:
             await self.app(scope, replay, send)
-            return
-        gate = self.edge.gate
-        why = gate.admits()
-        if why is not None:
-            gate.refused += 1
-            await refuse(send, why)
             return
         bind_request(request_id)
         retry_after = await self.edge.limits.spend(
