@@ -9,7 +9,7 @@ sojourn time:
 
     a timer due every 5 ms measures how late the event loop runs it (the loop's delay:
     how long a request that arrives now waits before it is handled)
-    delay above TARGET (5 ms) for a whole INTERVAL (50 ms) ──▶ shedding: new requests 503
+    delay above TARGET (5 ms) for a whole INTERVAL (25 ms) ──▶ shedding: new requests 503
     delay back under TARGET ──▶ admitting again
 
 Refusing costs a few tens of microseconds, so while shedding the queue drains and the
