@@ -108,12 +108,18 @@ def decision_record(
     now = decision.now
     ages: dict[Any, int | None] = {}  # as_of value → age: a context has few distinct ones
     values: dict[str, ContextValue] = {}
+    known_steps = _STEPS
     for path in decision.read_paths:
-        steps = _steps(path)
+        steps = known_steps.get(path) or _steps(path)
         if steps[0] == "answers":
-            value = _dig(answers, steps[1:])
+            value, walk = answers, steps[1:]
         else:
-            value = _dig(context, steps)
+            value, walk = context, steps
+        for part in walk:
+            if value.__class__ is not dict and not isinstance(value, Mapping):
+                value = None
+                break
+            value = value.get(part)
         if value is None:
             continue  # not had: named once, in missing_fields
         if value.__class__ is datetime:
@@ -130,7 +136,7 @@ def decision_record(
                 age = ages.get(when, -1)
                 if age == -1:
                     age = ages[when] = _age_ms(when, now)
-        values[path] = ContextValue(value=value, source=source, age_ms=age)
+        values[path] = ContextValue(value, source, age)
     rendered = decision.to_dict()
     # Outputs that carry nothing are not stored; missing and stale fields are stored once.
     outputs = {k: v for k, v in rendered.items() if v and k not in _NOT_OUTPUTS}

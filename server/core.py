@@ -214,8 +214,8 @@ class Frontline:
         await self.append(record)
         body["alerts"] = [{"alert_id": f"{decision_id}.{a['rule']}", **a} for a in body["alerts"]]
         if self.metrics is not None:
-            self.metrics.decisions.labels(compiled.name, str(compiled.revision)).observe(
-                (time.perf_counter_ns() - started) / 1e9
+            self.metrics.decided(
+                compiled.name, compiled.revision, (time.perf_counter_ns() - started) / 1e9
             )
         log.debug("decided", decision_id=decision_id, ruleset=compiled.name)
         return {
@@ -348,7 +348,7 @@ class Frontline:
         """The cached context with ``overrides`` on top; per-field sources and times."""
         cached = await self.contexts.get(customer_id)
         if self.metrics is not None:
-            self.metrics.context_lookups.labels("miss" if cached is None else "hit").inc()
+            self.metrics.context_lookup(cached is not None)
         if cached is None:
             values: dict[str, Any] = {}
             sources: dict[str, str] = {}

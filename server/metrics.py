@@ -63,6 +63,25 @@ class Metrics:
             registry=self.registry,
         )
 
+        self._decided: dict[tuple[str, int | None], Any] = {}
+        self._lookups = {
+            True: self.context_lookups.labels("hit"),
+            False: self.context_lookups.labels("miss"),
+        }
+
+    def decided(self, ruleset: str, revision: int | None, seconds: float) -> None:
+        """Observe one decision's time (the labelled child is looked up once per revision:
+        ``labels()`` costs more than the observation)."""
+        child = self._decided.get((ruleset, revision))
+        if child is None:
+            child = self._decided[(ruleset, revision)] = self.decisions.labels(
+                ruleset, str(revision)
+            )
+        child.observe(seconds)
+
+    def context_lookup(self, hit: bool) -> None:
+        self._lookups[hit].inc()
+
     def watch(self, collector: Collector) -> None:
         self.registry.register(collector)
 

@@ -181,9 +181,7 @@ async def stages(app: Any, loads: list[bytes]) -> dict[str, float]:
         "decision_to_dict": to_dict,
         "record": building,
         "ids_clock_and_checks": median_us(lambda k: glue(requests[k % n])),
-        "metrics": median_us(
-            lambda k: metrics.decisions.labels(compiled.name, str(compiled.revision)).observe(1e-4)
-        )
+        "metrics": median_us(lambda k: metrics.decided(compiled.name, compiled.revision, 1e-4))
         if metrics is not None
         else 0.0,
         "response_encoding": median_us(
