@@ -109,7 +109,7 @@ class RedisContextStore:
         raw = self._fresh.get(customer_id)
         if raw is not None:
             self.cache_hits += 1
-            return _context(customer_id, raw)
+            return _context(customer_id, raw) if raw else None
         self.cache_misses += 1
         if self.breaker.open:
             return self._degraded(customer_id)
@@ -121,6 +121,9 @@ class RedisContextStore:
             return self._degraded(customer_id)
         self.breaker.succeeded()
         if raw is None:
+            # Cached as absent too (b""): a customer with no context is asked about as often
+            # as one with, and a write anywhere drops the entry just the same.
+            self._fresh[customer_id] = b""
             return None
         self._fresh[customer_id] = raw
         self._last[customer_id] = raw

@@ -51,6 +51,26 @@ def test_a_write_on_one_instance_drops_the_cached_copy_on_the_other(redis_prefix
     assert elapsed < 0.05, f"invalidation took {elapsed * 1000:.1f} ms"
 
 
+def test_a_customer_without_context_is_cached_as_absent_until_a_write(redis_prefix: str) -> None:
+    """The second read of a customer with no context is answered in process; a write on
+    another instance drops that answer, as it drops a cached context."""
+
+    async def scenario() -> None:
+        (one, two), tasks = await _instances(redis_prefix)
+        assert await two.get("c-9") is None and two.cache_misses == 1
+        assert await two.get("c-9") is None and two.cache_hits == 1  # not asked again
+        await one.put("c-9", {"customer": {"tier": "gold"}}, "crm", None)
+        started = time.perf_counter()
+        while (found := await two.get("c-9")) is None:
+            assert time.perf_counter() - started < 1.0, "the other instance kept 'absent'"
+            await asyncio.sleep(0.001)
+        assert found.values == {"customer": {"tier": "gold"}}
+        for task in tasks:
+            task.cancel()
+
+    asyncio.run(scenario())
+
+
 def test_reads_are_served_degraded_while_redis_is_away_and_fresh_after(
     private_redis: PrivateRedis,
 ) -> None:
