@@ -39,7 +39,7 @@ _NOT_OUTPUTS = frozenset(
 
 def lookup(context: Mapping[str, Any], path: str) -> Any:
     """The value at a dotted ``path`` of nested mappings; None where any step is absent."""
-    return _dig(context, _steps(path))
+    return _dig(context, path_steps(path))
 
 
 def _dig(value: Any, steps: tuple[str, ...]) -> Any:
@@ -55,7 +55,8 @@ _STEPS: dict[str, tuple[str, ...]] = {}
 _PREFIXES: dict[str, tuple[str, ...]] = {}
 
 
-def _steps(path: str) -> tuple[str, ...]:
+def path_steps(path: str) -> tuple[str, ...]:
+    """The names of a dotted path, split once per distinct path."""
     found = _STEPS.get(path)
     if found is None:
         if len(_STEPS) > 100_000:
@@ -70,7 +71,7 @@ def _prefixes(path: str) -> tuple[str, ...]:
     if found is None:
         if len(_PREFIXES) > 100_000:
             _PREFIXES.clear()
-        steps = _steps(path)
+        steps = path_steps(path)
         found = _PREFIXES[path] = tuple(".".join(steps[:n]) for n in range(len(steps), 0, -1))
     return found
 
@@ -110,7 +111,7 @@ def decision_record(
     values: dict[str, ContextValue] = {}
     known_steps = _STEPS
     for path in decision.read_paths:
-        steps = known_steps.get(path) or _steps(path)
+        steps = known_steps.get(path) or path_steps(path)
         if steps[0] == "answers":
             value, walk = answers, steps[1:]
         else:

@@ -36,6 +36,7 @@ import msgspec
 from audit.masking import is_masked
 from audit.query import MAX_PAGE, LedgerQuery, LedgerReader
 from audit.record import ContextValue, LedgerRecord
+from audit.recording import path_steps
 from engine import CompiledRuleset, Decision, EvaluationError
 from engine.runtime import to_datetime
 
@@ -222,19 +223,6 @@ def _decoded(bodies: Iterable[bytes]) -> Iterator[_Stored | Exception]:
             yield exc
 
 
-_paths: dict[str, tuple[str, ...]] = {}
-
-
-def _parts(path: str) -> tuple[str, ...]:
-    """The names of a dotted path (kept: records of a ruleset share their few paths)."""
-    parts = _paths.get(path)
-    if parts is None:
-        if len(_paths) > 4096:
-            _paths.clear()
-        parts = _paths[path] = tuple(path.split("."))
-    return parts
-
-
 def _put(target: dict[str, Any], parts: tuple[str, ...], value: Any) -> None:
     """Set ``value`` at ``parts`` of nested dicts, making the dicts on the way."""
     for name in parts[:-1]:
@@ -305,7 +293,7 @@ class _Replayer:
         recorded = record.context
         for path, stored in recorded.items():
             value = stored.value
-            parts = _paths.get(path) or _parts(path)
+            parts = path_steps(path)
             if len(parts) == 2:  # customer.tier: one level, the usual shape
                 head, leaf = parts
                 if head == "answers":
