@@ -39,6 +39,7 @@ from audit.masking import Masker
 from audit.query import LedgerQuery, LedgerReader, csv_lines
 from audit.record import GENESIS, LedgerRecord, RulesetRef, Sealed, leaf_hash, seal
 from audit.recording import decision_record
+from audit.replay import replay_range
 from audit.segments import HEADER, MAGIC, SegmentLog, segment_name
 from audit.writer import LedgerWriter, Pending
 from engine import Decision, compile_ruleset
@@ -994,6 +995,91 @@ def test_filtered_export_on_a_million_records(
 
 
 # -- shipping ------------------------------------------------------------------------------------
+
+
+REPLAY_RECORDS = 200_000
+REPLAY_FIXTURE = "ledger-200k-replay-v1"  # bump when the segment layout or record changes
+REPLAY_TARGET_S = 30.0
+
+
+def replay_ledger() -> Path:
+    """200,000 retention-desk decisions, as the service records them, one every 3 s over a
+    week, with their index; built once and kept under var/bench."""
+    path = BENCH_DIR / REPLAY_FIXTURE
+    if (path / "index.db").exists():
+        return path
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    partial = BENCH_DIR / f"{REPLAY_FIXTURE}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    templates = decision_records(2_000, seed=13)
+    log = SegmentLog(partial, INSTANCE, durable=False)  # a fixture: no fdatasync per batch
+    prev = GENESIS
+    start = datetime(2026, 11, 25, tzinfo=UTC)
+    for low in range(0, REPLAY_RECORDS, 20_000):
+        batch = []
+        for k in range(low, low + 20_000):
+            at = (start + timedelta(seconds=3 * k)).isoformat(timespec="microseconds")
+            s = seal(
+                msgspec.structs.replace(templates[k % len(templates)], id=f"r-{k}"),
+                seq=k + 1,
+                recorded_at=at.replace("+00:00", "Z"),
+                instance=INSTANCE,
+                prev_hash=prev,
+            )
+            prev = s.record.hash
+            batch.append(s)
+        log.append(batch)
+    log.close()
+    assert reindex(partial) == {INSTANCE: REPLAY_RECORDS}
+    partial.rename(path)
+    return path
+
+
+def test_replaying_200000_decisions(benchmark: Any) -> None:
+    """A candidate revision of retention-desk (one threshold changed) replayed over 200,000
+    recorded decisions, as ``frontline replay --since`` and ``POST /v1/replays`` run it, with
+    progress reported along the way."""
+    ledger_dir = replay_ledger()
+    text = (ROOT / "rulesets" / "retention-desk.yaml").read_text("utf-8")
+    changed = text.replace("history.contacts_7d >= 2", "history.contacts_7d >= 3")
+    assert changed != text, "the candidate must differ from the recorded revision"
+    candidate = compile_ruleset(changed)
+    calls: list[tuple[float, int, int | None]] = []
+    started = time.perf_counter()
+
+    def progress(done: int, total: int | None) -> None:
+        calls.append((time.perf_counter() - started, done, total))
+
+    reader = LedgerReader(ledger_dir)
+    try:
+        report = replay_range(reader, candidate, since="2026-11-01T00:00:00Z", progress=progress)
+    finally:
+        reader.close()
+    seconds = time.perf_counter() - started
+    first_progress = min((at for at, done, _ in calls if done > 0), default=None)
+    benchmark.extra_info.update(
+        {
+            "kind": "ledger-replay",
+            "records": REPLAY_RECORDS,
+            "replayed": report.replayed,
+            "changed": report.changed,
+            "skipped": report.skipped,
+            "seconds": seconds,
+            "records_per_s": REPLAY_RECORDS / seconds,
+            "progress_calls": len(calls),
+            "first_progress_s": first_progress,
+            "load_average": load_average(),
+        }
+    )
+    print(
+        f"\nreplay: {REPLAY_RECORDS:,} decisions in {seconds:.1f} s "
+        f"({REPLAY_RECORDS / seconds:,.0f}/s), {report.changed:,} would change; {len(calls)} "
+        f"progress reports, the first after {first_progress or 0:.2f} s"
+    )
+    assert report.replayed == REPLAY_RECORDS and report.changed > 0 and not report.skipped
+    assert calls and calls[-1][1] == calls[-1][2] == REPLAY_RECORDS
+    benchmark.group = "ledger"
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
 
 
 def test_shipping_to_postgresql(
