@@ -9,8 +9,9 @@ sojourn time:
 
     a timer due every 5 ms measures how late the event loop runs it (the loop's delay:
     how long a request that arrives now waits before it is handled)
-    delay above TARGET (5 ms) for a whole INTERVAL (25 ms) ──▶ shedding: new requests 503
-    delay back under TARGET ──▶ admitting again
+    every probe late by more than TARGET (5 ms) for a whole INTERVAL (25 ms), with BUSY
+    (8) or more requests in flight ──▶ shedding: new requests 503
+    a probe on time again ──▶ admitting again
 
 Refusing costs a few tens of microseconds, so while shedding the queue drains and the
 requests that were admitted keep their latency; a client or load balancer retries after
@@ -33,6 +34,8 @@ from litestar.types import Send
 TARGET = 0.005  # seconds a request may wait in the event loop before it is handled
 INTERVAL = 0.025  # how long the delay must stay above TARGET before requests are refused
 PROBE = 0.005  # how often the loop's delay is measured
+STUCK = 4  # a probe overdue by this many intervals: the loop is stuck, refuse at once
+BUSY = 8  # requests in flight below which a late loop is not their doing: never shed
 
 
 def _problem(detail: str) -> tuple[bytes, list[tuple[bytes, bytes]]]:
@@ -67,18 +70,25 @@ class Gate:
 
     @property
     def shedding(self) -> bool:
-        """Whether requests wait too long: the delay has been above target for an interval,
-        or the probe itself is overdue by more than that."""
+        """Whether requests wait too long: the delay has been above target in every probe for
+        an interval, or the probe itself is overdue by several intervals (a loop that has
+        stopped measuring). One late probe is not enough: a single stall (a collection, a
+        burst) passes, and refusing the requests that waited through it helps nobody."""
         now = time.monotonic()
-        if self._due and now - self._due > self.target + self.interval:
+        if self._due and now - self._due > STUCK * self.interval:
             return True
         return self._above_since is not None and now - self._above_since >= self.interval
 
     def admits(self) -> bytes | None:
-        """None if a request may start now; else why not (the 503 to send)."""
+        """None if a request may start now; else why not (the 503 to send).
+
+        A late loop sheds only while requests are piling up (``BUSY`` or more in flight): a
+        loop made late by something else (the PostgreSQL shipper catching up after an
+        outage, in a thread of this process) with two requests in flight is not helped by
+        refusing them."""
         if self.in_flight >= self.limit:
             return b"cap"
-        if self.shedding:
+        if self.in_flight >= BUSY and self.shedding:
             return b"behind"
         return None
 
@@ -87,7 +97,7 @@ class Gate:
         if delay <= self.target:
             self._above_since = None
         elif self._above_since is None:
-            self._above_since = now - delay  # it has been behind since the probe was due
+            self._above_since = now
 
     async def watch(self, period: float = PROBE) -> None:
         """Measure the event loop's delay every ``period`` until cancelled."""

@@ -687,6 +687,9 @@ BUDGET_PARTS = (
 )
 
 
+LEDGER_REPLAY_S = 30.0
+
+
 def ledger_targets(results: Results) -> list[tuple[str, str, str]]:
     out = []
     for run in _by_kind(results, "ledger-seal"):
@@ -778,6 +781,16 @@ def ledger_targets(results: Results) -> list[tuple[str, str, str]]:
                 f"shipped to PostgreSQL ≥ {LEDGER_SHIP_TARGET:,} records/s",
                 f"{run['records_per_s']:,.0f} records/s",
                 verdict(run["records_per_s"] >= LEDGER_SHIP_TARGET),
+            )
+        )
+    for run in _by_kind(results, "ledger-replay"):
+        out.append(
+            (
+                f"replaying {run['records']:,} decisions ≤ {LEDGER_REPLAY_S:g} s, with progress",
+                f"{run['seconds']:.1f} s ({run['records_per_s']:,.0f}/s; {run['changed']:,} would "
+                f"change); {run['progress_calls']} progress reports, the first after "
+                f"{run['first_progress_s']:.2f} s",
+                verdict(run["seconds"] <= LEDGER_REPLAY_S and run["progress_calls"] > 1),
             )
         )
     return out
