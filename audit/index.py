@@ -215,32 +215,27 @@ def index_rows(
     inst: int, frames: list[Frame]
 ) -> tuple[list[tuple[Any, ...]], list[tuple[str, str, int, int, int]]]:
     """The ``records`` rows and ``outcomes`` rows (facet, value, ts, inst, seq) of ``frames``
-    of instance number ``inst``: what ``entry`` reads, without building one per record."""
+    of instance number ``inst``: what ``entry`` says each frame must have."""
     rows = []
     outcomes: list[tuple[str, str, int, int, int]] = []
-    decode = _INDEXED.decode
     for frame in frames:
-        r = decode(frame.body)
-        ts = micros(r.recorded_at)
-        rs = r.ruleset
+        e = entry(frame)
         rows.append(
             (
                 inst,
-                frame.seq,
-                ts,
-                r.id,
-                r.kind,
-                r.customer_id,
-                r.agent_id,
-                None if rs is None else rs.name,
-                None if rs is None else rs.revision,
-                frame.segment,
-                frame.offset,
+                e.seq,
+                e.ts,
+                e.id,
+                e.kind,
+                e.customer_id,
+                e.agent_id,
+                e.ruleset,
+                e.revision,
+                e.segment,
+                e.offset,
             )
         )
-        if r.outputs is not None:
-            seq = frame.seq
-            outcomes.extend((facet, value, ts, inst, seq) for facet, value in r.outcomes())
+        outcomes.extend((facet, value, e.ts, inst, e.seq) for facet, value in e.outcomes)
     return rows, outcomes
 
 

@@ -101,7 +101,7 @@ def decision_record(
     ``inputs["trigger"]``, so that a replay asks the same question.
     """
     rs = decision.ruleset
-    masked = _masked_paths(decision, masker)
+    masked = _masking(decision, masker)[1]
     inputs = dict(inputs or {})
     if decision.trigger != "decision":
         inputs["trigger"] = decision.trigger
@@ -164,11 +164,6 @@ def decision_record(
 _MASKED: weakref.WeakKeyDictionary[Any, tuple[Masker, frozenset[str], frozenset[str]]] = (
     weakref.WeakKeyDictionary()
 )
-
-
-def _masked_paths(decision: Decision, masker: Masker | None) -> frozenset[str]:
-    """The ruleset's fields this masker masks; worked out once per compiled revision."""
-    return _masking(decision, masker)[1]
 
 
 def _masking(

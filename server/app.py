@@ -59,13 +59,13 @@ from audit.retention import apply_retention
 from audit.segments import SegmentLog
 from audit.shipper import LedgerShipper
 from audit.writer import LedgerWriter
-from engine import RulesetError, RulesetRegistry, RulesetStore, StoreUnavailable
+from engine import RulesetError, RulesetRegistry, RulesetStore
 from server import lifecycle
 from server.admission import Gate
 from server.alerting import Alerting
-from server.core import Frontline, Problem
+from server.core import Frontline
 from server.edge import Edge
-from server.http import on_http_exception, on_problem, on_unavailable, on_unexpected, service
+from server.http import on_error, on_http_exception, service
 from server.ids import new_id
 from server.keys import KeyRing
 from server.logs import configure as configure_logging
@@ -403,10 +403,8 @@ def create_app(settings: Settings | None = None, frontline: Frontline | None = N
         lifespan=[lifespan],
         state=State({"keyring": keys, "settings": settings, "metrics": metrics, "edge": edge}),
         exception_handlers={
-            Problem: on_problem,
-            StoreUnavailable: on_unavailable,
             HTTPException: on_http_exception,
-            Exception: on_unexpected,
+            Exception: on_error,
         },
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

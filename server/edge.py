@@ -27,7 +27,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from server.admission import Gate, refuse
 from server.http import ACCESS, PRINCIPAL, Access, authenticate, bearer
-from server.keys import KeyRing
+from server.keys import KeyRing, Principal
 from server.logs import bind_request
 from server.ratelimit import Limits, too_many
 
@@ -47,6 +47,42 @@ class Edge:
     def __call__(self, app: ASGIApp) -> ASGIApp:
         return EdgeMiddleware(app, self)
 
+    async def refused(self, send: Send) -> bool:
+        """Whether admission refuses a request now; if so its 503 is sent."""
+        why = self.gate.admits()
+        if why is None:
+            return False
+        self.gate.refused += 1
+        await refuse(send, why)
+        return True
+
+    async def over_budget(self, principal: Principal | None, scope: Scope, send: Send) -> bool:
+        """Spend one request of the principal's budget (the client address's without a valid
+        key); if it is used up, the 429 is sent."""
+        if principal is not None:
+            key = f"key:{principal.role}:{principal.name}"
+        else:
+            client = scope.get("client")
+            key = "addr:" + (client[0] if client else "unknown")
+        retry_after = await self.limits.spend(key, time.time())
+        if retry_after is None:
+            return False
+        await too_many(send, retry_after)
+        return True
+
+
+def read_headers(scope: Scope) -> tuple[str | None, str | None, bytes | None]:
+    """The request's ``Authorization``, ``X-Request-ID`` and ``Content-Type`` headers."""
+    authorization = request_id = content_type = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            authorization = value.decode("latin-1")
+        elif name == b"x-request-id":
+            request_id = value.decode("latin-1")
+        elif name == b"content-type":
+            content_type = value
+    return authorization, request_id, content_type
+
 
 class EdgeMiddleware:
     def __init__(self, app: ASGIApp, edge: Edge) -> None:
@@ -61,12 +97,9 @@ class EdgeMiddleware:
         if handler is not None and handler.opt.get(STREAM):
             await self._admitted(scope, receive, send)  # held open for hours: never counted
             return
-        gate = self.edge.gate
-        why = gate.admits()
-        if why is not None:
-            gate.refused += 1
-            await refuse(send, why)
+        if await self.edge.refused(send):
             return
+        gate = self.edge.gate
         gate.in_flight += 1
         try:
             await self._admitted(scope, receive, send)
@@ -74,12 +107,7 @@ class EdgeMiddleware:
             gate.in_flight -= 1
 
     async def _admitted(self, scope: Scope, receive: Receive, send: Send) -> None:
-        authorization = request_id = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value.decode("latin-1")
-            elif name == b"x-request-id":
-                request_id = value.decode("latin-1")
+        authorization, request_id, _ = read_headers(scope)
         bind_request(request_id)
         handler = scope.get("route_handler")
         access: Access | None = handler.opt.get(ACCESS) if handler is not None else None
@@ -87,14 +115,7 @@ class EdgeMiddleware:
         if token is None and access is not None and access.query_token:
             token = _query_token(scope)
         principal = self.edge.keyring.identify(token) if token is not None else None
-        if principal is not None:
-            key = f"key:{principal.role}:{principal.name}"
-        else:
-            client = scope.get("client")
-            key = "addr:" + (client[0] if client else "unknown")
-        retry_after = await self.edge.limits.spend(key, time.time())
-        if retry_after is not None:
-            await too_many(send, retry_after)
+        if await self.edge.over_budget(principal, scope, send):
             return
         if access is not None:
             # raises the 401 or 403, which Litestar's exception handlers render

@@ -14,32 +14,27 @@ has the per-request budget), and decisions are most of what a server answers. Ev
 request can carry (a body that does not validate, a missing or wrong key, another role) is
 answered by the route, so its problem details stay the documented ones; only errors of the
 decision itself (a Problem from the service, a store that is away) are answered here, in the
-same shape.
+same shape, by the one function that maps errors to problem details
+(``server.http.answer_for``).
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import msgspec
-import structlog
 from litestar.enums import ScopeType
 from litestar.types import HTTPReceiveMessage, Receive, Scope, Send
 
-from engine import StoreUnavailable
-from server.admission import refuse
-from server.core import Frontline, Problem
-from server.edge import Edge
-from server.http import PROBLEM_JSON, bearer, title
+from server.core import Frontline
+from server.edge import Edge, read_headers
+from server.http import ACCESS, PROBLEM_JSON, answer_for, bearer
 from server.logs import bind_request
-from server.ratelimit import too_many
+from server.routes.agents import DECIDE
 from server.schemas import DecisionRequest
 
-log = structlog.get_logger("frontline")
-
 PATH = "/v1/decisions"
-ROLES = frozenset(("agent", "admin"))  # as the route's opt=requires("agent")
+ROLES = DECIDE[ACCESS].roles  # who the route admits
 _DECODE = msgspec.json.Decoder(DecisionRequest).decode
 _ENCODE = msgspec.json.Encoder().encode
 _JSON = [(b"content-type", b"application/json")]
@@ -62,22 +57,12 @@ class DecisionFastPath:
         if scope["type"] != ScopeType.HTTP or scope["path"] != PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        gate = self.edge.gate
-        why = gate.admits()  # first: a refusal must cost as little as possible
-        if why is not None:
-            gate.refused += 1
-            await refuse(send, why)
+        edge = self.edge
+        if await edge.refused(send):  # first: a refusal must cost as little as possible
             return
-        authorization = request_id = content_type = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value.decode("latin-1")
-            elif name == b"content-type":
-                content_type = value
-            elif name == b"x-request-id":
-                request_id = value.decode("latin-1")
+        authorization, request_id, content_type = read_headers(scope)
         token = bearer(authorization)
-        principal = self.edge.keyring.identify(token) if token is not None else None
+        principal = edge.keyring.identify(token) if token is not None else None
         if (
             principal is None
             or principal.role not in ROLES
@@ -96,33 +81,22 @@ class DecisionFastPath:
             await self.app(scope, replay, send)
             return
         bind_request(request_id)
-        retry_after = await self.edge.limits.spend(
-            f"key:{principal.role}:{principal.name}", time.time()
-        )
-        if retry_after is not None:
-            await too_many(send, retry_after)
+        if await edge.over_budget(principal, scope, send):
             return
         frontline: Frontline = self.app.state.frontline
-        gate.in_flight += 1
+        edge.gate.in_flight += 1
         try:
             answer = await frontline.decide(request, principal)
-        except Problem as exc:
-            if exc.status >= 500:
-                log.warning("refused", path=PATH, status=exc.status, detail=exc.detail)
-            await _problem(send, frontline, exc.status, exc.detail, exc.title, exc.retry_after)
-            return
-        except StoreUnavailable as exc:
-            log.warning("shared store unavailable", path=PATH, error=str(exc))
-            detail = "a store this request needs cannot be reached; try again shortly"
-            await _problem(send, frontline, 503, detail, "Service unavailable", 1)
-            return
-        except Exception as exc:
-            log.exception("unhandled error", path=PATH, error_type=type(exc).__name__)
-            detail = "the server failed to handle this request; it has been logged"
-            await _problem(send, frontline, 500, detail, "Internal server error", None)
+        except Exception as exc:  # answered as the route's exception handlers answer it
+            problem = answer_for(exc, PATH, frontline.metrics)
+            headers = [(b"content-type", PROBLEM_JSON.encode())]
+            headers += [
+                (k.lower().encode(), v.encode()) for k, v in (problem.headers or {}).items()
+            ]
+            await _send(send, problem.status, headers, _ENCODE(problem.body))
             return
         finally:
-            gate.in_flight -= 1
+            edge.gate.in_flight -= 1
         await _send(send, 200, _JSON, _ENCODE(answer))
 
 
@@ -162,26 +136,3 @@ async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], bod
         }
     )
     await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-async def _problem(
-    send: Send,
-    frontline: Frontline,
-    status: int,
-    detail: str,
-    heading: str | None,
-    retry_after: int | None,
-) -> None:
-    """The problem details the route's exception handlers would give (server/http.py)."""
-    if frontline.metrics is not None:
-        frontline.metrics.problems.labels(str(status)).inc()
-    headers = [(b"content-type", PROBLEM_JSON.encode())]
-    if retry_after is not None:
-        headers.append((b"retry-after", str(retry_after).encode()))
-    body = {
-        "type": "about:blank",
-        "title": heading or title(status),
-        "status": status,
-        "detail": detail,
-    }
-    await _send(send, status, headers, _ENCODE(body))

@@ -30,6 +30,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import Guard
 
+from engine import StoreUnavailable
 from server.core import Frontline, Problem
 from server.keys import KeyRing, Principal
 from server.logs import bind_request
@@ -166,6 +167,16 @@ def principal_of(request: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     return found
 
 
+def problem_body(
+    status: int, detail: str, title: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """The problem details of an answer: ``type``, ``title``, ``status``, ``detail``, more."""
+    body = {"type": "about:blank", "title": title or _TITLES.get(status, "Error"), "status": status}
+    body["detail"] = detail
+    body.update(extra)
+    return body
+
+
 def problem(
     status: int,
     detail: str,
@@ -174,24 +185,61 @@ def problem(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> Response[dict[str, Any]]:
-    body = {"type": "about:blank", "title": title or _TITLES.get(status, "Error"), "status": status}
-    body["detail"] = detail
-    body.update(extra)
+    body = problem_body(status, detail, title, **extra)
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A problem answer, apart from any framework: status, body and extra headers."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] | None = None
+
+
+def answer_for(exc: Exception, path: str, metrics: Any) -> Answer:
+    """The answer to an error raised while handling ``path`` (a Problem from the service, a
+    shared store that is away, or anything unexpected, which is logged), counted in
+    ``metrics``: the one place errors become problem details, for Litestar's exception
+    handlers and for the decision fast path alike."""
+    if isinstance(exc, Problem):
+        if exc.status >= 500:
+            log.warning("refused", path=path, status=exc.status, detail=exc.detail)
+        retry = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+        answer = Answer(exc.status, problem_body(exc.status, exc.detail, exc.title), retry)
+    elif isinstance(exc, StoreUnavailable):
+        log.warning("shared store unavailable", path=path, error=str(exc))
+        detail = "a store this request needs cannot be reached; try again shortly"
+        answer = Answer(503, problem_body(503, detail, "Service unavailable"), {"Retry-After": "1"})
+    elif isinstance(exc, RecursionError):  # a body nested deeper than the JSON decoder goes
+        answer = Answer(
+            400, problem_body(400, "the request body nests too deeply", "Invalid request")
+        )
+    elif isinstance(exc, UnicodeDecodeError):  # raised while reading the body as text
+        detail = f"the request is not valid UTF-8 (byte {exc.start})"
+        answer = Answer(400, problem_body(400, detail, "Invalid request"))
+    else:
+        log.exception("unhandled error", path=path, error_type=type(exc).__name__)
+        detail = "the server failed to handle this request; it has been logged"
+        answer = Answer(500, problem_body(500, detail))
+    if metrics is not None:
+        metrics.problems.labels(str(answer.status)).inc()
+    return answer
+
+
+def on_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """Litestar's handler for every error that is not one of Litestar's own."""
+    answer = answer_for(exc, request.url.path, getattr(request.app.state, "metrics", None))
+    return Response(
+        answer.body, status_code=answer.status, media_type=PROBLEM_JSON, headers=answer.headers
+    )
 
 
 def _count(request: Request[Any, Any, Any], status: int) -> None:
     metrics = getattr(request.app.state, "metrics", None)
     if metrics is not None:
         metrics.problems.labels(str(status)).inc()
-
-
-def on_problem(request: Request[Any, Any, Any], exc: Problem) -> Response[dict[str, Any]]:
-    _count(request, exc.status)
-    if exc.status >= 500:
-        log.warning("refused", path=request.url.path, status=exc.status, detail=exc.detail)
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-    return problem(exc.status, exc.detail, title=exc.title, headers=headers)
 
 
 def on_http_exception(
@@ -213,30 +261,6 @@ def on_http_exception(
     if status == 413:
         detail = "the request body is larger than this server accepts"
     return problem(status, detail, headers=exc.headers or None)
-
-
-def on_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    """A shared store (Redis) is away: the request may be retried shortly."""
-    _count(request, 503)
-    log.warning("shared store unavailable", path=request.url.path, error=str(exc))
-    return problem(
-        503,
-        "a store this request needs cannot be reached; try again shortly",
-        title="Service unavailable",
-        headers={"Retry-After": "1"},
-    )
-
-
-def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    _count(request, 400 if isinstance(exc, (RecursionError, UnicodeDecodeError)) else 500)
-    if isinstance(exc, RecursionError):  # a body nested deeper than the JSON decoder goes
-        return problem(400, "the request body nests too deeply", title="Invalid request")
-    if isinstance(exc, UnicodeDecodeError):  # raised while reading the body as text
-        return problem(
-            400, f"the request is not valid UTF-8 (byte {exc.start})", title="Invalid request"
-        )
-    log.exception("unhandled error", path=request.url.path, error_type=type(exc).__name__)
-    return problem(500, "the server failed to handle this request; it has been logged")
 
 
 def _field_errors(extra: Any) -> list[dict[str, Any]]:

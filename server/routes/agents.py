@@ -9,10 +9,12 @@ from litestar import Request, delete, post
 from server.http import principal_of, problems, requires, service
 from server.schemas import DecisionRequest, InteractionRequest
 
+DECIDE = requires("agent")  # also the decision fast path's check (server/fastpath.py)
+
 
 @post(
     "/v1/decisions",
-    opt=requires("agent"),
+    opt=DECIDE,
     status_code=200,
     tags=["decisions"],
     responses=problems(404, 409, 422),

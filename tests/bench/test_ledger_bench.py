@@ -428,6 +428,28 @@ def body_bytes(log: SegmentLog, records: int) -> float:
     return (files - len(MAGIC) * len(log.segments())) / records - HEADER.size
 
 
+def run_producers(produce: Callable[[int], list[Pending]], producers: int) -> tuple[float, float]:
+    """Run ``produce(n)`` for n in 0..producers-1, each on a thread, and wait until every record
+    they submitted is durable; return the CPU seconds this process and the indexer spent."""
+    cpu, indexer_cpu = time.process_time(), indexer_cpu_seconds()
+    pendings: list[Pending] = []
+    lock = threading.Lock()
+
+    def run(n: int) -> None:
+        mine = produce(n)
+        with lock:
+            pendings.extend(mine)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(producers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for p in pendings:
+        p.result()
+    return time.process_time() - cpu, indexer_cpu_seconds() - indexer_cpu
+
+
 SUSTAINED_RECORDS = 120_000  # about 4 s at 30,000/s: the index's lag has time to build up
 
 
@@ -440,29 +462,17 @@ def test_sustained_appends_with_the_indexer_running(
     log = SegmentLog(tmp_path, INSTANCE)
     writer = LedgerWriter(log, max_pending=total)
     follower = start_indexer(tmp_path, writer)
-    pendings: list[Pending] = []
-    lock = threading.Lock()
 
-    def produce(start: int) -> None:
-        mine = [
+    def produce(start: int) -> list[Pending]:
+        return [
             writer.submit(msgspec.structs.replace(records[k % len(records)], id=f"t-{k}"))
             for k in range(start, total, 8)
         ]
-        with lock:
-            pendings.extend(mine)
 
     sampler = LagSampler(tmp_path, writer)
-    cpu, indexer_cpu = time.process_time(), indexer_cpu_seconds()
     started = time.perf_counter()
-    threads = [threading.Thread(target=produce, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for p in pendings:
-        p.result()
+    cpu, indexer_cpu = run_producers(produce, 8)
     elapsed = time.perf_counter() - started
-    cpu, indexer_cpu = time.process_time() - cpu, indexer_cpu_seconds() - indexer_cpu
     catch_up = wait_until_indexed(tmp_path, log, writer.head[0])
     sampler.stop()
     batches = writer.batches
@@ -522,11 +532,9 @@ def test_index_lag_at_30000_per_second(
     log = SegmentLog(tmp_path, INSTANCE)
     writer = LedgerWriter(log)
     follower = start_indexer(tmp_path, writer)
-    pendings: list[Pending] = []
-    lock = threading.Lock()
     start = time.perf_counter() + 0.1
 
-    def produce(first: int) -> None:
+    def produce(first: int) -> list[Pending]:
         mine = []
         k = first
         while k < total:
@@ -539,20 +547,11 @@ def test_index_lag_at_30000_per_second(
                     writer.submit(msgspec.structs.replace(records[k % len(records)], id=f"p-{k}"))
                 )
                 k += producers
-        with lock:
-            pendings.extend(mine)
+        return mine
 
     sampler = LagSampler(tmp_path, writer)
-    cpu, indexer_cpu = time.process_time(), indexer_cpu_seconds()
-    threads = [threading.Thread(target=produce, args=(n,)) for n in range(producers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for p in pendings:
-        p.result()
+    cpu, indexer_cpu = run_producers(produce, producers)
     elapsed = time.perf_counter() - start
-    cpu, indexer_cpu = time.process_time() - cpu, indexer_cpu_seconds() - indexer_cpu
     head = writer.head[0]
     behind_at_end = lag(tmp_path, log, head)
     catch_up = wait_until_indexed(tmp_path, log, head)
