@@ -239,6 +239,37 @@ def index_rows(
     return rows, outcomes
 
 
+class _Removal(msgspec.Struct):
+    deleted_through: int | None = None
+
+
+class _Checkpoint(msgspec.Struct):
+    kind: str
+    data: _Removal | None = None
+
+
+_CHECKPOINT = msgspec.json.Decoder(_Checkpoint)
+
+
+def _removed_by(frames: list[Frame]) -> list[int]:
+    """The ``deleted_through`` of each retention checkpoint among ``frames``.
+
+    Retention appends its checkpoint before it unlinks segments, so an indexer that read
+    the old records before they went (a rebuild, or an index created meanwhile) drops their
+    rows when it reaches the checkpoint: the index never keeps rows of removed records."""
+    removed = []
+    for frame in frames:
+        if b'"checkpoint"' not in frame.body:
+            continue
+        try:
+            record = _CHECKPOINT.decode(frame.body)
+        except msgspec.DecodeError:
+            continue
+        if record.kind == "checkpoint" and record.data and record.data.deleted_through:
+            removed.append(record.data.deleted_through)
+    return removed
+
+
 @dataclass(frozen=True, slots=True)
 class Watermark:
     """How far an instance's log is indexed, and where its next frame starts."""
@@ -382,11 +413,17 @@ class LedgerIndex:
                     _INSERT_OUTCOMES,
                     [(terms[facet, value], ts, i, seq) for facet, value, ts, i, seq in outcomes],
                 )
+            for through in _removed_by(frames):
+                self._delete_through(inst, through)
             self.conn.execute(
                 "UPDATE instances SET indexed_seq = ?, segment = ?, next_offset = ? WHERE inst = ?",
                 (last.seq, last.segment, last.end, inst),
             )
         return True
+
+    def _delete_through(self, inst: int, seq: int) -> None:
+        self.conn.execute("DELETE FROM records WHERE inst = ? AND seq <= ?", (inst, seq))
+        self.conn.execute("DELETE FROM outcomes WHERE inst = ? AND seq <= ?", (inst, seq))
 
     def _terms(self, outcomes: list[tuple[str, str, int, int, int]]) -> dict[tuple[str, str], int]:
         """The number of each (facet, value) in ``outcomes``, numbering new ones; inside the
@@ -454,8 +491,7 @@ class LedgerIndex:
         its mark moved and starts again after them, instead of adding their rows back."""
         inst = self.instance(name)
         with _immediate(self.conn):
-            self.conn.execute("DELETE FROM records WHERE inst = ? AND seq <= ?", (inst, seq))
-            self.conn.execute("DELETE FROM outcomes WHERE inst = ? AND seq <= ?", (inst, seq))
+            self._delete_through(inst, seq)
             self.conn.execute(
                 "UPDATE instances SET indexed_seq = ?, segment = 0, next_offset = 0"
                 " WHERE inst = ? AND indexed_seq < ?",

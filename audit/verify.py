@@ -115,8 +115,9 @@ def _frames_checked(log: SegmentLog, live: bool) -> Iterator[Frame | tuple[int, 
         expected = last_seq + 1
 
 
-def _anchors(log: SegmentLog) -> dict[int, str]:
-    """``{last removed seq: its hash}`` from every intact checkpoint record."""
+def _anchors(log: SegmentLog) -> dict[int, tuple[str, int]]:
+    """``{last removed seq: (its hash, the checkpoint's seq)}`` from every intact checkpoint
+    record."""
     anchors = {}
     for frame in log.frames():
         try:
@@ -127,7 +128,7 @@ def _anchors(log: SegmentLog) -> dict[int, str]:
             through = link.data.get("deleted_through")
             anchor = link.data.get("anchor_hash")
             if isinstance(through, int) and isinstance(anchor, str):
-                anchors[through] = anchor
+                anchors[through] = (anchor, frame.seq)
     return anchors
 
 
@@ -177,7 +178,10 @@ def verify(
                 seq, f"record {seq} belongs to instance {link.instance!r}, not {log.instance!r}"
             )
         if count == 0 and seq != 1:
-            if _anchors(log).get(seq - 1) != link.prev_hash:
+            anchor, removed_by = _anchors(log).get(seq - 1, (None, 0))
+            if checker is not None:
+                checker.removed_by = removed_by
+            if anchor != link.prev_hash:
                 return report(
                     seq,
                     f"the ledger starts at record {seq}, and no checkpoint accounts for "
@@ -212,6 +216,9 @@ class _IndexCheck:
         self._row = next(self.rows, None)
         self._outcome = next(self.outcomes, None)
         self._first: int | None = None
+        # The seq of the checkpoint that removed the records before the first one kept: the
+        # indexer drops their rows when it reaches it, so rows left before then are not wrong.
+        self.removed_by = 0
 
     def problem(self, text: str) -> None:
         if len(self.problems) < MAX_INDEX_PROBLEMS:
@@ -269,11 +276,14 @@ class _IndexCheck:
             )
 
     def _skip_before(self, first: int) -> None:
+        stale = self.mark >= self.removed_by  # the indexer has passed the removal
         while self._row is not None and self._row[0] < first:
-            self.problem(f"index row for record {self._row[0]} points at a removed record")
+            if stale:
+                self.problem(f"index row for record {self._row[0]} points at a removed record")
             self._row = next(self.rows, None)
         while self._outcome is not None and self._outcome[0] < first:
-            self.problem(f"index has outcomes for record {self._outcome[0]}, which was removed")
+            if stale:
+                self.problem(f"index has outcomes for record {self._outcome[0]}, which was removed")
             self._outcome = next(self.outcomes, None)
 
     def finish(self, head: int) -> list[str]:

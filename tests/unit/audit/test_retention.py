@@ -225,6 +225,58 @@ def test_an_index_kept_during_retention_agrees_afterwards(ledger: Ledger) -> Non
         reader.close()
 
 
+def test_an_indexer_that_read_removed_records_drops_them_at_the_checkpoint(
+    ledger: Ledger,
+) -> None:
+    """An index built while retention ran (it did not exist when retention looked for it,
+    or was being rebuilt) may have read the old segments before they were unlinked; the
+    checkpoint in the log tells it to drop those rows."""
+    fill(ledger, days=6, per_day=5)
+    segments = ledger.dir / "local"
+    saved = {p.name: p.read_bytes() for p in segments.iterdir()}
+    result = apply_retention(
+        ledger.dir, ledger.writer, older_than=timedelta(days=3), now=ledger.clock.now
+    )
+    assert result.through == 15
+    # The indexer reads the segments as they were before the unlink.
+    for name, data in saved.items():
+        if not (segments / name).exists():
+            (segments / name).write_bytes(data)
+    index = LedgerIndex(ledger.dir)
+    index.catch_up(SegmentLog(ledger.dir, "local", readonly=True))
+    index.close()
+    ledger.log.remove_segments_through(15)
+    report = verify_ledger(ledger.dir)
+    assert report.ok, report.to_dict()
+    reader = LedgerReader(ledger.dir)
+    try:
+        assert [r.seq for r in reader.iterate(LedgerQuery())] == list(range(31, 15, -1))
+    finally:
+        reader.close()
+
+
+def test_rows_of_removed_records_are_wrong_only_once_the_indexer_passed_the_checkpoint(
+    ledger: Ledger,
+) -> None:
+    fill(ledger, days=6, per_day=5)
+    index = LedgerIndex(ledger.dir)
+    index.catch_up(SegmentLog(ledger.dir, "local", readonly=True))
+    index.close()
+    aside = ledger.dir / "aside.db"
+    (ledger.dir / "index.db").rename(aside)  # retention finds no index to clean
+    apply_retention(ledger.dir, ledger.writer, older_than=timedelta(days=3), now=ledger.clock.now)
+    aside.rename(ledger.dir / "index.db")
+    # The indexer has not reached the checkpoint (31): its rows for 1..15 are not wrong yet.
+    assert verify_ledger(ledger.dir).ok
+    index = LedgerIndex(ledger.dir)
+    index.conn.execute("UPDATE instances SET indexed_seq = 31")  # past it, rows still there
+    index.conn.commit()
+    index.close()
+    report = verify_ledger(ledger.dir)
+    assert not report.ok
+    assert "index row for record 1 points at a removed record" in str(report.to_dict())
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
