@@ -35,7 +35,14 @@ import structlog
 from cachetools import LRUCache, TTLCache
 
 from adapters.memory import written
-from engine import CustomerContext, Interaction, Routing, StoredRevision, StoreUnavailable
+from engine import (
+    CustomerContext,
+    DecisionInputs,
+    Interaction,
+    Routing,
+    StoredRevision,
+    StoreUnavailable,
+)
 from engine.durations import parse_duration
 
 log = structlog.get_logger("frontline")
@@ -43,6 +50,13 @@ log = structlog.get_logger("frontline")
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 _FAILURES = (redis.RedisError, OSError, asyncio.TimeoutError)
+
+
+class Missing:
+    """Not in the cache: the caller reads Redis."""
+
+
+MISSING = Missing()
 
 
 @contextlib.contextmanager
@@ -106,19 +120,30 @@ class RedisContextStore:
         return f"{self._prefix}context:{customer_id}"
 
     async def get(self, customer_id: str) -> CustomerContext | None:
-        raw = self._fresh.get(customer_id)
-        if raw is not None:
-            self.cache_hits += 1
-            return _context(customer_id, raw) if raw else None
-        self.cache_misses += 1
+        found = self.cached(customer_id)
+        if not isinstance(found, Missing):
+            return found
         if self.breaker.open:
             return self._degraded(customer_id)
         try:
             raw = await self._redis.get(self._key(customer_id))
         except _FAILURES as exc:
-            self.breaker.failed()
-            log.warning("context store unreachable", error=str(exc))
-            return self._degraded(customer_id)
+            return self.unreachable(customer_id, exc)
+        return self.fetched(customer_id, raw)
+
+    # The two halves of ``get`` around the Redis read, for reads that share a round trip.
+
+    def cached(self, customer_id: str) -> CustomerContext | Missing | None:
+        """The cached context (None: cached as absent), or MISSING: ask Redis for its key."""
+        raw = self._fresh.get(customer_id)
+        if raw is not None:
+            self.cache_hits += 1
+            return _context(customer_id, raw) if raw else None
+        self.cache_misses += 1
+        return MISSING
+
+    def fetched(self, customer_id: str, raw: bytes | None) -> CustomerContext | None:
+        """What Redis answered for the customer's key, cached."""
         self.breaker.succeeded()
         if raw is None:
             # Cached as absent too (b""): a customer with no context is asked about as often
@@ -128,6 +153,12 @@ class RedisContextStore:
         self._fresh[customer_id] = raw
         self._last[customer_id] = raw
         return _context(customer_id, raw)
+
+    def unreachable(self, customer_id: str, exc: BaseException) -> CustomerContext:
+        """Redis did not answer: the last copy this process saw, marked degraded."""
+        self.breaker.failed()
+        log.warning("context store unreachable", error=str(exc))
+        return self._degraded(customer_id)
 
     def _degraded(self, customer_id: str) -> CustomerContext:
         raw = self._last.get(customer_id)
@@ -242,19 +273,31 @@ class RedisEventCounters:
     async def counts(
         self, customer_id: str, needed: frozenset[tuple[str, str]], now: datetime
     ) -> dict[str, dict[str, int]]:
-        pairs = sorted(needed)
-        end = int(now.timestamp() * 1000)
         if self.breaker.open:
             raise StoreUnavailable("Redis is unreachable (counting events)")
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                for event_type, window in pairs:
-                    start = end - int(parse_duration(window).total_seconds() * 1000)
-                    pipe.zcount(self._key(customer_id, event_type), start, end)
+                pairs = self.queue(pipe, customer_id, needed, now)
                 found = await pipe.execute()
         except _FAILURES as exc:
             self.breaker.failed()
             raise StoreUnavailable(f"Redis is unreachable (counting events): {exc}") from exc
+        return self.counted(pairs, found)
+
+    # The two halves of ``counts`` around the Redis round trip, for reads that share one.
+
+    def queue(
+        self, pipe: Any, customer_id: str, needed: frozenset[tuple[str, str]], now: datetime
+    ) -> list[tuple[str, str]]:
+        """Add a ZCOUNT per ``(event_type, window)`` to ``pipe``; the pairs, in that order."""
+        pairs = sorted(needed)
+        end = int(now.timestamp() * 1000)
+        for event_type, window in pairs:
+            start = end - int(parse_duration(window).total_seconds() * 1000)
+            pipe.zcount(self._key(customer_id, event_type), start, end)
+        return pairs
+
+    def counted(self, pairs: list[tuple[str, str]], found: list[Any]) -> dict[str, dict[str, int]]:
         self.breaker.succeeded()
         out: dict[str, dict[str, int]] = {}
         for (event_type, window), count in zip(pairs, found, strict=True):
@@ -334,8 +377,13 @@ class RedisInteractions:
             await self._catch_up()
             raw = await self._redis.get(self._key(interaction_id))
         except _FAILURES:
-            self.breaker.failed()
-            return self._known(interaction_id)
+            return self.unreachable(interaction_id)
+        return self.fetched(interaction_id, raw)
+
+    # The halves of ``get`` around the Redis read, for reads that share a round trip (after
+    # ``_catch_up``, which has nothing to do unless Redis was away).
+
+    def fetched(self, interaction_id: str, raw: bytes | None) -> Interaction | None:
         self.breaker.succeeded()
         if raw is None:
             self._kept.pop(interaction_id, None)  # ended, perhaps through another instance
@@ -343,6 +391,11 @@ class RedisInteractions:
         found = Interaction(**_decode(raw))
         self._kept[interaction_id] = found
         return found
+
+    def unreachable(self, interaction_id: str) -> Interaction:
+        """Redis did not answer: the interaction as this process knows it, if it does."""
+        self.breaker.failed()
+        return self._known(interaction_id)
 
     def _known(self, interaction_id: str) -> Interaction:
         found = self._kept.get(interaction_id)
@@ -373,6 +426,89 @@ class RedisInteractions:
             if gone:  # expired without an end: forget them
                 await self._redis.srem(self._customer(customer_id), *gone)
         return [Interaction(**_decode(raw)) for raw in found if raw is not None]
+
+
+# -- a decision's reads ------------------------------------------------------------------------
+
+
+class RedisDecisionReads:
+    """A decision's reads in one round trip: the context (unless cached), the counters its
+    revision needs and the interaction it is pinned to, as one pipeline. Each store keeps its
+    own cache, breaker and fallback; a failed round trip fails each part as its own read would.
+    """
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        contexts: RedisContextStore,
+        counters: RedisEventCounters,
+        interactions: RedisInteractions,
+    ) -> None:
+        self._redis: Any = client
+        self.contexts = contexts
+        self.counters = counters
+        self.interactions = interactions
+
+    async def read(
+        self,
+        customer_id: str,
+        counters: frozenset[tuple[str, str]],
+        interaction_id: str | None,
+        now: datetime,
+    ) -> DecisionInputs:
+        contexts, events, interactions = self.contexts, self.counters, self.interactions
+        context = contexts.cached(customer_id)
+        ask_context = context is MISSING and not contexts.breaker.open
+        if context is MISSING and not ask_context:
+            context = contexts._degraded(customer_id)
+        ask_counters = bool(counters) and not events.breaker.open
+        ask_interaction = interaction_id is not None and not interactions.breaker.open
+        if ask_interaction:
+            with contextlib.suppress(*_FAILURES):
+                await interactions._catch_up()  # nothing to do unless Redis was away
+        found: list[Any] = []
+        failure: BaseException | None = None
+        pairs: list[tuple[str, str]] = []
+        if ask_context or ask_counters or ask_interaction:
+            pipe = self._redis.pipeline(transaction=False)
+            if ask_context:
+                pipe.get(contexts._key(customer_id))
+            if ask_counters:
+                pairs = events.queue(pipe, customer_id, counters, now)
+            if ask_interaction:
+                assert interaction_id is not None
+                pipe.get(interactions._key(interaction_id))
+            try:
+                found = await pipe.execute()
+            except _FAILURES as exc:
+                failure = exc
+        answers = iter(found)
+        if ask_context:
+            context = (
+                contexts.fetched(customer_id, next(answers))
+                if failure is None
+                else contexts.unreachable(customer_id, failure)
+            )
+        counted: dict[str, dict[str, int]] | None = None
+        if ask_counters and failure is None:
+            counted = events.counted(pairs, [next(answers) for _ in pairs])
+        elif ask_counters:
+            events.breaker.failed()
+        interaction = None
+        if interaction_id is not None:
+            if not ask_interaction:
+                interaction = interactions._known(interaction_id)
+            elif failure is None:
+                interaction = interactions.fetched(interaction_id, next(answers))
+            else:
+                interaction = interactions.unreachable(interaction_id)
+        assert not isinstance(context, Missing)
+        return DecisionInputs(
+            context,
+            counted,
+            counters_unavailable=bool(counters) and counted is None,
+            interaction=interaction,
+        )
 
 
 # -- alerts ------------------------------------------------------------------------------------

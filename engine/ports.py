@@ -140,6 +140,32 @@ class InteractionStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class DecisionInputs:
+    """What a decision reads from the stores before it evaluates."""
+
+    context: CustomerContext | None
+    counters: dict[str, dict[str, int]] | None  # None when none were asked for or answered
+    counters_unavailable: bool = False  # asked for, and the counters did not answer
+    interaction: Interaction | None = None  # the live interaction asked for, if it is live
+
+
+class DecisionReads(Protocol):
+    """A decision's reads: the customer's context, the counters its revision needs and the
+    interaction it is pinned to, in as few round trips as the stores allow (one on Redis)."""
+
+    async def read(
+        self,
+        customer_id: str,
+        counters: frozenset[tuple[str, str]],
+        interaction_id: str | None,
+        now: datetime,
+    ) -> DecisionInputs:
+        """Counters that cannot be read are reported, not raised (count(...) reads 0 then);
+        an interaction that cannot be read raises ``StoreUnavailable``, as its store does."""
+        ...
+
+
 class AlertStore(Protocol):
     """Recently raised alerts: repeats suppressed for an interval, and whom each alert went to
     (so that only that agent can acknowledge it)."""

@@ -41,10 +41,12 @@ from adapters.memory import (
     MemoryEventCounters,
     MemoryInteractions,
 )
+from adapters.reads import StoreByStore
 from adapters.redis import (
     Invalidations,
     RedisAlertStore,
     RedisContextStore,
+    RedisDecisionReads,
     RedisEventCounters,
     RedisInteractions,
     RedisRulesetStore,
@@ -59,7 +61,15 @@ from audit.retention import apply_retention
 from audit.segments import SegmentLog
 from audit.shipper import LedgerShipper
 from audit.writer import LedgerWriter
-from engine import RulesetError, RulesetRegistry, RulesetStore
+from engine import (
+    ContextStore,
+    DecisionReads,
+    EventCounters,
+    InteractionStore,
+    RulesetError,
+    RulesetRegistry,
+    RulesetStore,
+)
 from server import lifecycle
 from server.admission import Gate
 from server.alerting import Alerting
@@ -148,33 +158,45 @@ def build_frontline(settings: Settings) -> Frontline:
                 details={"starter": True, "activated": done.activated},
             )
         )
-    frontline = Frontline(
-        registry=registry,
-        contexts=MemoryContextStore(),
-        counters=MemoryEventCounters(),
-        interactions=MemoryInteractions(),
-        ledger=ledger,
-        masker=Masker(masking_key(settings), clear=settings.clear_classifications),
-        max_ruleset_bytes=settings.max_ruleset_bytes,
-    )
+    contexts: ContextStore
+    counters: EventCounters
+    interactions: InteractionStore
+    reads: DecisionReads
+    client = None
     if settings.redis_url:
         client = redis_client(settings.redis_url, timeout=settings.redis_timeout)
         prefix = settings.redis_prefix
-        frontline.contexts = RedisContextStore(
-            client,
-            prefix=prefix,
-            cache_ttl=settings.context_cache_ttl,
-            ttl=settings.context_ttl,
+        shared = RedisContextStore(
+            client, prefix=prefix, cache_ttl=settings.context_cache_ttl, ttl=settings.context_ttl
         )
-        frontline.counters = RedisEventCounters(client, prefix=prefix)
-        frontline.interactions = RedisInteractions(client, prefix=prefix)
-        frontline.redis = client
+        counters = RedisEventCounters(client, prefix=prefix)
+        interactions = RedisInteractions(client, prefix=prefix)
+        contexts = shared
+        reads = RedisDecisionReads(client, shared, counters, interactions)
+    else:
+        contexts = MemoryContextStore()
+        counters = MemoryEventCounters()
+        interactions = MemoryInteractions()
     if settings.context_source_url:
-        frontline.contexts = SourcedContextStore(
-            frontline.contexts,
+        contexts = SourcedContextStore(
+            contexts,
             HttpContextSource(settings.context_source_url, timeout=settings.context_source_timeout),
             refresh=settings.context_source_refresh,
         )
+    if not settings.redis_url or settings.context_source_url:
+        # In process there is no round trip to save; a context source is asked on its own.
+        reads = StoreByStore(contexts, counters, interactions)
+    frontline = Frontline(
+        registry=registry,
+        contexts=contexts,
+        counters=counters,
+        interactions=interactions,
+        reads=reads,
+        ledger=ledger,
+        masker=Masker(masking_key(settings), clear=settings.clear_classifications),
+        max_ruleset_bytes=settings.max_ruleset_bytes,
+        redis=client,
+    )
     return frontline
 
 

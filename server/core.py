@@ -29,6 +29,8 @@ from audit.writer import LedgerBusy, LedgerError, LedgerWriter
 from engine import (
     CompiledRuleset,
     ContextStore,
+    CustomerContext,
+    DecisionReads,
     EvaluationError,
     EventCounters,
     Interaction,
@@ -130,6 +132,7 @@ class Frontline:
     contexts: ContextStore
     counters: EventCounters
     interactions: InteractionStore
+    reads: DecisionReads  # the three above, read together for a decision
     ledger: LedgerWriter
     masker: Masker | None
     max_ruleset_bytes: int = 1_000_000
@@ -152,19 +155,39 @@ class Frontline:
         check_nesting("context", request.context)
         check_nesting("answers", request.answers)
         pinned = interaction_id or request.interaction
-        compiled, shadow = await self._revision(request, pinned)
         now = evaluation_time()
-        context, sources, as_of, degraded = await self.context_for(
-            request.customer_id, request.context, now
-        )
-        counters = None
-        if compiled.counters_needed:
+        if pinned is None:
+            if request.revision is not None:
+                compiled, shadow = self._get(request.ruleset, request.revision), None
+            else:
+                compiled, shadow = self._route(request.ruleset, request.customer_id)
+            needed = compiled.counters_needed
+            if shadow is not None:
+                needed = needed | shadow.counters_needed
+        else:
+            # Most interactions run on the active revision: its counters are read with the
+            # context and the interaction, in one round trip.
             try:
-                counters = await self.counters.counts(
-                    request.customer_id, compiled.counters_needed, now
-                )
-            except StoreUnavailable:
-                degraded = True  # count(...) reads 0 until the counters answer again
+                needed = self.registry.active(request.ruleset).counters_needed
+            except UnknownRuleset:
+                needed = frozenset()  # the interaction's checks say what is wrong
+        reads = await self.reads.read(request.customer_id, needed, pinned, now)
+        counters, degraded = reads.counters, reads.counters_unavailable
+        if pinned is not None:
+            compiled, shadow = self._pinned(request, pinned, reads.interaction), None
+            if not compiled.counters_needed <= needed:  # it started on another revision
+                try:
+                    counters = await self.counters.counts(
+                        request.customer_id, compiled.counters_needed, now
+                    )
+                    degraded = False
+                except StoreUnavailable:
+                    degraded = True
+        # count(...) reads 0 while the counters do not answer; the decision says degraded.
+        context, sources, as_of, context_degraded = self._context(
+            reads.context, request.context, now
+        )
+        degraded = degraded or context_degraded
         try:
             decision = compiled.evaluate(
                 context,
@@ -312,29 +335,25 @@ class Frontline:
         except UnknownRuleset as exc:
             raise Problem(404, str(exc)) from None
 
-    async def _revision(
-        self, request: DecisionRequest, interaction_id: str | None
-    ) -> tuple[CompiledRuleset, CompiledRuleset | None]:
-        if interaction_id is not None:
-            found = await self.interactions.get(interaction_id)
-            if found is None:
-                raise Problem(404, f"there is no live interaction {interaction_id!r}")
-            if found.customer_id != request.customer_id or found.ruleset != request.ruleset:
-                raise Problem(
-                    409,
-                    f"interaction {interaction_id!r} is about customer {found.customer_id!r} "
-                    f"and ruleset {found.ruleset!r}",
-                )
-            if request.revision is not None and request.revision != found.revision:
-                raise Problem(
-                    409,
-                    f"interaction {interaction_id!r} runs on revision {found.revision}, "
-                    f"not {request.revision}",
-                )
-            return self._get(request.ruleset, found.revision), None
-        if request.revision is not None:
-            return self._get(request.ruleset, request.revision), None
-        return self._route(request.ruleset, request.customer_id)
+    def _pinned(
+        self, request: DecisionRequest, interaction_id: str, found: Interaction | None
+    ) -> CompiledRuleset:
+        """The revision the live interaction ``found`` runs on, if the request may use it."""
+        if found is None:
+            raise Problem(404, f"there is no live interaction {interaction_id!r}")
+        if found.customer_id != request.customer_id or found.ruleset != request.ruleset:
+            raise Problem(
+                409,
+                f"interaction {interaction_id!r} is about customer {found.customer_id!r} "
+                f"and ruleset {found.ruleset!r}",
+            )
+        if request.revision is not None and request.revision != found.revision:
+            raise Problem(
+                409,
+                f"interaction {interaction_id!r} runs on revision {found.revision}, "
+                f"not {request.revision}",
+            )
+        return self._get(request.ruleset, found.revision)
 
     def _get(self, name: str, revision: int) -> CompiledRuleset:
         try:
@@ -346,7 +365,11 @@ class Frontline:
         self, customer_id: str, overrides: dict[str, Any] | None, now: datetime
     ) -> Context:
         """The cached context with ``overrides`` on top; per-field sources and times."""
-        cached = await self.contexts.get(customer_id)
+        return self._context(await self.contexts.get(customer_id), overrides, now)
+
+    def _context(
+        self, cached: CustomerContext | None, overrides: dict[str, Any] | None, now: datetime
+    ) -> Context:
         if self.metrics is not None:
             self.metrics.context_lookup(cached is not None)
         if cached is None:

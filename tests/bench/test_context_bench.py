@@ -20,6 +20,7 @@ import pytest
 import redis.asyncio
 
 from adapters.memory import MemoryContextStore, MemoryEventCounters, MemoryInteractions
+from adapters.reads import StoreByStore
 from adapters.redis import RedisContextStore
 from engine import MemoryRulesetStore, RulesetRegistry
 from server.core import Frontline
@@ -64,11 +65,13 @@ def prefix() -> Iterator[str]:
 def frontline(contexts: Any) -> Frontline:
     registry = RulesetRegistry(MemoryRulesetStore())
     registry.deploy((STARTER_RULESETS / "retention-desk.yaml").read_text(encoding="utf-8"))
+    counters, interactions = MemoryEventCounters(), MemoryInteractions()
     return Frontline(
         registry=registry,
         contexts=contexts,
-        counters=MemoryEventCounters(),
-        interactions=MemoryInteractions(),
+        counters=counters,
+        interactions=interactions,
+        reads=StoreByStore(contexts, counters, interactions),
         ledger=None,  # type: ignore[arg-type]  # not used by the step measured
         masker=None,
     )
