@@ -3,7 +3,7 @@ about the request is unusual.
 
     request ─▶ POST /v1/decisions, JSON body that decodes into DecisionRequest, a key that
                may decide?
-               ├─ yes: admission, rate limit, Frontline.decide, the answer; the same service
+               ├─ yes: admission, rate limit, Decisions.decide, the answer; the same service
                │       call and the same checks as the route, without Litestar's routing,
                │       Request object, signature model and response machinery
                └─ no:  handed to Litestar unchanged (the body replayed), whose route answers
@@ -13,7 +13,7 @@ Litestar's handling costs 40-60 µs of a decision's CPU against 10 µs here (doc
 has the per-request budget), and decisions are most of what a server answers. Every error a
 request can carry (a body that does not validate, a missing or wrong key, another role) is
 answered by the route, so its problem details stay the documented ones; only errors of the
-decision itself (a Problem from the service, a store that is away) are answered here, in the
+decision itself (a refusal from the service, a store that is away) are answered here, in the
 same shape, by the one function that maps errors to problem details
 (``server.http.answer_for``).
 """
@@ -26,12 +26,12 @@ import msgspec
 from litestar.enums import ScopeType
 from litestar.types import HTTPReceiveMessage, Receive, Scope, Send
 
-from server.core import Frontline
 from server.edge import Edge, read_headers
 from server.http import ACCESS, PROBLEM_JSON, answer_for, bearer
 from server.logs import bind_request
 from server.routes.agents import DECIDE
 from server.schemas import DecisionRequest
+from server.service.frontline import Frontline
 
 PATH = "/v1/decisions"
 ROLES = DECIDE[ACCESS].roles  # who the route admits
@@ -86,7 +86,7 @@ class DecisionFastPath:
         frontline: Frontline = self.app.state.frontline
         edge.gate.in_flight += 1
         try:
-            answer = await frontline.decide(request, principal)
+            answer = await frontline.decisions.decide(request, principal)
         except Exception as exc:  # answered as the route's exception handlers answer it
             problem = answer_for(exc, PATH, frontline.metrics)
             headers = [(b"content-type", PROBLEM_JSON.encode())]

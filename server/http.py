@@ -31,9 +31,20 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import Guard
 
 from engine import StoreUnavailable
-from server.core import Frontline, Problem
 from server.keys import KeyRing, Principal
 from server.logs import bind_request
+from server.service.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Refused,
+    ServiceError,
+    TooLarge,
+    Unavailable,
+    Unsupported,
+)
+from server.service.frontline import Frontline
 
 log = structlog.get_logger("frontline")
 
@@ -198,16 +209,31 @@ class Answer:
     headers: dict[str, str] | None = None
 
 
+# The status of each refusal of the service.
+STATUS: dict[type[ServiceError], int] = {
+    Invalid: 400,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    TooLarge: 413,
+    Unsupported: 415,
+    Refused: 422,
+    Unavailable: 503,
+}
+
+
 def answer_for(exc: Exception, path: str, metrics: Any) -> Answer:
-    """The answer to an error raised while handling ``path`` (a Problem from the service, a
+    """The answer to an error raised while handling ``path`` (a refusal of the service, a
     shared store that is away, or anything unexpected, which is logged), counted in
     ``metrics``: the one place errors become problem details, for Litestar's exception
     handlers and for the decision fast path alike."""
-    if isinstance(exc, Problem):
-        if exc.status >= 500:
-            log.warning("refused", path=path, status=exc.status, detail=exc.detail)
+    if isinstance(exc, ServiceError):
+        status = next((STATUS[k] for k in type(exc).__mro__ if k in STATUS), 500)
+        if status >= 500:
+            log.warning("refused", path=path, status=status, detail=exc.detail)
         retry = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-        answer = Answer(exc.status, problem_body(exc.status, exc.detail, exc.title), retry)
+        extra = {"errors": exc.errors} if exc.errors is not None else {}
+        answer = Answer(status, problem_body(status, exc.detail, exc.title, **extra), retry)
     elif isinstance(exc, StoreUnavailable):
         log.warning("shared store unavailable", path=path, error=str(exc))
         detail = "a store this request needs cannot be reached; try again shortly"

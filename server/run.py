@@ -82,10 +82,11 @@ def serve(settings: Settings, app_factory: AppFactory | None = None) -> int:
     if app_factory is None:
         # First-start work (starter rulesets, masking key) happens once, here, before any
         # worker exists, so workers never race to create them; worker 0's chain records it.
-        from server.app import build_frontline
+        from server.service.factory import masking_key, open_ledger
 
         first = dataclasses.replace(settings, instance=f"{settings.instance}-0")
-        build_frontline(first).ledger.close()
+        masking_key(first)
+        open_ledger(first)[1].close()
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.port))

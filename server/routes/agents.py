@@ -22,7 +22,7 @@ DECIDE = requires("agent")  # also the decision fast path's check (server/fastpa
 async def create_decision(request: Request[Any, Any, Any], data: DecisionRequest) -> dict[str, Any]:
     """Evaluate a ruleset for a customer; answered once the decision's record is durable."""
     frontline = service(request)
-    return await frontline.decide(data, principal_of(request))
+    return await frontline.decisions.decide(data, principal_of(request))
 
 
 @post(
@@ -38,7 +38,7 @@ async def start_interaction(
     """An agent starts handling a customer: the first decision, and the interaction id that
     keeps later decisions on the same revision."""
     frontline = service(request)
-    return await frontline.start_interaction(data, principal_of(request))
+    return await frontline.decisions.start_interaction(data, principal_of(request))
 
 
 @delete(
@@ -50,7 +50,7 @@ async def start_interaction(
 async def end_interaction(request: Request[Any, Any, Any], interaction_id: str) -> None:
     """The interaction ended; later decisions about the customer get the active revision."""
     frontline = service(request)
-    await frontline.end_interaction(interaction_id, principal_of(request))
+    await frontline.decisions.end_interaction(interaction_id, principal_of(request))
 
 
 ROUTES = [create_decision, start_interaction, end_interaction]

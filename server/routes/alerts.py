@@ -15,28 +15,14 @@ from litestar import Request, WebSocket, get, post, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from server.alerting import Alerting
-from server.core import Frontline, Problem
 from server.edge import STREAM
 from server.http import principal_of, problems, requires, service, socket_guard
 from server.schemas import AckRequest, Id
+from server.service.errors import Forbidden
 
 _encode = msgspec.json.Encoder().encode
 # Only the agent the alerts are for: not even an admin key reads another agent's desktop.
 _AGENT_ONLY = requires("agent", query_token=True, admin=False)
-
-
-def _alerting(frontline: Frontline) -> Alerting:
-    found = frontline.alerting
-    if not isinstance(found, Alerting):
-        raise Problem(503, "alerts are not available on this server", retry_after=5)
-    return found
-
-
-def _own(connection: Any, agent_id: str) -> None:
-    principal = principal_of(connection)
-    if principal.name != agent_id:
-        raise Problem(403, f"this key belongs to agent {principal.name!r}, not {agent_id!r}")
 
 
 @get(
@@ -50,13 +36,11 @@ async def alert_events(request: Request[Any, Any, Any], agent_id: Id) -> ServerS
 
     Resumable: ``Last-Event-ID`` (or ``last_event_id`` in the query) names the last alert seen.
     """
-    frontline = service(request)
-    _own(request, agent_id)
-    alerting = _alerting(frontline)
     last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    alerts = service(request).alerts.follow(principal_of(request), agent_id, last)
 
     async def events() -> AsyncIterator[ServerSentEventMessage]:
-        async for message in alerting.stream(agent_id, last):
+        async for message in alerts:
             if message is None:
                 yield ServerSentEventMessage(data=None, comment="keep-alive")
             else:
@@ -70,18 +54,15 @@ async def alert_events(request: Request[Any, Any, Any], agent_id: Id) -> ServerS
 @websocket("/v1/agents/{agent_id:str}/alerts", guards=[socket_guard(_AGENT_ONLY)])
 async def alert_socket(socket: WebSocket[Any, Any, Any], agent_id: str) -> None:
     """The agent's alerts over a WebSocket: one JSON text message per alert."""
-    principal = principal_of(socket)
-    if principal.name != agent_id:
-        await socket.close(code=4403, reason="this key belongs to another agent")
-        return
-    frontline: Frontline = socket.app.state.frontline
-    if frontline.alerting is None:
-        await socket.close(code=1013, reason="alerts are not available on this server")
-        return
-    await socket.accept()
     last = socket.query_params.get("last_event_id")
     try:
-        async for message in frontline.alerting.stream(agent_id, last):
+        alerts = service(socket).alerts.follow(principal_of(socket), agent_id, last)
+    except Forbidden:
+        await socket.close(code=4403, reason="this key belongs to another agent")
+        return
+    await socket.accept()
+    try:
+        async for message in alerts:
             if message is None:
                 await socket.send_text('{"type":"keep-alive"}')
             else:
@@ -101,8 +82,9 @@ async def ack_alert(
     request: Request[Any, Any, Any], alert_id: str, data: AckRequest
 ) -> dict[str, Any]:
     """The agent acknowledged, acted on or dismissed an alert; recorded in the ledger."""
-    frontline = service(request)
-    return await _alerting(frontline).ack(alert_id, data.outcome, data.note, principal_of(request))
+    return await service(request).alerts.ack(
+        alert_id, data.outcome, data.note, principal_of(request)
+    )
 
 
 ROUTES = [alert_events, alert_socket, ack_alert]

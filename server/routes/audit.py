@@ -1,39 +1,31 @@
 """What auditors call: ledger queries and exports, one decision explained, chain verification,
-and (with authors) replays of a candidate document over recorded decisions.
-
-SQLite reads block, so each runs in a worker thread; an export streams a page at a time, so
-neither the server's memory nor its event loop holds the whole answer. The ledger keeps
-``pii`` fields masked (keyed hashes), so no route here can return them in clear.
+and (with authors) replays of a candidate document over recorded decisions. Each route reads
+the request, makes its call to ``server.service.audit.Audit`` and writes the answer (a page,
+a streamed export, a report, or a replay's progress as JSON lines).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC
 from typing import Any, Literal
 
 import msgspec
+import structlog
 from litestar import Request, get, post
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import Parameter
 from litestar.response import Stream
 
-from audit.query import MAX_PAGE, LedgerQuery, LedgerReader, QueryError, csv_header, csv_row
-from audit.record import LedgerRecord, to_builtins
-from audit.replay import Progress, replay_range
-from audit.verify import verify_ledger
-from engine import RulesetError, compile_ruleset
-from engine.runtime import to_datetime
-from server.core import Problem, log
-from server.http import problem, problems, requires, service
+from audit.query import MAX_PAGE
+from audit.replay import Progress
+from server.http import problems, requires, service
 from server.schemas import ReplayRequest
 
-EXPORT_PAGE = 500
+log = structlog.get_logger("frontline")
 
 
 class Export(Stream):
@@ -46,71 +38,6 @@ class Export(Stream):
     def to_asgi_response(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["media_type"] = self.media_type
         return super().to_asgi_response(*args, **kwargs)
-
-
-def _ledger_dir(request: Request[Any, Any, Any]) -> Any:
-    return request.app.state.settings.ledger_dir
-
-
-def _time(name: str, value: str | None) -> str | None:
-    """An RFC 3339 filter, normalised to how the ledger writes ``recorded_at``."""
-    if value is None:
-        return None
-    when = to_datetime(value)
-    if when is None:
-        raise Problem(400, f"{name} {value!r} is not an RFC 3339 time")
-    return when.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _query(
-    customer_id: str | None,
-    agent_id: str | None,
-    ruleset: str | None,
-    revision: int | None,
-    kind: str | None,
-    outcome: str | None,
-    since: str | None,
-    until: str | None,
-    cursor: str | None,
-    limit: int,
-) -> LedgerQuery:
-    query = LedgerQuery(
-        customer_id=customer_id,
-        agent_id=agent_id,
-        ruleset=ruleset,
-        revision=revision,
-        kind=kind,
-        outcome=outcome,
-        since=_time("since", since),
-        until=_time("until", until),
-        cursor=cursor,
-        limit=limit,
-    )
-    try:
-        return query.validated()
-    except QueryError as exc:
-        raise Problem(400, str(exc)) from None
-
-
-async def _export(
-    path: Any, query: LedgerQuery, line: Callable[[Any], bytes], raw: bool
-) -> AsyncIterator[bytes]:
-    """Every matching record, newest first, as lines ``line`` makes of its stored bytes
-    (``raw``) or of the decoded record; read a batch at a time in a worker thread."""
-    reader = await asyncio.to_thread(LedgerReader, path)
-    try:
-        source = reader.bodies(query, EXPORT_PAGE) if raw else reader.iterate(query, EXPORT_PAGE)
-        while True:
-            chunk = await asyncio.to_thread(_take, source, EXPORT_PAGE)
-            if not chunk:
-                return
-            yield b"".join(line(item) for item in chunk)
-    finally:
-        reader.close()
-
-
-def _take(source: Iterator[Any], count: int) -> list[Any]:
-    return list(itertools.islice(source, count))
 
 
 @dataclass
@@ -151,28 +78,23 @@ async def query_decisions(
 ) -> Any:
     """Ledger records, newest first: a page (``json``) or a streamed export (``jsonl``,
     ``csv``) of every matching record from the cursor on."""
-    query = _query(
-        customer_id, agent_id, ruleset, revision, kind, outcome, since, until, cursor, limit
+    audit = service(request).audit
+    query = audit.query(
+        customer_id=customer_id,
+        agent_id=agent_id,
+        ruleset=ruleset,
+        revision=revision,
+        kind=kind,
+        outcome=outcome,
+        since=since,
+        until=until,
+        cursor=cursor,
+        limit=limit,
     )
-    path = _ledger_dir(request)
     if format == "json":
-        reader = await asyncio.to_thread(LedgerReader, path)
-        try:
-            page = await asyncio.to_thread(reader.page, query)
-        finally:
-            reader.close()
-        return {
-            "records": [to_builtins(r) for r in page.records],
-            "next_cursor": page.next_cursor,
-        }
-
-    async def csv() -> AsyncIterator[bytes]:
-        yield csv_header().encode("utf-8")
-        async for chunk in _export(path, query, lambda r: csv_row(r).encode("utf-8"), False):
-            yield chunk
-
+        return await audit.page(query)
     return Export(
-        _export(path, query, lambda body: body + b"\n", True) if format == "jsonl" else csv(),
+        audit.export(query, format),
         media_type="application/x-ndjson" if format == "jsonl" else "text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="decisions.{format}"'},
     )
@@ -187,65 +109,13 @@ async def query_decisions(
 async def read_decision(request: Request[Any, Any, Any], decision_id: str) -> dict[str, Any]:
     """One record, with an explanation: what fired and why, on which values, what was
     missing, stale or invalid."""
-    reader = await asyncio.to_thread(LedgerReader, _ledger_dir(request))
-    try:
-        record = await asyncio.to_thread(reader.get, decision_id)
-    finally:
-        reader.close()
-    if record is None:
-        raise Problem(404, f"the ledger has no record {decision_id!r}")
-    return {"record": to_builtins(record), "explanation": explain(record)}
-
-
-def explain(record: LedgerRecord) -> dict[str, Any]:
-    """A decision record in the words an auditor reads it in."""
-    outputs = record.outputs
-    reasons = {
-        ("eligibility", e.get("rule")): e.get("because") for e in outputs.get("eligible") or ()
-    }
-    fired = [
-        {
-            "section": f.section,
-            "rule": f.rule,
-            "because": f.because or reasons.get((f.section, f.rule)),
-        }
-        for f in record.fired
-    ]
-    context = {
-        path: {"value": v.value, "source": v.source, "age_ms": v.age_ms}
-        for path, v in record.context.items()
-    }
-    trace = outputs.get("trace")
-    explanation: dict[str, Any] = {
-        "ruleset": (
-            {
-                "name": record.ruleset.name,
-                "revision": record.ruleset.revision,
-                "digest": record.ruleset.digest,
-            }
-            if record.ruleset
-            else None
-        ),
-        "evaluated_at": record.evaluated_at,
-        "fired": fired,
-        "offers": [e.get("offer") for e in outputs.get("eligible") or ()],
-        "queue": (outputs.get("escalation") or {}).get("queue"),
-        "alerts": [a.get("rule") for a in outputs.get("alerts") or ()],
-        "context": context,
-        "missing_fields": record.missing_fields,
-        "stale_fields": record.stale_fields,
-        "invalid_fields": outputs.get("invalid_fields") or [],
-        "errors": outputs.get("errors") or [],
-        "rules_evaluated": trace.get("rules") if isinstance(trace, dict) else None,
-    }
-    return explanation
+    return await service(request).audit.read(decision_id)
 
 
 @get("/v1/audit/verify", opt=requires("auditor"), tags=["audit"], responses=problems())
 async def verify_chain(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """Walk every instance's hash chain; report the first broken link of each."""
-    report = await asyncio.to_thread(verify_ledger, _ledger_dir(request))
-    return report.to_dict()
+    return await service(request).audit.verify()
 
 
 REPLAY_LINES = "application/x-ndjson"
@@ -289,40 +159,13 @@ async def replay(request: Request[Any, Any, Any], data: ReplayRequest) -> Any:
     once the stream has begun ends it with an ``{"error": {...}}`` line holding the problem,
     since the status was already sent. A client that goes away stops the replay.
     """
-    frontline = service(request)
-    if len(data.document.encode("utf-8")) > frontline.max_ruleset_bytes:
-        raise Problem(413, f"the document is larger than {frontline.max_ruleset_bytes:,} bytes")
-    try:
-        candidate = await asyncio.to_thread(compile_ruleset, data.document, filename="<replay>")
-    except RulesetError as exc:
-        return problem(
-            422,
-            f"the candidate has {len(exc.errors)} error(s); first: {exc.errors[0]}",
-            title="Invalid ruleset",
-            errors=[p.to_dict() for p in exc.errors],
-        )
-    since = _time("since", data.since)
-    until = _time("until", data.until)
-    path = _ledger_dir(request)
-
-    def run(progress: Progress | None = None) -> dict[str, Any]:
-        reader = LedgerReader(path)
-        try:
-            return replay_range(
-                reader,
-                candidate,
-                since=since,
-                until=until,
-                examples=data.examples,
-                progress=progress,
-            ).to_dict()
-        finally:
-            reader.close()
-
+    prepared = await service(request).audit.replay(
+        data.document, since=data.since, until=data.until, examples=data.examples
+    )
     if request.accept.best_match(["application/json", REPLAY_LINES]) != REPLAY_LINES:
-        return await asyncio.to_thread(run)
+        return await asyncio.to_thread(prepared.run)
     return Export(
-        _replay_lines(run),
+        _replay_lines(prepared.run),
         media_type=REPLAY_LINES,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -972,12 +972,13 @@ def realtime_section(results: Results) -> list[str]:
         "## Context and alerts",
         "",
         "Context: the context-and-evaluate step of a retention-desk decision "
-        "(`Frontline.context_for`, then `evaluate`), 200 per round, with the ~1 KB context in "
-        "the request, in the in-process cache in front of Redis, or read from Redis on every "
-        "decision (cache off); tests/bench/test_context_bench.py. Alerts: events posted at a "
-        "fixed rate (open loop) to a server on this machine's Redis, each raising one alert, "
-        "timed from the event's scheduled send to the alert on the agent's WebSocket, the "
-        "desktop on the same server or on a second one; tests/bench/test_alert_bench.py.",
+        "(the decision reads, the context view, then `evaluate`), 200 per round, with the "
+        "~1 KB context in the request, in the in-process cache in front of Redis, or read "
+        "from Redis on every decision (cache off); tests/bench/test_context_bench.py. "
+        "Alerts: events posted at a fixed rate (open loop) to a server on this machine's "
+        "Redis, each raising one alert, timed from the event's scheduled send to the alert on "
+        "the agent's WebSocket, the desktop on the same server or on a second one; "
+        "tests/bench/test_alert_bench.py.",
         "",
         *table(["target", "measured", "result"], [list(t) for t in targets_], "lll"),
     ]

@@ -1,10 +1,10 @@
 """What it costs a decision to get its context: from the request, from the in-process cache in
 front of Redis, and from Redis itself (cache off), measured side by side in one run.
 
-Each round runs ``BATCH`` decisions' context-and-evaluate step (``Frontline.context_for`` then
-``evaluate``) inside one event-loop pass, so loop overhead is shared out; the ledger append,
-identical in every case, is left out. The figures (µs per decision and the differences from
-the in-request case) go into ``extra_info`` for tests/bench/report.py.
+Each round runs ``BATCH`` decisions' context-and-evaluate step (the decision reads, the
+context view, then ``evaluate``) inside one event-loop pass, so loop overhead is shared out;
+the ledger append, identical in every case, is left out. The figures (µs per decision and
+the differences from the in-request case) go into ``extra_info`` for tests/bench/report.py.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +24,7 @@ from adapters.memory import MemoryContextStore, MemoryEventCounters, MemoryInter
 from adapters.reads import StoreByStore
 from adapters.redis import RedisContextStore
 from engine import MemoryRulesetStore, RulesetRegistry
-from server.core import Frontline
+from server.service.inputs import context_view
 from server.settings import STARTER_RULESETS
 from tests.support.redis import URL, delete_prefix, require_redis
 
@@ -62,27 +63,28 @@ def prefix() -> Iterator[str]:
     delete_prefix(name)
 
 
-def frontline(contexts: Any) -> Frontline:
+@dataclass
+class Service:
+    """What a decision's context-and-evaluate step uses."""
+
+    registry: RulesetRegistry
+    contexts: Any
+    reads: StoreByStore
+
+
+def frontline(contexts: Any) -> Service:
     registry = RulesetRegistry(MemoryRulesetStore())
     registry.deploy((STARTER_RULESETS / "retention-desk.yaml").read_text(encoding="utf-8"))
-    counters, interactions = MemoryEventCounters(), MemoryInteractions()
-    return Frontline(
-        registry=registry,
-        contexts=contexts,
-        counters=counters,
-        interactions=interactions,
-        reads=StoreByStore(contexts, counters, interactions),
-        ledger=None,  # type: ignore[arg-type]  # not used by the step measured
-        masker=None,
-    )
+    reads = StoreByStore(contexts, MemoryEventCounters(), MemoryInteractions())
+    return Service(registry, contexts, reads)
 
 
-async def step(service: Frontline, customer_id: str, overrides: dict[str, Any] | None) -> None:
+async def step(service: Service, customer_id: str, overrides: dict[str, Any] | None) -> None:
     now = datetime.now(UTC)
     compiled, _ = service.registry.route("retention-desk", customer_id)
-    context, _, as_of, _ = await service.context_for(customer_id, overrides, now)
-    counters = await service.counters.counts(customer_id, compiled.counters_needed, now)
-    compiled.evaluate(context, now=now, counters=counters, as_of=as_of)
+    reads = await service.reads.read(customer_id, compiled.counters_needed, None, now)
+    context, _, as_of, _ = context_view(reads.context, overrides, now)
+    compiled.evaluate(context, now=now, counters=reads.counters, as_of=as_of)
 
 
 @pytest.mark.parametrize("where", ["request", "cache", "redis"])

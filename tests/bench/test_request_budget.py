@@ -28,7 +28,6 @@ import pytest
 from audit.record import Actor
 from audit.recording import decision_record
 from server.app import create_app
-from server.core import Frontline, check_nesting, evaluation_time
 from server.fastpath import with_fast_path
 from server.http import bearer
 from server.ids import new_id
@@ -36,6 +35,9 @@ from server.keys import KeyRing
 from server.ratelimit import Limits
 from server.run import tune_gc
 from server.schemas import DecisionRequest
+from server.service.decisions import evaluation_time
+from server.service.frontline import Frontline
+from server.service.inputs import check_nesting, context_view
 from server.settings import Settings
 from tests.bench.bare_app import create_app as create_bare_app
 from tests.bench.test_http_bench import bodies
@@ -116,10 +118,13 @@ async def stages(app: Any, loads: list[bytes]) -> dict[str, float]:
     n = len(requests)
     compiled, _ = frontline.registry.route("retention-desk", "c-1")
     now = evaluation_time()
-    contexts = [await frontline.context_for(r.customer_id, r.context, now) for r in requests]
+    stores = frontline.decisions
+    contexts = [
+        context_view(await frontline.contexts.get(r.customer_id), r.context, now) for r in requests
+    ]
     needed = compiled.counters_needed
     counters = [
-        await frontline.counters.counts(r.customer_id, needed, now) if needed else None
+        await stores.counters.counts(r.customer_id, needed, now) if needed else None
         for r in requests
     ]
 
@@ -143,7 +148,7 @@ async def stages(app: Any, loads: list[bytes]) -> dict[str, float]:
             customer_id=r.customer_id,
             agent_id=r.agent_id,
             latency_us=100,
-            masker=frontline.masker,
+            masker=stores.masker,
         )
 
     records = [record(k) for k in range(n)]
@@ -153,6 +158,10 @@ async def stages(app: Any, loads: list[bytes]) -> dict[str, float]:
         evaluation_time()
         check_nesting("context", request.context)
         check_nesting("answers", request.answers)
+
+    async def context_of(k: int) -> Any:
+        request = requests[k % n]
+        return context_view(await frontline.contexts.get(request.customer_id), request.context, now)
 
     evaluation = median_us(evaluate)
     to_dict = median_us(lambda k: evaluate(k).to_dict()) - evaluation
@@ -165,14 +174,10 @@ async def stages(app: Any, loads: list[bytes]) -> dict[str, float]:
         ),
         "authentication": median_us(lambda k: keyring.identify(token)),
         "rate_limit": await median_us_async(lambda k: limits.spend("key:agent:a", time.time())),
-        "context": await median_us_async(
-            lambda k: frontline.context_for(
-                requests[k % n].customer_id, requests[k % n].context, now
-            )
-        ),
+        "context": await median_us_async(context_of),
         "counters": (
             await median_us_async(
-                lambda k: frontline.counters.counts(requests[k % n].customer_id, needed, now)
+                lambda k: stores.counters.counts(requests[k % n].customer_id, needed, now)
             )
             if needed
             else 0.0

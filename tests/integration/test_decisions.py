@@ -113,7 +113,7 @@ def test_keys_and_roles(client: httpx.Client, server: LiveServer) -> None:
     assert wrong_role.status_code == 403
     other_agent = client.post("/v1/decisions", json=body, headers=server.auth("agent2"))
     assert other_agent.status_code == 403
-    assert "cannot act as 'agent-7'" in other_agent.json()["detail"]
+    assert "cannot act on agent 'agent-7'" in other_agent.json()["detail"]
     deploy = client.post(
         "/v1/rulesets",
         content=RETENTION,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from server.core import evaluation_time
+from server.service.decisions import evaluation_time
 
 
 def test_decisions_are_evaluated_at_the_clock_rounded_up_to_the_millisecond() -> None:

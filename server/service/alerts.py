@@ -32,20 +32,25 @@ from audit.recording import ACK_OUTCOMES, ack_record, alert_record
 from engine import (
     AlertStore,
     CompiledRuleset,
+    ContextStore,
     EvaluationError,
+    EventCounters,
     Interaction,
+    InteractionStore,
+    RulesetRegistry,
     StoreUnavailable,
     UnknownRuleset,
 )
 from engine.decision import format_time
-from server.core import Problem
 from server.ids import encode_ulid, new_id
 from server.keys import Principal
+from server.service.access import authorize
+from server.service.errors import Invalid, NotFound
+from server.service.inputs import context_view
+from server.service.recorder import Recorder
 
 if TYPE_CHECKING:
     from litestar.channels import ChannelsPlugin
-
-    from server.core import Frontline
 
 log = structlog.get_logger("frontline")
 
@@ -63,11 +68,15 @@ def id_floor(at: float) -> str:
 
 
 class Alerting:
-    """Raises, records, publishes and acknowledges alerts for one Frontline."""
+    """Raises, records, publishes and acknowledges alerts."""
 
     def __init__(
         self,
-        frontline: Frontline,
+        registry: RulesetRegistry,
+        contexts: ContextStore,
+        counters: EventCounters,
+        interactions: InteractionStore,
+        recorder: Recorder,
         store: AlertStore,
         channels: ChannelsPlugin,
         *,
@@ -75,7 +84,11 @@ class Alerting:
         retain: timedelta = timedelta(hours=12),
         history: int = 100,
     ) -> None:
-        self.frontline = frontline
+        self.registry = registry
+        self.contexts = contexts
+        self.counters = counters
+        self.interactions = interactions
+        self.recorder = recorder
         self.store = store
         # Used when the shared store cannot be reached: repeats are then suppressed per
         # instance, and this instance can still take acks for the alerts it raised.
@@ -115,7 +128,7 @@ class Alerting:
                 continue
             alert_id = alert.get("alert_id") or f"{new_id()}.{rule}"
             raised_at = format_time(datetime.now(UTC))
-            await self.frontline.append(
+            await self.recorder.append(
                 alert_record(
                     record_id=new_id(),
                     alert_id=alert_id,
@@ -205,11 +218,10 @@ class Alerting:
         """Run the alert rules listening for ``trigger`` (``context_change`` or ``event``) for
         each live interaction of the customer; deliver what fires. ``cause`` says what
         happened (``context``, ``event:payment_failed``) in the alert's ledger record."""
-        frontline = self.frontline
         delivered: list[str] = []
-        for interaction in await frontline.interactions.for_customer(customer_id):
+        for interaction in await self.interactions.for_customer(customer_id):
             try:
-                compiled = frontline.registry.get(interaction.ruleset, interaction.revision)
+                compiled = self.registry.get(interaction.ruleset, interaction.revision)
             except UnknownRuleset:
                 continue
             if not compiled.model.alerts:
@@ -229,14 +241,13 @@ class Alerting:
     async def _evaluate(
         self, compiled: CompiledRuleset, interaction: Interaction, trigger: str
     ) -> list[dict[str, Any]]:
-        frontline = self.frontline
         now = datetime.now(UTC)
-        context, _, as_of, _ = await frontline.context_for(
-            interaction.customer_id, interaction.context, now
+        context, _, as_of, _ = context_view(
+            await self.contexts.get(interaction.customer_id), interaction.context, now
         )
         counters = None
         if compiled.counters_needed:
-            counters = await frontline.counters.counts(
+            counters = await self.counters.counts(
                 interaction.customer_id, compiled.counters_needed, now
             )
         try:
@@ -264,14 +275,13 @@ class Alerting:
         self, alert_id: str, outcome: str, note: str | None, principal: Principal
     ) -> dict[str, Any]:
         if outcome not in ACK_OUTCOMES:
-            raise Problem(400, f"outcome must be one of {', '.join(ACK_OUTCOMES)}")
+            raise Invalid(f"outcome must be one of {', '.join(ACK_OUTCOMES)}")
         found = await self._lookup(alert_id)
         if found is None:
-            raise Problem(404, f"there is no recent alert {alert_id!r}")
-        if principal.role == "agent" and principal.name != found["agent_id"]:
-            raise Problem(403, f"alert {alert_id!r} was sent to another agent")
+            raise NotFound(f"there is no recent alert {alert_id!r}")
+        authorize(principal, (found["agent_id"],), f"alert {alert_id!r}")
         record_id = new_id()
-        await self.frontline.append(
+        await self.recorder.append(
             ack_record(
                 record_id=record_id,
                 alert_id=alert_id,
@@ -286,6 +296,14 @@ class Alerting:
         return {"alert_id": alert_id, "outcome": outcome, "record_id": record_id}
 
     # -- the stream ------------------------------------------------------------------------
+
+    def follow(
+        self, principal: Principal, agent_id: str, last_event_id: str | None
+    ) -> AsyncIterator[dict[str, Any] | None]:
+        """``stream`` for the agent ``principal`` may read (checked now, before a response
+        begins): only the agent the alerts are for."""
+        authorize(principal, (agent_id,), f"agent {agent_id!r}")
+        return self.stream(agent_id, last_event_id)
 
     async def stream(
         self,

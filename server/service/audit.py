@@ -1,0 +1,225 @@
+"""What auditors do: query and export the ledger, read one decision explained, verify the
+chain, and (with authors) replay a candidate document over recorded decisions.
+
+SQLite reads block, so each runs in a worker thread; an export reads a page at a time, so
+neither the server's memory nor its event loop holds the whole answer. The ledger keeps
+``pii`` fields masked (keyed hashes), so nothing here can return them in clear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from audit.query import LedgerQuery, LedgerReader, QueryError, csv_header, csv_row
+from audit.record import LedgerRecord, to_builtins
+from audit.replay import Progress, replay_range
+from audit.verify import verify_ledger
+from engine import CompiledRuleset, RulesetError, compile_ruleset
+from engine.runtime import to_datetime
+from server.service.errors import Invalid, NotFound, Refused, TooLarge
+
+EXPORT_PAGE = 500
+
+
+def ledger_time(name: str, value: str | None) -> str | None:
+    """An RFC 3339 filter, normalised to how the ledger writes ``recorded_at``."""
+    if value is None:
+        return None
+    when = to_datetime(value)
+    if when is None:
+        raise Invalid(f"{name} {value!r} is not an RFC 3339 time")
+    return when.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A candidate compiled and checked, ready to run over the recorded decisions."""
+
+    ledger_dir: Path
+    candidate: CompiledRuleset
+    since: str | None
+    until: str | None
+    examples: int
+
+    def run(self, progress: Progress | None = None) -> dict[str, Any]:
+        """The flip report (blocking: run it in a worker thread)."""
+        reader = LedgerReader(self.ledger_dir)
+        try:
+            return replay_range(
+                reader,
+                self.candidate,
+                since=self.since,
+                until=self.until,
+                examples=self.examples,
+                progress=progress,
+            ).to_dict()
+        finally:
+            reader.close()
+
+
+class Audit:
+    """The ledger as auditors read it."""
+
+    def __init__(self, ledger_dir: Path, max_document_bytes: int) -> None:
+        self.ledger_dir = ledger_dir
+        self.max_document_bytes = max_document_bytes
+
+    def query(
+        self,
+        *,
+        customer_id: str | None = None,
+        agent_id: str | None = None,
+        ruleset: str | None = None,
+        revision: int | None = None,
+        kind: str | None = None,
+        outcome: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> LedgerQuery:
+        """A checked query (Invalid says what is wrong with it)."""
+        query = LedgerQuery(
+            customer_id=customer_id,
+            agent_id=agent_id,
+            ruleset=ruleset,
+            revision=revision,
+            kind=kind,
+            outcome=outcome,
+            since=ledger_time("since", since),
+            until=ledger_time("until", until),
+            cursor=cursor,
+            limit=limit,
+        )
+        try:
+            return query.validated()
+        except QueryError as exc:
+            raise Invalid(str(exc)) from None
+
+    async def page(self, query: LedgerQuery) -> dict[str, Any]:
+        """One page of matching records, newest first, and the cursor of the next."""
+        reader = await asyncio.to_thread(LedgerReader, self.ledger_dir)
+        try:
+            page = await asyncio.to_thread(reader.page, query)
+        finally:
+            reader.close()
+        return {"records": [to_builtins(r) for r in page.records], "next_cursor": page.next_cursor}
+
+    async def export(self, query: LedgerQuery, format: str) -> AsyncIterator[bytes]:
+        """Every matching record from the cursor on, newest first: JSON lines of the stored
+        bytes (``jsonl``) or CSV with a header (``csv``), a page at a time."""
+        if format == "csv":
+            yield csv_header().encode("utf-8")
+            async for chunk in self._lines(query, lambda r: csv_row(r).encode("utf-8"), False):
+                yield chunk
+        else:
+            async for chunk in self._lines(query, lambda body: body + b"\n", True):
+                yield chunk
+
+    async def _lines(
+        self, query: LedgerQuery, line: Callable[[Any], bytes], raw: bool
+    ) -> AsyncIterator[bytes]:
+        reader = await asyncio.to_thread(LedgerReader, self.ledger_dir)
+        try:
+            source = (
+                reader.bodies(query, EXPORT_PAGE) if raw else reader.iterate(query, EXPORT_PAGE)
+            )
+            while True:
+                chunk = await asyncio.to_thread(_take, source, EXPORT_PAGE)
+                if not chunk:
+                    return
+                yield b"".join(line(item) for item in chunk)
+        finally:
+            reader.close()
+
+    async def read(self, decision_id: str) -> dict[str, Any]:
+        """One record, with an explanation: what fired and why, on which values, what was
+        missing, stale or invalid."""
+        reader = await asyncio.to_thread(LedgerReader, self.ledger_dir)
+        try:
+            record = await asyncio.to_thread(reader.get, decision_id)
+        finally:
+            reader.close()
+        if record is None:
+            raise NotFound(f"the ledger has no record {decision_id!r}")
+        return {"record": to_builtins(record), "explanation": explain(record)}
+
+    async def verify(self) -> dict[str, Any]:
+        """Walk every instance's hash chain; the first broken link of each."""
+        report = await asyncio.to_thread(verify_ledger, self.ledger_dir)
+        return report.to_dict()
+
+    async def replay(
+        self, document: str, *, since: str | None, until: str | None, examples: int
+    ) -> Replay:
+        """Compile the candidate ``document`` and check the range; ``Replay.run`` does it."""
+        if len(document.encode("utf-8")) > self.max_document_bytes:
+            raise TooLarge(f"the document is larger than {self.max_document_bytes:,} bytes")
+        try:
+            candidate = await asyncio.to_thread(compile_ruleset, document, filename="<replay>")
+        except RulesetError as exc:
+            raise Refused(
+                f"the candidate has {len(exc.errors)} error(s); first: {exc.errors[0]}",
+                title="Invalid ruleset",
+                errors=[p.to_dict() for p in exc.errors],
+            ) from None
+        return Replay(
+            self.ledger_dir,
+            candidate,
+            ledger_time("since", since),
+            ledger_time("until", until),
+            examples,
+        )
+
+
+def _take(source: Iterator[Any], count: int) -> list[Any]:
+    return list(itertools.islice(source, count))
+
+
+def explain(record: LedgerRecord) -> dict[str, Any]:
+    """A decision record in the words an auditor reads it in."""
+    outputs = record.outputs
+    reasons = {
+        ("eligibility", e.get("rule")): e.get("because") for e in outputs.get("eligible") or ()
+    }
+    fired = [
+        {
+            "section": f.section,
+            "rule": f.rule,
+            "because": f.because or reasons.get((f.section, f.rule)),
+        }
+        for f in record.fired
+    ]
+    context = {
+        path: {"value": v.value, "source": v.source, "age_ms": v.age_ms}
+        for path, v in record.context.items()
+    }
+    trace = outputs.get("trace")
+    return {
+        "ruleset": (
+            {
+                "name": record.ruleset.name,
+                "revision": record.ruleset.revision,
+                "digest": record.ruleset.digest,
+            }
+            if record.ruleset
+            else None
+        ),
+        "evaluated_at": record.evaluated_at,
+        "fired": fired,
+        "offers": [e.get("offer") for e in outputs.get("eligible") or ()],
+        "queue": (outputs.get("escalation") or {}).get("queue"),
+        "alerts": [a.get("rule") for a in outputs.get("alerts") or ()],
+        "context": context,
+        "missing_fields": record.missing_fields,
+        "stale_fields": record.stale_fields,
+        "invalid_fields": outputs.get("invalid_fields") or [],
+        "errors": outputs.get("errors") or [],
+        "rules_evaluated": trace.get("rules") if isinstance(trace, dict) else None,
+    }

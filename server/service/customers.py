@@ -1,0 +1,137 @@
+"""What integrations (and agents and auditors, reading) do with customers: the cached
+context, and events; each write runs the alert rules of the customer's live interactions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from adapters.memory import leaves
+from audit.masking import Masker
+from audit.recording import mask_tree
+from engine import (
+    ContextStore,
+    CustomerContext,
+    EventCounters,
+    InteractionStore,
+    RulesetRegistry,
+    UnknownRuleset,
+)
+from engine.decision import format_time
+from engine.runtime import to_datetime
+from server.keys import Principal
+from server.service.access import authorize
+from server.service.alerts import Alerting
+from server.service.errors import Invalid, NotFound
+from server.service.inputs import check_nesting
+
+
+def rfc3339(name: str, value: str) -> datetime:
+    """``value`` as a time, or Invalid naming the field."""
+    when = to_datetime(value)
+    if when is None:
+        raise Invalid(f"{name} {value!r} is not an RFC 3339 time")
+    return when
+
+
+class Customers:
+    """Write and read a customer's cached context; record a customer's events."""
+
+    def __init__(
+        self,
+        registry: RulesetRegistry,
+        contexts: ContextStore,
+        counters: EventCounters,
+        interactions: InteractionStore,
+        alerts: Alerting,
+        masker: Masker | None,
+    ) -> None:
+        self.registry = registry
+        self.contexts = contexts
+        self.counters = counters
+        self.interactions = interactions
+        self.alerts = alerts
+        self.masker = masker
+
+    async def replace_context(
+        self, customer_id: str, values: dict[str, Any], source: str | None, as_of: str | None
+    ) -> dict[str, Any]:
+        """Replace the whole context; the view of what is stored, and the alerts raised."""
+        check_nesting("values", values)
+        stored = await self.contexts.put(customer_id, values, source, self._as_of(as_of))
+        return {**self._view(stored, mask=False), **await self._alerts(customer_id)}
+
+    async def merge_context(
+        self, customer_id: str, values: dict[str, Any], source: str | None, as_of: str | None
+    ) -> dict[str, Any]:
+        """Merge ``values`` into the context (objects merge, values replace)."""
+        check_nesting("values", values)
+        stored = await self.contexts.patch(customer_id, values, source, self._as_of(as_of))
+        return {**self._view(stored, mask=False), **await self._alerts(customer_id)}
+
+    async def read_context(self, customer_id: str, principal: Principal) -> dict[str, Any]:
+        """The cached context with each field's source and age. An agent reads only a
+        customer it handles in a live interaction; agents and auditors see masked fields
+        masked."""
+        if principal.role == "agent":
+            live = await self.interactions.for_customer(customer_id)
+            authorize(principal, (i.agent_id for i in live), f"customer {customer_id!r}")
+        found = await self.contexts.get(customer_id)
+        if found is None:
+            raise NotFound(f"no context is cached for customer {customer_id!r}")
+        view = self._view(found, mask=principal.role in ("auditor", "agent"))
+        if found.degraded:
+            view["degraded"] = True
+        return view
+
+    async def record_event(
+        self, customer_id: str, event_type: str, at: str | None
+    ) -> dict[str, Any]:
+        """Count an event for ``count(type, within=...)`` and run the alert rules."""
+        when = rfc3339("at", at) if at is not None else datetime.now(UTC)
+        await self.counters.record(customer_id, event_type, when)
+        return {
+            "customer_id": customer_id,
+            "type": event_type,
+            "at": format_time(when),
+            **await self._alerts(customer_id, "event", f"event:{event_type}"),
+        }
+
+    # -- the parts -------------------------------------------------------------------------
+
+    @staticmethod
+    def _as_of(value: str | None) -> str | None:
+        return format_time(rfc3339("as_of", value)) if value is not None else None
+
+    async def _alerts(
+        self, customer_id: str, trigger: str = "context_change", cause: str = "context"
+    ) -> dict[str, Any]:
+        """Re-run the alert rules of the customer's live interactions; the ids raised."""
+        return {"alerts_raised": await self.alerts.reevaluate(customer_id, trigger, cause)}
+
+    def _view(self, found: CustomerContext, mask: bool) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        values = self._masked(found.values) if mask else found.values
+        fields = {}
+        for path in leaves(found.values):
+            as_of = found.as_of.get(path)
+            when = to_datetime(as_of) if as_of else None
+            fields[path] = {
+                "source": found.sources.get(path),
+                "as_of": as_of,
+                "age_ms": int((now - when).total_seconds() * 1000) if when else None,
+            }
+        return {"customer_id": found.customer_id, "values": values, "fields": fields}
+
+    def _masked(self, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` with the fields any active ruleset classifies as masked, masked."""
+        if self.masker is None:
+            return values
+        masked: set[str] = set()
+        for name in self.registry.names():
+            try:
+                fields = self.registry.active(name).fields
+            except UnknownRuleset:
+                continue
+            masked.update(p for p, m in fields.items() if self.masker.masks(m.classification))
+        return dict(mask_tree(values, "", masked, self.masker)) if masked else values

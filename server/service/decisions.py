@@ -1,0 +1,330 @@
+"""Decisions and interactions: what agents' desktops ask for.
+
+decide(request) ─▶ revision: routed (canary, shadow) or pinned by the interaction
+                ─▶ reads, one round trip: cached context, counters, interaction
+                ─▶ engine.evaluate ─▶ ledger record ─▶ await durable ─▶ the answer
+                └▶ shadow revision: evaluated on the same inputs; a difference is recorded
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from audit.masking import Masker
+from audit.record import Actor, LedgerRecord, RulesetRef
+from audit.recording import decision_record
+from engine import (
+    CompiledRuleset,
+    DecisionReads,
+    EvaluationError,
+    EventCounters,
+    Interaction,
+    InteractionStore,
+    RulesetRegistry,
+    StoreUnavailable,
+    UnknownRuleset,
+)
+from engine.decision import format_time
+from server.ids import new_id
+from server.keys import Principal
+from server.metrics import Metrics
+from server.schemas import DecisionRequest, InteractionRequest
+from server.service.access import authorize
+from server.service.alerts import Alerting
+from server.service.errors import Conflict, NotFound, Refused
+from server.service.inputs import check_nesting, context_view
+from server.service.recorder import Recorder
+
+log = structlog.get_logger("frontline")
+
+
+def evaluation_time() -> datetime:
+    """The ``now`` an evaluation sees: the clock rounded up to the millisecond, as the
+    decision and its record write it, so a replay of the record evaluates at exactly the same
+    instant. Up, not down: an event counted a few microseconds ago is not in the future."""
+    now = datetime.now(UTC)
+    return now + timedelta(microseconds=-now.microsecond % 1000)
+
+
+class Decisions:
+    """Decide for a customer, and start and end the interactions that pin a revision."""
+
+    def __init__(
+        self,
+        registry: RulesetRegistry,
+        reads: DecisionReads,
+        counters: EventCounters,
+        interactions: InteractionStore,
+        recorder: Recorder,
+        alerts: Alerting,
+        masker: Masker | None,
+        metrics: Metrics | None,
+    ) -> None:
+        self.registry = registry
+        self.reads = reads
+        self.counters = counters
+        self.interactions = interactions
+        self.recorder = recorder
+        self.alerts = alerts
+        self.masker = masker
+        self.metrics = metrics
+
+    async def decide(
+        self, request: DecisionRequest, principal: Principal, *, interaction_id: str | None = None
+    ) -> dict[str, Any]:
+        """Evaluate, record durably, and return the decision (the HTTP API's decision shape)."""
+        started = time.perf_counter_ns()
+        authorize(principal, (request.agent_id,), f"agent {request.agent_id!r}")
+        check_nesting("context", request.context)
+        check_nesting("answers", request.answers)
+        pinned = interaction_id or request.interaction
+        now = evaluation_time()
+        if pinned is None:
+            if request.revision is not None:
+                compiled, shadow = self._get(request.ruleset, request.revision), None
+            else:
+                compiled, shadow = self._route(request.ruleset, request.customer_id)
+            needed = compiled.counters_needed
+            if shadow is not None:
+                needed = needed | shadow.counters_needed
+        else:
+            # Most interactions run on the active revision: its counters are read with the
+            # context and the interaction, in one round trip.
+            try:
+                needed = self.registry.active(request.ruleset).counters_needed
+            except UnknownRuleset:
+                needed = frozenset()  # the interaction's checks say what is wrong
+        reads = await self.reads.read(request.customer_id, needed, pinned, now)
+        counters, degraded = reads.counters, reads.counters_unavailable
+        if pinned is not None:
+            compiled, shadow = self._pinned(request, principal, pinned, reads.interaction), None
+            if not compiled.counters_needed <= needed:  # it started on another revision
+                try:
+                    counters = await self.counters.counts(
+                        request.customer_id, compiled.counters_needed, now
+                    )
+                    degraded = False
+                except StoreUnavailable:
+                    degraded = True
+        # count(...) reads 0 while the counters do not answer; the decision says degraded.
+        if self.metrics is not None:
+            self.metrics.context_lookup(reads.context is not None)
+        context, sources, as_of, context_degraded = context_view(
+            reads.context, request.context, now
+        )
+        degraded = degraded or context_degraded
+        try:
+            decision = compiled.evaluate(
+                context,
+                answers=request.answers,
+                now=now,
+                counters=counters,
+                trace=request.trace,
+                as_of=as_of,
+                tree=request.tree,
+            )
+        except EvaluationError as exc:
+            raise Refused(str(exc), title="The decision could not be evaluated") from None
+        decision_id = new_id()
+        inputs: dict[str, Any] = {}
+        if request.context:
+            inputs["context"] = request.context
+        if request.answers:
+            inputs["answers"] = request.answers
+        if request.tree:
+            inputs["tree"] = request.tree
+        if counters:
+            inputs["counters"] = counters
+        if pinned:
+            inputs["interaction"] = pinned
+        if degraded:
+            inputs["degraded"] = True
+        latency_us = (time.perf_counter_ns() - started) // 1000
+        record = decision_record(
+            decision,
+            record_id=decision_id,
+            context=context,
+            inputs=inputs,
+            sources=sources,
+            as_of=as_of,
+            actor=Actor(principal=principal.name, role=principal.role),
+            customer_id=request.customer_id,
+            agent_id=request.agent_id,
+            interaction_id=pinned,
+            latency_us=latency_us,
+            masker=self.masker,
+        )
+        body = decision.to_dict()
+        if degraded:
+            body["degraded"] = True
+        if shadow is not None:
+            self._shadow(shadow, record, body, context, request, now, counters, as_of)
+        await self.recorder.append(record)
+        body["alerts"] = [{"alert_id": f"{decision_id}.{a['rule']}", **a} for a in body["alerts"]]
+        if self.metrics is not None:
+            self.metrics.decided(
+                compiled.name, compiled.revision, (time.perf_counter_ns() - started) / 1e9
+            )
+        log.debug("decided", decision_id=decision_id, ruleset=compiled.name)
+        return {
+            "decision_id": decision_id,
+            **body,
+            "customer_id": request.customer_id,
+            "agent_id": request.agent_id,
+            "interaction_id": pinned,
+        }
+
+    async def start_interaction(
+        self, request: InteractionRequest, principal: Principal
+    ) -> dict[str, Any]:
+        """Begin an interaction on the revision that serves the customer now, and decide."""
+        authorize(principal, (request.agent_id,), f"agent {request.agent_id!r}")
+        compiled, _ = self._route(request.ruleset, request.customer_id)
+        interaction = Interaction(
+            interaction_id=new_id(),
+            customer_id=request.customer_id,
+            agent_id=request.agent_id,
+            ruleset=request.ruleset,
+            revision=compiled.revision or 0,
+            started_at=format_time(datetime.now(UTC)),
+            context=request.context,
+        )
+        await self.interactions.start(interaction)
+        decision = DecisionRequest(
+            ruleset=request.ruleset,
+            customer_id=request.customer_id,
+            agent_id=request.agent_id,
+            context=request.context,
+            answers=request.answers,
+            tree=request.tree,
+        )
+        try:
+            result = await self.decide(
+                decision, principal, interaction_id=interaction.interaction_id
+            )
+        except BaseException:
+            await self.interactions.end(interaction.interaction_id)
+            raise
+        self.alerts.deliver_later(interaction, result)
+        return result
+
+    async def end_interaction(self, interaction_id: str, principal: Principal) -> None:
+        found = await self.interactions.get(interaction_id)
+        if found is None:
+            raise NotFound(f"there is no live interaction {interaction_id!r}")
+        authorize(principal, (found.agent_id,), f"interaction {interaction_id!r}")
+        await self.interactions.end(interaction_id)
+
+    # -- the parts -------------------------------------------------------------------------
+
+    def _route(self, name: str, customer_id: str) -> tuple[CompiledRuleset, CompiledRuleset | None]:
+        try:
+            return self.registry.route(name, customer_id)
+        except UnknownRuleset as exc:
+            raise NotFound(str(exc)) from None
+
+    def _get(self, name: str, revision: int) -> CompiledRuleset:
+        try:
+            return self.registry.get(name, revision)
+        except UnknownRuleset as exc:
+            raise NotFound(str(exc)) from None
+
+    def _pinned(
+        self,
+        request: DecisionRequest,
+        principal: Principal,
+        interaction_id: str,
+        found: Interaction | None,
+    ) -> CompiledRuleset:
+        """The revision the live interaction ``found`` runs on, if the request may use it."""
+        if found is None:
+            raise NotFound(f"there is no live interaction {interaction_id!r}")
+        authorize(principal, (found.agent_id,), f"interaction {interaction_id!r}")
+        if found.customer_id != request.customer_id or found.ruleset != request.ruleset:
+            raise Conflict(
+                f"interaction {interaction_id!r} is about customer {found.customer_id!r} "
+                f"and ruleset {found.ruleset!r}"
+            )
+        if request.revision is not None and request.revision != found.revision:
+            raise Conflict(
+                f"interaction {interaction_id!r} runs on revision {found.revision}, "
+                f"not {request.revision}"
+            )
+        return self._get(request.ruleset, found.revision)
+
+    def _shadow(
+        self,
+        shadow: CompiledRuleset,
+        record: LedgerRecord,
+        served: dict[str, Any],
+        context: dict[str, Any],
+        request: DecisionRequest,
+        now: datetime,
+        counters: dict[str, dict[str, int]] | None,
+        as_of: dict[str, Any],
+    ) -> None:
+        """Evaluate the shadow revision; record a ``shadow`` record when it decides otherwise.
+
+        The record is queued, not awaited: it does not hold up the answer, and a failure to
+        record it is logged (the served decision's own record is what must never be lost).
+        """
+        try:
+            other = shadow.evaluate(
+                context,
+                answers=request.answers,
+                now=now,
+                counters=counters,
+                as_of=as_of,
+                tree=request.tree,
+            ).to_dict()
+        except EvaluationError as exc:
+            other = {"error": str(exc)}
+        # Rule ids, queues, table outputs and tree nodes only: messages may render masked
+        # fields, and the record keeps the inputs to reproduce both sides anyway.
+        mine, theirs = _summary(served), _summary(other)
+        differences = {
+            key: {"served": mine[key], "shadow": theirs[key]}
+            for key in mine
+            if mine[key] != theirs[key]
+        }
+        if not differences:
+            return
+        self.recorder.later(
+            LedgerRecord(
+                id=new_id(),
+                kind="shadow",
+                customer_id=record.customer_id,
+                agent_id=record.agent_id,
+                interaction_id=record.interaction_id,
+                ruleset=RulesetRef(
+                    name=shadow.name, revision=shadow.revision, digest=shadow.digest
+                ),
+                evaluated_at=record.evaluated_at,
+                context=record.context,
+                inputs=record.inputs,
+                data={
+                    "decision_id": record.id,
+                    "served_revision": record.ruleset.revision if record.ruleset else None,
+                    "differences": differences,
+                },
+            ),
+            "shadow difference",
+        )
+
+
+def _summary(decision: Mapping[str, Any]) -> dict[str, Any]:
+    escalation = decision.get("escalation") or {}
+    step = decision.get("next_step") or {}
+    return {
+        "eligible": [e["rule"] for e in decision.get("eligible") or ()],
+        "escalation": escalation.get("rule"),
+        "alerts": [a["rule"] for a in decision.get("alerts") or ()],
+        "tables": decision.get("tables"),
+        "next_step": step.get("outcome") or step.get("node"),
+        "error": decision.get("error"),
+    }

@@ -1,0 +1,256 @@
+"""Builds the service once, from the settings: every part constructed with what it needs,
+nothing patched on afterwards.
+
+    ruleset store (files, or Redis) ─ registry (starter library on first start)
+    ─ ledger writer (segments under the data directory) ─ its indexer process
+    ─ with PostgreSQL: the shipper of the segments
+    ─ context, counters, interactions, alert claims (in process, or Redis with REDIS_URL),
+      a context source in front when FRONTLINE_CONTEXT_SOURCE_URL is set
+    ─ the decision reads over them (one Redis round trip)
+    ─ recorder ─ alerts ─ decisions, customers, rulesets, audit ─ Frontline
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from adapters.files import FileRulesetStore
+from adapters.memory import (
+    MemoryAlertStore,
+    MemoryContextStore,
+    MemoryEventCounters,
+    MemoryInteractions,
+)
+from adapters.reads import StoreByStore
+from adapters.redis import (
+    RedisAlertStore,
+    RedisContextStore,
+    RedisDecisionReads,
+    RedisEventCounters,
+    RedisInteractions,
+    RedisRulesetStore,
+)
+from adapters.source import HttpContextSource, SourcedContextStore
+from audit.indexer import IndexFollower
+from audit.masking import Masker
+from audit.migrate import migrate
+from audit.postgres import PostgresLedgerStore
+from audit.recording import ruleset_record
+from audit.segments import SegmentLog
+from audit.shipper import LedgerShipper
+from audit.writer import LedgerWriter
+from engine import (
+    AlertStore,
+    ContextStore,
+    DecisionReads,
+    EventCounters,
+    InteractionStore,
+    RulesetError,
+    RulesetRegistry,
+    RulesetStore,
+)
+from server.ids import new_id
+from server.metrics import Metrics
+from server.service.alerts import Alerting
+from server.service.audit import Audit
+from server.service.customers import Customers
+from server.service.decisions import Decisions
+from server.service.frontline import Frontline
+from server.service.recorder import Recorder
+from server.service.rulesets import Rulesets
+from server.settings import Settings
+
+if TYPE_CHECKING:
+    from litestar.channels import ChannelsPlugin
+
+log = structlog.get_logger("frontline")
+
+
+def masking_key(settings: Settings) -> bytes:
+    """The configured key, or one created on first start and kept under the data directory."""
+    if settings.masking_key is not None:
+        return settings.masking_key
+    path = settings.data_dir / "masking.key"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another worker created it first
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+def seed_starter_rulesets(registry: RulesetRegistry, directory: Path) -> list[Any]:
+    """Deploy every document of ``directory`` into an empty registry; return the deployments."""
+    done = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            done.append(registry.deploy(path.read_text(encoding="utf-8"), filename=str(path)))
+        except RulesetError as exc:
+            log.error("starter ruleset refused", file=str(path), error=str(exc.errors[0]))
+    return done
+
+
+def redis_client(url: str, timeout: float | None = None) -> Any:
+    """An asyncio Redis client; ``timeout`` bounds each command (None: the stream readers,
+    which block on purpose)."""
+    import redis.asyncio
+
+    return redis.asyncio.Redis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=timeout or 2.0
+    )
+
+
+def open_ledger(settings: Settings) -> tuple[RulesetRegistry, LedgerWriter]:
+    """The registry and the ledger writer; on first start the starter rulesets are deployed
+    and their deploys recorded. Enough for the first-start work of several workers."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store: RulesetStore
+    if settings.redis_url:
+        import redis
+
+        store = RedisRulesetStore(
+            redis.Redis.from_url(settings.redis_url), prefix=settings.redis_prefix
+        )
+    else:
+        store = FileRulesetStore(settings.data_dir / "rulesets")
+    registry = RulesetRegistry(store)
+    seeded = []
+    if not store.names() and settings.starter_rulesets is not None:
+        seeded = seed_starter_rulesets(registry, settings.starter_rulesets)
+    for name in registry.names():
+        registry.refresh(name)
+    migrate(settings.data_dir, settings.ledger_dir)  # a ledger of the earlier layout, once
+    ledger = LedgerWriter(
+        SegmentLog(settings.ledger_dir, settings.instance),
+        max_pending=settings.ledger_max_pending,
+        wait_timeout=settings.ledger_wait.total_seconds(),
+    )
+    for done in seeded:
+        if not done.created:
+            continue  # another instance seeded it first
+        ledger.append_blocking(
+            ruleset_record(
+                record_id=new_id(),
+                action="deploy",
+                name=done.name,
+                revision=done.revision,
+                digest=done.digest,
+                actor=None,
+                details={"starter": True, "activated": done.activated},
+            )
+        )
+    return registry, ledger
+
+
+@dataclass(frozen=True)
+class _Stores:
+    contexts: ContextStore
+    counters: EventCounters
+    interactions: InteractionStore
+    reads: DecisionReads
+    alerts: AlertStore
+
+
+def _stores(settings: Settings) -> _Stores:
+    if settings.redis_url:
+        client = redis_client(settings.redis_url, timeout=settings.redis_timeout)
+        prefix = settings.redis_prefix
+        shared = RedisContextStore(
+            client, prefix=prefix, cache_ttl=settings.context_cache_ttl, ttl=settings.context_ttl
+        )
+        events = RedisEventCounters(client, prefix=prefix)
+        live = RedisInteractions(client, prefix=prefix)
+        contexts: ContextStore = shared
+        counters: EventCounters = events
+        interactions: InteractionStore = live
+        reads: DecisionReads = RedisDecisionReads(client, shared, events, live)
+        alerts: AlertStore = RedisAlertStore(client, prefix=prefix)
+    else:
+        contexts = MemoryContextStore()
+        counters = MemoryEventCounters()
+        interactions = MemoryInteractions()
+        alerts = MemoryAlertStore()
+    if settings.context_source_url:
+        contexts = SourcedContextStore(
+            contexts,
+            HttpContextSource(settings.context_source_url, timeout=settings.context_source_timeout),
+            refresh=settings.context_source_refresh,
+        )
+    if not settings.redis_url or settings.context_source_url:
+        # In process there is no round trip to save; a context source is asked on its own.
+        reads = StoreByStore(contexts, counters, interactions)
+    return _Stores(contexts, counters, interactions, reads, alerts)
+
+
+def build(
+    settings: Settings,
+    *,
+    channels: ChannelsPlugin,
+    metrics: Metrics | None = None,
+    follow_index: bool = True,
+) -> Frontline:
+    """Frontline for ``settings``: alerts published on ``channels``, figures in ``metrics``.
+    ``follow_index`` starts the ledger's indexer process (what a server does)."""
+    registry, ledger = open_ledger(settings)
+    stores = _stores(settings)
+    masker = Masker(masking_key(settings), clear=settings.clear_classifications)
+    recorder = Recorder(ledger)
+    alerts = Alerting(
+        registry,
+        stores.contexts,
+        stores.counters,
+        stores.interactions,
+        recorder,
+        stores.alerts,
+        channels,
+        repeat_after=settings.alert_repeat,
+        retain=settings.alert_retain,
+        history=settings.alert_history,
+    )
+    indexer = None
+    if follow_index:
+        indexer = IndexFollower(settings.ledger_dir, settings.instance)
+        ledger.on_commit(indexer.notify)
+    shipper = (
+        LedgerShipper(
+            settings.ledger_dir,
+            settings.instance,
+            partial(PostgresLedgerStore, settings.database_url, settings.instance),
+        )
+        if settings.database_url
+        else None
+    )
+    return Frontline(
+        decisions=Decisions(
+            registry,
+            stores.reads,
+            stores.counters,
+            stores.interactions,
+            recorder,
+            alerts,
+            masker,
+            metrics,
+        ),
+        customers=Customers(
+            registry, stores.contexts, stores.counters, stores.interactions, alerts, masker
+        ),
+        alerts=alerts,
+        rulesets=Rulesets(registry, recorder, metrics, settings.max_ruleset_bytes),
+        audit=Audit(settings.ledger_dir, settings.max_ruleset_bytes),
+        registry=registry,
+        contexts=stores.contexts,
+        ledger=ledger,
+        metrics=metrics,
+        indexer=indexer,
+        shipper=shipper,
+    )

@@ -1,0 +1,224 @@
+"""The service layer without HTTP: each use case called directly on a service built by the
+factory (embedded stores, a ledger in a temporary directory), its refusals as domain errors,
+and the one rule for who may act on what."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.memory import MemoryChannelsBackend
+
+from audit.index import LedgerIndex
+from audit.segments import SegmentLog
+from server.keys import Principal
+from server.schemas import DecisionRequest, InteractionRequest
+from server.service.errors import Conflict, Forbidden, Invalid, NotFound, Refused, TooLarge
+from server.service.factory import build
+from server.service.frontline import Frontline
+from server.settings import Settings
+
+T = TypeVar("T")
+
+AGENT = Principal("a-1", "agent")
+OTHER_AGENT = Principal("a-2", "agent")
+AUTHOR = Principal("author-1", "author")
+AUDITOR = Principal("auditor-1", "auditor")
+INTEGRATION = Principal("crm", "integration")
+
+DOCUMENT = b"""
+ruleset: tiny
+context:
+  customer.tier: {type: string, enum: [bronze, gold]}
+eligibility:
+  - id: gold-credit
+    when: customer.tier == "gold"
+    offer: credit
+tests:
+  - name: gold gets the credit
+    context: {customer: {tier: gold}}
+    expect: {eligible: [gold-credit]}
+"""
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Frontline]:
+    """A service on the embedded default, started as a server starts it (channels open)."""
+    settings = Settings.from_env(
+        {"FRONTLINE_DATA_DIR": str(tmp_path), "FRONTLINE_MASKING_KEY": "k" * 32}
+    )
+    loop = asyncio.new_event_loop()
+    channels = ChannelsPlugin(backend=MemoryChannelsBackend(), arbitrary_channels_allowed=True)
+    loop.run_until_complete(channels.__aenter__())
+    built = build(settings, channels=channels, follow_index=False)
+    _LOOPS[id(built)] = loop
+    yield built
+    loop.run_until_complete(built.alerts.drain())
+    loop.run_until_complete(channels.__aexit__(None, None, None))
+    built.ledger.close()
+    loop.close()
+    del _LOOPS[id(built)]
+
+
+_LOOPS: dict[int, asyncio.AbstractEventLoop] = {}
+
+
+def run(service: Frontline, coro: Coroutine[Any, Any, T]) -> T:
+    """Run a use case on the service's own event loop (as a server would)."""
+    return _LOOPS[id(service)].run_until_complete(coro)
+
+
+def decision(**fields: Any) -> DecisionRequest:
+    base: dict[str, Any] = {
+        "ruleset": "retention-desk",
+        "customer_id": "c-1",
+        "agent_id": "a-1",
+        "context": {"customer": {"tier": "gold", "tenure_months": 30}},
+    }
+    return DecisionRequest(**{**base, **fields})
+
+
+def test_a_decision_is_answered_and_recorded(service: Frontline) -> None:
+    before = service.ledger.records
+    answer = run(service, service.decisions.decide(decision(), AGENT))
+    assert answer["decision_id"] and answer["customer_id"] == "c-1"
+    assert answer["ruleset"] == "retention-desk"
+    assert service.ledger.records == before + 1
+
+
+def test_an_agent_acts_only_for_itself(service: Frontline) -> None:
+    with pytest.raises(Forbidden, match="cannot act on agent 'a-1'"):
+        run(service, service.decisions.decide(decision(), OTHER_AGENT))
+    started = run(
+        service,
+        service.decisions.start_interaction(
+            InteractionRequest(ruleset="retention-desk", customer_id="c-1", agent_id="a-1"),
+            AGENT,
+        ),
+    )
+    interaction = started["interaction_id"]
+    # Another agent can neither decide within that interaction nor end it ...
+    pinned = decision(agent_id="a-2", interaction=interaction)
+    with pytest.raises(Forbidden, match=f"interaction '{interaction}'"):
+        run(service, service.decisions.decide(pinned, OTHER_AGENT))
+    with pytest.raises(Forbidden):
+        run(service, service.decisions.end_interaction(interaction, OTHER_AGENT))
+    # ... nor read the customer's context, which the agent handling the customer may.
+    run(service, service.customers.replace_context("c-1", {"customer": {}}, "crm", None))
+    with pytest.raises(Forbidden, match="customer 'c-1'"):
+        run(service, service.customers.read_context("c-1", OTHER_AGENT))
+    assert run(service, service.customers.read_context("c-1", AGENT))["customer_id"] == "c-1"
+    run(service, service.decisions.end_interaction(interaction, AGENT))
+    with pytest.raises(Forbidden):  # no live interaction any more
+        run(service, service.customers.read_context("c-1", AGENT))
+
+
+def test_an_interaction_pins_its_customer_ruleset_and_revision(service: Frontline) -> None:
+    started = run(
+        service,
+        service.decisions.start_interaction(
+            InteractionRequest(ruleset="retention-desk", customer_id="c-1", agent_id="a-1"),
+            AGENT,
+        ),
+    )
+    interaction = started["interaction_id"]
+    with pytest.raises(Conflict, match="is about customer 'c-1'"):
+        run(
+            service,
+            service.decisions.decide(decision(customer_id="c-2", interaction=interaction), AGENT),
+        )
+    with pytest.raises(Conflict, match="runs on revision 1, not 7"):
+        run(
+            service,
+            service.decisions.decide(decision(interaction=interaction, revision=7), AGENT),
+        )
+    with pytest.raises(NotFound, match="no live interaction 'gone'"):
+        run(service, service.decisions.decide(decision(interaction="gone"), AGENT))
+    with pytest.raises(NotFound, match="no-such"):
+        run(service, service.decisions.decide(decision(ruleset="no-such"), AGENT))
+
+
+def test_rulesets_deploy_test_activate_and_roll_back(service: Frontline) -> None:
+    rulesets = service.rulesets
+    answer, created = run(service, rulesets.deploy(DOCUMENT, AUTHOR))
+    assert created and answer["revision"] == 1 and answer["tests"] == {"passed": 1, "failed": 0}
+    second = DOCUMENT.replace(b"offer: credit", b"offer: bigger-credit")
+    answer, created = run(service, rulesets.deploy(second, AUTHOR))
+    assert created and answer["revision"] == 2 and answer["activated"]
+    rolled = run(service, rulesets.activate("tiny", 1, AUTHOR))
+    assert rolled["active_revision"] == 1
+    assert [r["revision"] for r in rulesets.read("tiny")["revisions"]] == [1, 2]
+    assert rulesets.document("tiny", 2)["document"] == second.decode()
+    tests = run(service, rulesets.run_tests("tiny", 2))
+    assert tests["passed"] == 1
+
+
+def test_ruleset_refusals_say_what_is_wrong(service: Frontline) -> None:
+    rulesets = service.rulesets
+    with pytest.raises(Invalid, match="empty"):
+        run(service, rulesets.deploy(b"  \n", AUTHOR))
+    with pytest.raises(Invalid, match="not UTF-8"):
+        run(service, rulesets.deploy(b"\xff\xfe", AUTHOR))
+    with pytest.raises(TooLarge):
+        rulesets.check_size(rulesets.max_document_bytes + 1)
+    failing = DOCUMENT.replace(b"[gold-credit]", b"[]")
+    with pytest.raises(Refused, match="own tests failed") as refused:
+        run(service, rulesets.deploy(failing, AUTHOR))
+    assert refused.value.errors
+    with pytest.raises(Refused, match="error"):
+        run(service, rulesets.deploy(b"ruleset: Bad Name\n", AUTHOR))
+    with pytest.raises(NotFound):
+        run(service, rulesets.activate("no-such", 1, AUTHOR))
+    with pytest.raises(NotFound):
+        rulesets.document("tiny", 9)
+
+
+def test_context_writes_and_events_run_the_alert_rules(service: Frontline) -> None:
+    customers = service.customers
+    with pytest.raises(Invalid, match="as_of 'yesterday'"):
+        run(service, customers.replace_context("c-1", {}, None, "yesterday"))
+    with pytest.raises(Invalid, match="nests deeper"):
+        deep: dict[str, Any] = {}
+        for _ in range(40):
+            deep = {"x": deep}
+        run(service, customers.merge_context("c-1", deep, None, None))
+    stored = run(
+        service, customers.replace_context("c-1", {"customer": {"tier": "gold"}}, "crm", None)
+    )
+    assert stored["fields"]["customer.tier"]["source"] == "crm"
+    assert stored["alerts_raised"] == []  # no live interaction
+    event = run(service, customers.record_event("c-1", "payment_failed", None))
+    assert event["type"] == "payment_failed" and event["alerts_raised"] == []
+    with pytest.raises(NotFound):
+        run(service, customers.read_context("c-9", INTEGRATION))
+
+
+def test_an_alert_is_acknowledged_only_by_its_agent(service: Frontline) -> None:
+    with pytest.raises(NotFound):
+        run(service, service.alerts.ack("x.rule", "acknowledged", None, AGENT))
+    with pytest.raises(Invalid, match="outcome must be one of"):
+        run(service, service.alerts.ack("x.rule", "maybe", None, AGENT))
+    with pytest.raises(Forbidden):
+        service.alerts.follow(OTHER_AGENT, "a-1", None)
+
+
+def test_audit_reads_what_was_decided(service: Frontline) -> None:
+    answer = run(service, service.decisions.decide(decision(), AGENT))
+    index = LedgerIndex(service.audit.ledger_dir)
+    index.catch_up(SegmentLog(service.audit.ledger_dir, "local", readonly=True))
+    index.close()
+    page = run(service, service.audit.page(service.audit.query(customer_id="c-1")))
+    assert [r["id"] for r in page["records"]] == [answer["decision_id"]]
+    read = run(service, service.audit.read(answer["decision_id"]))
+    assert read["explanation"]["ruleset"]["name"] == "retention-desk"
+    assert run(service, service.audit.verify())["ok"] is True
+    with pytest.raises(NotFound):
+        run(service, service.audit.read("nothing"))
+    with pytest.raises(Invalid, match="since 'soon'"):
+        service.audit.query(since="soon")
+    with pytest.raises(Refused, match="candidate has"):
+        run(service, service.audit.replay("ruleset: X\n", since=None, until=None, examples=1))
