@@ -99,6 +99,12 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
+def answer(shape: Any, description: str) -> ResponseSpec:
+    """The OpenAPI description of a route's 200 answer when its handler's annotation cannot
+    say it (a route that answers JSON or a stream)."""
+    return ResponseSpec(data_container=shape, description=description, generate_examples=False)
+
+
 @dataclass(frozen=True, slots=True)
 class Access:
     """Who may call a route: keys of ``roles``; with ``query_token`` the key may also come as

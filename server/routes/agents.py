@@ -8,6 +8,7 @@ from litestar import Request, delete, post
 
 from server.http import principal_of, problems, requires, service
 from server.schemas import DecisionRequest, InteractionRequest
+from server.service.answers import DecisionAnswer
 
 DECIDE = requires("agent")  # also the decision fast path's check (server/fastpath.py)
 
@@ -19,7 +20,7 @@ DECIDE = requires("agent")  # also the decision fast path's check (server/fastpa
     tags=["decisions"],
     responses=problems(404, 409, 422),
 )
-async def create_decision(request: Request[Any, Any, Any], data: DecisionRequest) -> dict[str, Any]:
+async def create_decision(request: Request[Any, Any, Any], data: DecisionRequest) -> DecisionAnswer:
     """Evaluate a ruleset for a customer; answered once the decision's record is durable."""
     frontline = service(request)
     return await frontline.decisions.decide(data, principal_of(request))
@@ -34,7 +35,7 @@ async def create_decision(request: Request[Any, Any, Any], data: DecisionRequest
 )
 async def start_interaction(
     request: Request[Any, Any, Any], data: InteractionRequest
-) -> dict[str, Any]:
+) -> DecisionAnswer:
     """An agent starts handling a customer: the first decision, and the interaction id that
     keeps later decisions on the same revision."""
     frontline = service(request)

@@ -13,11 +13,13 @@ from typing import Any
 import msgspec
 from litestar import Request, WebSocket, get, post, websocket
 from litestar.exceptions import WebSocketDisconnect
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from server.edge import STREAM
 from server.http import principal_of, problems, requires, service, socket_guard
 from server.schemas import AckRequest, Id
+from server.service.answers import AckRecorded
 from server.service.errors import Forbidden
 
 _encode = msgspec.json.Encoder().encode
@@ -29,7 +31,17 @@ _AGENT_ONLY = requires("agent", query_token=True, admin=False)
     "/v1/agents/{agent_id:str}/alerts",
     opt={**_AGENT_ONLY, STREAM: True},
     tags=["alerts"],
-    responses=problems(),
+    media_type="text/event-stream",
+    responses={
+        **problems(),
+        200: ResponseSpec(
+            data_container=str,
+            media_type="text/event-stream",
+            description="Server-sent events: `event: alert`, `id:` the alert id, `data:` the "
+            "alert as JSON; a `: keep-alive` comment every 15 s of silence",
+            generate_examples=False,
+        ),
+    },
 )
 async def alert_events(request: Request[Any, Any, Any], agent_id: Id) -> ServerSentEvent:
     """The agent's alerts as server-sent events (the WebSocket on this path carries the same).
@@ -80,7 +92,7 @@ async def alert_socket(socket: WebSocket[Any, Any, Any], agent_id: str) -> None:
 )
 async def ack_alert(
     request: Request[Any, Any, Any], alert_id: str, data: AckRequest
-) -> dict[str, Any]:
+) -> AckRecorded:
     """The agent acknowledged, acted on or dismissed an alert; recorded in the ledger."""
     return await service(request).alerts.ack(
         alert_id, data.outcome, data.note, principal_of(request)

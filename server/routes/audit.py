@@ -22,8 +22,9 @@ from litestar.response import Stream
 
 from audit.query import MAX_PAGE
 from audit.replay import Progress
-from server.http import problems, requires, service
+from server.http import answer, problems, requires, service
 from server.schemas import ReplayRequest
+from server.service.answers import AuditPage, RecordExplained, ReplayReport, Verified
 
 log = structlog.get_logger("frontline")
 
@@ -57,7 +58,7 @@ class _ExportOperation(Operation):
     "/v1/audit/decisions",
     opt=requires("auditor"),
     tags=["audit"],
-    responses=problems(),
+    responses={**problems(), 200: answer(AuditPage, "A page of records, or a streamed export")},
     operation_class=_ExportOperation,
 )
 async def query_decisions(
@@ -106,14 +107,14 @@ async def query_decisions(
     tags=["audit"],
     responses=problems(404),
 )
-async def read_decision(request: Request[Any, Any, Any], decision_id: str) -> dict[str, Any]:
+async def read_decision(request: Request[Any, Any, Any], decision_id: str) -> RecordExplained:
     """One record, with an explanation: what fired and why, on which values, what was
     missing, stale or invalid."""
     return await service(request).audit.read(decision_id)
 
 
 @get("/v1/audit/verify", opt=requires("auditor"), tags=["audit"], responses=problems())
-async def verify_chain(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def verify_chain(request: Request[Any, Any, Any]) -> Verified:
     """Walk every instance's hash chain; report the first broken link of each."""
     return await service(request).audit.verify()
 
@@ -142,7 +143,7 @@ class _Abandoned(Exception):
     opt=requires("author", "auditor"),
     status_code=200,
     tags=["audit"],
-    responses=problems(422),
+    responses={**problems(422), 200: answer(ReplayReport, "The replay's report")},
     operation_class=_ReplayOperation,
 )
 async def replay(request: Request[Any, Any, Any], data: ReplayRequest) -> Any:
@@ -172,7 +173,7 @@ async def replay(request: Request[Any, Any, Any], data: ReplayRequest) -> Any:
 
 
 async def _replay_lines(
-    run: Callable[[Progress], dict[str, Any]],
+    run: Callable[[Progress], ReplayReport],
 ) -> AsyncIterator[bytes]:
     """``run`` in a worker thread; its progress and then its report (or the problem that
     ended it) as JSON lines, each sent as soon as it is made."""

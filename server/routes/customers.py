@@ -8,6 +8,7 @@ from litestar import Request, get, patch, post, put
 
 from server.http import principal_of, problems, requires, service
 from server.schemas import ContextWrite, EventRequest, Id
+from server.service.answers import ContextRead, ContextWritten, EventRecorded
 
 
 @put(
@@ -18,7 +19,7 @@ from server.schemas import ContextWrite, EventRequest, Id
 )
 async def replace_context(
     request: Request[Any, Any, Any], customer_id: Id, data: ContextWrite
-) -> dict[str, Any]:
+) -> ContextWritten:
     """Replace the customer's cached context; alert rules run for its live interactions."""
     return await service(request).customers.replace_context(
         customer_id, data.values, data.source, data.as_of
@@ -33,7 +34,7 @@ async def replace_context(
 )
 async def merge_context(
     request: Request[Any, Any, Any], customer_id: Id, data: ContextWrite
-) -> dict[str, Any]:
+) -> ContextWritten:
     """Merge values into the customer's cached context (objects merge, values replace); alert
     rules run for the customer's live interactions."""
     return await service(request).customers.merge_context(
@@ -47,7 +48,7 @@ async def merge_context(
     tags=["customers"],
     responses=problems(404),
 )
-async def read_context(request: Request[Any, Any, Any], customer_id: Id) -> dict[str, Any]:
+async def read_context(request: Request[Any, Any, Any], customer_id: Id) -> ContextRead:
     """The cached context, with each field's source and age. Auditors, and agents (only for a
     customer they are handling in a live interaction), see masked fields masked."""
     return await service(request).customers.read_context(customer_id, principal_of(request))
@@ -62,7 +63,7 @@ async def read_context(request: Request[Any, Any, Any], customer_id: Id) -> dict
 )
 async def record_event(
     request: Request[Any, Any, Any], customer_id: Id, data: EventRequest
-) -> dict[str, Any]:
+) -> EventRecorded:
     """Count an event for ``count(type, within=...)``; alert rules run for the customer's live
     interactions."""
     return await service(request).customers.record_event(customer_id, data.type, data.at)

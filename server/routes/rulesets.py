@@ -12,6 +12,14 @@ from litestar.params import Parameter
 
 from server.http import principal_of, problems, requires, service
 from server.schemas import ActivateRequest, Revision, RolloutRequest, RulesetName
+from server.service.answers import (
+    Deployed,
+    RevisionDocument,
+    Routing,
+    RulesetDetail,
+    RulesetList,
+    TestRun,
+)
 from server.service.errors import Invalid, Unsupported
 
 DOCUMENT_TYPES = (
@@ -35,7 +43,7 @@ DOCUMENT_TYPES = (
 async def deploy(
     request: Request[Any, Any, Any],
     activate: bool = Parameter(default=True, description="activate the revision if it passes"),
-) -> Response[dict[str, Any]]:
+) -> Response[Deployed]:
     """Deploy a document (YAML or JSON body): 201 with the new revision, 200 if unchanged,
     422 with every error located (or every failing test), the active revision untouched."""
     rulesets = service(request).rulesets
@@ -53,7 +61,7 @@ async def deploy(
 
 
 @get("/v1/rulesets", opt=requires("author", "auditor"), tags=["rulesets"], responses=problems())
-async def list_rulesets(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def list_rulesets(request: Request[Any, Any, Any]) -> RulesetList:
     """Every ruleset with its active revision, canary, shadow and number of revisions."""
     return service(request).rulesets.list()
 
@@ -64,7 +72,7 @@ async def list_rulesets(request: Request[Any, Any, Any]) -> dict[str, Any]:
     tags=["rulesets"],
     responses=problems(404),
 )
-async def read_ruleset(request: Request[Any, Any, Any], name: RulesetName) -> dict[str, Any]:
+async def read_ruleset(request: Request[Any, Any, Any], name: RulesetName) -> RulesetDetail:
     """One ruleset: its routing and its revision history."""
     return service(request).rulesets.read(name)
 
@@ -77,7 +85,7 @@ async def read_ruleset(request: Request[Any, Any, Any], name: RulesetName) -> di
 )
 async def read_revision(
     request: Request[Any, Any, Any], name: RulesetName, revision: Revision
-) -> dict[str, Any]:
+) -> RevisionDocument:
     """One revision's document, as its author wrote it."""
     return service(request).rulesets.document(name, revision)
 
@@ -90,7 +98,7 @@ async def read_revision(
 )
 async def revision_tests(
     request: Request[Any, Any, Any], name: RulesetName, revision: Revision
-) -> dict[str, Any]:
+) -> TestRun:
     """Run one revision's own tests now: each test's name, whether it passed, and why not."""
     return await service(request).rulesets.run_tests(name, revision)
 
@@ -104,7 +112,7 @@ async def revision_tests(
 )
 async def activate(
     request: Request[Any, Any, Any], name: RulesetName, data: ActivateRequest
-) -> dict[str, Any]:
+) -> Routing:
     """Activate a revision: a newer one, or an older one to roll back."""
     return await service(request).rulesets.activate(name, data.revision, principal_of(request))
 
@@ -118,7 +126,7 @@ async def activate(
 )
 async def rollout(
     request: Request[Any, Any, Any], name: RulesetName, data: RolloutRequest
-) -> dict[str, Any]:
+) -> Routing:
     """``{revision, percent}``: serve a revision to that share of customers (0 ends it).
     ``{shadow: revision}``: evaluate it beside the served one and record differences
     (``{shadow: null}`` stops)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,7 @@ from engine.decision import format_time
 from server.ids import encode_ulid, new_id
 from server.keys import Principal
 from server.service.access import authorize
+from server.service.answers import AckRecorded, DecisionAnswer
 from server.service.errors import Invalid, NotFound
 from server.service.inputs import context_view
 from server.service.recorder import Recorder
@@ -110,7 +111,7 @@ class Alerting:
     async def deliver(
         self,
         interaction: Interaction,
-        alerts: list[dict[str, Any]],
+        alerts: Sequence[Mapping[str, Any]],
         *,
         ruleset: RulesetRef,
         trigger: str,
@@ -190,7 +191,7 @@ class Alerting:
             found = None
         return found if found is not None else await self._local.lookup(alert_id)
 
-    def deliver_later(self, interaction: Interaction, decision: dict[str, Any]) -> None:
+    def deliver_later(self, interaction: Interaction, decision: DecisionAnswer) -> None:
         """Deliver a decision's alerts without holding up its answer."""
         if not decision.get("alerts"):
             return
@@ -273,7 +274,7 @@ class Alerting:
 
     async def ack(
         self, alert_id: str, outcome: str, note: str | None, principal: Principal
-    ) -> dict[str, Any]:
+    ) -> AckRecorded:
         if outcome not in ACK_OUTCOMES:
             raise Invalid(f"outcome must be one of {', '.join(ACK_OUTCOMES)}")
         found = await self._lookup(alert_id)
@@ -293,7 +294,7 @@ class Alerting:
                 note=note,
             )
         )
-        return {"alert_id": alert_id, "outcome": outcome, "record_id": record_id}
+        return AckRecorded(alert_id=alert_id, outcome=outcome, record_id=record_id)
 
     # -- the stream ------------------------------------------------------------------------
 

@@ -16,12 +16,22 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from audit.query import LedgerQuery, LedgerReader, QueryError, csv_header, csv_row
-from audit.record import LedgerRecord, to_builtins
+from audit.record import LedgerRecord
 from audit.replay import Progress, replay_range
 from audit.verify import verify_ledger
 from engine import CompiledRuleset, RulesetError, compile_ruleset
 from engine.runtime import to_datetime
+from server.service.answers import (
+    AuditPage,
+    Explanation,
+    RecordExplained,
+    ReplayReport,
+    Verified,
+    record_answer,
+)
 from server.service.errors import Invalid, NotFound, Refused, TooLarge
 
 EXPORT_PAGE = 500
@@ -47,18 +57,19 @@ class Replay:
     until: str | None
     examples: int
 
-    def run(self, progress: Progress | None = None) -> dict[str, Any]:
+    def run(self, progress: Progress | None = None) -> ReplayReport:
         """The flip report (blocking: run it in a worker thread)."""
         reader = LedgerReader(self.ledger_dir)
         try:
-            return replay_range(
+            report = replay_range(
                 reader,
                 self.candidate,
                 since=self.since,
                 until=self.until,
                 examples=self.examples,
                 progress=progress,
-            ).to_dict()
+            )
+            return msgspec.convert(report.to_dict(), ReplayReport)
         finally:
             reader.close()
 
@@ -102,14 +113,15 @@ class Audit:
         except QueryError as exc:
             raise Invalid(str(exc)) from None
 
-    async def page(self, query: LedgerQuery) -> dict[str, Any]:
+    async def page(self, query: LedgerQuery) -> AuditPage:
         """One page of matching records, newest first, and the cursor of the next."""
         reader = await asyncio.to_thread(LedgerReader, self.ledger_dir)
         try:
             page = await asyncio.to_thread(reader.page, query)
         finally:
             reader.close()
-        return {"records": [to_builtins(r) for r in page.records], "next_cursor": page.next_cursor}
+        records = [record_answer(r) for r in page.records]
+        return AuditPage(records=records, next_cursor=page.next_cursor)
 
     async def export(self, query: LedgerQuery, format: str) -> AsyncIterator[bytes]:
         """Every matching record from the cursor on, newest first: JSON lines of the stored
@@ -138,7 +150,7 @@ class Audit:
         finally:
             reader.close()
 
-    async def read(self, decision_id: str) -> dict[str, Any]:
+    async def read(self, decision_id: str) -> RecordExplained:
         """One record, with an explanation: what fired and why, on which values, what was
         missing, stale or invalid."""
         reader = await asyncio.to_thread(LedgerReader, self.ledger_dir)
@@ -148,12 +160,15 @@ class Audit:
             reader.close()
         if record is None:
             raise NotFound(f"the ledger has no record {decision_id!r}")
-        return {"record": to_builtins(record), "explanation": explain(record)}
+        return RecordExplained(
+            record=record_answer(record),
+            explanation=msgspec.convert(explain(record), Explanation),
+        )
 
-    async def verify(self) -> dict[str, Any]:
+    async def verify(self) -> Verified:
         """Walk every instance's hash chain; the first broken link of each."""
         report = await asyncio.to_thread(verify_ledger, self.ledger_dir)
-        return report.to_dict()
+        return msgspec.convert(report.to_dict(), Verified)
 
     async def replay(
         self, document: str, *, since: str | None, until: str | None, examples: int

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from adapters.memory import leaves
 from audit.masking import Masker
 from audit.recording import mask_tree
@@ -22,6 +24,7 @@ from engine.runtime import to_datetime
 from server.keys import Principal
 from server.service.access import authorize
 from server.service.alerts import Alerting
+from server.service.answers import ContextRead, ContextWritten, EventRecorded
 from server.service.errors import Invalid, NotFound
 from server.service.inputs import check_nesting
 
@@ -55,21 +58,23 @@ class Customers:
 
     async def replace_context(
         self, customer_id: str, values: dict[str, Any], source: str | None, as_of: str | None
-    ) -> dict[str, Any]:
+    ) -> ContextWritten:
         """Replace the whole context; the view of what is stored, and the alerts raised."""
         check_nesting("values", values)
         stored = await self.contexts.put(customer_id, values, source, self._as_of(as_of))
-        return {**self._view(stored, mask=False), **await self._alerts(customer_id)}
+        view = {**self._view(stored, mask=False), **await self._alerts(customer_id)}
+        return msgspec.convert(view, ContextWritten)
 
     async def merge_context(
         self, customer_id: str, values: dict[str, Any], source: str | None, as_of: str | None
-    ) -> dict[str, Any]:
+    ) -> ContextWritten:
         """Merge ``values`` into the context (objects merge, values replace)."""
         check_nesting("values", values)
         stored = await self.contexts.patch(customer_id, values, source, self._as_of(as_of))
-        return {**self._view(stored, mask=False), **await self._alerts(customer_id)}
+        view = {**self._view(stored, mask=False), **await self._alerts(customer_id)}
+        return msgspec.convert(view, ContextWritten)
 
-    async def read_context(self, customer_id: str, principal: Principal) -> dict[str, Any]:
+    async def read_context(self, customer_id: str, principal: Principal) -> ContextRead:
         """The cached context with each field's source and age. An agent reads only a
         customer it handles in a live interaction; agents and auditors see masked fields
         masked."""
@@ -82,20 +87,21 @@ class Customers:
         view = self._view(found, mask=principal.role in ("auditor", "agent"))
         if found.degraded:
             view["degraded"] = True
-        return view
+        return msgspec.convert(view, ContextRead)
 
     async def record_event(
         self, customer_id: str, event_type: str, at: str | None
-    ) -> dict[str, Any]:
+    ) -> EventRecorded:
         """Count an event for ``count(type, within=...)`` and run the alert rules."""
         when = rfc3339("at", at) if at is not None else datetime.now(UTC)
         await self.counters.record(customer_id, event_type, when)
-        return {
-            "customer_id": customer_id,
-            "type": event_type,
-            "at": format_time(when),
-            **await self._alerts(customer_id, "event", f"event:{event_type}"),
-        }
+        raised = await self._alerts(customer_id, "event", f"event:{event_type}")
+        return EventRecorded(
+            customer_id=customer_id,
+            type=event_type,
+            at=format_time(when),
+            alerts_raised=raised["alerts_raised"],
+        )
 
     # -- the parts -------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -36,6 +36,7 @@ from server.metrics import Metrics
 from server.schemas import DecisionRequest, InteractionRequest
 from server.service.access import authorize
 from server.service.alerts import Alerting
+from server.service.answers import DecisionAnswer
 from server.service.errors import Conflict, NotFound, Refused
 from server.service.inputs import check_nesting, context_view
 from server.service.recorder import Recorder
@@ -76,7 +77,7 @@ class Decisions:
 
     async def decide(
         self, request: DecisionRequest, principal: Principal, *, interaction_id: str | None = None
-    ) -> dict[str, Any]:
+    ) -> DecisionAnswer:
         """Evaluate, record durably, and return the decision (the HTTP API's decision shape)."""
         started = time.perf_counter_ns()
         authorize(principal, (request.agent_id,), f"agent {request.agent_id!r}")
@@ -171,17 +172,18 @@ class Decisions:
                 compiled.name, compiled.revision, (time.perf_counter_ns() - started) / 1e9
             )
         log.debug("decided", decision_id=decision_id, ruleset=compiled.name)
-        return {
+        answer = {
             "decision_id": decision_id,
             **body,
             "customer_id": request.customer_id,
             "agent_id": request.agent_id,
             "interaction_id": pinned,
         }
+        return cast(DecisionAnswer, answer)
 
     async def start_interaction(
         self, request: InteractionRequest, principal: Principal
-    ) -> dict[str, Any]:
+    ) -> DecisionAnswer:
         """Begin an interaction on the revision that serves the customer now, and decide."""
         authorize(principal, (request.agent_id,), f"agent {request.agent_id!r}")
         compiled, _ = self._route(request.ruleset, request.customer_id)

@@ -11,21 +11,31 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgspec
 import structlog
 
 from audit.record import Actor
 from audit.recording import ruleset_record
-from engine import DeployRefused, Routing, RulesetError, RulesetRegistry, UnknownRuleset
+from engine import DeployRefused, RulesetError, RulesetRegistry, UnknownRuleset
+from engine import Routing as Served
 from server.ids import new_id
 from server.keys import Principal
 from server.metrics import Metrics
+from server.service.answers import (
+    Deployed,
+    RevisionDocument,
+    Routing,
+    RulesetDetail,
+    RulesetList,
+    TestRun,
+)
 from server.service.errors import Invalid, NotFound, Refused, TooLarge
 from server.service.recorder import Recorder
 
 log = structlog.get_logger("frontline")
 
 
-def routing_view(routing: Routing) -> dict[str, Any]:
+def routing_view(routing: Served) -> dict[str, Any]:
     return {
         "active_revision": routing.active,
         "canary": (
@@ -35,6 +45,10 @@ def routing_view(routing: Routing) -> dict[str, Any]:
         ),
         "shadow": routing.shadow,
     }
+
+
+def _routing(name: str, routing: Served) -> Routing:
+    return msgspec.convert({"name": name, **routing_view(routing)}, Routing)
 
 
 _NO_ROUTING = {"active_revision": None, "canary": None, "shadow": None}
@@ -62,7 +76,7 @@ class Rulesets:
 
     async def deploy(
         self, document: bytes, principal: Principal, *, activate: bool = True, filename: str = ""
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> tuple[Deployed, bool]:
         """Compile, check and test ``document``; store it as a new revision (and activate it)
         if all of that passes. The answer, and whether a revision was created."""
         self.check_size(len(document))
@@ -110,9 +124,9 @@ class Rulesets:
             "activated": done.activated,
             "tests": tests,
         }
-        return answer, done.created
+        return msgspec.convert(answer, Deployed), done.created
 
-    def list(self) -> dict[str, Any]:
+    def list(self) -> RulesetList:
         """Every ruleset with its active revision, canary, shadow and number of revisions."""
         out = []
         for name in self.registry.names():
@@ -125,9 +139,9 @@ class Rulesets:
                 entry.update(_NO_ROUTING)
                 entry["description"] = None
             out.append(entry)
-        return {"rulesets": out}
+        return msgspec.convert({"rulesets": out}, RulesetList)
 
-    def read(self, name: str) -> dict[str, Any]:
+    def read(self, name: str) -> RulesetDetail:
         """One ruleset: its routing and its revision history."""
         try:
             revisions = self.registry.revisions(name)
@@ -137,40 +151,39 @@ class Rulesets:
             routing = routing_view(self.registry.routing(name))
         except UnknownRuleset:
             routing = dict(_NO_ROUTING)
-        return {
+        detail = {
             "name": name,
             **routing,
             "revisions": [{"revision": r.revision, "digest": r.digest} for r in revisions],
         }
+        return msgspec.convert(detail, RulesetDetail)
 
-    def document(self, name: str, revision: int) -> dict[str, Any]:
+    def document(self, name: str, revision: int) -> RevisionDocument:
         """One revision's document, as its author wrote it."""
         stored = self.registry.store.get_revision(name, revision)
         if stored is None:
             raise NotFound(f"ruleset {name!r} has no revision {revision}")
-        return {
-            "name": stored.name,
-            "revision": stored.revision,
-            "digest": stored.digest,
-            "document": stored.text,
-        }
+        return RevisionDocument(
+            name=stored.name, revision=stored.revision, digest=stored.digest, document=stored.text
+        )
 
-    async def run_tests(self, name: str, revision: int) -> dict[str, Any]:
+    async def run_tests(self, name: str, revision: int) -> TestRun:
         """Run one revision's own tests now: each test's name, whether it passed, why not."""
         try:
             compiled = await asyncio.to_thread(self.registry.get, name, revision)
         except UnknownRuleset as exc:
             raise NotFound(str(exc)) from None
         results = await asyncio.to_thread(compiled.run_tests)
-        return {
+        run = {
             "name": name,
             "revision": revision,
             "passed": sum(r.passed for r in results),
             "failed": sum(not r.passed for r in results),
             "tests": [r.to_dict() for r in results],
         }
+        return msgspec.convert(run, TestRun)
 
-    async def activate(self, name: str, revision: int, principal: Principal) -> dict[str, Any]:
+    async def activate(self, name: str, revision: int, principal: Principal) -> Routing:
         """Activate a revision: a newer one, or an older one to roll back."""
         registry = self.registry
         previous = registry.active_revision(name)
@@ -182,11 +195,9 @@ class Rulesets:
         await self._record(
             action, name, revision, compiled.digest, principal, {"previous": previous}
         )
-        return {"name": name, **routing_view(registry.routing(name))}
+        return _routing(name, registry.routing(name))
 
-    async def canary(
-        self, name: str, revision: int, percent: int, principal: Principal
-    ) -> dict[str, Any]:
+    async def canary(self, name: str, revision: int, percent: int, principal: Principal) -> Routing:
         """Serve ``revision`` to ``percent`` of the customers (0 ends the canary)."""
         try:
             routing = await asyncio.to_thread(self.registry.rollout, name, revision, percent)
@@ -194,9 +205,9 @@ class Rulesets:
         except UnknownRuleset as exc:
             raise NotFound(str(exc)) from None
         await self._record("rollout", name, revision, digest, principal, {"percent": percent})
-        return {"name": name, **routing_view(routing)}
+        return _routing(name, routing)
 
-    async def shadow(self, name: str, revision: int | None, principal: Principal) -> dict[str, Any]:
+    async def shadow(self, name: str, revision: int | None, principal: Principal) -> Routing:
         """Evaluate ``revision`` beside the served one and record differences (None stops)."""
         try:
             routing = await asyncio.to_thread(self.registry.shadow, name, revision)
@@ -204,7 +215,7 @@ class Rulesets:
         except UnknownRuleset as exc:
             raise NotFound(str(exc)) from None
         await self._record("shadow", name, revision, digest, principal, {"shadow": revision})
-        return {"name": name, **routing_view(routing)}
+        return _routing(name, routing)
 
     async def _record(
         self,

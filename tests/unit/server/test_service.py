@@ -111,7 +111,7 @@ def test_an_agent_acts_only_for_itself(service: Frontline) -> None:
     run(service, service.customers.replace_context("c-1", {"customer": {}}, "crm", None))
     with pytest.raises(Forbidden, match="customer 'c-1'"):
         run(service, service.customers.read_context("c-1", OTHER_AGENT))
-    assert run(service, service.customers.read_context("c-1", AGENT))["customer_id"] == "c-1"
+    assert run(service, service.customers.read_context("c-1", AGENT)).customer_id == "c-1"
     run(service, service.decisions.end_interaction(interaction, AGENT))
     with pytest.raises(Forbidden):  # no live interaction any more
         run(service, service.customers.read_context("c-1", AGENT))
@@ -145,16 +145,16 @@ def test_an_interaction_pins_its_customer_ruleset_and_revision(service: Frontlin
 def test_rulesets_deploy_test_activate_and_roll_back(service: Frontline) -> None:
     rulesets = service.rulesets
     answer, created = run(service, rulesets.deploy(DOCUMENT, AUTHOR))
-    assert created and answer["revision"] == 1 and answer["tests"] == {"passed": 1, "failed": 0}
+    assert created and answer.revision == 1 and (answer.tests.passed, answer.tests.failed) == (1, 0)
     second = DOCUMENT.replace(b"offer: credit", b"offer: bigger-credit")
     answer, created = run(service, rulesets.deploy(second, AUTHOR))
-    assert created and answer["revision"] == 2 and answer["activated"]
+    assert created and answer.revision == 2 and answer.activated
     rolled = run(service, rulesets.activate("tiny", 1, AUTHOR))
-    assert rolled["active_revision"] == 1
-    assert [r["revision"] for r in rulesets.read("tiny")["revisions"]] == [1, 2]
-    assert rulesets.document("tiny", 2)["document"] == second.decode()
+    assert rolled.active_revision == 1
+    assert [r.revision for r in rulesets.read("tiny").revisions] == [1, 2]
+    assert rulesets.document("tiny", 2).document == second.decode()
     tests = run(service, rulesets.run_tests("tiny", 2))
-    assert tests["passed"] == 1
+    assert tests.passed == 1 and tests.tests[0].name == "gold gets the credit"
 
 
 def test_ruleset_refusals_say_what_is_wrong(service: Frontline) -> None:
@@ -189,10 +189,10 @@ def test_context_writes_and_events_run_the_alert_rules(service: Frontline) -> No
     stored = run(
         service, customers.replace_context("c-1", {"customer": {"tier": "gold"}}, "crm", None)
     )
-    assert stored["fields"]["customer.tier"]["source"] == "crm"
-    assert stored["alerts_raised"] == []  # no live interaction
+    assert stored.fields["customer.tier"].source == "crm"
+    assert stored.alerts_raised == []  # no live interaction
     event = run(service, customers.record_event("c-1", "payment_failed", None))
-    assert event["type"] == "payment_failed" and event["alerts_raised"] == []
+    assert event.type == "payment_failed" and event.alerts_raised == []
     with pytest.raises(NotFound):
         run(service, customers.read_context("c-9", INTEGRATION))
 
@@ -212,10 +212,11 @@ def test_audit_reads_what_was_decided(service: Frontline) -> None:
     index.catch_up(SegmentLog(service.audit.ledger_dir, "local", readonly=True))
     index.close()
     page = run(service, service.audit.page(service.audit.query(customer_id="c-1")))
-    assert [r["id"] for r in page["records"]] == [answer["decision_id"]]
+    assert [r.id for r in page.records] == [answer["decision_id"]]
     read = run(service, service.audit.read(answer["decision_id"]))
-    assert read["explanation"]["ruleset"]["name"] == "retention-desk"
-    assert run(service, service.audit.verify())["ok"] is True
+    assert read.explanation.ruleset is not None
+    assert read.explanation.ruleset.name == "retention-desk"
+    assert run(service, service.audit.verify()).ok is True
     with pytest.raises(NotFound):
         run(service, service.audit.read("nothing"))
     with pytest.raises(Invalid, match="since 'soon'"):
