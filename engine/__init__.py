@@ -20,7 +20,9 @@ from engine.errors import (
     RulesetError,
 )
 from engine.ports import (
+    AlertBus,
     AlertStore,
+    AlertSubscription,
     ContextStore,
     CustomerContext,
     DecisionInputs,
@@ -44,7 +46,9 @@ from engine.ruleset import CompiledRuleset
 from engine.testing import TestResult
 
 __all__ = [
+    "AlertBus",
     "AlertStore",
+    "AlertSubscription",
     "CompiledRuleset",
     "ContextStore",
     "CustomerContext",

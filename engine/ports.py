@@ -166,6 +166,45 @@ class DecisionReads(Protocol):
         ...
 
 
+class AlertSubscription(Protocol):
+    """One reader's queue of an agent's alerts: the recent history, then live ones."""
+
+    agent_id: str
+    closed: bool
+
+    def close(self) -> None:
+        """End it: a ``take`` under way returns at once."""
+        ...
+
+    async def take(self, timeout: float) -> list[bytes]:
+        """Every alert queued since the last take, waiting up to ``timeout`` seconds."""
+        ...
+
+
+class AlertBus(Protocol):
+    """Carries alerts to the desktops of the agent they are for, on any instance. ``dropped``
+    counts alerts a subscription could not keep (each also logged); ``published``, those
+    handed on."""
+
+    history: int
+    dropped: int
+    published: int
+
+    def publish(self, agent_id: str, message: bytes) -> None:
+        """Queue ``message`` for ``agent_id``'s desktops; never waits."""
+        ...
+
+    async def subscribe(self, agent_id: str) -> AlertSubscription: ...
+
+    def unsubscribe(self, subscription: AlertSubscription) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None:
+        """Hand on what is queued (briefly), then stop."""
+        ...
+
+
 class AlertStore(Protocol):
     """Recently raised alerts: repeats suppressed for an interval, and whom each alert went to
     (so that only that agent can acknowledge it)."""

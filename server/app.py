@@ -1,8 +1,8 @@
 """The Litestar application: ``create_app(settings)`` wires the service to HTTP.
 
 startup   keys ─ the service, built once (server/service/factory.py): registry, ledger and
-          its indexer, stores, alerts, use cases ─ alert channels (in process, or Redis
-          streams) ─ with Redis: a listener that drops cached contexts and re-reads rulesets
+          its indexer, stores, the alert bus (in process, or Redis streams), use cases
+          ─ with Redis: a listener that drops cached contexts and re-reads rulesets
           another instance changed ─ retention, if configured
 serving   the edge middleware (admission, keys, rate limits) ─ routes in server/routes/*,
           which translate HTTP to one service call and back
@@ -20,14 +20,12 @@ from typing import Any
 
 import structlog
 from litestar import Litestar, Request, get
-from litestar.channels import ChannelsPlugin
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Response
 
-from adapters.channels import KeptHistoryMemoryBackend, ResilientStreamBackend
 from adapters.redis import Invalidations, RedisContextStore
 from adapters.source import SourcedContextStore
 from audit.retention import apply_retention
@@ -37,7 +35,7 @@ from server.edge import Edge
 from server.http import on_error, on_http_exception, service
 from server.keys import KeyRing
 from server.logs import configure as configure_logging
-from server.metrics import LedgerCollector, Metrics, metrics_endpoint
+from server.metrics import AlertCollector, LedgerCollector, Metrics, metrics_endpoint
 from server.ratelimit import Limits
 from server.routes import agents, alerts, audit, customers, pages, rulesets
 from server.service.factory import build, redis_client
@@ -173,7 +171,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        built = build(settings, channels=channels, metrics=metrics)
+        built = build(settings, metrics=metrics)
+        await built.alerts.bus.start()
         app.state.frontline = built
         lifecycle.on_exit(built.alerts.stop_streams)
         following = (
@@ -183,6 +182,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             if settings.workers > 1
             else None
         )
+        metrics.watch(AlertCollector(built.alerts, settings.instance))
         metrics.watch(
             LedgerCollector(
                 built.ledger, gate, settings.instance, built.shipper, settings.ledger_dir
@@ -207,6 +207,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             if following is not None:
                 following.cancel()
             await built.alerts.drain()
+            await built.alerts.bus.stop()
             built.ledger.close()
             if built.indexer is not None:
                 await asyncio.to_thread(built.indexer.close)
@@ -216,20 +217,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     keys, _ = load_keys(settings)
     edge = Edge(gate, keys, limits)
-    channels = ChannelsPlugin(
-        backend=ResilientStreamBackend(
-            settings.alert_history,
-            redis=redis_client(settings.redis_url),
-            key_prefix=f"{settings.redis_prefix}alerts",
-            stream_ttl=settings.alert_retain,
-            stream_sleep_no_subscriptions=200,  # ms an XREAD blocks before new channels join
-        )
-        if settings.redis_url
-        else KeptHistoryMemoryBackend(settings.alert_history),
-        arbitrary_channels_allowed=True,
-        subscriber_max_backlog=1000,
-        subscriber_backlog_strategy="dropleft",
-    )
     return Litestar(
         route_handlers=[
             healthz,
@@ -243,7 +230,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *pages.ROUTES,
         ],
         middleware=[edge],
-        plugins=[channels],
         logging_config=None,  # server/logs.py configures logging once, for everything
         lifespan=[lifespan],
         state=State({"keyring": keys, "settings": settings, "metrics": metrics, "edge": edge}),

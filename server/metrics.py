@@ -23,7 +23,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from audit.indexer import lag as index_lag
@@ -170,6 +170,29 @@ class LedgerCollector(Collector):
                 family = GaugeMetricFamily(name, text, labels=["instance"])
                 family.add_metric([self.instance], float(value))
                 yield family
+
+
+class AlertCollector(Collector):
+    """Reads the alert bus's counters at scrape time."""
+
+    def __init__(self, alerting: Any, instance: str) -> None:
+        self.alerting = alerting
+        self.instance = instance
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        bus = self.alerting.bus
+        for name, text, value in (
+            ("frontline_alerts_raised", "Alerts raised on this instance", self.alerting.raised),
+            ("frontline_alerts_published", "Alerts handed to the alert bus", bus.published),
+            (
+                "frontline_alerts_dropped",
+                "Alerts a desktop stream could not keep (each one logged with its id)",
+                bus.dropped,
+            ),
+        ):
+            family = CounterMetricFamily(name, text, labels=["instance"])
+            family.add_metric([self.instance], float(value))
+            yield family
 
 
 @get("/metrics", tags=["operations"], include_in_schema=False)

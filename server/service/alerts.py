@@ -21,7 +21,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 import structlog
@@ -30,7 +30,9 @@ from adapters.memory import MemoryAlertStore
 from audit.record import Actor, RulesetRef
 from audit.recording import ACK_OUTCOMES, ack_record, alert_record
 from engine import (
+    AlertBus,
     AlertStore,
+    AlertSubscription,
     CompiledRuleset,
     ContextStore,
     EvaluationError,
@@ -50,17 +52,10 @@ from server.service.errors import Invalid, NotFound
 from server.service.inputs import context_view
 from server.service.recorder import Recorder
 
-if TYPE_CHECKING:
-    from litestar.channels import ChannelsPlugin
-
 log = structlog.get_logger("frontline")
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
-
-
-def channel_of(agent_id: str) -> str:
-    return f"alerts:{agent_id}"
 
 
 def id_floor(at: float) -> str:
@@ -79,7 +74,7 @@ class Alerting:
         interactions: InteractionStore,
         recorder: Recorder,
         store: AlertStore,
-        channels: ChannelsPlugin,
+        bus: AlertBus,
         *,
         repeat_after: timedelta = timedelta(minutes=10),
         retain: timedelta = timedelta(hours=12),
@@ -94,7 +89,8 @@ class Alerting:
         # Used when the shared store cannot be reached: repeats are then suppressed per
         # instance, and this instance can still take acks for the alerts it raised.
         self._local = store if isinstance(store, MemoryAlertStore) else MemoryAlertStore()
-        self.channels = channels
+        self.bus = bus
+        self._streams: set[AlertSubscription] = set()
         self.repeat_after = repeat_after
         self.retain = retain
         self.history = history
@@ -105,6 +101,8 @@ class Alerting:
     def stop_streams(self) -> None:
         """End every open stream (the server is stopping; desktops will resume elsewhere)."""
         self._stopping.set()
+        for subscription in list(self._streams):
+            subscription.close()
 
     # -- raising ---------------------------------------------------------------------------
 
@@ -165,7 +163,7 @@ class Alerting:
                     "interaction_id": interaction.interaction_id,
                 },
             )
-            self.channels.publish(_encode(message), channel_of(interaction.agent_id))
+            self.bus.publish(interaction.agent_id, _encode(message))
             self.raised += 1
             delivered.append(alert_id)
         return delivered
@@ -317,50 +315,32 @@ class Alerting:
         """An agent's alerts: those after ``last_event_id`` (or raised in the last seconds),
         then live ones as they come; ``None`` every ``keepalive`` seconds of silence.
 
-        Subscribing comes before reading the history, and ids at or before the cursor or
-        already sent are skipped, so nothing published in between is lost or sent twice.
+        The subscription hands over the agent's history and then every alert published after
+        it; ids at or before the cursor or already sent are skipped, so nothing published in
+        between is lost or sent twice. Each wake-up takes every alert queued since the last.
         """
-        channel = channel_of(agent_id)
-        # The channel's history first, then live messages, all through one queue.
-        subscriber = await self.channels.subscribe(channel, history=self.history)
+        subscription = await self.bus.subscribe(agent_id)
+        self._streams.add(subscription)
         cursor = last_event_id or id_floor(clock() - 2.0)
         sent: dict[str, None] = {}
-
-        def fresh(raw: bytes) -> dict[str, Any] | None:
-            message: dict[str, Any] = _decode(raw)
-            key = message.get("id", "")
-            if key <= cursor or key in sent:
-                return None
-            sent[key] = None
-            if len(sent) > 2 * self.history:
-                for old in list(sent)[: self.history]:
-                    del sent[old]
-            return message
-
         try:
-            events = subscriber.iter_events()
-            pending: asyncio.Future[bytes] | None = None
-            stopping: asyncio.Future[Any] = asyncio.ensure_future(self._stopping.wait())
-            try:
-                while not self._stopping.is_set():
-                    # Waited on without cancelling it: a cancelled anext would end the stream.
-                    pending = pending or asyncio.ensure_future(anext(events))
-                    waiting: set[asyncio.Future[Any]] = {pending, stopping}
-                    done, _ = await asyncio.wait(
-                        waiting, timeout=keepalive, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    if stopping in done:
-                        return
-                    if not done:
-                        yield None
-                        continue
-                    raw, pending = pending.result(), None
-                    message = fresh(raw)
-                    if message is not None:
-                        yield message
-            finally:
-                stopping.cancel()
-                if pending is not None:
-                    pending.cancel()
+            while not self._stopping.is_set():
+                batch = await subscription.take(keepalive)
+                if subscription.closed:
+                    return
+                if not batch:
+                    yield None  # a keep-alive after ``keepalive`` seconds of silence
+                    continue
+                for raw in batch:
+                    message: dict[str, Any] = _decode(raw)
+                    key = message.get("id", "")
+                    if key <= cursor or key in sent:
+                        continue  # seen before the cursor, or both in the history and live
+                    sent[key] = None
+                    if len(sent) > 2 * self.history:
+                        for old in list(sent)[: self.history]:
+                            del sent[old]
+                    yield message
         finally:
-            await self.channels.unsubscribe(subscriber, channel)
+            self._streams.discard(subscription)
+            self.bus.unsubscribe(subscription)

@@ -7,7 +7,8 @@ nothing patched on afterwards.
     ─ context, counters, interactions, alert claims (in process, or Redis with REDIS_URL),
       a context source in front when FRONTLINE_CONTEXT_SOURCE_URL is set
     ─ the decision reads over them (one Redis round trip)
-    ─ recorder ─ alerts ─ decisions, customers, rulesets, audit ─ Frontline
+    ─ the alert bus (in process, or Redis streams) ─ recorder ─ alerts
+    ─ decisions, customers, rulesets, audit ─ Frontline
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import secrets
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
+from adapters.alertbus import MemoryAlertBus, RedisAlertBus
 from adapters.files import FileRulesetStore
 from adapters.memory import (
     MemoryAlertStore,
@@ -47,6 +49,7 @@ from audit.segments import SegmentLog
 from audit.shipper import LedgerShipper
 from audit.writer import LedgerWriter
 from engine import (
+    AlertBus,
     AlertStore,
     ContextStore,
     DecisionReads,
@@ -66,9 +69,6 @@ from server.service.frontline import Frontline
 from server.service.recorder import Recorder
 from server.service.rulesets import Rulesets
 from server.settings import Settings
-
-if TYPE_CHECKING:
-    from litestar.channels import ChannelsPlugin
 
 log = structlog.get_logger("frontline")
 
@@ -192,15 +192,27 @@ def _stores(settings: Settings) -> _Stores:
     return _Stores(contexts, counters, interactions, reads, alerts)
 
 
+def alert_bus(settings: Settings) -> AlertBus:
+    """In process, or on Redis streams shared by every instance (with REDIS_URL)."""
+    if settings.redis_url:
+        return RedisAlertBus(
+            redis_client(settings.redis_url),  # no command timeout: its XREAD blocks
+            prefix=settings.redis_prefix,
+            history=settings.alert_history,
+            retain=settings.alert_retain,
+        )
+    return MemoryAlertBus(settings.alert_history)
+
+
 def build(
     settings: Settings,
     *,
-    channels: ChannelsPlugin,
     metrics: Metrics | None = None,
     follow_index: bool = True,
 ) -> Frontline:
-    """Frontline for ``settings``: alerts published on ``channels``, figures in ``metrics``.
-    ``follow_index`` starts the ledger's indexer process (what a server does)."""
+    """Frontline for ``settings``, its figures in ``metrics``. ``follow_index`` starts the
+    ledger's indexer process (what a server does). The alert bus is started by the caller
+    (``await frontline.alerts.bus.start()``), in its event loop."""
     registry, ledger = open_ledger(settings)
     stores = _stores(settings)
     masker = Masker(masking_key(settings), clear=settings.clear_classifications)
@@ -212,7 +224,7 @@ def build(
         stores.interactions,
         recorder,
         stores.alerts,
-        channels,
+        alert_bus(settings),
         repeat_after=settings.alert_repeat,
         retain=settings.alert_retain,
         history=settings.alert_history,

@@ -1,6 +1,6 @@
 """Alerts pushed to an agent's desktop: raised when an interaction starts and when the
 customer's context or events change, suppressed when repeated, resumable after a reconnect,
-acknowledged into the ledger. On the embedded default (one process, in-process channels)."""
+acknowledged into the ledger. On the embedded default (one process, the in-process bus)."""
 
 from __future__ import annotations
 
@@ -78,6 +78,13 @@ def test_alerts_reach_the_agent_when_an_interaction_starts_and_when_context_chan
         stream.close()
     delivered = {r.data["alert_id"] for r in ledger_kinds(server, "alert")}
     assert {first["alert_id"], second["alert_id"]} <= delivered
+    figures = client.get("/metrics").text
+    raised = [line for line in figures.splitlines() if line.startswith("frontline_alerts_")]
+    assert any(line.startswith("frontline_alerts_raised_total") for line in raised), raised
+    assert any(
+        line.startswith("frontline_alerts_dropped_total") and line.endswith(" 0.0")
+        for line in raised
+    ), raised
 
 
 def test_events_raise_count_based_alerts_over_a_websocket(

@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from litestar.channels import ChannelsPlugin
-from litestar.channels.backends.memory import MemoryChannelsBackend
 
 from audit.index import LedgerIndex
 from audit.segments import SegmentLog
@@ -47,18 +45,17 @@ tests:
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Frontline]:
-    """A service on the embedded default, started as a server starts it (channels open)."""
+    """A service on the embedded default, started as a server starts it."""
     settings = Settings.from_env(
         {"FRONTLINE_DATA_DIR": str(tmp_path), "FRONTLINE_MASKING_KEY": "k" * 32}
     )
     loop = asyncio.new_event_loop()
-    channels = ChannelsPlugin(backend=MemoryChannelsBackend(), arbitrary_channels_allowed=True)
-    loop.run_until_complete(channels.__aenter__())
-    built = build(settings, channels=channels, follow_index=False)
+    built = build(settings, follow_index=False)
+    loop.run_until_complete(built.alerts.bus.start())
     _LOOPS[id(built)] = loop
     yield built
     loop.run_until_complete(built.alerts.drain())
-    loop.run_until_complete(channels.__aexit__(None, None, None))
+    loop.run_until_complete(built.alerts.bus.stop())
     built.ledger.close()
     loop.close()
     del _LOOPS[id(built)]
