@@ -9,7 +9,7 @@ import bisect
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -202,7 +202,12 @@ class MemoryAlertStore:
         self._alerts: dict[str, tuple[float, dict[str, Any]]] = {}
         self._limit = limit
 
-    async def claim(self, interaction_id: str, rule: str, interval: timedelta) -> bool:
+    async def claim(
+        self, interaction_id: str, rules: Sequence[str], interval: timedelta
+    ) -> list[bool]:
+        return [self._claim(interaction_id, rule, interval) for rule in rules]
+
+    def _claim(self, interaction_id: str, rule: str, interval: timedelta) -> bool:
         now = time.monotonic()
         key = (interaction_id, rule)
         until = self._claims.get(key)
@@ -213,11 +218,14 @@ class MemoryAlertStore:
         self._claims[key] = now + interval.total_seconds()
         return True
 
-    async def remember(self, alert_id: str, info: Mapping[str, Any], ttl: timedelta) -> None:
+    async def remember(
+        self, alerts: Sequence[tuple[str, Mapping[str, Any]]], ttl: timedelta
+    ) -> None:
         now = time.monotonic()
         if len(self._alerts) >= self._limit:
             self._alerts = {k: v for k, v in self._alerts.items() if v[0] > now}
-        self._alerts[alert_id] = (now + ttl.total_seconds(), dict(info))
+        for alert_id, info in alerts:
+            self._alerts[alert_id] = (now + ttl.total_seconds(), dict(info))
 
     async def lookup(self, alert_id: str) -> dict[str, Any] | None:
         found = self._alerts.get(alert_id)

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -255,6 +256,10 @@ class RedisEventCounters:
         self._prefix = prefix
         self._horizon_ms = int(horizon.total_seconds() * 1000)
         self.breaker = Breaker()
+        # Members must differ for events of the same millisecond: a counter, and this
+        # process's random tag for events recorded by other instances in that millisecond.
+        self._serial = itertools.count()
+        self._instance = os.urandom(6).hex()
 
     def _key(self, customer_id: str, event_type: str) -> str:
         return f"{self._prefix}events:{customer_id}:{event_type}"
@@ -262,9 +267,11 @@ class RedisEventCounters:
     async def record(self, customer_id: str, event_type: str, at: datetime) -> None:
         key = self._key(customer_id, event_type)
         score = int(at.timestamp() * 1000)
-        member = f"{score}:{os.urandom(6).hex()}"
+        member = f"{score}:{next(self._serial)}:{self._instance}"
         with unavailable_as("recording an event"):
-            async with self._redis.pipeline(transaction=True) as pipe:
+            # Not a transaction: each step stands on its own (a trim or expiry missed is done
+            # by the next event), and MULTI/EXEC would add two commands to every event.
+            async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.zadd(key, {member: score})
                 pipe.zremrangebyscore(key, "-inf", f"({score - self._horizon_ms}")
                 pipe.pexpire(key, self._horizon_ms)
@@ -308,6 +315,16 @@ class RedisEventCounters:
 # -- interactions ------------------------------------------------------------------------------
 
 
+# The ids in a customer's set of interactions, and each one's JSON (false where it expired).
+_LIVE_INTERACTIONS = """
+local ids = redis.call('SMEMBERS', KEYS[1])
+if #ids == 0 then return {{}, {}} end
+local keys = {}
+for i, id in ipairs(ids) do keys[i] = ARGV[1] .. id end
+return {ids, redis.call('MGET', unpack(keys))}
+"""
+
+
 class RedisInteractions:
     """Live interactions, readable by every instance; one left open expires after ``ttl``.
 
@@ -330,6 +347,7 @@ class RedisInteractions:
         self._kept: LRUCache[str, Interaction] = LRUCache(kept)
         self._unwritten: dict[str, Interaction] = {}
         self.breaker = Breaker()
+        self._live = self._redis.register_script(_LIVE_INTERACTIONS)
 
     def _key(self, interaction_id: str) -> str:
         return f"{self._prefix}interaction:{interaction_id}"
@@ -417,15 +435,15 @@ class RedisInteractions:
     async def for_customer(self, customer_id: str) -> list[Interaction]:
         with unavailable_as("listing interactions"):
             await self._catch_up()
-            members = await self._redis.smembers(self._customer(customer_id))
-            ids = sorted(m.decode() for m in members)
-            if not ids:
-                return []
-            found = await self._redis.mget([self._key(i) for i in ids])
-            gone = [i for i, raw in zip(ids, found, strict=True) if raw is None]
+            # One round trip: the customer's interaction ids and each one's JSON.
+            ids, found = await self._live(
+                keys=[self._customer(customer_id)], args=[f"{self._prefix}interaction:"]
+            )
+            gone = [i for i, raw in zip(ids, found, strict=True) if not raw]
             if gone:  # expired without an end: forget them
                 await self._redis.srem(self._customer(customer_id), *gone)
-        return [Interaction(**_decode(raw)) for raw in found if raw is not None]
+        pairs = sorted(zip(ids, found, strict=True))
+        return [Interaction(**_decode(raw)) for _, raw in pairs if raw]
 
 
 # -- a decision's reads ------------------------------------------------------------------------
@@ -521,16 +539,29 @@ class RedisAlertStore:
         self._redis: Any = client  # redis-py types results as "Awaitable | value"
         self._prefix = prefix
 
-    async def claim(self, interaction_id: str, rule: str, interval: timedelta) -> bool:
-        key = f"{self._prefix}alert-claim:{interaction_id}:{rule}"
+    async def claim(
+        self, interaction_id: str, rules: Sequence[str], interval: timedelta
+    ) -> list[bool]:
+        if not rules:
+            return []
         ms = max(1, int(interval.total_seconds() * 1000))
-        with unavailable_as("claiming an alert"):
-            return bool(await self._redis.set(key, b"1", nx=True, px=ms))
+        with unavailable_as("claiming alerts"):
+            pipe = self._redis.pipeline(transaction=False)
+            for rule in rules:
+                pipe.set(f"{self._prefix}alert-claim:{interaction_id}:{rule}", b"1", nx=True, px=ms)
+            return [bool(done) for done in await pipe.execute()]
 
-    async def remember(self, alert_id: str, info: Mapping[str, Any], ttl: timedelta) -> None:
+    async def remember(
+        self, alerts: Sequence[tuple[str, Mapping[str, Any]]], ttl: timedelta
+    ) -> None:
+        if not alerts:
+            return
         ms = max(1, int(ttl.total_seconds() * 1000))
-        with unavailable_as("remembering an alert"):
-            await self._redis.set(f"{self._prefix}alert:{alert_id}", _encode(dict(info)), px=ms)
+        with unavailable_as("remembering alerts"):
+            pipe = self._redis.pipeline(transaction=False)
+            for alert_id, info in alerts:
+                pipe.set(f"{self._prefix}alert:{alert_id}", _encode(dict(info)), px=ms)
+            await pipe.execute()
 
     async def lookup(self, alert_id: str) -> dict[str, Any] | None:
         with unavailable_as("looking up an alert"):

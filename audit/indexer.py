@@ -1,8 +1,7 @@
 """The indexer: a process of its own that keeps the query index up with one instance's log.
 
     server process                                  indexer process
-    LedgerWriter ─ commit ─▶ IndexFollower.notify ─▶ a byte on its stdin ─▶ 0.1 s later,
-                                                                           catch_up: read
+    LedgerWriter ─ commit ─▶ IndexFollower.notify ─▶ a byte on its stdin ─▶ catch_up: read
                                                                            frames after the
     /metrics ◀── lag(): head − watermark, and the age                       watermark, index
                  of the oldest record not indexed                          them (index.db)
@@ -47,7 +46,6 @@ from audit.segments import SegmentLog
 log = logging.getLogger("frontline.ledger")
 
 RESTART_AFTER = 1.0  # seconds between attempts to start a stopped indexer
-GATHER = 0.1  # seconds the indexer lets commits gather once woken
 NICENESS = 0
 
 
@@ -172,12 +170,6 @@ def follow(ledger_dir: Path, instance: str, interval: float, wake: int | None = 
         while True:
             ready, _, _ = select.select([stdin], [], [], interval)
             closing = bool(ready) and not os.read(stdin, 65536)
-            if ready and not closing:
-                # Let commits gather: one catch-up for a tenth of a second of them costs far
-                # less per record than one per group commit (docs/decisions.md).
-                time.sleep(GATHER)
-                if select.select([stdin], [], [], 0)[0]:
-                    closing = not os.read(stdin, 65536)
             try:
                 if index.replaced():
                     index.reopen()

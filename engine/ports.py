@@ -6,7 +6,7 @@ and the embedded default). The engine itself never performs I/O; it is handed th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -209,10 +209,17 @@ class AlertStore(Protocol):
     """Recently raised alerts: repeats suppressed for an interval, and whom each alert went to
     (so that only that agent can acknowledge it)."""
 
-    async def claim(self, interaction_id: str, rule: str, interval: timedelta) -> bool:
-        """True for the first claim of ``(interaction_id, rule)`` within ``interval``."""
+    async def claim(
+        self, interaction_id: str, rules: Sequence[str], interval: timedelta
+    ) -> list[bool]:
+        """For each rule, True for the first claim of ``(interaction_id, rule)`` within
+        ``interval`` (all in one round trip)."""
         ...
 
-    async def remember(self, alert_id: str, info: Mapping[str, Any], ttl: timedelta) -> None: ...
+    async def remember(
+        self, alerts: Sequence[tuple[str, Mapping[str, Any]]], ttl: timedelta
+    ) -> None:
+        """Keep ``(alert_id, info)`` of each alert for ``ttl`` (all in one round trip)."""
+        ...
 
     async def lookup(self, alert_id: str) -> dict[str, Any] | None: ...

@@ -34,9 +34,8 @@ from engine import (
     AlertStore,
     AlertSubscription,
     CompiledRuleset,
-    ContextStore,
+    DecisionReads,
     EvaluationError,
-    EventCounters,
     Interaction,
     InteractionStore,
     RulesetRegistry,
@@ -69,8 +68,7 @@ class Alerting:
     def __init__(
         self,
         registry: RulesetRegistry,
-        contexts: ContextStore,
-        counters: EventCounters,
+        reads: DecisionReads,
         interactions: InteractionStore,
         recorder: Recorder,
         store: AlertStore,
@@ -81,8 +79,7 @@ class Alerting:
         history: int = 100,
     ) -> None:
         self.registry = registry
-        self.contexts = contexts
-        self.counters = counters
+        self.reads = reads
         self.interactions = interactions
         self.recorder = recorder
         self.store = store
@@ -120,32 +117,45 @@ class Alerting:
         Returns the ids of the alerts delivered. Each is durable in the ledger before it is
         published, so a desktop never shows an alert the ledger does not hold.
         """
-        delivered = []
-        for alert in alerts:
-            rule = alert["rule"]
-            if not await self._claim(interaction.interaction_id, rule):
-                continue
-            alert_id = alert.get("alert_id") or f"{new_id()}.{rule}"
-            raised_at = format_time(datetime.now(UTC))
-            await self.recorder.append(
-                alert_record(
-                    record_id=new_id(),
-                    alert_id=alert_id,
-                    rule=rule,
-                    severity=alert["severity"],
-                    message=alert["message"],
-                    ruleset=ruleset,
-                    customer_id=interaction.customer_id,
-                    agent_id=interaction.agent_id,
-                    interaction_id=interaction.interaction_id,
-                    trigger=trigger,
-                    decision_id=decision_id,
+        rules = [alert["rule"] for alert in alerts]
+        claimed = await self._claim(interaction.interaction_id, rules)
+        fresh = [alert for alert, won in zip(alerts, claimed, strict=True) if won]
+        if not fresh:
+            return []
+        raised_at = format_time(datetime.now(UTC))
+        ids = [alert.get("alert_id") or f"{new_id()}.{alert['rule']}" for alert in fresh]
+        # Appended together: one group commit holds them all.
+        await asyncio.gather(
+            *(
+                self.recorder.append(
+                    alert_record(
+                        record_id=new_id(),
+                        alert_id=alert_id,
+                        rule=alert["rule"],
+                        severity=alert["severity"],
+                        message=alert["message"],
+                        ruleset=ruleset,
+                        customer_id=interaction.customer_id,
+                        agent_id=interaction.agent_id,
+                        interaction_id=interaction.interaction_id,
+                        trigger=trigger,
+                        decision_id=decision_id,
+                    )
                 )
+                for alert_id, alert in zip(ids, fresh, strict=True)
             )
+        )
+        whom = {
+            "agent_id": interaction.agent_id,
+            "customer_id": interaction.customer_id,
+            "interaction_id": interaction.interaction_id,
+        }
+        await self._remember([(alert_id, whom) for alert_id in ids])
+        for alert_id, alert in zip(ids, fresh, strict=True):
             message = {
                 "id": alert_id,
                 "alert_id": alert_id,
-                "rule": rule,
+                "rule": alert["rule"],
                 "severity": alert["severity"],
                 "message": alert["message"],
                 "customer_id": interaction.customer_id,
@@ -155,32 +165,27 @@ class Alerting:
                 "trigger": trigger,
                 "raised_at": raised_at,
             }
-            await self._remember(
-                alert_id,
-                {
-                    "agent_id": interaction.agent_id,
-                    "customer_id": interaction.customer_id,
-                    "interaction_id": interaction.interaction_id,
-                },
-            )
             self.bus.publish(interaction.agent_id, _encode(message))
-            self.raised += 1
-            delivered.append(alert_id)
-        return delivered
+        self.raised += len(ids)
+        return ids
 
-    async def _claim(self, interaction_id: str, rule: str) -> bool:
+    async def _claim(self, interaction_id: str, rules: list[str]) -> list[bool]:
         try:
-            return await self.store.claim(interaction_id, rule, self.repeat_after)
+            return await self.store.claim(interaction_id, rules, self.repeat_after)
         except StoreUnavailable:
-            return await self._local.claim(interaction_id, rule, self.repeat_after)
+            return await self._local.claim(interaction_id, rules, self.repeat_after)
 
-    async def _remember(self, alert_id: str, info: dict[str, Any]) -> None:
+    async def _remember(self, alerts: list[tuple[str, dict[str, Any]]]) -> None:
         if self._local is not self.store:
-            await self._local.remember(alert_id, info, self.retain)
+            await self._local.remember(alerts, self.retain)
         try:
-            await self.store.remember(alert_id, info, self.retain)
+            await self.store.remember(alerts, self.retain)
         except StoreUnavailable as exc:
-            log.warning("alert known to this instance only", alert_id=alert_id, error=str(exc))
+            log.warning(
+                "alerts known to this instance only",
+                alert_ids=[alert_id for alert_id, _ in alerts],
+                error=str(exc),
+            )
 
     async def _lookup(self, alert_id: str) -> dict[str, Any] | None:
         try:
@@ -241,14 +246,10 @@ class Alerting:
         self, compiled: CompiledRuleset, interaction: Interaction, trigger: str
     ) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
-        context, _, as_of, _ = context_view(
-            await self.contexts.get(interaction.customer_id), interaction.context, now
-        )
-        counters = None
-        if compiled.counters_needed:
-            counters = await self.counters.counts(
-                interaction.customer_id, compiled.counters_needed, now
-            )
+        # The context and the counters in one round trip (on Redis).
+        reads = await self.reads.read(interaction.customer_id, compiled.counters_needed, None, now)
+        context, _, as_of, _ = context_view(reads.context, interaction.context, now)
+        counters = reads.counters
         try:
             decision = compiled.evaluate(
                 context, now=now, counters=counters, as_of=as_of, trigger=trigger

@@ -219,8 +219,7 @@ def build(
     recorder = Recorder(ledger)
     alerts = Alerting(
         registry,
-        stores.contexts,
-        stores.counters,
+        stores.reads,
         stores.interactions,
         recorder,
         stores.alerts,

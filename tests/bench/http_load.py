@@ -37,6 +37,9 @@ class Result:
     statuses: dict[int, int] = field(default_factory=dict)
     errors: int = 0
     others: dict[int, list[float]] = field(default_factory=dict)
+    cpu_seconds: float = 0.0  # the load generator's own CPU (user + system)
+    # (scheduled time on the monotonic clock, body) of each 2xx answer, when asked for
+    answers: list[tuple[float, bytes]] = field(default_factory=list)
 
     def add(self, status: int, latency: float) -> None:
         if 200 <= status < 300:
@@ -88,18 +91,19 @@ class Result:
 
 
 def build_requests(
-    url: str, bodies: list[bytes], headers: dict[str, str]
+    url: str, bodies: list[bytes], headers: dict[str, str], paths: list[str] | None = None
 ) -> tuple[str, int, list[bytes]]:
+    """Each body as a POST to ``url``'s path (or to ``paths[k]`` on the same server)."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     requests = [
         (
-            f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"POST {paths[k] if paths else parts.path or '/'} HTTP/1.1\r\nHost: {host}:{port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n{head}\r\n"
         ).encode()
         + body
-        for body in bodies
+        for k, body in enumerate(bodies)
     ]
     return host, port, requests
 
@@ -107,6 +111,13 @@ def build_requests(
 async def _exchange(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
 ) -> int:
+    return (await _exchange_body(reader, writer, request, False))[0]
+
+
+async def _exchange_body(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes, keep: bool
+) -> tuple[int, bytes]:
+    """One request on a keep-alive connection: the status, and the body if ``keep``."""
     writer.write(request)
     status_line = await reader.readline()
     if not status_line:
@@ -124,15 +135,18 @@ async def _exchange(
             length = int(value)
         elif lowered == b"transfer-encoding" and b"chunked" in value.lower():
             chunked = True
+    body = b""
     if chunked:
         while True:
             size = int((await reader.readline()).strip(), 16)
-            await reader.readexactly(size + 2)
+            chunk = await reader.readexactly(size + 2)
+            if keep:
+                body += chunk[:-2]
             if size == 0:
                 break
     elif length:
-        await reader.readexactly(length)
-    return status
+        body = await reader.readexactly(length)
+    return status, body if keep else b""
 
 
 async def _closed(
@@ -168,23 +182,35 @@ async def _closed(
 
 
 async def _open(
-    host: str, port: int, requests: list[bytes], rate: float, seconds: float, connections: int
+    host: str,
+    port: int,
+    requests: list[bytes],
+    rate: float,
+    seconds: float,
+    connections: int,
+    keep: bool = False,
 ) -> Result:
     """Send request k at ``start + k / rate`` on any free connection; latency counts from the
-    scheduled time, so time spent waiting for a free connection is part of it."""
+    scheduled time, so time spent waiting for a free connection is part of it. With ``keep``,
+    each 2xx answer's body is kept with its scheduled time (``time.monotonic``)."""
     result = Result(seconds)
     pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
     for _ in range(connections):
         pool.put_nowait(await asyncio.open_connection(host, port))
     total = int(rate * seconds)
     start = time.perf_counter() + 0.05
+    offset = time.perf_counter() - time.monotonic()  # perf_counter → monotonic, for ``keep``
     tasks = []
+    cpu = time.process_time()
 
     async def one(k: int, scheduled: float) -> None:
         reader, writer = await pool.get()
         try:
-            status = await _exchange(reader, writer, requests[k % len(requests)])
-            result.add(status, time.perf_counter() - scheduled)
+            status, body = await _exchange_body(reader, writer, requests[k % len(requests)], keep)
+            answered = time.perf_counter()
+            result.add(status, answered - scheduled)
+            if keep and 200 <= status < 300:
+                result.answers.append((scheduled - offset, body))
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             result.errors += 1
             writer.close()
@@ -200,6 +226,7 @@ async def _open(
         tasks.append(asyncio.ensure_future(one(k, scheduled)))
     await asyncio.gather(*tasks)
     result.seconds = time.perf_counter() - start
+    result.cpu_seconds = time.process_time() - cpu
     while not pool.empty():
         pool.get_nowait()[1].close()
     return result
@@ -216,9 +243,9 @@ def _closed_process(args: tuple[str, int, list[bytes], int, float]) -> Result:
     return _run(lambda: _closed(host, port, requests, connections, seconds))
 
 
-def _open_process(args: tuple[str, int, list[bytes], float, float, int]) -> Result:
-    host, port, requests, rate, seconds, connections = args
-    return _run(lambda: _open(host, port, requests, rate, seconds, connections))
+def _open_process(args: tuple[str, int, list[bytes], float, float, int, bool]) -> Result:
+    host, port, requests, rate, seconds, connections, keep = args
+    return _run(lambda: _open(host, port, requests, rate, seconds, connections, keep))
 
 
 def closed_loop(
@@ -249,11 +276,16 @@ def open_loop(
     rate: float,
     seconds: float = 5.0,
     connections: int = 64,
+    keep_answers: bool = False,
+    paths: list[str] | None = None,
 ) -> Result:
-    """``rate`` requests per second on a fixed schedule, whatever the server does."""
-    host, port, requests = build_requests(url, bodies, headers)
+    """``rate`` requests per second on a fixed schedule, whatever the server does; with
+    ``keep_answers``, the 2xx bodies too (``Result.answers``); ``paths`` sends body k to
+    ``paths[k]`` instead of ``url``'s path."""
+    host, port, requests = build_requests(url, bodies, headers, paths)
+    args = (host, port, requests, rate, seconds, connections, keep_answers)
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_open_process, ((host, port, requests, rate, seconds, connections),))
+        return pool.apply(_open_process, (args,))
 
 
 async def _sequential(host: str, port: int, requests: list[bytes], count: int) -> Result:

@@ -171,18 +171,20 @@ def test_interactions_start_list_and_end(interactions: InteractionStore) -> None
 
 def test_an_alert_is_claimed_once_per_interval(alerts: AlertStore) -> None:
     interval = timedelta(milliseconds=300)
-    assert run(alerts.claim("i-1", "high-churn", interval)) is True
-    assert run(alerts.claim("i-1", "high-churn", interval)) is False
-    assert run(alerts.claim("i-1", "other-rule", interval)) is True
-    assert run(alerts.claim("i-2", "high-churn", interval)) is True
+    assert run(alerts.claim("i-1", ["high-churn"], interval)) == [True]
+    assert run(alerts.claim("i-1", ["high-churn", "other-rule"], interval)) == [False, True]
+    assert run(alerts.claim("i-2", ["high-churn"], interval)) == [True]
+    assert run(alerts.claim("i-2", [], interval)) == []
     run(asyncio.sleep(0.35))
-    assert run(alerts.claim("i-1", "high-churn", interval)) is True
+    assert run(alerts.claim("i-1", ["high-churn", "other-rule"], interval)) == [True, True]
 
 
 def test_a_remembered_alert_is_found_until_it_expires(alerts: AlertStore) -> None:
     info = {"agent_id": "agent-7", "customer_id": "c-1", "interaction_id": "i-1"}
-    run(alerts.remember("A1", info, timedelta(milliseconds=300)))
+    other = {**info, "interaction_id": "i-2"}
+    run(alerts.remember([("A1", info), ("A3", other)], timedelta(milliseconds=300)))
     assert run(alerts.lookup("A1")) == info
+    assert run(alerts.lookup("A3")) == other
     assert run(alerts.lookup("A2")) is None
     run(asyncio.sleep(0.35))
     assert run(alerts.lookup("A1")) is None
