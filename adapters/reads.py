@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from engine import (
+    AlertInputs,
     ContextStore,
     DecisionInputs,
     EventCounters,
@@ -46,3 +47,23 @@ class StoreByStore:
             except StoreUnavailable:
                 return DecisionInputs(context, None, True, interaction)
         return DecisionInputs(context, counted, False, interaction)
+
+    async def for_alerts(
+        self,
+        customer_id: str,
+        counters: frozenset[tuple[str, str]],
+        now: datetime,
+        *,
+        event: tuple[str, datetime] | None = None,
+    ) -> AlertInputs:
+        if event is not None:
+            await self.counters.record(customer_id, *event)
+        interactions = await self.interactions.for_customer(customer_id)
+        context = await self.contexts.get(customer_id) if interactions else None
+        counted = None
+        if counters and interactions:
+            try:
+                counted = await self.counters.counts(customer_id, counters, now)
+            except StoreUnavailable:
+                return AlertInputs(interactions, context, None, True)
+        return AlertInputs(interactions, context, counted)

@@ -37,6 +37,7 @@ from cachetools import LRUCache, TTLCache
 
 from adapters.memory import written
 from engine import (
+    AlertInputs,
     CustomerContext,
     DecisionInputs,
     Interaction,
@@ -466,6 +467,17 @@ class RedisDecisionReads:
         self.contexts = contexts
         self.counters = counters
         self.interactions = interactions
+        self._alerts = _Alerts(self)
+
+    async def for_alerts(
+        self,
+        customer_id: str,
+        counters: frozenset[tuple[str, str]],
+        now: datetime,
+        *,
+        event: tuple[str, datetime] | None = None,
+    ) -> AlertInputs:
+        return await self._alerts(customer_id, counters, now, event)
 
     async def read(
         self,
@@ -526,6 +538,99 @@ class RedisDecisionReads:
             counted,
             counters_unavailable=bool(counters) and counted is None,
             interaction=interaction,
+        )
+
+
+# What re-evaluating a customer's alert rules reads, after recording the event (if any): the
+# customer's interaction ids and each one's JSON, the context (if asked), the counts asked for.
+_ALERT_INPUTS = """
+if ARGV[1] == '1' then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+end
+local ids = redis.call('SMEMBERS', KEYS[2])
+local found = {}
+if #ids > 0 then
+  local keys = {}
+  for i, id in ipairs(ids) do keys[i] = ARGV[6] .. id end
+  found = redis.call('MGET', unpack(keys))
+end
+local context = false
+if ARGV[7] == '1' and #ids > 0 then context = redis.call('GET', KEYS[3]) end
+local counts = {}
+if #ids > 0 then
+  for i = 0, tonumber(ARGV[8]) - 1 do
+    counts[i + 1] = redis.call('ZCOUNT', ARGV[9 + 3 * i], ARGV[10 + 3 * i], ARGV[11 + 3 * i])
+  end
+end
+return {ids, found, context, counts}
+"""
+
+
+class _Alerts:
+    """``RedisDecisionReads.for_alerts``: one script for an event's whole Redis side."""
+
+    def __init__(self, reads: RedisDecisionReads) -> None:
+        self.reads = reads
+        self.script = reads._redis.register_script(_ALERT_INPUTS)
+
+    async def __call__(
+        self,
+        customer_id: str,
+        counters: frozenset[tuple[str, str]],
+        now: datetime,
+        event: tuple[str, datetime] | None,
+    ) -> AlertInputs:
+        contexts, events, live = self.reads.contexts, self.reads.counters, self.reads.interactions
+        args: list[Any] = ["0", "", "0", "0", "0"]
+        event_key = ""
+        if event is not None:
+            event_type, at = event
+            score = int(at.timestamp() * 1000)
+            event_key = events._key(customer_id, event_type)
+            args = [
+                "1",
+                f"{score}:{next(events._serial)}:{events._instance}",
+                score,
+                f"({score - events._horizon_ms}",
+                events._horizon_ms,
+            ]
+        context = contexts.cached(customer_id)
+        ask_context = isinstance(context, Missing) and not contexts.breaker.open
+        pairs = sorted(counters) if not events.breaker.open else []
+        end = int(now.timestamp() * 1000)
+        args += [live._key(""), "1" if ask_context else "0", len(pairs)]
+        for event_type, window in pairs:
+            start = end - int(parse_duration(window).total_seconds() * 1000)
+            args += [events._key(customer_id, event_type), start, end]
+        with unavailable_as("reading for alerts" if event is None else "recording an event"):
+            await live._catch_up()
+            ids, found, raw_context, counts = await self.script(
+                keys=[event_key or "-", live._customer(customer_id), contexts._key(customer_id)],
+                args=args,
+            )
+        for breaker in (events.breaker, live.breaker):
+            breaker.succeeded()
+        gone = [i for i, raw in zip(ids, found, strict=True) if not raw]
+        if gone:  # expired without an end: forget them
+            with contextlib.suppress(*_FAILURES):
+                await live._redis.srem(live._customer(customer_id), *gone)
+        interactions = [
+            live.fetched(i.decode(), raw) for i, raw in sorted(zip(ids, found, strict=True)) if raw
+        ]
+        if not interactions:
+            return AlertInputs([], None, None)
+        if ask_context:
+            context = contexts.fetched(customer_id, raw_context)
+        elif isinstance(context, Missing):
+            context = contexts._degraded(customer_id)
+        counted = events.counted(pairs, counts) if pairs else None
+        return AlertInputs(
+            [i for i in interactions if i is not None],
+            context,
+            counted,
+            counters_unavailable=bool(counters) and not pairs,
         )
 
 

@@ -21,6 +21,7 @@ from engine.errors import (
 )
 from engine.ports import (
     AlertBus,
+    AlertInputs,
     AlertStore,
     AlertSubscription,
     ContextStore,
@@ -47,6 +48,7 @@ from engine.testing import TestResult
 
 __all__ = [
     "AlertBus",
+    "AlertInputs",
     "AlertStore",
     "AlertSubscription",
     "CompiledRuleset",

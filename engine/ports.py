@@ -150,6 +150,17 @@ class DecisionInputs:
     interaction: Interaction | None = None  # the live interaction asked for, if it is live
 
 
+@dataclass(frozen=True, slots=True)
+class AlertInputs:
+    """What re-evaluating a customer's alert rules reads: its live interactions, its context
+    and the counters asked for."""
+
+    interactions: list[Interaction]
+    context: CustomerContext | None
+    counters: dict[str, dict[str, int]] | None
+    counters_unavailable: bool = False
+
+
 class DecisionReads(Protocol):
     """A decision's reads: the customer's context, the counters its revision needs and the
     interaction it is pinned to, in as few round trips as the stores allow (one on Redis)."""
@@ -163,6 +174,19 @@ class DecisionReads(Protocol):
     ) -> DecisionInputs:
         """Counters that cannot be read are reported, not raised (count(...) reads 0 then);
         an interaction that cannot be read raises ``StoreUnavailable``, as its store does."""
+        ...
+
+    async def for_alerts(
+        self,
+        customer_id: str,
+        counters: frozenset[tuple[str, str]],
+        now: datetime,
+        *,
+        event: tuple[str, datetime] | None = None,
+    ) -> AlertInputs:
+        """Record ``event`` (type, time) if given, then read the customer's live interactions,
+        context and ``counters`` (the event counted): one round trip on Redis. Raises
+        ``StoreUnavailable`` if the event or the interactions cannot be written or read."""
         ...
 
 

@@ -181,6 +181,15 @@ class RulesetRegistry:
         routing = self._store.get_routing(name)
         return routing.active if routing is not None else None
 
+    def serving(self) -> list[CompiledRuleset]:
+        """Every revision this registry serves now (active, canary, shadow), from memory: no
+        store is read."""
+        found = []
+        for _, active, canary, shadow in list(self._state.values()):
+            found.append(active)
+            found.extend(r for r in (canary, shadow) if r is not None)
+        return found
+
     def names(self) -> list[str]:
         return self._store.names()
 

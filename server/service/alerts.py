@@ -31,6 +31,7 @@ from audit.record import Actor, RulesetRef
 from audit.recording import ACK_OUTCOMES, ack_record, alert_record
 from engine import (
     AlertBus,
+    AlertInputs,
     AlertStore,
     AlertSubscription,
     CompiledRuleset,
@@ -218,19 +219,37 @@ class Alerting:
         if not task.cancelled() and task.exception() is not None:
             log.error("alerts not delivered", error=str(task.exception()))
 
-    async def reevaluate(self, customer_id: str, trigger: str, cause: str) -> list[str]:
+    async def reevaluate(
+        self,
+        customer_id: str,
+        trigger: str,
+        cause: str,
+        *,
+        event: tuple[str, datetime] | None = None,
+    ) -> list[str]:
         """Run the alert rules listening for ``trigger`` (``context_change`` or ``event``) for
         each live interaction of the customer; deliver what fires. ``cause`` says what
-        happened (``context``, ``event:payment_failed``) in the alert's ledger record."""
+        happened (``context``, ``event:payment_failed``) in the alert's ledger record.
+
+        ``event`` (type, time) is recorded first, in the same round trip that reads the live
+        interactions, the context and the counters the active revisions count (on Redis)."""
+        now = datetime.now(UTC)
+        needed = self._counted()
+        inputs = await self.reads.for_alerts(customer_id, needed, now, event=event)
         delivered: list[str] = []
-        for interaction in await self.interactions.for_customer(customer_id):
+        for interaction in inputs.interactions:
             try:
                 compiled = self.registry.get(interaction.ruleset, interaction.revision)
             except UnknownRuleset:
                 continue
             if not compiled.model.alerts:
                 continue
-            alerts = await self._evaluate(compiled, interaction, trigger)
+            counters = inputs.counters
+            if not compiled.counters_needed <= needed:  # an older revision counting others
+                counters = (
+                    await self.reads.read(customer_id, compiled.counters_needed, None, now)
+                ).counters
+            alerts = self._evaluate(compiled, interaction, trigger, inputs, counters, now)
             if alerts:
                 delivered += await self.deliver(
                     interaction,
@@ -242,14 +261,23 @@ class Alerting:
                 )
         return delivered
 
-    async def _evaluate(
-        self, compiled: CompiledRuleset, interaction: Interaction, trigger: str
+    def _counted(self) -> frozenset[tuple[str, str]]:
+        """The counters the revisions served now read (from memory, no store read)."""
+        needed: set[tuple[str, str]] = set()
+        for compiled in self.registry.serving():
+            needed |= compiled.counters_needed
+        return frozenset(needed)
+
+    def _evaluate(
+        self,
+        compiled: CompiledRuleset,
+        interaction: Interaction,
+        trigger: str,
+        inputs: AlertInputs,
+        counters: dict[str, dict[str, int]] | None,
+        now: datetime,
     ) -> list[dict[str, Any]]:
-        now = datetime.now(UTC)
-        # The context and the counters in one round trip (on Redis).
-        reads = await self.reads.read(interaction.customer_id, compiled.counters_needed, None, now)
-        context, _, as_of, _ = context_view(reads.context, interaction.context, now)
-        counters = reads.counters
+        context, _, as_of, _ = context_view(inputs.context, interaction.context, now)
         try:
             decision = compiled.evaluate(
                 context, now=now, counters=counters, as_of=as_of, trigger=trigger

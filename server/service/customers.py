@@ -14,10 +14,8 @@ from audit.recording import mask_tree
 from engine import (
     ContextStore,
     CustomerContext,
-    EventCounters,
     InteractionStore,
     RulesetRegistry,
-    UnknownRuleset,
 )
 from engine.decision import format_time
 from engine.runtime import to_datetime
@@ -44,14 +42,12 @@ class Customers:
         self,
         registry: RulesetRegistry,
         contexts: ContextStore,
-        counters: EventCounters,
         interactions: InteractionStore,
         alerts: Alerting,
         masker: Masker | None,
     ) -> None:
         self.registry = registry
         self.contexts = contexts
-        self.counters = counters
         self.interactions = interactions
         self.alerts = alerts
         self.masker = masker
@@ -94,13 +90,12 @@ class Customers:
     ) -> EventRecorded:
         """Count an event for ``count(type, within=...)`` and run the alert rules."""
         when = rfc3339("at", at) if at is not None else datetime.now(UTC)
-        await self.counters.record(customer_id, event_type, when)
-        raised = await self._alerts(customer_id, "event", f"event:{event_type}")
+        # Recorded in the same round trip that reads what the alert rules need (on Redis).
+        raised = await self.alerts.reevaluate(
+            customer_id, "event", f"event:{event_type}", event=(event_type, when)
+        )
         return EventRecorded(
-            customer_id=customer_id,
-            type=event_type,
-            at=format_time(when),
-            alerts_raised=raised["alerts_raised"],
+            customer_id=customer_id, type=event_type, at=format_time(when), alerts_raised=raised
         )
 
     # -- the parts -------------------------------------------------------------------------
@@ -130,14 +125,11 @@ class Customers:
         return {"customer_id": found.customer_id, "values": values, "fields": fields}
 
     def _masked(self, values: dict[str, Any]) -> dict[str, Any]:
-        """``values`` with the fields any active ruleset classifies as masked, masked."""
+        """``values`` with the fields any revision served classifies as masked, masked."""
         if self.masker is None:
             return values
         masked: set[str] = set()
-        for name in self.registry.names():
-            try:
-                fields = self.registry.active(name).fields
-            except UnknownRuleset:
-                continue
+        for compiled in self.registry.serving():  # from memory: no store read per request
+            fields = compiled.fields
             masked.update(p for p, m in fields.items() if self.masker.masks(m.classification))
         return dict(mask_tree(values, "", masked, self.masker)) if masked else values

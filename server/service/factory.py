@@ -252,9 +252,7 @@ def build(
             masker,
             metrics,
         ),
-        customers=Customers(
-            registry, stores.contexts, stores.counters, stores.interactions, alerts, masker
-        ),
+        customers=Customers(registry, stores.contexts, stores.interactions, alerts, masker),
         alerts=alerts,
         rulesets=Rulesets(registry, recorder, metrics, settings.max_ruleset_bytes),
         audit=Audit(settings.ledger_dir, settings.max_ruleset_bytes),

@@ -180,3 +180,46 @@ def test_redis_away_each_read_falls_back_as_its_store_does(redis_prefix: str) ->
     assert got.interaction == interaction()
     with pytest.raises(StoreUnavailable):
         run(reads.read("c-1", NEEDED, "i-other", NOW))
+
+
+def test_an_event_is_recorded_and_the_alert_inputs_read(stores: Stores) -> None:
+    fill(stores)
+    event = ("payment_failed", NOW - timedelta(minutes=1))
+    got = run(stores.reads.for_alerts("c-1", NEEDED, NOW, event=event))
+    assert got.interactions == [interaction()]
+    assert got.context is not None and got.context.values == {"customer": {"tier": "gold"}}
+    # The event just recorded is counted: three in the last week before it, four now.
+    assert got.counters == {"payment_failed": {"7d": 4}, "contact": {"24h": 1}}
+    assert run(stores.counters.counts("c-1", NEEDED, NOW))["payment_failed"] == {"7d": 4}
+    # Without an event, nothing is recorded.
+    again = run(stores.reads.for_alerts("c-1", NEEDED, NOW))
+    assert again.counters == got.counters
+    # A customer with no live interaction: the event is recorded, nothing else read.
+    alone = run(stores.reads.for_alerts("c-9", NEEDED, NOW, event=event))
+    assert alone.interactions == [] and alone.counters is None
+    assert run(stores.counters.counts("c-9", NEEDED, NOW))["payment_failed"] == {"7d": 1}
+
+
+def test_on_redis_an_event_and_the_alert_inputs_are_one_round_trip(redis_stores: Stores) -> None:
+    stores = redis_stores
+    assert stores.client is not None
+    fill(stores)
+    assert isinstance(stores.contexts, RedisContextStore)
+    stores.contexts.invalidate("c-1")
+    before = stores.client.round_trips
+    event = ("payment_failed", NOW - timedelta(minutes=1))
+    got = run(stores.reads.for_alerts("c-1", NEEDED, NOW, event=event))
+    assert got.interactions and got.context is not None and got.counters
+    assert stores.client.round_trips - before == 1
+
+
+def test_redis_away_an_event_is_refused(redis_prefix: str) -> None:
+    away = redis.asyncio.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    reads = RedisDecisionReads(
+        away,
+        RedisContextStore(away, prefix=redis_prefix),
+        RedisEventCounters(away, prefix=redis_prefix),
+        RedisInteractions(away, prefix=redis_prefix),
+    )
+    with pytest.raises(StoreUnavailable, match="recording an event"):
+        run(reads.for_alerts("c-1", NEEDED, NOW, event=("payment_failed", NOW)))

@@ -214,3 +214,19 @@ def test_bad_routing_requests_are_refused(call: object, error: type[Exception]) 
     reg = three_revisions()
     with pytest.raises(error):
         call(reg)  # type: ignore[operator]
+
+
+def test_serving_lists_every_revision_served_without_reading_the_store() -> None:
+    reg = three_revisions()
+    assert [r.revision for r in reg.serving()] == [1]
+    reg.rollout("desk", 2, 10)
+    reg.shadow("desk", 3)
+    assert sorted(r.revision for r in reg.serving()) == [1, 2, 3]
+
+    class Away(MemoryRulesetStore):
+        def names(self) -> list[str]:
+            raise ConnectionError("the store is away")
+
+    away = RulesetRegistry(Away())
+    away.deploy(DOC.format(tier="gold"))
+    assert [r.name for r in away.serving()] == ["desk"]  # served from memory all the same
