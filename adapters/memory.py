@@ -203,9 +203,16 @@ class MemoryAlertStore:
         self._limit = limit
 
     async def claim(
-        self, interaction_id: str, rules: Sequence[str], interval: timedelta
+        self,
+        interaction_id: str,
+        alerts: Sequence[tuple[str, str]],
+        whom: Mapping[str, Any],
+        interval: timedelta,
+        ttl: timedelta,
     ) -> list[bool]:
-        return [self._claim(interaction_id, rule, interval) for rule in rules]
+        won = [self._claim(interaction_id, rule, interval) for rule, _ in alerts]
+        await self.remember([(a, whom) for (_, a), ok in zip(alerts, won, strict=True) if ok], ttl)
+        return won
 
     def _claim(self, interaction_id: str, rule: str, interval: timedelta) -> bool:
         now = time.monotonic()

@@ -637,36 +637,54 @@ class _Alerts:
 # -- alerts ------------------------------------------------------------------------------------
 
 
+# Per alert: claim (interaction, rule) for the repeat interval; if won, remember to whom the
+# alert went. KEYS: claim key, alert key, per alert; ARGV: interval ms, ttl ms, whom (JSON).
+_CLAIM_ALERTS = """
+local won = {}
+for i = 1, #KEYS, 2 do
+  if redis.call('SET', KEYS[i], '1', 'NX', 'PX', ARGV[1]) then
+    redis.call('SET', KEYS[i + 1], ARGV[3], 'PX', ARGV[2])
+    won[#won + 1] = 1
+  else
+    won[#won + 1] = 0
+  end
+end
+return won
+"""
+
+
 class RedisAlertStore:
     """Which alerts were raised recently (to suppress repeats) and to whom each went."""
 
     def __init__(self, client: redis.asyncio.Redis, *, prefix: str = "frontline:") -> None:
         self._redis: Any = client  # redis-py types results as "Awaitable | value"
         self._prefix = prefix
+        self._claim = self._redis.register_script(_CLAIM_ALERTS)
 
     async def claim(
-        self, interaction_id: str, rules: Sequence[str], interval: timedelta
+        self,
+        interaction_id: str,
+        alerts: Sequence[tuple[str, str]],
+        whom: Mapping[str, Any],
+        interval: timedelta,
+        ttl: timedelta,
     ) -> list[bool]:
-        if not rules:
-            return []
-        ms = max(1, int(interval.total_seconds() * 1000))
-        with unavailable_as("claiming alerts"):
-            pipe = self._redis.pipeline(transaction=False)
-            for rule in rules:
-                pipe.set(f"{self._prefix}alert-claim:{interaction_id}:{rule}", b"1", nx=True, px=ms)
-            return [bool(done) for done in await pipe.execute()]
-
-    async def remember(
-        self, alerts: Sequence[tuple[str, Mapping[str, Any]]], ttl: timedelta
-    ) -> None:
         if not alerts:
-            return
-        ms = max(1, int(ttl.total_seconds() * 1000))
-        with unavailable_as("remembering alerts"):
-            pipe = self._redis.pipeline(transaction=False)
-            for alert_id, info in alerts:
-                pipe.set(f"{self._prefix}alert:{alert_id}", _encode(dict(info)), px=ms)
-            await pipe.execute()
+            return []
+        keys = []
+        for rule, alert_id in alerts:
+            keys += [
+                f"{self._prefix}alert-claim:{interaction_id}:{rule}",
+                f"{self._prefix}alert:{alert_id}",
+            ]
+        args: list[int | bytes] = [
+            max(1, int(interval.total_seconds() * 1000)),
+            max(1, int(ttl.total_seconds() * 1000)),
+            _encode(dict(whom)),
+        ]
+        with unavailable_as("claiming alerts"):
+            won = await self._claim(keys=keys, args=args)
+        return [bool(w) for w in won]
 
     async def lookup(self, alert_id: str) -> dict[str, Any] | None:
         with unavailable_as("looking up an alert"):

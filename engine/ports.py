@@ -234,16 +234,16 @@ class AlertStore(Protocol):
     (so that only that agent can acknowledge it)."""
 
     async def claim(
-        self, interaction_id: str, rules: Sequence[str], interval: timedelta
+        self,
+        interaction_id: str,
+        alerts: Sequence[tuple[str, str]],
+        whom: Mapping[str, Any],
+        interval: timedelta,
+        ttl: timedelta,
     ) -> list[bool]:
-        """For each rule, True for the first claim of ``(interaction_id, rule)`` within
-        ``interval`` (all in one round trip)."""
-        ...
-
-    async def remember(
-        self, alerts: Sequence[tuple[str, Mapping[str, Any]]], ttl: timedelta
-    ) -> None:
-        """Keep ``(alert_id, info)`` of each alert for ``ttl`` (all in one round trip)."""
+        """For each ``(rule, alert_id)``: True for the first claim of ``(interaction_id,
+        rule)`` within ``interval``, and then the alert is remembered as sent to ``whom`` for
+        ``ttl`` (for acks). All in one round trip."""
         ...
 
     async def lookup(self, alert_id: str) -> dict[str, Any] | None: ...

@@ -118,13 +118,23 @@ class Alerting:
         Returns the ids of the alerts delivered. Each is durable in the ledger before it is
         published, so a desktop never shows an alert the ledger does not hold.
         """
-        rules = [alert["rule"] for alert in alerts]
-        claimed = await self._claim(interaction.interaction_id, rules)
-        fresh = [alert for alert, won in zip(alerts, claimed, strict=True) if won]
+        whom = {
+            "agent_id": interaction.agent_id,
+            "customer_id": interaction.customer_id,
+            "interaction_id": interaction.interaction_id,
+        }
+        ids = [alert.get("alert_id") or f"{new_id()}.{alert['rule']}" for alert in alerts]
+        # Claimed, and remembered for acks, in one round trip: a repeat within the interval
+        # is not raised again.
+        claimed = await self._claim(
+            interaction.interaction_id,
+            [(alert["rule"], i) for alert, i in zip(alerts, ids, strict=True)],
+            whom,
+        )
+        fresh = [(i, alert) for i, alert, won in zip(ids, alerts, claimed, strict=True) if won]
         if not fresh:
             return []
         raised_at = format_time(datetime.now(UTC))
-        ids = [alert.get("alert_id") or f"{new_id()}.{alert['rule']}" for alert in fresh]
         # Appended together: one group commit holds them all.
         await asyncio.gather(
             *(
@@ -143,16 +153,10 @@ class Alerting:
                         decision_id=decision_id,
                     )
                 )
-                for alert_id, alert in zip(ids, fresh, strict=True)
+                for alert_id, alert in fresh
             )
         )
-        whom = {
-            "agent_id": interaction.agent_id,
-            "customer_id": interaction.customer_id,
-            "interaction_id": interaction.interaction_id,
-        }
-        await self._remember([(alert_id, whom) for alert_id in ids])
-        for alert_id, alert in zip(ids, fresh, strict=True):
+        for alert_id, alert in fresh:
             message = {
                 "id": alert_id,
                 "alert_id": alert_id,
@@ -167,26 +171,33 @@ class Alerting:
                 "raised_at": raised_at,
             }
             self.bus.publish(interaction.agent_id, _encode(message))
-        self.raised += len(ids)
-        return ids
+        self.raised += len(fresh)
+        return [alert_id for alert_id, _ in fresh]
 
-    async def _claim(self, interaction_id: str, rules: list[str]) -> list[bool]:
+    async def _claim(
+        self, interaction_id: str, alerts: list[tuple[str, str]], whom: dict[str, Any]
+    ) -> list[bool]:
+        """Claim each ``(rule, alert_id)`` in the shared store; while it is away, in this
+        instance (repeats are then suppressed per instance, and acks reach this instance)."""
         try:
-            return await self.store.claim(interaction_id, rules, self.repeat_after)
-        except StoreUnavailable:
-            return await self._local.claim(interaction_id, rules, self.repeat_after)
-
-    async def _remember(self, alerts: list[tuple[str, dict[str, Any]]]) -> None:
-        if self._local is not self.store:
-            await self._local.remember(alerts, self.retain)
-        try:
-            await self.store.remember(alerts, self.retain)
+            won = await self.store.claim(
+                interaction_id, alerts, whom, self.repeat_after, self.retain
+            )
         except StoreUnavailable as exc:
+            won = await self._local.claim(
+                interaction_id, alerts, whom, self.repeat_after, self.retain
+            )
             log.warning(
                 "alerts known to this instance only",
-                alert_ids=[alert_id for alert_id, _ in alerts],
+                alert_ids=[a for (_, a), ok in zip(alerts, won, strict=True) if ok],
                 error=str(exc),
             )
+            return won
+        if self._local is not self.store:  # acks for them still work while Redis is away
+            await self._local.remember(
+                [(a, whom) for (_, a), ok in zip(alerts, won, strict=True) if ok], self.retain
+            )
+        return won
 
     async def _lookup(self, alert_id: str) -> dict[str, Any] | None:
         try:

@@ -169,22 +169,26 @@ def test_interactions_start_list_and_end(interactions: InteractionStore) -> None
     assert run(interactions.for_customer("c-9")) == []
 
 
+WHOM = {"agent_id": "agent-7", "customer_id": "c-1", "interaction_id": "i-1"}
+LONG = timedelta(minutes=1)
+
+
 def test_an_alert_is_claimed_once_per_interval(alerts: AlertStore) -> None:
     interval = timedelta(milliseconds=300)
-    assert run(alerts.claim("i-1", ["high-churn"], interval)) == [True]
-    assert run(alerts.claim("i-1", ["high-churn", "other-rule"], interval)) == [False, True]
-    assert run(alerts.claim("i-2", ["high-churn"], interval)) == [True]
-    assert run(alerts.claim("i-2", [], interval)) == []
+    assert run(alerts.claim("i-1", [("high-churn", "A1")], WHOM, interval, LONG)) == [True]
+    both = [("high-churn", "A2"), ("other-rule", "A3")]
+    assert run(alerts.claim("i-1", both, WHOM, interval, LONG)) == [False, True]
+    assert run(alerts.claim("i-2", [("high-churn", "A4")], WHOM, interval, LONG)) == [True]
+    assert run(alerts.claim("i-2", [], WHOM, interval, LONG)) == []
     run(asyncio.sleep(0.35))
-    assert run(alerts.claim("i-1", ["high-churn", "other-rule"], interval)) == [True, True]
+    assert run(alerts.claim("i-1", both, WHOM, interval, LONG)) == [True, True]
 
 
-def test_a_remembered_alert_is_found_until_it_expires(alerts: AlertStore) -> None:
-    info = {"agent_id": "agent-7", "customer_id": "c-1", "interaction_id": "i-1"}
-    other = {**info, "interaction_id": "i-2"}
-    run(alerts.remember([("A1", info), ("A3", other)], timedelta(milliseconds=300)))
-    assert run(alerts.lookup("A1")) == info
-    assert run(alerts.lookup("A3")) == other
+def test_a_claimed_alert_is_found_until_it_expires(alerts: AlertStore) -> None:
+    ttl = timedelta(milliseconds=300)
+    run(alerts.claim("i-1", [("r", "A1"), ("r", "A5")], WHOM, LONG, ttl))
+    assert run(alerts.lookup("A1")) == WHOM
+    assert run(alerts.lookup("A5")) is None  # a repeat of the same rule: not raised
     assert run(alerts.lookup("A2")) is None
     run(asyncio.sleep(0.35))
     assert run(alerts.lookup("A1")) is None
