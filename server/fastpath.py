@@ -1,25 +1,29 @@
-"""The decision fast path: ``POST /v1/decisions`` served in front of Litestar when nothing
-about the request is unusual.
+"""The fast path: the two requests a server answers most, ``POST /v1/decisions`` and
+``POST /v1/customers/{id}/events``, served in front of Litestar when nothing about the request
+is unusual.
 
-    request ─▶ POST /v1/decisions, JSON body that decodes into DecisionRequest, a key that
-               may decide?
-               ├─ yes: admission, rate limit, Decisions.decide, the answer; the same service
-               │       call and the same checks as the route, without Litestar's routing,
-               │       Request object, signature model and response machinery
+    request ─▶ one of ROUTES, a JSON body that decodes into its type, an id that is an Id, a
+               key of the route's roles?
+               ├─ yes: admission, rate limit, the service call, the answer; the same call and
+               │       the same checks as the route, without Litestar's routing, Request
+               │       object, signature model and response machinery
                └─ no:  handed to Litestar unchanged (the body replayed), whose route answers
-                       it, errors and all (server/routes/agents.py)
+                       it, errors and all (server/routes/agents.py, customers.py)
 
 Litestar's handling costs 40-60 µs of a decision's CPU against 10 µs here (docs/benchmarks.md
-has the per-request budget), and decisions are most of what a server answers. Every error a
-request can carry (a body that does not validate, a missing or wrong key, another role) is
-answered by the route, so its problem details stay the documented ones; only errors of the
-decision itself (a refusal from the service, a store that is away) are answered here, in the
-same shape, by the one function that maps errors to problem details
-(``server.http.answer_for``).
+has the per-request budget). Every error a request can carry (a body that does not validate,
+a missing or wrong key, another role) is answered by the route, so its problem details stay
+the documented ones; only errors of the use case itself (a refusal from the service, a store
+that is away) are answered here, in the same shape, by the one function that maps errors to
+problem details (``server.http.answer_for``). tests/unit/server/test_fastpath.py sends every
+kind of request both ways and compares the answers.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -28,24 +32,63 @@ from litestar.types import HTTPReceiveMessage, Receive, Scope, Send
 
 from server.edge import Edge, read_headers
 from server.http import ACCESS, PROBLEM_JSON, answer_for, bearer
+from server.keys import Principal
 from server.logs import bind_request
 from server.routes.agents import DECIDE
-from server.schemas import DecisionRequest
+from server.routes.customers import RECORD_EVENT
+from server.schemas import DecisionRequest, EventRequest
 from server.service.frontline import Frontline
 
-PATH = "/v1/decisions"
-ROLES = DECIDE[ACCESS].roles  # who the route admits
-_DECODE = msgspec.json.Decoder(DecisionRequest).decode
 _ENCODE = msgspec.json.Encoder().encode
 _JSON = [(b"content-type", b"application/json")]
+_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")  # as server.schemas.Id says
 
 
-def with_fast_path(app: Any) -> DecisionFastPath:
-    """Frontline's Litestar app with the decision fast path in front (what the server runs)."""
-    return DecisionFastPath(app, app.state.edge, app.request_max_body_size)
+@dataclass(frozen=True)
+class FastRoute:
+    """A route the fast path serves: ``POST <prefix>`` (``<prefix><id><suffix>`` when the
+    path carries an id), its body's type, who may call it (the route's own roles), its status
+    and the service call."""
+
+    prefix: str
+    suffix: str
+    body: Any
+    roles: frozenset[str]
+    status: int
+    call: Callable[[Frontline, Principal, str | None, Any], Awaitable[Any]]
+
+    def match(self, path: str) -> tuple[bool, str | None]:
+        """Whether ``path`` is this route's, and its id (None for a path without one)."""
+        if not self.suffix:
+            return path == self.prefix, None
+        if not (path.startswith(self.prefix) and path.endswith(self.suffix)):
+            return False, None
+        found = path[len(self.prefix) : len(path) - len(self.suffix)]
+        return bool(_ID.match(found)), found  # an unusual id: the route answers
 
 
-class DecisionFastPath:
+async def _decide(frontline: Frontline, who: Principal, _: str | None, body: Any) -> Any:
+    return await frontline.decisions.decide(body, who)
+
+
+async def _event(frontline: Frontline, who: Principal, customer: str | None, body: Any) -> Any:
+    assert customer is not None
+    return await frontline.customers.record_event(customer, body.type, body.at)
+
+
+ROUTES = (
+    FastRoute("/v1/decisions", "", DecisionRequest, DECIDE[ACCESS].roles, 200, _decide),
+    FastRoute("/v1/customers/", "/events", EventRequest, RECORD_EVENT[ACCESS].roles, 202, _event),
+)
+_DECODERS = {route.body: msgspec.json.Decoder(route.body).decode for route in ROUTES}
+
+
+def with_fast_path(app: Any) -> FastPath:
+    """Frontline's Litestar app with the fast path in front (what the server runs)."""
+    return FastPath(app, app.state.edge, app.request_max_body_size)
+
+
+class FastPath:
     """An ASGI app in front of Litestar's (``app``)."""
 
     def __init__(self, app: Any, edge: Edge, max_body: int) -> None:
@@ -54,7 +97,15 @@ class DecisionFastPath:
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP or scope["path"] != PATH or scope["method"] != "POST":
+        route, param = None, None
+        if scope["type"] == ScopeType.HTTP and scope["method"] == "POST":
+            path = scope["path"]
+            for candidate in ROUTES:
+                matched, param = candidate.match(path)
+                if matched:
+                    route = candidate
+                    break
+        if route is None:
             await self.app(scope, receive, send)
             return
         edge = self.edge
@@ -65,7 +116,7 @@ class DecisionFastPath:
         principal = edge.keyring.identify(token) if token is not None else None
         if (
             principal is None
-            or principal.role not in ROLES
+            or principal.role not in route.roles
             or (content_type is not None and not content_type.startswith(b"application/json"))
         ):
             await self.app(scope, receive, send)  # the route answers, with its errors
@@ -74,7 +125,7 @@ class DecisionFastPath:
         request = None
         if body is not None:
             try:
-                request = _DECODE(body)
+                request = _DECODERS[route.body](body)
             except (msgspec.DecodeError, RecursionError):
                 request = None
         if request is None:
@@ -86,9 +137,9 @@ class DecisionFastPath:
         frontline: Frontline = self.app.state.frontline
         edge.gate.in_flight += 1
         try:
-            answer = await frontline.decisions.decide(request, principal)
+            answer = await route.call(frontline, principal, param, request)
         except Exception as exc:  # answered as the route's exception handlers answer it
-            problem = answer_for(exc, PATH, frontline.metrics)
+            problem = answer_for(exc, scope["path"], frontline.metrics)
             headers = [(b"content-type", PROBLEM_JSON.encode())]
             headers += [
                 (k.lower().encode(), v.encode()) for k, v in (problem.headers or {}).items()
@@ -97,7 +148,7 @@ class DecisionFastPath:
             return
         finally:
             edge.gate.in_flight -= 1
-        await _send(send, 200, _JSON, _ENCODE(answer))
+        await _send(send, route.status, _JSON, _ENCODE(answer))
 
 
 async def _read(receive: Receive, limit: int) -> tuple[bytes | None, Receive]:

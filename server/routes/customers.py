@@ -54,9 +54,12 @@ async def read_context(request: Request[Any, Any, Any], customer_id: Id) -> Cont
     return await service(request).customers.read_context(customer_id, principal_of(request))
 
 
+RECORD_EVENT = requires("integration")  # also the fast path's check (server/fastpath.py)
+
+
 @post(
     "/v1/customers/{customer_id:str}/events",
-    opt=requires("integration"),
+    opt=RECORD_EVENT,
     status_code=202,
     tags=["customers"],
     responses=problems(),

@@ -1,5 +1,5 @@
-"""The decision fast path answers exactly as the route does: the same statuses, the same
-problem details and the same decision shape, for good requests and for every kind of bad one.
+"""The fast path answers exactly as the routes do: the same statuses, the same problem details
+and the same answers, decisions and events, for good requests and every kind of bad one.
 
 Both are driven in this process: the Litestar app alone (the route), and the same app with
 the fast path in front (what the server runs).
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from server.app import create_app
-from server.fastpath import DecisionFastPath, with_fast_path
+from server.fastpath import FastPath, with_fast_path
 from server.settings import Settings
 from tests.support.asgi import Running, call
 from tests.support.live_server import API_KEYS, KEYS
@@ -29,7 +29,10 @@ BODY = {
     "context": {"customer": {"tier": "gold", "tenure_months": 30, "churn_score": 0.9}},
 }
 # What differs between two answers to one request: ids and times.
-VOLATILE = ("decision_id", "evaluated_at", "alert_id")
+VOLATILE = ("decision_id", "evaluated_at", "alert_id", "at")
+DECIDE = "/v1/decisions"
+EVENT = "/v1/customers/c-1/events"
+INTEGRATION = KEYS["integration"]
 
 
 def bearer(secret: str) -> tuple[bytes, bytes]:
@@ -77,6 +80,29 @@ CASES: list[tuple[str, bytes, list[tuple[bytes, bytes]]]] = [
 ]
 
 
+EVENT_CASES: list[tuple[str, str, bytes, list[tuple[bytes, bytes]]]] = [
+    ("an event", EVENT, b'{"type": "payment_failed"}', [JSON, bearer(INTEGRATION[1])]),
+    (
+        "an event at a time",
+        EVENT,
+        b'{"type": "contact", "at": "2026-12-01T10:00:00Z"}',
+        [JSON, bearer(INTEGRATION[1])],
+    ),
+    ("an event, bad time", EVENT, b'{"type": "x", "at": "soon"}', [JSON, bearer(INTEGRATION[1])]),
+    ("an event, bad type", EVENT, b'{"type": "Bad Type"}', [JSON, bearer(INTEGRATION[1])]),
+    ("an event, agent key", EVENT, b'{"type": "contact"}', [JSON, bearer(AGENT[1])]),
+    ("an event, no key", EVENT, b'{"type": "contact"}', [JSON]),
+    (
+        "an event, odd customer",
+        "/v1/customers/c!1/events",
+        b'{"type": "contact"}',
+        [JSON, bearer(INTEGRATION[1])],
+    ),
+    ("an event, unknown field", EVENT, b'{"type": "a", "x": 1}', [JSON, bearer(INTEGRATION[1])]),
+]
+ALL = [(name, DECIDE, body, headers) for name, body, headers in CASES] + EVENT_CASES
+
+
 def stable(status: int, body: bytes) -> tuple[int, Any]:
     """The answer without what differs from one evaluation to the next."""
     try:
@@ -103,11 +129,11 @@ def answers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, tup
     async def both() -> dict[str, dict[str, tuple[int, Any]]]:
         app = create_app(settings)
         served = with_fast_path(app)
-        assert isinstance(served, DecisionFastPath)
+        assert isinstance(served, FastPath)
         out: dict[str, dict[str, tuple[int, Any]]] = {"route": {}, "fast": {}}
         async with Running(app):
-            for name, body, headers in CASES:
-                request = ("POST", "/v1/decisions", body, headers)
+            for name, path, body, headers in ALL:
+                request = ("POST", path, body, headers)
                 out["route"][name] = stable(*await call(app, request))
                 out["fast"][name] = stable(*await call(served, request))
         return out
@@ -115,7 +141,7 @@ def answers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, tup
     return asyncio.run(both())
 
 
-@pytest.mark.parametrize("case", [c[0] for c in CASES])
+@pytest.mark.parametrize("case", [c[0] for c in ALL])
 def test_the_fast_path_answers_as_the_route_does(
     answers: dict[str, dict[str, tuple[int, Any]]], case: str
 ) -> None:
@@ -126,4 +152,4 @@ def test_the_cases_cover_answers_of_every_kind(
     answers: dict[str, dict[str, tuple[int, Any]]],
 ) -> None:
     statuses = {status for status, _ in answers["route"].values()}
-    assert {200, 400, 401, 403, 404, 413} <= statuses, statuses
+    assert {200, 202, 400, 401, 403, 404, 413} <= statuses, statuses
