@@ -3,6 +3,7 @@ context, and events; each write runs the alert rules of the customer's live inte
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,17 +57,24 @@ class Customers:
         self, customer_id: str, values: dict[str, Any], source: str | None, as_of: str | None
     ) -> ContextWritten:
         """Replace the whole context; the view of what is stored, and the alerts raised."""
-        check_nesting("values", values)
-        stored = await self.contexts.put(customer_id, values, source, self._as_of(as_of))
-        view = {**self._view(stored, mask=False), **await self._alerts(customer_id)}
-        return msgspec.convert(view, ContextWritten)
+        return await self._write(self.contexts.put, customer_id, values, source, as_of)
 
     async def merge_context(
         self, customer_id: str, values: dict[str, Any], source: str | None, as_of: str | None
     ) -> ContextWritten:
         """Merge ``values`` into the context (objects merge, values replace)."""
+        return await self._write(self.contexts.patch, customer_id, values, source, as_of)
+
+    async def _write(
+        self,
+        write: Callable[..., Awaitable[CustomerContext]],
+        customer_id: str,
+        values: dict[str, Any],
+        source: str | None,
+        as_of: str | None,
+    ) -> ContextWritten:
         check_nesting("values", values)
-        stored = await self.contexts.patch(customer_id, values, source, self._as_of(as_of))
+        stored = await write(customer_id, values, source, self._as_of(as_of))
         view = {**self._view(stored, mask=False), **await self._alerts(customer_id)}
         return msgspec.convert(view, ContextWritten)
 

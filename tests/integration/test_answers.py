@@ -17,22 +17,11 @@ import httpx
 import jsonschema_rs
 import pytest
 
+from tests.support.documents import TINY
 from tests.support.live_server import KEYS, LiveServer
 
 AGENT = KEYS["agent"][0]
-DOCUMENT = """
-ruleset: tiny
-context:
-  customer.tier: {type: string, enum: [bronze, gold]}
-eligibility:
-  - id: gold-credit
-    when: customer.tier == "gold"
-    offer: credit
-tests:
-  - name: gold gets the credit
-    context: {customer: {tier: gold}}
-    expect: {eligible: [gold-credit]}
-"""
+DOCUMENT = TINY
 
 
 class Checked:

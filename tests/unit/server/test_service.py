@@ -19,6 +19,7 @@ from server.service.errors import Conflict, Forbidden, Invalid, NotFound, Refuse
 from server.service.factory import build
 from server.service.frontline import Frontline
 from server.settings import Settings
+from tests.support.documents import TINY
 
 T = TypeVar("T")
 
@@ -28,19 +29,7 @@ AUTHOR = Principal("author-1", "author")
 AUDITOR = Principal("auditor-1", "auditor")
 INTEGRATION = Principal("crm", "integration")
 
-DOCUMENT = b"""
-ruleset: tiny
-context:
-  customer.tier: {type: string, enum: [bronze, gold]}
-eligibility:
-  - id: gold-credit
-    when: customer.tier == "gold"
-    offer: credit
-tests:
-  - name: gold gets the credit
-    context: {customer: {tier: gold}}
-    expect: {eligible: [gold-credit]}
-"""
+DOCUMENT = TINY.encode()
 
 
 @pytest.fixture
@@ -79,6 +68,18 @@ def decision(**fields: Any) -> DecisionRequest:
     return DecisionRequest(**{**base, **fields})
 
 
+def start(service: Frontline, principal: Principal = AGENT) -> str:
+    """An interaction of agent a-1 with customer c-1 on retention-desk; its id."""
+    started = run(
+        service,
+        service.decisions.start_interaction(
+            InteractionRequest(ruleset="retention-desk", customer_id="c-1", agent_id="a-1"),
+            principal,
+        ),
+    )
+    return started["interaction_id"]
+
+
 def test_a_decision_is_answered_and_recorded(service: Frontline) -> None:
     before = service.ledger.records
     answer = run(service, service.decisions.decide(decision(), AGENT))
@@ -90,14 +91,7 @@ def test_a_decision_is_answered_and_recorded(service: Frontline) -> None:
 def test_an_agent_acts_only_for_itself(service: Frontline) -> None:
     with pytest.raises(Forbidden, match="cannot act on agent 'a-1'"):
         run(service, service.decisions.decide(decision(), OTHER_AGENT))
-    started = run(
-        service,
-        service.decisions.start_interaction(
-            InteractionRequest(ruleset="retention-desk", customer_id="c-1", agent_id="a-1"),
-            AGENT,
-        ),
-    )
-    interaction = started["interaction_id"]
+    interaction = start(service)
     # Another agent can neither decide within that interaction nor end it ...
     pinned = decision(agent_id="a-2", interaction=interaction)
     with pytest.raises(Forbidden, match=f"interaction '{interaction}'"):
@@ -115,14 +109,7 @@ def test_an_agent_acts_only_for_itself(service: Frontline) -> None:
 
 
 def test_an_interaction_pins_its_customer_ruleset_and_revision(service: Frontline) -> None:
-    started = run(
-        service,
-        service.decisions.start_interaction(
-            InteractionRequest(ruleset="retention-desk", customer_id="c-1", agent_id="a-1"),
-            AGENT,
-        ),
-    )
-    interaction = started["interaction_id"]
+    interaction = start(service)
     with pytest.raises(Conflict, match="is about customer 'c-1'"):
         run(
             service,
