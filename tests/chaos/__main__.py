@@ -288,9 +288,8 @@ def overload(work: Path) -> tuple[bool, str]:
         opened = [s.__enter__() for s in streams]
         try:
             held = sum(r.status_code == 200 for r in opened)
-            # The disk's backlog of what ran before (the test suite, the other scenarios) is
-            # written out first: flushed during the storm it stalled the ledger's fdatasync
-            # for 100-200 ms, which is the disk's doing, not admission's.
+            # What ran before (the test suite, the other scenarios) is written out first, so
+            # that the disk does not flush it during the storm.
             os.sync()
             capacity = closed_loop(url, load, auth, connections=32, seconds=3.0).rate
             os.sync()
@@ -305,9 +304,9 @@ def overload(work: Path) -> tuple[bool, str]:
     # Pass or fail is about correctness and a guard against queueing coming back (the
     # admission design this replaced kept admitted decisions waiting a median 884 ms); the
     # latency targets (50 ms at 3x, 10 ms at 0.5x) are printed as met or missed. The guard
-    # on admitted decisions is their median, with a loose bound on p99: on this shared disk a
-    # single fdatasync stall of 100-200 ms in the 5 s storm holds up every decision waiting
-    # on that commit, which put p99 at 150-196 ms in 3 of 8 runs with p50 at 22-28 ms in all.
+    # on admitted decisions is their median, with a loose bound on p99: short stalls whose
+    # cause is not found yet put p99 at 150-196 ms in 3 of 8 runs, p50 at 22-28 ms in all
+    # (docs/decisions.md, "Admission is by waiting time").
     admitted_p50, admitted_p99 = storm.percentile(50), storm.percentile(99)
     calm_p99 = calm.percentile(99)
     ok = (
