@@ -223,21 +223,17 @@ class RedisAlertBus(_Drops):
         """The agent's last ``history`` alerts, then everything published after them."""
         subscription = Subscription(agent_id, self)
         key = self._key(agent_id)
-        if key not in self._positions:
-            latest: list[tuple[bytes, dict[bytes, bytes]]] = []
-            # Without the history (Redis away), reading starts two seconds back, as a stream
-            # without a cursor does: not from the start of twelve hours of alerts.
-            start = f"{int(time.time() * 1000) - 2000}-0".encode()
-            with contextlib.suppress(*_FAILURES):
-                latest = await self._redis.xrevrange(key, count=self.history)
-                start = latest[0][0] if latest else b"0-0"
-            if key not in self._positions:  # another subscription may have started it
-                self._positions[key] = start
-            subscription.put(entry[b"data"] for _, entry in reversed(latest))
-        else:
-            with contextlib.suppress(*_FAILURES):
-                latest = await self._redis.xrevrange(key, count=self.history)
-                subscription.put(entry[b"data"] for _, entry in reversed(latest))
+        latest: list[tuple[bytes, dict[bytes, bytes]]] = []
+        # Without the history (Redis away), reading starts two seconds back, as a stream
+        # without a cursor does: not from the start of twelve hours of alerts.
+        start = f"{int(time.time() * 1000) - 2000}-0".encode()
+        with contextlib.suppress(*_FAILURES):
+            latest = await self._redis.xrevrange(key, count=self.history)
+            start = latest[0][0] if latest else b"0-0"
+        # A stream the reader already follows keeps its position; the history may repeat
+        # what it then reads, which the desktop stream skips by id.
+        self._positions.setdefault(key, start)
+        subscription.put(entry[b"data"] for _, entry in reversed(latest))
         self._subscriptions.setdefault(agent_id, set()).add(subscription)
         return subscription
 

@@ -267,16 +267,22 @@ class RedisEventCounters:
 
     async def record(self, customer_id: str, event_type: str, at: datetime) -> None:
         key = self._key(customer_id, event_type)
-        score = int(at.timestamp() * 1000)
-        member = f"{score}:{next(self._serial)}:{self._instance}"
+        member, score, older = self.entry(at)
         with unavailable_as("recording an event"):
             # Not a transaction: each step stands on its own (a trim or expiry missed is done
             # by the next event), and MULTI/EXEC would add two commands to every event.
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.zadd(key, {member: score})
-                pipe.zremrangebyscore(key, "-inf", f"({score - self._horizon_ms}")
+                pipe.zremrangebyscore(key, "-inf", older)
                 pipe.pexpire(key, self._horizon_ms)
                 await pipe.execute()
+
+    def entry(self, at: datetime) -> tuple[str, int, str]:
+        """An event at ``at`` as its sorted set holds it: (member, score), and the bound
+        below which older events are trimmed."""
+        score = int(at.timestamp() * 1000)
+        member = f"{score}:{next(self._serial)}:{self._instance}"
+        return member, score, f"({score - self._horizon_ms}"
 
     async def counts(
         self, customer_id: str, needed: frozenset[tuple[str, str]], now: datetime
@@ -587,15 +593,9 @@ class _Alerts:
         event_key = ""
         if event is not None:
             event_type, at = event
-            score = int(at.timestamp() * 1000)
             event_key = events._key(customer_id, event_type)
-            args = [
-                "1",
-                f"{score}:{next(events._serial)}:{events._instance}",
-                score,
-                f"({score - events._horizon_ms}",
-                events._horizon_ms,
-            ]
+            member, score, older = events.entry(at)
+            args = ["1", member, score, older, events._horizon_ms]
         context = contexts.cached(customer_id)
         ask_context = isinstance(context, Missing) and not contexts.breaker.open
         pairs = sorted(counters) if not events.breaker.open else []

@@ -38,7 +38,6 @@ from engine import (
     DecisionReads,
     EvaluationError,
     Interaction,
-    InteractionStore,
     RulesetRegistry,
     StoreUnavailable,
     UnknownRuleset,
@@ -70,7 +69,6 @@ class Alerting:
         self,
         registry: RulesetRegistry,
         reads: DecisionReads,
-        interactions: InteractionStore,
         recorder: Recorder,
         store: AlertStore,
         bus: AlertBus,
@@ -81,7 +79,6 @@ class Alerting:
     ) -> None:
         self.registry = registry
         self.reads = reads
-        self.interactions = interactions
         self.recorder = recorder
         self.store = store
         # Used when the shared store cannot be reached: repeats are then suppressed per

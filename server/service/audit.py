@@ -23,7 +23,6 @@ from audit.record import LedgerRecord
 from audit.replay import Progress, replay_range
 from audit.verify import verify_ledger
 from engine import CompiledRuleset, RulesetError, compile_ruleset
-from engine.runtime import to_datetime
 from server.service.answers import (
     AuditPage,
     Explanation,
@@ -33,6 +32,7 @@ from server.service.answers import (
     record_answer,
 )
 from server.service.errors import Invalid, NotFound, Refused, TooLarge
+from server.service.inputs import rfc3339
 
 EXPORT_PAGE = 500
 
@@ -41,10 +41,12 @@ def ledger_time(name: str, value: str | None) -> str | None:
     """An RFC 3339 filter, normalised to how the ledger writes ``recorded_at``."""
     if value is None:
         return None
-    when = to_datetime(value)
-    if when is None:
-        raise Invalid(f"{name} {value!r} is not an RFC 3339 time")
-    return when.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return (
+        rfc3339(name, value)
+        .astimezone(UTC)
+        .isoformat(timespec="microseconds")
+        .replace("+00:00", "Z")
+    )
 
 
 @dataclass(frozen=True)

@@ -24,16 +24,8 @@ from server.keys import Principal
 from server.service.access import authorize
 from server.service.alerts import Alerting
 from server.service.answers import ContextRead, ContextWritten, EventRecorded
-from server.service.errors import Invalid, NotFound
-from server.service.inputs import check_nesting
-
-
-def rfc3339(name: str, value: str) -> datetime:
-    """``value`` as a time, or Invalid naming the field."""
-    when = to_datetime(value)
-    if when is None:
-        raise Invalid(f"{name} {value!r} is not an RFC 3339 time")
-    return when
+from server.service.errors import NotFound
+from server.service.inputs import check_nesting, rfc3339
 
 
 class Customers:

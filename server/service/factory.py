@@ -220,7 +220,6 @@ def build(
     alerts = Alerting(
         registry,
         stores.reads,
-        stores.interactions,
         recorder,
         stores.alerts,
         alert_bus(settings),

@@ -58,6 +58,14 @@ def override_paths(overrides: Mapping[str, Any], prefix: str = "") -> list[str]:
     return paths
 
 
+def rfc3339(name: str, value: str) -> datetime:
+    """``value`` as a time, or Invalid naming the field."""
+    when = to_datetime(value)
+    if when is None:
+        raise Invalid(f"{name} {value!r} is not an RFC 3339 time")
+    return when
+
+
 class Context(NamedTuple):
     values: dict[str, Any]
     sources: dict[str, str]
