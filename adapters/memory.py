@@ -9,13 +9,22 @@ import bisect
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from engine import CustomerContext
 from engine.durations import parse_duration
-from engine.ports import Interaction
+from engine.ports import (
+    LIMIT,
+    QUIET,
+    RAISED,
+    REPEAT,
+    TOPIC,
+    AlertClaim,
+    AlertLimit,
+    Interaction,
+)
 
 
 def leaves(values: dict[str, Any], prefix: str = "") -> list[str]:
@@ -195,47 +204,94 @@ class MemoryInteractions:
 
 
 class MemoryAlertStore:
-    """Alert claims and deliveries in dicts, pruned of what has expired as new ones arrive."""
+    """Alert claims, policy state and deliveries in dicts, pruned of what has expired as new
+    ones arrive (one instance's view: what the Redis store shares between instances)."""
 
-    def __init__(self, limit: int = 100_000) -> None:
-        self._claims: dict[tuple[str, str], float] = {}
+    def __init__(self, limit: int = 100_000, clock: Callable[[], float] = time.time) -> None:
+        self._claims: dict[tuple[str, str], float] = {}  # (interaction, rule) → until
+        self._topics: dict[tuple[str, str], tuple[float, int]] = {}  # → (until, rank)
+        self._windows: dict[str, list[float]] = {}  # interaction → when each alert was raised
+        self._quiet: dict[str, float] = {}  # interaction → until
         self._alerts: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._due: dict[str, float] = {}  # alert → when its acknowledgement is overdue
         self._limit = limit
+        self._clock = clock
 
     async def claim(
         self,
         interaction_id: str,
-        alerts: Sequence[tuple[str, str]],
+        alerts: Sequence[AlertClaim],
         whom: Mapping[str, Any],
         interval: timedelta,
         ttl: timedelta,
-    ) -> list[bool]:
-        won = [self._claim(interaction_id, rule, interval) for rule, _ in alerts]
-        await self.remember([(a, whom) for (_, a), ok in zip(alerts, won, strict=True) if ok], ttl)
-        return won
+        limit: AlertLimit | None = None,
+    ) -> list[str]:
+        now = self._clock()
+        self._prune(now)
+        until = now + interval.total_seconds()
+        quiet = self._quiet.get(interaction_id, 0.0) > now
+        window = self._windows.get(interaction_id, [])
+        if limit is not None:
+            window = [t for t in window if t > now - limit.per.total_seconds()]
+        outcomes = []
+        for alert in alerts:
+            claim = (interaction_id, alert.rule)
+            if self._claims.get(claim, 0.0) > now:
+                outcomes.append(REPEAT)
+                continue
+            self._claims[claim] = until
+            held = self._topics.get((interaction_id, alert.topic)) if alert.topic else None
+            if quiet:
+                outcomes.append(QUIET)
+            elif held is not None and held[0] > now and held[1] >= alert.rank:
+                outcomes.append(TOPIC)
+            elif limit is not None and len(window) >= limit.max_alerts:
+                outcomes.append(LIMIT)
+            else:
+                if alert.topic:
+                    self._topics[(interaction_id, alert.topic)] = (until, alert.rank)
+                window.append(now)
+                self._alerts[alert.alert_id] = (now + ttl.total_seconds(), dict(whom))
+                outcomes.append(RAISED)
+        if limit is not None:
+            self._windows[interaction_id] = window
+        return outcomes
 
-    def _claim(self, interaction_id: str, rule: str, interval: timedelta) -> bool:
-        now = time.monotonic()
-        key = (interaction_id, rule)
-        until = self._claims.get(key)
-        if until is not None and until > now:
-            return False
+    def _prune(self, now: float) -> None:
         if len(self._claims) >= self._limit:
             self._claims = {k: v for k, v in self._claims.items() if v > now}
-        self._claims[key] = now + interval.total_seconds()
-        return True
+            self._topics = {k: v for k, v in self._topics.items() if v[0] > now}
+            self._quiet = {k: v for k, v in self._quiet.items() if v > now}
+            self._windows = {k: v for k, v in self._windows.items() if v and v[-1] > now - 86400}
+        if len(self._alerts) >= self._limit:
+            self._alerts = {k: v for k, v in self._alerts.items() if v[0] > now}
 
     async def remember(
         self, alerts: Sequence[tuple[str, Mapping[str, Any]]], ttl: timedelta
     ) -> None:
-        now = time.monotonic()
-        if len(self._alerts) >= self._limit:
-            self._alerts = {k: v for k, v in self._alerts.items() if v[0] > now}
+        now = self._clock()
+        self._prune(now)
         for alert_id, info in alerts:
             self._alerts[alert_id] = (now + ttl.total_seconds(), dict(info))
 
     async def lookup(self, alert_id: str) -> dict[str, Any] | None:
         found = self._alerts.get(alert_id)
-        if found is None or found[0] <= time.monotonic():
+        if found is None or found[0] <= self._clock():
             return None
         return dict(found[1])
+
+    async def quiet(self, interaction_id: str, period: timedelta) -> None:
+        self._quiet[interaction_id] = self._clock() + period.total_seconds()
+
+    async def expect_ack(self, alert_id: str, due: float) -> None:
+        self._due[alert_id] = due
+
+    async def acked(self, alert_id: str) -> bool:
+        return self._due.pop(alert_id, None) is not None
+
+    async def overdue(self, now: float, limit: int = 100) -> list[str]:
+        found = sorted((due, alert_id) for alert_id, due in self._due.items() if due <= now)
+        taken = [alert_id for _, alert_id in found[:limit]]
+        for alert_id in taken:
+            del self._due[alert_id]
+        return taken

@@ -37,7 +37,9 @@ from cachetools import LRUCache, TTLCache
 
 from adapters.memory import written
 from engine import (
+    AlertClaim,
     AlertInputs,
+    AlertLimit,
     CustomerContext,
     DecisionInputs,
     Interaction,
@@ -637,54 +639,94 @@ class _Alerts:
 # -- alerts ------------------------------------------------------------------------------------
 
 
-# Per alert: claim (interaction, rule) for the repeat interval; if won, remember to whom the
-# alert went. KEYS: claim key, alert key, per alert; ARGV: interval ms, ttl ms, whom (JSON).
+# The contact policy of one interaction, weighed for each alert in order (AlertStore.claim
+# says what each outcome means). KEYS: the interaction's quiet key and window (a sorted set of
+# raised alert ids by time), then per alert its claim, alert and topic keys. ARGV: interval ms,
+# ttl ms, whom (JSON), max alerts (0: no limit), window ms, now ms, then per alert its rank,
+# whether it has a topic, its id.
 _CLAIM_ALERTS = """
-local won = {}
-for i = 1, #KEYS, 2 do
-  if redis.call('SET', KEYS[i], '1', 'NX', 'PX', ARGV[1]) then
-    redis.call('SET', KEYS[i + 1], ARGV[3], 'PX', ARGV[2])
-    won[#won + 1] = 1
+local quiet = redis.call('EXISTS', KEYS[1]) == 1
+local max, per, now = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local used = 0
+if max > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - per)
+  used = redis.call('ZCARD', KEYS[2])
+end
+local out = {}
+for i = 0, (#KEYS - 2) / 3 - 1 do
+  local claim, alert, topic = KEYS[3 + 3 * i], KEYS[4 + 3 * i], KEYS[5 + 3 * i]
+  local rank, has_topic, id = tonumber(ARGV[7 + 3 * i]), ARGV[8 + 3 * i] == '1', ARGV[9 + 3 * i]
+  if not redis.call('SET', claim, '1', 'NX', 'PX', ARGV[1]) then
+    out[#out + 1] = 'repeat'
+  elseif quiet then
+    out[#out + 1] = 'quiet'
+  elseif has_topic and tonumber(redis.call('GET', topic) or '-1') >= rank then
+    out[#out + 1] = 'topic'
+  elseif max > 0 and used >= max then
+    out[#out + 1] = 'limit'
   else
-    won[#won + 1] = 0
+    redis.call('SET', alert, ARGV[3], 'PX', ARGV[2])
+    if has_topic then redis.call('SET', topic, rank, 'PX', ARGV[1]) end
+    if max > 0 then
+      redis.call('ZADD', KEYS[2], now, id)
+      redis.call('PEXPIRE', KEYS[2], per)
+      used = used + 1
+    end
+    out[#out + 1] = 'raised'
   end
 end
-return won
+return out
+"""
+
+# Take the alerts overdue for an acknowledgement: each ZREM succeeds for one caller only.
+_OVERDUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
+return due
 """
 
 
 class RedisAlertStore:
-    """Which alerts were raised recently (to suppress repeats) and to whom each went."""
+    """Recent alerts and each interaction's contact policy state, shared by every instance."""
 
     def __init__(self, client: redis.asyncio.Redis, *, prefix: str = "frontline:") -> None:
         self._redis: Any = client  # redis-py types results as "Awaitable | value"
         self._prefix = prefix
         self._claim = self._redis.register_script(_CLAIM_ALERTS)
+        self._overdue = self._redis.register_script(_OVERDUE)
+        self._due = f"{prefix}alert-acks-due"
 
     async def claim(
         self,
         interaction_id: str,
-        alerts: Sequence[tuple[str, str]],
+        alerts: Sequence[AlertClaim],
         whom: Mapping[str, Any],
         interval: timedelta,
         ttl: timedelta,
-    ) -> list[bool]:
+        limit: AlertLimit | None = None,
+    ) -> list[str]:
         if not alerts:
             return []
-        keys = []
-        for rule, alert_id in alerts:
-            keys += [
-                f"{self._prefix}alert-claim:{interaction_id}:{rule}",
-                f"{self._prefix}alert:{alert_id}",
-            ]
-        args: list[int | bytes] = [
+        p = self._prefix
+        keys = [f"{p}alert-quiet:{interaction_id}", f"{p}alert-window:{interaction_id}"]
+        args: list[int | bytes | str] = [
             max(1, int(interval.total_seconds() * 1000)),
             max(1, int(ttl.total_seconds() * 1000)),
             _encode(dict(whom)),
+            limit.max_alerts if limit is not None else 0,
+            max(1, int(limit.per.total_seconds() * 1000)) if limit is not None else 0,
+            int(time.time() * 1000),
         ]
+        for alert in alerts:
+            keys += [
+                f"{p}alert-claim:{interaction_id}:{alert.rule}",
+                f"{p}alert:{alert.alert_id}",
+                f"{p}alert-topic:{interaction_id}:{alert.topic or ''}",
+            ]
+            args += [alert.rank, 1 if alert.topic else 0, alert.alert_id]
         with unavailable_as("claiming alerts"):
-            won = await self._claim(keys=keys, args=args)
-        return [bool(w) for w in won]
+            found = await self._claim(keys=keys, args=args)
+        return [o.decode() if isinstance(o, bytes) else str(o) for o in found]
 
     async def lookup(self, alert_id: str) -> dict[str, Any] | None:
         with unavailable_as("looking up an alert"):
@@ -693,6 +735,27 @@ class RedisAlertStore:
             return None
         found: dict[str, Any] = _decode(raw)
         return found
+
+    async def quiet(self, interaction_id: str, period: timedelta) -> None:
+        with unavailable_as("starting a quiet period"):
+            await self._redis.set(
+                f"{self._prefix}alert-quiet:{interaction_id}",
+                b"1",
+                px=max(1, int(period.total_seconds() * 1000)),
+            )
+
+    async def expect_ack(self, alert_id: str, due: float) -> None:
+        with unavailable_as("expecting an acknowledgement"):
+            await self._redis.zadd(self._due, {alert_id: due})
+
+    async def acked(self, alert_id: str) -> bool:
+        with unavailable_as("recording an acknowledgement"):
+            return bool(await self._redis.zrem(self._due, alert_id))
+
+    async def overdue(self, now: float, limit: int = 100) -> list[str]:
+        with unavailable_as("reading overdue acknowledgements"):
+            found = await self._overdue(keys=[self._due], args=[now, limit])
+        return [a.decode() if isinstance(a, bytes) else str(a) for a in found]
 
 
 # -- rulesets ----------------------------------------------------------------------------------

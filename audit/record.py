@@ -20,8 +20,26 @@ from typing import Any, Literal
 
 import msgspec
 
-Kind = Literal["decision", "alert", "ack", "ruleset", "shadow", "checkpoint"]
-KINDS: tuple[str, ...] = ("decision", "alert", "ack", "ruleset", "shadow", "checkpoint")
+Kind = Literal[
+    "decision",
+    "alert",
+    "alert_suppressed",
+    "alert_escalated",
+    "ack",
+    "ruleset",
+    "shadow",
+    "checkpoint",
+]
+KINDS: tuple[str, ...] = (
+    "decision",
+    "alert",
+    "alert_suppressed",
+    "alert_escalated",
+    "ack",
+    "ruleset",
+    "shadow",
+    "checkpoint",
+)
 GENESIS = "sha256:" + "0" * 64
 
 
@@ -57,8 +75,9 @@ class FiredRule(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class LedgerRecord(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
-    """One entry of the ledger: a decision, an alert delivery or ack, a ruleset change, a
-    shadow difference, or a retention checkpoint.
+    """One entry of the ledger: a decision, an alert raised, held back by the contact policy
+    or re-raised to a supervisor, an ack, a ruleset change, a shadow difference, or a
+    retention checkpoint.
 
     ``seq``, ``recorded_at``, ``instance`` and ``prev_hash`` are set by the ledger writer when
     it seals the record; ``hash`` is read back from the log, never stored in the record.

@@ -345,6 +345,69 @@ def alert_record(
     )
 
 
+def suppressed_record(
+    *,
+    record_id: str,
+    alert_id: str,
+    rule: str,
+    severity: str,
+    message: str,
+    reason: str,
+    ruleset: RulesetRef,
+    customer_id: str | None,
+    agent_id: str | None,
+    interaction_id: str | None,
+    trigger: str,
+    decision_id: str | None = None,
+) -> LedgerRecord:
+    """An alert the contact policy held back from the agent, and why: ``quiet`` (the agent
+    dismissed one lately), ``topic`` (an alert of its topic at least as severe is shown) or
+    ``limit`` (the interaction had its most alerts for the window)."""
+    return LedgerRecord(
+        id=record_id,
+        kind="alert_suppressed",
+        customer_id=customer_id,
+        agent_id=agent_id,
+        interaction_id=interaction_id,
+        ruleset=ruleset,
+        outputs={"alerts": [{"rule": rule, "severity": severity, "message": message}]},
+        data={
+            "alert_id": alert_id,
+            "reason": reason,
+            "trigger": trigger,
+            "decision_id": decision_id,
+        },
+    )
+
+
+def escalated_record(
+    *,
+    record_id: str,
+    alert_id: str,
+    supervisor: str,
+    raised_at: str | None,
+    ack_within: str,
+    customer_id: str | None,
+    agent_id: str | None,
+    interaction_id: str | None,
+) -> LedgerRecord:
+    """An alert that needed an acknowledgement and got none in time, re-raised to the
+    agent's supervisor."""
+    return LedgerRecord(
+        id=record_id,
+        kind="alert_escalated",
+        customer_id=customer_id,
+        agent_id=agent_id,
+        interaction_id=interaction_id,
+        data={
+            "alert_id": alert_id,
+            "supervisor": supervisor,
+            "raised_at": raised_at,
+            "ack_within": ack_within,
+        },
+    )
+
+
 def ack_record(
     *,
     record_id: str,

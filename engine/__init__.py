@@ -21,7 +21,9 @@ from engine.errors import (
 )
 from engine.ports import (
     AlertBus,
+    AlertClaim,
     AlertInputs,
+    AlertLimit,
     AlertStore,
     AlertSubscription,
     ContextStore,
@@ -48,7 +50,9 @@ from engine.testing import TestResult
 
 __all__ = [
     "AlertBus",
+    "AlertClaim",
     "AlertInputs",
+    "AlertLimit",
     "AlertStore",
     "AlertSubscription",
     "CompiledRuleset",

@@ -532,11 +532,45 @@ def _rules(b: _Build) -> None:
             checked = b.expression((section, i, "when"), rule.when, boolean=True)
             if checked is not None:
                 out.append(checked)
+    policy = b.doc.policy
     for i, alert in enumerate(b.doc.alerts):
         if len(set(alert.on)) != len(alert.on):
             b.problem(("alerts", i, "on"), "'on' lists a trigger twice")
+        if alert.ack_within is not None:
+            if not alert.require_ack:
+                b.problem(("alerts", i, "ack_within"), "ack_within applies only with require_ack")
+            _duration(b, ("alerts", i, "ack_within"), alert.ack_within)
+        elif alert.require_ack:
+            b.problem(("alerts", i, "require_ack"), "require_ack needs ack_within, such as 2m")
+        if alert.require_ack and (policy is None or policy.supervisor is None):
+            b.problem(
+                ("alerts", i, "require_ack"),
+                "require_ack needs policy.supervisor: whose stream an unacknowledged alert "
+                "is re-raised to",
+            )
         parts = b.template(("alerts", i, "message"), alert.message)
         b.messages.append(parts or [])
+
+
+def _policy(b: _Build) -> None:
+    """The contact policy: max_alerts and per go together; durations are durations."""
+    assert b.doc is not None
+    policy = b.doc.policy
+    if policy is None:
+        return
+    if (policy.max_alerts is None) != (policy.per is None):
+        b.problem(("policy",), "max_alerts and per go together: at most max_alerts per window")
+    if policy.per is not None:
+        _duration(b, ("policy", "per"), policy.per)
+    if policy.quiet_after_dismiss is not None:
+        _duration(b, ("policy", "quiet_after_dismiss"), policy.quiet_after_dismiss)
+
+
+def _duration(b: _Build, where: tuple[str | int, ...], text: str) -> None:
+    try:
+        parse_duration(text)
+    except ValueError as exc:
+        b.problem(where, str(exc))
 
 
 def _trees(b: _Build) -> None:
@@ -713,6 +747,7 @@ _STAGES: list[tuple[str, Callable[[_Build], None]]] = [
     ("fields", _fields),
     ("tables", _tables),
     ("rules", _rules),
+    ("policy", _policy),
     ("trees", _trees),
     ("tests", _tests),
     ("generate", _generate),

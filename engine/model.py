@@ -58,12 +58,29 @@ class EscalationRule(_Strict):
     because: Text | None = None
 
 
+SEVERITIES = ("info", "warning", "critical")  # least to most severe
+
+
 class AlertRule(_Strict):
     id: Id
     when: Condition
     severity: Literal["info", "warning", "critical"]
     message: Text
     on: list[Trigger] = Field(default_factory=lambda: list(TRIGGERS), min_length=1)
+    topic: Id | None = None  # alerts of one topic in an interaction: the most severe is shown
+    require_ack: bool = False  # not acknowledged within ack_within: re-raised to a supervisor
+    ack_within: str | None = None
+
+
+class ContactPolicy(_Strict):
+    """What reaches an agent in one interaction."""
+
+    max_alerts: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    per: str | None = None  # the window max_alerts counts in
+    quiet_after_dismiss: str | None = None  # no alerts for this long after a dismissal
+    supervisor: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:@-]{1,128}$")] | None = (
+        None  # whose stream unacknowledged require_ack alerts are re-raised to
+    )
 
 
 class TableOutput(_Strict):
@@ -137,6 +154,7 @@ class Document(_Strict):
     alerts: list[AlertRule] = Field(default_factory=list, max_length=MAX_RULES)
     tables: list[Table] = Field(default_factory=list, max_length=MAX_RULES)
     trees: list[Tree] = Field(default_factory=list, max_length=MAX_RULES)
+    policy: ContactPolicy | None = None
     tests: list[TestCase] = Field(default_factory=list, max_length=MAX_TESTS)
 
 

@@ -229,21 +229,70 @@ class AlertBus(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class AlertClaim:
+    """An alert an evaluation raised, as the contact policy weighs it: its rule, its id, its
+    severity's rank (0 info, 1 warning, 2 critical) and its topic."""
+
+    rule: str
+    alert_id: str
+    rank: int
+    topic: str | None = None
+
+
+@dataclass(frozen=True)
+class AlertLimit:
+    """At most ``max_alerts`` alerts raised per interaction in any window of ``per``."""
+
+    max_alerts: int
+    per: timedelta
+
+
+# What a claim decided for one alert: raised, or held back and why.
+RAISED, REPEAT, TOPIC, LIMIT, QUIET = "raised", "repeat", "topic", "limit", "quiet"
+
+
 class AlertStore(Protocol):
-    """Recently raised alerts: repeats suppressed for an interval, and whom each alert went to
-    (so that only that agent can acknowledge it)."""
+    """Recently raised alerts and the state of each interaction's contact policy, shared by
+    every instance: repeats suppressed for an interval, topics held by their most severe
+    alert, the alerts raised in the policy's window, quiet periods after a dismissal, whom
+    each alert went to (so that only that agent can acknowledge it), and the alerts waiting
+    for an acknowledgement."""
 
     async def claim(
         self,
         interaction_id: str,
-        alerts: Sequence[tuple[str, str]],
+        alerts: Sequence[AlertClaim],
         whom: Mapping[str, Any],
         interval: timedelta,
         ttl: timedelta,
-    ) -> list[bool]:
-        """For each ``(rule, alert_id)``: True for the first claim of ``(interaction_id,
-        rule)`` within ``interval``, and then the alert is remembered as sent to ``whom`` for
+        limit: AlertLimit | None = None,
+    ) -> list[str]:
+        """Weigh each alert, in order, and say what became of it: ``repeat`` if its
+        ``(interaction_id, rule)`` was claimed within ``interval``; else ``quiet`` during a
+        quiet period of the interaction; ``topic`` if its topic is held by an alert at least
+        as severe within ``interval``; ``limit`` if ``limit.max_alerts`` were raised in the
+        last ``limit.per``; else ``raised``. Every alert that is not a repeat claims its rule
+        for ``interval`` (one record per rule and interval, raised or held back); a raised
+        one holds its topic for ``interval`` and is remembered as sent to ``whom`` for
         ``ttl`` (for acks). All in one round trip."""
         ...
 
     async def lookup(self, alert_id: str) -> dict[str, Any] | None: ...
+
+    async def quiet(self, interaction_id: str, period: timedelta) -> None:
+        """Hold back the interaction's alerts for ``period`` (the agent dismissed one)."""
+        ...
+
+    async def expect_ack(self, alert_id: str, due: float) -> None:
+        """The alert must be acknowledged by ``due`` (seconds since the epoch)."""
+        ...
+
+    async def acked(self, alert_id: str) -> bool:
+        """The alert was acknowledged: True if it was still expected (not yet overdue)."""
+        ...
+
+    async def overdue(self, now: float, limit: int = 100) -> list[str]:
+        """Take the alerts whose acknowledgement is overdue at ``now``: each is handed to
+        exactly one caller, across instances."""
+        ...

@@ -192,6 +192,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             asyncio.create_task(prune_forever(built, settings)) if settings.retention else None
         )
         watching = asyncio.create_task(gate.watch())
+        escalating = asyncio.create_task(built.alerts.watch_acks())
         log.info(
             "frontline ready",
             rulesets=built.registry.names(),
@@ -202,6 +203,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             yield
         finally:
             watching.cancel()
+            escalating.cancel()
             if pruning is not None:
                 pruning.cancel()
             if following is not None:

@@ -18,7 +18,9 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-ROLES = ("agent", "author", "auditor", "integration", "admin")
+ROLES = ("agent", "supervisor", "author", "auditor", "integration", "admin")
+# Who the keys created on first start belong to (the starter rulesets escalate to team-lead).
+FIRST_NAMES = {"agent": "agent-1", "supervisor": "team-lead"}
 
 
 @dataclass(frozen=True)
@@ -103,9 +105,7 @@ class KeyRing:
             data = json.loads(path.read_text(encoding="utf-8"))
             return cls({d: Principal(p["name"], p["role"]) for d, p in data.items()}), {}
         created = {role: f"fl_{role}_{secrets.token_urlsafe(24)}" for role in ROLES}
-        principals = {
-            role: Principal("agent-1" if role == "agent" else role, role) for role in ROLES
-        }
+        principals = {role: Principal(FIRST_NAMES.get(role, role), role) for role in ROLES}
         entries = {hash_secret(key): principals[role] for role, key in created.items()}
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

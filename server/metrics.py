@@ -23,7 +23,11 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.registry import Collector
 
 from audit.indexer import lag as index_lag
@@ -179,7 +183,11 @@ class AlertCollector(Collector):
         self.alerting = alerting
         self.instance = instance
 
-    def collect(self) -> Iterator[CounterMetricFamily]:
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        yield from self._totals()
+        yield from self._per_rule()
+
+    def _totals(self) -> Iterator[CounterMetricFamily]:
         bus = self.alerting.bus
         for name, text, value in (
             ("frontline_alerts_raised", "Alerts raised on this instance", self.alerting.raised),
@@ -193,6 +201,50 @@ class AlertCollector(Collector):
             family = CounterMetricFamily(name, text, labels=["instance"])
             family.add_metric([self.instance], float(value))
             yield family
+
+    def _per_rule(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        """Per ruleset and alert rule: raised, delivered to a desktop, held back (by reason:
+        repeat, quiet, topic, limit), acknowledged, escalated; and the time to acknowledge."""
+        tally = self.alerting.tally
+        labels = ["instance", "ruleset", "rule"]
+        families = {
+            what: CounterMetricFamily(f"frontline_alert_rule_{what}", text, labels=labels)
+            for what, text in (
+                ("raised", "Alerts raised, by rule"),
+                ("delivered", "Alerts sent to a desktop stream, by rule"),
+                ("acknowledged", "Alerts an agent answered (any outcome), by rule"),
+                ("escalated", "Alerts re-raised to a supervisor, unacknowledged, by rule"),
+            )
+        }
+        suppressed = CounterMetricFamily(
+            "frontline_alert_rule_suppressed",
+            "Alerts held back, by rule and reason (repeat, quiet, topic, limit)",
+            labels=[*labels, "reason"],
+        )
+        for (ruleset, rule, what), n in sorted(tally.counts.items()):
+            if what.startswith("suppressed:"):
+                suppressed.add_metric(
+                    [self.instance, ruleset, rule, what.split(":", 1)[1]], float(n)
+                )
+            elif what == "repeat":
+                suppressed.add_metric([self.instance, ruleset, rule, "repeat"], float(n))
+            else:
+                families[what].add_metric([self.instance, ruleset, rule], float(n))
+        yield from families.values()
+        yield suppressed
+        waited = HistogramMetricFamily(
+            "frontline_alert_time_to_ack_seconds",
+            "From an alert raised to the agent's answer, by rule",
+            labels=labels,
+        )
+        for (ruleset, rule), counts in sorted(tally.ack_buckets.items()):
+            bounds = [*(str(b) for b in self.alerting.ack_seconds), "+Inf"]
+            waited.add_metric(
+                [self.instance, ruleset, rule],
+                list(zip(bounds, (float(c) for c in counts), strict=True)),
+                tally.ack_sum[(ruleset, rule)],
+            )
+        yield waited
 
 
 @get("/metrics", tags=["operations"], include_in_schema=False)

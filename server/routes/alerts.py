@@ -25,6 +25,14 @@ from server.service.errors import Forbidden
 _encode = msgspec.json.Encoder().encode
 # Only the agent the alerts are for: not even an admin key reads another agent's desktop.
 _AGENT_ONLY = requires("agent", query_token=True, admin=False)
+_SUPERVISOR_ONLY = requires("supervisor", query_token=True, admin=False)
+_SSE = ResponseSpec(
+    data_container=str,
+    media_type="text/event-stream",
+    description="Server-sent events: `event: alert`, `id:` the alert id, `data:` the "
+    "alert as JSON; a `: keep-alive` comment every 15 s of silence",
+    generate_examples=False,
+)
 
 
 @get(
@@ -32,16 +40,7 @@ _AGENT_ONLY = requires("agent", query_token=True, admin=False)
     opt={**_AGENT_ONLY, STREAM: True},
     tags=["alerts"],
     media_type="text/event-stream",
-    responses={
-        **problems(),
-        200: ResponseSpec(
-            data_container=str,
-            media_type="text/event-stream",
-            description="Server-sent events: `event: alert`, `id:` the alert id, `data:` the "
-            "alert as JSON; a `: keep-alive` comment every 15 s of silence",
-            generate_examples=False,
-        ),
-    },
+    responses={**problems(), 200: _SSE},
 )
 async def alert_events(request: Request[Any, Any, Any], agent_id: Id) -> ServerSentEvent:
     """The agent's alerts as server-sent events (the WebSocket on this path carries the same).
@@ -49,15 +48,17 @@ async def alert_events(request: Request[Any, Any, Any], agent_id: Id) -> ServerS
     Resumable: ``Last-Event-ID`` (or ``last_event_id`` in the query) names the last alert seen.
     """
     last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
-    alerts = service(request).alerts.follow(principal_of(request), agent_id, last)
+    return _events(service(request).alerts.follow(principal_of(request), agent_id, last), "alert")
 
+
+def _events(messages: AsyncIterator[dict[str, Any] | None], kind: str) -> ServerSentEvent:
     async def events() -> AsyncIterator[ServerSentEventMessage]:
-        async for message in alerts:
+        async for message in messages:
             if message is None:
                 yield ServerSentEventMessage(data=None, comment="keep-alive")
             else:
                 yield ServerSentEventMessage(
-                    data=_encode(message).decode(), event="alert", id=message["id"]
+                    data=_encode(message).decode(), event=kind, id=message["id"]
                 )
 
     return ServerSentEvent(events(), retry_duration=1000)
@@ -99,4 +100,40 @@ async def ack_alert(
     )
 
 
-ROUTES = [alert_events, alert_socket, ack_alert]
+@get(
+    "/v1/supervisors/{supervisor_id:str}/alerts",
+    opt={**_SUPERVISOR_ONLY, STREAM: True},
+    tags=["alerts"],
+    media_type="text/event-stream",
+    responses={**problems(), 200: _SSE},
+)
+async def escalation_events(request: Request[Any, Any, Any], supervisor_id: Id) -> ServerSentEvent:
+    """The supervisor's escalations as server-sent events (``event: escalation``): alerts
+    that needed an acknowledgement and got none within their ``ack_within``. The WebSocket on
+    this path carries the same; resumable like an agent's stream."""
+    last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    follow = service(request).alerts.follow_supervisor
+    return _events(follow(principal_of(request), supervisor_id, last), "escalation")
+
+
+@websocket("/v1/supervisors/{supervisor_id:str}/alerts", guards=[socket_guard(_SUPERVISOR_ONLY)])
+async def escalation_socket(socket: WebSocket[Any, Any, Any], supervisor_id: str) -> None:
+    """The supervisor's escalations over a WebSocket: one JSON text message each."""
+    last = socket.query_params.get("last_event_id")
+    try:
+        follow = service(socket).alerts.follow_supervisor
+        messages = follow(principal_of(socket), supervisor_id, last)
+    except Forbidden:
+        await socket.close(code=4403, reason="this key belongs to another supervisor")
+        return
+    await socket.accept()
+    try:
+        async for message in messages:
+            await socket.send_text(
+                '{"type":"keep-alive"}' if message is None else _encode(message).decode()
+            )
+    except WebSocketDisconnect:
+        return
+
+
+ROUTES = [alert_events, alert_socket, ack_alert, escalation_events, escalation_socket]

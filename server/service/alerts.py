@@ -5,11 +5,17 @@
         the customer: its revision's rules on the cached context    │
         (plus the overrides it started with) ─▶ alerts ─────────────┤
                                                                     ▼
-        claim (interaction, rule): a repeat within ``repeat_after`` is suppressed
-        ─▶ ledger record ``alert`` (durable) ─▶ published on channel ``alerts:<agent>``
+        claim, weighed by the ruleset's contact policy (one round trip to the shared store):
+          a repeat of (interaction, rule) within ``repeat_after`` ─▶ counted, nothing else
+          a quiet period, a topic held by an alert as severe, the window's limit reached
+            ─▶ ledger record ``alert_suppressed`` with the reason
+          raised ─▶ ledger record ``alert`` (durable) ─▶ published on ``alerts:<agent>``
+            └▶ ``require_ack``: expected by ``ack_within``; overdue ─▶ ledger record
+               ``alert_escalated`` ─▶ published on the policy's supervisor's stream
     desktop ─GET /v1/agents/<agent>/alerts (WebSocket or SSE)─▶ history after its cursor,
         then live messages; ``Last-Event-ID`` resumes where it left off
-    agent ─POST /v1/alerts/<id>/ack─▶ ledger record ``ack``
+    agent ─POST /v1/alerts/<id>/ack─▶ ledger record ``ack``; ``dismissed`` starts the
+        policy's quiet period for the interaction
 
 An alert's id is ``<evaluation id>.<rule>``; the evaluation id is a ULID, so ids sort by the
 time they were raised and serve as the stream's event ids.
@@ -18,6 +24,7 @@ time they were raised and serve as the stream's event ids.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -28,10 +35,18 @@ import structlog
 
 from adapters.memory import MemoryAlertStore
 from audit.record import Actor, RulesetRef
-from audit.recording import ACK_OUTCOMES, ack_record, alert_record
+from audit.recording import (
+    ACK_OUTCOMES,
+    ack_record,
+    alert_record,
+    escalated_record,
+    suppressed_record,
+)
 from engine import (
     AlertBus,
+    AlertClaim,
     AlertInputs,
+    AlertLimit,
     AlertStore,
     AlertSubscription,
     CompiledRuleset,
@@ -43,6 +58,9 @@ from engine import (
     UnknownRuleset,
 )
 from engine.decision import format_time
+from engine.durations import parse_duration
+from engine.model import SEVERITIES
+from engine.ports import RAISED, REPEAT
 from server.ids import encode_ulid, new_id
 from server.keys import Principal
 from server.service.access import authorize
@@ -55,6 +73,72 @@ log = structlog.get_logger("frontline")
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
+
+
+_RANK = {severity: rank for rank, severity in enumerate(SEVERITIES)}
+ACK_SECONDS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)  # time-to-ack buckets
+
+
+def supervisor_channel(supervisor_id: str) -> str:
+    """The bus channel of a supervisor's stream: ``/`` is in no agent id, so no agent's
+    channel is ever a supervisor's."""
+    return f"supervisor/{supervisor_id}"
+
+
+class Terms(msgspec.Struct, frozen=True):
+    """What the contact policy needs of one revision: per alert rule its topic and the time
+    it must be acknowledged in (None: no acknowledgement required), and the policy."""
+
+    topics: dict[str, str | None]
+    ack_within: dict[str, str | None]
+    limit: AlertLimit | None
+    quiet: timedelta | None
+    supervisor: str | None
+
+    @classmethod
+    def of(cls, compiled: CompiledRuleset) -> Terms:
+        doc = compiled.model
+        policy = doc.policy
+        return cls(
+            topics={rule.id: rule.topic for rule in doc.alerts},
+            ack_within={
+                rule.id: rule.ack_within if rule.require_ack else None for rule in doc.alerts
+            },
+            limit=(
+                AlertLimit(policy.max_alerts, parse_duration(policy.per))
+                if policy is not None and policy.max_alerts is not None and policy.per
+                else None
+            ),
+            quiet=(
+                parse_duration(policy.quiet_after_dismiss)
+                if policy is not None and policy.quiet_after_dismiss
+                else None
+            ),
+            supervisor=policy.supervisor if policy is not None else None,
+        )
+
+
+class Tally:
+    """Per ruleset and alert rule: alerts raised, delivered to a desktop, held back (by
+    reason), acknowledged, escalated, and the time to acknowledge (for /metrics)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str, str], int] = {}
+        self.ack_buckets: dict[tuple[str, str], list[int]] = {}
+        self.ack_sum: dict[tuple[str, str], float] = {}
+
+    def add(self, ruleset: str, rule: str, what: str, n: int = 1) -> None:
+        key = (ruleset, rule, what)
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    def acked_after(self, ruleset: str, rule: str, seconds: float) -> None:
+        key = (ruleset, rule)
+        buckets = self.ack_buckets.setdefault(key, [0] * (len(ACK_SECONDS) + 1))
+        for k, bound in enumerate(ACK_SECONDS):
+            if seconds <= bound:
+                buckets[k] += 1
+        buckets[-1] += 1
+        self.ack_sum[key] = self.ack_sum.get(key, 0.0) + seconds
 
 
 def id_floor(at: float) -> str:
@@ -91,7 +175,10 @@ class Alerting:
         self.history = history
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
+        self._terms: dict[tuple[str, int], Terms] = {}
         self.raised = 0
+        self.tally = Tally()
+        self.ack_seconds = ACK_SECONDS
 
     def stop_streams(self) -> None:
         """End every open stream (the server is stopping; desktops will resume elsewhere)."""
@@ -110,54 +197,72 @@ class Alerting:
         trigger: str,
         decision_id: str | None = None,
     ) -> list[str]:
-        """Record and publish each alert not raised for this interaction and rule lately.
+        """Weigh each alert by the contact policy; record and publish those raised, record
+        those held back with the reason.
 
-        Returns the ids of the alerts delivered. Each is durable in the ledger before it is
+        Returns the ids of the alerts raised. Each is durable in the ledger before it is
         published, so a desktop never shows an alert the ledger does not hold.
         """
+        terms = self._terms_of(ruleset.name, ruleset.revision)
+        raised_at = format_time(datetime.now(UTC))
         whom = {
             "agent_id": interaction.agent_id,
             "customer_id": interaction.customer_id,
             "interaction_id": interaction.interaction_id,
+            "ruleset": ruleset.name,
+            "revision": ruleset.revision,
+            "raised_at": raised_at,
         }
-        ids = [alert.get("alert_id") or f"{new_id()}.{alert['rule']}" for alert in alerts]
-        # Claimed, and remembered for acks, in one round trip: a repeat within the interval
-        # is not raised again.
-        claimed = await self._claim(
-            interaction.interaction_id,
-            [(alert["rule"], i) for alert, i in zip(alerts, ids, strict=True)],
-            whom,
-        )
-        fresh = [(i, alert) for i, alert, won in zip(ids, alerts, claimed, strict=True) if won]
-        if not fresh:
-            return []
-        raised_at = format_time(datetime.now(UTC))
-        # Appended together: one group commit holds them all.
-        await asyncio.gather(
-            *(
-                self.recorder.append(
-                    alert_record(
-                        record_id=new_id(),
-                        alert_id=alert_id,
-                        rule=alert["rule"],
-                        severity=alert["severity"],
-                        message=alert["message"],
-                        ruleset=ruleset,
-                        customer_id=interaction.customer_id,
-                        agent_id=interaction.agent_id,
-                        interaction_id=interaction.interaction_id,
-                        trigger=trigger,
-                        decision_id=decision_id,
-                    )
-                )
-                for alert_id, alert in fresh
+        # The most severe first: of one topic raised together, it is the one shown.
+        ordered = sorted(alerts, key=lambda a: -_RANK.get(a["severity"], 0))
+        claims = [
+            AlertClaim(
+                rule=alert["rule"],
+                alert_id=alert.get("alert_id") or f"{new_id()}.{alert['rule']}",
+                rank=_RANK.get(alert["severity"], 0),
+                topic=terms.topics.get(alert["rule"]) if terms else None,
             )
+            for alert in ordered
+        ]
+        # Weighed, and the raised ones remembered for acks, in one round trip.
+        outcomes = await self._claim(
+            interaction.interaction_id, claims, whom, terms.limit if terms else None
         )
-        for alert_id, alert in fresh:
+        tally = self.tally
+        records = []
+        fresh = []
+        for claim, alert, outcome in zip(claims, ordered, outcomes, strict=True):
+            if outcome == REPEAT:
+                tally.add(ruleset.name, claim.rule, "repeat")
+                continue
+            common = {
+                "record_id": new_id(),
+                "alert_id": claim.alert_id,
+                "rule": claim.rule,
+                "severity": alert["severity"],
+                "message": alert["message"],
+                "ruleset": ruleset,
+                "customer_id": interaction.customer_id,
+                "agent_id": interaction.agent_id,
+                "interaction_id": interaction.interaction_id,
+                "trigger": trigger,
+                "decision_id": decision_id,
+            }
+            if outcome == RAISED:
+                fresh.append((claim, alert))
+                records.append(alert_record(**common))
+            else:
+                tally.add(ruleset.name, claim.rule, f"suppressed:{outcome}")
+                records.append(suppressed_record(reason=outcome, **common))
+        if not records:
+            return []
+        # Appended together: one group commit holds them all.
+        await asyncio.gather(*(self.recorder.append(record) for record in records))
+        for claim, alert in fresh:
             message = {
-                "id": alert_id,
-                "alert_id": alert_id,
-                "rule": alert["rule"],
+                "id": claim.alert_id,
+                "alert_id": claim.alert_id,
+                "rule": claim.rule,
                 "severity": alert["severity"],
                 "message": alert["message"],
                 "customer_id": interaction.customer_id,
@@ -167,34 +272,65 @@ class Alerting:
                 "trigger": trigger,
                 "raised_at": raised_at,
             }
+            within = terms.ack_within.get(claim.rule) if terms else None
+            if within is not None:
+                message["ack_within"] = within
+                await self._expect_ack(claim.alert_id, within)
             self.bus.publish(interaction.agent_id, _encode(message))
+            tally.add(ruleset.name, claim.rule, "raised")
         self.raised += len(fresh)
-        return [alert_id for alert_id, _ in fresh]
+        return [claim.alert_id for claim, _ in fresh]
+
+    def _terms_of(self, name: str, revision: int | None) -> Terms | None:
+        """The contact policy terms of revision ``revision`` of ``name`` (None if gone)."""
+        key = (name, revision or 0)
+        found = self._terms.get(key)
+        if found is None:
+            try:
+                found = Terms.of(self.registry.get(name, revision or 0))
+            except UnknownRuleset:
+                return None
+            self._terms[key] = found
+        return found
+
+    async def _expect_ack(self, alert_id: str, within: str) -> None:
+        due = time.time() + parse_duration(within).total_seconds()
+        try:
+            await self.store.expect_ack(alert_id, due)
+        except StoreUnavailable:
+            await self._local.expect_ack(alert_id, due)
 
     async def _claim(
-        self, interaction_id: str, alerts: list[tuple[str, str]], whom: dict[str, Any]
-    ) -> list[bool]:
-        """Claim each ``(rule, alert_id)`` in the shared store; while it is away, in this
-        instance (repeats are then suppressed per instance, and acks reach this instance)."""
+        self,
+        interaction_id: str,
+        alerts: list[AlertClaim],
+        whom: dict[str, Any],
+        limit: AlertLimit | None,
+    ) -> list[str]:
+        """Weigh each alert in the shared store; while it is away, in this instance (the
+        policy is then kept per instance, and acks reach this instance)."""
         try:
-            won = await self.store.claim(
-                interaction_id, alerts, whom, self.repeat_after, self.retain
+            outcomes = await self.store.claim(
+                interaction_id, alerts, whom, self.repeat_after, self.retain, limit
             )
         except StoreUnavailable as exc:
-            won = await self._local.claim(
-                interaction_id, alerts, whom, self.repeat_after, self.retain
+            outcomes = await self._local.claim(
+                interaction_id, alerts, whom, self.repeat_after, self.retain, limit
             )
             log.warning(
                 "alerts known to this instance only",
-                alert_ids=[a for (_, a), ok in zip(alerts, won, strict=True) if ok],
+                alert_ids=[
+                    a.alert_id for a, o in zip(alerts, outcomes, strict=True) if o == RAISED
+                ],
                 error=str(exc),
             )
-            return won
+            return outcomes
         if self._local is not self.store:  # acks for them still work while Redis is away
             await self._local.remember(
-                [(a, whom) for (_, a), ok in zip(alerts, won, strict=True) if ok], self.retain
+                [(a.alert_id, whom) for a, o in zip(alerts, outcomes, strict=True) if o == RAISED],
+                self.retain,
             )
-        return won
+        return outcomes
 
     async def _lookup(self, alert_id: str) -> dict[str, Any] | None:
         try:
@@ -329,7 +465,93 @@ class Alerting:
                 note=note,
             )
         )
+        await self._answered(alert_id, outcome, found)
         return AckRecorded(alert_id=alert_id, outcome=outcome, record_id=record_id)
+
+    async def _answered(self, alert_id: str, outcome: str, found: dict[str, Any]) -> None:
+        """After an ack: no escalation for it; a dismissal starts the quiet period; the
+        time it took is counted."""
+        name, revision = found.get("ruleset"), found.get("revision")
+        rule = alert_id.rsplit(".", 1)[-1]
+        try:
+            await self.store.acked(alert_id)
+            await self._local.acked(alert_id)
+            terms = self._terms_of(name, revision) if name else None
+            if outcome == "dismissed" and terms is not None and terms.quiet is not None:
+                await self.store.quiet(found["interaction_id"], terms.quiet)
+        except StoreUnavailable as exc:
+            log.warning(
+                "acknowledgement kept by this instance only", alert_id=alert_id, error=str(exc)
+            )
+        if name:
+            self.tally.add(name, rule, "acknowledged")
+            raised_at = found.get("raised_at")
+            if raised_at:
+                waited = time.time() - datetime.fromisoformat(raised_at).timestamp()
+                self.tally.acked_after(name, rule, max(0.0, waited))
+
+    # -- escalating ------------------------------------------------------------------------
+
+    async def watch_acks(self, period: float = 1.0) -> None:
+        """Re-raise overdue ``require_ack`` alerts to their supervisor, every ``period``
+        seconds, until stopped. Each overdue alert is taken by one instance only."""
+        while not self._stopping.is_set():
+            try:
+                await self.escalate_overdue()
+            except Exception as exc:  # the next round tries again
+                log.error("overdue acknowledgements not escalated", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), period)
+
+    async def escalate_overdue(self, now: float | None = None) -> list[str]:
+        """Escalate every alert whose acknowledgement is overdue at ``now``; their ids."""
+        now = time.time() if now is None else now
+        try:
+            overdue = await self.store.overdue(now)
+        except StoreUnavailable:
+            overdue = []
+        if self._local is not self.store:
+            overdue += await self._local.overdue(now)
+        escalated = []
+        for alert_id in overdue:
+            found = await self._lookup(alert_id)
+            if found is None:
+                log.warning("an overdue alert is no longer known", alert_id=alert_id)
+                continue
+            terms = self._terms_of(found["ruleset"], found["revision"])
+            rule = alert_id.rsplit(".", 1)[-1]
+            if terms is None or terms.supervisor is None:
+                continue
+            within = terms.ack_within.get(rule) or ""
+            await self.recorder.append(
+                escalated_record(
+                    record_id=new_id(),
+                    alert_id=alert_id,
+                    supervisor=terms.supervisor,
+                    raised_at=found.get("raised_at"),
+                    ack_within=within,
+                    customer_id=found["customer_id"],
+                    agent_id=found["agent_id"],
+                    interaction_id=found["interaction_id"],
+                )
+            )
+            message = {
+                "id": new_id(),
+                "type": "escalation",
+                "alert_id": alert_id,
+                "rule": rule,
+                "agent_id": found["agent_id"],
+                "customer_id": found["customer_id"],
+                "interaction_id": found["interaction_id"],
+                "ruleset": found["ruleset"],
+                "raised_at": found.get("raised_at"),
+                "ack_within": within,
+                "escalated_at": format_time(datetime.now(UTC)),
+            }
+            self.bus.publish(supervisor_channel(terms.supervisor), _encode(message))
+            self.tally.add(found["ruleset"], rule, "escalated")
+            escalated.append(alert_id)
+        return escalated
 
     # -- the stream ------------------------------------------------------------------------
 
@@ -341,6 +563,13 @@ class Alerting:
         authorize(principal, (agent_id,), f"agent {agent_id!r}")
         return self.stream(agent_id, last_event_id)
 
+    def follow_supervisor(
+        self, principal: Principal, supervisor_id: str, last_event_id: str | None
+    ) -> AsyncIterator[dict[str, Any] | None]:
+        """The escalations for the supervisor ``principal`` may read: only its own."""
+        authorize(principal, (supervisor_id,), f"supervisor {supervisor_id!r}")
+        return self.stream(supervisor_channel(supervisor_id), last_event_id)
+
     async def stream(
         self,
         agent_id: str,
@@ -349,8 +578,9 @@ class Alerting:
         keepalive: float = 15.0,
         clock: Callable[[], float] = time.time,
     ) -> AsyncIterator[dict[str, Any] | None]:
-        """An agent's alerts: those after ``last_event_id`` (or raised in the last seconds),
-        then live ones as they come; ``None`` every ``keepalive`` seconds of silence.
+        """An agent's alerts (or a supervisor's escalations, on its channel): those after
+        ``last_event_id`` (or raised in the last seconds), then live ones as they come;
+        ``None`` every ``keepalive`` seconds of silence.
 
         The subscription hands over the agent's history and then every alert published after
         it; ids at or before the cursor or already sent are skipped, so nothing published in
@@ -377,6 +607,8 @@ class Alerting:
                     if len(sent) > 2 * self.history:
                         for old in list(sent)[: self.history]:
                             del sent[old]
+                    if "severity" in message:  # an alert, not an escalation
+                        self.tally.add(message["ruleset"], message["rule"], "delivered")
                     yield message
         finally:
             self._streams.discard(subscription)

@@ -240,7 +240,16 @@ class Record(msgspec.Struct, kw_only=True, omit_defaults=True):
     it came from (``request`` for the request's overrides) and how old it was, in ms."""
 
     id: str
-    kind: Literal["decision", "alert", "ack", "ruleset", "shadow", "checkpoint"]
+    kind: Literal[
+        "decision",
+        "alert",
+        "alert_suppressed",
+        "alert_escalated",
+        "ack",
+        "ruleset",
+        "shadow",
+        "checkpoint",
+    ]
     seq: int = 0
     recorded_at: str = ""
     instance: str = ""

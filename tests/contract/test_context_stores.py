@@ -4,6 +4,7 @@ implementation: in process and on Redis (the machine's server, a key prefix per 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -24,7 +25,15 @@ from adapters.redis import (
     RedisInteractions,
 )
 from adapters.source import HttpContextSource, SourcedContextStore
-from engine import AlertStore, ContextStore, EventCounters, Interaction, InteractionStore
+from engine import (
+    AlertClaim,
+    AlertLimit,
+    AlertStore,
+    ContextStore,
+    EventCounters,
+    Interaction,
+    InteractionStore,
+)
 from tests.support.redis import URL
 from tests.support.source import ContextSource
 
@@ -171,24 +180,88 @@ def test_interactions_start_list_and_end(interactions: InteractionStore) -> None
 
 WHOM = {"agent_id": "agent-7", "customer_id": "c-1", "interaction_id": "i-1"}
 LONG = timedelta(minutes=1)
+INFO, WARNING, CRITICAL = 0, 1, 2
+
+
+def raised(rule: str, alert_id: str, rank: int = WARNING, topic: str | None = None) -> AlertClaim:
+    return AlertClaim(rule=rule, alert_id=alert_id, rank=rank, topic=topic)
 
 
 def test_an_alert_is_claimed_once_per_interval(alerts: AlertStore) -> None:
     interval = timedelta(milliseconds=300)
-    assert run(alerts.claim("i-1", [("high-churn", "A1")], WHOM, interval, LONG)) == [True]
-    both = [("high-churn", "A2"), ("other-rule", "A3")]
-    assert run(alerts.claim("i-1", both, WHOM, interval, LONG)) == [False, True]
-    assert run(alerts.claim("i-2", [("high-churn", "A4")], WHOM, interval, LONG)) == [True]
+    assert run(alerts.claim("i-1", [raised("high-churn", "A1")], WHOM, interval, LONG)) == [
+        "raised"
+    ]
+    both = [raised("high-churn", "A2"), raised("other-rule", "A3")]
+    assert run(alerts.claim("i-1", both, WHOM, interval, LONG)) == ["repeat", "raised"]
+    assert run(alerts.claim("i-2", [raised("high-churn", "A4")], WHOM, interval, LONG)) == [
+        "raised"
+    ]
     assert run(alerts.claim("i-2", [], WHOM, interval, LONG)) == []
     run(asyncio.sleep(0.35))
-    assert run(alerts.claim("i-1", both, WHOM, interval, LONG)) == [True, True]
+    assert run(alerts.claim("i-1", both, WHOM, interval, LONG)) == ["raised", "raised"]
 
 
 def test_a_claimed_alert_is_found_until_it_expires(alerts: AlertStore) -> None:
     ttl = timedelta(milliseconds=300)
-    run(alerts.claim("i-1", [("r", "A1"), ("r", "A5")], WHOM, LONG, ttl))
+    run(alerts.claim("i-1", [raised("r", "A1"), raised("r", "A5")], WHOM, LONG, ttl))
     assert run(alerts.lookup("A1")) == WHOM
     assert run(alerts.lookup("A5")) is None  # a repeat of the same rule: not raised
     assert run(alerts.lookup("A2")) is None
     run(asyncio.sleep(0.35))
     assert run(alerts.lookup("A1")) is None
+
+
+def test_a_topic_shows_its_most_severe_alert(alerts: AlertStore) -> None:
+    # Raised in one evaluation, most severe first (as the service orders them).
+    first = [raised("outage", "B1", CRITICAL, "network"), raised("slow", "B2", INFO, "network")]
+    assert run(alerts.claim("i-1", first, WHOM, LONG, LONG)) == ["raised", "topic"]
+    # Later, on the same topic: as severe is held back, more severe is shown.
+    assert run(
+        alerts.claim("i-1", [raised("again", "B3", CRITICAL, "network")], WHOM, LONG, LONG)
+    ) == ["topic"]
+    assert run(
+        alerts.claim("i-1", [raised("warn", "B4", WARNING, "billing")], WHOM, LONG, LONG)
+    ) == ["raised"]
+    assert run(
+        alerts.claim("i-1", [raised("worse", "B5", CRITICAL, "billing")], WHOM, LONG, LONG)
+    ) == ["raised"]
+    # Another interaction's topics are its own.
+    assert run(alerts.claim("i-2", [raised("slow", "B6", INFO, "network")], WHOM, LONG, LONG)) == [
+        "raised"
+    ]
+    assert run(alerts.lookup("B2")) is None and run(alerts.lookup("B5")) == WHOM
+
+
+def test_at_most_max_alerts_per_window(alerts: AlertStore) -> None:
+    limit = AlertLimit(max_alerts=2, per=timedelta(milliseconds=400))
+    found = run(
+        alerts.claim("i-1", [raised(f"r{k}", f"C{k}") for k in range(3)], WHOM, LONG, LONG, limit)
+    )
+    assert found == ["raised", "raised", "limit"]
+    # A rule held back by the limit is claimed too: one record per rule and interval.
+    assert run(alerts.claim("i-1", [raised("r2", "C9")], WHOM, LONG, LONG, limit)) == ["repeat"]
+    assert run(alerts.claim("i-1", [raised("r3", "C3")], WHOM, LONG, LONG, limit)) == ["limit"]
+    assert run(alerts.claim("i-2", [raised("r3", "C4")], WHOM, LONG, LONG, limit)) == ["raised"]
+    run(asyncio.sleep(0.45))  # the window has moved past the first two
+    assert run(alerts.claim("i-1", [raised("r4", "C5")], WHOM, LONG, LONG, limit)) == ["raised"]
+
+
+def test_a_quiet_period_holds_back_the_interactions_alerts(alerts: AlertStore) -> None:
+    run(alerts.quiet("i-1", timedelta(milliseconds=300)))
+    assert run(alerts.claim("i-1", [raised("r", "D1", CRITICAL)], WHOM, LONG, LONG)) == ["quiet"]
+    assert run(alerts.claim("i-2", [raised("r", "D2")], WHOM, LONG, LONG)) == ["raised"]
+    run(asyncio.sleep(0.35))
+    assert run(alerts.claim("i-1", [raised("s", "D3")], WHOM, LONG, LONG)) == ["raised"]
+
+
+def test_an_overdue_acknowledgement_is_taken_once(alerts: AlertStore) -> None:
+    now = time.time()
+    run(alerts.expect_ack("E1", now - 1))
+    run(alerts.expect_ack("E2", now + 60))
+    run(alerts.expect_ack("E3", now - 2))
+    assert run(alerts.acked("E3")) is True  # answered in time: never overdue
+    assert run(alerts.acked("E3")) is False
+    assert run(alerts.overdue(now)) == ["E1"]
+    assert run(alerts.overdue(now)) == []  # taken: another instance does not get it
+    assert run(alerts.overdue(now + 61)) == ["E2"]

@@ -12,10 +12,10 @@ import httpx
 
 from tests.support.live_server import LiveServer
 
-ROLES = ("agent", "author", "auditor", "integration")
+ROLES = ("agent", "supervisor", "author", "auditor", "integration")
 
 # (method, path template) → roles let through; admin is let through everywhere but the alert
-# stream, which only its own agent may open.
+# streams, which only their own agent or supervisor may open.
 ALLOWED: dict[tuple[str, str], set[str]] = {
     ("post", "/v1/decisions"): {"agent"},
     ("post", "/v1/interactions"): {"agent"},
@@ -27,6 +27,7 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("post", "/v1/customers/{customer_id}/events"): {"integration"},
     ("get", "/v1/agents/{agent_id}/alerts"): {"agent"},
     ("post", "/v1/alerts/{alert_id}/ack"): {"agent"},
+    ("get", "/v1/supervisors/{supervisor_id}/alerts"): {"supervisor"},
     ("post", "/v1/rulesets"): {"author"},
     ("get", "/v1/rulesets"): {"author", "auditor"},
     ("get", "/v1/rulesets/{name}"): {"author", "auditor"},
@@ -44,6 +45,7 @@ VALUES = {
     "interaction_id": "i-none",
     "customer_id": "c-roles",
     "agent_id": "agent-8",  # another agent's stream: the agent key is refused, never streamed
+    "supervisor_id": "other-lead",  # likewise another supervisor's
     "alert_id": "a-none",
     "name": "retention-desk",
     "revision": "1",
@@ -70,8 +72,11 @@ def test_every_operation_admits_exactly_its_roles(server: LiveServer) -> None:
             anonymous = client.request(method, url, json={})
             assert anonymous.status_code == 401, (method, path, anonymous.status_code)
             for role in ROLES:
-                if (method, path) == ("get", "/v1/agents/{agent_id}/alerts") and role == "agent":
-                    url_for_role = concrete(path)  # agent-7's key on agent-8's stream
+                if (method, path, role) in (
+                    ("get", "/v1/agents/{agent_id}/alerts", "agent"),
+                    ("get", "/v1/supervisors/{supervisor_id}/alerts", "supervisor"),
+                ):
+                    url_for_role = concrete(path)  # a key on another person's stream
                     expected_refused = True
                 else:
                     url_for_role = url

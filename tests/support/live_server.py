@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 KEYS = {
     "agent": ("agent-7", "test-agent-key-000001"),
     "agent2": ("agent-8", "test-agent-key-000002"),
+    "supervisor": ("team-lead", "test-supervisor-key-01"),
     "author": ("ann", "test-author-key-00001"),
     "auditor": ("aud", "test-auditor-key-0001"),
     "integration": ("crm", "test-integration-key-1"),

@@ -4,9 +4,6 @@ and the one rule for who may act on what."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -16,10 +13,9 @@ from audit.segments import SegmentLog
 from server.keys import Principal
 from server.schemas import DecisionRequest, InteractionRequest
 from server.service.errors import Conflict, Forbidden, Invalid, NotFound, Refused, TooLarge
-from server.service.factory import build
 from server.service.frontline import Frontline
-from server.settings import Settings
 from tests.support.documents import TINY
+from tests.support.service import run
 
 T = TypeVar("T")
 
@@ -30,32 +26,6 @@ AUDITOR = Principal("auditor-1", "auditor")
 INTEGRATION = Principal("crm", "integration")
 
 DOCUMENT = TINY.encode()
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> Iterator[Frontline]:
-    """A service on the embedded default, started as a server starts it."""
-    settings = Settings.from_env(
-        {"FRONTLINE_DATA_DIR": str(tmp_path), "FRONTLINE_MASKING_KEY": "k" * 32}
-    )
-    loop = asyncio.new_event_loop()
-    built = build(settings, follow_index=False)
-    loop.run_until_complete(built.alerts.bus.start())
-    _LOOPS[id(built)] = loop
-    yield built
-    loop.run_until_complete(built.alerts.drain())
-    loop.run_until_complete(built.alerts.bus.stop())
-    built.ledger.close()
-    loop.close()
-    del _LOOPS[id(built)]
-
-
-_LOOPS: dict[int, asyncio.AbstractEventLoop] = {}
-
-
-def run(service: Frontline, coro: Coroutine[Any, Any, T]) -> T:
-    """Run a use case on the service's own event loop (as a server would)."""
-    return _LOOPS[id(service)].run_until_complete(coro)
 
 
 def decision(**fields: Any) -> DecisionRequest:
