@@ -16,6 +16,27 @@ from tests.support.live_server import KEYS, LiveServer
 from tests.support.streams import SocketAlerts, SseAlerts
 
 AGENT, AGENT_KEY = KEYS["agent"]
+LEAD, LEAD_KEY = KEYS["supervisor"]
+
+ESCALATING = f"""
+ruleset: escalating-desk
+context:
+  customer.churn_score: number
+alerts:
+  - id: churn-now
+    when: customer.churn_score > 0.5
+    severity: critical
+    message: Churn risk
+    require_ack: true
+    ack_within: 1s
+  - id: churn-mild
+    when: customer.churn_score > 0.3
+    severity: info
+    message: Some churn risk
+    require_ack: true
+    ack_within: 1s
+policy: {{supervisor: {LEAD}}}
+"""
 
 
 def start(
@@ -85,6 +106,13 @@ def test_alerts_reach_the_agent_when_an_interaction_starts_and_when_context_chan
         line.startswith("frontline_alerts_dropped_total") and line.endswith(" 0.0")
         for line in raised
     ), raised
+    # Per rule: what reached the desktop, and the repeat held back.
+    per_rule = 'instance="local",rule="past-due-balance",ruleset="retention-desk"'
+    assert f"frontline_alert_rule_delivered_total{{{per_rule}}} 1.0" in figures, figures
+    assert (
+        'frontline_alert_rule_suppressed_total{instance="local",reason="repeat",'
+        'rule="past-due-balance",ruleset="retention-desk"} 1.0' in figures
+    ), figures
 
 
 def test_events_raise_count_based_alerts_over_a_websocket(
@@ -194,3 +222,53 @@ def test_an_agent_reads_the_context_only_of_a_customer_it_is_handling(
     assert mine.json()["values"]["customer"]["email"].startswith("hmac-sha256:")
     other = client.get("/v1/customers/c-card/context", headers=server.auth("agent2"))
     assert other.status_code == 403
+
+
+def test_an_unanswered_alert_reaches_the_supervisor_and_an_answered_one_does_not(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    deployed = client.post(
+        "/v1/rulesets",
+        content=ESCALATING,
+        headers={**server.auth("author"), "Content-Type": "application/yaml"},
+    )
+    assert deployed.status_code == 201, deployed.text
+    lead = SocketAlerts(server.url, LEAD, LEAD_KEY, of="supervisors")
+    try:
+        response = client.post(
+            "/v1/interactions",
+            json={
+                "ruleset": "escalating-desk",
+                "customer_id": "c-escalate",
+                "agent_id": AGENT,
+                "context": {"customer": {"churn_score": 0.9}},
+            },
+            headers=server.auth("agent"),
+        )
+        assert response.status_code == 201, response.text
+        alerts = {a["rule"]: a["alert_id"] for a in response.json()["alerts"]}
+        answered = client.post(
+            f"/v1/alerts/{alerts['churn-mild']}/ack",
+            json={"outcome": "acknowledged"},
+            headers=server.auth("agent"),
+        )
+        assert answered.status_code == 200, answered.text
+        escalation = lead.next(timeout=6, customer_id="c-escalate")
+        assert escalation["type"] == "escalation" and escalation["rule"] == "churn-now"
+        assert escalation["alert_id"] == alerts["churn-now"] and escalation["agent_id"] == AGENT
+        with pytest.raises(queue.Empty):  # the answered one is not escalated
+            lead.next(timeout=2.0, customer_id="c-escalate")
+    finally:
+        lead.close()
+    # Another supervisor's key may not open this stream.
+    refused = client.get(
+        f"/v1/supervisors/{LEAD}/alerts", headers={"Authorization": "Bearer " + AGENT_KEY}
+    )
+    assert refused.status_code == 403
+    escalated = ledger_kinds(server, "alert_escalated")
+    assert [r.data["alert_id"] for r in escalated] == [alerts["churn-now"]]
+    figures = client.get("/metrics").text
+    assert (
+        'frontline_alert_rule_escalated_total{instance="local",rule="churn-now",'
+        'ruleset="escalating-desk"} 1.0' in figures
+    ), figures

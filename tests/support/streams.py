@@ -1,5 +1,5 @@
-"""Clients of an agent's alert stream for tests: SSE (httpx) and WebSocket (websockets), each
-reading on a thread of its own into a queue."""
+"""Clients of an agent's alert stream (or a supervisor's, with ``of="supervisors"``) for tests:
+SSE (httpx) and WebSocket (websockets), each reading on a thread of its own into a queue."""
 
 from __future__ import annotations
 
@@ -16,13 +16,21 @@ from websockets.sync.client import ClientConnection, connect
 class SseAlerts:
     """Reads ``GET /v1/agents/<agent>/alerts`` as server-sent events."""
 
-    def __init__(self, url: str, agent_id: str, key: str, last_event_id: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        agent_id: str,
+        key: str,
+        last_event_id: str | None = None,
+        *,
+        of: str = "agents",
+    ) -> None:
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.status: int | None = None
         self._headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
         if last_event_id:
             self._headers["Last-Event-ID"] = last_event_id
-        self._url = f"{url}/v1/agents/{agent_id}/alerts"
+        self._url = f"{url}/v1/{of}/{agent_id}/alerts"
         self._client = httpx.Client(timeout=httpx.Timeout(5.0, read=None))
         self._opened = threading.Event()
         self._thread = threading.Thread(target=self._read, daemon=True)
@@ -60,9 +68,17 @@ class SseAlerts:
 class SocketAlerts:
     """Reads the same stream over a WebSocket (key and cursor in the query string)."""
 
-    def __init__(self, url: str, agent_id: str, key: str, last_event_id: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        agent_id: str,
+        key: str,
+        last_event_id: str | None = None,
+        *,
+        of: str = "agents",
+    ) -> None:
         query = f"access_token={key}" + (f"&last_event_id={last_event_id}" if last_event_id else "")
-        target = url.replace("http://", "ws://") + f"/v1/agents/{agent_id}/alerts?{query}"
+        target = url.replace("http://", "ws://") + f"/v1/{of}/{agent_id}/alerts?{query}"
         self.socket: ClientConnection = connect(target, open_timeout=10)
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self._thread = threading.Thread(target=self._read, daemon=True)
@@ -72,7 +88,7 @@ class SocketAlerts:
         try:
             for text in self.socket:
                 message = json.loads(text)
-                if message.get("type") == "alert":
+                if message.get("type") in ("alert", "escalation"):
                     message["received"] = time.perf_counter()
                     self.events.put(message)
         except Exception:  # closed
