@@ -280,6 +280,12 @@ class MemoryAlertStore:
             return None
         return dict(found[1])
 
+    async def delivered(self, alert_ids: Sequence[str], at: str) -> None:
+        for alert_id in alert_ids:
+            found = self._alerts.get(alert_id)
+            if found is not None and "delivered_at" not in found[1]:
+                found[1]["delivered_at"] = at
+
     async def quiet(self, interaction_id: str, period: timedelta) -> None:
         self._quiet[interaction_id] = self._clock() + period.total_seconds()
 

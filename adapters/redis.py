@@ -689,9 +689,16 @@ return due
 class RedisAlertStore:
     """Recent alerts and each interaction's contact policy state, shared by every instance."""
 
-    def __init__(self, client: redis.asyncio.Redis, *, prefix: str = "frontline:") -> None:
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        prefix: str = "frontline:",
+        retain: timedelta = timedelta(hours=12),
+    ) -> None:
         self._redis: Any = client  # redis-py types results as "Awaitable | value"
         self._prefix = prefix
+        self._ttl_ms = max(1, int(retain.total_seconds() * 1000))  # as long as the alerts
         self._claim = self._redis.register_script(_CLAIM_ALERTS)
         self._overdue = self._redis.register_script(_OVERDUE)
         self._due = f"{prefix}alert-acks-due"
@@ -729,12 +736,25 @@ class RedisAlertStore:
         return [o.decode() if isinstance(o, bytes) else str(o) for o in found]
 
     async def lookup(self, alert_id: str) -> dict[str, Any] | None:
+        keys = (f"{self._prefix}alert:{alert_id}", f"{self._prefix}alert-shown:{alert_id}")
         with unavailable_as("looking up an alert"):
-            raw = await self._redis.get(f"{self._prefix}alert:{alert_id}")
+            raw, shown = await self._redis.mget(*keys)
         if raw is None:
             return None
         found: dict[str, Any] = _decode(raw)
+        if shown is not None:
+            found["delivered_at"] = shown.decode()
         return found
+
+    async def delivered(self, alert_ids: Sequence[str], at: str) -> None:
+        """One pipeline: each alert's first delivery time, kept as long as the alert."""
+        if not alert_ids:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for alert_id in alert_ids:
+            pipe.set(f"{self._prefix}alert-shown:{alert_id}", at, nx=True, px=self._ttl_ms)
+        with unavailable_as("recording deliveries"):
+            await pipe.execute()
 
     async def quiet(self, interaction_id: str, period: timedelta) -> None:
         with unavailable_as("starting a quiet period"):

@@ -289,7 +289,9 @@ def _above(masked: frozenset[str]) -> frozenset[str]:
 
 
 RULESET_ACTIONS = ("deploy", "activate", "rollback", "rollout", "shadow", "refused")
-ACK_OUTCOMES = ("acknowledged", "acted", "dismissed")
+# An agent's answer to an alert. "accepted" took its advice; "overridden" did otherwise, and
+# says why (the note is required); "acted" is kept for desktops built before the two.
+ACK_OUTCOMES = ("acknowledged", "acted", "accepted", "overridden", "dismissed")
 
 
 def ruleset_record(
@@ -408,6 +410,26 @@ def escalated_record(
     )
 
 
+def delivered_record(
+    *,
+    record_id: str,
+    alert_id: str,
+    delivered_at: str,
+    agent_id: str | None,
+    customer_id: str | None = None,
+    interaction_id: str | None = None,
+) -> LedgerRecord:
+    """An alert handed to the agent's open desktop stream, and when."""
+    return LedgerRecord(
+        id=record_id,
+        kind="alert_delivered",
+        agent_id=agent_id,
+        customer_id=customer_id,
+        interaction_id=interaction_id,
+        data={"alert_id": alert_id, "delivered_at": delivered_at},
+    )
+
+
 def ack_record(
     *,
     record_id: str,
@@ -418,10 +440,17 @@ def ack_record(
     customer_id: str | None = None,
     interaction_id: str | None = None,
     note: str | None = None,
+    delivered_at: str | None = None,
+    after_ms: int | None = None,
 ) -> LedgerRecord:
-    """An agent's answer to an alert: acknowledged, acted on, or dismissed."""
+    """An agent's answer to an alert (``ACK_OUTCOMES``), and how long after the alert reached
+    the desktop (``after_ms``, None if it never did: answered from elsewhere)."""
     if outcome not in ACK_OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}; expected one of {', '.join(ACK_OUTCOMES)}")
+    data: dict[str, Any] = {"alert_id": alert_id, "outcome": outcome, "note": note}
+    if delivered_at is not None:
+        data["delivered_at"] = delivered_at
+        data["after_ms"] = after_ms
     return LedgerRecord(
         id=record_id,
         kind="ack",
@@ -429,5 +458,5 @@ def ack_record(
         agent_id=agent_id,
         customer_id=customer_id,
         interaction_id=interaction_id,
-        data={"alert_id": alert_id, "outcome": outcome, "note": note},
+        data=data,
     )

@@ -278,7 +278,14 @@ class AlertStore(Protocol):
         ``ttl`` (for acks). All in one round trip."""
         ...
 
-    async def lookup(self, alert_id: str) -> dict[str, Any] | None: ...
+    async def lookup(self, alert_id: str) -> dict[str, Any] | None:
+        """Whom a raised alert went to (what ``claim`` remembered), with ``delivered_at``
+        once a desktop stream has sent it; None if unknown or expired."""
+        ...
+
+    async def delivered(self, alert_ids: Sequence[str], at: str) -> None:
+        """The alerts were sent on a desktop stream at ``at`` (the first time counts)."""
+        ...
 
     async def quiet(self, interaction_id: str, period: timedelta) -> None:
         """Hold back the interaction's alerts for ``period`` (the agent dismissed one)."""

@@ -71,5 +71,5 @@ class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class AckRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    outcome: Literal["acknowledged", "acted", "dismissed"]
+    outcome: Literal["acknowledged", "acted", "accepted", "overridden", "dismissed"]
     note: Annotated[str, msgspec.Meta(max_length=2000)] | None = None

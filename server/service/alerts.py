@@ -39,6 +39,7 @@ from audit.recording import (
     ACK_OUTCOMES,
     ack_record,
     alert_record,
+    delivered_record,
     escalated_record,
     suppressed_record,
 )
@@ -448,11 +449,18 @@ class Alerting:
     ) -> AckRecorded:
         if outcome not in ACK_OUTCOMES:
             raise Invalid(f"outcome must be one of {', '.join(ACK_OUTCOMES)}")
+        if outcome == "overridden" and not (note and note.strip()):
+            raise Invalid("an override needs a reason: say why in note")
         found = await self._lookup(alert_id)
         if found is None:
             raise NotFound(f"there is no recent alert {alert_id!r}")
         authorize(principal, (found["agent_id"],), f"alert {alert_id!r}")
         record_id = new_id()
+        delivered_at = found.get("delivered_at")
+        after_ms = None
+        if delivered_at is not None:
+            shown = datetime.fromisoformat(delivered_at).timestamp()
+            after_ms = max(0, round((time.time() - shown) * 1000))
         await self.recorder.append(
             ack_record(
                 record_id=record_id,
@@ -463,6 +471,8 @@ class Alerting:
                 customer_id=found["customer_id"],
                 interaction_id=found["interaction_id"],
                 note=note,
+                delivered_at=delivered_at,
+                after_ms=after_ms,
             )
         )
         await self._answered(alert_id, outcome, found)
@@ -489,6 +499,38 @@ class Alerting:
             if raised_at:
                 waited = time.time() - datetime.fromisoformat(raised_at).timestamp()
                 self.tally.acked_after(name, rule, max(0.0, waited))
+
+    def _delivered(self, agent_id: str, alerts: list[dict[str, Any]]) -> None:
+        """Record that ``alerts`` were handed to a desktop stream of ``agent_id``, now: the
+        ledger's ``alert_delivered`` records and the store's delivery times (for the time to
+        an answer), without holding up the stream."""
+        if not alerts:
+            return
+        at = format_time(datetime.now(UTC))
+        for alert in alerts:
+            self.tally.add(alert["ruleset"], alert["rule"], "delivered")
+            self.recorder.later(
+                delivered_record(
+                    record_id=new_id(),
+                    alert_id=alert["alert_id"],
+                    delivered_at=at,
+                    agent_id=agent_id,
+                    customer_id=alert.get("customer_id"),
+                    interaction_id=alert.get("interaction_id"),
+                ),
+                "alert delivery",
+            )
+        ids = [alert["alert_id"] for alert in alerts]
+        task = asyncio.create_task(self._store_delivered(ids, at))
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    async def _store_delivered(self, alert_ids: list[str], at: str) -> None:
+        # The store away: the local copy below still answers this instance's acks.
+        with contextlib.suppress(StoreUnavailable):
+            await self.store.delivered(alert_ids, at)
+        if self._local is not self.store:
+            await self._local.delivered(alert_ids, at)
 
     # -- escalating ------------------------------------------------------------------------
 
@@ -598,6 +640,7 @@ class Alerting:
                 if not batch:
                     yield None  # a keep-alive after ``keepalive`` seconds of silence
                     continue
+                fresh: list[dict[str, Any]] = []
                 for raw in batch:
                     message: dict[str, Any] = _decode(raw)
                     key = message.get("id", "")
@@ -607,8 +650,9 @@ class Alerting:
                     if len(sent) > 2 * self.history:
                         for old in list(sent)[: self.history]:
                             del sent[old]
-                    if "severity" in message:  # an alert, not an escalation
-                        self.tally.add(message["ruleset"], message["rule"], "delivered")
+                    fresh.append(message)
+                self._delivered(agent_id, [m for m in fresh if "severity" in m])
+                for message in fresh:
                     yield message
         finally:
             self._streams.discard(subscription)

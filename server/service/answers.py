@@ -245,6 +245,7 @@ class Record(msgspec.Struct, kw_only=True, omit_defaults=True):
         "alert",
         "alert_suppressed",
         "alert_escalated",
+        "alert_delivered",
         "ack",
         "ruleset",
         "shadow",
@@ -310,9 +311,26 @@ class Explanation(msgspec.Struct, kw_only=True):
     rules_evaluated: Any
 
 
+class HumanStep(msgspec.Struct, kw_only=True):
+    """What happened on the agent's side after a decision, from the ledger: an alert raised,
+    held back by the contact policy, delivered to the desktop, answered or escalated."""
+
+    at: str  # when it was recorded
+    kind: str  # alert, alert_suppressed, alert_delivered, ack, alert_escalated
+    alert_id: str | None
+    rule: str | None = None
+    outcome: str | None = None  # an ack's: acknowledged, acted, accepted, overridden, ...
+    note: str | None = None  # an override's reason
+    after_ms: int | None = None  # an ack's time since the alert reached the desktop
+    reason: str | None = None  # why the policy held an alert back
+    supervisor: str | None = None  # whom an escalation went to
+    by: str | None = None  # who answered
+
+
 class RecordExplained(msgspec.Struct, kw_only=True):
     record: Record
     explanation: Explanation
+    human: list[HumanStep] = []  # the alerts of the decision's interaction, and the answers
 
 
 class IndexCheck(msgspec.Struct, kw_only=True):

@@ -26,6 +26,7 @@ from engine import CompiledRuleset, RulesetError, compile_ruleset
 from server.service.answers import (
     AuditPage,
     Explanation,
+    HumanStep,
     RecordExplained,
     ReplayReport,
     Verified,
@@ -154,10 +155,16 @@ class Audit:
 
     async def read(self, decision_id: str) -> RecordExplained:
         """One record, with an explanation: what fired and why, on which values, what was
-        missing, stale or invalid."""
+        missing, stale or invalid; and for a decision, the human side: the alerts of its
+        interaction (or its own) and what the agent did with them."""
         reader = await asyncio.to_thread(LedgerReader, self.ledger_dir)
         try:
             record = await asyncio.to_thread(reader.get, decision_id)
+            human = (
+                await asyncio.to_thread(_human_side, reader, record)
+                if record is not None and record.kind == "decision"
+                else []
+            )
         finally:
             reader.close()
         if record is None:
@@ -165,6 +172,7 @@ class Audit:
         return RecordExplained(
             record=record_answer(record),
             explanation=msgspec.convert(explain(record), Explanation),
+            human=human,
         )
 
     async def verify(self) -> Verified:
@@ -193,6 +201,48 @@ class Audit:
             ledger_time("until", until),
             examples,
         )
+
+
+HUMAN_KINDS = ("alert", "alert_suppressed", "alert_delivered", "ack", "alert_escalated")
+HUMAN_LIMIT = 2_000  # records of the customer read after the decision, at most
+
+
+def _human_side(reader: LedgerReader, decision: LedgerRecord) -> list[HumanStep]:
+    """The records about the decision's alerts after it, oldest first: those of its
+    interaction, or (a decision outside one) those whose alert id is the decision's."""
+    if decision.customer_id is None or decision.recorded_at == "":
+        return []
+    query = LedgerQuery(customer_id=decision.customer_id, since=decision.recorded_at)
+    interaction = decision.interaction_id
+    mine = f"{decision.id}."
+    steps = []
+    for record in itertools.islice(reader.iterate(query), HUMAN_LIMIT):
+        if record.kind not in HUMAN_KINDS:
+            continue
+        data = record.data
+        alert_id = data.get("alert_id")
+        if not (
+            (interaction is not None and record.interaction_id == interaction)
+            or (alert_id is not None and alert_id.startswith(mine))
+        ):
+            continue
+        alerts = record.outputs.get("alerts") or [{}]
+        steps.append(
+            HumanStep(
+                at=record.recorded_at,
+                kind=record.kind,
+                alert_id=alert_id,
+                rule=alerts[0].get("rule") or (alert_id.rsplit(".", 1)[-1] if alert_id else None),
+                outcome=data.get("outcome"),
+                note=data.get("note"),
+                after_ms=data.get("after_ms"),
+                reason=data.get("reason"),
+                supervisor=data.get("supervisor"),
+                by=record.actor.principal if record.actor else None,
+            )
+        )
+    steps.sort(key=lambda step: step.at)
+    return steps
 
 
 def _take(source: Iterator[Any], count: int) -> list[Any]:

@@ -174,7 +174,7 @@ def _stores(settings: Settings) -> _Stores:
         counters: EventCounters = events
         interactions: InteractionStore = live
         reads: DecisionReads = RedisDecisionReads(client, shared, events, live)
-        alerts: AlertStore = RedisAlertStore(client, prefix=prefix)
+        alerts: AlertStore = RedisAlertStore(client, prefix=prefix, retain=settings.alert_retain)
     else:
         contexts = MemoryContextStore()
         counters = MemoryEventCounters()

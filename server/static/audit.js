@@ -23,6 +23,9 @@ function summary(record) {
   }
   if (record.kind === "alert") return (out.alerts || []).map((a) => a.rule).join(", ");
   if (record.kind === "ack") return `${record.data.outcome} ${record.data.alert_id}`;
+  if (record.kind === "alert_suppressed") return `held back (${record.data.reason}): ${(out.alerts || []).map((a) => a.rule).join(", ")}`;
+  if (record.kind === "alert_delivered") return `delivered ${record.data.alert_id}`;
+  if (record.kind === "alert_escalated") return `to ${record.data.supervisor}: ${record.data.alert_id}`;
   if (record.kind === "ruleset") return `${record.data.action} revision ${record.ruleset && record.ruleset.revision}`;
   return "";
 }
@@ -71,7 +74,7 @@ async function search(append = false) {
 }
 
 async function explainRecord(id) {
-  const { record, explanation } = await api.call("GET", `/v1/audit/decisions/${encodeURIComponent(id)}`);
+  const { record, explanation, human } = await api.call("GET", `/v1/audit/decisions/${encodeURIComponent(id)}`);
   $("record").hidden = false;
   $("record-title").textContent = `${record.kind} ${record.id}`;
   const box = $("explanation");
@@ -107,7 +110,37 @@ async function explainRecord(id) {
   if (explanation.stale_fields.length) gaps.push(`Stale: ${explanation.stale_fields.join(", ")}`);
   if (explanation.invalid_fields.length) gaps.push(`Invalid: ${explanation.invalid_fields.map((f) => f.field || JSON.stringify(f)).join(", ")}`);
   box.append(el("p", gaps.join(" · ") || "No field was missing or stale.", "muted gaps"));
+  if (record.kind === "decision") box.append(humanSide(human || []));
   $("record-json").textContent = JSON.stringify(record, null, 2);
+}
+
+// What the agent saw and did about the decision's alerts, in order, from the ledger.
+function humanSide(steps) {
+  const part = document.createElement("section");
+  part.id = "human-side";
+  part.append(el("h3", "The agent's side"));
+  if (!steps.length) {
+    part.append(el("p", "No alert of this decision reached the agent's desktop.", "muted"));
+    return part;
+  }
+  const list = el("ol", null, "plain");
+  for (const s of steps) {
+    const when = s.at.replace("T", " ").slice(0, 19);
+    let what;
+    if (s.kind === "alert") what = `${s.rule} raised`;
+    else if (s.kind === "alert_suppressed") what = `${s.rule} held back by the contact policy (${s.reason})`;
+    else if (s.kind === "alert_delivered") what = `${s.rule} shown on the desktop`;
+    else if (s.kind === "alert_escalated") what = `${s.rule} unanswered: sent to ${s.supervisor}`;
+    else {
+      const after = s.after_ms == null ? "" : ` after ${(s.after_ms / 1000).toFixed(1)} s`;
+      what = `${s.rule} ${s.outcome}${after} by ${s.by || "the agent"}${s.note ? ": " + s.note : ""}`;
+    }
+    const item = el("li", `${when} · ${what}`);
+    item.dataset.kind = s.kind;
+    list.append(item);
+  }
+  part.append(list);
+  return part;
 }
 
 async function download(format) {

@@ -201,38 +201,109 @@ async function renderCard(decision) {
 }
 
 // -- alerts ------------------------------------------------------------------------------------
+//
+// Each alert is answered from its box, by mouse or from the keyboard: with the box focused
+// (Alt+Shift+A focuses the newest unanswered one), A accepts, O overrides (a reason is asked
+// for; Enter sends it, Escape takes it back), K acknowledges, D dismisses. The answer goes to
+// the ledger with the time since the alert reached this desktop.
+
+const CHOICES = [
+  // outcome, key, button label, what the box says once answered
+  ["accepted", "a", "Accept", "Accepted"],
+  ["overridden", "o", "Override…", "Overridden"],
+  ["acknowledged", "k", "Acknowledge", "Acknowledged"],
+  ["dismissed", "d", "Dismiss", "Dismissed"],
+];
 
 function showAlert(alert) {
   $("no-alerts").hidden = true;
   const box = document.createElement("div");
   box.className = `alert ${alert.severity}`;
   box.dataset.alertId = alert.alert_id;
+  box.tabIndex = 0;
   box.setAttribute("role", "group");
-  box.setAttribute("aria-label", `${alert.severity} alert: ${alert.message}`);
+  box.setAttribute(
+    "aria-label",
+    `${alert.severity} alert: ${alert.message}. Keys: A accept, O override, K acknowledge, D dismiss`,
+  );
   box.append(text("div", alert.severity, "severity"));
   box.append(text("div", alert.message));
-  box.append(text("div", `${alert.customer_id} · ${alert.rule} · ${new Date(alert.raised_at).toLocaleTimeString()}`, "muted"));
+  const due = alert.ack_within ? ` · answer within ${alert.ack_within}` : "";
+  box.append(text("div", `${alert.customer_id} · ${alert.rule} · ${new Date(alert.raised_at).toLocaleTimeString()}${due}`, "muted"));
   const actions = document.createElement("div");
   actions.className = "actions";
-  const choices = [
-    ["acknowledged", "Acknowledge", "Acknowledged"],
-    ["acted", "Act", "Acted on"],
-    ["dismissed", "Dismiss", "Dismissed"],
-  ];
-  for (const [outcome, label, done] of choices) {
-    const button = text("button", label, outcome === "acknowledged" ? "" : "secondary");
+  const reason = document.createElement("form");
+  reason.className = "override";
+  reason.hidden = true;
+  const label = text("label", "Why override? ");
+  const input = document.createElement("input");
+  input.name = "reason";
+  input.required = true;
+  input.maxLength = 2000;
+  input.setAttribute("aria-label", "Why override this alert");
+  label.append(input);
+  reason.append(label, text("button", "Send", ""));
+  const problem = text("span", "", "error");
+
+  async function answer(outcome, note) {
+    try {
+      await desktop.ack(alert.alert_id, outcome, note);
+      box.classList.add("done");
+      const done = CHOICES.find((c) => c[0] === outcome)[3];
+      actions.replaceChildren(text("span", note ? `${done}: ${note}` : done, "muted ack-done"));
+      const hadFocus = box.contains(document.activeElement);
+      reason.hidden = true;
+      problem.textContent = "";
+      if (hadFocus) box.focus(); // the reason field is gone; the keyboard stays on the alert
+    } catch (err) {
+      problem.textContent = err.message;
+    }
+  }
+  function choose(outcome) {
+    if (box.classList.contains("done")) return;
+    if (outcome !== "overridden") {
+      answer(outcome);
+      return;
+    }
+    reason.hidden = false;
+    input.focus();
+  }
+
+  for (const [outcome, key, buttonLabel] of CHOICES) {
+    const button = text("button", buttonLabel, outcome === "accepted" ? "" : "secondary");
     button.type = "button";
-    button.addEventListener("click", async () => {
-      try {
-        await desktop.ack(alert.alert_id, outcome);
-        box.classList.add("done");
-        actions.replaceChildren(text("span", done, "muted ack-done"));
-      } catch (err) {
-        actions.append(text("span", err.message, "error"));
-      }
-    });
+    button.title = `${buttonLabel.replace("…", "")} (${key.toUpperCase()})`;
+    button.addEventListener("click", () => choose(outcome));
     actions.append(button);
   }
-  box.append(actions);
+  reason.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (input.value.trim()) answer("overridden", input.value.trim());
+  });
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      reason.hidden = true;
+      box.focus();
+    }
+    if (!event.altKey) event.stopPropagation(); // typing a reason is not a shortcut
+  });
+  box.addEventListener("keydown", (event) => {
+    if (event.target !== box || event.altKey || event.ctrlKey || event.metaKey) return;
+    const choice = CHOICES.find((c) => c[1] === event.key.toLowerCase());
+    if (!choice) return;
+    event.preventDefault();
+    choose(choice[0]);
+  });
+  box.append(actions, reason, problem);
   $("alert-list").prepend(box);
 }
+
+document.addEventListener("keydown", (event) => {
+  if (event.altKey && event.shiftKey && event.key.toLowerCase() === "a") {
+    const newest = document.querySelector("#alert-list .alert:not(.done)");
+    if (newest) {
+      event.preventDefault();
+      newest.focus();
+    }
+  }
+});

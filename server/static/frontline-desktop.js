@@ -246,7 +246,8 @@ export class FrontlineDesktop extends EventTarget {
     return this.decide({ ruleset, customerId, context, answers, tree, interaction: interactionId });
   }
 
-  // The agent's answer to an alert: "acknowledged", "acted" or "dismissed".
+  // The agent's answer to an alert: "accepted", "overridden" (a note says why; required),
+  // "acknowledged", "dismissed" (or "acted", kept for earlier desktops).
   async ack(alertId, outcome, note) {
     const body = { outcome };
     if (note) body.note = note;

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
+from audit.index import LedgerIndex
 from audit.record import LedgerRecord, decode
 from audit.segments import SegmentLog
 from server.keys import Principal
 from server.schemas import InteractionRequest
-from server.service.errors import Forbidden
+from server.service.errors import Forbidden, Invalid
 from server.service.frontline import Frontline
 from tests.support.service import run
 
@@ -147,3 +148,33 @@ def test_an_alert_answered_in_time_is_not_escalated(service: Frontline) -> None:
     run(service, service.alerts.ack(severe, "acknowledged", None, AGENT))
     assert run(service, service.alerts.escalate_overdue(time.time() + 2)) == []
     assert not [r for r in records(service) if r.kind == "alert_escalated"]
+
+
+def test_an_override_needs_a_reason_and_the_auditor_sees_the_answers(service: Frontline) -> None:
+    run(service, service.rulesets.deploy(DOCUMENT, AUTHOR))
+    started = run(
+        service,
+        service.decisions.start_interaction(
+            InteractionRequest(
+                ruleset="desk",
+                customer_id="c-5",
+                agent_id="a-1",
+                context={"customer": {"outage": True}},
+            ),
+            AGENT,
+        ),
+    )
+    run(service, service.alerts.drain())  # the interaction's alerts are delivered later
+    (outage,) = [a["alert_id"] for a in started["alerts"]]
+    with pytest.raises(Invalid, match="an override needs a reason"):
+        run(service, service.alerts.ack(outage, "overridden", "  ", AGENT))
+    run(service, service.alerts.ack(outage, "overridden", "the outage is fixed", AGENT))
+    index = LedgerIndex(service.audit.ledger_dir)
+    index.catch_up(SegmentLog(service.audit.ledger_dir, "local", readonly=True))
+    index.close()
+    read = run(service, service.audit.read(started["decision_id"]))
+    steps = [(s.kind, s.rule, s.outcome, s.note) for s in read.human]
+    assert steps == [
+        ("alert", "outage", None, None),
+        ("ack", "outage", "overridden", "the outage is fixed"),
+    ]
