@@ -280,8 +280,8 @@ class MemoryAlertStore:
             return None
         return dict(found[1])
 
-    async def delivered(self, alert_ids: Sequence[str], at: str) -> None:
-        for alert_id in alert_ids:
+    async def delivered(self, shown: Sequence[tuple[str, str]]) -> None:
+        for alert_id, at in shown:
             found = self._alerts.get(alert_id)
             if found is not None and "delivered_at" not in found[1]:
                 found[1]["delivered_at"] = at

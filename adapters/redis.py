@@ -746,12 +746,12 @@ class RedisAlertStore:
             found["delivered_at"] = shown.decode()
         return found
 
-    async def delivered(self, alert_ids: Sequence[str], at: str) -> None:
+    async def delivered(self, shown: Sequence[tuple[str, str]]) -> None:
         """One pipeline: each alert's first delivery time, kept as long as the alert."""
-        if not alert_ids:
+        if not shown:
             return
         pipe = self._redis.pipeline(transaction=False)
-        for alert_id in alert_ids:
+        for alert_id, at in shown:
             pipe.set(f"{self._prefix}alert-shown:{alert_id}", at, nx=True, px=self._ttl_ms)
         with unavailable_as("recording deliveries"):
             await pipe.execute()

@@ -283,8 +283,9 @@ class AlertStore(Protocol):
         once a desktop stream has sent it; None if unknown or expired."""
         ...
 
-    async def delivered(self, alert_ids: Sequence[str], at: str) -> None:
-        """The alerts were sent on a desktop stream at ``at`` (the first time counts)."""
+    async def delivered(self, shown: Sequence[tuple[str, str]]) -> None:
+        """Each ``(alert_id, at)``: the alert was sent on a desktop stream at ``at`` (RFC 3339;
+        the first time counts)."""
         ...
 
     async def quiet(self, interaction_id: str, period: timedelta) -> None:

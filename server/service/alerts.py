@@ -77,6 +77,7 @@ _decode = msgspec.json.Decoder().decode
 
 
 _RANK = {severity: rank for rank, severity in enumerate(SEVERITIES)}
+SHOWN_EVERY = 0.05  # seconds between writes of delivery times to the store
 ACK_SECONDS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)  # time-to-ack buckets
 
 
@@ -179,6 +180,7 @@ class Alerting:
         self._terms: dict[tuple[str, int], Terms] = {}
         self.raised = 0
         self.tally = Tally()
+        self._shown: list[tuple[str, str]] = []  # (alert id, delivered at) not yet stored
         self.ack_seconds = ACK_SECONDS
 
     def stop_streams(self) -> None:
@@ -520,17 +522,23 @@ class Alerting:
                 ),
                 "alert delivery",
             )
-        ids = [alert["alert_id"] for alert in alerts]
-        task = asyncio.create_task(self._store_delivered(ids, at))
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
+        # Written to the store together, every SHOWN_EVERY seconds: one round trip for all the
+        # alerts delivered meanwhile, not one per stream wake-up.
+        first = not self._shown
+        self._shown.extend((alert["alert_id"], at) for alert in alerts)
+        if first:
+            task = asyncio.create_task(self._store_delivered())
+            self._tasks.add(task)
+            task.add_done_callback(self._finished)
 
-    async def _store_delivered(self, alert_ids: list[str], at: str) -> None:
+    async def _store_delivered(self) -> None:
+        await asyncio.sleep(SHOWN_EVERY)
+        shown, self._shown = self._shown, []
         # The store away: the local copy below still answers this instance's acks.
         with contextlib.suppress(StoreUnavailable):
-            await self.store.delivered(alert_ids, at)
+            await self.store.delivered(shown)
         if self._local is not self.store:
-            await self._local.delivered(alert_ids, at)
+            await self._local.delivered(shown)
 
     # -- escalating ------------------------------------------------------------------------
 

@@ -265,3 +265,12 @@ def test_an_overdue_acknowledgement_is_taken_once(alerts: AlertStore) -> None:
     assert run(alerts.overdue(now)) == ["E1"]
     assert run(alerts.overdue(now)) == []  # taken: another instance does not get it
     assert run(alerts.overdue(now + 61)) == ["E2"]
+
+
+def test_the_first_delivery_of_an_alert_is_kept_with_it(alerts: AlertStore) -> None:
+    run(alerts.claim("i-1", [raised("r", "F1")], WHOM, LONG, LONG))
+    assert "delivered_at" not in (run(alerts.lookup("F1")) or {})
+    run(alerts.delivered([("F1", "2026-12-04T10:00:00.000Z"), ("F-unknown", "x")]))
+    run(alerts.delivered([("F1", "2026-12-04T10:05:00.000Z")]))  # a second desktop, later
+    assert run(alerts.lookup("F1")) == {**WHOM, "delivered_at": "2026-12-04T10:00:00.000Z"}
+    assert run(alerts.lookup("F-unknown")) is None
