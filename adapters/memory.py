@@ -6,6 +6,7 @@ One process holds the only copy; ``adapters.redis`` shares the same state betwee
 from __future__ import annotations
 
 import bisect
+import heapq
 import threading
 import time
 from collections import defaultdict, deque
@@ -24,6 +25,7 @@ from engine.ports import (
     AlertClaim,
     AlertLimit,
     Interaction,
+    timer_parts,
 )
 
 
@@ -301,3 +303,34 @@ class MemoryAlertStore:
         for alert_id in taken:
             del self._due[alert_id]
         return taken
+
+
+class MemoryTimers:
+    """Timers in a heap (with stale entries skipped), for one process."""
+
+    def __init__(self) -> None:
+        self._due: dict[str, int] = {}
+        self._heap: list[tuple[int, str]] = []
+
+    async def schedule(self, timers: Sequence[tuple[str, int]]) -> None:
+        for key, due in timers:
+            self._due[key] = due
+            heapq.heappush(self._heap, (due, key))
+
+    async def take(self, now: int, limit: int) -> list[tuple[str, int]]:
+        taken: list[tuple[str, int]] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now and len(taken) < limit:
+            due, key = heapq.heappop(heap)
+            if self._due.get(key) != due:
+                continue  # rescheduled or cancelled since
+            period = timer_parts(key)[0]
+            following = due + period if due + period > now else now + period
+            self._due[key] = following
+            heapq.heappush(heap, (following, key))
+            taken.append((key, due))
+        return taken
+
+    async def cancel(self, timers: Sequence[str]) -> None:
+        for key in timers:
+            self._due.pop(key, None)

@@ -778,6 +778,47 @@ class RedisAlertStore:
         return [a.decode() if isinstance(a, bytes) else str(a) for a in found]
 
 
+# -- timers ------------------------------------------------------------------------------------
+
+# Take what is due and move each to its next period in one step: a period of a timer is handed
+# to one caller only. A timer more than a period behind skips to a period from now.
+_TAKE_TIMERS = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[2])
+local now = tonumber(ARGV[1])
+for i = 1, #due, 2 do
+  local period = tonumber(string.match(due[i], '^(%d+)|'))
+  local following = tonumber(due[i + 1]) + period
+  if following <= now then following = now + period end
+  redis.call('ZADD', KEYS[1], following, due[i])
+end
+return due
+"""
+
+
+class RedisTimers:
+    """Timers in one sorted set (``<prefix>timers``, scored by when each is due)."""
+
+    def __init__(self, client: redis.asyncio.Redis, *, prefix: str = "frontline:") -> None:
+        self._redis: Any = client
+        self._key = f"{prefix}timers"
+        self._take = self._redis.register_script(_TAKE_TIMERS)
+
+    async def schedule(self, timers: Sequence[tuple[str, int]]) -> None:
+        if timers:
+            with unavailable_as("scheduling timers"):
+                await self._redis.zadd(self._key, dict(timers))
+
+    async def take(self, now: int, limit: int) -> list[tuple[str, int]]:
+        with unavailable_as("taking due timers"):
+            found = await self._take(keys=[self._key], args=[now, limit])
+        return [(found[i].decode(), int(float(found[i + 1]))) for i in range(0, len(found), 2)]
+
+    async def cancel(self, timers: Sequence[str]) -> None:
+        if timers:
+            with unavailable_as("cancelling timers"):
+                await self._redis.zrem(self._key, *timers)
+
+
 # -- rulesets ----------------------------------------------------------------------------------
 
 # Atomic: the same digest always gets the same revision; a new digest gets the next number.

@@ -333,8 +333,13 @@ def alert_record(
     interaction_id: str | None,
     trigger: str,
     decision_id: str | None = None,
+    due_at: str | None = None,
 ) -> LedgerRecord:
-    """An alert delivered to an agent's desktop, and the evaluation that raised it."""
+    """An alert delivered to an agent's desktop, and the evaluation that raised it (for a
+    timer rule, ``due_at``: when its evaluation was due)."""
+    data: dict[str, Any] = {"alert_id": alert_id, "trigger": trigger, "decision_id": decision_id}
+    if due_at is not None:
+        data["due_at"] = due_at
     return LedgerRecord(
         id=record_id,
         kind="alert",
@@ -343,7 +348,7 @@ def alert_record(
         interaction_id=interaction_id,
         ruleset=ruleset,
         outputs={"alerts": [{"rule": rule, "severity": severity, "message": message}]},
-        data={"alert_id": alert_id, "trigger": trigger, "decision_id": decision_id},
+        data=data,
     )
 
 

@@ -37,6 +37,7 @@ from engine.ports import (
     RulesetStore,
     StoredRevision,
     StoreUnavailable,
+    TimerStore,
 )
 from engine.registry import (
     Deployment,
@@ -77,6 +78,7 @@ __all__ = [
     "StoreUnavailable",
     "StoredRevision",
     "TestResult",
+    "TimerStore",
     "UnknownRuleset",
     "compile_ruleset",
     "document_digest",

@@ -57,7 +57,15 @@ from engine.expr import (
     check_expression,
     list_of,
 )
-from engine.model import TRIGGERS, Document, Table, Tree, TreeNode, parse_document
+from engine.model import (
+    MIN_EVERY_SECONDS,
+    TRIGGERS,
+    Document,
+    Table,
+    Tree,
+    TreeNode,
+    parse_document,
+)
 from engine.ruleset import (
     ENTRY_PARAMS,
     TRIGGER_DECISION,
@@ -536,6 +544,19 @@ def _rules(b: _Build) -> None:
     for i, alert in enumerate(b.doc.alerts):
         if len(set(alert.on)) != len(alert.on):
             b.problem(("alerts", i, "on"), "'on' lists a trigger twice")
+        if ("timer" in alert.on) != (alert.every is not None):
+            b.problem(
+                ("alerts", i, "every" if alert.every is not None else "on"),
+                "a rule runs on a timer with both on: [timer] and every: (such as every: 30s)",
+            )
+        elif alert.every is not None:
+            try:
+                period = parse_duration(alert.every)
+            except ValueError as exc:
+                b.problem(("alerts", i, "every"), str(exc))
+            else:
+                if period.total_seconds() < MIN_EVERY_SECONDS:
+                    b.problem(("alerts", i, "every"), "every must be at least 1s")
         if alert.ack_within is not None:
             if not alert.require_ack:
                 b.problem(("alerts", i, "ack_within"), "ack_within applies only with require_ack")

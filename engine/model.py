@@ -25,8 +25,11 @@ Text = Annotated[str, StringConstraints(max_length=2_000)]
 Condition = str | bool
 
 FIELD_TYPES = ("string", "integer", "number", "boolean", "datetime", "list")
-Trigger = Literal["decision", "context_change", "event"]
-TRIGGERS: tuple[Trigger, ...] = ("decision", "context_change", "event")
+Trigger = Literal["decision", "context_change", "event", "timer"]
+TRIGGERS: tuple[Trigger, ...] = ("decision", "context_change", "event", "timer")
+# An alert rule's ``on`` when it names none: not ``timer``, which needs an ``every``.
+DEFAULT_ON: tuple[Trigger, ...] = ("decision", "context_change", "event")
+MIN_EVERY_SECONDS = 1.0
 
 
 class _Strict(BaseModel):
@@ -66,7 +69,8 @@ class AlertRule(_Strict):
     when: Condition
     severity: Literal["info", "warning", "critical"]
     message: Text
-    on: list[Trigger] = Field(default_factory=lambda: list(TRIGGERS), min_length=1)
+    on: list[Trigger] = Field(default_factory=lambda: list(DEFAULT_ON), min_length=1)
+    every: str | None = None  # with on: [timer], how often each live interaction is evaluated
     topic: Id | None = None  # alerts of one topic in an interaction: the most severe is shown
     require_ack: bool = False  # not acknowledged within ack_within: re-raised to a supervisor
     ack_within: str | None = None

@@ -304,3 +304,36 @@ class AlertStore(Protocol):
         """Take the alerts whose acknowledgement is overdue at ``now``: each is handed to
         exactly one caller, across instances."""
         ...
+
+
+def timer_key(period_ms: int, customer_id: str, interaction_id: str) -> str:
+    """A timer's name in a TimerStore: its period first (the store reschedules by it)."""
+    return f"{period_ms}|{customer_id}|{interaction_id}"
+
+
+def timer_parts(key: str) -> tuple[int, str, str]:
+    """``(period_ms, customer_id, interaction_id)`` of a timer's name."""
+    period, customer_id, interaction_id = key.split("|", 2)
+    return int(period), customer_id, interaction_id
+
+
+class TimerStore(Protocol):
+    """When each live interaction's timer rules are next due, shared by every instance.
+
+    A timer is named by ``timer_key``; its period is in its name. Times are milliseconds
+    since the epoch.
+    """
+
+    async def schedule(self, timers: Sequence[tuple[str, int]]) -> None:
+        """Set each ``(timer, due)``."""
+        ...
+
+    async def take(self, now: int, limit: int) -> list[tuple[str, int]]:
+        """The timers due at ``now`` (at most ``limit``, the earliest first) with when each
+        was due. Each is moved to its next period in the same step, so a period of a timer
+        is handed to exactly one caller across instances: a lease for that period."""
+        ...
+
+    async def cancel(self, timers: Sequence[str]) -> None:
+        """Forget the timers (the interaction ended)."""
+        ...

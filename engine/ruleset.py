@@ -206,7 +206,7 @@ class CompiledRuleset:
         decide = self.decide.get(trigger)
         if decide is None:
             raise EvaluationError(
-                f"unknown trigger {trigger!r}; expected decision, context_change or event"
+                f"unknown trigger {trigger!r}; expected decision, context_change, event or timer"
             )
         records: list[tuple[int, int, bool | None]] | None = None
         try:

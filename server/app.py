@@ -182,7 +182,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             if settings.workers > 1
             else None
         )
-        metrics.watch(AlertCollector(built.alerts, settings.instance))
+        metrics.watch(AlertCollector(built.alerts, settings.instance, built.timers))
         metrics.watch(
             LedgerCollector(
                 built.ledger, gate, settings.instance, built.shipper, settings.ledger_dir
@@ -193,6 +193,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
         watching = asyncio.create_task(gate.watch())
         escalating = asyncio.create_task(built.alerts.watch_acks())
+        timing = asyncio.create_task(built.timers.run())
         log.info(
             "frontline ready",
             rulesets=built.registry.names(),
@@ -204,6 +205,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             watching.cancel()
             escalating.cancel()
+            built.timers.stop()
+            timing.cancel()
             if pruning is not None:
                 pruning.cancel()
             if following is not None:

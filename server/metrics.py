@@ -179,13 +179,39 @@ class LedgerCollector(Collector):
 class AlertCollector(Collector):
     """Reads the alert bus's counters at scrape time."""
 
-    def __init__(self, alerting: Any, instance: str) -> None:
+    def __init__(self, alerting: Any, instance: str, timers: Any = None) -> None:
         self.alerting = alerting
         self.instance = instance
+        self.timers = timers
 
     def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
         yield from self._totals()
         yield from self._per_rule()
+        if self.timers is not None:
+            yield from self._timers()
+
+    def _timers(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        """Timer rules run on this instance, and how late each run was against its due time."""
+        timers = self.timers
+        runs = CounterMetricFamily(
+            "frontline_timer_evaluations",
+            "Timer rule evaluations of a live interaction on this instance",
+            labels=["instance"],
+        )
+        runs.add_metric([self.instance], float(timers.evaluated))
+        yield runs
+        late = HistogramMetricFamily(
+            "frontline_timer_lateness_seconds",
+            "How long after it was due each timer evaluation started",
+            labels=["instance"],
+        )
+        bounds = [*(str(b) for b in timers.late_seconds), "+Inf"]
+        late.add_metric(
+            [self.instance],
+            list(zip(bounds, (float(c) for c in timers.late_buckets), strict=True)),
+            timers.late_sum,
+        )
+        yield late
 
     def _totals(self) -> Iterator[CounterMetricFamily]:
         bus = self.alerting.bus

@@ -67,7 +67,7 @@ from server.keys import Principal
 from server.service.access import authorize
 from server.service.answers import AckRecorded, DecisionAnswer
 from server.service.errors import Invalid, NotFound
-from server.service.inputs import context_view
+from server.service.inputs import context_view, interaction_overrides
 from server.service.recorder import Recorder
 
 log = structlog.get_logger("frontline")
@@ -199,6 +199,7 @@ class Alerting:
         ruleset: RulesetRef,
         trigger: str,
         decision_id: str | None = None,
+        due_at: datetime | None = None,
     ) -> list[str]:
         """Weigh each alert by the contact policy; record and publish those raised, record
         those held back with the reason.
@@ -253,7 +254,8 @@ class Alerting:
             }
             if outcome == RAISED:
                 fresh.append((claim, alert))
-                records.append(alert_record(**common))
+                due = format_time(due_at) if due_at is not None else None
+                records.append(alert_record(**common, due_at=due))
             else:
                 tally.add(ruleset.name, claim.rule, f"suppressed:{outcome}")
                 records.append(suppressed_record(reason=outcome, **common))
@@ -424,7 +426,8 @@ class Alerting:
         counters: dict[str, dict[str, int]] | None,
         now: datetime,
     ) -> list[dict[str, Any]]:
-        context, _, as_of, _ = context_view(inputs.context, interaction.context, now)
+        overrides = interaction_overrides(interaction, compiled)
+        context, _, as_of, _ = context_view(inputs.context, overrides, now)
         try:
             decision = compiled.evaluate(
                 context, now=now, counters=counters, as_of=as_of, trigger=trigger

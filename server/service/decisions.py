@@ -38,8 +38,9 @@ from server.service.access import authorize
 from server.service.alerts import Alerting
 from server.service.answers import DecisionAnswer
 from server.service.errors import Conflict, NotFound, Refused
-from server.service.inputs import check_nesting, context_view
+from server.service.inputs import check_nesting, context_view, interaction_overrides
 from server.service.recorder import Recorder
+from server.service.timers import Timers
 
 log = structlog.get_logger("frontline")
 
@@ -63,6 +64,7 @@ class Decisions:
         interactions: InteractionStore,
         recorder: Recorder,
         alerts: Alerting,
+        timers: Timers,
         masker: Masker | None,
         metrics: Metrics | None,
     ) -> None:
@@ -72,6 +74,7 @@ class Decisions:
         self.interactions = interactions
         self.recorder = recorder
         self.alerts = alerts
+        self.timers = timers
         self.masker = masker
         self.metrics = metrics
 
@@ -115,9 +118,10 @@ class Decisions:
         # count(...) reads 0 while the counters do not answer; the decision says degraded.
         if self.metrics is not None:
             self.metrics.context_lookup(reads.context is not None)
-        context, sources, as_of, context_degraded = context_view(
-            reads.context, request.context, now
-        )
+        overrides = request.context
+        if pinned is not None and reads.interaction is not None:
+            overrides = interaction_overrides(reads.interaction, compiled, request.context)
+        context, sources, as_of, context_degraded = context_view(reads.context, overrides, now)
         degraded = degraded or context_degraded
         try:
             decision = compiled.evaluate(
@@ -213,6 +217,7 @@ class Decisions:
             await self.interactions.end(interaction.interaction_id)
             raise
         self.alerts.deliver_later(interaction, result)
+        await self.timers.started(interaction)
         return result
 
     async def end_interaction(self, interaction_id: str, principal: Principal) -> None:
@@ -221,6 +226,7 @@ class Decisions:
             raise NotFound(f"there is no live interaction {interaction_id!r}")
         authorize(principal, (found.agent_id,), f"interaction {interaction_id!r}")
         await self.interactions.end(interaction_id)
+        await self.timers.ended(found)
 
     # -- the parts -------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from adapters.memory import (
     MemoryContextStore,
     MemoryEventCounters,
     MemoryInteractions,
+    MemoryTimers,
 )
 from adapters.reads import StoreByStore
 from adapters.redis import (
@@ -38,6 +39,7 @@ from adapters.redis import (
     RedisEventCounters,
     RedisInteractions,
     RedisRulesetStore,
+    RedisTimers,
 )
 from adapters.source import HttpContextSource, SourcedContextStore
 from audit.indexer import IndexFollower
@@ -58,6 +60,7 @@ from engine import (
     RulesetError,
     RulesetRegistry,
     RulesetStore,
+    TimerStore,
 )
 from server.ids import new_id
 from server.metrics import Metrics
@@ -68,6 +71,7 @@ from server.service.decisions import Decisions
 from server.service.frontline import Frontline
 from server.service.recorder import Recorder
 from server.service.rulesets import Rulesets
+from server.service.timers import Timers
 from server.settings import Settings
 
 log = structlog.get_logger("frontline")
@@ -159,6 +163,7 @@ class _Stores:
     interactions: InteractionStore
     reads: DecisionReads
     alerts: AlertStore
+    timers: TimerStore
 
 
 def _stores(settings: Settings) -> _Stores:
@@ -175,11 +180,13 @@ def _stores(settings: Settings) -> _Stores:
         interactions: InteractionStore = live
         reads: DecisionReads = RedisDecisionReads(client, shared, events, live)
         alerts: AlertStore = RedisAlertStore(client, prefix=prefix, retain=settings.alert_retain)
+        timers: TimerStore = RedisTimers(client, prefix=prefix)
     else:
         contexts = MemoryContextStore()
         counters = MemoryEventCounters()
         interactions = MemoryInteractions()
         alerts = MemoryAlertStore()
+        timers = MemoryTimers()
     if settings.context_source_url:
         contexts = SourcedContextStore(
             contexts,
@@ -189,7 +196,7 @@ def _stores(settings: Settings) -> _Stores:
     if not settings.redis_url or settings.context_source_url:
         # In process there is no round trip to save; a context source is asked on its own.
         reads = StoreByStore(contexts, counters, interactions)
-    return _Stores(contexts, counters, interactions, reads, alerts)
+    return _Stores(contexts, counters, interactions, reads, alerts, timers)
 
 
 def alert_bus(settings: Settings) -> AlertBus:
@@ -240,6 +247,7 @@ def build(
         if settings.database_url
         else None
     )
+    timers = Timers(registry, stores.reads, stores.timers, alerts)
     return Frontline(
         decisions=Decisions(
             registry,
@@ -248,11 +256,13 @@ def build(
             stores.interactions,
             recorder,
             alerts,
+            timers,
             masker,
             metrics,
         ),
         customers=Customers(registry, stores.contexts, stores.interactions, alerts, masker),
         alerts=alerts,
+        timers=timers,
         rulesets=Rulesets(registry, recorder, metrics, settings.max_ruleset_bytes),
         audit=Audit(settings.ledger_dir, settings.max_ruleset_bytes),
         registry=registry,

@@ -4,6 +4,7 @@
     ├── decisions   agents' desktops: decide, start and end interactions
     ├── customers   integrations: write (and read) the cached context, record events
     ├── alerts      alerts raised on context changes and events; streams; acks
+    ├── timers      timer rules: each live interaction's, run when due
     ├── rulesets    rule authors: deploy, read, test, activate, roll back, canary, shadow
     └── audit       auditors: query, export, explain, verify, replay
 
@@ -25,6 +26,7 @@ from server.service.audit import Audit
 from server.service.customers import Customers
 from server.service.decisions import Decisions
 from server.service.rulesets import Rulesets
+from server.service.timers import Timers
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class Frontline:
     decisions: Decisions
     customers: Customers
     alerts: Alerting
+    timers: Timers
     rulesets: Rulesets
     audit: Audit
     registry: RulesetRegistry

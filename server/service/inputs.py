@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from engine import CustomerContext
+from engine import CompiledRuleset, CustomerContext, Interaction
 from engine.runtime import to_datetime
 from server.service.errors import Invalid
 
@@ -104,3 +104,21 @@ def _parsed(when: str) -> datetime | None:
             _PARSED.clear()
         found = _PARSED[when] = to_datetime(when)
     return found
+
+
+STARTED_AT = "interaction.started_at"
+
+
+def interaction_overrides(
+    interaction: Interaction, compiled: CompiledRuleset, request: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The overrides an evaluation within ``interaction`` sees: ``request``'s (or those the
+    interaction started with), and the interaction's start as ``interaction.started_at`` when
+    the ruleset declares that field (rules on handle time) and nothing else sets it."""
+    overrides = request if request is not None else interaction.context
+    if STARTED_AT not in compiled.fields:
+        return overrides
+    given = (overrides or {}).get("interaction")
+    if isinstance(given, dict) and "started_at" in given:
+        return overrides
+    return merge_over(overrides or {}, {"interaction": {"started_at": interaction.started_at}})

@@ -17,12 +17,14 @@ from adapters.memory import (
     MemoryContextStore,
     MemoryEventCounters,
     MemoryInteractions,
+    MemoryTimers,
 )
 from adapters.redis import (
     RedisAlertStore,
     RedisContextStore,
     RedisEventCounters,
     RedisInteractions,
+    RedisTimers,
 )
 from adapters.source import HttpContextSource, SourcedContextStore
 from engine import (
@@ -33,7 +35,9 @@ from engine import (
     EventCounters,
     Interaction,
     InteractionStore,
+    TimerStore,
 )
+from engine.ports import timer_key
 from tests.support.redis import URL
 from tests.support.source import ContextSource
 
@@ -274,3 +278,30 @@ def test_the_first_delivery_of_an_alert_is_kept_with_it(alerts: AlertStore) -> N
     run(alerts.delivered([("F1", "2026-12-04T10:05:00.000Z")]))  # a second desktop, later
     assert run(alerts.lookup("F1")) == {**WHOM, "delivered_at": "2026-12-04T10:00:00.000Z"}
     assert run(alerts.lookup("F-unknown")) is None
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def timers(request: pytest.FixtureRequest) -> TimerStore:
+    return _pick(request, MemoryTimers, RedisTimers)  # type: ignore[no-any-return]
+
+
+def test_a_due_timer_is_taken_once_per_period(timers: TimerStore) -> None:
+    every = timer_key(30_000, "c-1", "i-1")
+    other = timer_key(60_000, "c-1", "i-1")
+    gone = timer_key(30_000, "c-2", "i-2")
+    run(timers.schedule([(every, 1_000), (other, 2_000), (gone, 1_500)]))
+    assert run(timers.take(500, 10)) == []
+    run(timers.cancel([gone]))
+    assert run(timers.take(2_000, 10)) == [(every, 1_000), (other, 2_000)]
+    assert run(timers.take(2_000, 10)) == []  # taken: no other caller gets the period
+    assert run(timers.take(31_000, 10)) == [(every, 31_000)]  # the next one, a period on
+    # More than a period behind: the missed ones are skipped, the next is a period from now.
+    assert run(timers.take(200_000, 10)) == [(every, 61_000), (other, 62_000)]
+    assert run(timers.take(229_999, 10)) == []
+    assert sorted(run(timers.take(260_000, 10))) == [(every, 230_000), (other, 260_000)]
+
+
+def test_take_hands_out_at_most_the_limit_earliest_first(timers: TimerStore) -> None:
+    run(timers.schedule([(timer_key(1_000, "c", f"i-{k}"), 100 + k) for k in range(5)]))
+    assert [due for _, due in run(timers.take(1_000, 3))] == [100, 101, 102]
+    assert [due for _, due in run(timers.take(1_000, 3))] == [103, 104]
