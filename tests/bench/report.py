@@ -974,8 +974,34 @@ def realtime_targets(results: Results) -> list[tuple[str, str, str]]:
     return out
 
 
+TIMER_LATE_S = 1.0  # every timer run within a second of its due time
+
+
+def timer_targets(results: Results) -> list[tuple[str, str, str]]:
+    out = []
+    for run in _by_kind(results, "timers"):
+        out.append(
+            (
+                f"{run['interactions']:,} live interactions on a {run['every_s']} s timer, "
+                "two instances: every run within 1 s of its due time, none twice in a period",
+                f"{run['runs']:,} runs in {run['ran_for_s']} s "
+                f"({' + '.join(f'{n:,}' for n in run['runs_per_instance'])} by instance), "
+                f"every interaction run at least {run['least_runs_per_interaction']} times; "
+                f"late p50 {run['late_p50_s']:.3f} s, p99 {run['late_p99_s']:.3f} s, "
+                f"max {run['late_max_s']:.3f} s; {run['twice_in_a_period']} twice in a period",
+                verdict(
+                    run["late_max_s"] is not None
+                    and run["late_max_s"] <= TIMER_LATE_S
+                    and run["twice_in_a_period"] == 0
+                    and run["interactions_run"] == run["interactions"]
+                ),
+            )
+        )
+    return out
+
+
 def realtime_section(results: Results) -> list[str]:
-    targets_ = realtime_targets(results)
+    targets_ = realtime_targets(results) + timer_targets(results)
     if not targets_:
         return []
     return [
@@ -990,7 +1016,9 @@ def realtime_section(results: Results) -> list[str]:
         "32 keep-alive connections) to a server on this machine's Redis, each raising one "
         "alert, timed from the event's scheduled send to the alert on "
         "the agent's WebSocket, the desktop on the same server or on a second one; "
-        "tests/bench/test_alert_bench.py.",
+        "tests/bench/test_alert_bench.py. Timers: 10,000 interactions started across two "
+        "instances, a timer rule every 30 s that always fires, each run's lateness read "
+        "from its alert record (recorded at, against due at); tests/bench/test_timer_bench.py.",
         "",
         *table(["target", "measured", "result"], [list(t) for t in targets_], "lll"),
     ]
@@ -1032,6 +1060,7 @@ def render_performance(data: dict[str, Any], command: str, plotted: bool) -> str
         + http_targets(results)
         + ledger_targets(results)
         + realtime_targets(results)
+        + timer_targets(results)
     )
     lines = [
         "# Performance",
@@ -1089,6 +1118,7 @@ def main(argv: list[str] | None = None) -> int:
         + http_targets(results)
         + ledger_targets(results)
         + realtime_targets(results)
+        + timer_targets(results)
     ):
         print(f"  {result.strip('*')}: {target}: {measured}")
     return 0

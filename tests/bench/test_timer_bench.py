@@ -1,0 +1,179 @@
+"""Timer rules at scale: 10,000 live interactions whose timer rule runs every 30 s, across two
+instances on this machine's Redis.
+
+A ruleset with one timer rule that always fires (``every: 30s``) is deployed, 10,000
+interactions are started (half through each instance), and the two instances run the timers
+for a little over two periods. Every run raises an alert (the repeat interval is 1 ms), and
+every alert record says when its run was due (``due_at``) and when it was recorded; read back
+from both instances' ledgers, they show how late each run was and whether any interaction
+ran twice in one period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from audit.query import LedgerQuery, LedgerReader
+from engine.runtime import to_datetime
+from tests.support.live_server import KEYS, LiveServer
+from tests.support.redis import URL as REDIS_URL
+from tests.support.redis import delete_prefix, require_redis
+
+pytestmark = pytest.mark.bench
+
+INTERACTIONS = 10_000
+EVERY_S = 30
+RUN_FOR_S = 2 * EVERY_S + 10  # two full periods after the last interaction started, and some
+AGENT = KEYS["agent"][0]
+
+DOCUMENT = f"""
+ruleset: timer-bench
+context:
+  interaction.started_at: datetime
+alerts:
+  - id: still-on-the-line
+    when: hours_since(interaction.started_at) >= 0
+    severity: info
+    message: Still on the line
+    on: [timer]
+    every: {EVERY_S}s
+"""
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[list[LiveServer]]:
+    require_redis()
+    prefix = f"timers-{uuid.uuid4().hex[:8]}:"
+    env = {
+        "REDIS_URL": REDIS_URL,
+        "FRONTLINE_REDIS_PREFIX": prefix,
+        "FRONTLINE_ALERT_REPEAT": "1ms",
+        "FRONTLINE_RATE_LIMIT": "10000000",
+        "FRONTLINE_LOG_LEVEL": "warning",
+    }
+    started = []
+    try:
+        for n in range(2):
+            env_n = {**env, "FRONTLINE_INSTANCE": f"timers-{n}-{prefix}"}
+            started.append(LiveServer(tmp_path / f"d{n}", env=env_n).start())
+        yield started
+    finally:
+        for server in started:
+            server.stop()
+        delete_prefix(prefix)
+
+
+async def start_interactions(servers: list[LiveServer]) -> float:
+    """Start INTERACTIONS interactions, alternating between the servers; the seconds it took."""
+    began = time.monotonic()
+    clients = [
+        httpx.AsyncClient(
+            base_url=s.url,
+            headers=s.auth("agent"),
+            timeout=30,
+            limits=httpx.Limits(max_connections=16),
+        )
+        for s in servers
+    ]
+    gate = asyncio.Semaphore(32)
+
+    async def one(k: int) -> None:
+        async with gate:
+            response = await clients[k % len(clients)].post(
+                "/v1/interactions",
+                json={"ruleset": "timer-bench", "customer_id": f"c-t-{k}", "agent_id": AGENT},
+            )
+            assert response.status_code == 201, response.text
+
+    try:
+        await asyncio.gather(*(one(k) for k in range(INTERACTIONS)))
+    finally:
+        for client in clients:
+            await client.aclose()
+    return time.monotonic() - began
+
+
+def timer_runs(servers: list[LiveServer]) -> list[tuple[str, float, float, int]]:
+    """Every timer run both ledgers hold: (interaction, due, recorded, which server), times
+    in seconds."""
+    runs = []
+    for n, server in enumerate(servers):
+        deadline = time.monotonic() + 30
+        while True:  # the index follows the log: wait until it has caught up
+            reader = LedgerReader(server.ledger_dir)
+            try:
+                found = list(reader.iterate(LedgerQuery(kind="alert")))
+            finally:
+                reader.close()
+            if time.monotonic() > deadline or len(found) == _committed_alerts(server):
+                break
+            time.sleep(0.5)
+        for record in found:
+            if record.data.get("trigger") != "timer":
+                continue
+            due = to_datetime(record.data["due_at"])
+            recorded = to_datetime(record.recorded_at)
+            assert due is not None and recorded is not None and record.interaction_id
+            runs.append((record.interaction_id, due.timestamp(), recorded.timestamp(), n))
+    return runs
+
+
+def _committed_alerts(server: LiveServer) -> int:
+    figures = httpx.get(server.url + "/metrics").text
+    for line in figures.splitlines():
+        if line.startswith("frontline_alerts_raised_total"):
+            return int(float(line.rsplit(" ", 1)[1]))
+    return -1
+
+
+def test_ten_thousand_interactions_on_a_thirty_second_timer(
+    benchmark: Any, servers: list[LiveServer]
+) -> None:
+    deployed = httpx.post(
+        servers[0].url + "/v1/rulesets",
+        content=DOCUMENT,
+        headers={**servers[0].auth("author"), "Content-Type": "application/yaml"},
+        timeout=30,
+    )
+    assert deployed.status_code == 201, deployed.text
+    time.sleep(1.5)  # the other instance hears of the revision
+    starting = asyncio.run(start_interactions(servers))
+    time.sleep(RUN_FOR_S)
+    runs = timer_runs(servers)
+    late = sorted(max(0.0, recorded - due) for _, due, recorded, _ in runs)
+    per_period = Counter((interaction, round(due)) for interaction, due, _, _ in runs)
+    twice = sum(1 for n in per_period.values() if n > 1)
+    per_interaction = Counter(interaction for interaction, _, _, _ in runs)
+    per_server = Counter(server for _, _, _, server in runs)
+    found = {
+        "interactions": INTERACTIONS,
+        "every_s": EVERY_S,
+        "ran_for_s": RUN_FOR_S,
+        "starting_s": round(starting, 1),
+        "runs": len(runs),
+        "runs_per_instance": [per_server[n] for n in range(len(servers))],
+        "interactions_run": len(per_interaction),
+        "least_runs_per_interaction": min(per_interaction.values(), default=0),
+        "twice_in_a_period": twice,
+        "late_p50_s": round(late[len(late) // 2], 3) if late else None,
+        "late_p99_s": round(late[int(len(late) * 0.99)], 3) if late else None,
+        "late_max_s": round(late[-1], 3) if late else None,
+        "on_time_within_1s": sum(1 for x in late if x <= 1.0),
+        "load_average": os.getloadavg(),
+    }
+    benchmark.group = "timers"
+    benchmark.extra_info.update({"kind": "timers", **found})
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    print(f"\ntimers: {found}")
+    assert twice == 0
+    assert found["interactions_run"] == INTERACTIONS
