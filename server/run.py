@@ -68,7 +68,7 @@ def _config(settings: Settings, app_factory: AppFactory | None = None) -> uvicor
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=30,
-        ws_per_message_deflate=False,  # alerts are small: compressing them costs more CPU than it saves
+        ws_per_message_deflate=False,  # alerts are small: compressing costs more than it saves
     )
 
 
