@@ -33,12 +33,12 @@ from server import lifecycle
 from server.admission import Gate
 from server.edge import Edge
 from server.http import on_error, on_http_exception, service
-from server.keys import KeyRing
+from server.keys import KeyRing, StreamTickets
 from server.logs import configure as configure_logging
 from server.metrics import AlertCollector, LedgerCollector, Metrics, metrics_endpoint
 from server.ratelimit import Limits
 from server.routes import agents, alerts, audit, customers, pages, rulesets
-from server.service.factory import build, redis_client
+from server.service.factory import build, masking_key, redis_client
 from server.service.frontline import Frontline
 from server.settings import Settings
 
@@ -221,7 +221,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             log.info("frontline stopped", ledger_records=built.ledger.records)
 
     keys, _ = load_keys(settings)
-    edge = Edge(gate, keys, limits)
+    tickets = StreamTickets(masking_key(settings))
+    edge = Edge(gate, keys, limits, tickets)
     return Litestar(
         route_handlers=[
             healthz,
@@ -237,7 +238,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[edge],
         logging_config=None,  # server/logs.py configures logging once, for everything
         lifespan=[lifespan],
-        state=State({"keyring": keys, "settings": settings, "metrics": metrics, "edge": edge}),
+        state=State(
+            {
+                "keyring": keys,
+                "tickets": tickets,
+                "settings": settings,
+                "metrics": metrics,
+                "edge": edge,
+            }
+        ),
         exception_handlers={
             HTTPException: on_http_exception,
             Exception: on_error,

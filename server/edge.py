@@ -3,8 +3,9 @@
     request ─▶ admission (503 when requests would wait, or at the cap on requests in flight;
                alert streams are not counted: server/admission.py)
             ─▶ request id (X-Request-ID if sane, else a new one) bound to the log context
-            ─▶ key: identified from ``Authorization: Bearer`` (or ``?access_token=`` where the
-               route allows it)
+            ─▶ key: identified from ``Authorization: Bearer``; where the route allows it (the
+               alert streams, which browsers open without headers) from ``?ticket=`` (a
+               short-lived signed ticket: server/keys.py) or ``?access_token=``
             ─▶ rate limit: one budget per principal; requests without a valid key spend
                their client address's budget, so guessing keys is throttled too
             ─▶ role: the route's ``opt=requires(...)`` (401 without a valid key, 403 for a
@@ -27,7 +28,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from server.admission import Gate, refuse
 from server.http import ACCESS, PRINCIPAL, Access, authenticate, bearer
-from server.keys import KeyRing, Principal
+from server.keys import KeyRing, Principal, StreamTickets
 from server.logs import bind_request
 from server.ratelimit import Limits, too_many
 
@@ -39,10 +40,13 @@ class Edge:
     """The admission gate, the key ring and the rate limits, shared by every route's copy of
     the middleware (Litestar builds app-level middleware into each route's stack)."""
 
-    def __init__(self, gate: Gate, keyring: KeyRing, limits: Limits) -> None:
+    def __init__(
+        self, gate: Gate, keyring: KeyRing, limits: Limits, tickets: StreamTickets
+    ) -> None:
         self.gate = gate
         self.keyring = keyring
         self.limits = limits
+        self.tickets = tickets
 
     def __call__(self, app: ASGIApp) -> ASGIApp:
         return EdgeMiddleware(app, self)
@@ -112,26 +116,36 @@ class EdgeMiddleware:
         handler = scope.get("route_handler")
         access: Access | None = handler.opt.get(ACCESS) if handler is not None else None
         token = bearer(authorization)
+        ticket = None
         if token is None and access is not None and access.query_token:
-            token = _query_token(scope)
-        principal = self.edge.keyring.identify(token) if token is not None else None
-        if await self.edge.over_budget(principal, scope, send):
+            token = query_param(scope, "access_token")
+            if token is None:
+                ticket = query_param(scope, "ticket")
+        edge = self.edge
+        if token is not None:
+            principal = edge.keyring.identify(token)
+        elif ticket is not None:
+            principal = edge.tickets.redeem(ticket, time.time())
+        else:
+            principal = None
+        if await edge.over_budget(principal, scope, send):
             return
         if access is not None:
             # raises the 401 or 403, which Litestar's exception handlers render
             scope[PRINCIPAL] = (  # type: ignore[literal-required]
                 principal
                 if principal is not None and principal.role in access.roles
-                else authenticate(self.edge.keyring, access, token)
+                else authenticate(edge.keyring, access, token, ticket=ticket, found=principal)
             )
         await self.app(scope, receive, send)
 
 
-def _query_token(scope: Scope) -> str | None:
+def query_param(scope: Scope, name: str) -> str | None:
+    """The first non-empty ``name`` in the request's query string."""
     raw = scope.get("query_string") or b""
-    if b"access_token=" not in raw:
+    if name.encode() + b"=" not in raw:
         return None
-    for name, value in parse_qsl(raw.decode("latin-1")):
-        if name == "access_token" and value:
+    for key, value in parse_qsl(raw.decode("latin-1")):
+        if key == name and value:
             return value
     return None

@@ -13,6 +13,7 @@ answered 500 without internals.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,14 +137,31 @@ def bearer(header: str | None) -> str | None:
     return None
 
 
-def authenticate(keyring: KeyRing, access: Access, token: str | None) -> Principal:
-    """The principal of ``token`` if it may use a route of ``access``; else the 401 or 403."""
-    if token is None:
+def authenticate(
+    keyring: KeyRing,
+    access: Access,
+    token: str | None,
+    *,
+    ticket: str | None = None,
+    found: Principal | None = None,
+) -> Principal:
+    """The principal of ``token`` (or of a stream ``ticket``, already redeemed as ``found``)
+    if it may use a route of ``access``; else the 401 or 403."""
+    if token is None and ticket is not None:
+        if found is None:
+            raise NotAuthorizedException(
+                detail="the stream ticket is not valid or has expired; "
+                "POST /v1/stream-tickets gives a new one",
+                headers={"WWW-Authenticate": 'Bearer realm="frontline", error="invalid_token"'},
+            )
+        principal: Principal | None = found
+    elif token is None:
         raise NotAuthorizedException(
             detail="this route needs an API key: Authorization: Bearer <key>",
             headers={"WWW-Authenticate": 'Bearer realm="frontline"'},
         )
-    principal = keyring.identify(token)
+    else:
+        principal = keyring.identify(token)
     if principal is None:
         raise NotAuthorizedException(
             detail="the API key is not valid",
@@ -164,10 +182,16 @@ def socket_guard(opt: dict[str, Access]) -> Guard:
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         bind_request(connection.headers.get("x-request-id"))
         token = bearer(connection.headers.get("authorization"))
+        ticket = found = None
         if token is None and access.query_token:
             token = connection.query_params.get("access_token") or None
+            ticket = connection.query_params.get("ticket") or None
+            if token is None and ticket is not None:
+                found = connection.app.state.tickets.redeem(ticket, time.time())
         keyring: KeyRing = connection.app.state.keyring
-        connection.scope[PRINCIPAL] = authenticate(keyring, access, token)  # type: ignore[literal-required]
+        connection.scope[PRINCIPAL] = authenticate(  # type: ignore[literal-required]
+            keyring, access, token, ticket=ticket, found=found
+        )
 
     return guard
 

@@ -10,6 +10,7 @@ hashes by ``hmac.compare_digest``. Secrets themselves are never stored nor compa
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -112,3 +113,46 @@ class KeyRing:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump({d: {"name": p.name, "role": p.role} for d, p in entries.items()}, f)
         return cls(entries), created
+
+
+class StreamTickets:
+    """Short-lived tickets that open an alert stream without a key in its URL.
+
+    Browsers cannot send headers with a WebSocket or an EventSource, and whatever is in a URL
+    ends up in logs. A desktop asks ``POST /v1/stream-tickets`` with its key in the
+    ``Authorization`` header and opens the stream with ``?ticket=``: the ticket names the
+    principal, expires after ``lifetime`` seconds, and is signed (HMAC-SHA256) with a key
+    every instance derives from the same secret, so any instance accepts it.
+    ``flt1.<role>.<name, base64url>.<expires, unix seconds>.<signature, base64url>``
+    """
+
+    PREFIX = "flt1"
+
+    def __init__(self, secret: bytes, lifetime: int = 60) -> None:
+        self._key = hmac.new(secret, b"frontline stream tickets", hashlib.sha256).digest()
+        self.lifetime = lifetime
+
+    def issue(self, principal: Principal, now: float) -> tuple[str, int]:
+        """A ticket for ``principal`` and when it expires (unix seconds)."""
+        expires = int(now) + self.lifetime
+        name = base64.urlsafe_b64encode(principal.name.encode()).decode().rstrip("=")
+        body = f"{self.PREFIX}.{principal.role}.{name}.{expires}"
+        return f"{body}.{self._sign(body)}", expires
+
+    def redeem(self, ticket: str, now: float) -> Principal | None:
+        """The principal of a genuine ticket that has not expired; None otherwise."""
+        parts = ticket.split(".")
+        if len(parts) != 5 or parts[0] != self.PREFIX or not parts[3].isdigit():
+            return None
+        body = ".".join(parts[:4])
+        if not hmac.compare_digest(self._sign(body), parts[4]) or int(parts[3]) < now:
+            return None
+        try:
+            name = base64.urlsafe_b64decode(parts[2] + "=" * (-len(parts[2]) % 4)).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return Principal(name, parts[1])
+
+    def _sign(self, body: str) -> str:
+        mac = hmac.new(self._key, body.encode(), hashlib.sha256).digest()[:18]
+        return base64.urlsafe_b64encode(mac).decode()

@@ -17,6 +17,18 @@ import structlog
 from server.ids import request_id as new_request_id
 
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# A credential in a URL (uvicorn logs a WebSocket's path with its query string).
+_IN_URL = re.compile(r"((?:access_token|ticket)=)[^&\s\"']+")
+
+
+class Redact(logging.Filter):
+    """Keys and stream tickets in URLs never reach a log line: ``access_token=[redacted]``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "access_token=" in message or "ticket=" in message:
+            record.msg, record.args = _IN_URL.sub(r"\1[redacted]", message), None
+        return True
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 _LEVELS["error"] = logging.ERROR
 
@@ -39,6 +51,7 @@ def configure(level: str = "info") -> None:
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(Redact())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[

@@ -7,6 +7,7 @@ in the query) and receives what it missed, then the live alerts.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from server.edge import STREAM
 from server.http import principal_of, problems, requires, service, socket_guard
+from server.keys import StreamTickets
 from server.schemas import AckRequest, Id
 from server.service.answers import AckRecorded
 from server.service.errors import Forbidden
@@ -136,4 +138,32 @@ async def escalation_socket(socket: WebSocket[Any, Any, Any], supervisor_id: str
         return
 
 
-ROUTES = [alert_events, alert_socket, ack_alert, escalation_events, escalation_socket]
+class StreamTicket(msgspec.Struct, kw_only=True):
+    ticket: str  # for ?ticket= on the stream's URL
+    expires_at: int  # unix seconds; the stream must be opened before then
+
+
+@post(
+    "/v1/stream-tickets",
+    opt=requires("agent", "supervisor", admin=False),
+    status_code=201,
+    tags=["alerts"],
+    responses=problems(),
+)
+async def stream_ticket(request: Request[Any, Any, Any]) -> StreamTicket:
+    """A ticket that opens this key's alert stream for the next minute, so that the key itself
+    never travels in a URL (WebSockets and EventSource cannot send headers; URLs are logged):
+    open ``/v1/agents/{id}/alerts?ticket=...`` (or a supervisor's) with it."""
+    tickets: StreamTickets = request.app.state.tickets
+    ticket, expires = tickets.issue(principal_of(request), time.time())
+    return StreamTicket(ticket=ticket, expires_at=expires)
+
+
+ROUTES = [
+    alert_events,
+    alert_socket,
+    ack_alert,
+    escalation_events,
+    escalation_socket,
+    stream_ticket,
+]

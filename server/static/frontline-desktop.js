@@ -6,7 +6,9 @@
 //   const decision = await desktop.startInteraction({ ruleset: "retention-desk", customerId: "c-42" });
 //
 // Alerts arrive over a WebSocket, or server-sent events where a WebSocket cannot open; the
-// connection comes back by itself with backoff and resumes after the last alert it saw.
+// connection comes back by itself with backoff and resumes after the last alert it saw. The
+// key never goes in a URL: each connection opens with a one-minute ticket from
+// POST /v1/stream-tickets (asked with the key in the Authorization header).
 // Events dispatched: "open", "close", "reconnecting", "alert", "decision", "error".
 // docs/desktop-plugin.md documents all of it.
 
@@ -66,8 +68,8 @@ export class FrontlineDesktop extends EventTarget {
     );
   }
 
-  _streamUrl(scheme) {
-    const params = new URLSearchParams({ access_token: this.key });
+  _streamUrl(scheme, ticket) {
+    const params = new URLSearchParams({ ticket });
     if (this.lastEventId) params.set("last_event_id", this.lastEventId);
     const path = `/v1/agents/${encodeURIComponent(this.agentId)}/alerts?${params}`;
     if (scheme === "ws") {
@@ -77,15 +79,27 @@ export class FrontlineDesktop extends EventTarget {
     return this.baseUrl + path;
   }
 
-  _open() {
+  async _open() {
     if (this._closed) return;
-    if (this.usingSse) this._openSse();
-    else this._openSocket();
+    let ticket;
+    try {
+      ticket = (await this._request("POST", "/v1/stream-tickets")).ticket;
+    } catch (err) {
+      if (err.status === 401 || err.status === 403) {
+        this._closed = true; // the key itself is refused: retrying will not help
+        return;
+      }
+      this._retry();
+      return;
+    }
+    if (this._closed) return;
+    if (this.usingSse) this._openSse(ticket);
+    else this._openSocket(ticket);
   }
 
-  _openSocket() {
+  _openSocket(ticket) {
     let opened = false;
-    const socket = new WebSocket(this._streamUrl("ws"));
+    const socket = new WebSocket(this._streamUrl("ws", ticket));
     this._stream = socket;
     socket.onopen = () => {
       opened = true;
@@ -116,10 +130,11 @@ export class FrontlineDesktop extends EventTarget {
     };
   }
 
-  _openSse() {
+  _openSse(ticket) {
     // EventSource resends Last-Event-ID by itself when it reconnects; a new one (after close)
-    // carries the cursor in the query.
-    const source = new EventSource(this._streamUrl("http"));
+    // carries the cursor in the query. Its ticket lasts a minute: a reconnection after that is
+    // refused, the source closes, and _retry opens a new one with a new ticket.
+    const source = new EventSource(this._streamUrl("http", ticket));
     this._stream = source;
     source.onopen = () => {
       this._retryMs = BACKOFF_START_MS;

@@ -5,6 +5,7 @@ acknowledged into the ledger. On the embedded default (one process, the in-proce
 from __future__ import annotations
 
 import queue
+import time
 from typing import Any
 
 import httpx
@@ -272,3 +273,31 @@ def test_an_unanswered_alert_reaches_the_supervisor_and_an_answered_one_does_not
         'frontline_alert_rule_escalated_total{instance="local",rule="churn-now",'
         'ruleset="escalating-desk"} 1.0' in figures
     ), figures
+
+
+def test_a_stream_opens_with_a_ticket_and_no_key_reaches_the_log(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    issued = client.post("/v1/stream-tickets", headers=server.auth("agent"))
+    assert issued.status_code == 201, issued.text
+    ticket = issued.json()["ticket"]
+    assert AGENT_KEY not in ticket
+    # The ticket opens this agent's stream (a WebSocket here), not another agent's.
+    socket = SocketAlerts(server.url, AGENT, "", query=f"ticket={ticket}")
+    try:
+        started = start(client, server, "c-ticket", customer={"churn_score": 0.9})
+        assert socket.next(customer_id="c-ticket")["alert_id"] == started["alerts"][0]["alert_id"]
+    finally:
+        socket.close()
+    other = client.get(f"/v1/agents/agent-8/alerts?ticket={ticket}")
+    assert other.status_code == 403
+    forged = client.get(f"/v1/agents/{AGENT}/alerts?ticket={ticket[:-2]}AA")
+    assert forged.status_code == 401 and "stream ticket" in forged.json()["detail"]
+    # The old way, the key in the URL, still opens a stream; the log shows it redacted.
+    SocketAlerts(server.url, AGENT, AGENT_KEY).close()
+    time.sleep(0.3)
+    log = server.log.read_text(encoding="utf-8")
+    assert "access_token=[redacted]" in log and "ticket=[redacted]" in log
+    for _, (_, key) in KEYS.items():
+        assert key not in log
+    assert ticket not in log

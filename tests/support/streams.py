@@ -76,8 +76,12 @@ class SocketAlerts:
         last_event_id: str | None = None,
         *,
         of: str = "agents",
+        query: str | None = None,
     ) -> None:
-        query = f"access_token={key}" + (f"&last_event_id={last_event_id}" if last_event_id else "")
+        if query is None:
+            query = f"access_token={key}"
+        if last_event_id:
+            query += f"&last_event_id={last_event_id}"
         target = url.replace("http://", "ws://") + f"/v1/{of}/{agent_id}/alerts?{query}"
         self.socket: ClientConnection = connect(target, open_timeout=10)
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
