@@ -29,6 +29,8 @@ class Redact(logging.Filter):
         if "access_token=" in message or "ticket=" in message:
             record.msg, record.args = _IN_URL.sub(r"\1[redacted]", message), None
         return True
+
+
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 _LEVELS["error"] = logging.ERROR
 
