@@ -42,6 +42,7 @@ from server.service.errors import (
     Refused,
     ServiceError,
     TooLarge,
+    TooMany,
     Unavailable,
     Unsupported,
 )
@@ -248,6 +249,7 @@ STATUS: dict[type[ServiceError], int] = {
     TooLarge: 413,
     Unsupported: 415,
     Refused: 422,
+    TooMany: 429,
     Unavailable: 503,
 }
 

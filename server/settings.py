@@ -52,6 +52,8 @@ class Settings:
     alert_repeat: timedelta = timedelta(minutes=10)  # a repeat of one alert is suppressed
     alert_history: int = 100  # alerts kept per agent for desktops that reconnect
     alert_retain: timedelta = timedelta(hours=12)  # how long those are kept, and acks accepted
+    streams_per_agent: int = 5  # alert streams one agent (or supervisor) may hold open
+    max_streams: int = 10_000  # alert streams one instance holds open, in all
     instance: str = field(default_factory=lambda: os.environ.get("HOSTNAME", "local"))
 
     @property
@@ -149,6 +151,8 @@ class Settings:
             alert_repeat=duration("FRONTLINE_ALERT_REPEAT", timedelta(minutes=10))
             or timedelta(minutes=10),
             alert_history=integer("FRONTLINE_ALERT_HISTORY", 100, 1, 100_000),
+            streams_per_agent=integer("FRONTLINE_STREAMS_PER_AGENT", 5, 1, 1_000),
+            max_streams=integer("FRONTLINE_MAX_STREAMS", 10_000, 1, 1_000_000),
             alert_retain=duration("FRONTLINE_ALERT_RETAIN", timedelta(hours=12))
             or timedelta(hours=12),
             instance=get("FRONTLINE_INSTANCE") or get("HOSTNAME") or "local",

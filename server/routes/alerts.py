@@ -22,12 +22,15 @@ from server.http import principal_of, problems, requires, service, socket_guard
 from server.keys import StreamTickets
 from server.schemas import AckRequest, Id
 from server.service.answers import AckRecorded
-from server.service.errors import Forbidden
+from server.service.errors import Forbidden, TooMany, Unavailable
 
 _encode = msgspec.json.Encoder().encode
 # Only the agent the alerts are for: not even an admin key reads another agent's desktop.
 _AGENT_ONLY = requires("agent", query_token=True, admin=False)
 _SUPERVISOR_ONLY = requires("supervisor", query_token=True, admin=False)
+# A WebSocket refused for too many streams closes with: 4429 (this agent has its most open;
+# as HTTP's 429), 1013 (the server has its most open: "try again later").
+_CLOSE: dict[type[Exception], int] = {TooMany: 4429, Unavailable: 1013}
 _SSE = ResponseSpec(
     data_container=str,
     media_type="text/event-stream",
@@ -74,6 +77,9 @@ async def alert_socket(socket: WebSocket[Any, Any, Any], agent_id: str) -> None:
         alerts = service(socket).alerts.follow(principal_of(socket), agent_id, last)
     except Forbidden:
         await socket.close(code=4403, reason="this key belongs to another agent")
+        return
+    except (TooMany, Unavailable) as exc:
+        await socket.close(code=_CLOSE[type(exc)], reason=exc.detail[:120])
         return
     await socket.accept()
     try:
@@ -127,6 +133,9 @@ async def escalation_socket(socket: WebSocket[Any, Any, Any], supervisor_id: str
         messages = follow(principal_of(socket), supervisor_id, last)
     except Forbidden:
         await socket.close(code=4403, reason="this key belongs to another supervisor")
+        return
+    except (TooMany, Unavailable) as exc:
+        await socket.close(code=_CLOSE[type(exc)], reason=exc.detail[:120])
         return
     await socket.accept()
     try:

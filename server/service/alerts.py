@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -66,7 +67,7 @@ from server.ids import encode_ulid, new_id
 from server.keys import Principal
 from server.service.access import authorize
 from server.service.answers import AckRecorded, DecisionAnswer
-from server.service.errors import Invalid, NotFound
+from server.service.errors import Invalid, NotFound, TooMany, Unavailable
 from server.service.inputs import context_view, interaction_overrides
 from server.service.recorder import Recorder
 
@@ -162,6 +163,8 @@ class Alerting:
         repeat_after: timedelta = timedelta(minutes=10),
         retain: timedelta = timedelta(hours=12),
         history: int = 100,
+        streams_per_agent: int = 5,
+        max_streams: int = 10_000,
     ) -> None:
         self.registry = registry
         self.reads = reads
@@ -177,6 +180,9 @@ class Alerting:
         self.history = history
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
+        self.streams_per_agent = streams_per_agent
+        self.max_streams = max_streams
+        self._open: dict[str, int] = {}  # channel → streams open or about to open
         self._terms: dict[tuple[str, int], Terms] = {}
         self.raised = 0
         self.tally = Tally()
@@ -614,14 +620,50 @@ class Alerting:
         """``stream`` for the agent ``principal`` may read (checked now, before a response
         begins): only the agent the alerts are for."""
         authorize(principal, (agent_id,), f"agent {agent_id!r}")
-        return self.stream(agent_id, last_event_id)
+        return self._reserved(agent_id, f"agent {agent_id!r}", last_event_id)
 
     def follow_supervisor(
         self, principal: Principal, supervisor_id: str, last_event_id: str | None
     ) -> AsyncIterator[dict[str, Any] | None]:
         """The escalations for the supervisor ``principal`` may read: only its own."""
         authorize(principal, (supervisor_id,), f"supervisor {supervisor_id!r}")
-        return self.stream(supervisor_channel(supervisor_id), last_event_id)
+        channel = supervisor_channel(supervisor_id)
+        return self._reserved(channel, f"supervisor {supervisor_id!r}", last_event_id)
+
+    def _reserved(
+        self, channel: str, whose: str, last_event_id: str | None
+    ) -> AsyncIterator[dict[str, Any] | None]:
+        """``stream(channel)``, counted against the caps: at most ``streams_per_agent`` open
+        per agent (or supervisor), ``max_streams`` in all. The count is taken now, before a
+        response begins, and given back when the stream ends or is dropped unread."""
+        held = self._open.get(channel, 0)
+        if held >= self.streams_per_agent:
+            raise TooMany(
+                f"{whose} already has {held} alert streams open, the most allowed; close one first",
+                retry_after=5,
+            )
+        if sum(self._open.values()) >= self.max_streams:
+            raise Unavailable(
+                "this server has as many alert streams open as it takes; try another instance",
+                retry_after=5,
+            )
+        self._open[channel] = held + 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            left = self._open.get(channel, 1) - 1
+            if left > 0:
+                self._open[channel] = left
+            else:
+                self._open.pop(channel, None)
+
+        messages = self.stream(channel, last_event_id, release=release)
+        weakref.finalize(messages, release)  # dropped before it was ever read
+        return messages
 
     async def stream(
         self,
@@ -630,6 +672,7 @@ class Alerting:
         *,
         keepalive: float = 15.0,
         clock: Callable[[], float] = time.time,
+        release: Callable[[], None] | None = None,
     ) -> AsyncIterator[dict[str, Any] | None]:
         """An agent's alerts (or a supervisor's escalations, on its channel): those after
         ``last_event_id`` (or raised in the last seconds), then live ones as they come;
@@ -668,3 +711,5 @@ class Alerting:
         finally:
             self._streams.discard(subscription)
             self.bus.unsubscribe(subscription)
+            if release is not None:
+                release()

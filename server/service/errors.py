@@ -58,5 +58,9 @@ class Refused(ServiceError):
     whose evaluation failed."""
 
 
+class TooMany(ServiceError):
+    """The caller already holds as many of something as it may (alert streams)."""
+
+
 class Unavailable(ServiceError):
     """Something the use case needs is busy or away; trying again later may work."""

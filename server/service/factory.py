@@ -233,6 +233,8 @@ def build(
         repeat_after=settings.alert_repeat,
         retain=settings.alert_retain,
         history=settings.alert_history,
+        streams_per_agent=settings.streams_per_agent,
+        max_streams=settings.max_streams,
     )
     indexer = None
     if follow_index:

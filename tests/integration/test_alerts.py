@@ -301,3 +301,27 @@ def test_a_stream_opens_with_a_ticket_and_no_key_reaches_the_log(
     for _, (_, key) in KEYS.items():
         assert key not in log
     assert ticket not in log
+
+
+def test_an_agent_holding_its_most_streams_is_refused_another_alone(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    other, other_key = KEYS["agent2"]
+    held = [SseAlerts(server.url, other, other_key) for _ in range(5)]
+    try:
+        assert all(s.status == 200 for s in held)
+        refused = client.get(
+            f"/v1/agents/{other}/alerts",
+            headers={"Authorization": f"Bearer {other_key}", "Accept": "text/event-stream"},
+        )
+        assert refused.status_code == 429, refused.text
+        assert "already has 5 alert streams open" in refused.json()["detail"]
+        assert refused.headers["retry-after"] == "5"
+        # Decisions, and other agents' streams, are untouched.
+        mine = SseAlerts(server.url, AGENT, AGENT_KEY)
+        assert mine.status == 200
+        mine.close()
+        assert start(client, server, "c-streams")["decision_id"]
+    finally:
+        for stream in held:
+            stream.close()

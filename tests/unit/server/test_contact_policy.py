@@ -1,7 +1,7 @@
 """The agent's contact policy, on the service without HTTP: topics show their most severe
 alert, at most max_alerts per window, a quiet period after a dismissal, and require_ack alerts
 re-raised to the supervisor when nobody answers them in time. What is held back or escalated
-is in the ledger, with the reason."""
+is in the ledger, with the reason. And the caps on an agent's alert streams."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from audit.record import LedgerRecord, decode
 from audit.segments import SegmentLog
 from server.keys import Principal
 from server.schemas import InteractionRequest
-from server.service.errors import Forbidden, Invalid
+from server.service.errors import Forbidden, Invalid, TooMany, Unavailable
 from server.service.frontline import Frontline
 from tests.support.service import run
 
@@ -178,3 +178,25 @@ def test_an_override_needs_a_reason_and_the_auditor_sees_the_answers(service: Fr
         ("alert", "outage", None, None),
         ("ack", "outage", "overridden", "the outage is fixed"),
     ]
+
+
+def test_alert_streams_are_capped_per_agent_and_given_back(service: Frontline) -> None:
+    alerts = service.alerts
+    held = [alerts.follow(AGENT, "a-1", None) for _ in range(alerts.streams_per_agent)]
+    with pytest.raises(TooMany, match="agent 'a-1' already has 5 alert streams open"):
+        alerts.follow(AGENT, "a-1", None)
+    # Another agent is not affected.
+    other = alerts.follow(Principal("a-2", "agent"), "a-2", None)
+    # A stream that ends, or is dropped unread, gives its place back.
+    first = held.pop()
+    run(service, first.aclose())  # type: ignore[attr-defined]
+    del first
+    held.append(alerts.follow(AGENT, "a-1", None))
+    held.pop()  # dropped without being read
+    held.append(alerts.follow(AGENT, "a-1", None))
+    # The server's own cap refuses everyone once reached.
+    alerts.max_streams = len(held) + 1
+    with pytest.raises(Unavailable, match="as many alert streams open"):
+        alerts.follow(Principal("a-3", "agent"), "a-3", None)
+    del other
+    assert alerts.follow(Principal("a-3", "agent"), "a-3", None) is not None
