@@ -177,8 +177,19 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
             "to serve beyond this machine"
         )
     from server.app import load_keys
-    from server.run import serve
+    from server.run import DataDirBusy, hold_data_dir, listen, serve
 
+    try:
+        hold_data_dir(settings.data_dir)
+    except (DataDirBusy, OSError) as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        sock = listen(settings)
+    except OSError as exc:
+        raise CommandError(
+            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}; "
+            "another server may be using the port, or choose another with --port"
+        ) from None
     try:
         _, created = load_keys(settings)
     except (KeyListError, OSError) as exc:
@@ -195,7 +206,7 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
         file=out,
     )
     out.flush()
-    return serve(settings)
+    return serve(settings, sock=sock)
 
 
 def _read_text(path: str) -> str:

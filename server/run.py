@@ -7,14 +7,17 @@ hash chain and no two processes ever hand out the same ``seq``.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import gc
 import multiprocessing
+import os
 import signal
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 import uvicorn
 
@@ -72,13 +75,62 @@ def _config(settings: Settings, app_factory: AppFactory | None = None) -> uvicor
     )
 
 
-def serve(settings: Settings, app_factory: AppFactory | None = None) -> int:
-    """Serve until SIGINT or SIGTERM; the ledger of every worker drains before it exits.
+class DataDirBusy(Exception):
+    """Another server holds the data directory."""
+
+
+_HELD: list[IO[str]] = []  # the data directory's lock, held for the life of the process
+
+
+def hold_data_dir(data_dir: Path) -> None:
+    """Lock ``data_dir`` for this server (``server.lock``, an exclusive ``flock`` held until
+    the process ends), or raise DataDirBusy naming the server that holds it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(data_dir / "server.lock", "a+", encoding="utf-8")  # noqa: SIM115 (held)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        pid = lock.read().strip()
+        lock.close()
+        holder = f" (pid {pid})" if pid.isdigit() else ""
+        raise DataDirBusy(
+            f"another Frontline server{holder} is using the data directory {data_dir}; "
+            "stop it, or give this one its own --data-dir"
+        ) from None
+    lock.truncate(0)
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    _HELD.append(lock)
+
+
+def listen(settings: Settings) -> socket.socket:
+    """The server's listening socket, bound now: a busy port fails here, before anything
+    starts or says ready (OSError)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    settings: Settings, app_factory: AppFactory | None = None, sock: socket.socket | None = None
+) -> int:
+    """Serve on ``sock`` (bound from the settings if not given) until SIGINT or SIGTERM; the
+    ledger of every worker drains before it exits.
 
     ``app_factory`` replaces Frontline's app (the benchmarks' bare baseline uses it).
     """
+    if sock is None:
+        sock = listen(settings)
     if settings.workers == 1:
-        _Server(_config(settings, app_factory)).run()
+        _Server(_config(settings, app_factory)).run(sockets=[sock])
         return 0
     if app_factory is None:
         # First-start work (starter rulesets, masking key) happens once, here, before any
@@ -88,11 +140,6 @@ def serve(settings: Settings, app_factory: AppFactory | None = None) -> int:
         first = dataclasses.replace(settings, instance=f"{settings.instance}-0")
         masking_key(first)
         open_ledger(first)[1].close()
-    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((settings.host, settings.port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
     context = multiprocessing.get_context("spawn")
     workers = []
     for n in range(settings.workers):

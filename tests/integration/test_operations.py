@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +20,7 @@ from audit.record import LedgerRecord
 from audit.segments import SegmentLog
 from audit.verify import verify_ledger
 from audit.writer import LedgerWriter, utc_now
-from tests.support.live_server import KEYS, LiveServer
+from tests.support.live_server import API_KEYS, KEYS, ROOT, LiveServer, free_port
 
 BODY = {"ruleset": "retention-desk", "customer_id": "c-1", "agent_id": "agent-7"}
 
@@ -345,3 +347,33 @@ def test_retention_runs_in_the_server_and_the_chain_still_verifies(tmp_path: Pat
         ).json()["records"]
         assert [r["id"] for r in kept] == ["recent"]
     assert store.segments()[0] == 31  # segments 1 to 30 are gone
+
+
+def test_a_second_server_on_a_data_directory_or_a_port_in_use_exits_at_once(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    def second(data_dir: Path, port: int) -> tuple[int, str, float]:
+        began = time.monotonic()
+        command = ["serve", "--data-dir", str(data_dir), "--port", str(port)]
+        done = subprocess.run(
+            [sys.executable, "-m", "server.cli", *command],
+            check=False,
+            cwd=ROOT,
+            env={**os.environ, "FRONTLINE_API_KEYS": API_KEYS},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return done.returncode, done.stdout + done.stderr, time.monotonic() - began
+
+    code, output, took = second(server.data_dir, free_port())
+    assert code == 1 and took < 10, output
+    assert output.strip().splitlines() == [
+        f"frontline: another Frontline server (pid {server.process.pid}) is using the data "
+        f"directory {server.data_dir}; stop it, or give this one its own --data-dir"
+    ]
+    code, output, _ = second(tmp_path / "elsewhere", server.port)
+    assert code == 1 and "cannot listen on 127.0.0.1" in output, output
+    assert "frontline ready" not in output and "Traceback" not in output
+    # The first server is untouched.
+    assert httpx.get(server.url + "/readyz").status_code == 200
