@@ -23,6 +23,7 @@ import uvicorn
 
 from server import lifecycle
 from server.settings import Settings
+from server.wire import protocol_for
 
 AppFactory = Callable[[], Any]
 
@@ -66,7 +67,8 @@ def _config(settings: Settings, app_factory: AppFactory | None = None) -> uvicor
         host=settings.host,
         port=settings.port,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
+        http=protocol_for(settings),  # uvicorn's httptools protocol, with limits on the head
+        timeout_keep_alive=settings.idle_timeout,
         lifespan="on",
         access_log=False,
         log_config=None,

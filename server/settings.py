@@ -52,6 +52,10 @@ class Settings:
     alert_repeat: timedelta = timedelta(minutes=10)  # a repeat of one alert is suppressed
     alert_history: int = 100  # alerts kept per agent for desktops that reconnect
     alert_retain: timedelta = timedelta(hours=12)  # how long those are kept, and acks accepted
+    max_head_bytes: int = 16_384  # a request's URL and headers, in all (431 beyond)
+    max_headers: int = 100  # headers in a request (431 beyond)
+    head_timeout: float = 10.0  # seconds for a request's head to arrive (408 after)
+    idle_timeout: int = 5  # seconds a kept-alive connection may sit idle
     streams_per_agent: int = 5  # alert streams one agent (or supervisor) may hold open
     max_streams: int = 10_000  # alert streams one instance holds open, in all
     instance: str = field(default_factory=lambda: os.environ.get("HOSTNAME", "local"))
@@ -151,6 +155,10 @@ class Settings:
             alert_repeat=duration("FRONTLINE_ALERT_REPEAT", timedelta(minutes=10))
             or timedelta(minutes=10),
             alert_history=integer("FRONTLINE_ALERT_HISTORY", 100, 1, 100_000),
+            max_head_bytes=integer("FRONTLINE_MAX_HEADER_BYTES", 16_384, 1_024, 1_048_576),
+            max_headers=integer("FRONTLINE_MAX_HEADERS", 100, 10, 10_000),
+            head_timeout=integer("FRONTLINE_HEADER_TIMEOUT_MS", 10_000, 100, 600_000) / 1000,
+            idle_timeout=integer("FRONTLINE_IDLE_TIMEOUT", 5, 1, 3_600),
             streams_per_agent=integer("FRONTLINE_STREAMS_PER_AGENT", 5, 1, 1_000),
             max_streams=integer("FRONTLINE_MAX_STREAMS", 10_000, 1, 1_000_000),
             alert_retain=duration("FRONTLINE_ALERT_RETAIN", timedelta(hours=12))

@@ -271,7 +271,9 @@ def overload(work: Path) -> tuple[bool, str]:
     """3x capacity, open loop, then 0.5x. Admitted decisions keep p99 <= 50 ms, refusals are
     503 with Retry-After, and with 50 alert streams held open by one agent key (against a cap
     of 32 requests in flight) other decisions are still answered."""
-    env = {**QUIET, "FRONTLINE_MAX_CONCURRENCY": "32"}
+    # The per-agent cap on streams is raised so that one key can hold 50: what is shown is that
+    # streams never count against the cap on decisions in flight.
+    env = {**QUIET, "FRONTLINE_MAX_CONCURRENCY": "32", "FRONTLINE_STREAMS_PER_AGENT": "64"}
     load = bodies()
     with LiveServer(work / "overload", env=env) as server:
         url = server.url + "/v1/decisions"

@@ -128,6 +128,7 @@ def test_every_answer_matches_the_schema(checked: Checked) -> None:
         "/v1/alerts/{alert_id}/ack",
         json={"outcome": "acted", "note": "offered the discount"},
     )
+    c.call("agent", "POST", "/v1/stream-tickets")
 
     deployed = c.call("author", "POST", "/v1/rulesets", content=DOCUMENT.encode())
     second = DOCUMENT.replace("offer: credit", "offer: bigger-credit")

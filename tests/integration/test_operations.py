@@ -177,7 +177,8 @@ def test_overload_is_answered_503_quickly_and_the_server_recovers(tmp_path: Path
 def test_alert_streams_held_open_do_not_refuse_other_decisions(tmp_path: Path) -> None:
     """One agent key holding more alert streams open than the cap on requests in flight:
     decisions are still answered, and /metrics counts no stream in flight."""
-    with LiveServer(tmp_path / "d", env={"FRONTLINE_MAX_CONCURRENCY": "3"}) as server:
+    env = {"FRONTLINE_MAX_CONCURRENCY": "3", "FRONTLINE_STREAMS_PER_AGENT": "10"}
+    with LiveServer(tmp_path / "d", env=env) as server:
         agent = KEYS["agent"][0]
         streams = [
             httpx.stream(
