@@ -5,7 +5,8 @@ for it as long as the client likes (twenty unfinished 10 MB heads held 208 MB, s
 were never closed). This protocol is uvicorn's, with three checks added:
 
     connection made, or a request begins ─▶ the head must be complete within
-        ``head_timeout`` seconds, or the answer is 408 and the connection is closed
+        ``head_timeout`` seconds, or the answer is 408 and the connection is closed (one
+        sweep over the open connections every tenth of the timeout, at most every second)
     each header (and the URL) ─▶ more than ``max_head_bytes`` in all, or more than
         ``max_headers`` headers: 431 and the connection is closed, before the rest is read
 
@@ -16,6 +17,7 @@ Between requests uvicorn's own keep-alive timeout closes an idle connection
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -39,35 +41,34 @@ class LimitedHttpTools(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_count = 0
         self._refusal: tuple[int, str] | None = None
-        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_since: float | None = None  # when the head now awaited began to be awaited
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
+        self._head_since = self.loop.time()
+        _watch(self)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_bytes = self._head_count = 0
-        if self._head_timer is None:
-            self._arm()
+        if self._head_since is None:
+            self._head_since = self.loop.time()
 
     def on_url(self, url: bytes) -> None:
         self._head_bytes += len(url)
-        self._check()
+        if self._head_bytes > self.max_head_bytes:
+            self._refuse_head()
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_bytes += len(name) + len(value) + 4
         self._head_count += 1
-        self._check()
+        if self._head_bytes > self.max_head_bytes or self._head_count > self.max_headers:
+            self._refuse_head()
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._disarm()
+        self._head_since = None
         super().on_headers_complete()
 
     def send_400_response(self, msg: str) -> None:
@@ -79,29 +80,23 @@ class LimitedHttpTools(HttpToolsProtocol):
 
     # -- the parts -------------------------------------------------------------------------
 
-    def _check(self) -> None:
+    def _refuse_head(self) -> None:
         if self._head_bytes > self.max_head_bytes:
-            self._refusal = (431, f"the request's head is larger than {self.max_head_bytes} bytes")
-            raise _HeadTooLarge
-        if self._head_count > self.max_headers:
-            self._refusal = (431, f"the request has more than {self.max_headers} headers")
-            raise _HeadTooLarge
+            text = f"the request's head is larger than {self.max_head_bytes} bytes"
+        else:
+            text = f"the request has more than {self.max_headers} headers"
+        self._refusal = (431, text)
+        raise _HeadTooLarge  # the parser stops; uvicorn answers through send_400_response
 
-    def _arm(self) -> None:
-        self._head_timer = self.loop.call_later(self.head_timeout, self._too_slow)
-
-    def _disarm(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _too_slow(self) -> None:
-        self._head_timer = None
-        if self.transport.is_closing():
-            return
+    def late(self, now: float) -> bool:
+        """Whether the head awaited has taken longer than ``head_timeout`` (then closed)."""
+        since = self._head_since
+        if since is None or now - since <= self.head_timeout or self.transport.is_closing():
+            return False
         if self.cycle is not None and not self.cycle.response_complete:
-            return  # a response is under way: this is not a head that is late
+            return False  # a response is under way: the next head may wait for it
         self._close_with(408, f"the request's head did not arrive within {self.head_timeout:g} s")
+        return True
 
     def _close_with(self, status: int, text: str) -> None:
         body = text.encode()
@@ -111,6 +106,32 @@ class LimitedHttpTools(HttpToolsProtocol):
             % (status, _REASONS[status], len(body), body)
         )
         self.transport.close()
+
+
+# One sweep a tenth of the head timeout (at most every second) over the open connections,
+# rather than a timer set and cancelled for every request.
+_WATCHED: weakref.WeakSet[LimitedHttpTools] = weakref.WeakSet()
+_SWEEPING: set[asyncio.AbstractEventLoop] = set()
+
+
+def _watch(protocol: LimitedHttpTools) -> None:
+    _WATCHED.add(protocol)
+    loop = protocol.loop
+    if loop not in _SWEEPING:
+        _SWEEPING.add(loop)
+        period = min(1.0, protocol.head_timeout / 10)
+        loop.call_later(period, _sweep, loop, period)
+
+
+def _sweep(loop: asyncio.AbstractEventLoop, period: float) -> None:
+    now = loop.time()
+    for protocol in list(_WATCHED):
+        if protocol.loop is loop:
+            protocol.late(now)
+    if loop.is_closed():
+        _SWEEPING.discard(loop)
+        return
+    loop.call_later(period, _sweep, loop, period)
 
 
 def protocol_for(settings: Settings) -> type[LimitedHttpTools]:
