@@ -63,16 +63,20 @@ class Edge:
     async def over_budget(self, principal: Principal | None, scope: Scope, send: Send) -> bool:
         """Spend one request of the principal's budget (the client address's without a valid
         key); if it is used up, the 429 is sent."""
+        retry_after = await self.spend(principal, scope)
+        if retry_after is None:
+            return False
+        await too_many(send, retry_after)
+        return True
+
+    async def spend(self, principal: Principal | None, scope: Scope) -> int | None:
+        """Spend one request of the budget; None if allowed, else seconds to wait."""
         if principal is not None:
             key = f"key:{principal.role}:{principal.name}"
         else:
             client = scope.get("client")
             key = "addr:" + (client[0] if client else "unknown")
-        retry_after = await self.limits.spend(key, time.time())
-        if retry_after is None:
-            return False
-        await too_many(send, retry_after)
-        return True
+        return await self.limits.spend(key, time.time())
 
 
 def read_headers(scope: Scope) -> tuple[str | None, str | None, bytes | None]:

@@ -26,6 +26,7 @@ from litestar.exceptions import (
     NotAuthorizedException,
     PermissionDeniedException,
     ValidationException,
+    WebSocketException,
 )
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
@@ -190,6 +191,13 @@ def socket_guard(opt: dict[str, Access]) -> Guard:
             if token is None and ticket is not None:
                 found = connection.app.state.tickets.redeem(ticket, time.time())
         keyring: KeyRing = connection.app.state.keyring
+        if token is not None:
+            found = keyring.identify(token)
+        # A WebSocket spends the rate budget as a request does: its key's, or without a
+        # valid one its client address's (so guessing keys over WebSockets is throttled too).
+        retry_after = await connection.app.state.edge.spend(found, connection.scope)
+        if retry_after is not None:
+            raise WebSocketException(detail=f"rate limit: try again in {retry_after} s", code=4429)
         connection.scope[PRINCIPAL] = authenticate(  # type: ignore[literal-required]
             keyring, access, token, ticket=ticket, found=found
         )

@@ -13,7 +13,10 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from audit.query import LedgerQuery, LedgerReader
 from audit.record import LedgerRecord
@@ -282,6 +285,17 @@ def test_each_key_has_its_own_budget_and_gets_429_with_retry_after(tmp_path: Pat
         other = httpx.get(server.url + "/v1/rulesets", headers=server.auth("author"))
         assert other.status_code == 200
         assert all(httpx.get(server.url + "/healthz").status_code == 200 for _ in range(10))
+        # A WebSocket spends the same budget: the agent's is used up, so its alert stream is
+        # refused before it opens, while another agent's (with budget left) opens.
+        base = server.url.replace("http://", "ws://")
+        agent, key = KEYS["agent"]
+        with pytest.raises(InvalidStatus) as refused:
+            connect(f"{base}/v1/agents/{agent}/alerts?access_token={key}", open_timeout=5)
+        assert refused.value.response.status_code == 403  # closed before it was accepted
+        other_agent, other_key = KEYS["agent2"]
+        connect(
+            f"{base}/v1/agents/{other_agent}/alerts?access_token={other_key}", open_timeout=5
+        ).close()
 
 
 def test_with_redis_instances_share_each_keys_budget(tmp_path: Path) -> None:
