@@ -16,7 +16,7 @@ bytes: nothing is re-encoded, so the check does not depend on how the record was
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import msgspec
 
@@ -31,17 +31,7 @@ Kind = Literal[
     "shadow",
     "checkpoint",
 ]
-KINDS: tuple[str, ...] = (
-    "decision",
-    "alert",
-    "alert_suppressed",
-    "alert_escalated",
-    "alert_delivered",
-    "ack",
-    "ruleset",
-    "shadow",
-    "checkpoint",
-)
+KINDS: tuple[str, ...] = get_args(Kind)
 GENESIS = "sha256:" + "0" * 64
 
 

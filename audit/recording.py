@@ -340,16 +340,8 @@ def alert_record(
     data: dict[str, Any] = {"alert_id": alert_id, "trigger": trigger, "decision_id": decision_id}
     if due_at is not None:
         data["due_at"] = due_at
-    return LedgerRecord(
-        id=record_id,
-        kind="alert",
-        customer_id=customer_id,
-        agent_id=agent_id,
-        interaction_id=interaction_id,
-        ruleset=ruleset,
-        outputs={"alerts": [{"rule": rule, "severity": severity, "message": message}]},
-        data=data,
-    )
+    whom = (customer_id, agent_id, interaction_id)
+    return _alert_record("alert", record_id, rule, severity, message, ruleset, data, whom)
 
 
 def suppressed_record(
@@ -370,20 +362,33 @@ def suppressed_record(
     """An alert the contact policy held back from the agent, and why: ``quiet`` (the agent
     dismissed one lately), ``topic`` (an alert of its topic at least as severe is shown) or
     ``limit`` (the interaction had its most alerts for the window)."""
+    data = {"alert_id": alert_id, "reason": reason, "trigger": trigger, "decision_id": decision_id}
+    whom = (customer_id, agent_id, interaction_id)
+    return _alert_record(
+        "alert_suppressed", record_id, rule, severity, message, ruleset, data, whom
+    )
+
+
+def _alert_record(
+    kind: Kind,
+    record_id: str,
+    rule: str,
+    severity: str,
+    message: str,
+    ruleset: RulesetRef,
+    data: dict[str, Any],
+    whom: tuple[str | None, str | None, str | None],
+) -> LedgerRecord:
+    customer_id, agent_id, interaction_id = whom
     return LedgerRecord(
         id=record_id,
-        kind="alert_suppressed",
+        kind=kind,
         customer_id=customer_id,
         agent_id=agent_id,
         interaction_id=interaction_id,
         ruleset=ruleset,
         outputs={"alerts": [{"rule": rule, "severity": severity, "message": message}]},
-        data={
-            "alert_id": alert_id,
-            "reason": reason,
-            "trigger": trigger,
-            "decision_id": decision_id,
-        },
+        data=data,
     )
 
 

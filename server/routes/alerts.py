@@ -8,7 +8,7 @@ in the query) and receives what it missed, then the live alerts.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
@@ -72,18 +72,28 @@ def _events(messages: AsyncIterator[dict[str, Any] | None], kind: str) -> Server
 @websocket("/v1/agents/{agent_id:str}/alerts", guards=[socket_guard(_AGENT_ONLY)])
 async def alert_socket(socket: WebSocket[Any, Any, Any], agent_id: str) -> None:
     """The agent's alerts over a WebSocket: one JSON text message per alert."""
-    last = socket.query_params.get("last_event_id")
+    follow = service(socket).alerts.follow
+    await _stream(socket, lambda last: follow(principal_of(socket), agent_id, last), "agent")
+
+
+async def _stream(
+    socket: WebSocket[Any, Any, Any],
+    follow: Callable[[str | None], AsyncIterator[dict[str, Any] | None]],
+    whose: str,
+) -> None:
+    """Open ``follow``'s stream over ``socket`` (refused with a close code, before accepting,
+    when it may not be opened), one JSON text message per item, until either side ends."""
     try:
-        alerts = service(socket).alerts.follow(principal_of(socket), agent_id, last)
+        messages = follow(socket.query_params.get("last_event_id"))
     except Forbidden:
-        await socket.close(code=4403, reason="this key belongs to another agent")
+        await socket.close(code=4403, reason=f"this key belongs to another {whose}")
         return
     except (TooMany, Unavailable) as exc:
         await socket.close(code=_CLOSE[type(exc)], reason=exc.detail[:120])
         return
     await socket.accept()
     try:
-        async for message in alerts:
+        async for message in messages:
             if message is None:
                 await socket.send_text('{"type":"keep-alive"}')
             else:
@@ -127,24 +137,10 @@ async def escalation_events(request: Request[Any, Any, Any], supervisor_id: Id) 
 @websocket("/v1/supervisors/{supervisor_id:str}/alerts", guards=[socket_guard(_SUPERVISOR_ONLY)])
 async def escalation_socket(socket: WebSocket[Any, Any, Any], supervisor_id: str) -> None:
     """The supervisor's escalations over a WebSocket: one JSON text message each."""
-    last = socket.query_params.get("last_event_id")
-    try:
-        follow = service(socket).alerts.follow_supervisor
-        messages = follow(principal_of(socket), supervisor_id, last)
-    except Forbidden:
-        await socket.close(code=4403, reason="this key belongs to another supervisor")
-        return
-    except (TooMany, Unavailable) as exc:
-        await socket.close(code=_CLOSE[type(exc)], reason=exc.detail[:120])
-        return
-    await socket.accept()
-    try:
-        async for message in messages:
-            await socket.send_text(
-                '{"type":"keep-alive"}' if message is None else _encode(message).decode()
-            )
-    except WebSocketDisconnect:
-        return
+    follow = service(socket).alerts.follow_supervisor
+    await _stream(
+        socket, lambda last: follow(principal_of(socket), supervisor_id, last), "supervisor"
+    )
 
 
 class StreamTicket(msgspec.Struct, kw_only=True):

@@ -10,7 +10,7 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 import msgspec
 
-from audit.record import LedgerRecord
+from audit.record import Kind, LedgerRecord
 
 # -- decisions and interactions ----------------------------------------------------------------
 
@@ -240,17 +240,7 @@ class Record(msgspec.Struct, kw_only=True, omit_defaults=True):
     it came from (``request`` for the request's overrides) and how old it was, in ms."""
 
     id: str
-    kind: Literal[
-        "decision",
-        "alert",
-        "alert_suppressed",
-        "alert_escalated",
-        "alert_delivered",
-        "ack",
-        "ruleset",
-        "shadow",
-        "checkpoint",
-    ]
+    kind: Kind
     seq: int = 0
     recorded_at: str = ""
     instance: str = ""
