@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,7 @@ from websockets.asyncio.client import connect
 
 from tests.bench.http_load import Result, open_loop
 from tests.support.live_server import KEYS, LiveServer
-from tests.support.redis import URL as REDIS_URL
-from tests.support.redis import delete_prefix, require_redis
+from tests.support.redis import instances_on_redis
 
 pytestmark = pytest.mark.bench
 
@@ -42,25 +40,8 @@ AGENT, AGENT_KEY = KEYS["agent"]
 
 @pytest.fixture(params=[1, 2], ids=["one-instance", "across-two"])
 def servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[LiveServer]]:
-    require_redis()
-    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
-    env = {
-        "REDIS_URL": REDIS_URL,
-        "FRONTLINE_REDIS_PREFIX": prefix,
-        "FRONTLINE_ALERT_REPEAT": "1ms",
-        "FRONTLINE_RATE_LIMIT": "10000000",
-        "FRONTLINE_LOG_LEVEL": "warning",
-    }
-    started = []
-    try:
-        for n in range(int(request.param)):
-            env_n = {**env, "FRONTLINE_INSTANCE": f"bench-{n}-{prefix}"}
-            started.append(LiveServer(tmp_path / f"d{n}", env=env_n).start())
+    with instances_on_redis(tmp_path, int(request.param)) as started:
         yield started
-    finally:
-        for server in started:
-            server.stop()
-        delete_prefix(prefix)
 
 
 async def prepare(server: LiveServer) -> list[str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +25,7 @@ import pytest
 from audit.query import LedgerQuery, LedgerReader
 from engine.runtime import to_datetime
 from tests.support.live_server import KEYS, LiveServer
-from tests.support.redis import URL as REDIS_URL
-from tests.support.redis import delete_prefix, require_redis
+from tests.support.redis import instances_on_redis
 
 pytestmark = pytest.mark.bench
 
@@ -52,25 +50,8 @@ alerts:
 
 @pytest.fixture
 def servers(tmp_path: Path) -> Iterator[list[LiveServer]]:
-    require_redis()
-    prefix = f"timers-{uuid.uuid4().hex[:8]}:"
-    env = {
-        "REDIS_URL": REDIS_URL,
-        "FRONTLINE_REDIS_PREFIX": prefix,
-        "FRONTLINE_ALERT_REPEAT": "1ms",
-        "FRONTLINE_RATE_LIMIT": "10000000",
-        "FRONTLINE_LOG_LEVEL": "warning",
-    }
-    started = []
-    try:
-        for n in range(2):
-            env_n = {**env, "FRONTLINE_INSTANCE": f"timers-{n}-{prefix}"}
-            started.append(LiveServer(tmp_path / f"d{n}", env=env_n).start())
+    with instances_on_redis(tmp_path, 2) as started:
         yield started
-    finally:
-        for server in started:
-            server.stop()
-        delete_prefix(prefix)
 
 
 async def start_interactions(servers: list[LiveServer]) -> float:

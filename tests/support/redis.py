@@ -9,10 +9,13 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import redis
+
+from tests.support.live_server import LiveServer
 
 URL = os.environ.get("FRONTLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -102,3 +105,31 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server = PrivateRedis(tmp_path).start()
     yield server
     server.stop()
+
+
+@contextmanager
+def instances_on_redis(data: Path, count: int) -> Iterator[list[LiveServer]]:
+    """``count`` servers sharing this machine's Redis under a fresh key prefix, for the
+    benchmarks: alerts may repeat every millisecond, rate limits are out of the way, and only
+    warnings are logged. Stopped, and their keys deleted, afterwards."""
+    from tests.support.live_server import LiveServer
+
+    require_redis()
+    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
+    env = {
+        "REDIS_URL": URL,
+        "FRONTLINE_REDIS_PREFIX": prefix,
+        "FRONTLINE_ALERT_REPEAT": "1ms",
+        "FRONTLINE_RATE_LIMIT": "10000000",
+        "FRONTLINE_LOG_LEVEL": "warning",
+    }
+    started: list[LiveServer] = []
+    try:
+        for n in range(count):
+            env_n = {**env, "FRONTLINE_INSTANCE": f"bench-{n}-{prefix}"}
+            started.append(LiveServer(data / f"d{n}", env=env_n).start())
+        yield started
+    finally:
+        for server in started:
+            server.stop()
+        delete_prefix(prefix)
