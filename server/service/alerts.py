@@ -61,7 +61,6 @@ from engine import (
 )
 from engine.decision import format_time
 from engine.durations import parse_duration
-from engine.model import SEVERITIES
 from engine.ports import RAISED, REPEAT
 from server.ids import encode_ulid, new_id
 from server.keys import Principal
@@ -69,6 +68,7 @@ from server.service.access import authorize
 from server.service.answers import AckRecorded, DecisionAnswer
 from server.service.errors import Invalid, NotFound, TooMany, Unavailable
 from server.service.inputs import context_view, interaction_overrides
+from server.service.policy import ACK_SECONDS, RANK, Tally, Terms, supervisor_channel
 from server.service.recorder import Recorder
 
 log = structlog.get_logger("frontline")
@@ -77,71 +77,7 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
 
-_RANK = {severity: rank for rank, severity in enumerate(SEVERITIES)}
 SHOWN_EVERY = 0.05  # seconds between writes of delivery times to the store
-ACK_SECONDS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)  # time-to-ack buckets
-
-
-def supervisor_channel(supervisor_id: str) -> str:
-    """The bus channel of a supervisor's stream: ``/`` is in no agent id, so no agent's
-    channel is ever a supervisor's."""
-    return f"supervisor/{supervisor_id}"
-
-
-class Terms(msgspec.Struct, frozen=True):
-    """What the contact policy needs of one revision: per alert rule its topic and the time
-    it must be acknowledged in (None: no acknowledgement required), and the policy."""
-
-    topics: dict[str, str | None]
-    ack_within: dict[str, str | None]
-    limit: AlertLimit | None
-    quiet: timedelta | None
-    supervisor: str | None
-
-    @classmethod
-    def of(cls, compiled: CompiledRuleset) -> Terms:
-        doc = compiled.model
-        policy = doc.policy
-        return cls(
-            topics={rule.id: rule.topic for rule in doc.alerts},
-            ack_within={
-                rule.id: rule.ack_within if rule.require_ack else None for rule in doc.alerts
-            },
-            limit=(
-                AlertLimit(policy.max_alerts, parse_duration(policy.per))
-                if policy is not None and policy.max_alerts is not None and policy.per
-                else None
-            ),
-            quiet=(
-                parse_duration(policy.quiet_after_dismiss)
-                if policy is not None and policy.quiet_after_dismiss
-                else None
-            ),
-            supervisor=policy.supervisor if policy is not None else None,
-        )
-
-
-class Tally:
-    """Per ruleset and alert rule: alerts raised, delivered to a desktop, held back (by
-    reason), acknowledged, escalated, and the time to acknowledge (for /metrics)."""
-
-    def __init__(self) -> None:
-        self.counts: dict[tuple[str, str, str], int] = {}
-        self.ack_buckets: dict[tuple[str, str], list[int]] = {}
-        self.ack_sum: dict[tuple[str, str], float] = {}
-
-    def add(self, ruleset: str, rule: str, what: str, n: int = 1) -> None:
-        key = (ruleset, rule, what)
-        self.counts[key] = self.counts.get(key, 0) + n
-
-    def acked_after(self, ruleset: str, rule: str, seconds: float) -> None:
-        key = (ruleset, rule)
-        buckets = self.ack_buckets.setdefault(key, [0] * (len(ACK_SECONDS) + 1))
-        for k, bound in enumerate(ACK_SECONDS):
-            if seconds <= bound:
-                buckets[k] += 1
-        buckets[-1] += 1
-        self.ack_sum[key] = self.ack_sum.get(key, 0.0) + seconds
 
 
 def id_floor(at: float) -> str:
@@ -224,12 +160,12 @@ class Alerting:
             "raised_at": raised_at,
         }
         # The most severe first: of one topic raised together, it is the one shown.
-        ordered = sorted(alerts, key=lambda a: -_RANK.get(a["severity"], 0))
+        ordered = sorted(alerts, key=lambda a: -RANK.get(a["severity"], 0))
         claims = [
             AlertClaim(
                 rule=alert["rule"],
                 alert_id=alert.get("alert_id") or f"{new_id()}.{alert['rule']}",
-                rank=_RANK.get(alert["severity"], 0),
+                rank=RANK.get(alert["severity"], 0),
                 topic=terms.topics.get(alert["rule"]) if terms else None,
             )
             for alert in ordered
