@@ -179,6 +179,9 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
     from server.app import load_keys
     from server.run import DataDirBusy, hold_data_dir, listen, serve
 
+    # Whatever the server and its indexer create (the ledger, its index, keys, ruleset
+    # history) is readable by this user only.
+    os.umask(0o077)
     try:
         hold_data_dir(settings.data_dir)
     except (DataDirBusy, OSError) as exc:
