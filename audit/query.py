@@ -98,7 +98,8 @@ def _cursor_key(cursor: str) -> tuple[int, int, str]:
     """A cursor ``<ts>-<seq>-<instance>`` as its parts."""
     ts, _, rest = cursor.partition("-")
     seq, _, name = rest.partition("-")
-    if not (ts.isdigit() and seq.isdigit() and name):
+    if not (ts.isdigit() and seq.isdigit() and name) or max(len(ts), len(seq)) > 18:
+        # 18 digits: what SQLite's 64-bit integers hold, and more than any time or seq
         raise QueryError(f"cursor {cursor!r} is not one a page of this ledger returned")
     return int(ts), int(seq), name
 

@@ -42,6 +42,15 @@ from server.service.frontline import Frontline
 _ENCODE = msgspec.json.Encoder().encode
 _JSON = [(b"content-type", b"application/json")]
 _ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")  # as server.schemas.Id says
+_PROBLEM = [(b"content-type", PROBLEM_JSON.encode())]
+_NUL_IN_PATH = _ENCODE(
+    {
+        "type": "about:blank",
+        "title": "Invalid request",
+        "status": 400,
+        "detail": "the path holds a NUL character",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,9 @@ class FastPath:
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if "\x00" in scope.get("path", ""):  # a lifespan scope has none
+            await _send(send, 400, _PROBLEM, _NUL_IN_PATH)  # no route or file has one
+            return
         route, param = None, None
         if scope["type"] == ScopeType.HTTP and scope["method"] == "POST":
             path = scope["path"]

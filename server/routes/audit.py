@@ -66,7 +66,7 @@ async def query_decisions(
     customer_id: str | None = None,
     agent_id: str | None = None,
     ruleset: str | None = None,
-    revision: int | None = Parameter(default=None, ge=1),
+    revision: int | None = Parameter(default=None, ge=1, le=2**31 - 1),
     kind: str | None = None,
     outcome: str | None = Parameter(
         default=None, description="offer:<offer>, queue:<queue>, alert:<rule> or rule:<rule>"

@@ -148,3 +148,21 @@ def test_unknown_routes_and_methods(small: LiveServer) -> None:
     assert_problem(httpx.get(small.url + "/v1/nothing-here"), 404, "")
     wrong = httpx.get(small.url + "/v1/decisions", headers=small.auth("agent"))
     assert_problem(wrong, 405, "")
+
+
+def test_out_of_range_query_values_and_a_nul_in_a_path_are_4xx(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    auditor = server.auth("auditor")
+    for query in (
+        f"cursor={2**70}-1-x",
+        f"cursor=1-{2**70}-x",
+        f"revision={2**70}&ruleset=retention-desk",
+        "limit=99999999999999999999",
+    ):
+        response = client.get(f"/v1/audit/decisions?{query}", headers=auditor)
+        assert response.status_code == 400, (query, response.status_code, response.text)
+    for path in ("/static/a%00b.js", "/v1/rulesets/a%00b"):
+        response = client.get(path, headers=server.auth("author"))
+        assert response.status_code == 400, (path, response.status_code)
+        assert "NUL" in response.json()["detail"]
