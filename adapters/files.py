@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from engine import Routing, StoredRevision
+from engine import Routing, StoreCorrupt, StoredRevision
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -51,7 +51,11 @@ class FileRulesetStore:
         index = self._index(name)
         if not 0 < revision <= len(index):
             return None
-        text = (self._dir(name) / f"{revision}.txt").read_bytes().decode("utf-8")
+        path = self._dir(name) / f"{revision}.txt"
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StoreCorrupt(f"{path}: cannot be read as a ruleset revision ({exc})") from None
         return StoredRevision(name, revision, index[revision - 1]["digest"], text)
 
     def revisions(self, name: str) -> list[StoredRevision]:
@@ -74,10 +78,15 @@ class FileRulesetStore:
             return None  # no such name can exist
         path = self._dir(name) / "routing.json"
         try:
-            data: dict[str, Any] = json.loads(path.read_bytes())
+            data = json.loads(path.read_bytes())
         except FileNotFoundError:
             return None
-        return Routing(**data)
+        except (OSError, ValueError) as exc:
+            raise StoreCorrupt(f"{path}: not routing Frontline wrote ({exc})") from None
+        try:
+            return Routing(**data)
+        except TypeError:
+            raise StoreCorrupt(f"{path}: not routing Frontline wrote ({data!r:.80})") from None
 
     def _dir(self, name: str) -> Path:
         if not _NAME.match(name):
@@ -88,13 +97,19 @@ class FileRulesetStore:
     def _index(self, name: str) -> list[dict[str, Any]]:
         if not _NAME.match(name):
             return []  # no such name can exist
+        path = self._dir(name) / "revisions.json"
         try:
-            index: list[dict[str, Any]] = json.loads(
-                (self._dir(name) / "revisions.json").read_bytes()
-            )
+            index = json.loads(path.read_bytes())
         except FileNotFoundError:
             return []
-        return index
+        except (OSError, ValueError) as exc:
+            raise StoreCorrupt(f"{path}: not a revision list Frontline wrote ({exc})") from None
+        if not isinstance(index, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("digest"), str) for e in index
+        ):
+            raise StoreCorrupt(f"{path}: not a revision list Frontline wrote")
+        found: list[dict[str, Any]] = index
+        return found
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -18,6 +18,7 @@ from engine.errors import (
     FrontlineError,
     Problem,
     RulesetError,
+    StoreCorrupt,
 )
 from engine.ports import (
     AlertBus,
@@ -75,6 +76,7 @@ __all__ = [
     "RulesetError",
     "RulesetRegistry",
     "RulesetStore",
+    "StoreCorrupt",
     "StoreUnavailable",
     "StoredRevision",
     "TestResult",

@@ -63,3 +63,8 @@ class DeployRefused(RulesetError):
 
 class EvaluationError(FrontlineError):
     """An evaluation could not complete; the message says why in one sentence."""
+
+
+class StoreCorrupt(FrontlineError):
+    """A stored file or entry is not what Frontline wrote (damaged, or changed by hand); the
+    message names it and says what is wrong, in one sentence."""

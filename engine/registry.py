@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass, field
 
 from engine.compiler import compile_ruleset
-from engine.errors import DeployRefused, FrontlineError, Problem
+from engine.errors import DeployRefused, FrontlineError, Problem, StoreCorrupt
 from engine.ports import Routing, RulesetStore, StoredRevision
 from engine.ruleset import CompiledRuleset
 from engine.testing import TestResult
@@ -93,6 +93,12 @@ class RulesetRegistry:
         if stored is None:
             raise UnknownRuleset(f"ruleset {name!r} has no revision {revision}")
         compiled = compile_ruleset(stored.text, filename=f"{name}@{revision}")
+        if compiled.digest != stored.digest:
+            raise StoreCorrupt(
+                f"revision {revision} of ruleset {name!r} no longer matches its digest "
+                f"{stored.digest}: its text was changed outside Frontline; restore it, or "
+                "deploy the change as a new revision"
+            )
         compiled.revision = revision
         with self._lock:
             return self._compiled.setdefault((name, revision), compiled)

@@ -176,8 +176,11 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
             f"refusing to listen on {settings.host} with generated keys; set FRONTLINE_API_KEYS "
             "to serve beyond this machine"
         )
+    from audit.segments import LogError
+    from engine import StoreCorrupt
     from server.app import load_keys
     from server.run import DataDirBusy, hold_data_dir, listen, serve
+    from server.service.factory import preflight
 
     # Whatever the server and its indexer create (the ledger, its index, keys, ruleset
     # history) is readable by this user only.
@@ -194,8 +197,9 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
             "another server may be using the port, or choose another with --port"
         ) from None
     try:
+        preflight(settings)  # before keys are made: a server that cannot start prints none
         _, created = load_keys(settings)
-    except (KeyListError, OSError) as exc:
+    except (KeyListError, OSError, StoreCorrupt, LogError) as exc:
         raise CommandError(str(exc)) from None
     if created:
         print("Frontline created one API key per role. They are shown only now;", file=out)

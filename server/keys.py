@@ -103,8 +103,14 @@ class KeyRing:
         Returns the ring and, only when just created, ``{role: key}`` to print once.
         """
         if path.is_file():
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return cls({d: Principal(p["name"], p["role"]) for d, p in data.items()}), {}
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                return cls({d: Principal(p["name"], p["role"]) for d, p in data.items()}), {}
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                raise KeyListError(
+                    f"{path}: not a key file Frontline wrote ({type(exc).__name__}); restore "
+                    "it, or move it away and restart to create new keys"
+                ) from None
         created = {role: f"fl_{role}_{secrets.token_urlsafe(24)}" for role in ROLES}
         principals = {role: Principal(FIRST_NAMES.get(role, role), role) for role in ROLES}
         entries = {hash_secret(key): principals[role] for role, key in created.items()}

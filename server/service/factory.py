@@ -114,6 +114,19 @@ def redis_client(url: str, timeout: float | None = None) -> Any:
     )
 
 
+def preflight(settings: Settings) -> None:
+    """Read what a server reads as it starts (on the embedded default each ruleset's routing
+    and the revisions it serves, digests checked; this instance's ledger) and raise
+    StoreCorrupt or LogError, in one sentence naming the file, if any of it is damaged."""
+    rulesets = settings.data_dir / "rulesets"
+    if not settings.redis_url and rulesets.is_dir():
+        registry = RulesetRegistry(FileRulesetStore(rulesets))
+        for name in registry.names():
+            registry.refresh(name)
+    if (settings.ledger_dir / settings.instance).is_dir():
+        SegmentLog(settings.ledger_dir, settings.instance, readonly=True).close()
+
+
 def open_ledger(settings: Settings) -> tuple[RulesetRegistry, LedgerWriter]:
     """The registry and the ledger writer; on first start the starter rulesets are deployed
     and their deploys recorded. Enough for the first-start work of several workers."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from playwright.sync_api import expect
 
 from audit.index import INDEX_FILE
 from tests.support.live_server import KEYS, ROOT, LiveServer
@@ -79,7 +80,7 @@ def test_a_filter_on_the_audit_page_finds_a_known_decision(page: Any, server: Li
     page.wait_for_selector("#results tr")
     page.fill("input[name=customer_id]", "c-page-audit")
     page.click("#filters button")
-    page.wait_for_function("document.querySelectorAll('#results tr').length === 1")
+    expect(page.locator("#results tr")).to_have_count(1)
     row = page.wait_for_selector(f"tr[data-id='{known['decision_id']}']")
     row.query_selector("button").click()
     explanation = page.wait_for_selector("#record:not([hidden]) .gaps")
@@ -105,10 +106,10 @@ def test_the_audit_pages_next_page_continues_from_the_cursor(page: Any, server: 
     page.wait_for_selector("#results tr")
     page.fill("input[name=customer_id]", "c-page-many")
     page.click("#filters button")
-    page.wait_for_function("document.querySelectorAll('#results tr').length === 50")
+    expect(page.locator("#results tr")).to_have_count(50)
     assert page.is_visible("#more")
     page.click("#more")
-    page.wait_for_function("document.querySelectorAll('#results tr').length === 57")
+    expect(page.locator("#results tr")).to_have_count(57)
     shown = page.eval_on_selector_all("#results tr", "rows => rows.map(r => r.dataset.id)")
     assert shown == ids[::-1]
     assert page.is_hidden("#more")
