@@ -37,7 +37,7 @@ from server.schemas import DecisionRequest, InteractionRequest
 from server.service.access import authorize
 from server.service.alerts import Alerting
 from server.service.answers import DecisionAnswer
-from server.service.errors import Conflict, NotFound, Refused
+from server.service.errors import Conflict, Forbidden, NotFound, Refused
 from server.service.inputs import check_nesting, context_view, interaction_overrides
 from server.service.recorder import Recorder
 from server.service.timers import Timers
@@ -104,6 +104,8 @@ class Decisions:
             except UnknownRuleset:
                 needed = frozenset()  # the interaction's checks say what is wrong
         reads = await self.reads.read(request.customer_id, needed, pinned, now)
+        if request.trace and principal.role == "agent" and pinned is None:
+            await self._handling(principal, request.customer_id)
         counters, degraded = reads.counters, reads.counters_unavailable
         if pinned is not None:
             compiled, shadow = self._pinned(request, principal, pinned, reads.interaction), None
@@ -167,6 +169,8 @@ class Decisions:
         body = decision.to_dict()
         if degraded:
             body["degraded"] = True
+        if body["trace"] is not None and principal.role == "agent":
+            body["trace"] = self._masked_trace(body["trace"], compiled)
         if shadow is not None:
             self._shadow(shadow, record, body, context, request, now, counters, as_of)
         await self.recorder.append(record)
@@ -229,6 +233,34 @@ class Decisions:
         await self.timers.ended(found)
 
     # -- the parts -------------------------------------------------------------------------
+
+    async def _handling(self, principal: Principal, customer_id: str) -> None:
+        """Forbidden unless the agent ``principal`` has a live interaction with the customer:
+        a trace shows the values the rules read, the customer's context among them."""
+        live = await self.interactions.for_customer(customer_id)
+        if not any(i.agent_id == principal.name for i in live):
+            raise Forbidden(
+                f"a trace shows customer {customer_id!r}'s context, and agent "
+                f"{principal.name!r} is not handling that customer; start an interaction "
+                "with the customer first"
+            )
+
+    def _masked_trace(self, trace: dict[str, Any], compiled: CompiledRuleset) -> dict[str, Any]:
+        """``trace`` with the values of masked classifications (pii, unless the server is told
+        to show it) replaced by their keyed hashes, as the ledger keeps them."""
+        masker, fields = self.masker, compiled.fields
+        if masker is None:
+            return trace
+        rules = []
+        for rule in trace["rules"]:
+            reads = {
+                path: masker.mask(value)
+                if path in fields and masker.masks(fields[path].classification)
+                else value
+                for path, value in rule["reads"].items()
+            }
+            rules.append({**rule, "reads": reads})
+        return {**trace, "rules": rules}
 
     def _route(self, name: str, customer_id: str) -> tuple[CompiledRuleset, CompiledRuleset | None]:
         try:

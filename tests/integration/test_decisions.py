@@ -362,3 +362,41 @@ def test_workers_sharing_a_data_directory_serve_what_any_of_them_activated(
             with httpx.Client(base_url=server.url, timeout=30) as fresh:
                 served.add(decide(fresh, server, customer_id=f"c-w{k}").json()["revision"])
         assert served == {newer}
+
+
+def test_a_trace_is_only_for_the_agent_handling_the_customer_and_pii_stays_masked(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    phone = "+447700900123"
+    stored = client.put(
+        "/v1/customers/c-trace/context",
+        json={"values": {"customer": {"phone": phone, "tier": "gold"}}, "source": "crm"},
+        headers=server.auth("integration"),
+    )
+    assert stored.status_code == 200, stored.text
+    body = {
+        "ruleset": "billing-disputes",
+        "customer_id": "c-trace",
+        "trace": True,
+        "context": {"interaction": {"amount": 42}},
+    }
+    refused = decide(client, server, **body)
+    assert refused.status_code == 403
+    assert "not handling that customer" in refused.json()["detail"]
+    assert phone not in refused.text
+    started = client.post(
+        "/v1/interactions",
+        json={"ruleset": "billing-disputes", "customer_id": "c-trace", "agent_id": "agent-7"},
+        headers=server.auth("agent"),
+    )
+    assert started.status_code == 201, started.text
+    traced = decide(client, server, **body)
+    assert traced.status_code == 200, traced.text
+    reads = {
+        path: value
+        for rule in traced.json()["trace"]["rules"]
+        for path, value in rule["reads"].items()
+    }
+    assert reads["customer.phone"].startswith("hmac-sha256:")
+    assert reads["interaction.amount"] == 42  # not classified pii: shown as it is
+    assert phone not in traced.text
