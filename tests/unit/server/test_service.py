@@ -12,7 +12,15 @@ from audit.index import LedgerIndex
 from audit.segments import SegmentLog
 from server.keys import Principal
 from server.schemas import DecisionRequest, InteractionRequest
-from server.service.errors import Conflict, Forbidden, Invalid, NotFound, Refused, TooLarge
+from server.service.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Refused,
+    TooLarge,
+    Unavailable,
+)
 from server.service.frontline import Frontline
 from tests.support.documents import TINY
 from tests.support.service import run
@@ -177,3 +185,18 @@ def test_audit_reads_what_was_decided(service: Frontline) -> None:
         service.audit.query(since="soon")
     with pytest.raises(Refused, match="candidate has"):
         run(service, service.audit.replay("ruleset: X\n", since=None, until=None, examples=1))
+
+
+def test_a_ledger_that_cannot_sync_makes_the_service_not_ready(
+    service: Frontline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert service.readiness() == []
+
+    def refuse(fd: int) -> None:  # the disk refuses to sync, as a full or failing one does
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr("audit.segments.os.fdatasync", refuse)
+    with pytest.raises(Unavailable):
+        run(service, service.decisions.decide(decision(), AGENT))
+    problems = service.readiness()
+    assert problems and "refused to sync" in problems[0], problems
