@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from engine.compiler import compile_ruleset
@@ -39,12 +40,20 @@ class Deployment:
     tests: list[TestResult] = field(default_factory=list)
 
 
+KEEP_IDLE = 8  # compiled revisions kept beyond those being served
+
+
 class RulesetRegistry:
     """Compiled revisions by name, over a RulesetStore. Safe to use from many threads."""
 
-    def __init__(self, store: RulesetStore) -> None:
+    def __init__(self, store: RulesetStore, *, keep_idle: int = KEEP_IDLE) -> None:
         self._store = store
-        self._compiled: dict[tuple[str, int], CompiledRuleset] = {}
+        # Revisions compiled lately, the least recently used first. Those being served are
+        # held by ``_state`` as well; of the others at most ``keep_idle`` stay compiled (a
+        # large document's compiled form weighs megabytes), and one asked for again (by an
+        # interaction that started on it) is compiled again from its stored text.
+        self._compiled: OrderedDict[tuple[str, int], CompiledRuleset] = OrderedDict()
+        self._keep_idle = keep_idle
         # name → (routing, active, canary, shadow), replaced whole on every change.
         self._state: dict[
             str, tuple[Routing, CompiledRuleset, CompiledRuleset | None, CompiledRuleset | None]
@@ -54,6 +63,12 @@ class RulesetRegistry:
     @property
     def store(self) -> RulesetStore:
         return self._store
+
+    @property
+    def compiled(self) -> int:
+        """How many revisions are held compiled: those served, and at most ``keep_idle``
+        more."""
+        return len(self._compiled)
 
     def deploy(
         self, text: str | bytes, *, filename: str | None = None, activate: bool = True
@@ -76,8 +91,7 @@ class RulesetRegistry:
         source = text.decode("utf-8") if isinstance(text, bytes) else text
         stored, created = self._store.put_revision(compiled.name, compiled.digest, source)
         compiled.revision = stored.revision
-        with self._lock:
-            compiled = self._compiled.setdefault((stored.name, stored.revision), compiled)
+        compiled = self._remember((stored.name, stored.revision), compiled)
         activated = False
         if activate and self.active_revision(stored.name) != stored.revision:
             self.activate(stored.name, stored.revision)
@@ -85,10 +99,17 @@ class RulesetRegistry:
         return Deployment(stored.name, stored.revision, stored.digest, created, activated, results)
 
     def get(self, name: str, revision: int) -> CompiledRuleset:
-        """One revision, compiled (once) from its stored text."""
-        found = self._compiled.get((name, revision))
-        if found is not None:
-            return found
+        """One revision, compiled from its stored text (once while it is served or used)."""
+        state = self._state.get(name)
+        if state is not None:
+            for served in state[1:]:
+                if served is not None and served.revision == revision:
+                    return served
+        with self._lock:
+            found = self._compiled.get((name, revision))
+            if found is not None:
+                self._compiled.move_to_end((name, revision))
+                return found
         stored = self._store.get_revision(name, revision)
         if stored is None:
             raise UnknownRuleset(f"ruleset {name!r} has no revision {revision}")
@@ -100,8 +121,29 @@ class RulesetRegistry:
                 "deploy the change as a new revision"
             )
         compiled.revision = revision
+        return self._remember((name, revision), compiled)
+
+    def _remember(self, key: tuple[str, int], compiled: CompiledRuleset) -> CompiledRuleset:
+        """Keep ``compiled`` (or the one another thread kept first); let the least recently
+        used go beyond the revisions served and ``keep_idle`` others."""
         with self._lock:
-            return self._compiled.setdefault((name, revision), compiled)
+            kept = self._compiled.setdefault(key, compiled)
+            self._compiled.move_to_end(key)
+            self._trim(key)
+            return kept
+
+    def _trim(self, keep: tuple[str, int] | None = None) -> None:
+        """Let go of the least recently used compiled revisions beyond those served, ``keep``
+        (just compiled, about to be served) and ``keep_idle`` others. Under the lock."""
+        served = {
+            (name, c.revision)
+            for name, state in self._state.items()
+            for c in state[1:]
+            if c is not None
+        }
+        idle = [k for k in self._compiled if k not in served and k != keep]
+        for old in idle[: max(0, len(idle) - self._keep_idle)]:
+            del self._compiled[old]
 
     def activate(self, name: str, revision: int) -> CompiledRuleset:
         """Make ``revision`` the active one (also how a rollback is done).
@@ -226,6 +268,8 @@ class RulesetRegistry:
             self.get(name, routing.shadow) if routing.shadow is not None else None,
         )
         self._state[name] = state
+        with self._lock:
+            self._trim()  # what this routing no longer serves may go
 
 
 def in_canary(name: str, customer_id: str, percent: int) -> bool:
