@@ -147,8 +147,9 @@ def authenticate(
     ticket: str | None = None,
     found: Principal | None = None,
 ) -> Principal:
-    """The principal of ``token`` (or of a stream ``ticket``, already redeemed as ``found``)
-    if it may use a route of ``access``; else the 401 or 403."""
+    """The principal of ``token`` or of a stream ``ticket`` (``found``: the one already
+    identified or redeemed, if any) if it may use a route of ``access``; else the 401 or
+    403."""
     if token is None and ticket is not None:
         if found is None:
             raise NotAuthorizedException(
@@ -163,7 +164,7 @@ def authenticate(
             headers={"WWW-Authenticate": 'Bearer realm="frontline"'},
         )
     else:
-        principal = keyring.identify(token)
+        principal = found if found is not None else keyring.identify(token)
     if principal is None:
         raise NotAuthorizedException(
             detail="the API key is not valid",

@@ -325,7 +325,7 @@ class Alerting:
         ``event`` (type, time) is recorded first, in the same round trip that reads the live
         interactions, the context and the counters the active revisions count (on Redis)."""
         now = datetime.now(UTC)
-        needed = self._counted()
+        needed = self.counted()
         inputs = await self.reads.for_alerts(customer_id, needed, now, event=event)
         delivered: list[str] = []
         for interaction in inputs.interactions:
@@ -335,12 +335,7 @@ class Alerting:
                 continue
             if not compiled.model.alerts:
                 continue
-            counters = inputs.counters
-            if not compiled.counters_needed <= needed:  # an older revision counting others
-                counters = (
-                    await self.reads.read(customer_id, compiled.counters_needed, None, now)
-                ).counters
-            alerts = self._evaluate(compiled, interaction, trigger, inputs, counters, now)
+            alerts = await self.fired(compiled, interaction, trigger, inputs, needed, now)
             if alerts:
                 delivered += await self.deliver(
                     interaction,
@@ -352,12 +347,31 @@ class Alerting:
                 )
         return delivered
 
-    def _counted(self) -> frozenset[tuple[str, str]]:
+    def counted(self) -> frozenset[tuple[str, str]]:
         """The counters the revisions served now read (from memory, no store read)."""
         needed: set[tuple[str, str]] = set()
         for compiled in self.registry.serving():
             needed |= compiled.counters_needed
         return frozenset(needed)
+
+    async def fired(
+        self,
+        compiled: CompiledRuleset,
+        interaction: Interaction,
+        trigger: str,
+        inputs: AlertInputs,
+        needed: frozenset[tuple[str, str]],
+        now: datetime,
+    ) -> list[dict[str, Any]]:
+        """The alerts ``compiled``'s rules listening for ``trigger`` raise for ``interaction``
+        at ``now``, on ``inputs`` (read with the counters ``needed``; those of an older revision
+        counting others are read on their own)."""
+        counters = inputs.counters
+        if not compiled.counters_needed <= needed:
+            counters = (
+                await self.reads.read(interaction.customer_id, compiled.counters_needed, None, now)
+            ).counters
+        return self._evaluate(compiled, interaction, trigger, inputs, counters, now)
 
     def _evaluate(
         self,

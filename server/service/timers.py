@@ -28,7 +28,6 @@ from audit.record import RulesetRef
 from engine import (
     CompiledRuleset,
     DecisionReads,
-    EvaluationError,
     Interaction,
     RulesetRegistry,
     StoreUnavailable,
@@ -38,7 +37,6 @@ from engine import (
 from engine.durations import parse_duration
 from engine.ports import timer_key, timer_parts
 from server.service.alerts import Alerting
-from server.service.inputs import context_view, interaction_overrides
 
 log = structlog.get_logger("frontline")
 
@@ -141,7 +139,8 @@ class Timers:
         started = time.time()
         # Never before it is due: the clock, or the due time if a caller ran it early.
         now = max(datetime.now(UTC), datetime.fromtimestamp(due / 1000, UTC))
-        inputs = await self.reads.for_alerts(customer_id, frozenset(), now)
+        needed = self.alerts.counted()
+        inputs = await self.reads.for_alerts(customer_id, needed, now)
         interaction = next(
             (i for i in inputs.interactions if i.interaction_id == interaction_id), None
         )
@@ -157,22 +156,9 @@ class Timers:
         if not rules:
             await self.store.cancel([key])
             return
-        counters = inputs.counters
-        if compiled.counters_needed:
-            counters = (
-                await self.reads.read(customer_id, compiled.counters_needed, None, now)
-            ).counters
-        overrides = interaction_overrides(interaction, compiled)
-        context, _, as_of, _ = context_view(inputs.context, overrides, now)
-        try:
-            decision = compiled.evaluate(
-                context, now=now, counters=counters, as_of=as_of, trigger="timer"
-            )
-        except EvaluationError as exc:
-            log.warning("timer rules not evaluated", interaction_id=interaction_id, error=str(exc))
-            return
+        alerts = await self.alerts.fired(compiled, interaction, "timer", inputs, needed, now)
         self._count(started - due / 1000)
-        fired = [a for a in decision.to_dict()["alerts"] if a["rule"] in rules]
+        fired = [a for a in alerts if a["rule"] in rules]
         if fired:
             await self.alerts.deliver(
                 interaction,
