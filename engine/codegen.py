@@ -38,6 +38,7 @@ from engine.expr import (
     Var,
     VarAttr,
 )
+from engine.regexes import regex_matcher
 
 
 class Namespace:
@@ -207,8 +208,8 @@ class Emitter:
         if name in ("startswith", "endswith"):
             return self._guarded(n.args, lambda a, b: f"{a}.{name}({b})")
         if name == "matches":
-            pattern = self.ns.add(runtime.compiled_regex(n.extra), key=("re", n.extra))
-            return self._guarded(n.args, lambda a: f"{pattern}.search({a}) is not None")
+            found = self.ns.add(regex_matcher(n.extra), key=("re", n.extra))
+            return self._guarded(n.args, lambda a: f"{found}({a})")
         if name in ("days_since", "hours_since"):
             unit = 86400.0 if name == "days_since" else 3600.0
             return self._guarded(n.args, lambda t, now: f"({now} - {t}).total_seconds() / {unit!r}")

@@ -38,12 +38,14 @@ true exactly when the durable_rules pattern is. Details that needed care:
   ``len(m.xs) > 0 and all(...)``.
 - ``$mt`` and ``$imt`` match the whole string in durable_rules' own dialect (``%d``, ``%a``,
   ... classes; ``%`` escapes; ``{n,m}`` repeats; ``^`` and ``$`` are ordinary characters).
-  They are translated to Python ``re`` anchored with ``\\A(?:...)\\Z``; ``.`` matches every
-  character (``(?s)``) and ``$imt`` folds ASCII letters only (``(?ai)``), as durable_rules'
-  ``tolower`` does. Patterns durable_rules refuses (``%c`` among them: its class table is cut
-  short by a NUL byte), reads in surprising ways (unbalanced parentheses, whose excess text it
-  ignores; stacked repeats such as ``a+*``; ``{0}`` and ``{,n}``, which it reads as ``*``) or
-  that Frontline refuses (longer than 200 characters, nested repetition) are reported.
+  They are translated to RE2 (the syntax ``matches()`` takes) anchored with
+  ``\\A(?:...)\\z``; ``.`` matches every character (``(?s)``) and ``$imt`` folds ASCII
+  letters only, as durable_rules' ``tolower`` does: each letter becomes a class of both cases
+  (``[gG]``), since RE2's ``(?i)`` would fold other letters too. Patterns durable_rules
+  refuses (``%c`` among them: its class table is cut short by a NUL byte), reads in
+  surprising ways (unbalanced parentheses, whose excess text it ignores; stacked repeats such
+  as ``a+*``; ``{0}`` and ``{,n}``, which it reads as ``*``) or that Frontline refuses (longer
+  than 200 characters once translated) are reported.
 
 Residual differences, for values outside the inferred types or for unusual strings:
 
@@ -78,7 +80,7 @@ import yaml
 from engine.compiler import compile_ruleset
 from engine.errors import RulesetError
 from engine.expr import RESERVED_NAMES
-from engine.regexcheck import check_regex
+from engine.regexes import check_regex
 
 __all__ = [
     "DurableConversion",
@@ -555,7 +557,7 @@ _SPECIAL_IN_CLASS = frozenset("\\]^-[")
 
 
 def _checked_regex(pattern: str, *, ignore_case: bool) -> str:
-    """The Python regex for a durable_rules pattern, if Frontline accepts it."""
+    """The ``matches()`` regex for a durable_rules pattern, if Frontline accepts it."""
     try:
         regex = translate_pattern(pattern, ignore_case=ignore_case)
     except ValueError as exc:
@@ -570,7 +572,7 @@ def _checked_regex(pattern: str, *, ignore_case: bool) -> str:
 
 
 def translate_pattern(pattern: str, *, ignore_case: bool = False) -> str:
-    """The Python regex that ``re.search`` matches exactly where durable_rules' ``$mt``
+    """The RE2 regex that matches somewhere in a string exactly where durable_rules' ``$mt``
     (``$imt`` with ``ignore_case``) matches ``pattern``.
 
     Raise ValueError, saying why, for a pattern durable_rules refuses or reads in a way its
@@ -578,14 +580,13 @@ def translate_pattern(pattern: str, *, ignore_case: bool = False) -> str:
     """
     if not pattern:
         raise ValueError("durable_rules refuses an empty pattern")
-    reader = _PatternReader(pattern)
+    reader = _PatternReader(pattern, fold=ignore_case)
     body, end = reader.sequence(0)
     if end < len(pattern):
         raise ValueError(f"unbalanced ')' at position {end + 1}; durable_rules ignores the rest")
-    flags = ("ai" if ignore_case else "") + ("s" if reader.dotted else "")
-    prefix = f"(?{flags})" if flags else ""
+    prefix = "(?s)" if reader.dotted else ""
     wrapped = f"(?:{body.text})" if body.alternation else body.text
-    return f"{prefix}\\A{wrapped}\\Z"
+    return f"{prefix}\\A{wrapped}\\z"
 
 
 @dataclass(frozen=True)
@@ -597,9 +598,10 @@ class _Regex:
 class _PatternReader:
     """Reads a pattern the way durable_rules' tokenizer (readNextToken, readRange) does."""
 
-    def __init__(self, pattern: str) -> None:
+    def __init__(self, pattern: str, *, fold: bool = False) -> None:
         self.pattern = pattern
-        self.dotted = False  # whether '.' occurs: Python then needs (?s) to match newlines
+        self.fold = fold  # ASCII letters match either case ($imt)
+        self.dotted = False  # whether '.' occurs: RE2 then needs (?s) to match newlines
 
     def sequence(self, at: int) -> tuple[_Regex, int]:
         """Read from ``at`` to an unmatched ')' or the end; return the regex and where."""
@@ -646,14 +648,21 @@ class _PatternReader:
             return ".", at + 1
         if ch == "[":
             members, negate, end = self._class(at)
-            return _class_text(members, negate), end
+            return self._set(members, negate), end
         if ch == "%":
-            ranges = self._escape(at)
-            low, high = ranges[0]
-            if len(ranges) == 1 and low == high:
-                return _escape(chr(low), in_class=False), at + 2
-            return _class_text(ranges, negate=False), at + 2
-        return _escape(ch, in_class=False), at + 1
+            ranges, end = self._escape(at), at + 2
+        else:
+            ranges, end = ((ord(ch), ord(ch)),), at + 1
+        return self._set(ranges, negate=False), end
+
+    def _set(self, ranges: Sequence[tuple[int, int]], negate: bool) -> str:
+        """One character of ``ranges`` (none of them if ``negate``), folded if asked."""
+        if self.fold:
+            ranges = _folded(ranges)
+        low, high = ranges[0]
+        if len(ranges) == 1 and low == high and not negate:
+            return _escape(chr(low), in_class=False)
+        return _class_text(ranges, negate)
 
     def _escape(self, at: int) -> tuple[tuple[int, int], ...]:
         """The ranges ``%x`` at ``at`` stands for: a class, or one escaped character."""
@@ -738,8 +747,19 @@ def _class_text(ranges: Sequence[tuple[int, int]], negate: bool) -> str:
     return f"[{'^' if negate else ''}{members}]"
 
 
+def _folded(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``ranges`` with the other case of every ASCII letter in them added."""
+    out = list(ranges)
+    for low, high in ranges:
+        for first, last, shift in ((0x41, 0x5A, 0x20), (0x61, 0x7A, -0x20)):
+            a, b = max(low, first), min(high, last)
+            if a <= b and (a + shift, b + shift) not in out:
+                out.append((a + shift, b + shift))
+    return out
+
+
 def _escape(ch: str, *, in_class: bool) -> str:
-    """``ch`` as a literal in a Python regex, outside or inside a class."""
+    """``ch`` as a literal in an RE2 regex, outside or inside a class."""
     if not ch.isprintable():
-        return f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
+        return f"\\x{{{ord(ch):x}}}"
     return "\\" + ch if ch in (_SPECIAL_IN_CLASS if in_class else _SPECIAL) else ch

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.durations import parse_duration
-from engine.regexcheck import check_regex
+from engine.regexes import check_regex
 
 MAX_EXPRESSION_LENGTH = 2_000
 MAX_DEPTH = 32
@@ -243,7 +243,6 @@ class Environment:
     table_outputs: dict[str, dict[str, Type]] = field(default_factory=dict)
     slots: dict[str, Slot] = field(default_factory=dict)
     counters: dict[tuple[str, str], Slot] = field(default_factory=dict)
-    regexes: dict[str, re.Pattern[str]] = field(default_factory=dict)
 
     def slot(self, path: str, type_: Type) -> Slot:
         found = self.slots.get(path)
@@ -815,10 +814,9 @@ class _Checker:
             if not isinstance(pattern, Const) or not isinstance(pattern.value, str):
                 raise _at(node, "matches()'s pattern must be a string literal")
             try:
-                compiled = check_regex(pattern.value)
+                check_regex(pattern.value)
             except ValueError as exc:
                 raise _at(node, f"bad regular expression {pattern.value!r}: {exc}") from None
-            self.env.regexes[pattern.value] = compiled
             return Call(BOOLEAN, args[0].nullable, name, (args[0],), pattern.value)
         raise AssertionError(name)  # pragma: no cover - every name in FUNCTIONS is handled
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.compiler import compile_ruleset
@@ -46,8 +47,15 @@ KEEP_IDLE = 8  # compiled revisions kept beyond those being served
 class RulesetRegistry:
     """Compiled revisions by name, over a RulesetStore. Safe to use from many threads."""
 
-    def __init__(self, store: RulesetStore, *, keep_idle: int = KEEP_IDLE) -> None:
+    def __init__(
+        self,
+        store: RulesetStore,
+        *,
+        keep_idle: int = KEEP_IDLE,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self._store = store
+        self._clock = clock  # times a deploy's tests against their budget, when given
         # Revisions compiled lately, the least recently used first. Those being served are
         # held by ``_state`` as well; of the others at most ``keep_idle`` stay compiled (a
         # large document's compiled form weighs megabytes), and one asked for again (by an
@@ -79,7 +87,7 @@ class RulesetRegistry:
         either way nothing is stored and the active revision is untouched.
         """
         compiled = compile_ruleset(text, filename=filename)
-        results = compiled.run_tests()
+        results = compiled.run_tests(self._clock)
         failed = [r for r in results if not r.passed]
         if failed:
             raise DeployRefused(

@@ -255,8 +255,12 @@ class CompiledRuleset:
             node = nodes[node.gotos[taken]]
         raise AssertionError("trees are checked acyclic at compile time")  # pragma: no cover
 
-    def run_tests(self) -> list[TestResult]:
-        """Run the document's own tests; one result per test, in document order."""
-        from engine.testing import run_tests
+    def run_tests(
+        self, clock: Callable[[], float] | None = None, budget: float | None = None
+    ) -> list[TestResult]:
+        """Run the document's own tests; one result per test, in document order. Given a
+        ``clock``, they share a time budget (``engine.testing.TESTS_BUDGET_SECONDS`` unless
+        ``budget`` is given)."""
+        from engine.testing import TESTS_BUDGET_SECONDS, run_tests
 
-        return run_tests(self)
+        return run_tests(self, clock, TESTS_BUDGET_SECONDS if budget is None else budget)

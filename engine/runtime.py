@@ -52,10 +52,6 @@ def _max_list(values: list[Any] | None) -> Any:
     return max(values) if values else None
 
 
-def compiled_regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
 # -- reading input values ---------------------------------------------------------------------
 
 

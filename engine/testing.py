@@ -3,10 +3,18 @@
 A test names only what it checks: ``expect`` keys that are absent are not compared. Rule-id
 lists compare as sets (order of firing is not the contract); ``tables`` and ``next_step``
 compare only the keys written.
+
+Given a clock, the tests of one document share a time budget (``TESTS_BUDGET_SECONDS``):
+once it is spent, the test that spent it and every later one fail, so a deploy whose tests run
+too long is refused rather than holding up the server. The engine reads no clock of its own;
+the registry is given one by the service. Each evaluation is itself bounded (``matches()`` runs
+in linear time on values of bounded length), so the budget is reached only by documents with
+very many or very large tests.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +37,31 @@ class TestResult:
         return {"name": self.name, "passed": self.passed, "failures": self.failures}
 
 
-def run_tests(ruleset: CompiledRuleset) -> list[TestResult]:
-    return [run_test(ruleset, test) for test in ruleset.model.tests]
+TESTS_BUDGET_SECONDS = 10.0
+
+
+def run_tests(
+    ruleset: CompiledRuleset,
+    clock: Callable[[], float] | None = None,
+    budget: float = TESTS_BUDGET_SECONDS,
+) -> list[TestResult]:
+    """Run every test in document order; with a ``clock`` (seconds), within ``budget``
+    seconds for them all."""
+    if clock is None:
+        return [run_test(ruleset, test) for test in ruleset.model.tests]
+    results: list[TestResult] = []
+    deadline = clock() + budget
+    for test in ruleset.model.tests:
+        if clock() >= deadline:
+            spent = f"not run: the document's tests took more than their {budget:g} s budget"
+            results.append(TestResult(test.name, False, [spent]))
+            continue
+        result = run_test(ruleset, test)
+        if clock() >= deadline:
+            spent = f"took the document's tests past their {budget:g} s budget"
+            result = TestResult(test.name, False, [*result.failures, spent])
+        results.append(result)
+    return results
 
 
 def run_test(ruleset: CompiledRuleset, test: TestCase) -> TestResult:

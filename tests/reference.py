@@ -31,6 +31,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+import re2
+
 
 class _Unknown:
     def __repr__(self) -> str:
@@ -38,6 +40,7 @@ class _Unknown:
 
 
 UNKNOWN: Any = _Unknown()
+MAX_MATCHED_LENGTH = 10_000  # docs/language.md: matches() of a longer string is unknown
 TRIGGERS = ("decision", "context_change", "event")
 
 # docs/language.md fixes three choices; each switch names the alternative it turned down.
@@ -247,7 +250,9 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "contains": lambda s, x: x in s,
     "startswith": str.startswith,
     "endswith": str.endswith,
-    "matches": lambda s, pattern: re.search(pattern, s) is not None,
+    "matches": lambda s, pattern: (
+        UNKNOWN if len(s) > MAX_MATCHED_LENGTH else re2.search(pattern, s) is not None
+    ),
 }
 
 

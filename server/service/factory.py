@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -120,7 +121,7 @@ def preflight(settings: Settings) -> None:
     StoreCorrupt or LogError, in one sentence naming the file, if any of it is damaged."""
     rulesets = settings.data_dir / "rulesets"
     if not settings.redis_url and rulesets.is_dir():
-        registry = RulesetRegistry(FileRulesetStore(rulesets))
+        registry = RulesetRegistry(FileRulesetStore(rulesets), clock=time.monotonic)
         for name in registry.names():
             registry.refresh(name)
     if (settings.ledger_dir / settings.instance).is_dir():
@@ -140,7 +141,7 @@ def open_ledger(settings: Settings) -> tuple[RulesetRegistry, LedgerWriter]:
         )
     else:
         store = FileRulesetStore(settings.data_dir / "rulesets")
-    registry = RulesetRegistry(store)
+    registry = RulesetRegistry(store, clock=time.monotonic)
     seeded = []
     if not store.names() and settings.starter_rulesets is not None:
         seeded = seed_starter_rulesets(registry, settings.starter_rulesets)

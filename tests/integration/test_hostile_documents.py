@@ -33,7 +33,7 @@ HOSTILE = {
     "subscript": rule("customer.tags[0] == 'a'"),
     "power": rule("customer.score ** 99999999 > 1"),
     "f-string": rule("f'{customer.tier}' == 'a'"),
-    "catastrophic regex": rule("matches(customer.tier, '(a+)+$')"),
+    "look-around regex": rule("matches(customer.tier, '(?<=a)b')"),
     "huge list literal": rule(
         "customer.tier in [" + ", ".join(f"'v{k}'" for k in range(5000)) + "]"
     ),
