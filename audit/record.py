@@ -30,6 +30,7 @@ Kind = Literal[
     "ruleset",
     "shadow",
     "checkpoint",
+    "tree_head",
 ]
 KINDS: tuple[str, ...] = get_args(Kind)
 GENESIS = "sha256:" + "0" * 64

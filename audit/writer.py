@@ -12,6 +12,12 @@
 A caller's ``append`` returns only when the batch holding its record is committed, so a
 decision answered after ``append`` can never be lost. If the store fails, every caller of that
 batch gets the error and the chain does not advance. ``close()`` drains what is pending.
+
+Given a ``Signer``, the writer also keeps the log's Merkle tree (its right edge, audit/merkle.py)
+and, at most ``head_interval`` seconds after a record arrives and again when it closes, appends
+a ``tree_head`` record: the tree's size and root before it, signed. Opening such a writer reads
+the whole log once to rebuild the tree, and refuses a log whose records no longer give the root
+a stored tree head signed (``LedgerTampered``).
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from audit.merkle import Frontier
 from audit.ports import LedgerStore
-from audit.record import LedgerRecord, seal
+from audit.record import LedgerRecord, hash_text, leaf_hash, seal
+from audit.signing import Signer, TreeHead, parse_public_key, verify_tree_head
 
 
 class LedgerError(Exception):
@@ -39,6 +47,11 @@ class LedgerBusy(LedgerError):
 
 class LedgerClosed(LedgerError):
     """The writer is closed."""
+
+
+class LedgerTampered(LedgerError):
+    """The log does not give the root one of its signed tree heads promised; the message
+    names the instance and the record."""
 
 
 def utc_now() -> str:
@@ -56,6 +69,8 @@ class LedgerWriter:
         max_pending: int = 20_000,
         wait_timeout: float = 2.0,
         clock: Callable[[], str] = utc_now,
+        signer: Signer | None = None,
+        head_interval: float = 1.0,
     ) -> None:
         self._store = store
         self._instance = store.instance
@@ -72,6 +87,15 @@ class LedgerWriter:
         self.last_batch_size = 0
         self.last_commit_seconds = 0.0
         self._listeners: list[Callable[[int], None]] = []
+        self._signer = signer
+        self._head_interval = head_interval
+        self._tree: Frontier | None = None
+        self._covered = 0  # records a tree head covers, the tree heads themselves included
+        self._signed_at = time.monotonic()  # of the last tree head (or of the start)
+        self.latest_head: TreeHead | None = None
+        if signer is not None:
+            self._tree, self.latest_head = rebuild_tree(store, signer.public_key)
+            self._covered = self._tree.size if self.latest_head else 0
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
 
@@ -159,9 +183,14 @@ class LedgerWriter:
         self._thread.join(timeout)
 
     def _take(self) -> list[tuple[LedgerRecord, Waiter]]:
+        """The next batch; empty when closing with nothing pending, or when a tree head is
+        due before anything arrives."""
         with self._cond:
             while not self._pending and not self._closing:
-                self._cond.wait()
+                due = self._head_due()
+                if due is not None and due <= 0:
+                    return []
+                self._cond.wait(due)
             batch: list[tuple[LedgerRecord, Waiter]] = []
             while self._pending and len(batch) < self._max_batch:
                 batch.append(self._pending.popleft())
@@ -171,9 +200,44 @@ class LedgerWriter:
     def _run(self) -> None:
         while True:
             batch = self._take()
-            if not batch:
+            if batch:
+                self._commit(batch)
+            due = self._head_due()
+            if due is not None and (due <= 0 or (self._closing and not self._pending)):
+                self._sign_head()
+            if not batch and self._closing and not self._pending:
                 return  # closing, and nothing left
-            self._commit(batch)
+
+    def _head_due(self) -> float | None:
+        """Seconds until a tree head is due (0 or less: now); None when every record is
+        covered by one, or the writer signs none."""
+        if self._tree is None or self._tree.size <= self._covered:
+            return None
+        return self._signed_at + self._head_interval - time.monotonic()
+
+    def _sign_head(self) -> None:
+        """Append a signed tree head covering every record so far (from the writer thread)."""
+        assert self._tree is not None and self._signer is not None
+        size = self._tree.size
+        head = self._signer.sign(
+            TreeHead(
+                instance=self._instance,
+                tree_size=size,
+                root_hash=hash_text(self._tree.root()),
+                time=self._clock(),
+            )
+        )
+        record = LedgerRecord(
+            id=f"tree-head:{self._instance}:{size}",
+            kind="tree_head",
+            data={**head.to_dict(), "public_key": self._signer.public_key},
+        )
+        self._signed_at = time.monotonic()
+        done = Pending()
+        self._commit([(record, done)])
+        if done.exception(0) is None:
+            self._covered = size + 1  # the tree head itself needs no other to cover it
+            self.latest_head = head
 
     def _commit(self, batch: list[tuple[LedgerRecord, Waiter]]) -> None:
         started = time.perf_counter()
@@ -195,6 +259,10 @@ class LedgerWriter:
             _settle([(waiter, None, error) for _, waiter in batch])
             return  # the transaction rolled back, so the chain's head is unchanged
         self._seq, self._hash = seq, prev
+        tree = self._tree
+        if tree is not None:
+            for s in sealed:
+                tree.append(s.leaf)
         self.batches += 1
         self.records += len(batch)
         self.last_batch_size = len(batch)
@@ -294,3 +362,49 @@ def _settle_on_loop(
             future.set_exception(error)
         else:
             future.set_result(placed)  # type: ignore[arg-type]
+
+
+def rebuild_tree(store: LedgerStore, public_key: str) -> tuple[Frontier, TreeHead | None]:
+    """The Merkle tree of everything ``store`` holds and its latest tree head, checking each
+    stored tree head against the records before it: LedgerTampered if one does not match
+    (its signature, under ``public_key`` or the key it names, or its root)."""
+    ours = parse_public_key(public_key)
+    tree = Frontier()
+    latest: TreeHead | None = None
+    instance = store.instance
+    for seq, body in store.scan():
+        if b'"tree_head"' in body:
+            record = decode_head(body)
+            if record is not None:
+                head, signed_by = record
+                where = f"the tree head at record {seq} of instance {instance}"
+                key = ours if signed_by in ("", public_key) else parse_public_key(signed_by)
+                if not verify_tree_head(head, key):
+                    raise LedgerTampered(f"{where} does not carry a valid signature")
+                if head.tree_size != tree.size or hash_text(tree.root()) != head.root_hash:
+                    raise LedgerTampered(
+                        f"{where} promised {head.tree_size} records with root "
+                        f"{head.root_hash}, but the log holds {tree.size} before it with root "
+                        f"{hash_text(tree.root())}: records were changed, removed or added"
+                    )
+                latest = head
+        tree.append(leaf_hash(body))
+    return tree, latest
+
+
+def decode_head(body: bytes) -> tuple[TreeHead, str] | None:
+    """The tree head in a record's bytes and the public key it names, if it is one."""
+    from audit.record import decode
+
+    record = decode(body)
+    if record.kind != "tree_head":
+        return None
+    data = dict(record.data)
+    signed_by = str(data.pop("public_key", ""))
+    try:
+        head = TreeHead(**data)
+    except TypeError:
+        raise LedgerTampered(
+            f"record {record.seq} of instance {record.instance} is a tree head without its fields"
+        ) from None
+    return head, signed_by

@@ -1,0 +1,152 @@
+"""Signed tree heads: the writer signs its log's Merkle root while records arrive and when it
+closes, and a reopened log whose records no longer give a signed root is refused."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from audit.merkle import root_of
+from audit.record import LedgerRecord, decode, hash_text, leaf_hash
+from audit.segments import HEADER, MAGIC, SegmentLog, segment_name
+from audit.signing import Signer, TreeHead, parse_public_key, verify_tree_head
+from audit.writer import LedgerTampered, LedgerWriter
+
+
+def decisions(n: int, start: int = 0) -> list[LedgerRecord]:
+    return [
+        LedgerRecord(id=f"d-{k}", kind="decision", customer_id=f"c-{k % 3}")
+        for k in range(start, start + n)
+    ]
+
+
+def shut(writer: LedgerWriter) -> None:
+    writer.close()
+    writer.store.close()
+
+
+def reopen(path: Path, signer: Signer) -> None:
+    """Open a writer on ``path`` (which must raise) and let go of the log."""
+    log = SegmentLog(path, "local")
+    try:
+        LedgerWriter(log, signer=signer)
+    finally:
+        log.close()
+
+
+def stored(path: Path) -> list[tuple[int, bytes]]:
+    log = SegmentLog(path, "local", readonly=True)
+    try:
+        return list(log.scan())
+    finally:
+        log.close()
+
+
+def heads(path: Path) -> list[tuple[int, TreeHead, str]]:
+    out = []
+    for seq, body in stored(path):
+        record = decode(body)
+        if record.kind == "tree_head":
+            data = dict(record.data)
+            key = data.pop("public_key")
+            out.append((seq, TreeHead(**data), key))
+    return out
+
+
+def test_a_tree_head_signs_the_root_of_every_record_before_it(tmp_path: Path) -> None:
+    """Heads come while records arrive and within the interval after the last one; each
+    signs the root of exactly the records before it; none comes when nothing is new."""
+    signer = Signer.generate()
+    writer = LedgerWriter(SegmentLog(tmp_path, "local"), signer=signer, head_interval=0.05)
+    for record in decisions(10):
+        writer.append_blocking(record)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        head = writer.latest_head
+        if head is not None and head.tree_size >= 10 + len(heads(tmp_path)) - 1:
+            break  # a head covers all ten decisions (and the heads before it)
+        time.sleep(0.01)
+    count = len(heads(tmp_path))
+    time.sleep(0.2)
+    assert len(heads(tmp_path)) == count  # nothing new: no further tree heads
+    shut(writer)
+
+    bodies = stored(tmp_path)
+    assert len(bodies) == 10 + count  # none added at close: everything was covered
+    key = parse_public_key(signer.public_key)
+    for seq, head, named in heads(tmp_path):
+        assert named == signer.public_key and head.instance == "local"
+        assert head.tree_size == seq - 1
+        leaves = [leaf_hash(b) for _, b in bodies[: seq - 1]]
+        assert head.root_hash == hash_text(root_of(leaves))
+        assert verify_tree_head(head, key)
+        assert not verify_tree_head(head, parse_public_key(Signer.generate().public_key))
+    assert heads(tmp_path)[-1][0] == len(bodies)  # the last record is the last head
+
+
+def test_closing_signs_what_no_head_covers_yet(tmp_path: Path) -> None:
+    signer = Signer.generate()
+    writer = LedgerWriter(SegmentLog(tmp_path, "local"), signer=signer, head_interval=3600)
+    for record in decisions(3):
+        writer.append_blocking(record)
+    shut(writer)
+    ((seq, head, _),) = heads(tmp_path)
+    assert (seq, head.tree_size) == (4, 3)
+
+
+def test_a_reopened_writer_continues_the_tree(tmp_path: Path) -> None:
+    signer = Signer.generate()
+    first = LedgerWriter(SegmentLog(tmp_path, "local"), signer=signer, head_interval=3600)
+    for record in decisions(5):
+        first.append_blocking(record)
+    shut(first)
+    second = LedgerWriter(SegmentLog(tmp_path, "local"), signer=signer, head_interval=3600)
+    assert second.latest_head is not None and second.latest_head.tree_size == 5
+    for record in decisions(4, start=5):
+        second.append_blocking(record)
+    shut(second)
+    bodies = stored(tmp_path)
+    (_, _, _), (seq, head, _) = heads(tmp_path)
+    assert (seq, head.tree_size) == (11, 10)  # 5 decisions, a head, 4 decisions, this head
+    assert head.root_hash == hash_text(root_of([leaf_hash(b) for _, b in bodies[:10]]))
+
+
+def _rewrite_frame(path: Path, seq: int, change: bytes, to: bytes) -> None:
+    """Change a record's bytes in its segment and give its frame the matching leaf hash: a
+    forgery by someone with write access to the files but not the key."""
+    segment = path / "local" / segment_name(1)
+    data = bytearray(segment.read_bytes())
+    offset = len(MAGIC)
+    for _ in range(seq - 1):
+        length, _leaf = HEADER.unpack_from(data, offset)
+        offset += HEADER.size + length
+    length, _leaf = HEADER.unpack_from(data, offset)
+    body = bytes(data[offset + HEADER.size : offset + HEADER.size + length])
+    assert change in body and len(change) == len(to)
+    forged = body.replace(change, to, 1)
+    data[offset : offset + HEADER.size + length] = HEADER.pack(length, leaf_hash(forged)) + forged
+    segment.write_bytes(bytes(data))
+
+
+def test_a_forged_record_with_its_hash_recomputed_is_refused(tmp_path: Path) -> None:
+    signer = Signer.generate()
+    writer = LedgerWriter(SegmentLog(tmp_path, "local"), signer=signer, head_interval=3600)
+    for record in decisions(6):
+        writer.append_blocking(record)
+    shut(writer)
+    _rewrite_frame(tmp_path, 3, b'"c-2"', b'"c-9"')
+    with pytest.raises(LedgerTampered, match="tree head at record 7 of instance local promised"):
+        reopen(tmp_path, signer)
+
+
+def test_a_tree_head_forged_without_the_key_is_refused(tmp_path: Path) -> None:
+    signer = Signer.generate()
+    writer = LedgerWriter(SegmentLog(tmp_path, "local"), signer=signer, head_interval=3600)
+    for record in decisions(2):
+        writer.append_blocking(record)
+    shut(writer)
+    _rewrite_frame(tmp_path, 3, b'"tree_size":2', b'"tree_size":1')
+    with pytest.raises(LedgerTampered, match="record 3 of instance local does not carry a valid"):
+        reopen(tmp_path, signer)
