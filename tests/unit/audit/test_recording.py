@@ -165,7 +165,8 @@ def test_outputs_keep_only_what_carries_something() -> None:
 
 
 def test_pii_is_masked_wherever_it_would_appear() -> None:
-    """PII is masked in context, inputs, alert messages, tree prompts and trace reads."""
+    """PII is masked in context, inputs, the parts of alert messages and tree prompts that
+    render it, and trace reads."""
     masker = Masker(KEY)
     r = record(
         masker,
@@ -178,9 +179,9 @@ def test_pii_is_masked_wherever_it_would_appear() -> None:
     assert r.inputs["context"]["customer"]["email"] == email
     assert r.inputs["context"]["customer"]["tier"] == "gold"
     alerts = {a["rule"]: a["message"] for a in r.outputs["alerts"]}
-    assert is_masked(alerts["work-email"])
+    assert alerts["work-email"] == f"Customer writes from {email}"
     assert alerts["tier"] == "Tier gold"
-    assert is_masked(r.outputs["next_step"]["say"])
+    assert r.outputs["next_step"]["say"] == f"Mail {email} the offer"
     traced = {t["rule"]: t["reads"] for t in r.outputs["trace"]["rules"]}
     assert traced["work-email"]["customer.email"] == email
     assert b"ann@example.com" not in encode(r)
