@@ -10,7 +10,7 @@ import pytest
 
 from audit.masking import PREFIX, Masker, is_masked
 from audit.record import Actor, decode, encode
-from audit.recording import decision_record
+from audit.recording import decision_record, mask_shown
 from engine import compile_ruleset
 
 KEY = b"k" * 32
@@ -303,3 +303,39 @@ def test_unknown_actions_and_ack_outcomes_are_refused() -> None:
         ruleset_record(record_id="x", action="delete", name="n", revision=1, digest="d", actor=None)
     with pytest.raises(ValueError, match="unknown outcome 'ignored'"):
         ack_record(record_id="x", alert_id="a", outcome="ignored", actor=None, agent_id="a")
+
+
+@pytest.mark.parametrize(
+    ("message", "hide", "shown"),
+    [
+        pytest.param("Write to {customer.email}", {"customer.email"}, "Write to M", id="a-field"),
+        pytest.param(
+            "Write to {upper(customer.email)}", {"customer.email"}, "Write to M", id="computed"
+        ),
+        pytest.param(
+            "{customer.tier}: {customer.email}", {"customer.email"}, "gold: M", id="mixed"
+        ),
+        pytest.param("{customer.tier}: {customer.email}", None, "M: M", id="hide-every-part"),
+        pytest.param("Case {customer.case_id}", None, "Case ?", id="unknown-prints-?"),
+        pytest.param("Tier {customer.tier}", {"customer.email"}, "Tier gold", id="nothing-to-hide"),
+    ],
+)
+def test_a_template_shows_each_part_that_reads_a_hidden_field_as_its_mask(
+    message: str, hide: set[str] | None, shown: str
+) -> None:
+    """Only the {...} parts reading a hidden field (every part, with None) are masked, whatever
+    they compute; the ruleset's own text stays; an unknown value prints ? unmasked."""
+    document = {
+        "ruleset": "parts",
+        "context": {
+            "customer.email": {"type": "string", "classification": "pii"},
+            "customer.tier": "string",
+            "customer.case_id": "string",
+        },
+        "alerts": [{"id": "a", "when": "true", "severity": "info", "message": message}],
+    }
+    decision = compile_ruleset(document).evaluate(
+        {"customer": {"email": "ann@example.com", "tier": "gold"}}
+    )
+    outputs = mask_shown(decision, decision.to_dict(), hide, lambda value: "M")
+    assert outputs["alerts"][0]["message"] == shown
