@@ -13,21 +13,22 @@ The record keeps what an auditor needs to explain and replay the decision:
 
 With a ``Masker``, values of masked classifications are replaced by their keyed hash wherever
 they would appear: context values, request inputs, invalid-field descriptions, trace reads,
-and alert messages or tree prompts whose template renders such a field.
+and the ``{...}`` parts of alert messages and tree prompts that render such a field
+(``mask_shown``, which also masks what agents are shown).
 """
 
 from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any
 
 from audit.masking import Masker
 from audit.record import Actor, ContextValue, Kind, LedgerRecord, RulesetRef
-from engine import Decision
+from engine import CompiledRuleset, Decision
 from engine.decision import format_time, json_value
 from engine.runtime import to_datetime
 
@@ -101,7 +102,7 @@ def decision_record(
     ``inputs["trigger"]``, so that a replay asks the same question.
     """
     rs = decision.ruleset
-    masked = _masking(decision, masker)[1]
+    masked = masked_paths(rs, masker)
     inputs = dict(inputs or {})
     if decision.trigger != "decision":
         inputs["trigger"] = decision.trigger
@@ -142,7 +143,7 @@ def decision_record(
     # Outputs that carry nothing are not stored; missing and stale fields are stored once.
     outputs = {k: v for k, v in rendered.items() if v and k not in _NOT_OUTPUTS}
     if masker is not None and masked:
-        outputs = _mask_outputs(decision, outputs, masked, masker)
+        outputs = mask_shown(decision, outputs, masked, masker.mask)
     return LedgerRecord(
         id=record_id,
         kind=kind,
@@ -161,25 +162,25 @@ def decision_record(
     )
 
 
-_MASKED: weakref.WeakKeyDictionary[Any, tuple[Masker, frozenset[str], frozenset[str]]] = (
+_MASKED: weakref.WeakKeyDictionary[CompiledRuleset, dict[frozenset[str], frozenset[str]]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _masking(
-    decision: Decision, masker: Masker | None
-) -> tuple[Masker | None, frozenset[str], frozenset[str]]:
-    """(masker, the fields it masks, the alert rules whose message renders one of them),
-    worked out once per compiled revision."""
+def masked_paths(ruleset: CompiledRuleset, masker: Masker | None) -> frozenset[str]:
+    """The fields of ``ruleset`` whose classification ``masker`` masks, worked out once per
+    compiled revision and set of masked classifications."""
     if masker is None:
-        return None, frozenset(), frozenset()
-    rs = decision.ruleset
-    known = _MASKED.get(rs)
-    if known is None or known[0] is not masker:
-        paths = frozenset(p for p, meta in rs.fields.items() if masker.masks(meta.classification))
-        alerts = frozenset(meta.rule.id for meta in rs.alert_meta if meta.reads & paths)
-        known = _MASKED[rs] = (masker, paths, alerts)
-    return known
+        return frozenset()
+    known = _MASKED.get(ruleset)
+    if known is None:
+        known = _MASKED[ruleset] = {}
+    paths = known.get(masker.masked)
+    if paths is None:
+        paths = known[masker.masked] = frozenset(
+            p for p, meta in ruleset.fields.items() if masker.masks(meta.classification)
+        )
+    return paths
 
 
 def _longest_prefix(table: Mapping[str, Any], path: str) -> Any:
@@ -197,40 +198,54 @@ def _age_ms(when: Any, now: datetime) -> int | None:
     return int((now - moment).total_seconds() * 1000)
 
 
-def _mask_outputs(
-    decision: Decision, outputs: dict[str, Any], masked: frozenset[str], masker: Masker
+def mask_shown(
+    decision: Decision,
+    shown: Mapping[str, Any],
+    hide: AbstractSet[str] | None,
+    mask: Callable[[Any], str | None],
 ) -> dict[str, Any]:
-    """Mask what the outputs render from masked fields."""
+    """``shown`` (the decision's JSON shape, or the part of it a record keeps) with what it
+    shows of the fields in ``hide`` (of every field, when None) masked by ``mask``: the
+    ``{...}`` parts of alert messages and tree prompts that read one, the description of an
+    invalid value, and trace reads. A new dict; what has nothing to mask is shared."""
     rs = decision.ruleset
-    alerts = outputs.get("alerts")
+    out = dict(shown)
+
+    def hides(reads: AbstractSet[str]) -> bool:
+        return hide is None or not hide.isdisjoint(reads)
+
+    def hides_field(path: str) -> bool:
+        return hide is None or path in hide
+
+    alerts = shown.get("alerts")
     if alerts:
-        rendering = _masking(decision, masker)[2]
-        if rendering:
-            outputs["alerts"] = [
-                {**a, "message": masker.mask(a["message"])} if a["rule"] in rendering else a
-                for a in alerts
-            ]
-    step = outputs.get("next_step")
+        templates = rs.alert_templates
+        rendered = []
+        for alert in alerts:
+            template = templates.get(alert["rule"])
+            if template is not None and hides(template.reads):
+                rendered.append({**alert, "message": decision.render(template, hide, mask)})
+            else:
+                rendered.append(alert)
+        out["alerts"] = rendered
+    step = shown.get("next_step")
     if step and step.get("say") is not None:
-        node = rs.trees[step["tree"]].nodes[step["node"]]
-        if node.say_reads & masked:
-            outputs["next_step"] = {**step, "say": masker.mask(step["say"])}
-    if outputs.get("invalid_fields"):
-        outputs["invalid_fields"] = [
-            {**f, "got": masker.mask(f["got"])} if f["field"] in masked else f
-            for f in outputs["invalid_fields"]
+        template = rs.trees[step["tree"]].nodes[step["node"]].say_template
+        if template is not None and hides(template.reads):
+            out["next_step"] = {**step, "say": decision.render(template, hide, mask)}
+    if shown.get("invalid_fields"):
+        out["invalid_fields"] = [
+            {**f, "got": mask(f["got"])} if hides_field(f["field"]) else f
+            for f in shown["invalid_fields"]
         ]
-    trace = outputs.get("trace")
+    trace = shown.get("trace")
     if trace:
         rules = [
-            {
-                **r,
-                "reads": {p: masker.mask(v) if p in masked else v for p, v in r["reads"].items()},
-            }
+            {**r, "reads": {p: mask(v) if hides_field(p) else v for p, v in r["reads"].items()}}
             for r in trace["rules"]
         ]
-        outputs["trace"] = {**trace, "rules": rules}
-    return outputs
+        out["trace"] = {**trace, "rules": rules}
+    return out
 
 
 def _mask_inputs(

@@ -73,6 +73,7 @@ from engine.ruleset import (
     CompiledRuleset,
     FieldMeta,
     TableMeta,
+    Template,
     TreeMeta,
     TreeNodeMeta,
 )
@@ -1433,6 +1434,14 @@ class _Generator:
             w.line("return None")
         return w.source()
 
+    def template_values_function(self, name: str, parts: list[str | _Checked]) -> str:
+        """The values of a template's ``{...}`` parts, as a tuple (for rendering it masked)."""
+        em = Emitter(self.ns)
+        values = [em.val(part.node) for part in parts if not isinstance(part, str)]
+        body = FunctionWriter("")
+        body.line(f"return ({', '.join(values)},)")
+        return self._assemble(f"def {name}(V):", em, body)
+
     def template_function(self, name: str, parts: list[str | _Checked]) -> str:
         em = Emitter(self.ns)
         pieces = []
@@ -1458,6 +1467,8 @@ class _Generator:
         self.add(self.table_outputs_function())
         for k, parts in enumerate(b.messages):
             self.add(self.template_function(f"_message{k}", parts))
+            if _has_parts(parts):
+                self.add(self.template_values_function(f"_message{k}_parts", parts))
         tree_metas = [self._tree(plan) for plan in b.trees]
         source = "\n".join(self.sources)
         filename = f"<ruleset {doc.ruleset}>"
@@ -1508,6 +1519,8 @@ class _Generator:
         for node_id, parts in plan.says.items():
             name = f"_say{plan.position}_{len(say_fns)}"
             self.add(self.template_function(name, parts))
+            if _has_parts(parts):
+                self.add(self.template_values_function(name + "_parts", parts))
             say_fns[node_id] = name
         slots = self.b.env.slots
 
@@ -1534,7 +1547,9 @@ class _Generator:
                     reads=tuple(sorted(slots[p].index for p in reads if p in slots)),
                     outcome=node.outcome,
                     say=ns[say_fns[node_id]] if node_id in say_fns else None,
-                    say_reads=_template_reads(plan.says.get(node_id, [])),
+                    say_template=_template(
+                        plan.says.get(node_id, []), ns.get(say_fns.get(node_id, "") + "_parts")
+                    ),
                     queue=node.queue,
                 )
             return TreeMeta(id=tree.id, start=tree.start, nodes=nodes)
@@ -1599,7 +1614,11 @@ class _Generator:
             table_outputs=ns["_tables"],
             compile_trace=compile_trace,
             alert_meta=[
-                AlertMeta(rule=a, message=ns[f"_message{k}"], reads=_template_reads(b.messages[k]))
+                AlertMeta(
+                    rule=a,
+                    message=ns[f"_message{k}"],
+                    template=_template(b.messages[k], ns.get(f"_message{k}_parts")),
+                )
                 for k, a in enumerate(doc.alerts)
             ],
             tables=tables,
@@ -1618,9 +1637,19 @@ class _Generator:
         return ruleset
 
 
-def _template_reads(parts: list[str | _Checked]) -> frozenset[str]:
-    """The fields a message template reads (for masking what it renders)."""
-    return frozenset(p for part in parts if not isinstance(part, str) for p in part.reads)
+def _has_parts(parts: list[str | _Checked]) -> bool:
+    return any(not isinstance(part, str) for part in parts)
+
+
+def _template(
+    parts: list[str | _Checked], values: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None
+) -> Template | None:
+    """A template with ``{...}`` parts, for rendering it masked; None for plain text."""
+    if values is None:
+        return None
+    pieces = tuple(part if isinstance(part, str) else part.reads for part in parts)
+    reads = frozenset(p for piece in pieces if not isinstance(piece, str) for p in piece)
+    return Template(pieces=pieces, values=values, reads=reads)
 
 
 def _three_valued(em: Emitter, node: Node) -> str:

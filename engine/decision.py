@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 from engine.runtime import describe_value, to_datetime
 
 if TYPE_CHECKING:
-    from engine.ruleset import CompiledRuleset, TreeMeta, TreeNodeMeta
+    from collections.abc import Set as AbstractSet
+
+    from engine.ruleset import CompiledRuleset, Template, TreeMeta, TreeNodeMeta
 
 _SECTIONS = ("eligibility", "escalation", "alerts")
 # A raw tuple holds the tables' matches from here on, one item per table.
@@ -155,6 +157,16 @@ class Decision:
         """The context fields read by this evaluation, by path (unknown ones as None)."""
         values = self._raw[0]
         return {p: values[i] for p, i in self.ruleset.field_slots.items()}
+
+    def render(
+        self,
+        template: Template,
+        hide: AbstractSet[str] | None,
+        mask: Callable[[Any], str | None],
+    ) -> str:
+        """One of the ruleset's templates rendered on this evaluation's values, each part that
+        reads a field in ``hide`` (every part, when None) printed as ``mask`` of its value."""
+        return template.render(self._raw[0], hide, mask)
 
     # -- the JSON shape ------------------------------------------------------------------------
 

@@ -19,14 +19,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from engine.decision import Asked, Decision, NextStep
+from engine.decision import Asked, Decision, NextStep, json_value
 from engine.errors import EvaluationError
 from engine.expr import Type
-from engine.runtime import to_datetime
+from engine.runtime import format_value, to_datetime
 
 if TYPE_CHECKING:
     from engine.model import AlertRule, Document
@@ -59,6 +60,42 @@ class TableMeta:
 
 
 @dataclass(frozen=True)
+class Template:
+    """A ``message:`` or ``say:`` template with ``{...}`` parts, kept so that a caller can show
+    it with some parts masked (what a reader may not see of a customer): the pieces in order,
+    each literal text or the fields one part reads, and a generated function of an
+    evaluation's values that gives each part's value.
+
+    The rendering the engine does itself (``message``, ``say``) does not go through this: it
+    is only for callers that mask.
+    """
+
+    pieces: tuple[str | frozenset[str], ...]
+    values: Callable[[tuple[Any, ...]], tuple[Any, ...]]
+    reads: frozenset[str]  # what every part reads, together
+
+    def render(
+        self,
+        values: tuple[Any, ...],
+        hide: AbstractSet[str] | None,
+        mask: Callable[[Any], str | None],
+    ) -> str:
+        """The text, with each part that reads a field in ``hide`` (every part, when ``hide``
+        is None) printed as ``mask`` of its value; an unknown value prints ``?`` either way."""
+        parts = iter(self.values(values))
+        out = []
+        for piece in self.pieces:
+            if piece.__class__ is str:
+                out.append(piece)
+                continue
+            value = next(parts)
+            if value is not None and (hide is None or not hide.isdisjoint(piece)):
+                value = mask(json_value(value))
+            out.append(format_value(value))
+        return "".join(out)
+
+
+@dataclass(frozen=True)
 class TreeNodeMeta:
     id: str
     ask: str | None
@@ -70,7 +107,7 @@ class TreeNodeMeta:
     outcome: str | None
     say: Callable[[tuple[Any, ...]], str] | None
     queue: str | None
-    say_reads: frozenset[str] = frozenset()  # the fields the ``say`` template renders
+    say_template: Template | None = None  # the ``say`` template's parts, when it has any
 
 
 @dataclass(frozen=True)
@@ -84,7 +121,7 @@ class TreeMeta:
 class AlertMeta:
     rule: AlertRule
     message: Callable[[tuple[Any, ...]], str]
-    reads: frozenset[str] = frozenset()  # the fields the message template renders
+    template: Template | None = None  # the message template's parts, when it has any
 
 
 @dataclass(eq=False)
@@ -118,6 +155,8 @@ class CompiledRuleset:
     rule_ids: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
     # trigger → the declared fields its rules and tables read, sorted (for audit records)
     read_paths: dict[str, list[str]] = field(init=False, repr=False)
+    # alert rule id → its message template, for those whose message has {...} parts
+    alert_templates: dict[str, Template] = field(init=False, repr=False)
     _decide_trace: dict[str, Callable[..., Any]] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -130,6 +169,9 @@ class CompiledRuleset:
             for r in self.model.escalation
         ]
         self.has_unique_tables = any(t.hit == "unique" for t in self.tables)
+        self.alert_templates = {
+            m.rule.id: m.template for m in self.alert_meta if m.template is not None
+        }
         self.rule_ids = tuple(
             tuple(r.id for r in rules)
             for rules in (self.model.eligibility, self.model.escalation, self.model.alerts)

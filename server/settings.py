@@ -33,6 +33,7 @@ class Settings:
     database_url: str | None = None  # PostgreSQL: the spool under data_dir ships there
     masking_key: bytes | None = None  # None: generated once under the data directory
     clear_classifications: frozenset[str] = frozenset()
+    show_pii_to_agents: bool = False  # agents see pii in clear (the ledger still masks it)
     max_body_bytes: int = 1_000_000
     max_ruleset_bytes: int = 1_000_000
     max_concurrency: int = 256  # requests in flight before new ones get 503
@@ -109,6 +110,9 @@ class Settings:
                 f"FRONTLINE_CLEAR_CLASSIFICATIONS: unknown classification {sorted(unknown)[0]!r};"
                 " expected public, internal or pii"
             )
+        show_pii = get("FRONTLINE_SHOW_PII_TO_AGENTS") or "0"
+        if show_pii not in ("0", "1"):
+            raise SettingsError(f"FRONTLINE_SHOW_PII_TO_AGENTS must be 0 or 1, not {show_pii!r}")
         starter = get("FRONTLINE_STARTER_RULESETS")
         level = (get("FRONTLINE_LOG_LEVEL") or "info").lower()
         if level not in ("debug", "info", "warning", "error"):
@@ -135,6 +139,7 @@ class Settings:
             database_url=get("DATABASE_URL"),
             masking_key=key.encode() if key else None,
             clear_classifications=clear,
+            show_pii_to_agents=show_pii == "1",
             max_body_bytes=integer("FRONTLINE_MAX_BODY_BYTES", 1_000_000, 1_024, 100_000_000),
             max_ruleset_bytes=integer("FRONTLINE_MAX_RULESET_BYTES", 1_000_000, 1_024, 100_000_000),
             max_concurrency=integer("FRONTLINE_MAX_CONCURRENCY", 256, 1, 100_000),

@@ -35,13 +35,16 @@ import msgspec
 import structlog
 
 from adapters.memory import MemoryAlertStore
-from audit.record import Actor, RulesetRef
+from audit.masking import Masker
+from audit.record import Actor, LedgerRecord, RulesetRef
 from audit.recording import (
     ACK_OUTCOMES,
     ack_record,
     alert_record,
     delivered_record,
     escalated_record,
+    mask_shown,
+    masked_paths,
     suppressed_record,
 )
 from engine import (
@@ -55,6 +58,7 @@ from engine import (
     DecisionReads,
     EvaluationError,
     Interaction,
+    InteractionStore,
     RulesetRegistry,
     StoreUnavailable,
     UnknownRuleset,
@@ -95,7 +99,10 @@ class Alerting:
         recorder: Recorder,
         store: AlertStore,
         bus: AlertBus,
+        interactions: InteractionStore,
         *,
+        masker: Masker | None,
+        shown: Masker,
         repeat_after: timedelta = timedelta(minutes=10),
         retain: timedelta = timedelta(hours=12),
         history: int = 100,
@@ -110,6 +117,9 @@ class Alerting:
         # instance, and this instance can still take acks for the alerts it raised.
         self._local = store if isinstance(store, MemoryAlertStore) else MemoryAlertStore()
         self.bus = bus
+        self.interactions = interactions
+        self.masker = masker  # the ledger's
+        self.shown = shown  # what agents are shown
         self._streams: set[AlertSubscription] = set()
         self.repeat_after = repeat_after
         self.retain = retain
@@ -144,7 +154,8 @@ class Alerting:
         due_at: datetime | None = None,
     ) -> list[str]:
         """Weigh each alert by the contact policy; record and publish those raised, record
-        those held back with the reason.
+        those held back with the reason. Each alert's ``message`` is what the agent is shown;
+        its ``recorded`` (if it differs) the message as the ledger keeps it.
 
         Returns the ids of the alerts raised. Each is durable in the ledger before it is
         published, so a desktop never shows an alert the ledger does not hold.
@@ -186,7 +197,7 @@ class Alerting:
                 "alert_id": claim.alert_id,
                 "rule": claim.rule,
                 "severity": alert["severity"],
-                "message": alert["message"],
+                "message": alert.get("recorded", alert["message"]),
                 "ruleset": ruleset,
                 "customer_id": interaction.customer_id,
                 "agent_id": interaction.agent_id,
@@ -286,17 +297,24 @@ class Alerting:
             found = None
         return found if found is not None else await self._local.lookup(alert_id)
 
-    def deliver_later(self, interaction: Interaction, decision: DecisionAnswer) -> None:
-        """Deliver a decision's alerts without holding up its answer."""
+    def deliver_later(
+        self, interaction: Interaction, decision: DecisionAnswer, record: LedgerRecord
+    ) -> None:
+        """Deliver a decision's alerts (as its answer shows them; as its ledger ``record``
+        keeps them) without holding up its answer."""
         if not decision.get("alerts"):
             return
         ruleset = RulesetRef(
             name=decision["ruleset"], revision=decision["revision"], digest=decision["digest"]
         )
+        recorded = {a["rule"]: a["message"] for a in (record.outputs or {}).get("alerts", ())}
+        alerts = [
+            {**a, "recorded": recorded.get(a["rule"], a["message"])} for a in decision["alerts"]
+        ]
         task = asyncio.create_task(
             self.deliver(
                 interaction,
-                decision["alerts"],
+                alerts,
                 ruleset=ruleset,
                 trigger="interaction_started",
                 decision_id=decision["decision_id"],
@@ -395,8 +413,21 @@ class Alerting:
                 error=str(exc),
             )
             return []
-        found: list[dict[str, Any]] = decision.to_dict()["alerts"]
-        return found
+        alerts: list[dict[str, Any]] = decision.to_dict()["alerts"]
+        if not any(a["rule"] in compiled.alert_templates for a in alerts):
+            return alerts
+        # The agent the interaction belongs to handles the customer: pii alone is masked.
+        fired = {"alerts": alerts}
+        shown = mask_shown(decision, fired, masked_paths(compiled, self.shown), self.shown.mask)
+        kept = fired
+        if self.masker is not None:
+            kept = mask_shown(
+                decision, fired, masked_paths(compiled, self.masker), self.masker.mask
+            )
+        return [
+            {**alert, "recorded": recorded["message"]}
+            for alert, recorded in zip(shown["alerts"], kept["alerts"], strict=True)
+        ]
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait for deliveries still under way (at shutdown)."""
@@ -570,7 +601,7 @@ class Alerting:
         """``stream`` for the agent ``principal`` may read (checked now, before a response
         begins): only the agent the alerts are for."""
         authorize(principal, (agent_id,), f"agent {agent_id!r}")
-        return self._reserved(agent_id, f"agent {agent_id!r}", last_event_id)
+        return self._reserved(agent_id, f"agent {agent_id!r}", last_event_id, agent=agent_id)
 
     def follow_supervisor(
         self, principal: Principal, supervisor_id: str, last_event_id: str | None
@@ -581,7 +612,7 @@ class Alerting:
         return self._reserved(channel, f"supervisor {supervisor_id!r}", last_event_id)
 
     def _reserved(
-        self, channel: str, whose: str, last_event_id: str | None
+        self, channel: str, whose: str, last_event_id: str | None, *, agent: str | None = None
     ) -> AsyncIterator[dict[str, Any] | None]:
         """``stream(channel)``, counted against the caps: at most ``streams_per_agent`` open
         per agent (or supervisor), ``max_streams`` in all. The count is taken now, before a
@@ -611,9 +642,32 @@ class Alerting:
             else:
                 self._open.pop(channel, None)
 
-        messages = self.stream(channel, last_event_id, release=release)
+        messages = self.stream(channel, last_event_id, release=release, agent=agent)
         weakref.finalize(messages, release)  # dropped before it was ever read
         return messages
+
+    async def _live(self, message: dict[str, Any], agent: str, seen: dict[str, bool]) -> bool:
+        """Whether ``message``'s interaction is a live one of ``agent``'s, asked once per
+        interaction and stream (an interaction that ended never comes back; one that ends
+        while the stream is open raises nothing more after its end)."""
+        interaction_id = message.get("interaction_id")
+        if interaction_id is None:
+            return True
+        known = seen.get(interaction_id)
+        if known is None:
+            try:
+                found = await self.interactions.get(interaction_id)
+            except StoreUnavailable:
+                log.warning(
+                    "alert held back: its interaction cannot be checked",
+                    alert_id=message.get("alert_id"),
+                )
+                return False
+            known = found is not None and found.agent_id == agent
+            if len(seen) > self.history:
+                seen.clear()
+            seen[interaction_id] = known
+        return known
 
     async def stream(
         self,
@@ -623,10 +677,13 @@ class Alerting:
         keepalive: float = 15.0,
         clock: Callable[[], float] = time.time,
         release: Callable[[], None] | None = None,
+        agent: str | None = None,
     ) -> AsyncIterator[dict[str, Any] | None]:
         """An agent's alerts (or a supervisor's escalations, on its channel): those after
         ``last_event_id`` (or raised in the last seconds), then live ones as they come;
-        ``None`` every ``keepalive`` seconds of silence.
+        ``None`` every ``keepalive`` seconds of silence. With ``agent``, only the alerts of
+        that agent's live interactions: an alert kept for a desktop that reconnects is not
+        sent once its interaction has ended.
 
         The subscription hands over the agent's history and then every alert published after
         it; ids at or before the cursor or already sent are skipped, so nothing published in
@@ -636,6 +693,7 @@ class Alerting:
         self._streams.add(subscription)
         cursor = last_event_id or id_floor(clock() - 2.0)
         sent: dict[str, None] = {}
+        live: dict[str, bool] = {}  # interaction id → live and the agent's, as first seen
         try:
             while not self._stopping.is_set():
                 batch = await subscription.take(keepalive)
@@ -655,6 +713,8 @@ class Alerting:
                         for old in list(sent)[: self.history]:
                             del sent[old]
                     fresh.append(message)
+                if agent is not None:
+                    fresh = [m for m in fresh if await self._live(m, agent, live)]
                 self._delivered(agent_id, [m for m in fresh if "severity" in m])
                 for message in fresh:
                     yield message

@@ -11,7 +11,7 @@ import msgspec
 
 from adapters.memory import leaves
 from audit.masking import Masker
-from audit.recording import mask_tree
+from audit.recording import mask_tree, masked_paths
 from engine import (
     ContextStore,
     CustomerContext,
@@ -38,12 +38,14 @@ class Customers:
         interactions: InteractionStore,
         alerts: Alerting,
         masker: Masker | None,
+        shown: Masker,
     ) -> None:
         self.registry = registry
         self.contexts = contexts
         self.interactions = interactions
         self.alerts = alerts
-        self.masker = masker
+        self.masker = masker  # the ledger's: what auditors see
+        self.shown = shown  # what agents see
 
     async def replace_context(
         self, customer_id: str, values: dict[str, Any], source: str | None, as_of: str | None
@@ -67,20 +69,24 @@ class Customers:
     ) -> ContextWritten:
         check_nesting("values", values)
         stored = await write(customer_id, values, source, self._as_of(as_of))
-        view = {**self._view(stored, mask=False), **await self._alerts(customer_id)}
+        view = {**self._view(stored, None), **await self._alerts(customer_id)}
         return msgspec.convert(view, ContextWritten)
 
     async def read_context(self, customer_id: str, principal: Principal) -> ContextRead:
         """The cached context with each field's source and age. An agent reads only a
-        customer it handles in a live interaction; agents and auditors see masked fields
-        masked."""
+        customer it handles in a live interaction of its own, and sees pii masked (unless the
+        server is told to show it to agents); an auditor sees what the ledger masks masked."""
+        masker = None
         if principal.role == "agent":
             live = await self.interactions.for_customer(customer_id)
             authorize(principal, (i.agent_id for i in live), f"customer {customer_id!r}")
+            masker = self.shown
+        elif principal.role == "auditor":
+            masker = self.masker
         found = await self.contexts.get(customer_id)
         if found is None:
             raise NotFound(f"no context is cached for customer {customer_id!r}")
-        view = self._view(found, mask=principal.role in ("auditor", "agent"))
+        view = self._view(found, masker)
         if found.degraded:
             view["degraded"] = True
         return msgspec.convert(view, ContextRead)
@@ -110,9 +116,9 @@ class Customers:
         """Re-run the alert rules of the customer's live interactions; the ids raised."""
         return {"alerts_raised": await self.alerts.reevaluate(customer_id, trigger, cause)}
 
-    def _view(self, found: CustomerContext, mask: bool) -> dict[str, Any]:
+    def _view(self, found: CustomerContext, masker: Masker | None) -> dict[str, Any]:
         now = datetime.now(UTC)
-        values = self._masked(found.values) if mask else found.values
+        values = self._masked(found.values, masker) if masker is not None else found.values
         fields = {}
         for path in leaves(found.values):
             as_of = found.as_of.get(path)
@@ -124,12 +130,9 @@ class Customers:
             }
         return {"customer_id": found.customer_id, "values": values, "fields": fields}
 
-    def _masked(self, values: dict[str, Any]) -> dict[str, Any]:
+    def _masked(self, values: dict[str, Any], masker: Masker) -> dict[str, Any]:
         """``values`` with the fields any revision served classifies as masked, masked."""
-        if self.masker is None:
-            return values
         masked: set[str] = set()
         for compiled in self.registry.serving():  # from memory: no store read per request
-            fields = compiled.fields
-            masked.update(p for p, m in fields.items() if self.masker.masks(m.classification))
-        return dict(mask_tree(values, "", masked, self.masker)) if masked else values
+            masked |= masked_paths(compiled, masker)
+        return dict(mask_tree(values, "", masked, masker)) if masked else values

@@ -17,7 +17,7 @@ import structlog
 
 from audit.masking import Masker
 from audit.record import Actor, LedgerRecord, RulesetRef
-from audit.recording import decision_record
+from audit.recording import decision_record, mask_shown, masked_paths
 from engine import (
     CompiledRuleset,
     DecisionReads,
@@ -66,6 +66,7 @@ class Decisions:
         alerts: Alerting,
         timers: Timers,
         masker: Masker | None,
+        shown: Masker,
         metrics: Metrics | None,
     ) -> None:
         self.registry = registry
@@ -75,13 +76,18 @@ class Decisions:
         self.recorder = recorder
         self.alerts = alerts
         self.timers = timers
-        self.masker = masker
+        self.masker = masker  # the ledger's
+        self.shown = shown  # what agents are shown
         self.metrics = metrics
 
-    async def decide(
-        self, request: DecisionRequest, principal: Principal, *, interaction_id: str | None = None
-    ) -> DecisionAnswer:
+    async def decide(self, request: DecisionRequest, principal: Principal) -> DecisionAnswer:
         """Evaluate, record durably, and return the decision (the HTTP API's decision shape)."""
+        return (await self._decide(request, principal))[0]
+
+    async def _decide(
+        self, request: DecisionRequest, principal: Principal, interaction_id: str | None = None
+    ) -> tuple[DecisionAnswer, LedgerRecord]:
+        """The decision's answer, and its ledger record (durable by now)."""
         started = time.perf_counter_ns()
         authorize(principal, (request.agent_id,), f"agent {request.agent_id!r}")
         check_nesting("context", request.context)
@@ -169,8 +175,10 @@ class Decisions:
         body = decision.to_dict()
         if degraded:
             body["degraded"] = True
-        if body["trace"] is not None and principal.role == "agent":
-            body["trace"] = self._masked_trace(body["trace"], compiled)
+        if body["trace"] is not None or _shows_values(compiled, body):
+            hide = await self._hidden(principal, request, pinned, compiled)
+            if hide is None or hide:
+                body = mask_shown(decision, body, hide, self.shown.mask)
         if shadow is not None:
             self._shadow(shadow, record, body, context, request, now, counters, as_of)
         await self.recorder.append(record)
@@ -187,7 +195,7 @@ class Decisions:
             "agent_id": request.agent_id,
             "interaction_id": pinned,
         }
-        return cast(DecisionAnswer, answer)
+        return cast(DecisionAnswer, answer), record
 
     async def start_interaction(
         self, request: InteractionRequest, principal: Principal
@@ -214,13 +222,11 @@ class Decisions:
             tree=request.tree,
         )
         try:
-            result = await self.decide(
-                decision, principal, interaction_id=interaction.interaction_id
-            )
+            result, record = await self._decide(decision, principal, interaction.interaction_id)
         except BaseException:
             await self.interactions.end(interaction.interaction_id)
             raise
-        self.alerts.deliver_later(interaction, result)
+        self.alerts.deliver_later(interaction, result, record)
         await self.timers.started(interaction)
         return result
 
@@ -234,33 +240,43 @@ class Decisions:
 
     # -- the parts -------------------------------------------------------------------------
 
+    async def _handles(self, principal: Principal, customer_id: str) -> bool:
+        """Whether the agent ``principal`` has a live interaction with the customer."""
+        live = await self.interactions.for_customer(customer_id)
+        return any(i.agent_id == principal.name for i in live)
+
     async def _handling(self, principal: Principal, customer_id: str) -> None:
         """Forbidden unless the agent ``principal`` has a live interaction with the customer:
         a trace shows the values the rules read, the customer's context among them."""
-        live = await self.interactions.for_customer(customer_id)
-        if not any(i.agent_id == principal.name for i in live):
+        if not await self._handles(principal, customer_id):
             raise Forbidden(
                 f"a trace shows customer {customer_id!r}'s context, and agent "
                 f"{principal.name!r} is not handling that customer; start an interaction "
                 "with the customer first"
             )
 
-    def _masked_trace(self, trace: dict[str, Any], compiled: CompiledRuleset) -> dict[str, Any]:
-        """``trace`` with the values of masked classifications (pii, unless the server is told
-        to show it) replaced by their keyed hashes, as the ledger keeps them."""
-        masker, fields = self.masker, compiled.fields
-        if masker is None:
-            return trace
-        rules = []
-        for rule in trace["rules"]:
-            reads = {
-                path: masker.mask(value)
-                if path in fields and masker.masks(fields[path].classification)
-                else value
-                for path, value in rule["reads"].items()
-            }
-            rules.append({**rule, "reads": reads})
-        return {**trace, "rules": rules}
+    async def _hidden(
+        self,
+        principal: Principal,
+        request: DecisionRequest,
+        pinned: str | None,
+        compiled: CompiledRuleset,
+    ) -> frozenset[str] | None:
+        """What an answer that shows values of the customer's may not show: all of them
+        (None) to an agent without a live interaction with the customer; else the fields
+        classified pii (unless agents are shown pii).
+
+        Only such answers cost the look-up of the customer's live interactions, and not those
+        in the agent's own interaction or with a trace (refused before evaluation unless the
+        agent handles the customer)."""
+        if (
+            principal.role == "agent"
+            and pinned is None
+            and not request.trace
+            and not await self._handles(principal, request.customer_id)
+        ):
+            return None
+        return masked_paths(compiled, self.shown)
 
     def _route(self, name: str, customer_id: str) -> tuple[CompiledRuleset, CompiledRuleset | None]:
         try:
@@ -355,6 +371,20 @@ class Decisions:
             ),
             "shadow difference",
         )
+
+
+def _shows_values(compiled: CompiledRuleset, body: Mapping[str, Any]) -> bool:
+    """Whether a decision's answer shows values of the customer's: an alert message or a tree
+    prompt with ``{...}`` parts, or an invalid value described."""
+    if body["invalid_fields"]:
+        return True
+    templates = compiled.alert_templates
+    if any(alert["rule"] in templates for alert in body["alerts"]):
+        return True
+    step = body["next_step"]
+    if step is None or step.get("say") is None:
+        return False
+    return compiled.trees[step["tree"]].nodes[step["node"]].say_template is not None
 
 
 def _summary(decision: Mapping[str, Any]) -> dict[str, Any]:

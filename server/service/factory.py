@@ -236,7 +236,11 @@ def build(
     (``await frontline.alerts.bus.start()``), in its event loop."""
     registry, ledger = open_ledger(settings)
     stores = _stores(settings)
-    masker = Masker(masking_key(settings), clear=settings.clear_classifications)
+    key = masking_key(settings)
+    masker = Masker(key, clear=settings.clear_classifications)
+    # What agents are shown: pii masked with the ledger's key (so a mask an agent sees is the
+    # one the ledger holds), whatever the ledger keeps in clear, unless told otherwise.
+    shown = Masker(key, clear={"pii"} if settings.show_pii_to_agents else ())
     recorder = Recorder(ledger)
     alerts = Alerting(
         registry,
@@ -244,6 +248,9 @@ def build(
         recorder,
         stores.alerts,
         alert_bus(settings),
+        stores.interactions,
+        masker=masker,
+        shown=shown,
         repeat_after=settings.alert_repeat,
         retain=settings.alert_retain,
         history=settings.alert_history,
@@ -274,9 +281,10 @@ def build(
             alerts,
             timers,
             masker,
+            shown,
             metrics,
         ),
-        customers=Customers(registry, stores.contexts, stores.interactions, alerts, masker),
+        customers=Customers(registry, stores.contexts, stores.interactions, alerts, masker, shown),
         alerts=alerts,
         timers=timers,
         rulesets=Rulesets(registry, recorder, metrics, settings.max_ruleset_bytes),

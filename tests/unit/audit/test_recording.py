@@ -10,7 +10,7 @@ import pytest
 
 from audit.masking import PREFIX, Masker, is_masked
 from audit.record import Actor, decode, encode
-from audit.recording import decision_record
+from audit.recording import decision_record, mask_shown
 from engine import compile_ruleset
 
 KEY = b"k" * 32
@@ -165,7 +165,8 @@ def test_outputs_keep_only_what_carries_something() -> None:
 
 
 def test_pii_is_masked_wherever_it_would_appear() -> None:
-    """PII is masked in context, inputs, alert messages, tree prompts and trace reads."""
+    """PII is masked in context, inputs, the parts of alert messages and tree prompts that
+    render it, and trace reads."""
     masker = Masker(KEY)
     r = record(
         masker,
@@ -178,9 +179,9 @@ def test_pii_is_masked_wherever_it_would_appear() -> None:
     assert r.inputs["context"]["customer"]["email"] == email
     assert r.inputs["context"]["customer"]["tier"] == "gold"
     alerts = {a["rule"]: a["message"] for a in r.outputs["alerts"]}
-    assert is_masked(alerts["work-email"])
+    assert alerts["work-email"] == f"Customer writes from {email}"
     assert alerts["tier"] == "Tier gold"
-    assert is_masked(r.outputs["next_step"]["say"])
+    assert r.outputs["next_step"]["say"] == f"Mail {email} the offer"
     traced = {t["rule"]: t["reads"] for t in r.outputs["trace"]["rules"]}
     assert traced["work-email"]["customer.email"] == email
     assert b"ann@example.com" not in encode(r)
@@ -302,3 +303,39 @@ def test_unknown_actions_and_ack_outcomes_are_refused() -> None:
         ruleset_record(record_id="x", action="delete", name="n", revision=1, digest="d", actor=None)
     with pytest.raises(ValueError, match="unknown outcome 'ignored'"):
         ack_record(record_id="x", alert_id="a", outcome="ignored", actor=None, agent_id="a")
+
+
+@pytest.mark.parametrize(
+    ("message", "hide", "shown"),
+    [
+        pytest.param("Write to {customer.email}", {"customer.email"}, "Write to M", id="a-field"),
+        pytest.param(
+            "Write to {upper(customer.email)}", {"customer.email"}, "Write to M", id="computed"
+        ),
+        pytest.param(
+            "{customer.tier}: {customer.email}", {"customer.email"}, "gold: M", id="mixed"
+        ),
+        pytest.param("{customer.tier}: {customer.email}", None, "M: M", id="hide-every-part"),
+        pytest.param("Case {customer.case_id}", None, "Case ?", id="unknown-prints-?"),
+        pytest.param("Tier {customer.tier}", {"customer.email"}, "Tier gold", id="nothing-to-hide"),
+    ],
+)
+def test_a_template_shows_each_part_that_reads_a_hidden_field_as_its_mask(
+    message: str, hide: set[str] | None, shown: str
+) -> None:
+    """Only the {...} parts reading a hidden field (every part, with None) are masked, whatever
+    they compute; the ruleset's own text stays; an unknown value prints ? unmasked."""
+    document = {
+        "ruleset": "parts",
+        "context": {
+            "customer.email": {"type": "string", "classification": "pii"},
+            "customer.tier": "string",
+            "customer.case_id": "string",
+        },
+        "alerts": [{"id": "a", "when": "true", "severity": "info", "message": message}],
+    }
+    decision = compile_ruleset(document).evaluate(
+        {"customer": {"email": "ann@example.com", "tier": "gold"}}
+    )
+    outputs = mask_shown(decision, decision.to_dict(), hide, lambda value: "M")
+    assert outputs["alerts"][0]["message"] == shown
