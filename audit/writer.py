@@ -367,7 +367,7 @@ def _settle_on_loop(
 def rebuild_tree(store: LedgerStore, public_key: str) -> tuple[Frontier, TreeHead | None]:
     """The Merkle tree of everything ``store`` holds and its latest tree head, checking each
     stored tree head against the records before it: LedgerTampered if one does not match
-    (its signature, under ``public_key`` or the key it names, or its root)."""
+    (its key is not ``public_key``, its signature fails, or its root differs)."""
     ours = parse_public_key(public_key)
     tree = Frontier()
     latest: TreeHead | None = None
@@ -378,8 +378,12 @@ def rebuild_tree(store: LedgerStore, public_key: str) -> tuple[Frontier, TreeHea
             if record is not None:
                 head, signed_by = record
                 where = f"the tree head at record {seq} of instance {instance}"
-                key = ours if signed_by in ("", public_key) else parse_public_key(signed_by)
-                if not verify_tree_head(head, key):
+                if signed_by != public_key:
+                    raise LedgerTampered(
+                        f"{where} names the key {signed_by}, not this instance's signing key "
+                        f"{public_key}: the key file was replaced, or the head was forged"
+                    )
+                if not verify_tree_head(head, ours):
                     raise LedgerTampered(f"{where} does not carry a valid signature")
                 if head.tree_size != tree.size or hash_text(tree.root()) != head.root_hash:
                     raise LedgerTampered(

@@ -123,6 +123,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     _data_dir_option(reindex)
     reindex.set_defaults(run=_audit_reindex)
+    pub = audit_sub.add_parser(
+        "public-key", help="print the public key that checks this server's signed tree heads"
+    )
+    _data_dir_option(pub)
+    pub.add_argument(
+        "--signing-key",
+        default=os.environ.get("FRONTLINE_SIGNING_KEY"),
+        help="the private key file (default: $FRONTLINE_SIGNING_KEY or DATA_DIR/signing.key)",
+    )
+    pub.set_defaults(run=_audit_public_key)
     mig = audit_sub.add_parser(
         "migrate", help="move a ledger of the earlier layout (ledger.db) into segments"
     )
@@ -177,6 +187,8 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
             "to serve beyond this machine"
         )
     from audit.segments import LogError
+    from audit.signing import SigningKeyError, load_signer
+    from audit.writer import LedgerError
     from engine import StoreCorrupt
     from server.app import load_keys
     from server.run import DataDirBusy, hold_data_dir, listen, serve
@@ -199,8 +211,18 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
     try:
         preflight(settings)  # before keys are made: a server that cannot start prints none
         _, created = load_keys(settings)
-    except (KeyListError, OSError, StoreCorrupt, LogError) as exc:
+        signer, new_signer = load_signer(
+            settings.signing_key_path, create=settings.signing_key is None
+        )
+    except (KeyListError, OSError, StoreCorrupt, LogError, LedgerError, SigningKeyError) as exc:
         raise CommandError(str(exc)) from None
+    if new_signer:
+        print(
+            f"Frontline created the key that signs its ledger, in {settings.signing_key_path};",
+            file=out,
+        )
+        print("auditors pin its public key (`frontline audit public-key` prints it):", file=out)
+        print(f"  {signer.public_key}", file=out)
     if created:
         print("Frontline created one API key per role. They are shown only now;", file=out)
         print(f"only their hashes are kept, in {settings.data_dir / 'keys.json'}.", file=out)
@@ -492,6 +514,18 @@ def _audit_query(args: argparse.Namespace, out: TextIO) -> int:
     finally:
         reader.close()
     print(f"frontline: {count} record{'' if count == 1 else 's'}", file=sys.stderr)
+    return 0
+
+
+def _audit_public_key(args: argparse.Namespace, out: TextIO) -> int:
+    from audit.signing import SigningKeyError, load_signer
+
+    path = Path(args.signing_key) if args.signing_key else Path(args.data_dir) / "signing.key"
+    try:
+        signer, _ = load_signer(path, create=False)
+    except SigningKeyError as exc:
+        raise CommandError(str(exc)) from None
+    print(signer.public_key, file=out)
     return 0
 
 

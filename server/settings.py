@@ -32,6 +32,7 @@ class Settings:
     redis_url: str | None = None
     database_url: str | None = None  # PostgreSQL: the spool under data_dir ships there
     masking_key: bytes | None = None  # None: generated once under the data directory
+    signing_key: Path | None = None  # the ledger's Ed25519 key file; None: made in data_dir
     clear_classifications: frozenset[str] = frozenset()
     show_pii_to_agents: bool = False  # agents see pii in clear (the ledger still masks it)
     max_body_bytes: int = 1_000_000
@@ -65,6 +66,11 @@ class Settings:
     def ledger_dir(self) -> Path:
         """Every instance's segments, and the query index beside them."""
         return self.data_dir / "ledger"
+
+    @property
+    def signing_key_path(self) -> Path:
+        """The file holding the key that signs the ledger's tree heads (outside the ledger)."""
+        return self.signing_key or self.data_dir / "signing.key"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -138,6 +144,7 @@ class Settings:
             redis_url=get("REDIS_URL"),
             database_url=get("DATABASE_URL"),
             masking_key=key.encode() if key else None,
+            signing_key=Path(signing) if (signing := get("FRONTLINE_SIGNING_KEY")) else None,
             clear_classifications=clear,
             show_pii_to_agents=show_pii == "1",
             max_body_bytes=integer("FRONTLINE_MAX_BODY_BYTES", 1_000_000, 1_024, 100_000_000),

@@ -50,7 +50,8 @@ from audit.postgres import PostgresLedgerStore
 from audit.recording import ruleset_record
 from audit.segments import SegmentLog
 from audit.shipper import LedgerShipper
-from audit.writer import LedgerWriter
+from audit.signing import SigningKeyError, load_signer
+from audit.writer import LedgerWriter, rebuild_tree
 from engine import (
     AlertBus,
     AlertStore,
@@ -125,7 +126,15 @@ def preflight(settings: Settings) -> None:
         for name in registry.names():
             registry.refresh(name)
     if (settings.ledger_dir / settings.instance).is_dir():
-        SegmentLog(settings.ledger_dir, settings.instance, readonly=True).close()
+        log = SegmentLog(settings.ledger_dir, settings.instance, readonly=True)
+        try:
+            signer, _ = load_signer(settings.signing_key_path, create=False)
+            rebuild_tree(log, signer.public_key)  # LedgerTampered if a signed root is broken
+        except SigningKeyError:
+            if any(b'"tree_head"' in body for _, body in log.scan()):
+                raise  # heads were signed, and the key to check them is gone
+        finally:
+            log.close()
 
 
 def open_ledger(settings: Settings) -> tuple[RulesetRegistry, LedgerWriter]:
@@ -148,10 +157,12 @@ def open_ledger(settings: Settings) -> tuple[RulesetRegistry, LedgerWriter]:
     for name in registry.names():
         registry.refresh(name)
     migrate(settings.data_dir, settings.ledger_dir)  # a ledger of the earlier layout, once
+    signer, _ = load_signer(settings.signing_key_path, create=settings.signing_key is None)
     ledger = LedgerWriter(
         SegmentLog(settings.ledger_dir, settings.instance),
         max_pending=settings.ledger_max_pending,
         wait_timeout=settings.ledger_wait.total_seconds(),
+        signer=signer,
     )
     for done in seeded:
         if not done.created:
