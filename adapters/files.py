@@ -2,15 +2,21 @@
 
     <root>/<ruleset>/revisions.json   [{"revision": 1, "digest": "sha256:..."}, ...]
     <root>/<ruleset>/<revision>.txt   the author's text, verbatim
-    <root>/<ruleset>/routing.json     {"active": 3, "canary": 4, "percent": 10, "shadow": null}
+    <root>/<ruleset>/routing.json     {"active": 3, "canary": 4, "percent": 10, "shadow": null,
+                                       "version": 7, "change": "<id of its ledger record>"}
+    <root>/<ruleset>/routing.lock     locked while a routing is compared and replaced
 
 Every file is written to a temporary name, fsync'd and renamed over the old one, so a crash
-leaves the old version or the new one. One process owns the directory (the embedded default);
-several instances share rulesets through ``adapters.redis`` instead.
+leaves the old version or the new one. One server owns the directory (the embedded default),
+perhaps with several workers: a routing is compared with the stored one and replaced under an
+``flock`` of ``routing.lock``, so a worker never replaces a newer routing with an older one.
+Several servers share rulesets through ``adapters.redis`` instead. A ``routing.json`` written
+before routings had versions reads as version 0.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -69,9 +75,15 @@ class FileRulesetStore:
     def names(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if (p / "revisions.json").is_file())
 
-    def set_routing(self, name: str, routing: Routing) -> None:
-        with self._lock:
-            _write(self._dir(name) / "routing.json", json.dumps(asdict(routing)).encode())
+    def set_routing(self, name: str, routing: Routing) -> bool:
+        directory = self._dir(name)
+        with self._lock, open(directory / "routing.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+            stored = self.get_routing(name)
+            if stored is not None and stored.version >= routing.version:
+                return False
+            _write(directory / "routing.json", json.dumps(asdict(routing)).encode())
+            return True
 
     def get_routing(self, name: str) -> Routing | None:
         if not _NAME.match(name):

@@ -832,12 +832,26 @@ redis.call('SADD', KEYS[2], ARGV[4])
 return {revision, 1}
 """
 
+# Atomic: a routing replaces the stored one only if its version is higher (a routing stored
+# before routings had versions has none: 0), and its change is announced in the same step.
+_SET_ROUTING = """
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  local version = cjson.decode(stored)['version']
+  if type(version) == 'number' and version >= tonumber(ARGV[2]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+"""
+
 
 class RedisRulesetStore:
     """Every revision of every ruleset and their routing, shared by all instances.
 
-    ``set_routing`` publishes the ruleset's name on ``<prefix>rulesets-changed`` in the same
-    transaction; each instance's ``Invalidations`` listener then re-reads it.
+    ``set_routing`` compares versions, replaces the routing and publishes the ruleset's name
+    on ``<prefix>rulesets-changed`` in one script; each instance's ``Invalidations`` listener
+    then re-reads it.
     """
 
     def __init__(self, client: redis.Redis, *, prefix: str = "frontline:") -> None:
@@ -845,6 +859,7 @@ class RedisRulesetStore:
         self._prefix = prefix
         self.channel = f"{prefix}rulesets-changed"
         self._put = client.register_script(_PUT_REVISION)
+        self._set_routing = client.register_script(_SET_ROUTING)
 
     def _k(self, name: str, part: str) -> str:
         return f"{self._prefix}ruleset:{name}:{part}"
@@ -879,11 +894,12 @@ class RedisRulesetStore:
     def names(self) -> list[str]:
         return sorted(m.decode() for m in self._redis.smembers(f"{self._prefix}rulesets"))
 
-    def set_routing(self, name: str, routing: Routing) -> None:
-        with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._k(name, "routing"), _encode(asdict(routing)))
-            pipe.publish(self.channel, name)
-            pipe.execute()
+    def set_routing(self, name: str, routing: Routing) -> bool:
+        replaced = self._set_routing(
+            keys=[self._k(name, "routing")],
+            args=[_encode(asdict(routing)), routing.version, self.channel, name],
+        )
+        return bool(replaced)
 
     def get_routing(self, name: str) -> Routing | None:
         raw = self._redis.get(self._k(name, "routing"))

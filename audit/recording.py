@@ -303,7 +303,17 @@ def _above(masked: frozenset[str]) -> frozenset[str]:
     return frozenset(found)
 
 
-RULESET_ACTIONS = ("deploy", "activate", "rollback", "rollout", "shadow", "refused")
+# "abandoned": a change recorded and then not applied (another change came first, or the
+# store refused it); its routing never served.
+RULESET_ACTIONS = (
+    "deploy",
+    "activate",
+    "rollback",
+    "rollout",
+    "shadow",
+    "refused",
+    "abandoned",
+)
 # An agent's answer to an alert. "accepted" took its advice; "overridden" did otherwise, and
 # says why (the note is required); "acted" is kept for desktops built before the two.
 ACK_OUTCOMES = ("acknowledged", "acted", "accepted", "overridden", "dismissed")
@@ -322,7 +332,9 @@ def ruleset_record(
     """A ruleset change: who deployed, activated, rolled back or re-routed which revision.
 
     ``details`` holds what the action needs to be understood later: the previous active
-    revision, the rollout percent, the test summary of a deploy, the reason of a refusal.
+    revision, the rollout percent, the test summary of a deploy, the reason of a refusal, and
+    for a change of what serves, the ``routing`` it makes (``active``, ``canary``,
+    ``percent``, ``shadow``, ``version``), recorded before it is applied.
     """
     if action not in RULESET_ACTIONS:
         raise ValueError(f"unknown ruleset action {action!r}; expected one of {RULESET_ACTIONS}")

@@ -43,6 +43,7 @@ from engine.ports import (
 from engine.registry import (
     Deployment,
     MemoryRulesetStore,
+    RoutingSuperseded,
     RulesetRegistry,
     UnknownRuleset,
     in_canary,
@@ -73,6 +74,7 @@ __all__ = [
     "MemoryRulesetStore",
     "Problem",
     "Routing",
+    "RoutingSuperseded",
     "RulesetError",
     "RulesetRegistry",
     "RulesetStore",

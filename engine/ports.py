@@ -36,6 +36,12 @@ class Routing:
     canary: int | None = None
     percent: int = 0
     shadow: int | None = None
+    # Grows by one with every change of a ruleset's routing; a store never replaces a routing
+    # with one of a lower or equal version. 0: written before routings had versions.
+    version: int = 0
+    # The id of the ledger record of the change that made this routing ("" when made without
+    # one: an engine-only registry, or a routing written before changes were recorded first).
+    change: str = ""
 
 
 class RulesetStore(Protocol):
@@ -56,8 +62,11 @@ class RulesetStore(Protocol):
 
     def names(self) -> list[str]: ...
 
-    def set_routing(self, name: str, routing: Routing) -> None:
-        """Replace which revisions serve ``name`` (one write: readers see old or new)."""
+    def set_routing(self, name: str, routing: Routing) -> bool:
+        """Replace which revisions serve ``name`` (one write: readers see old or new), unless
+        the stored routing's version is ``routing.version`` or higher; whether it was
+        replaced. The comparison and the write are one step, also across processes sharing
+        the store."""
         ...
 
     def get_routing(self, name: str) -> Routing | None: ...

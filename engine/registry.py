@@ -5,6 +5,14 @@
                       ▼                        ▼
                  nothing changes: the active revision keeps serving
 
+    a change of routing:  planned_activation / planned_rollout / planned_shadow
+                          (the routing it would make, next version; nothing changes)
+                          ──▶ the caller records it ──▶ apply (store, then serve)
+
+A change is planned and applied in two steps so that a caller can make it durable elsewhere in
+between (the service records it in the ledger first); ``activate``, ``rollout`` and ``shadow``
+do both at once.
+
 Compiled revisions are cached by (name, revision); activation swaps one dict entry, so a
 reader sees the old revision or the new one, never a mix. Revisions are immutable: a stored
 text always compiles to the same digest.
@@ -29,6 +37,11 @@ class UnknownRuleset(FrontlineError):
     """No such ruleset, or no such revision of it."""
 
 
+class RoutingSuperseded(FrontlineError):
+    """The store already holds a routing as new as the one being applied: another process
+    changed the ruleset at the same time. Nothing of this change serves."""
+
+
 @dataclass(frozen=True)
 class Deployment:
     """What a deploy did: the revision it stored or found, and the document's test results."""
@@ -40,6 +53,9 @@ class Deployment:
     activated: bool
     tests: list[TestResult] = field(default_factory=list)
 
+
+# What a ruleset serves: its routing and the compiled active, canary and shadow revisions.
+_State = tuple[Routing, CompiledRuleset, CompiledRuleset | None, CompiledRuleset | None]
 
 KEEP_IDLE = 8  # compiled revisions kept beyond those being served
 
@@ -63,9 +79,7 @@ class RulesetRegistry:
         self._compiled: OrderedDict[tuple[str, int], CompiledRuleset] = OrderedDict()
         self._keep_idle = keep_idle
         # name → (routing, active, canary, shadow), replaced whole on every change.
-        self._state: dict[
-            str, tuple[Routing, CompiledRuleset, CompiledRuleset | None, CompiledRuleset | None]
-        ] = {}
+        self._state: dict[str, _State] = {}
         self._lock = threading.Lock()
 
     @property
@@ -153,43 +167,86 @@ class RulesetRegistry:
         for old in idle[: max(0, len(idle) - self._keep_idle)]:
             del self._compiled[old]
 
-    def activate(self, name: str, revision: int) -> CompiledRuleset:
-        """Make ``revision`` the active one (also how a rollback is done).
+    def planned_activation(self, name: str, revision: int, *, change: str = "") -> Routing:
+        """The routing that makes ``revision`` the active one (also how a rollback is done);
+        nothing changes until it is applied.
 
         A canary of another revision ends (its customers return to the active revision); a
         shadow keeps running unless it is the revision now activated.
         """
-        compiled = self.get(name, revision)
+        self.get(name, revision)
         previous = self._store.get_routing(name)
         shadow = previous.shadow if previous and previous.shadow != revision else None
-        self._set(name, Routing(active=revision, shadow=shadow))
-        return compiled
+        return Routing(active=revision, shadow=shadow, version=_next(previous), change=change)
 
-    def rollout(self, name: str, revision: int, percent: int) -> Routing:
-        """Serve ``revision`` to ``percent`` of the customers, the active one to the others.
-
-        ``percent`` 0 ends the canary; 100 is the same as activating.
-        """
+    def planned_rollout(
+        self, name: str, revision: int, percent: int, *, change: str = ""
+    ) -> Routing:
+        """The routing that serves ``revision`` to ``percent`` of the customers and the
+        active one to the others. ``percent`` 0 ends the canary; 100 is the same as
+        activating."""
         if not 0 <= percent <= 100:
             raise ValueError("percent must be between 0 and 100")
+        if percent == 100:
+            return self.planned_activation(name, revision, change=change)
         self.get(name, revision)
         routing = self._routing(name)
-        if percent == 100:
-            self.activate(name, revision)
-            return self._routing(name)
         canary = revision if percent > 0 and revision != routing.active else None
-        updated = Routing(routing.active, canary, percent if canary else 0, routing.shadow)
-        self._set(name, updated)
-        return updated
+        return Routing(
+            routing.active,
+            canary,
+            percent if canary else 0,
+            routing.shadow,
+            version=_next(routing),
+            change=change,
+        )
 
-    def shadow(self, name: str, revision: int | None) -> Routing:
-        """Evaluate ``revision`` beside the served one on every decision (None stops it)."""
+    def planned_shadow(self, name: str, revision: int | None, *, change: str = "") -> Routing:
+        """The routing that evaluates ``revision`` beside the served one on every decision
+        (None stops the shadow)."""
         if revision is not None:
             self.get(name, revision)
         routing = self._routing(name)
-        updated = Routing(routing.active, routing.canary, routing.percent, revision)
-        self._set(name, updated)
-        return updated
+        return Routing(
+            routing.active,
+            routing.canary,
+            routing.percent,
+            revision,
+            version=_next(routing),
+            change=change,
+        )
+
+    def apply(self, name: str, routing: Routing) -> bool:
+        """Store ``routing`` and serve it; False when the store holds a routing of its version
+        or newer (another process's change came first: that one is served, this one never)."""
+        state = self._compiled_state(name, routing)  # compiled before anything is written
+        if self._store.set_routing(name, routing):
+            self._swap(name, state)
+            return True
+        self.refresh(name)
+        return False
+
+    def activate(self, name: str, revision: int) -> CompiledRuleset:
+        """Make ``revision`` the active one now (``planned_activation``, applied)."""
+        self._apply(name, self.planned_activation(name, revision))
+        return self.get(name, revision)
+
+    def rollout(self, name: str, revision: int, percent: int) -> Routing:
+        """Serve ``revision`` to ``percent`` of the customers now (``planned_rollout``,
+        applied)."""
+        return self._apply(name, self.planned_rollout(name, revision, percent))
+
+    def shadow(self, name: str, revision: int | None) -> Routing:
+        """Shadow ``revision`` now (``planned_shadow``, applied)."""
+        return self._apply(name, self.planned_shadow(name, revision))
+
+    def _apply(self, name: str, routing: Routing) -> Routing:
+        if not self.apply(name, routing):
+            raise RoutingSuperseded(
+                f"ruleset {name!r} was changed elsewhere at the same time; nothing of this "
+                "change serves"
+            )
+        return routing
 
     def routing(self, name: str) -> Routing:
         """Which revisions serve ``name`` now."""
@@ -219,9 +276,7 @@ class RulesetRegistry:
         """The active revision (what customers outside a canary get)."""
         return self._served(name)[1]
 
-    def _served(
-        self, name: str
-    ) -> tuple[Routing, CompiledRuleset, CompiledRuleset | None, CompiledRuleset | None]:
+    def _served(self, name: str) -> _State:
         state = self._state.get(name)
         if state is None:
             self.refresh(name)
@@ -263,21 +318,27 @@ class RulesetRegistry:
             raise UnknownRuleset(f"ruleset {name!r} has no active revision")
         return routing
 
-    def _set(self, name: str, routing: Routing) -> None:
-        self._store.set_routing(name, routing)
-        self._install(name, routing)
-
     def _install(self, name: str, routing: Routing) -> None:
-        # Compile first, then swap one dict entry: a reader sees the old state or the new.
-        state = (
+        self._swap(name, self._compiled_state(name, routing))
+
+    def _compiled_state(self, name: str, routing: Routing) -> _State:
+        return (
             routing,
             self.get(name, routing.active),
             self.get(name, routing.canary) if routing.canary is not None else None,
             self.get(name, routing.shadow) if routing.shadow is not None else None,
         )
+
+    def _swap(self, name: str, state: _State) -> None:
+        # Compiled first, then one dict entry swapped: a reader sees the old state or the new.
         self._state[name] = state
         with self._lock:
             self._trim()  # what this routing no longer serves may go
+
+
+def _next(routing: Routing | None) -> int:
+    """The version of the routing that follows ``routing``."""
+    return (routing.version if routing is not None else 0) + 1
 
 
 def in_canary(name: str, customer_id: str, percent: int) -> bool:
@@ -319,8 +380,13 @@ class MemoryRulesetStore:
     def names(self) -> list[str]:
         return sorted(self._revisions)
 
-    def set_routing(self, name: str, routing: Routing) -> None:
-        self._routing[name] = routing
+    def set_routing(self, name: str, routing: Routing) -> bool:
+        with self._lock:
+            stored = self._routing.get(name)
+            if stored is not None and stored.version >= routing.version:
+                return False
+            self._routing[name] = routing
+            return True
 
     def get_routing(self, name: str) -> Routing | None:
         return self._routing.get(name)

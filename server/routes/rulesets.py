@@ -108,7 +108,7 @@ async def revision_tests(
     opt=requires("author"),
     status_code=200,
     tags=["rulesets"],
-    responses=problems(404),
+    responses=problems(404, 409),
 )
 async def activate(
     request: Request[Any, Any, Any], name: RulesetName, data: ActivateRequest
@@ -122,7 +122,7 @@ async def activate(
     opt=requires("author"),
     status_code=200,
     tags=["rulesets"],
-    responses=problems(404),
+    responses=problems(404, 409),
 )
 async def rollout(
     request: Request[Any, Any, Any], name: RulesetName, data: RolloutRequest

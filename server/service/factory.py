@@ -57,6 +57,7 @@ from engine import (
     AlertStore,
     ContextStore,
     DecisionReads,
+    Deployment,
     EventCounters,
     InteractionStore,
     RulesetError,
@@ -72,7 +73,12 @@ from server.service.customers import Customers
 from server.service.decisions import Decisions
 from server.service.frontline import Frontline
 from server.service.recorder import Recorder
-from server.service.rulesets import Rulesets
+from server.service.rulesets import (
+    Rulesets,
+    abandoned_record,
+    complete_recorded_changes,
+    recorded_routing,
+)
 from server.service.timers import Timers
 from server.settings import Settings
 
@@ -95,14 +101,43 @@ def masking_key(settings: Settings) -> bytes:
     return path.read_bytes()
 
 
-def seed_starter_rulesets(registry: RulesetRegistry, directory: Path) -> list[Any]:
-    """Deploy every document of ``directory`` into an empty registry; return the deployments."""
+def seed_starter_rulesets(
+    registry: RulesetRegistry, directory: Path, ledger: LedgerWriter
+) -> list[Deployment]:
+    """Deploy every document of ``directory`` into an empty registry, each activation recorded
+    before it is applied (as every change is); return the deployments."""
     done = []
     for path in sorted(directory.glob("*.yaml")):
         try:
-            done.append(registry.deploy(path.read_text(encoding="utf-8"), filename=str(path)))
+            deployed = registry.deploy(
+                path.read_text(encoding="utf-8"), filename=str(path), activate=False
+            )
         except RulesetError as exc:
             log.error("starter ruleset refused", file=str(path), error=str(exc.errors[0]))
+            continue
+        done.append(deployed)
+        if not deployed.created:
+            continue  # another instance seeded it first, and activates it
+        change = new_id()
+        routing = registry.planned_activation(deployed.name, deployed.revision, change=change)
+        ledger.append_blocking(
+            ruleset_record(
+                record_id=change,
+                action="deploy",
+                name=deployed.name,
+                revision=deployed.revision,
+                digest=deployed.digest,
+                actor=None,
+                details={
+                    "starter": True,
+                    "activated": True,
+                    "routing": recorded_routing(routing),
+                },
+            )
+        )
+        if not registry.apply(deployed.name, routing):
+            reason = "another change of the ruleset came first"
+            ledger.append_blocking(abandoned_record(deployed.name, routing, None, reason))
     return done
 
 
@@ -151,11 +186,6 @@ def open_ledger(settings: Settings) -> tuple[RulesetRegistry, LedgerWriter]:
     else:
         store = FileRulesetStore(settings.data_dir / "rulesets")
     registry = RulesetRegistry(store, clock=time.monotonic)
-    seeded = []
-    if not store.names() and settings.starter_rulesets is not None:
-        seeded = seed_starter_rulesets(registry, settings.starter_rulesets)
-    for name in registry.names():
-        registry.refresh(name)
     migrate(settings.data_dir, settings.ledger_dir)  # a ledger of the earlier layout, once
     signer, _ = load_signer(settings.signing_key_path, create=settings.signing_key is None)
     ledger = LedgerWriter(
@@ -164,20 +194,14 @@ def open_ledger(settings: Settings) -> tuple[RulesetRegistry, LedgerWriter]:
         wait_timeout=settings.ledger_wait.total_seconds(),
         signer=signer,
     )
-    for done in seeded:
-        if not done.created:
-            continue  # another instance seeded it first
-        ledger.append_blocking(
-            ruleset_record(
-                record_id=new_id(),
-                action="deploy",
-                name=done.name,
-                revision=done.revision,
-                digest=done.digest,
-                actor=None,
-                details={"starter": True, "activated": done.activated},
-            )
-        )
+    if not store.names() and settings.starter_rulesets is not None:
+        seed_starter_rulesets(registry, settings.starter_rulesets, ledger)
+    # The ledger's torn last write is cut by now: a change whose record is durable and whose
+    # routing was never stored (the server died in between) takes effect before anything
+    # is served.
+    complete_recorded_changes(registry, settings.ledger_dir, settings.instance, ledger)
+    for name in registry.names():
+        registry.refresh(name)
     return registry, ledger
 
 

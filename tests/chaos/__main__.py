@@ -1,12 +1,20 @@
 """Chaos: the real server under load while things go wrong; one summary line per scenario.
 
     .venv/bin/python -m tests.chaos            # every scenario (make chaos; make test runs it)
-    .venv/bin/python -m tests.chaos sigkill    # some: sigkill deploys redis postgres overload
+    .venv/bin/python -m tests.chaos sigkill    # some: sigkill deploys changekill redis ...
 
 sigkill    SIGKILL the server at random moments under load, 10 times: every decision answered
            2xx is in the ledger's segments afterwards, every chain verifies, and the index
            (kept by the indexer processes the servers left behind) agrees with the segments.
 deploys    20 hot deploys while clients decide: zero non-2xx.
+changekill SIGKILL the server 24 times while an author deploys, activates, rolls out and
+           shadows as fast as the server answers: half the kills at random moments (a client
+           deciding meanwhile), half the moment the ledger grows (just after a change's record
+           is durable, often before its routing is stored). After every restart each
+           ruleset's routing was made by a ruleset record in the ledger naming that routing,
+           the server serves that routing, and this instance's last recorded change of each
+           ruleset is in effect, overtaken by a later one, or recorded as abandoned (no change
+           without a record, no recorded change lost).
 redis      Redis stopped for 5 s under load and started again: zero 5xx, decisions marked
            degraded meanwhile and not after.
 postgres   PostgreSQL unreachable for 30 s under load (a proxy cuts it): every record of the
@@ -20,6 +28,7 @@ Exits 1 if any scenario fails. Needs the machine's Redis and PostgreSQL and redi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sys
@@ -34,9 +43,11 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from adapters.files import FileRulesetStore
 from audit.index import read_indexed
 from audit.postgres import PostgresLedgerStore
-from audit.query import LedgerReader
+from audit.query import LedgerQuery, LedgerReader
+from audit.record import LedgerRecord
 from audit.segments import SegmentLog, instances
 from audit.verify import verify, verify_ledger
 from tests.bench.http_load import closed_loop, open_loop
@@ -178,6 +189,184 @@ def deploys(work: Path) -> tuple[bool, str]:
     return ok, (
         f"{done} deploys under load, {sum(load.statuses.values()):,} decisions on "
         f"{len(load.revisions)} revisions, non-2xx {bad or 0}"
+    )
+
+
+class Changes:
+    """An author changing ``retention-desk`` as fast as the server answers: a deploy of new
+    content, an activation (or rollback) of any revision, a canary, a shadow, a shadow
+    stopped. Counts the answers."""
+
+    def __init__(self, server: LiveServer, rng: random.Random, content: int) -> None:
+        self.server = server
+        self.rng = rng
+        self.content = content  # the next deploy's max_amount: new content, a new revision
+        self.statuses: Counter[int | str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _request(self, client: httpx.Client, revisions: int) -> httpx.Response:
+        path = "/v1/rulesets/retention-desk"
+        revision = self.rng.randint(1, revisions)
+        match self.rng.choice(["deploy", "deploy", "activate", "rollout", "shadow", "unshadow"]):
+            case "deploy":
+                self.content += 1
+                text = RETENTION.replace("max_amount: 25", f"max_amount: {self.content}", 1)
+                headers = {"content-type": "application/yaml"}
+                return client.post("/v1/rulesets", content=text, headers=headers)
+            case "activate":
+                return client.post(f"{path}/activate", json={"revision": revision})
+            case "rollout":
+                body = {"revision": revision, "percent": self.rng.randint(0, 99)}
+                return client.post(f"{path}/rollout", json=body)
+            case "shadow":
+                return client.post(f"{path}/rollout", json={"shadow": revision})
+            case _:
+                return client.post(f"{path}/rollout", json={"shadow": None})
+
+    def _run(self) -> None:
+        server = self.server
+        with httpx.Client(base_url=server.url, headers=server.auth("author"), timeout=10) as c:
+            revisions = len(c.get("/v1/rulesets/retention-desk").json()["revisions"])
+            while not self._stop.is_set():
+                try:
+                    response = self._request(c, revisions)
+                except httpx.TransportError:
+                    self.statuses["connection error"] += 1
+                    return  # the server is gone
+                self.statuses[response.status_code] += 1
+                if response.status_code == 201:
+                    revisions = max(revisions, response.json()["revision"])
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+def unexplained_routings(server: LiveServer, instance: str) -> list[str]:
+    """What is wrong with the rulesets' routings, judged against the ledger: each stored
+    routing must be named by the ruleset record that made it, the server must serve it, and
+    this instance's last recorded change of each ruleset must be in effect, overtaken by a
+    later change, or recorded as abandoned."""
+    store = FileRulesetStore(server.data_dir / "rulesets")
+    reader = LedgerReader(server.ledger_dir)
+    listed = httpx.get(server.url + "/v1/rulesets", headers=server.auth("auditor")).json()
+    served = {r["name"]: r for r in listed["rulesets"]}
+    wrong = []
+    try:
+        for name in store.names():
+            routing = store.get_routing(name)
+            if routing is None:
+                continue  # nothing serves: no change was made
+            record = reader.get(routing.change) if routing.change else None
+            fields = {
+                "active": routing.active,
+                "canary": routing.canary,
+                "percent": routing.percent,
+                "shadow": routing.shadow,
+                "version": routing.version,
+            }
+            if record is None or record.ruleset is None or record.ruleset.name != name:
+                wrong.append(f"{name}: version {routing.version} serves without a record")
+            elif record.data.get("routing") != fields:
+                wrong.append(f"{name}: record {record.id} names another routing")
+            shown = served.get(name, {})
+            canary = shown.get("canary") or {}
+            held = (routing.active, routing.canary, routing.shadow)
+            if (shown.get("active_revision"), canary.get("revision"), shown.get("shadow")) != held:
+                wrong.append(f"{name}: the server serves {shown}, the store holds {routing}")
+            last = _last_recorded_change(reader, name, instance)
+            if last is not None and not (
+                last.data.get("action") == "abandoned"
+                or last.id == routing.change
+                or last.data["routing"]["version"] < routing.version
+            ):
+                wrong.append(f"{name}: the change recorded as {last.id} was lost")
+    finally:
+        reader.close()
+    return wrong
+
+
+def _last_recorded_change(reader: LedgerReader, name: str, instance: str) -> LedgerRecord | None:
+    for record in reader.iterate(LedgerQuery(kind="ruleset", ruleset=name)):
+        if record.instance == instance and (
+            "routing" in record.data or record.data.get("action") == "abandoned"
+        ):
+            return record
+    return None
+
+
+def kill_when_the_ledger_grows(server: LiveServer, instance: str, timeout: float = 5.0) -> None:
+    """SIGKILL the server the moment its ledger grows. With only changes arriving, that is
+    just after a change's record became durable: often before its routing is stored."""
+    directory = server.ledger_dir / instance
+
+    def size() -> int:
+        total = 0
+        for path in directory.glob("*.seg"):
+            with contextlib.suppress(FileNotFoundError):
+                total += path.stat().st_size
+        return total
+
+    before = size()
+    deadline = time.monotonic() + timeout
+    while size() == before and time.monotonic() < deadline:
+        pass
+    server.kill()
+
+
+def change_kills(work: Path, kills: int = 24) -> tuple[bool, str]:
+    instance = "chaos-changes"
+    server = LiveServer(work / "changekill", env={**QUIET, "FRONTLINE_INSTANCE": instance})
+    rng = random.Random()
+    answered: Counter[int | str] = Counter()
+    wrong: list[str] = []
+    decisions = 0
+    content = 1000
+    for n in range(kills):
+        aimed = n % 2 == 1
+        server.start()
+        wrong += unexplained_routings(server, instance)  # as the last kill left them
+        changes = Changes(server, rng, content)
+        load = Load(server, threads=1) if not aimed else None
+        if aimed:
+            time.sleep(rng.uniform(0.1, 0.6))
+            kill_when_the_ledger_grows(server, instance)
+        else:
+            time.sleep(rng.uniform(0.2, 1.5))
+            server.kill()
+        changes.stop()
+        content = changes.content
+        answered += changes.statuses
+        if load is not None:
+            load.stop()
+            decisions += sum(load.statuses.values())
+    server.start()
+    wrong += unexplained_routings(server, instance)
+    server.stop()
+    log = server.log.read_text(encoding="utf-8", errors="replace")
+    applied = log.count("had not taken effect when the server stopped; it is applied now")
+    abandoned = log.count("it is recorded as abandoned")
+    reader = LedgerReader(server.ledger_dir)
+    try:
+        records = Counter(
+            str(r.data.get("action")) for r in reader.iterate(LedgerQuery(kind="ruleset"))
+        )
+    finally:
+        reader.close()
+    report = verify_ledger(server.ledger_dir, live=False)
+    changed = sum(n for k, n in answered.items() if isinstance(k, int) and k < 300)
+    ok = not wrong and report.ok and changed > 0 and kills >= 20
+    return ok, (
+        f"{kills} SIGKILLs ({kills - kills // 2} at random, {kills // 2} as the ledger grew) "
+        f"during {changed:,} changes answered 2xx "
+        f"({dict(sorted(answered.items(), key=str))}) and {decisions:,} decisions; "
+        f"{sum(records.values()):,} ruleset records ({dict(records)}); after {kills + 1} "
+        f"restarts {len(wrong)} routings without their record or changes lost"
+        f"{': ' + '; '.join(wrong[:3]) if wrong else ''}; {applied} recorded changes applied "
+        f"at restart, {abandoned} recorded as abandoned; chains "
+        f"{'verify' if report.ok else 'BROKEN'}"
     )
 
 
@@ -337,6 +526,7 @@ def overload(work: Path) -> tuple[bool, str]:
 SCENARIOS: dict[str, Callable[[Path], tuple[bool, str]]] = {
     "sigkill": sigkill,
     "deploys": deploys,
+    "changekill": change_kills,
     "redis": redis_restart,
     "postgres": postgres_outage,
     "overload": overload,

@@ -57,10 +57,41 @@ def test_routing_is_replaced_whole(store: RulesetStore) -> None:
     store.put_revision("desk", "sha256:a", "a")
     store.put_revision("desk", "sha256:b", "b")
     assert store.get_routing("desk") is None
-    store.set_routing("desk", Routing(active=1, canary=2, percent=10, shadow=None))
-    assert store.get_routing("desk") == Routing(1, 2, 10, None)
-    store.set_routing("desk", Routing(active=2))
-    assert store.get_routing("desk") == Routing(2)
+    first = Routing(active=1, canary=2, percent=10, shadow=None, version=1, change="r-1")
+    assert store.set_routing("desk", first)
+    assert store.get_routing("desk") == first
+    assert store.set_routing("desk", Routing(active=2, version=2))
+    assert store.get_routing("desk") == Routing(2, version=2)
+
+
+@pytest.mark.parametrize("version", [pytest.param(1, id="older"), pytest.param(2, id="same")])
+def test_a_routing_never_replaces_one_of_its_version_or_newer(
+    store: RulesetStore, version: int
+) -> None:
+    store.put_revision("desk", "sha256:a", "a")
+    newer = Routing(active=1, version=2, change="r-2")
+    assert store.set_routing("desk", newer)
+    assert not store.set_routing("desk", Routing(active=1, shadow=1, version=version))
+    assert store.get_routing("desk") == newer
+
+
+def test_concurrent_routings_of_one_version_store_one(store: RulesetStore) -> None:
+    """Two changes planned from the same routing: the store takes exactly one of them."""
+    store.put_revision("desk", "sha256:a", "a")
+    won: list[str] = []
+
+    def put(change: str) -> None:
+        if store.set_routing("desk", Routing(active=1, version=1, change=change)):
+            won.append(change)
+
+    threads = [threading.Thread(target=put, args=(f"r-{n}",)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1
+    stored = store.get_routing("desk")
+    assert stored is not None and stored.change == won[0]
 
 
 def test_concurrent_deploys_of_one_digest_make_one_revision(store: RulesetStore) -> None:
@@ -90,10 +121,31 @@ def test_the_file_store_keeps_everything_across_restarts(tmp_path: Path) -> None
     root = tmp_path / "rulesets"
     first = FileRulesetStore(root)
     first.put_revision("desk", "sha256:a", "a")
-    first.set_routing("desk", Routing(active=1, shadow=1))
+    first.set_routing("desk", Routing(active=1, shadow=1, version=1))
     again = FileRulesetStore(root)
     assert [r.text for r in again.revisions("desk")] == ["a"]
-    assert again.get_routing("desk") == Routing(active=1, shadow=1)
+    assert again.get_routing("desk") == Routing(active=1, shadow=1, version=1)
+
+
+def test_a_routing_written_before_versions_reads_as_version_0(tmp_path: Path) -> None:
+    """routing.json of an earlier release (no version, no change) is read, and replaced by
+    the first versioned change."""
+    root = tmp_path / "rulesets"
+    store = FileRulesetStore(root)
+    store.put_revision("desk", "sha256:a", "a")
+    (root / "desk" / "routing.json").write_text('{"active": 1, "canary": null, "percent": 0}')
+    assert store.get_routing("desk") == Routing(active=1, version=0, change="")
+    assert store.set_routing("desk", Routing(active=1, shadow=1, version=1))
+
+
+def test_the_redis_store_reads_a_routing_written_before_versions(redis_prefix: str) -> None:
+    client = redis.Redis.from_url(URL)
+    store = RedisRulesetStore(client, prefix=redis_prefix)
+    client.set(f"{redis_prefix}ruleset:desk:routing", b'{"active": 1, "shadow": null}')
+    assert store.get_routing("desk") == Routing(active=1)
+    assert store.set_routing("desk", Routing(active=1, shadow=1, version=1))
+    assert store.get_routing("desk") == Routing(active=1, shadow=1, version=1)
+    client.close()
 
 
 def test_the_redis_store_announces_each_routing_change(redis_prefix: str) -> None:
@@ -102,7 +154,7 @@ def test_the_redis_store_announces_each_routing_change(redis_prefix: str) -> Non
     listener = client.pubsub(ignore_subscribe_messages=True)
     listener.subscribe(store.channel)
     store.put_revision("desk", "sha256:a", "a")
-    store.set_routing("desk", Routing(active=1))
+    store.set_routing("desk", Routing(active=1, version=1))
     message = None
     for _ in range(50):
         message = listener.get_message(timeout=0.1)

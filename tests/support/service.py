@@ -34,6 +34,7 @@ def running_service(data_dir: Path) -> Iterator[Frontline]:
         loop.run_until_complete(built.alerts.drain())
         loop.run_until_complete(built.alerts.bus.stop())
         built.ledger.close()
+        built.ledger.store.close()  # its lock, as the process's exit would let it go
         loop.close()
         del _LOOPS[id(built)]
 

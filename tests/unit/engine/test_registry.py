@@ -9,6 +9,7 @@ import pytest
 from engine import (
     DeployRefused,
     MemoryRulesetStore,
+    Routing,
     RulesetError,
     RulesetRegistry,
     UnknownRuleset,
@@ -230,3 +231,36 @@ def test_serving_lists_every_revision_served_without_reading_the_store() -> None
     away = RulesetRegistry(Away())
     away.deploy(DOC.format(tier="gold"))
     assert [r.name for r in away.serving()] == ["desk"]  # served from memory all the same
+
+
+def test_a_planned_change_changes_nothing_until_it_is_applied() -> None:
+    """Planning an activation, a rollout or a shadow reads the routing and writes none; the
+    plan carries the next version and the change it was planned for."""
+    reg = registry()
+    for tier in ("gold", "silver", "bronze"):
+        reg.deploy(DOC.format(tier=tier), activate=tier == "gold")
+    served = reg.routing("desk")
+    assert served.version == 1
+    plans = [
+        reg.planned_activation("desk", 2, change="r-a"),
+        reg.planned_rollout("desk", 2, 25, change="r-b"),
+        reg.planned_shadow("desk", 3, change="r-c"),
+    ]
+    assert reg.routing("desk") == served and reg.served_routing("desk") == served
+    assert [(p.version, p.change) for p in plans] == [(2, "r-a"), (2, "r-b"), (2, "r-c")]
+    assert reg.apply("desk", plans[1])
+    assert reg.routing("desk") == Routing(1, 2, 25, None, version=2, change="r-b")
+    assert reg.route("desk", "any")[0].revision in (1, 2)
+
+
+def test_a_change_planned_from_an_old_routing_is_not_applied() -> None:
+    """Two changes planned from one routing (two instances at once): the first applied wins,
+    the second is refused and the registry serves the first."""
+    store = MemoryRulesetStore()
+    ours, theirs = RulesetRegistry(store), RulesetRegistry(store)
+    ours.deploy(DOC.format(tier="gold"))
+    ours.deploy(DOC.format(tier="silver"), activate=False)
+    mine = ours.planned_activation("desk", 2, change="mine")
+    assert theirs.apply("desk", theirs.planned_shadow("desk", 2, change="theirs"))
+    assert not ours.apply("desk", mine)
+    assert ours.routing("desk").change == "theirs" and ours.active("desk").revision == 1
