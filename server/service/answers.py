@@ -72,6 +72,15 @@ class DecisionError(TypedDict):
     tree: NotRequired[str]
 
 
+class Receipt(TypedDict):
+    """Where the decision's record is in the ledger: the promise that it is durable in that
+    instance's log, and covered by a signed tree head within about a second."""
+
+    instance: str
+    seq: int
+    leaf_hash: str  # sha256:<hex>, the record's leaf in the instance's Merkle tree
+
+
 class DecisionAnswer(TypedDict):
     """A decision: what the customer is eligible for, where to route them, what to warn the
     agent about, table outputs, the next step of a tree, and what the evaluation lacked."""
@@ -95,6 +104,7 @@ class DecisionAnswer(TypedDict):
     customer_id: str
     agent_id: str
     interaction_id: str | None
+    receipt: Receipt
 
 
 # -- customers ---------------------------------------------------------------------------------

@@ -181,7 +181,7 @@ class Decisions:
                 body = mask_shown(decision, body, hide, self.shown.mask)
         if shadow is not None:
             self._shadow(shadow, record, body, context, request, now, counters, as_of)
-        await self.recorder.append(record)
+        sealed = await self.recorder.append(record)
         body["alerts"] = [{"alert_id": f"{decision_id}.{a['rule']}", **a} for a in body["alerts"]]
         if self.metrics is not None:
             self.metrics.decided(
@@ -194,6 +194,7 @@ class Decisions:
             "customer_id": request.customer_id,
             "agent_id": request.agent_id,
             "interaction_id": pinned,
+            "receipt": {"instance": sealed.instance, "seq": sealed.seq, "leaf_hash": sealed.hash},
         }
         return cast(DecisionAnswer, answer), record
 

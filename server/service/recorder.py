@@ -18,10 +18,12 @@ class Recorder:
     def __init__(self, writer: LedgerWriter) -> None:
         self.writer = writer
 
-    async def append(self, record: LedgerRecord) -> None:
-        """Append durably, or raise Unavailable (never report an unrecorded action)."""
+    async def append(self, record: LedgerRecord) -> LedgerRecord:
+        """Append durably and return the record as sealed in the chain (its ``seq``,
+        ``instance`` and ``hash`` set), or raise Unavailable (never report an unrecorded
+        action)."""
         try:
-            await self.writer.append(record)
+            return await self.writer.append(record)
         except LedgerBusy as exc:
             raise Unavailable(str(exc), title="The ledger is busy", retry_after=1) from None
         except LedgerError as exc:
