@@ -22,6 +22,8 @@ import hashlib
 from collections.abc import Callable, Sequence
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
+TILE_LEVEL = 10
+TILE_LEAVES = 1 << TILE_LEVEL  # leaves under one tile: the roots of aligned runs of 1,024
 _NODE = hashlib.sha256(b"\x01")
 
 
@@ -48,19 +50,25 @@ class Frontier:
     A tree of ``size`` leaves is the concatenation of perfect subtrees, one per set bit of
     ``size``; appending a leaf merges the equal-sized ones, as a binary counter carries."""
 
-    __slots__ = ("hashes", "size")
+    __slots__ = ("hashes", "size", "tiles")
 
     def __init__(self, size: int = 0, hashes: Sequence[bytes] = ()) -> None:
         if len(hashes) != size.bit_count():
             raise ValueError(f"a frontier of {size} leaves has {size.bit_count()} hashes")
         self.size = size
         self.hashes = list(hashes)
+        # The root of each run of TILE_LEAVES leaves completed since the owner last took
+        # them (the carry passes through that level exactly when a run completes).
+        self.tiles: list[bytes] = []
 
     def append(self, leaf: bytes) -> None:
-        carry, size = leaf, self.size
+        carry, size, level = leaf, self.size, 0
         while size & 1:
             carry = node_hash(self.hashes.pop(), carry)
             size >>= 1
+            level += 1
+            if level == TILE_LEVEL:
+                self.tiles.append(carry)
         self.hashes.append(carry)
         self.size += 1
 

@@ -27,6 +27,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from audit.merkle import Frontier
+from audit.record import hash_text
+
 _PREFIX = "ed25519:"
 
 
@@ -145,3 +148,37 @@ def _write_private(path: Path, key: Ed25519PrivateKey) -> None:
     finally:
         os.close(fd)
     os.replace(temp, path)
+
+
+def tree_head_problem(
+    data: dict[str, Any],
+    tree: Frontier,
+    public_key: str | None,
+    pinned: Ed25519PublicKey | None = None,
+) -> str | None:
+    """What is wrong with a ``tree_head`` record's ``data``, stored after the records of
+    ``tree``, as the end of a sentence ("the tree head at record 7 ..."); None if nothing.
+
+    With ``public_key`` the head must name and be signed by that key; without one, by the key
+    it names (which shows the log changed, but not a head forged with another key)."""
+    fields = dict(data)
+    named = str(fields.pop("public_key", ""))
+    try:
+        head = TreeHead(**fields)
+        key = pinned or parse_public_key(public_key or named)
+    except (TypeError, SigningKeyError):
+        return "is not a readable tree head"
+    if public_key is not None and named != public_key:
+        return (
+            f"names the key {named}, not {public_key}: the key file was replaced, or the "
+            "head was forged"
+        )
+    if not verify_tree_head(head, key):
+        return "does not carry a valid signature"
+    root = hash_text(tree.root())
+    if head.tree_size != tree.size or head.root_hash != root:
+        return (
+            f"promised {head.tree_size} records with root {head.root_hash}, but the log holds "
+            f"{tree.size} before it with root {root}: records were changed, removed or added"
+        )
+    return None

@@ -23,8 +23,10 @@ from pathlib import Path
 import msgspec
 
 from audit.index import INDEX_FILE, Entry, LedgerIndex, entry
+from audit.merkle import Frontier
 from audit.record import GENESIS, LedgerRecord, hash_text
 from audit.segments import HEADER, Frame, SegmentLog, instances, segment_name, walk
+from audit.signing import parse_public_key, tree_head_problem
 
 MAX_INDEX_PROBLEMS = 20
 
@@ -138,14 +140,22 @@ def verify(
     progress: Callable[[int], None] | None = None,
     every: int = 100_000,
     live: bool = True,
+    public_key: str | None = None,
 ) -> VerifyReport:
     """Check every record of ``log`` in ``seq`` order, stopping at the first broken link,
     and (given ``index``) check that the index agrees with every record up to its mark.
+
+    Each signed tree head must give the Merkle root of the records before it, signed by
+    ``public_key`` (the key an auditor pinned; without one, by the key the head names,
+    which catches a changed log but not a head forged with another key). A log whose start
+    was removed by retention has no tree to rebuild, so its heads are not checked.
 
     ``progress`` is called with the number of records checked so far, every ``every``.
     """
     previous_seq, previous_hash = 0, GENESIS
     count = 0
+    tree: Frontier | None = Frontier()
+    pinned = parse_public_key(public_key) if public_key else None
     checker = _IndexCheck(index, log.instance) if index is not None else None
 
     def report(seq: int | None = None, reason: str | None = None) -> VerifyReport:
@@ -178,6 +188,7 @@ def verify(
                 seq, f"record {seq} belongs to instance {link.instance!r}, not {log.instance!r}"
             )
         if count == 0 and seq != 1:
+            tree = None
             anchor, removed_by = _anchors(log).get(seq - 1, (None, 0))
             if checker is not None:
                 checker.removed_by = removed_by
@@ -195,6 +206,12 @@ def verify(
             )
         elif count == 0 and link.prev_hash != GENESIS:
             return report(seq, "record 1 does not start a chain (its prev_hash is not zero)")
+        if tree is not None:
+            if link.kind == "tree_head":
+                problem = tree_head_problem(_RECORD.decode(body).data, tree, public_key, pinned)
+                if problem is not None:
+                    return report(seq, f"the tree head at record {seq} {problem}")
+            tree.append(item.leaf)
         if checker is not None:
             checker.record(item)
         previous_seq, previous_hash = seq, hash_text(item.leaf)
@@ -366,7 +383,10 @@ class LedgerReport:
 
 
 def verify_ledger(
-    ledger_dir: Path | str, progress: Callable[[int], None] | None = None, live: bool = True
+    ledger_dir: Path | str,
+    progress: Callable[[int], None] | None = None,
+    live: bool = True,
+    public_key: str | None = None,
 ) -> LedgerReport:
     """Verify every instance's log under ``ledger_dir`` and the index beside them."""
     ledger_dir = Path(ledger_dir)
@@ -381,7 +401,7 @@ def verify_ledger(
                 if progress is not None:
                     progress(base + n)
 
-            report = verify(log, index, progress=step, live=live)
+            report = verify(log, index, progress=step, live=live, public_key=public_key)
             checked += report.records
             reports[name] = report
         if index is not None:

@@ -24,17 +24,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 from _thread import allocate_lock as _allocate_lock
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
-from audit.merkle import Frontier
+from audit.merkle import TILE_LEAVES, Frontier
 from audit.ports import LedgerStore
-from audit.record import LedgerRecord, hash_text, leaf_hash, seal
-from audit.signing import Signer, TreeHead, parse_public_key, verify_tree_head
+from audit.proofs import write_tiles
+from audit.record import LedgerRecord, decode, hash_text, leaf_hash, seal
+from audit.signing import Signer, TreeHead, parse_public_key, tree_head_problem
+
+log = logging.getLogger("frontline.ledger")
 
 
 class LedgerError(Exception):
@@ -93,9 +98,13 @@ class LedgerWriter:
         self._covered = 0  # records a tree head covers, the tree heads themselves included
         self._signed_at = time.monotonic()  # of the last tree head (or of the start)
         self.latest_head: TreeHead | None = None
+        # Where the roots of complete runs of leaves are kept for proofs (a segment log's
+        # directory; a store without one keeps none).
+        self._tiles_dir: Path | None = getattr(store, "directory", None)
         if signer is not None:
             self._tree, self.latest_head = rebuild_tree(store, signer.public_key)
             self._covered = self._tree.size if self.latest_head else 0
+            self._keep_tiles(0)
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
 
@@ -108,6 +117,11 @@ class LedgerWriter:
     def instance(self) -> str:
         """The instance whose chain this writer extends."""
         return self._instance
+
+    @property
+    def public_key(self) -> str | None:
+        """The key its tree heads are signed with (None: it signs none)."""
+        return self._signer.public_key if self._signer is not None else None
 
     @property
     def pending(self) -> int:
@@ -208,6 +222,16 @@ class LedgerWriter:
             if not batch and self._closing and not self._pending:
                 return  # closing, and nothing left
 
+    def _keep_tiles(self, first: int) -> None:
+        """Store the tile roots the tree completed (numbered from ``first``) for proofs."""
+        assert self._tree is not None
+        roots, self._tree.tiles = self._tree.tiles, []
+        if self._tiles_dir is not None:
+            try:
+                write_tiles(self._tiles_dir, first, roots)
+            except OSError as exc:  # proofs read the leaves instead; nothing is lost
+                log.warning("tile roots not stored: %s", exc)
+
     def _head_due(self) -> float | None:
         """Seconds until a tree head is due (0 or less: now); None when every record is
         covered by one, or the writer signs none."""
@@ -261,8 +285,11 @@ class LedgerWriter:
         self._seq, self._hash = seq, prev
         tree = self._tree
         if tree is not None:
+            done = tree.size // TILE_LEAVES  # the number of the next run to complete
             for s in sealed:
                 tree.append(s.leaf)
+            if tree.tiles:
+                self._keep_tiles(done)
         self.batches += 1
         self.records += len(batch)
         self.last_batch_size = len(batch)
@@ -368,47 +395,19 @@ def rebuild_tree(store: LedgerStore, public_key: str) -> tuple[Frontier, TreeHea
     """The Merkle tree of everything ``store`` holds and its latest tree head, checking each
     stored tree head against the records before it: LedgerTampered if one does not match
     (its key is not ``public_key``, its signature fails, or its root differs)."""
-    ours = parse_public_key(public_key)
+    pinned = parse_public_key(public_key)
     tree = Frontier()
     latest: TreeHead | None = None
-    instance = store.instance
     for seq, body in store.scan():
         if b'"tree_head"' in body:
-            record = decode_head(body)
-            if record is not None:
-                head, signed_by = record
-                where = f"the tree head at record {seq} of instance {instance}"
-                if signed_by != public_key:
+            record = decode(body)
+            if record.kind == "tree_head":
+                problem = tree_head_problem(record.data, tree, public_key, pinned)
+                if problem is not None:
                     raise LedgerTampered(
-                        f"{where} names the key {signed_by}, not this instance's signing key "
-                        f"{public_key}: the key file was replaced, or the head was forged"
+                        f"the tree head at record {seq} of instance {store.instance} {problem}"
                     )
-                if not verify_tree_head(head, ours):
-                    raise LedgerTampered(f"{where} does not carry a valid signature")
-                if head.tree_size != tree.size or hash_text(tree.root()) != head.root_hash:
-                    raise LedgerTampered(
-                        f"{where} promised {head.tree_size} records with root "
-                        f"{head.root_hash}, but the log holds {tree.size} before it with root "
-                        f"{hash_text(tree.root())}: records were changed, removed or added"
-                    )
-                latest = head
+                fields = {k: v for k, v in record.data.items() if k != "public_key"}
+                latest = TreeHead(**fields)
         tree.append(leaf_hash(body))
     return tree, latest
-
-
-def decode_head(body: bytes) -> tuple[TreeHead, str] | None:
-    """The tree head in a record's bytes and the public key it names, if it is one."""
-    from audit.record import decode
-
-    record = decode(body)
-    if record.kind != "tree_head":
-        return None
-    data = dict(record.data)
-    signed_by = str(data.pop("public_key", ""))
-    try:
-        head = TreeHead(**data)
-    except TypeError:
-        raise LedgerTampered(
-            f"record {record.seq} of instance {record.instance} is a tree head without its fields"
-        ) from None
-    return head, signed_by

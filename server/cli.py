@@ -117,7 +117,24 @@ def _parser() -> argparse.ArgumentParser:
         "verify", help="walk every chain and check the index; exit 1 if anything is wrong"
     )
     _data_dir_option(check)
+    check.add_argument(
+        "--public-key",
+        help="the key tree heads must be signed by: ed25519:<base64> or a file holding it "
+        "(default: the key of DATA_DIR/signing.key, if there is one)",
+    )
+    check.add_argument(
+        "--since",
+        metavar="CHECKPOINT",
+        help="a signed tree head kept earlier (JSON): also check each log still extends it",
+    )
     check.set_defaults(run=_audit_verify)
+    proof = audit_sub.add_parser(
+        "verify-proof",
+        help="check a saved inclusion proof with the public key alone (no server, no data)",
+    )
+    proof.add_argument("file", metavar="FILE", help="the answer of /v1/audit/decisions/ID/proof")
+    proof.add_argument("--public-key", required=True, help="ed25519:<base64>, or a file holding it")
+    proof.set_defaults(run=_audit_verify_proof)
     reindex = audit_sub.add_parser(
         "reindex", help="build the query index again from the segments (with a progress bar)"
     )
@@ -529,12 +546,85 @@ def _audit_public_key(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _read_json(path: str) -> Any:
+    try:
+        return json.loads(_read_text(path))
+    except ValueError as exc:
+        raise CommandError(f"{path} is not JSON: {exc}") from None
+
+
+def _audit_verify_proof(args: argparse.Namespace, out: TextIO) -> int:
+    from audit.merkle import ProofError
+    from audit.proofs import check_proof
+    from audit.signing import SigningKeyError
+
+    proof = _read_json(args.file)
+    if not isinstance(proof, dict):
+        raise CommandError(f"{args.file} is not an inclusion proof (a JSON object)")
+    try:
+        print(f"ok: {check_proof(proof, args.public_key)}", file=out)
+    except SigningKeyError as exc:
+        raise CommandError(str(exc)) from None
+    except ProofError as exc:
+        print(f"{args.file}: not proved: {exc}", file=out)
+        return 1
+    return 0
+
+
+def _audit_verify_since(path: Path, checkpoint_file: str, out: TextIO) -> int:
+    """1 if a log no longer extends the kept checkpoint(s)."""
+    from audit.merkle import ProofError
+    from audit.proofs import check_extends
+    from audit.segments import LogError, SegmentLog, instances
+
+    kept = _read_json(checkpoint_file)
+    heads = kept.get("checkpoints", [kept]) if isinstance(kept, dict) else kept
+    if not isinstance(heads, list) or not all(isinstance(h, dict) for h in heads):
+        raise CommandError(f"{checkpoint_file} holds no signed tree head")
+    failed = 0
+    for head in heads:
+        instance = str(head.get("instance"))
+        if instance not in instances(path):
+            print(f"{path} [{instance}]: the checkpoint's instance has no log here", file=out)
+            failed += 1
+            continue
+        try:
+            log = SegmentLog(path, instance, readonly=True)
+        except LogError as exc:
+            raise CommandError(str(exc)) from None
+        try:
+            print(f"{path} [{instance}]: ok — {check_extends(log, head)}", file=out)
+        except ProofError as exc:
+            print(f"{path} [{instance}]: {exc}", file=out)
+            failed += 1
+        finally:
+            log.close()
+    return 1 if failed else 0
+
+
+def _public_key(args: argparse.Namespace) -> str | None:
+    """The pinned public key: given, or the one of the data directory's signing key."""
+    from audit.signing import SigningKeyError, load_signer, parse_public_key, public_key_text
+
+    try:
+        if args.public_key:
+            return public_key_text(parse_public_key(args.public_key))
+        own = Path(args.data_dir) / "signing.key"
+        return load_signer(own, create=False)[0].public_key if own.exists() else None
+    except SigningKeyError as exc:
+        raise CommandError(str(exc)) from None
+
+
 def _audit_verify(args: argparse.Namespace, out: TextIO) -> int:
     from audit.verify import verify_ledger
 
     path = _ledger_dir(args)
+    extends = _audit_verify_since(path, args.since, out) if args.since else 0
+    public_key = _public_key(args)
     report = verify_ledger(
-        path, progress=lambda n: print(f"frontline: {n:,} records checked", file=sys.stderr)
+        path,
+        progress=lambda n: print(f"frontline: {n:,} records checked", file=sys.stderr),
+        public_key=public_key,
     )
     failed = 0
     for name, chain in report.instances.items():
@@ -559,7 +649,7 @@ def _audit_verify(args: argparse.Namespace, out: TextIO) -> int:
         failed += not chain.ok
     if not report.instances:
         print(f"{path}: ok — the ledger is empty", file=out)
-    return 1 if failed else 0
+    return 1 if failed or extends else 0
 
 
 def _replay(args: argparse.Namespace, out: TextIO) -> int:

@@ -24,7 +24,15 @@ from audit.query import MAX_PAGE
 from audit.replay import Progress
 from server.http import answer, problems, requires, service
 from server.schemas import ReplayRequest
-from server.service.answers import AuditPage, RecordExplained, ReplayReport, Verified
+from server.service.answers import (
+    AuditPage,
+    Checkpoints,
+    ConsistencyProof,
+    InclusionProof,
+    RecordExplained,
+    ReplayReport,
+    Verified,
+)
 
 log = structlog.get_logger("frontline")
 
@@ -111,6 +119,38 @@ async def read_decision(request: Request[Any, Any, Any], decision_id: str) -> Re
     """One record, with an explanation: what fired and why, on which values, what was
     missing, stale or invalid."""
     return await service(request).audit.read(decision_id)
+
+
+@get(
+    "/v1/audit/decisions/{decision_id:str}/proof",
+    opt=requires("auditor"),
+    tags=["audit"],
+    responses=problems(404, 503),
+)
+async def prove_decision(request: Request[Any, Any, Any], decision_id: str) -> InclusionProof:
+    """A record, its stored bytes and its inclusion proof against the signed tree head that
+    follows it: check it offline with `frontline audit verify-proof FILE --public-key KEY`.
+    A record newer than every tree head waits for the next (at most about a second)."""
+    return await service(request).audit.proof(decision_id)
+
+
+@get("/v1/audit/checkpoints/latest", opt=requires("auditor"), tags=["audit"], responses=problems())
+async def latest_checkpoints(request: Request[Any, Any, Any]) -> Checkpoints:
+    """The latest signed tree head of every instance: keep one, and later ask for a
+    consistency proof from it (or run `frontline audit verify --since FILE`)."""
+    return await service(request).audit.checkpoints()
+
+
+@get("/v1/audit/consistency", opt=requires("auditor"), tags=["audit"], responses=problems(404))
+async def prove_consistency(
+    request: Request[Any, Any, Any],
+    instance: str = Parameter(max_length=128),
+    from_size: int = Parameter(query="from", ge=0, le=2**62),
+    to_size: int = Parameter(query="to", ge=0, le=2**62),
+) -> ConsistencyProof:
+    """Proof that the instance's log of ``from`` records is a prefix of its log of ``to``
+    records (RFC 9162 consistency proof)."""
+    return await service(request).audit.consistency(instance, from_size, to_size)
 
 
 @get("/v1/audit/verify", opt=requires("auditor"), tags=["audit"], responses=problems())
@@ -222,4 +262,12 @@ async def _replay_lines(
         abandoned.set()
 
 
-ROUTES = [query_decisions, read_decision, verify_chain, replay]
+ROUTES = [
+    query_decisions,
+    read_decision,
+    prove_decision,
+    latest_checkpoints,
+    prove_consistency,
+    verify_chain,
+    replay,
+]

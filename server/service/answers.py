@@ -349,6 +349,49 @@ class InstanceCheck(msgspec.Struct, kw_only=True):
     index: IndexCheck
 
 
+class SignedTreeHead(msgspec.Struct, kw_only=True):
+    """An instance's signed statement of its log: the first ``tree_size`` records have the
+    Merkle root ``root_hash``. ``signature`` is Ed25519 over the five lines
+    ``frontline tree head v1``, instance, tree_size, root_hash and time."""
+
+    instance: str
+    tree_size: int
+    root_hash: str
+    time: str
+    signature: str
+    public_key: str
+    seq: int  # where the tree head itself is in the log
+
+
+class Checkpoints(msgspec.Struct, kw_only=True):
+    """The latest signed tree head of every instance whose log this server reads."""
+
+    checkpoints: list[SignedTreeHead]
+
+
+class InclusionProof(msgspec.Struct, kw_only=True):
+    """A record, its bytes as stored, and the path from its leaf to a signed root: checkable
+    with nothing but the instance's public key (``frontline audit verify-proof``)."""
+
+    record: Record
+    record_bytes: str  # base64 of the stored bytes; leaf_hash is SHA-256(0x00 || them)
+    leaf_index: int  # the record's seq - 1
+    leaf_hash: str
+    tree_head: SignedTreeHead
+    inclusion_path: list[str]  # sha256:<hex>, nearest sibling first (RFC 9162 §2.1.3)
+
+
+class ConsistencyProof(msgspec.Struct, kw_only=True):
+    """Proof that the tree of ``from_size`` leaves is a prefix of the tree of ``to_size``."""
+
+    instance: str
+    from_size: int
+    to_size: int
+    from_root: str
+    to_root: str
+    proof: list[str]  # sha256:<hex> (RFC 9162 §2.1.4)
+
+
 class Verified(msgspec.Struct, kw_only=True):
     """The chain of every instance walked: ok, or the first broken link and why."""
 

@@ -9,30 +9,39 @@ neither the server's memory nor its event loop holds the whole answer. The ledge
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from audit.merkle import EMPTY_ROOT
+from audit.proofs import LogTree
 from audit.query import LedgerQuery, LedgerReader, QueryError, csv_header, csv_row
-from audit.record import LedgerRecord
+from audit.record import LedgerRecord, decode, hash_text
 from audit.replay import Progress, replay_range
+from audit.segments import LogError, SegmentLog, instances
 from audit.verify import verify_ledger
 from engine import CompiledRuleset, RulesetError, compile_ruleset
 from server.service.answers import (
     AuditPage,
+    Checkpoints,
+    ConsistencyProof,
     Explanation,
     HumanStep,
+    InclusionProof,
     RecordExplained,
     ReplayReport,
+    SignedTreeHead,
     Verified,
     record_answer,
 )
-from server.service.errors import Invalid, NotFound, Refused, TooLarge
+from server.service.errors import Invalid, NotFound, Refused, TooLarge, Unavailable
 from server.service.inputs import rfc3339
 
 EXPORT_PAGE = 500
@@ -80,9 +89,12 @@ class Replay:
 class Audit:
     """The ledger as auditors read it."""
 
-    def __init__(self, ledger_dir: Path, max_document_bytes: int) -> None:
+    def __init__(
+        self, ledger_dir: Path, max_document_bytes: int, public_key: str | None = None
+    ) -> None:
         self.ledger_dir = ledger_dir
         self.max_document_bytes = max_document_bytes
+        self.public_key = public_key  # what tree heads must be signed by
 
     def query(
         self,
@@ -175,9 +187,38 @@ class Audit:
             human=human,
         )
 
+    async def proof(self, decision_id: str, wait: float = 2.0) -> InclusionProof:
+        """A record with its inclusion proof against the first signed tree head after it.
+        A record newer than every tree head waits up to ``wait`` seconds for one."""
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            found = await asyncio.to_thread(_inclusion, self.ledger_dir, decision_id)
+            if found is not None:
+                return found
+            if asyncio.get_running_loop().time() >= deadline:
+                raise Unavailable(
+                    f"record {decision_id!r} is not covered by a signed tree head yet; "
+                    "one follows within about a second",
+                    retry_after=1,
+                )
+            await asyncio.sleep(0.1)
+
+    async def checkpoints(self) -> Checkpoints:
+        """The latest signed tree head of every instance in the ledger."""
+        heads = await asyncio.to_thread(_latest_heads, self.ledger_dir)
+        return Checkpoints(checkpoints=heads)
+
+    async def consistency(self, instance: str, old: int, new: int) -> ConsistencyProof:
+        """Proof that ``instance``'s log of ``old`` records is a prefix of its log of ``new``."""
+        if instance not in instances(self.ledger_dir):
+            raise NotFound(f"the ledger has no instance {instance!r}")
+        return await asyncio.to_thread(_consistency, self.ledger_dir, instance, old, new)
+
     async def verify(self) -> Verified:
         """Walk every instance's hash chain; the first broken link of each."""
-        report = await asyncio.to_thread(verify_ledger, self.ledger_dir)
+        report = await asyncio.to_thread(
+            partial(verify_ledger, self.ledger_dir, public_key=self.public_key)
+        )
         return msgspec.convert(report.to_dict(), Verified)
 
     async def replay(
@@ -290,3 +331,90 @@ def explain(record: LedgerRecord) -> dict[str, Any]:
         "errors": outputs.get("errors") or [],
         "rules_evaluated": trace.get("rules") if isinstance(trace, dict) else None,
     }
+
+
+def _signed(seq: int, body: bytes) -> SignedTreeHead | None:
+    record = decode(body)
+    if record.kind != "tree_head":
+        return None
+    return msgspec.convert({**record.data, "seq": seq}, SignedTreeHead)
+
+
+def _inclusion(ledger_dir: Path, decision_id: str) -> InclusionProof | None:
+    """The proof, or None when no tree head covers the record yet (blocking)."""
+    reader = LedgerReader(ledger_dir)
+    try:
+        record = reader.get(decision_id)
+    finally:
+        reader.close()
+    if record is None:
+        raise NotFound(f"the ledger has no record {decision_id!r}")
+    log = SegmentLog(ledger_dir, record.instance, readonly=True)
+    try:
+        frames = log.frames(after_seq=record.seq - 1)
+        mine = next(frames, None)
+        if mine is None or mine.seq != record.seq:
+            raise NotFound(f"record {record.seq} of {record.instance} is no longer in its log")
+        head = None
+        for frame in frames:  # the first tree head after it covers it
+            if b'"tree_head"' in frame.body and (head := _signed(frame.seq, frame.body)):
+                break
+        if head is None:
+            return None
+        path = LogTree(log).inclusion(record.seq - 1, head.tree_size)
+    finally:
+        log.close()
+    return InclusionProof(
+        record=record_answer(record),
+        record_bytes=base64.b64encode(mine.body).decode(),
+        leaf_index=record.seq - 1,
+        leaf_hash=hash_text(mine.leaf),
+        tree_head=head,
+        inclusion_path=[hash_text(h) for h in path],
+    )
+
+
+def _latest_heads(ledger_dir: Path) -> list[SignedTreeHead]:
+    """The newest tree head of each instance (blocking)."""
+    wanted = set(instances(ledger_dir))
+    found: dict[str, SignedTreeHead] = {}
+    reader = LedgerReader(ledger_dir)
+    try:
+        for record in reader.iterate(LedgerQuery(kind="tree_head"), page_size=100):
+            if record.instance in wanted and record.instance not in found:
+                found[record.instance] = msgspec.convert(
+                    {**record.data, "seq": record.seq}, SignedTreeHead
+                )
+                if len(found) == len(wanted):
+                    break
+    finally:
+        reader.close()
+    return [found[name] for name in sorted(found)]
+
+
+def _consistency(ledger_dir: Path, instance: str, old: int, new: int) -> ConsistencyProof:
+    log = SegmentLog(ledger_dir, instance, readonly=True)
+    try:
+        size, _ = log.head()
+        if not 0 <= old <= new <= size:
+            raise Invalid(
+                f"sizes must satisfy 0 <= from <= to <= {size} (the log of {instance} holds "
+                f"{size} records); got from={old}, to={new}"
+            )
+        tree = LogTree(log)
+        try:
+            proof = tree.consistency(old, new)
+            old_root = tree.root(0, old) if old else EMPTY_ROOT
+            new_root = tree.root(0, new) if new else EMPTY_ROOT
+        except (LogError, ValueError) as exc:
+            raise Unavailable(f"the log of {instance} cannot be read: {exc}") from None
+    finally:
+        log.close()
+    return ConsistencyProof(
+        instance=instance,
+        from_size=old,
+        to_size=new,
+        from_root=hash_text(old_root),
+        to_root=hash_text(new_root),
+        proof=[hash_text(h) for h in proof],
+    )

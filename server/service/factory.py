@@ -323,7 +323,7 @@ def build(
         alerts=alerts,
         timers=timers,
         rulesets=Rulesets(registry, recorder, metrics, settings.max_ruleset_bytes),
-        audit=Audit(settings.ledger_dir, settings.max_ruleset_bytes),
+        audit=Audit(settings.ledger_dir, settings.max_ruleset_bytes, ledger.public_key),
         registry=registry,
         contexts=stores.contexts,
         ledger=ledger,

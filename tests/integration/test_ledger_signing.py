@@ -4,6 +4,8 @@ from `frontline audit public-key`, and a server whose log was rewritten refuses 
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
@@ -12,8 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from audit.merkle import root_of
-from audit.record import decode, hash_text, leaf_hash
+from audit.merkle import root_of, verify_consistency
+from audit.record import decode, hash_bytes, hash_text, leaf_hash
 from audit.segments import HEADER, MAGIC, SegmentLog, segment_name
 from audit.signing import TreeHead, parse_public_key, verify_tree_head
 from tests.support.live_server import ROOT, LiveServer
@@ -108,3 +110,132 @@ def test_a_server_whose_log_was_rewritten_refuses_to_start(tmp_path: Path) -> No
     assert started is None, output
     lines = [line for line in output.splitlines() if "tree head" in line]
     assert lines and "of instance local promised" in lines[0], output
+
+
+def _forge(data: Path, seq: int, change: bytes, to: bytes) -> None:
+    """Rewrite record ``seq`` with its frame's hash recomputed (write access, no key)."""
+    segment = data / "ledger" / "local" / segment_name(1)
+    raw = bytearray(segment.read_bytes())
+    offset = len(MAGIC)
+    for _ in range(seq - 1):
+        offset += HEADER.size + HEADER.unpack_from(raw, offset)[0]
+    length, _ = HEADER.unpack_from(raw, offset)
+    body = bytes(raw[offset + HEADER.size : offset + HEADER.size + length])
+    forged = body.replace(change, to, 1)
+    assert forged != body and len(forged) == len(body)
+    raw[offset : offset + HEADER.size + length] = HEADER.pack(length, leaf_hash(forged)) + forged
+    segment.write_bytes(bytes(raw))
+
+
+def test_proofs_checkpoints_and_consistency_are_checked_offline(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    auditor_files = tmp_path / "auditor"
+    auditor_files.mkdir()
+    with LiveServer(data) as server, httpx.Client(base_url=server.url) as client:
+        auditor = server.auth("auditor")
+        ids = [
+            client.post(
+                "/v1/decisions",
+                json={**BODY, "customer_id": f"c-{k}"},
+                headers=server.auth("agent"),
+            ).json()["decision_id"]
+            for k in range(12)
+        ]
+        proof = client.get(f"/v1/audit/decisions/{ids[4]}/proof", headers=auditor)
+        assert proof.status_code == 200, proof.text
+        saved = auditor_files / "proof.json"
+        saved.write_text(proof.text)
+
+        kept = client.get("/v1/audit/checkpoints/latest", headers=auditor).json()["checkpoints"]
+        (first,) = kept
+        (auditor_files / "checkpoint.json").write_text(json.dumps(first))
+        for k in range(5):
+            client.post(
+                "/v1/decisions",
+                json={**BODY, "customer_id": f"d-{k}"},
+                headers=server.auth("agent"),
+            )
+        deadline = time.monotonic() + 5
+        later = first
+        while later["tree_size"] <= first["tree_size"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+            (later,) = client.get("/v1/audit/checkpoints/latest", headers=auditor).json()[
+                "checkpoints"
+            ]
+        assert later["tree_size"] > first["tree_size"]
+        consistency = client.get(
+            "/v1/audit/consistency",
+            params={"instance": "local", "from": first["tree_size"], "to": later["tree_size"]},
+            headers=auditor,
+        ).json()
+        verify_consistency(
+            first["tree_size"],
+            later["tree_size"],
+            hash_bytes(first["root_hash"]),
+            hash_bytes(later["root_hash"]),
+            [hash_bytes(h) for h in consistency["proof"]],
+        )
+        bad = [
+            ("/v1/audit/consistency", {"instance": "local", "from": 5, "to": 3}, 400),
+            ("/v1/audit/consistency", {"instance": "local", "from": 0, "to": 10**9}, 400),
+            ("/v1/audit/consistency", {"instance": "nobody", "from": 0, "to": 1}, 404),
+            ("/v1/audit/decisions/no-such-id/proof", {}, 404),
+        ]
+        for path, params, status in bad:
+            answer = client.get(path, params=params, headers=auditor)
+            assert answer.status_code == status, (path, params, answer.text)
+            assert answer.headers["content-type"].startswith("application/problem+json")
+        assert (
+            client.get("/v1/audit/checkpoints/latest", headers=server.auth("agent")).status_code
+            == 403
+        )
+
+    public_key = frontline("audit", "public-key", "--data-dir", str(data)).stdout.strip()
+    checked = frontline("audit", "verify-proof", str(saved), "--public-key", public_key)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.startswith(f"ok: record {ids[4]} (decision) is record ")
+
+    other = frontline(
+        "audit", "verify-proof", str(saved), "--public-key", "ed25519:" + "A" * 43 + "="
+    )
+    assert other.returncode == 1 and "not signed by" in other.stdout
+    body = json.loads(saved.read_text())
+    raw = base64.b64decode(body["record_bytes"])
+    body["record_bytes"] = base64.b64encode(raw.replace(b'"c-4"', b'"c-5"')).decode()
+    (auditor_files / "altered.json").write_text(json.dumps(body))
+    altered = frontline(
+        "audit", "verify-proof", str(auditor_files / "altered.json"), "--public-key", public_key
+    )
+    assert altered.returncode == 1 and "do not hash to the proof's leaf_hash" in altered.stdout
+    body["leaf_hash"] = hash_text(leaf_hash(base64.b64decode(body["record_bytes"])))
+    (auditor_files / "forged.json").write_text(json.dumps(body))
+    forged = frontline(
+        "audit", "verify-proof", str(auditor_files / "forged.json"), "--public-key", public_key
+    )
+    assert forged.returncode == 1 and "does not lead to the root" in forged.stdout
+
+    since = frontline(
+        "audit",
+        "verify",
+        "--data-dir",
+        str(data),
+        "--since",
+        str(auditor_files / "checkpoint.json"),
+    )
+    assert since.returncode == 0, since.stdout
+    assert "extends the checkpoint" in since.stdout
+
+    # Someone with write access rewrites an early decision, frame hash and all.
+    seq = body["leaf_index"] + 1
+    _forge(data, seq, b'"c-4"', b'"c-7"')
+    rewritten = frontline(
+        "audit",
+        "verify",
+        "--data-dir",
+        str(data),
+        "--since",
+        str(auditor_files / "checkpoint.json"),
+    )
+    assert rewritten.returncode == 1
+    assert "its history was rewritten" in rewritten.stdout
+    assert f"broken at record {seq + 1}" in rewritten.stdout  # the chain's next link breaks too

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from audit.merkle import root_of
-from audit.record import LedgerRecord, decode, hash_text, leaf_hash
+from audit.merkle import root_of, verify_consistency, verify_inclusion
+from audit.proofs import LogTree, read_tiles
+from audit.record import LedgerRecord, decode, hash_bytes, hash_text, leaf_hash
 from audit.segments import HEADER, MAGIC, SegmentLog, segment_name
 from audit.signing import Signer, TreeHead, parse_public_key, verify_tree_head
 from audit.writer import LedgerTampered, LedgerWriter
@@ -150,3 +151,32 @@ def test_a_tree_head_forged_without_the_key_is_refused(tmp_path: Path) -> None:
     _rewrite_frame(tmp_path, 3, b'"tree_size":2', b'"tree_size":1')
     with pytest.raises(LedgerTampered, match="record 3 of instance local does not carry a valid"):
         reopen(tmp_path, signer)
+
+
+def test_proofs_from_the_files_verify_against_a_signed_root(tmp_path: Path) -> None:
+    """Over 2,500 records the writer keeps tile roots; proofs built from tiles and segments
+    (and from segments alone) verify against the tree head's root."""
+    signer = Signer.generate()
+    writer = LedgerWriter(SegmentLog(tmp_path, "local"), signer=signer, head_interval=3600)
+    for start in range(0, 2_500, 500):
+        pendings = [writer.submit(r) for r in decisions(500, start)]
+        for pending in pendings:
+            pending.result(10)
+    shut(writer)
+    assert len(read_tiles(tmp_path / "local")) == 2  # 2,501 records: two complete runs
+    ((seq, head, _),) = heads(tmp_path)
+    assert seq == 2_501 and head.tree_size == 2_500
+    root = hash_bytes(head.root_hash)
+    log = SegmentLog(tmp_path, "local", readonly=True)
+    try:
+        fast, slow = LogTree(log), LogTree(log, trusted=False)
+        leaves = [leaf_hash(b) for _, b in stored(tmp_path)]
+        for index in (0, 1, 1023, 1024, 2047, 2048, 2499):
+            path = fast.inclusion(index, head.tree_size)
+            assert path == slow.inclusion(index, head.tree_size)
+            verify_inclusion(index, head.tree_size, leaves[index], path, root)
+        for old in (1, 1024, 1500, 2048):
+            proof = fast.consistency(old, head.tree_size)
+            verify_consistency(old, head.tree_size, root_of(leaves[:old]), root, proof)
+    finally:
+        log.close()
