@@ -28,8 +28,8 @@ BODY = {
     "agent_id": AGENT[0],
     "context": {"customer": {"tier": "gold", "tenure_months": 30, "churn_score": 0.9}},
 }
-# What differs between two answers to one request: ids and times.
-VOLATILE = ("decision_id", "evaluated_at", "alert_id", "at")
+# What differs between two answers to one request: ids, times and the record's place.
+VOLATILE = ("decision_id", "evaluated_at", "alert_id", "at", "receipt")
 DECIDE = "/v1/decisions"
 EVENT = "/v1/customers/c-1/events"
 INTEGRATION = KEYS["integration"]
@@ -110,6 +110,8 @@ def stable(status: int, body: bytes) -> tuple[int, Any]:
     except ValueError:
         return status, body
     if isinstance(found, dict):
+        if "decision_id" in found:
+            assert found["receipt"]["seq"] >= 1  # every decision answers with its receipt
         for key in VOLATILE:
             found.pop(key, None)
         for alert in found.get("alerts") or ():
