@@ -13,6 +13,7 @@ from audit.proofs import LogTree, read_tiles
 from audit.record import LedgerRecord, decode, hash_bytes, hash_text, leaf_hash
 from audit.segments import HEADER, MAGIC, SegmentLog, segment_name
 from audit.signing import Signer, TreeHead, parse_public_key, verify_tree_head
+from audit.verify import verify
 from audit.writer import LedgerTampered, LedgerWriter
 
 
@@ -180,3 +181,110 @@ def test_proofs_from_the_files_verify_against_a_signed_root(tmp_path: Path) -> N
             verify_consistency(old, head.tree_size, root_of(leaves[:old]), root, proof)
     finally:
         log.close()
+
+
+def _frames(path: Path) -> tuple[bytes, list[bytes]]:
+    """The first segment's magic and each whole frame's bytes (header and body)."""
+    data = (path / "local" / segment_name(1)).read_bytes()
+    offset, frames = len(MAGIC), []
+    while offset < len(data):
+        length, _ = HEADER.unpack_from(data, offset)
+        frames.append(data[offset : offset + HEADER.size + length])
+        offset += HEADER.size + length
+    return data[: len(MAGIC)], frames
+
+
+def _reframe(body: bytes) -> bytes:
+    return HEADER.pack(len(body), leaf_hash(body)) + body
+
+
+def _rewrite(path: Path, frames: list[bytes]) -> None:
+    (path / "local" / segment_name(1)).write_bytes(MAGIC + b"".join(frames))
+
+
+def _signed_ledger(path: Path) -> Signer:
+    signer = Signer.generate()
+    writer = LedgerWriter(SegmentLog(path, "local"), signer=signer, head_interval=3600)
+    for record in decisions(6):
+        writer.append_blocking(record)
+    shut(writer)  # record 7 is the tree head of the six decisions
+    return signer
+
+
+def _edit(frame: bytes, change: bytes, to: bytes) -> bytes:
+    body = frame[HEADER.size :]
+    return _reframe(body.replace(change, to, 1))
+
+
+TAMPERING = {
+    # what was done → (where verify stops, what it says)
+    "a byte changed": (
+        lambda f: [*f[:2], f[2][:-3] + b"X" + f[2][-2:], *f[3:]],
+        3,
+        "its bytes do not match its hash",
+    ),
+    "a record deleted": (lambda f: [*f[:2], *f[3:]], 3, "says it is record 4"),
+    "two swapped": (lambda f: [f[0], f[2], f[1], *f[3:]], 2, "says it is record 3"),
+    "forged, hashes recomputed": (
+        lambda f: [*f[:2], _edit(f[2], b'"c-2"', b'"c-9"'), *f[3:]],
+        4,
+        "does not follow record 3",
+    ),
+    "a tree head forged without the key": (
+        lambda f: [*f[:6], _edit(f[6], b'"tree_size":6', b'"tree_size":5')],
+        7,
+        "the tree head at record 7 does not carry a valid signature",
+    ),
+}
+
+
+@pytest.mark.parametrize("attack", list(TAMPERING))
+def test_tampering_is_found_by_verify_naming_the_record(tmp_path: Path, attack: str) -> None:
+    signer = _signed_ledger(tmp_path)
+    change, at, says = TAMPERING[attack]
+    _, frames = _frames(tmp_path)
+    _rewrite(tmp_path, change(frames))
+    log = SegmentLog(tmp_path, "local", readonly=True)
+    try:
+        report = verify(log, public_key=signer.public_key)
+    finally:
+        log.close()
+    assert not report.ok
+    assert report.broken_at == at, report.reason
+    assert report.reason is not None and says in report.reason
+
+
+def test_a_chain_rewritten_whole_still_fails_its_signed_root(tmp_path: Path) -> None:
+    """Every record after a forged one re-chained and re-hashed: the links hold, but the tree
+    head's root, which only the key could sign again, does not."""
+    signer = _signed_ledger(tmp_path)
+    _, frames = _frames(tmp_path)
+    bodies = [f[HEADER.size :] for f in frames]
+    bodies[2] = bodies[2].replace(b'"c-2"', b'"c-9"', 1)
+    for k in range(3, len(bodies)):
+        previous = hash_text(leaf_hash(bodies[k - 1]))
+        record = decode(bodies[k])
+        bodies[k] = bodies[k].replace(record.prev_hash.encode(), previous.encode(), 1)
+    _rewrite(tmp_path, [_reframe(b) for b in bodies])
+    log = SegmentLog(tmp_path, "local", readonly=True)
+    try:
+        report = verify(log, public_key=signer.public_key)
+    finally:
+        log.close()
+    assert report.broken_at == 7
+    assert report.reason is not None and "promised 6 records with root" in report.reason
+    with pytest.raises(LedgerTampered, match="tree head at record 7 of instance local promised"):
+        reopen(tmp_path, signer)
+
+
+def test_a_tree_head_signed_by_another_key_is_refused(tmp_path: Path) -> None:
+    _signed_ledger(tmp_path)
+    intruder = Signer.generate()
+    log = SegmentLog(tmp_path, "local", readonly=True)
+    try:
+        report = verify(log, public_key=intruder.public_key)
+    finally:
+        log.close()
+    assert report.broken_at == 7 and "names the key" in (report.reason or "")
+    with pytest.raises(LedgerTampered, match="names the key"):
+        reopen(tmp_path, intruder)
