@@ -7,15 +7,19 @@
     <root>/<ruleset>/routing.lock     locked while a routing is compared and replaced
 
 Every file is written to a temporary name, fsync'd and renamed over the old one, so a crash
-leaves the old version or the new one. One server owns the directory (the embedded default),
-perhaps with several workers: a routing is compared with the stored one and replaced under an
-``flock`` of ``routing.lock``, so a worker never replaces a newer routing with an older one.
-Several servers share rulesets through ``adapters.redis`` instead. A ``routing.json`` written
-before routings had versions reads as version 0.
+leaves the old version or the new one. A write the disk refuses (full, over quota, failing)
+removes its temporary file and raises StoreWriteFailed naming the file: a revision whose list
+could not be written is removed again, so the store holds what it held before. One server
+owns the directory (the embedded default), perhaps with several workers: a routing is
+compared with the stored one and replaced under an ``flock`` of ``routing.lock``, so a worker
+never replaces a newer routing with an older one. Several servers share rulesets through
+``adapters.redis`` instead. A ``routing.json`` written before routings had versions reads as
+version 0.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -26,7 +30,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from engine import Routing, StoreCorrupt, StoredRevision
+from engine import Routing, StoreCorrupt, StoredRevision, StoreWriteFailed
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -47,10 +51,17 @@ class FileRulesetStore:
                     assert found is not None
                     return found, False
             revision = len(index) + 1
-            directory.mkdir(parents=True, exist_ok=True)
-            _write(directory / f"{revision}.txt", text.encode("utf-8"))
-            index.append({"revision": revision, "digest": digest})
-            _write(directory / "revisions.json", json.dumps(index).encode())
+            what = f"revision {revision} of ruleset {name!r}"
+            path = directory / f"{revision}.txt"
+            new = not directory.exists()
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                write_file(path, text.encode("utf-8"))
+                index.append({"revision": revision, "digest": digest})
+                write_file(directory / "revisions.json", json.dumps(index).encode())
+            except OSError as exc:
+                self._undo(name, revision, new)
+                raise self._refused(what, exc) from None
         return StoredRevision(name, revision, digest, text), True
 
     def get_revision(self, name: str, revision: int) -> StoredRevision | None:
@@ -82,8 +93,32 @@ class FileRulesetStore:
             stored = self.get_routing(name)
             if stored is not None and stored.version >= routing.version:
                 return False
-            _write(directory / "routing.json", json.dumps(asdict(routing)).encode())
+            try:
+                write_file(directory / "routing.json", json.dumps(asdict(routing)).encode())
+            except OSError as exc:
+                raise self._refused(f"the routing of ruleset {name!r}", exc) from None
             return True
+
+    def _undo(self, name: str, revision: int, new: bool) -> None:
+        """Remove what a failed ``put_revision`` wrote: its text, unless its list was written
+        after all (only the directory's sync failed), and the ruleset's directory if it made
+        it."""
+        directory = self._dir(name)
+        with contextlib.suppress(OSError, StoreCorrupt):
+            if len(self._index(name)) < revision:
+                (directory / f"{revision}.txt").unlink(missing_ok=True)
+            if new:
+                directory.rmdir()
+
+    def _refused(self, what: str, error: OSError) -> StoreWriteFailed:
+        """``what`` could not be stored: the sentence names the file, relative to the data
+        directory, and the disk's reason."""
+        where = Path(error.filename or self.root)
+        if where.is_relative_to(self.root.parent):
+            where = where.relative_to(self.root.parent)
+        return StoreWriteFailed(
+            f"{what} could not be stored: writing {where} failed ({error.strerror or error})"
+        )
 
     def get_routing(self, name: str) -> Routing | None:
         if not _NAME.match(name):
@@ -124,19 +159,36 @@ class FileRulesetStore:
         return found
 
 
-def _write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+def write_file(path: Path, data: bytes, *, replace: bool = True) -> None:
+    """Write ``data`` to ``path`` whole or not at all: a temporary file beside it, synced, then
+    renamed over it (``replace``) or linked to its name (otherwise: FileExistsError if it is
+    there), and the directory synced. An OSError leaves no temporary file behind and carries
+    ``path`` as its ``filename``."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+            os.unlink(tmp)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except FileExistsError:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

@@ -15,18 +15,22 @@ A group commit is one ``write`` of all the batch's frames and one ``fdatasync``;
 returns only after both, so an answered decision is on disk. A segment is closed once it
 holds ``segment_bytes`` or more, and the next batch starts a new one (created, synced, and
 its directory synced). A failed write is cut off again before the error reaches the
-writer, so the log never holds a partial batch it did not report; a failed ``fdatasync``
-leaves the log refusing appends, since what the disk holds is then unknown.
+writer, so the log never holds a partial batch it did not report, and until the disk has
+room for such a batch again (a full disk, a quota) ``failed`` says so; a failed
+``fdatasync`` leaves the log refusing appends, since what the disk holds is then unknown.
 
 Recovery (opening a log for writing) walks the last segment and cuts a torn last write: a
 partial frame header or body, or a frame whose bytes do not match its hash, and everything
 after it. Those bytes were never acknowledged (their ``fdatasync`` did not return), and they
 are kept beside the segment in ``<segment>.torn-<offset>`` rather than deleted. Nothing
-before the first bad frame is touched.
+before the first bad frame is touched. A bad frame that whole frames follow is damage, not a
+torn write: it is never cut, and no reader skips it (``check_log``, which a server runs on
+every log before it starts, and ``frames`` both name it).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -44,6 +48,7 @@ MAGIC = b"FLSEG1\n\x00"
 HEADER = struct.Struct("<I32s")
 MAX_RECORD = 64 << 20  # a longer length field can only be a torn or damaged frame
 SEGMENT_BYTES = 64 << 20
+ROOM = 16 << 10  # free bytes a log opened for writing wants before it calls itself ready
 SUFFIX = ".seg"
 _NAME = re.compile(r"^(\d{20})\.seg$")
 _INSTANCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -189,6 +194,7 @@ class SegmentLog:
         self._segment = 0  # the first seq of the segment being written
         self._size = 0
         self._failed: str | None = None
+        self._short: tuple[str, int] | None = None  # a write refused, and the bytes it needed
         self._head: tuple[int, str] = (0, GENESIS)
         self._readers: dict[int, int] = {}  # segment → an open descriptor, for ``read``
         self._tip: Frame | None = None  # read-only: the last frame seen, for ``head``
@@ -200,13 +206,22 @@ class SegmentLog:
             except BaseException:
                 self.close()  # let go of the lock: the next attempt says the same
                 raise
+            if not _room_for(self.directory, ROOM):
+                self._short = (f"the ledger's disk is full: {self.directory} has no room", ROOM)
 
     # -- writing -----------------------------------------------------------------------
 
     @property
     def failed(self) -> str | None:
-        """Why the log takes no more records (a sync or a clean-up failed), if it does not."""
-        return self._failed
+        """Why the log takes no more records (a sync or a clean-up failed), or why it could
+        not write its last batch while its disk still has no room for one as large."""
+        if self._failed is not None:
+            return self._failed
+        short = self._short
+        if short is not None and not _room_for(self.directory, short[1]):
+            return short[0]
+        self._short = None
+        return None
 
     def head(self) -> tuple[int, str]:
         """The last ``seq`` and ``hash`` stored: ``(0, GENESIS)`` for an empty log."""
@@ -228,20 +243,24 @@ class SegmentLog:
                 raise LogError(
                     f"record {first} does not follow record {self._head[0]} of {self.instance}"
                 )
-            if self._fd is None or self._size >= self.segment_bytes:
-                self._roll(first)
-            assert self._fd is not None
             pack = HEADER.pack
             parts = []
             for s in batch:  # one flat join: no intermediate bytes per frame
                 parts.append(pack(len(s.body), s.leaf))
                 parts.append(s.body)
             data = b"".join(parts)
+            if self._fd is None or self._size >= self.segment_bytes:
+                try:
+                    self._roll(first)
+                except OSError as exc:
+                    name = segment_name(first)
+                    raise self._refused(name, len(MAGIC) + len(data), exc) from exc
+            assert self._fd is not None
             try:
                 _write_all(self._fd, data)
             except OSError as exc:
                 self._cut_back(exc)
-                raise LogError(f"the ledger could not write {len(batch)} records: {exc}") from exc
+                raise self._refused(segment_name(self._segment), len(data), exc) from exc
             if self.durable:
                 try:
                     os.fdatasync(self._fd)
@@ -252,8 +271,16 @@ class SegmentLog:
                     )
                     raise LogError(self._failed) from exc
             self._size += len(data)
+            self._short = None
             last = batch[-1]
             self._head = (last.record.seq, hash_text(last.leaf))
+
+    def _refused(self, name: str, size: int, error: OSError) -> LogError:
+        """The error for a write the disk refused; remembered for ``failed``."""
+        why = error.strerror or str(error)
+        sentence = f"the ledger's segment {name} could not take {size:,} bytes ({why})"
+        self._short = (sentence, size)
+        return LogError(sentence)
 
     def _cut_back(self, error: OSError) -> None:
         """Remove whatever part of a failed write reached the file."""
@@ -315,18 +342,14 @@ class SegmentLog:
                 cut = item
         if cut == 0:
             if not MAGIC.startswith(path.read_bytes()):
-                raise LogError(f"{path} is not a ledger segment; move it out of {self.directory}")
+                raise LogError(_not_a_segment(path, sealed=False))
             path.unlink()  # its creation was cut short before its header was written
             _sync_dir(self.directory)
             self._recover()
             return
         if cut is not None:
             if _intact_after(path, cut):
-                raise LogError(
-                    f"record {head.seq + 1 if head else last} in {path} at byte {cut} is damaged "
-                    "and intact records follow it, so it is not a torn last write and nothing "
-                    "was cut; restore the segment from a backup"
-                )
+                raise LogError(_damaged(path, head.seq + 1 if head else last, cut, sealed=False))
             self._cut(path, cut, head)
         if head is None and len(segments) > 1:
             previous = segments[-2]
@@ -379,6 +402,10 @@ class SegmentLog:
         ``start`` — ``(segment, offset)`` of the frame holding ``after_seq + 1``, when the
         caller knows it (the index does) — skips reading the segment from its beginning.
         ``check=False`` trusts the frames' lengths without hashing their bytes (see walk).
+
+        A segment that a later one follows is whole, so a bad frame in it is damage and
+        raises LogError: the frames after it are never skipped in silence. In the last one
+        the walk stops there (a write in progress, or a torn one that recovery cuts).
         """
         segments = self.segments()
         for k, first in enumerate(segments):
@@ -386,14 +413,21 @@ class SegmentLog:
             if following is not None and following <= after_seq + 1:
                 continue
             path = self.directory / segment_name(first)
+            seq = first
             try:
                 if start is not None and start[0] == first and start[1] > 0:
-                    items = walk(path, first, start[1], after_seq + 1, check=check)
+                    seq = after_seq + 1
+                    items = walk(path, first, start[1], seq, check=check)
                 else:
                     items = walk(path, first, check=check)
                 for item in items:
                     if not isinstance(item, Frame):
-                        break
+                        if following is None:
+                            break
+                        if item == 0:
+                            raise LogError(_not_a_segment(path, sealed=True))
+                        raise LogError(_damaged(path, seq, item, sealed=True))
+                    seq = item.seq + 1
                     if item.seq > after_seq:
                         yield item
             except FileNotFoundError:
@@ -497,26 +531,99 @@ class SegmentLog:
             self._readers.clear()
 
 
+def check_log(directory: Path) -> None:
+    """Raise LogError, in one sentence naming the file and what is wrong, if the log in
+    ``directory`` is damaged: a file named as a segment that does not start as one, a bad or
+    cut-short frame in a segment that a later one follows, a segment that does not start
+    right after the records before it, or a bad frame in the last segment that whole frames
+    follow. A torn last write is not damage (recovery cuts it); every frame's bytes are read
+    and hashed."""
+    segments = segments_of(directory)
+    for k, first in enumerate(segments):  # a foreign file is named before any gap it makes
+        path = directory / segment_name(first)
+        with open(path, "rb") as f:
+            head = f.read(len(MAGIC))
+        if head != MAGIC and (k + 1 < len(segments) or not MAGIC.startswith(head)):
+            raise LogError(_not_a_segment(path, sealed=k + 1 < len(segments)))
+    for k, first in enumerate(segments):
+        path = directory / segment_name(first)
+        sealed = k + 1 < len(segments)
+        last_seq, bad = first - 1, None
+        for item in walk(path, first):
+            if isinstance(item, Frame):
+                last_seq = item.seq
+            else:
+                bad = item
+        if bad == 0:
+            continue  # the last, created and cut short before its header: recovery removes it
+        if bad is not None and (sealed or _intact_after(path, bad)):
+            raise LogError(_damaged(path, last_seq + 1, bad, sealed=sealed))
+        if sealed and segments[k + 1] != last_seq + 1:
+            held = f"records {first} to {last_seq}" if last_seq >= first else "no record"
+            raise LogError(
+                f"{path} holds {held}, but the next segment, {segment_name(segments[k + 1])}, "
+                f"starts at record {segments[k + 1]}; restore the segments of {directory} "
+                "from a backup"
+            )
+
+
+def _not_a_segment(path: Path, *, sealed: bool) -> str:
+    head = path.read_bytes()[: len(MAGIC)]
+    if sealed and MAGIC.startswith(head):
+        return (
+            f"{path} is cut short inside its segment header, and later segments follow it; "
+            "restore it from a backup"
+        )
+    return (
+        f"{path} does not start with a ledger segment's header, so Frontline did not write "
+        f"it; move it out of {path.parent}, or restore the segment from a backup"
+    )
+
+
+def _damaged(path: Path, seq: int, offset: int, *, sealed: bool) -> str:
+    after = "later segments follow it" if sealed else "whole records follow it"
+    return (
+        f"record {seq} in {path} at byte {offset} is damaged (its bytes do not match its hash, "
+        f"or its frame is cut short) and {after}, so it is not a torn last write and nothing "
+        "was cut; restore the segment from a backup"
+    )
+
+
 def _intact_after(path: Path, offset: int) -> bool:
-    """Whether the frame at ``offset`` is whole (its bytes just do not match its hash) and
-    an intact frame follows it: a record damaged after it was written, not a torn write."""
+    """Whether a whole frame, its bytes matching its hash, starts anywhere after the bad
+    frame at ``offset``: then that frame was damaged after it was written (a torn write
+    leaves nothing whole behind it). Frames are looked for where a record's bytes begin."""
     with open(path, "rb") as f:
-        f.seek(offset)
-        header = f.read(HEADER.size)
-        if len(header) < HEADER.size:
+        f.seek(offset + 1)
+        data = f.read()
+    at = data.find(b'{"', HEADER.size)
+    while at != -1:
+        length, leaf = HEADER.unpack_from(data, at - HEADER.size)
+        if 0 < length <= len(data) - at and leaf_hash(data[at : at + length]) == leaf:
+            return True
+        at = data.find(b'{"', at + 1)
+    return False
+
+
+def _room_for(directory: Path, size: int) -> bool:
+    """Whether the disk under ``directory`` can take ``size`` more bytes now: space is
+    reserved for a scratch file (so a quota counts too), then let go."""
+    probe = directory / ".room"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError:
+        return False
+    try:
+        os.posix_fallocate(fd, 0, max(size, 1))
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
             return False
-        length, _ = HEADER.unpack(header)
-        if not 0 < length <= MAX_RECORD:
-            return False
-        f.seek(offset + HEADER.size + length)
-        header = f.read(HEADER.size)
-        if len(header) < HEADER.size:
-            return False
-        length, leaf = HEADER.unpack(header)
-        if not 0 < length <= MAX_RECORD:
-            return False
-        body = f.read(length)
-    return len(body) == length and leaf_hash(body) == bytes(leaf)
+        stat = os.fstatvfs(fd)  # a file system that cannot reserve: its free space
+        return stat.f_bavail * stat.f_frsize >= size
+    finally:
+        os.close(fd)
+        probe.unlink(missing_ok=True)
+    return True
 
 
 def _write_all(fd: int, data: bytes) -> None:

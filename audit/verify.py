@@ -15,6 +15,7 @@ is reported here and repaired by ``frontline audit reindex``.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ import msgspec
 from audit.index import INDEX_FILE, Entry, LedgerIndex, entry
 from audit.merkle import Frontier
 from audit.record import GENESIS, LedgerRecord, hash_text
-from audit.segments import HEADER, Frame, SegmentLog, instances, segment_name, walk
+from audit.segments import HEADER, Frame, LogError, SegmentLog, instances, segment_name, walk
 from audit.signing import parse_public_key, tree_head_problem
 
 MAX_INDEX_PROBLEMS = 20
@@ -119,18 +120,19 @@ def _frames_checked(log: SegmentLog, live: bool) -> Iterator[Frame | tuple[int, 
 
 def _anchors(log: SegmentLog) -> dict[int, tuple[str, int]]:
     """``{last removed seq: (its hash, the checkpoint's seq)}`` from every intact checkpoint
-    record."""
+    record before the first damaged one (the walk of the chain reports the damage)."""
     anchors = {}
-    for frame in log.frames():
-        try:
-            link = _LINK.decode(frame.body)
-        except msgspec.DecodeError:
-            continue
-        if link.kind == "checkpoint":
-            through = link.data.get("deleted_through")
-            anchor = link.data.get("anchor_hash")
-            if isinstance(through, int) and isinstance(anchor, str):
-                anchors[through] = (anchor, frame.seq)
+    with contextlib.suppress(LogError):
+        for frame in log.frames():
+            try:
+                link = _LINK.decode(frame.body)
+            except msgspec.DecodeError:
+                continue
+            if link.kind == "checkpoint":
+                through = link.data.get("deleted_through")
+                anchor = link.data.get("anchor_hash")
+                if isinstance(through, int) and isinstance(anchor, str):
+                    anchors[through] = (anchor, frame.seq)
     return anchors
 
 

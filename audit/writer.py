@@ -280,6 +280,7 @@ class LedgerWriter:
             self._store.append(sealed)
         except Exception as exc:  # the store failed: nobody in this batch is recorded
             error = LedgerError(f"the ledger could not commit {len(batch)} records: {exc}")
+            error.__cause__ = exc  # the store's own sentence, for those who show one
             _settle([(waiter, None, error) for _, waiter in batch])
             return  # the transaction rolled back, so the chain's head is unchanged
         self._seq, self._hash = seq, prev

@@ -19,6 +19,7 @@ from engine.errors import (
     Problem,
     RulesetError,
     StoreCorrupt,
+    StoreWriteFailed,
 )
 from engine.ports import (
     AlertBus,
@@ -80,6 +81,7 @@ __all__ = [
     "RulesetStore",
     "StoreCorrupt",
     "StoreUnavailable",
+    "StoreWriteFailed",
     "StoredRevision",
     "TestResult",
     "TimerStore",

@@ -68,3 +68,9 @@ class EvaluationError(FrontlineError):
 class StoreCorrupt(FrontlineError):
     """A stored file or entry is not what Frontline wrote (damaged, or changed by hand); the
     message names it and says what is wrong, in one sentence."""
+
+
+class StoreWriteFailed(FrontlineError):
+    """A store could not write what it was asked to keep (a full disk, a quota, a failing
+    disk); nothing of the change was kept and what the store held is unchanged. The message
+    names what could not be written and why, in one sentence."""

@@ -48,7 +48,8 @@ class RulesetStore(Protocol):
     """Keeps every revision of every ruleset and which revision is active.
 
     ``put_revision`` must be atomic: concurrent callers with the same digest get the same
-    revision, and revision numbers of one ruleset grow by one per distinct digest.
+    revision, and revision numbers of one ruleset grow by one per distinct digest. A write
+    the store cannot make (a full disk) raises StoreWriteFailed and changes nothing.
     """
 
     def put_revision(self, name: str, digest: str, text: str) -> tuple[StoredRevision, bool]:

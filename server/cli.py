@@ -16,6 +16,7 @@ Every failure prints one plain sentence to stderr and exits non-zero; results go
 from __future__ import annotations
 
 import argparse
+import errno
 import itertools
 import json
 import os
@@ -206,18 +207,20 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
     from audit.segments import LogError
     from audit.signing import SigningKeyError, load_signer
     from audit.writer import LedgerError
-    from engine import StoreCorrupt
+    from engine import StoreCorrupt, StoreWriteFailed
     from server.app import load_keys
     from server.run import DataDirBusy, hold_data_dir, listen, serve
-    from server.service.factory import preflight
+    from server.service.factory import first_start, preflight
 
     # Whatever the server and its indexer create (the ledger, its index, keys, ruleset
     # history) is readable by this user only.
     os.umask(0o077)
     try:
         hold_data_dir(settings.data_dir)
-    except (DataDirBusy, OSError) as exc:
+    except DataDirBusy as exc:
         raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(_cannot_write(exc, settings.data_dir)) from None
     try:
         sock = listen(settings)
     except OSError as exc:
@@ -227,12 +230,22 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
         ) from None
     try:
         preflight(settings)  # before keys are made: a server that cannot start prints none
-        _, created = load_keys(settings)
         signer, new_signer = load_signer(
             settings.signing_key_path, create=settings.signing_key is None
         )
-    except (KeyListError, OSError, StoreCorrupt, LogError, LedgerError, SigningKeyError) as exc:
-        raise CommandError(str(exc)) from None
+        first_start(settings)
+        _, created = load_keys(settings)
+    except OSError as exc:
+        raise CommandError(_cannot_write(exc, settings.data_dir)) from None
+    except (
+        KeyListError,
+        StoreCorrupt,
+        StoreWriteFailed,
+        LogError,
+        LedgerError,
+        SigningKeyError,
+    ) as exc:
+        raise CommandError(f"cannot start: {exc}") from None
     if new_signer:
         print(
             f"Frontline created the key that signs its ledger, in {settings.signing_key_path};",
@@ -253,6 +266,14 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
     )
     out.flush()
     return serve(settings, sock=sock)
+
+
+def _cannot_write(error: OSError, data_dir: Path) -> str:
+    """One sentence for a data directory the server cannot use: which file, and why."""
+    where = error.filename or data_dir
+    full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+    advice = "; free space on its disk and start again" if full else ""
+    return f"cannot start: {where}: {error.strerror or error}{advice}"
 
 
 def _read_text(path: str) -> str:

@@ -32,7 +32,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import Guard
 
-from engine import StoreUnavailable
+from engine import StoreUnavailable, StoreWriteFailed
 from server.keys import KeyRing, Principal
 from server.logs import bind_request
 from server.service.errors import (
@@ -66,6 +66,7 @@ _TITLES = {
     429: "Too many requests",
     500: "Internal server error",
     503: "Service unavailable",
+    507: "Insufficient storage",
 }
 
 
@@ -279,6 +280,10 @@ def answer_for(exc: Exception, path: str, metrics: Any) -> Answer:
         log.warning("shared store unavailable", path=path, error=str(exc))
         detail = "a store this request needs cannot be reached; try again shortly"
         answer = Answer(503, problem_body(503, detail, "Service unavailable"), {"Retry-After": "1"})
+    elif isinstance(exc, StoreWriteFailed):  # a full disk: the change was not made
+        log.error("store write failed", path=path, error=str(exc))
+        detail = f"{exc}; nothing was changed and the served revisions are as they were"
+        answer = Answer(507, problem_body(507, detail, "Insufficient storage"))
     elif isinstance(exc, RecursionError):  # a body nested deeper than the JSON decoder goes
         answer = Answer(
             400, problem_body(400, "the request body nests too deeply", "Invalid request")

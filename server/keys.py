@@ -14,10 +14,11 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+
+from adapters.files import write_file
 
 ROLES = ("agent", "supervisor", "author", "auditor", "integration", "admin")
 # Who the keys created on first start belong to (the starter rulesets escalate to team-lead).
@@ -115,9 +116,8 @@ class KeyRing:
         principals = {role: Principal(FIRST_NAMES.get(role, role), role) for role in ROLES}
         entries = {hash_secret(key): principals[role] for role, key in created.items()}
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({d: {"name": p.name, "role": p.role} for d, p in entries.items()}, f)
+        hashes = {d: {"name": p.name, "role": p.role} for d, p in entries.items()}
+        write_file(path, json.dumps(hashes).encode(), replace=False)  # whole, or not at all
         return cls(entries), created
 
 

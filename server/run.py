@@ -100,9 +100,12 @@ def hold_data_dir(data_dir: Path) -> None:
             f"another Frontline server{holder} is using the data directory {data_dir}; "
             "stop it, or give this one its own --data-dir"
         ) from None
-    lock.truncate(0)
-    lock.write(f"{os.getpid()}\n")
-    lock.flush()
+    try:
+        os.ftruncate(lock.fileno(), 0)
+        os.pwrite(lock.fileno(), f"{os.getpid()}\n".encode(), 0)
+    except OSError as exc:
+        lock.close()
+        raise OSError(exc.errno, exc.strerror, str(data_dir / "server.lock")) from None
     _HELD.append(lock)
 
 
@@ -134,14 +137,6 @@ def serve(
     if settings.workers == 1:
         _Server(_config(settings, app_factory)).run(sockets=[sock])
         return 0
-    if app_factory is None:
-        # First-start work (starter rulesets, masking key) happens once, here, before any
-        # worker exists, so workers never race to create them; worker 0's chain records it.
-        from server.service.factory import masking_key, open_ledger
-
-        first = dataclasses.replace(settings, instance=f"{settings.instance}-0")
-        masking_key(first)
-        open_ledger(first)[1].close()
     context = multiprocessing.get_context("spawn")
     workers = []
     for n in range(settings.workers):

@@ -38,7 +38,7 @@ DOCUMENT_TYPES = (
     tags=["rulesets"],
     request_max_body_size=None,  # checked against FRONTLINE_MAX_RULESET_BYTES below
     status_code=201,
-    responses=problems(409, 415, 422),
+    responses=problems(409, 415, 422, 507),
 )
 async def deploy(
     request: Request[Any, Any, Any],
@@ -108,7 +108,7 @@ async def revision_tests(
     opt=requires("author"),
     status_code=200,
     tags=["rulesets"],
-    responses=problems(404, 409),
+    responses=problems(404, 409, 507),
 )
 async def activate(
     request: Request[Any, Any, Any], name: RulesetName, data: ActivateRequest
@@ -122,7 +122,7 @@ async def activate(
     opt=requires("author"),
     status_code=200,
     tags=["rulesets"],
-    responses=problems(404, 409),
+    responses=problems(404, 409, 507),
 )
 async def rollout(
     request: Request[Any, Any, Any], name: RulesetName, data: RolloutRequest

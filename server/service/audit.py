@@ -52,7 +52,7 @@ def ledger_time(name: str, value: str | None) -> str | None:
     if value is None:
         return None
     return (
-        rfc3339(name, value)
+        rfc3339(name, value, bounded=False)
         .astimezone(UTC)
         .isoformat(timespec="microseconds")
         .replace("+00:00", "Z")

@@ -13,8 +13,10 @@ nothing patched on afterwards.
 
 from __future__ import annotations
 
-import os
+import contextlib
+import dataclasses
 import secrets
+import shutil
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -24,7 +26,7 @@ from typing import Any
 import structlog
 
 from adapters.alertbus import MemoryAlertBus, RedisAlertBus
-from adapters.files import FileRulesetStore
+from adapters.files import FileRulesetStore, write_file
 from adapters.memory import (
     MemoryAlertStore,
     MemoryContextStore,
@@ -48,10 +50,10 @@ from audit.masking import Masker
 from audit.migrate import migrate
 from audit.postgres import PostgresLedgerStore
 from audit.recording import ruleset_record
-from audit.segments import SegmentLog
+from audit.segments import SegmentLog, check_log, instances
 from audit.shipper import LedgerShipper
 from audit.signing import SigningKeyError, load_signer
-from audit.writer import LedgerWriter, rebuild_tree
+from audit.writer import LedgerError, LedgerWriter, rebuild_tree
 from engine import (
     AlertBus,
     AlertStore,
@@ -63,6 +65,7 @@ from engine import (
     RulesetError,
     RulesetRegistry,
     RulesetStore,
+    StoreWriteFailed,
     TimerStore,
 )
 from server.ids import new_id
@@ -92,12 +95,9 @@ def masking_key(settings: Settings) -> bytes:
     path = settings.data_dir / "masking.key"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another worker created it first
-            return path.read_bytes()
-        with os.fdopen(fd, "wb") as f:
-            f.write(secrets.token_bytes(32))
+        # Whole or not at all: a key cut short by a full disk would mask with a weaker key.
+        with contextlib.suppress(FileExistsError):  # another worker created it first
+            write_file(path, secrets.token_bytes(32), replace=False)
     return path.read_bytes()
 
 
@@ -153,14 +153,17 @@ def redis_client(url: str, timeout: float | None = None) -> Any:
 
 def preflight(settings: Settings) -> None:
     """Read what a server reads as it starts (on the embedded default each ruleset's routing
-    and the revisions it serves, digests checked; this instance's ledger) and raise
-    StoreCorrupt or LogError, in one sentence naming the file, if any of it is damaged."""
+    and the revisions it serves, digests checked; every instance's ledger segments, each
+    frame's hash checked) and raise StoreCorrupt or LogError, in one sentence naming the
+    file, if any of it is damaged."""
     rulesets = settings.data_dir / "rulesets"
     if not settings.redis_url and rulesets.is_dir():
         registry = RulesetRegistry(FileRulesetStore(rulesets), clock=time.monotonic)
         for name in registry.names():
             registry.refresh(name)
-    if (settings.ledger_dir / settings.instance).is_dir():
+    for instance in instances(settings.ledger_dir):
+        check_log(settings.ledger_dir / instance)
+    if (settings.ledger_dir / settings.instance).is_dir():  # its signed tree heads
         log = SegmentLog(settings.ledger_dir, settings.instance, readonly=True)
         try:
             signer, _ = load_signer(settings.signing_key_path, create=False)
@@ -186,6 +189,8 @@ def open_ledger(settings: Settings) -> tuple[RulesetRegistry, LedgerWriter]:
     else:
         store = FileRulesetStore(settings.data_dir / "rulesets")
     registry = RulesetRegistry(store, clock=time.monotonic)
+    starters = settings.starter_rulesets
+    seeding = starters is not None and not store.names()
     migrate(settings.data_dir, settings.ledger_dir)  # a ledger of the earlier layout, once
     signer, _ = load_signer(settings.signing_key_path, create=settings.signing_key is None)
     ledger = LedgerWriter(
@@ -194,8 +199,17 @@ def open_ledger(settings: Settings) -> tuple[RulesetRegistry, LedgerWriter]:
         wait_timeout=settings.ledger_wait.total_seconds(),
         signer=signer,
     )
-    if not store.names() and settings.starter_rulesets is not None:
-        seed_starter_rulesets(registry, settings.starter_rulesets, ledger)
+    try:
+        if starters is not None and seeding:
+            seed_starter_rulesets(registry, starters, ledger)
+    except (StoreWriteFailed, LedgerError):
+        ledger.close()
+        ledger.store.close()
+        if isinstance(store, FileRulesetStore):
+            # It was empty: without what this start stored (unrecorded, or a part of the
+            # starters), the next start seeds it again, whole.
+            shutil.rmtree(store.root, ignore_errors=True)
+        raise
     # The ledger's torn last write is cut by now: a change whose record is durable and whose
     # routing was never stored (the server died in between) takes effect before anything
     # is served.
@@ -203,6 +217,22 @@ def open_ledger(settings: Settings) -> tuple[RulesetRegistry, LedgerWriter]:
     for name in registry.names():
         registry.refresh(name)
     return registry, ledger
+
+
+def first_start(settings: Settings) -> None:
+    """Create what the first server on a data directory needs (the masking key, the starter
+    rulesets and their records) before anything listens: so workers never race to create
+    them, and a disk that cannot take them stops ``frontline serve`` with one sentence. With
+    several workers it is done here every time, and worker 0's chain records it."""
+    first = settings
+    if settings.workers > 1:
+        first = dataclasses.replace(settings, instance=f"{settings.instance}-0")
+    elif settings.redis_url or (settings.data_dir / "rulesets").is_dir():
+        return  # one worker: its own start does the rest (opening the store once)
+    masking_key(first)
+    ledger = open_ledger(first)[1]
+    ledger.close()
+    ledger.store.close()  # let go of the log's lock: the server's own start takes it
 
 
 @dataclass(frozen=True)

@@ -58,11 +58,19 @@ def override_paths(overrides: Mapping[str, Any], prefix: str = "") -> list[str]:
     return paths
 
 
-def rfc3339(name: str, value: str) -> datetime:
-    """``value`` as a time, or Invalid naming the field."""
+# Times Frontline computes with (windows, ages, expiries) stay well inside what a datetime
+# holds; outside these years a time can only be a mistake.
+EARLIEST, LATEST = 1970, 9000
+
+
+def rfc3339(name: str, value: str, *, bounded: bool = True) -> datetime:
+    """``value`` as a time, or Invalid naming the field; ``bounded``: one Frontline will
+    compute with, from ``EARLIEST`` to ``LATEST`` (a filter need not be)."""
     when = to_datetime(value)
     if when is None:
         raise Invalid(f"{name} {value!r} is not an RFC 3339 time")
+    if bounded and not EARLIEST <= when.year < LATEST:
+        raise Invalid(f"{name} {value!r} is out of range: give a time from {EARLIEST} to {LATEST}")
     return when
 
 

@@ -28,8 +28,10 @@ class Recorder:
             raise Unavailable(str(exc), title="The ledger is busy", retry_after=1) from None
         except LedgerError as exc:
             log.error("ledger append failed", record_id=record.id, error=str(exc))
+            reason = exc.__cause__ or exc
             raise Unavailable(
-                "the action could not be recorded; try again", retry_after=1
+                f"this could not be recorded, so it was not done: {reason}; try again shortly",
+                retry_after=1,
             ) from None
 
     def later(self, record: LedgerRecord, what: str) -> None:

@@ -175,6 +175,20 @@ def test_every_answer_matches_the_schema(checked: Checked) -> None:
         "/v1/audit/decisions/{decision_id}",
     )
     c.call("auditor", "GET", "/v1/audit/verify")
+    c.call(
+        "auditor",
+        "GET",
+        f"/v1/audit/decisions/{decided['decision_id']}/proof",
+        "/v1/audit/decisions/{decision_id}/proof",
+    )
+    latest = c.call("auditor", "GET", "/v1/audit/checkpoints/latest")
+    (head,) = latest["checkpoints"]
+    c.call(
+        "auditor",
+        "GET",
+        "/v1/audit/consistency",
+        params={"instance": head["instance"], "from": 1, "to": head["tree_size"]},
+    )
     document = (Path(__file__).parents[2] / "rulesets" / "retention-desk.yaml").read_text()
     c.call(
         "auditor",

@@ -166,3 +166,36 @@ def test_out_of_range_query_values_and_a_nul_in_a_path_are_4xx(
         response = client.get(path, headers=server.auth("author"))
         assert response.status_code == 400, (path, response.status_code)
         assert "NUL" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        pytest.param(
+            "POST",
+            "/v1/customers/c-1/events",
+            {"type": "payment_failed", "at": "0001-01-01T00:00:00Z"},
+            id="event-at-year-1",
+        ),
+        pytest.param(
+            "POST",
+            "/v1/customers/c-1/events",
+            {"type": "payment_failed", "at": "9999-12-31T23:59:59Z"},
+            id="event-at-year-9999",
+        ),
+        pytest.param(
+            "PATCH",
+            "/v1/customers/c-1/context",
+            {"values": {"customer": {"tier": "gold"}}, "as_of": "0001-01-01T00:00:00Z"},
+            id="context-as-of-year-1",
+        ),
+    ],
+)
+def test_times_too_far_off_to_compute_with_are_400s(
+    small: LiveServer, method: str, path: str, body: dict[str, Any]
+) -> None:
+    """A counter window before year 1 once overflowed into a 500."""
+    response = httpx.request(
+        method, small.url + path, json=body, headers=small.auth("integration"), timeout=30
+    )
+    assert_problem(response, 400, "is out of range: give a time from 1970 to 9000")

@@ -39,6 +39,9 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("get", "/v1/audit/decisions"): {"auditor"},
     ("get", "/v1/audit/decisions/{decision_id}"): {"auditor"},
     ("get", "/v1/audit/verify"): {"auditor"},
+    ("get", "/v1/audit/decisions/{decision_id}/proof"): {"auditor"},
+    ("get", "/v1/audit/checkpoints/latest"): {"auditor"},
+    ("get", "/v1/audit/consistency"): {"auditor"},
     ("post", "/v1/replays"): {"author", "auditor"},
 }
 OPEN = {("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics")}

@@ -52,6 +52,7 @@ class LiveServer:
         workers: int = 1,
         env: dict[str, str] | None = None,
         port: int | None = None,
+        log: Path | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.workers = workers
@@ -65,7 +66,7 @@ class LiveServer:
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
-        self.log = data_dir / "server.log"
+        self.log = log or data_dir / "server.log"  # elsewhere when the data's disk is full
 
     @property
     def ledger_dir(self) -> Path:

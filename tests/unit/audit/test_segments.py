@@ -17,7 +17,7 @@ from typing import NamedTuple
 import pytest
 
 from audit.record import GENESIS, LedgerRecord, Sealed, decode, hash_text, leaf_hash, seal
-from audit.segments import MAGIC, LogError, SegmentLog, instances, segment_name
+from audit.segments import MAGIC, LogError, SegmentLog, check_log, instances, segment_name
 from audit.verify import verify
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -289,7 +289,10 @@ def test_a_file_that_is_not_a_segment_is_refused_not_cut(tmp_path: Path) -> None
     path = tmp_path / "local" / segment_name(1)
     path.write_bytes(b"PK\x03\x04 something else")
     for _ in range(2):  # and says so again, rather than that someone holds the log
-        with pytest.raises(LogError, match="is not a ledger segment; move it out of"):
+        with pytest.raises(
+            LogError,
+            match="does not start with a ledger segment's header, so Frontline did not write it",
+        ):
             SegmentLog(tmp_path, "local")
     assert path.read_bytes() == b"PK\x03\x04 something else"
 
@@ -304,7 +307,9 @@ def test_damage_before_the_last_write_is_refused_not_cut(tmp_path: Path) -> None
     data[data.index(b'"d-3"') + 2] ^= 0x01  # record 3 of 8, acknowledged long ago
     path.write_bytes(bytes(data))
     for _ in range(2):
-        with pytest.raises(LogError, match=r"record 3 in .* at byte \d+ is damaged and intact"):
+        with pytest.raises(
+            LogError, match=r"record 3 in .* at byte \d+ is damaged .* and whole records follow it"
+        ):
             SegmentLog(tmp_path, "local")
     assert path.read_bytes() == bytes(data)
     assert not list((tmp_path / "local").glob("*.torn-*"))
@@ -341,7 +346,7 @@ print(json.dumps([error, size, after, head, log.head()[0]]))
     )
     assert done.returncode == 0, done.stderr
     error, size, after, head, final = json.loads(done.stdout)
-    assert error is not None and "could not write 10 records" in error
+    assert error is not None and f"segment {segment_name(1)} could not take " in error
     assert "File too large" in error
     assert after == size and head == 3 and final == 5
     log = SegmentLog(tmp_path, "local")
@@ -469,3 +474,23 @@ def test_verify_reads_a_frame_being_written_as_in_progress_only_when_live(
     assert (offline.ok, offline.broken_at, offline.head_seq) == (False, 4, 3)
     assert "its frame is cut short" in (offline.reason or "")
     reader.close()
+
+
+def test_a_reader_never_skips_a_damaged_segment_that_later_ones_follow(tmp_path: Path) -> None:
+    """Frames after a damaged one in a sealed segment are not skipped in silence: readers
+    stop with a sentence naming the file, and the startup check and verify say the same."""
+    log = SegmentLog(tmp_path, "local", segment_bytes=1)  # every batch starts a segment
+    written(log, 3, 3, 2)
+    log.close()
+    path = first_segment(tmp_path)
+    data = bytearray(path.read_bytes())
+    data[data.index(b'"d-2"') + 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    reader = SegmentLog(tmp_path, "local", readonly=True)
+    seen = []
+    with pytest.raises(LogError, match=r"record 2 in .*01\.seg at byte \d+ is damaged .* later"):
+        seen.extend(frame.seq for frame in reader.frames())
+    assert seen == [1]
+    with pytest.raises(LogError, match=r"record 2 in .*01\.seg .* later segments follow it"):
+        check_log(tmp_path / "local")
+    assert (verify(reader).ok, verify(reader).broken_at) == (False, 2)
