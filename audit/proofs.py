@@ -50,6 +50,31 @@ def write_tiles(directory: Path, first: int, roots: list[bytes]) -> None:
         os.close(fd)
 
 
+PRUNED = "pruned"  # the leaf hashes of records retention removed, record 1 first
+
+
+def keep_pruned(directory: Path, first: int, leaves: list[bytes]) -> None:
+    """Durably keep the leaf hashes of records ``first`` … about to be removed, so that the
+    log's Merkle tree can still be rebuilt (and its older proofs given) without them."""
+    fd = os.open(directory / PRUNED, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.pwrite(fd, b"".join(leaves), (first - 1) * _HASH)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_pruned(directory: Path, through: int) -> list[bytes] | None:
+    """The kept leaf hashes of records 1 … ``through``; None if they are not all kept."""
+    try:
+        data = (directory / PRUNED).read_bytes()
+    except FileNotFoundError:
+        return None
+    if len(data) < through * _HASH:
+        return None
+    return [data[k : k + _HASH] for k in range(0, through * _HASH, _HASH)]
+
+
 def read_tiles(directory: Path) -> list[bytes]:
     """The tile roots stored for this log (none if the file is absent)."""
     try:
@@ -69,6 +94,7 @@ class LogTree:
         self.trusted = trusted
         self.tiles = read_tiles(log.directory) if trusted else []
         self._runs: dict[int, list[bytes]] = {}  # run number → its leaves, as read
+        self._pruned: list[bytes] | None = None  # leaves of records retention removed
         self._perfect: dict[tuple[int, int], bytes] = {}  # (start, size) → root, above tiles
 
     def _run(self, number: int) -> list[bytes]:
@@ -77,7 +103,10 @@ class LogTree:
         if leaves is None:
             first = number * TILE_LEAVES
             leaves = []
-            for frame in self.log.frames(after_seq=first, check=not self.trusted):
+            pruned = self._pruned_leaves()
+            if first < len(pruned):  # records retention removed: their kept leaves
+                leaves = pruned[first : first + TILE_LEAVES]
+            for frame in self.log.frames(after_seq=first + len(leaves), check=not self.trusted):
                 if len(leaves) == TILE_LEAVES or frame.seq != first + len(leaves) + 1:
                     break  # the run is complete, or a record is missing or damaged
                 leaves.append(frame.leaf)
@@ -85,6 +114,14 @@ class LogTree:
                 self._runs.clear()
             self._runs[number] = leaves
         return leaves
+
+    def _pruned_leaves(self) -> list[bytes]:
+        """The kept leaves of the records retention removed from the log's start."""
+        if self._pruned is None:
+            segments = self.log.segments()
+            gone = segments[0] - 1 if segments else 0
+            self._pruned = (read_pruned(self.log.directory, gone) or []) if gone else []
+        return self._pruned
 
     def leaves(self, start: int, end: int) -> list[bytes]:
         """Leaf hashes ``start`` … ``end - 1`` (leaf ``k`` is record ``seq`` k + 1)."""

@@ -19,8 +19,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from audit.index import INDEX_FILE, LedgerIndex, micros, read_indexed
+from audit.proofs import keep_pruned
 from audit.record import Actor, LedgerRecord, hash_text
-from audit.segments import Frame, SegmentLog, segment_name, walk
+from audit.segments import Frame, LogError, SegmentLog, segment_name, walk
 from audit.writer import LedgerWriter
 
 
@@ -84,12 +85,26 @@ def apply_retention(
                 index.forget_through(writer.instance, last.seq)
             finally:
                 index.close()
+        # The tree over the log still needs the removed records' leaves: kept first.
+        keep_pruned(log.directory, first, _leaves(log, first, last.seq))
         log.remove_segments_through(last.seq)
         return RetentionResult(
             last.seq - first + 1, first, last.seq, checkpoint.seq, cutoff, len(due)
         )
     finally:
         log.close()
+
+
+def _leaves(log: SegmentLog, first: int, through: int) -> list[bytes]:
+    """The leaf hashes of records ``first`` … ``through``, as their frames hold them."""
+    leaves = []
+    for frame in log.frames(after_seq=first - 1):
+        if frame.seq > through:
+            break
+        leaves.append(frame.leaf)
+    if len(leaves) != through - first + 1:
+        raise LogError(f"records {first} to {through} of {log.instance} cannot all be read")
+    return leaves
 
 
 def _due(log: SegmentLog, cutoff: int, keep_from: int | None) -> list[tuple[int, Frame]]:

@@ -36,7 +36,7 @@ import os
 import re
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -531,13 +531,13 @@ class SegmentLog:
             self._readers.clear()
 
 
-def check_log(directory: Path) -> None:
+def check_log(directory: Path, each: Callable[[Frame], None] | None = None) -> None:
     """Raise LogError, in one sentence naming the file and what is wrong, if the log in
     ``directory`` is damaged: a file named as a segment that does not start as one, a bad or
     cut-short frame in a segment that a later one follows, a segment that does not start
     right after the records before it, or a bad frame in the last segment that whole frames
     follow. A torn last write is not damage (recovery cuts it); every frame's bytes are read
-    and hashed."""
+    and hashed, and given to ``each`` (in seq order) once checked."""
     segments = segments_of(directory)
     for k, first in enumerate(segments):  # a foreign file is named before any gap it makes
         path = directory / segment_name(first)
@@ -552,6 +552,8 @@ def check_log(directory: Path) -> None:
         for item in walk(path, first):
             if isinstance(item, Frame):
                 last_seq = item.seq
+                if each is not None:
+                    each(item)
             else:
                 bad = item
         if bad == 0:

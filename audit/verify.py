@@ -25,6 +25,7 @@ import msgspec
 
 from audit.index import INDEX_FILE, Entry, LedgerIndex, entry
 from audit.merkle import Frontier
+from audit.proofs import read_pruned
 from audit.record import GENESIS, LedgerRecord, hash_text
 from audit.segments import HEADER, Frame, LogError, SegmentLog, instances, segment_name, walk
 from audit.signing import parse_public_key, tree_head_problem
@@ -150,7 +151,8 @@ def verify(
     Each signed tree head must give the Merkle root of the records before it, signed by
     ``public_key`` (the key an auditor pinned; without one, by the key the head names,
     which catches a changed log but not a head forged with another key). A log whose start
-    was removed by retention has no tree to rebuild, so its heads are not checked.
+    retention removed begins with the leaf hashes it kept; if none were kept (retention by an
+    earlier version), the tree cannot be rebuilt and its heads are not checked.
 
     ``progress`` is called with the number of records checked so far, every ``every``.
     """
@@ -190,7 +192,11 @@ def verify(
                 seq, f"record {seq} belongs to instance {link.instance!r}, not {log.instance!r}"
             )
         if count == 0 and seq != 1:
-            tree = None
+            kept = read_pruned(log.directory, seq - 1)  # what retention kept of the removed
+            tree = None if kept is None else Frontier()
+            if tree is not None:
+                for leaf in kept or ():
+                    tree.append(leaf)
             anchor, removed_by = _anchors(log).get(seq - 1, (None, 0))
             if checker is not None:
                 checker.removed_by = removed_by

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import threading
 import time
 from _thread import allocate_lock as _allocate_lock
@@ -35,7 +37,7 @@ from pathlib import Path
 
 from audit.merkle import TILE_LEAVES, Frontier
 from audit.ports import LedgerStore
-from audit.proofs import write_tiles
+from audit.proofs import read_pruned, write_tiles
 from audit.record import LedgerRecord, decode, hash_text, leaf_hash, seal
 from audit.signing import Signer, TreeHead, parse_public_key, tree_head_problem
 
@@ -102,9 +104,19 @@ class LedgerWriter:
         # directory; a store without one keeps none).
         self._tiles_dir: Path | None = getattr(store, "directory", None)
         if signer is not None:
-            self._tree, self.latest_head = rebuild_tree(store, signer.public_key)
-            self._covered = self._tree.size if self.latest_head else 0
-            self._keep_tiles(0)
+            kept = load_tree(self._tiles_dir, store.head()) if self._tiles_dir else None
+            if kept is not None:  # left by the start's check of the whole log
+                self._tree, self.latest_head = kept
+            else:
+                rebuilt = rebuild_tree(store, signer.public_key)
+                if rebuilt.lacking is None:
+                    self._tree, self.latest_head = rebuilt.tree, rebuilt.latest
+                    self._keep_tiles(0)
+                else:
+                    log.warning("the ledger is not signed: %s", rebuilt.lacking)
+            # Records after the latest head (a crash came before the next) are due a head.
+            head = self.latest_head
+            self._covered = head.tree_size + 1 if head is not None else 0
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
 
@@ -392,23 +404,94 @@ def _settle_on_loop(
             future.set_result(placed)  # type: ignore[arg-type]
 
 
-def rebuild_tree(store: LedgerStore, public_key: str) -> tuple[Frontier, TreeHead | None]:
-    """The Merkle tree of everything ``store`` holds and its latest tree head, checking each
-    stored tree head against the records before it: LedgerTampered if one does not match
-    (its key is not ``public_key``, its signature fails, or its root differs)."""
-    pinned = parse_public_key(public_key)
-    tree = Frontier()
-    latest: TreeHead | None = None
-    for seq, body in store.scan():
+class TreeRebuild:
+    """Rebuilds a log's Merkle tree record by record, checking each stored tree head against
+    the records before it: LedgerTampered if one does not match (its key is not
+    ``public_key``, its signature fails, or its root differs).
+
+    A log whose start retention removed begins with the leaf hashes retention kept (in
+    ``directory``); if they were not kept (a ledger pruned before its records were signed),
+    the tree cannot be rebuilt and ``lacking`` says why."""
+
+    def __init__(self, instance: str, public_key: str, directory: Path | None = None) -> None:
+        self.instance = instance
+        self.public_key = public_key
+        self.directory = directory
+        self._pinned = parse_public_key(public_key)
+        self.tree = Frontier()
+        self.latest: TreeHead | None = None
+        self.lacking: str | None = None
+
+    def feed(self, seq: int, body: bytes, leaf: bytes) -> None:
+        """Take record ``seq`` (its bytes, and their leaf hash)."""
+        if self.lacking is not None:
+            return
+        if seq != self.tree.size + 1:
+            kept = None
+            if self.tree.size == 0 and self.directory is not None:
+                kept = read_pruned(self.directory, seq - 1)
+            if kept is None:
+                self.lacking = (
+                    f"the log of instance {self.instance} starts at record {seq}, and the leaf "
+                    f"hashes of records 1 to {seq - 1} were not kept when they were removed"
+                )
+                return
+            for old in kept:
+                self.tree.append(old)
         if b'"tree_head"' in body:
             record = decode(body)
             if record.kind == "tree_head":
-                problem = tree_head_problem(record.data, tree, public_key, pinned)
+                problem = tree_head_problem(record.data, self.tree, self.public_key, self._pinned)
                 if problem is not None:
                     raise LedgerTampered(
-                        f"the tree head at record {seq} of instance {store.instance} {problem}"
+                        f"the tree head at record {seq} of instance {self.instance} {problem}"
                     )
-                fields = {k: v for k, v in record.data.items() if k != "public_key"}
-                latest = TreeHead(**fields)
-        tree.append(leaf_hash(body))
+                self.latest = TreeHead(
+                    **{k: v for k, v in record.data.items() if k != "public_key"}
+                )
+        self.tree.append(leaf)
+
+
+def rebuild_tree(store: LedgerStore, public_key: str) -> TreeRebuild:
+    """The Merkle tree of everything ``store`` holds, each tree head checked (TreeRebuild)."""
+    rebuild = TreeRebuild(store.instance, public_key, getattr(store, "directory", None))
+    for seq, body in store.scan():
+        rebuild.feed(seq, body, leaf_hash(body))
+    return rebuild
+
+
+TREE = "tree"  # beside the segments: the tree as of the log's head, left by the start's check
+
+
+def save_tree(directory: Path, head: tuple[int, str], rebuild: TreeRebuild) -> None:
+    """Keep ``rebuild``'s tree (and its tiles) for the writer that opens the log next, so it
+    need not read the whole log again; it is used only while the log's head is ``head``."""
+    tree = rebuild.tree
+    write_tiles(directory, 0, tree.tiles)
+    tree.tiles = []
+    kept = {
+        "seq": head[0],
+        "hash": head[1],
+        "size": tree.size,
+        "hashes": [h.hex() for h in tree.hashes],
+        "latest_head": rebuild.latest.to_dict() if rebuild.latest else None,
+    }
+    temp = directory / (TREE + ".new")
+    temp.write_bytes(json.dumps(kept).encode())
+    os.replace(temp, directory / TREE)
+
+
+def load_tree(directory: Path, head: tuple[int, str]) -> tuple[Frontier, TreeHead | None] | None:
+    """The tree ``save_tree`` kept, if it is of the log as it is now (same head); the file is
+    used once."""
+    path = directory / TREE
+    try:
+        kept = json.loads(path.read_bytes())
+        path.unlink()
+        if kept["seq"] != head[0] or kept["hash"] != head[1] or kept["size"] != head[0]:
+            return None
+        tree = Frontier(kept["size"], [bytes.fromhex(h) for h in kept["hashes"]])
+        latest = TreeHead(**kept["latest_head"]) if kept["latest_head"] else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
     return tree, latest

@@ -50,10 +50,10 @@ from audit.masking import Masker
 from audit.migrate import migrate
 from audit.postgres import PostgresLedgerStore
 from audit.recording import ruleset_record
-from audit.segments import SegmentLog, check_log, instances
+from audit.segments import Frame, SegmentLog, check_log, instances
 from audit.shipper import LedgerShipper
 from audit.signing import SigningKeyError, load_signer
-from audit.writer import LedgerError, LedgerWriter, rebuild_tree
+from audit.writer import LedgerError, LedgerWriter, TreeRebuild, save_tree
 from engine import (
     AlertBus,
     AlertStore,
@@ -154,25 +154,44 @@ def redis_client(url: str, timeout: float | None = None) -> Any:
 def preflight(settings: Settings) -> None:
     """Read what a server reads as it starts (on the embedded default each ruleset's routing
     and the revisions it serves, digests checked; every instance's ledger segments, each
-    frame's hash checked) and raise StoreCorrupt or LogError, in one sentence naming the
-    file, if any of it is damaged."""
+    frame's hash and each signed tree head checked) and raise StoreCorrupt, LogError,
+    LedgerTampered or SigningKeyError, in one sentence naming the file or record, if any of
+    it is damaged."""
     rulesets = settings.data_dir / "rulesets"
     if not settings.redis_url and rulesets.is_dir():
         registry = RulesetRegistry(FileRulesetStore(rulesets), clock=time.monotonic)
         for name in registry.names():
             registry.refresh(name)
+    try:
+        own = load_signer(settings.signing_key_path, create=False)[0].public_key
+    except SigningKeyError:
+        own = None  # no key yet: a log holding signed heads is refused below
     for instance in instances(settings.ledger_dir):
-        check_log(settings.ledger_dir / instance)
-    if (settings.ledger_dir / settings.instance).is_dir():  # its signed tree heads
-        log = SegmentLog(settings.ledger_dir, settings.instance, readonly=True)
-        try:
-            signer, _ = load_signer(settings.signing_key_path, create=False)
-            rebuild_tree(log, signer.public_key)  # LedgerTampered if a signed root is broken
-        except SigningKeyError:
-            if any(b'"tree_head"' in body for _, body in log.scan()):
-                raise  # heads were signed, and the key to check them is gone
-        finally:
-            log.close()
+        # One read of every frame: damage, and the tree heads signed with this data
+        # directory's key (every worker's instance signs with it).
+        heads = TreeRebuild(instance, own, settings.ledger_dir / instance) if own else None
+        signed = False
+
+        def each(frame: Frame, heads: TreeRebuild | None = heads) -> None:
+            nonlocal signed
+            if heads is not None:
+                heads.feed(frame.seq, frame.body, frame.leaf)
+            elif not signed and b'"tree_head"' in frame.body:
+                signed = True
+
+        check_log(settings.ledger_dir / instance, each)
+        if heads is not None and heads.lacking is None:
+            log = SegmentLog(settings.ledger_dir, instance, readonly=True)
+            try:
+                save_tree(settings.ledger_dir / instance, log.head(), heads)
+            finally:
+                log.close()
+        if signed:
+            raise SigningKeyError(
+                f"{settings.signing_key_path}: no signing key there, but the ledger of "
+                f"instance {instance} holds signed tree heads; restore the key file, or "
+                "set FRONTLINE_SIGNING_KEY to it"
+            )
 
 
 def open_ledger(settings: Settings) -> tuple[RulesetRegistry, LedgerWriter]:

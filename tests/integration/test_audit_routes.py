@@ -189,6 +189,7 @@ def test_verify_reports_a_tampered_index_and_reindex_repairs_it(tmp_path: Path) 
     """An index row changed behind the ledger's back is reported by verify, with the
     record it concerns, while the chain itself stays intact; reindex builds it again."""
     with LiveServer(tmp_path / "d") as server:
+        seqs = []
         for k in range(3):
             r = httpx.post(
                 server.url + "/v1/decisions",
@@ -196,10 +197,12 @@ def test_verify_reports_a_tampered_index_and_reindex_repairs_it(tmp_path: Path) 
                 headers=server.auth("agent"),
             )
             assert r.status_code == 200, r.text
+            seqs.append(r.json()["receipt"]["seq"])
         assert wait_until_indexed(server)["ok"] is True
+        seq = seqs[1]  # the decision about c-1
         with sqlite3.connect(server.ledger_dir / INDEX_FILE) as index:
             changed = index.execute(
-                "UPDATE records SET customer_id = 'c-forged' WHERE seq = 5"
+                "UPDATE records SET customer_id = 'c-forged' WHERE seq = ?", (seq,)
             ).rowcount
         assert changed == 1
         report = get(server, "/v1/audit/verify").json()
@@ -207,7 +210,7 @@ def test_verify_reports_a_tampered_index_and_reindex_repairs_it(tmp_path: Path) 
         assert report["ok"] is False and chain["broken_at"] is None
         assert chain["index"]["ok"] is False
         assert chain["index"]["problems"] == [
-            "index row for record 5 differs from the record: "
+            f"index row for record {seq} differs from the record: "
             "customer_id 'c-forged' in the index, 'c-1' in the record"
         ]
         assert report["reason"] == chain["index"]["problems"][0]

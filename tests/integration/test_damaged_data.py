@@ -105,6 +105,9 @@ def segmented(tmp_path_factory: pytest.TempPathFactory) -> Path:
             assert answer.status_code == 200, answer.text
     log = data / "ledger" / "local"
     frames = [f for f in walk(log / segment_name(1), 1) if isinstance(f, Frame)]
+    # 3 starter deploys, 13 decisions and the signed tree heads among and after them: the
+    # first 16 records are kept (what follows is cut, as a log whose tail was never written)
+    frames = frames[:16]
     assert [f.seq for f in frames] == list(range(1, 17))
     (log / segment_name(1)).unlink()
     for k in range(0, 16, 4):

@@ -57,7 +57,7 @@ def test_a_refused_revision_changes_nothing_and_names_its_file(
     with pytest.raises(
         StoreWriteFailed, match=r"routing of ruleset 'desk' .* rulesets/desk/routing\.json"
     ):
-        store.set_routing("desk", Routing(active=1, canary=1, percent=5))
+        store.set_routing("desk", Routing(active=1, canary=1, percent=5, version=1))
     with pytest.raises(StoreWriteFailed, match="revision 1 of ruleset 'new'"):
         store.put_revision("new", "sha256:3", "three")
     assert files_under(tmp_path) == before

@@ -293,3 +293,47 @@ def test_bad_settings_are_refused(ledger: Ledger, kwargs: dict[str, object], mes
     with pytest.raises(ValueError, match=message):
         apply_retention(ledger.dir, ledger.writer, **arguments)  # type: ignore[arg-type]
     assert ledger.log.head() == head and ledger.scan() == list(range(1, 7))
+
+
+def test_a_signed_log_keeps_its_tree_and_proofs_after_retention(tmp_path: Path) -> None:
+    """Retention keeps the removed records' leaf hashes first, so the reopened writer rebuilds
+    the same tree, its heads still verify, and proofs of the records left still check."""
+    from audit.merkle import verify_inclusion
+    from audit.proofs import LogTree, read_pruned
+    from audit.record import hash_bytes
+    from audit.signing import Signer
+    from audit.writer import LedgerTampered  # noqa: F401 - the reopen below must not raise it
+
+    signer = Signer.generate()
+    log = SegmentLog(tmp_path, "local", segment_bytes=1, durable=False)
+    clock = Clock()
+    writer = LedgerWriter(log, clock=clock, signer=signer, head_interval=3600)
+    ledger = Ledger(tmp_path, log, writer, clock)
+    fill(ledger, days=10, per_day=3)
+    writer.close()  # a tree head over the 30 decisions
+    log.close()
+
+    log = SegmentLog(tmp_path, "local", segment_bytes=1, durable=False)
+    writer = LedgerWriter(log, clock=clock, signer=signer, head_interval=3600)
+    clock.now = START + timedelta(days=30)
+    result = apply_retention(tmp_path, writer, older_than=timedelta(days=25), now=clock.now)
+    assert result.deleted > 0 and result.first == 1
+    assert read_pruned(tmp_path / "local", result.through or 0) is not None
+    writer.close()
+    log.close()
+
+    log = SegmentLog(tmp_path, "local", segment_bytes=1, durable=False)
+    writer = LedgerWriter(log, clock=clock, signer=signer, head_interval=3600)
+    head = writer.latest_head
+    assert head is not None and head.tree_size == log.head()[0] - 1  # signed at the last close
+    writer.close()
+    report = verify(log, public_key=signer.public_key)
+    assert report.ok, report.reason
+    tree = LogTree(log)
+    kept = [(seq, leaf_hash(body)) for seq, body in log.scan()]
+    for seq, leaf in kept[:3] + kept[-3:]:
+        if seq > head.tree_size:
+            continue
+        path = tree.inclusion(seq - 1, head.tree_size)
+        verify_inclusion(seq - 1, head.tree_size, leaf, path, hash_bytes(head.root_hash))
+    log.close()
