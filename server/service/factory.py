@@ -23,6 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import structlog
 
 from adapters.alertbus import MemoryAlertBus, RedisAlertBus
@@ -49,11 +50,12 @@ from audit.indexer import IndexFollower
 from audit.masking import Masker
 from audit.migrate import migrate
 from audit.postgres import PostgresLedgerStore
+from audit.record import hash_text
 from audit.recording import ruleset_record
 from audit.segments import Frame, SegmentLog, check_log, instances
 from audit.shipper import LedgerShipper
 from audit.signing import SigningKeyError, load_signer
-from audit.writer import LedgerError, LedgerWriter, TreeRebuild, save_tree
+from audit.writer import LedgerError, LedgerTampered, LedgerWriter, TreeRebuild, save_tree
 from engine import (
     AlertBus,
     AlertStore,
@@ -192,6 +194,46 @@ def preflight(settings: Settings) -> None:
                 f"instance {instance} holds signed tree heads; restore the key file, or "
                 "set FRONTLINE_SIGNING_KEY to it"
             )
+    if settings.database_url:
+        check_shipped(settings)
+
+
+def check_shipped(settings: Settings) -> None:
+    """With PostgreSQL, the log here must still hold every record of this instance that was
+    shipped there: LedgerTampered, in one sentence, if it was removed, cut or rewritten.
+    PostgreSQL out of reach is no reason not to start (the shipper retries); it is logged."""
+    assert settings.database_url is not None
+    try:
+        shipped = PostgresLedgerStore(settings.database_url, settings.instance)
+    except psycopg.Error as exc:
+        log.warning("the shipped ledger was not compared", error=str(exc).strip())
+        return
+    try:
+        seq, hash = shipped.head()
+    finally:
+        shipped.close()
+    if seq == 0:
+        return
+    instance = settings.instance
+    held, found = 0, None
+    if (settings.ledger_dir / instance).is_dir():
+        local = SegmentLog(settings.ledger_dir, instance, readonly=True)
+        try:
+            held = local.head()[0]
+            found = next(local.frames(after_seq=seq - 1), None)
+        finally:
+            local.close()
+    if held < seq or found is None:
+        raise LedgerTampered(
+            f"PostgreSQL holds {seq} records of instance {instance}, but its log in "
+            f"{settings.ledger_dir / instance} holds {held}: the log was removed or its tail "
+            "cut; restore it from a backup (a new server needs its own FRONTLINE_INSTANCE)"
+        )
+    if hash_text(found.leaf) != hash:
+        raise LedgerTampered(
+            f"record {seq} of instance {instance} in {settings.ledger_dir / instance} is not "
+            "the record PostgreSQL holds: the log was rewritten; restore it from a backup"
+        )
 
 
 def open_ledger(settings: Settings) -> tuple[RulesetRegistry, LedgerWriter]:

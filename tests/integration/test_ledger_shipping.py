@@ -10,7 +10,7 @@ from pathlib import Path
 
 from audit.postgres import PostgresLedgerStore
 from audit.record import LedgerRecord, decode
-from audit.segments import SegmentLog
+from audit.segments import Frame, SegmentLog, walk
 from audit.shipper import LedgerShipper
 from audit.writer import LedgerWriter
 from tests.support.postgres import URL, check_chain
@@ -205,3 +205,66 @@ def test_two_spools_with_one_instance_name_are_refused(tmp_path: Path, pg_schema
         assert check.count() == 50 and check_chain(check).ok  # nothing of b was mixed in
     finally:
         check.close()
+
+
+def test_a_log_removed_or_cut_behind_what_postgresql_holds_stops_the_server(
+    tmp_path: Path,
+) -> None:
+    """The shipped copy keeps the log honest: a server whose log lost records PostgreSQL holds
+    (its tail cut, or the whole instance's log removed) refuses to start, in one sentence."""
+    import shutil
+    import uuid
+
+    import httpx
+
+    from tests.support.live_server import LiveServer
+
+    instance = f"srv-{uuid.uuid4().hex[:8]}"
+    env = {"DATABASE_URL": URL, "FRONTLINE_INSTANCE": instance}
+    data = tmp_path / "d"
+    with LiveServer(data, env=env) as server:
+        for k in range(5):
+            httpx.post(
+                server.url + "/v1/decisions",
+                json={"ruleset": "retention-desk", "customer_id": f"c-{k}", "agent_id": "agent-7"},
+                headers=server.auth("agent"),
+            )
+    target = PostgresLedgerStore(URL, instance=instance)
+    try:
+        deadline = time.monotonic() + 20
+        while target.head()[0] < 8 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        shipped = target.head()[0]
+    finally:
+        target.close()
+    assert shipped >= 8  # the starters, the decisions and a tree head at least
+
+    def refused() -> str:
+        attempt = LiveServer(data, env=env)
+        try:
+            attempt.start(timeout=30)
+        except RuntimeError:
+            return attempt.output()
+        finally:
+            attempt.stop()
+        raise AssertionError("the server started")
+
+    log_dir = data / "ledger" / instance
+    kept = tmp_path / "kept"
+    shutil.copytree(log_dir, kept)
+    segment = log_dir / "00000000000000000001.seg"
+    frames = [f for f in walk(segment, 1) if isinstance(f, Frame)]
+    # keep the first shipped - 2 records: the tail PostgreSQL holds is cut
+    segment.write_bytes(segment.read_bytes()[: frames[shipped - 2].offset])
+    said = refused()
+    assert f"PostgreSQL holds {shipped} records of instance {instance}" in said, said
+    assert f"holds {shipped - 2}: the log was removed or its tail cut" in said, said
+
+    shutil.rmtree(log_dir)
+    said = refused()
+    assert f"PostgreSQL holds {shipped} records of instance {instance}" in said, said
+    assert "holds 0: the log was removed" in said, said
+
+    shutil.copytree(kept, log_dir)  # restored from the backup: it starts again
+    with LiveServer(data, env=env):
+        pass
