@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from audit.merkle import root_of, verify_consistency, verify_inclusion
-from audit.proofs import LogTree, read_tiles
+from audit.merkle import ProofError, root_of, verify_consistency, verify_inclusion
+from audit.proofs import LogTree, check_extends, read_tiles
 from audit.record import LedgerRecord, decode, hash_bytes, hash_text, leaf_hash
 from audit.segments import HEADER, MAGIC, SegmentLog, segment_name
 from audit.signing import Signer, TreeHead, parse_public_key, verify_tree_head
@@ -288,3 +288,31 @@ def test_a_tree_head_signed_by_another_key_is_refused(tmp_path: Path) -> None:
     assert report.broken_at == 7 and "names the key" in (report.reason or "")
     with pytest.raises(LedgerTampered, match="names the key"):
         reopen(tmp_path, intruder)
+
+
+def test_a_kept_checkpoint_catches_a_cut_tail_and_a_rewritten_history(tmp_path: Path) -> None:
+    """Someone holding the key can sign a new history, but not one that extends a tree head
+    an auditor kept: a tail cut below it, or an early record rewritten, is named."""
+    _signed_ledger(tmp_path)
+    ((_, head, _),) = heads(tmp_path)
+    kept = head.to_dict()
+    log = SegmentLog(tmp_path, "local", readonly=True)
+    try:
+        assert "extends the checkpoint of 6 records" in check_extends(log, kept)
+    finally:
+        log.close()
+    _, frames = _frames(tmp_path)
+    _rewrite(tmp_path, frames[:4])  # records 5 onwards cut
+    log = SegmentLog(tmp_path, "local", readonly=True)
+    try:
+        with pytest.raises(ProofError, match="holds 4 records, fewer than the 6 of the checkpoint"):
+            check_extends(log, kept)
+    finally:
+        log.close()
+    _rewrite(tmp_path, [frames[0], _edit(frames[1], b'"c-1"', b'"c-8"'), *frames[2:]])
+    log = SegmentLog(tmp_path, "local", readonly=True)
+    try:
+        with pytest.raises(ProofError, match="no longer have the checkpoint's root"):
+            check_extends(log, kept)
+    finally:
+        log.close()
