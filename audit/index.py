@@ -485,6 +485,37 @@ class LedgerIndex:
             seq,
         )
 
+    def replace_rows(self, name: str, frames: list[Frame]) -> None:
+        """Give records of ``name`` already indexed the rows their (new) bytes call for: an
+        erased record's row then says only that it was erased. Records past the mark are
+        left to the indexer, which reads their new bytes."""
+        inst = self.instance(name)
+        with _immediate(self.conn):
+            (mark,) = self.conn.execute(
+                "SELECT indexed_seq FROM instances WHERE inst = ?", (inst,)
+            ).fetchone()
+            done = [f for f in frames if f.seq <= mark]
+            if not done:
+                return
+            seqs = [(inst, f.seq) for f in done]
+            self.conn.executemany("DELETE FROM records WHERE inst = ? AND seq = ?", seqs)
+            self.conn.executemany("DELETE FROM outcomes WHERE inst = ? AND seq = ?", seqs)
+            rows, outcomes = index_rows(inst, done)
+            self.conn.executemany(_INSERT_RECORDS, rows)
+            if outcomes:
+                terms = self._terms(outcomes)
+                self.conn.executemany(
+                    _INSERT_OUTCOMES,
+                    [(terms[facet, value], ts, i, seq) for facet, value, ts, i, seq in outcomes],
+                )
+
+    def vacuum(self) -> None:
+        """Rewrite the file without free pages, and empty its write-ahead log, so that no
+        copy of a replaced row stays on disk."""
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.conn.execute("VACUUM")
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def forget_through(self, name: str, seq: int) -> None:
         """Drop the rows of ``name``'s records up to ``seq`` (their segments were removed),
         and move its mark past them if it is not there yet: an indexer reading them finds

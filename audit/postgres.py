@@ -141,5 +141,16 @@ class PostgresLedgerStore:
             ).fetchone()
         return int(row[0]) if row else 0
 
+    def erase(self, instance: str, blanks: Sequence[tuple[int, bytes]]) -> None:
+        """Replace shipped records' bytes with their tombstones and clear the columns that
+        said what they were about (erasure: audit/erasure.py)."""
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            cur.executemany(
+                "UPDATE ledger SET body = %s, kind = 'erased', customer_id = NULL,"
+                " agent_id = NULL, ruleset = NULL, revision = NULL"
+                " WHERE instance = %s AND seq = %s",
+                [(body, instance, seq) for seq, body in blanks],
+            )
+
     def close(self) -> None:
         self._conn.close()

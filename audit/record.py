@@ -31,6 +31,8 @@ Kind = Literal[
     "shadow",
     "checkpoint",
     "tree_head",
+    "erasure",
+    "erased",
 ]
 KINDS: tuple[str, ...] = get_args(Kind)
 GENESIS = "sha256:" + "0" * 64
@@ -132,6 +134,12 @@ def leaf_hash(body: bytes) -> bytes:
     h = _LEAF.copy()
     h.update(body)
     return h.digest()
+
+
+def is_tombstone(body: bytes) -> bool:
+    """Whether stored bytes are an erased record's tombstone (audit/erasure.py): bytes that no
+    longer hash to their frame's leaf, by design."""
+    return b'"kind":"erased"' in body[:200]
 
 
 def hash_text(leaf: bytes) -> str:

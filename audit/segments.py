@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from audit.record import GENESIS, Sealed, hash_text, leaf_hash
+from audit.record import GENESIS, Sealed, hash_text, is_tombstone, leaf_hash
 
 log = logging.getLogger("frontline.ledger")
 
@@ -156,7 +156,7 @@ def walk(
             if length == 0 or length > MAX_RECORD:
                 break
             body = data[offset + HEADER.size : end]
-            if check and leaf_hash(body) != leaf:
+            if check and leaf_hash(body) != leaf and not is_tombstone(body):
                 break
             yield Frame(seq, segment, start + pos + offset, body, leaf)
             seq += 1

@@ -16,6 +16,7 @@ is reported here and repaired by ``frontline audit reindex``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -60,6 +61,10 @@ class VerifyReport:
     reason: str | None = None
     indexed: int = 0
     index_problems: list[str] = field(default_factory=list)
+    # Erased records no erasure record of this log lists (another instance's may), and the
+    # records of other instances this log's erasure records list.
+    unlisted: list[int] = field(default_factory=list)
+    lists: frozenset[tuple[str, int]] = frozenset()
 
     @property
     def index_ok(self) -> bool:
@@ -144,6 +149,7 @@ def verify(
     every: int = 100_000,
     live: bool = True,
     public_key: str | None = None,
+    others: bool = False,
 ) -> VerifyReport:
     """Check every record of ``log`` in ``seq`` order, stopping at the first broken link,
     and (given ``index``) check that the index agrees with every record up to its mark.
@@ -154,11 +160,17 @@ def verify(
     retention removed begins with the leaf hashes it kept; if none were kept (retention by an
     earlier version), the tree cannot be rebuilt and its heads are not checked.
 
+    An erased record must be listed by an erasure record; with ``others`` (other instances'
+    logs will be read too) those this log does not list are left in ``unlisted`` for the
+    caller to look up in theirs.
+
     ``progress`` is called with the number of records checked so far, every ``every``.
     """
     previous_seq, previous_hash = 0, GENESIS
     count = 0
     tree: Frontier | None = Frontier()
+    erased: list[int] = []  # records whose bytes are an erasure's tombstone
+    covered: set[tuple[str, int]] = set()  # records an erasure record lists
     pinned = parse_public_key(public_key) if public_key else None
     checker = _IndexCheck(index, log.instance) if index is not None else None
 
@@ -214,6 +226,11 @@ def verify(
             )
         elif count == 0 and link.prev_hash != GENESIS:
             return report(seq, "record 1 does not start a chain (its prev_hash is not zero)")
+        if link.kind == "erased":
+            erased.append(seq)
+        elif link.kind == "erasure":
+            for instance, listed in link.data.get("records") or ():  # type: ignore[attr-defined]
+                covered.add((instance, listed))
         if tree is not None:
             if link.kind == "tree_head":
                 problem = tree_head_problem(_RECORD.decode(body).data, tree, public_key, pinned)
@@ -226,7 +243,14 @@ def verify(
         count += 1
         if progress is not None and count % every == 0:
             progress(count)
-    return report()
+    blanked = [seq for seq in erased if (log.instance, seq) not in covered]
+    if blanked and not others:
+        return report(blanked[0], _unlisted(blanked[0]))
+    return dataclasses.replace(report(), unlisted=blanked, lists=frozenset(covered))
+
+
+def _unlisted(seq: int) -> str:
+    return f"record {seq} was blanked as erased, but no erasure record lists it"
 
 
 class _IndexCheck:
@@ -409,9 +433,18 @@ def verify_ledger(
                 if progress is not None:
                     progress(base + n)
 
-            report = verify(log, index, progress=step, live=live, public_key=public_key)
+            report = verify(
+                log, index, progress=step, live=live, public_key=public_key, others=True
+            )
             checked += report.records
             reports[name] = report
+        listed = frozenset().union(*(r.lists for r in reports.values()))
+        for name, report in reports.items():
+            blanked = [seq for seq in report.unlisted if (name, seq) not in listed]
+            if blanked and report.reason is None:
+                reports[name] = dataclasses.replace(
+                    report, ok=False, broken_at=blanked[0], reason=_unlisted(blanked[0])
+                )
         if index is not None:
             for name, problem in _rows_without_log(index, ledger_dir, set(reports)).items():
                 reports[name] = VerifyReport(False, 0, 0, GENESIS, index_problems=[problem])

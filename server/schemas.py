@@ -70,6 +70,11 @@ class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     examples: Annotated[int, msgspec.Meta(ge=0, le=100)] = 5
 
 
+class ErasureRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    customer_id: Id
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
 class AckRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     outcome: Literal["acknowledged", "acted", "accepted", "overridden", "dismissed"]
     note: Annotated[str, msgspec.Meta(max_length=2000)] | None = None

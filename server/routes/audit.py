@@ -22,12 +22,13 @@ from litestar.response import Stream
 
 from audit.query import MAX_PAGE
 from audit.replay import Progress
-from server.http import answer, problems, requires, service
-from server.schemas import ReplayRequest
+from server.http import answer, principal_of, problems, requires, service
+from server.schemas import ErasureRequest, ReplayRequest
 from server.service.answers import (
     AuditPage,
     Checkpoints,
     ConsistencyProof,
+    Erased,
     InclusionProof,
     RecordExplained,
     ReplayReport,
@@ -132,6 +133,20 @@ async def prove_decision(request: Request[Any, Any, Any], decision_id: str) -> I
     follows it: check it offline with `frontline audit verify-proof FILE --public-key KEY`.
     A record newer than every tree head waits for the next (at most about a second)."""
     return await service(request).audit.proof(decision_id)
+
+
+@post(
+    "/v1/audit/erasures",
+    opt=requires("admin"),
+    status_code=200,
+    tags=["audit"],
+    responses=problems(503),
+)
+async def erase_customer(request: Request[Any, Any, Any], data: ErasureRequest) -> Erased:
+    """Erase a customer's records: their bodies are blanked in the segments, the index and
+    PostgreSQL, their leaf hashes kept, so every checkpoint and every other record's proof
+    still verify; an ``erasure`` record, written first, names what was erased and why."""
+    return await service(request).audit.erase(data.customer_id, data.reason, principal_of(request))
 
 
 @get("/v1/audit/checkpoints/latest", opt=requires("auditor"), tags=["audit"], responses=problems())
@@ -268,6 +283,7 @@ ROUTES = [
     prove_decision,
     latest_checkpoints,
     prove_consistency,
+    erase_customer,
     verify_chain,
     replay,
 ]

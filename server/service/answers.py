@@ -392,6 +392,14 @@ class ConsistencyProof(msgspec.Struct, kw_only=True):
     proof: list[str]  # sha256:<hex> (RFC 9162 §2.1.4)
 
 
+class Erased(msgspec.Struct, kw_only=True):
+    """An erasure done: its own record's id and how many records lost their bodies."""
+
+    erasure_id: str
+    records: int
+    instances: list[str]
+
+
 class Verified(msgspec.Struct, kw_only=True):
     """The chain of every instance walked: ok, or the first broken link and why."""
 

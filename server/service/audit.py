@@ -19,19 +19,26 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import psycopg
 
+from audit.erasure import erase_customer
+from audit.masking import Masker
 from audit.merkle import EMPTY_ROOT
+from audit.postgres import PostgresLedgerStore
 from audit.proofs import LogTree
 from audit.query import LedgerQuery, LedgerReader, QueryError, csv_header, csv_row
-from audit.record import LedgerRecord, decode, hash_text
+from audit.record import Actor, LedgerRecord, decode, hash_text
 from audit.replay import Progress, replay_range
 from audit.segments import LogError, SegmentLog, instances
 from audit.verify import verify_ledger
+from audit.writer import LedgerError, LedgerWriter
 from engine import CompiledRuleset, RulesetError, compile_ruleset
+from server.keys import Principal
 from server.service.answers import (
     AuditPage,
     Checkpoints,
     ConsistencyProof,
+    Erased,
     Explanation,
     HumanStep,
     InclusionProof,
@@ -90,11 +97,21 @@ class Audit:
     """The ledger as auditors read it."""
 
     def __init__(
-        self, ledger_dir: Path, max_document_bytes: int, public_key: str | None = None
+        self,
+        ledger_dir: Path,
+        max_document_bytes: int,
+        public_key: str | None = None,
+        *,
+        writer: LedgerWriter | None = None,
+        masker: Masker | None = None,
+        shipped: Callable[[], PostgresLedgerStore] | None = None,
     ) -> None:
         self.ledger_dir = ledger_dir
         self.max_document_bytes = max_document_bytes
         self.public_key = public_key  # what tree heads must be signed by
+        self.writer = writer  # where erasures are recorded
+        self.masker = masker  # masks the customer id an erasure record names
+        self.shipped = shipped  # the shipped copy, which an erasure blanks too
 
     def query(
         self,
@@ -202,6 +219,33 @@ class Audit:
                     retry_after=1,
                 )
             await asyncio.sleep(0.1)
+
+    async def erase(self, customer_id: str, reason: str, principal: Principal) -> Erased:
+        """Blank every record about ``customer_id`` (segments, index, PostgreSQL), keeping
+        their leaf hashes so every proof still holds; the erasure is recorded first."""
+        if self.writer is None or self.masker is None:
+            raise Unavailable("this server does not erase records")
+        masked = self.masker.mask(customer_id) or ""
+        try:
+            result = await asyncio.to_thread(
+                partial(
+                    erase_customer,
+                    self.ledger_dir,
+                    self.writer,
+                    customer_id,
+                    reason=reason,
+                    masked_customer=masked,
+                    actor=Actor(principal=principal.name, role=principal.role),
+                    shipped=self.shipped,
+                )
+            )
+        except (LedgerError, OSError, psycopg.Error) as exc:
+            raise Unavailable(f"the erasure could not be completed: {exc}; run it again") from None
+        return Erased(
+            erasure_id=result.erasure_id,
+            records=len(result.records),
+            instances=sorted({name for name, _ in result.records}),
+        )
 
     async def checkpoints(self) -> Checkpoints:
         """The latest signed tree head of every instance in the ledger."""

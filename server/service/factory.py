@@ -414,7 +414,18 @@ def build(
         alerts=alerts,
         timers=timers,
         rulesets=Rulesets(registry, recorder, metrics, settings.max_ruleset_bytes),
-        audit=Audit(settings.ledger_dir, settings.max_ruleset_bytes, ledger.public_key),
+        audit=Audit(
+            settings.ledger_dir,
+            settings.max_ruleset_bytes,
+            ledger.public_key,
+            writer=ledger,
+            masker=masker,
+            shipped=(
+                partial(PostgresLedgerStore, settings.database_url, settings.instance)
+                if settings.database_url
+                else None
+            ),
+        ),
         registry=registry,
         contexts=stores.contexts,
         ledger=ledger,

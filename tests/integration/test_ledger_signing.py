@@ -239,3 +239,81 @@ def test_proofs_checkpoints_and_consistency_are_checked_offline(tmp_path: Path) 
     assert rewritten.returncode == 1
     assert "its history was rewritten" in rewritten.stdout
     assert f"broken at record {seq + 1}" in rewritten.stdout  # the chain's next link breaks too
+
+
+def _files_holding(root: Path, needle: bytes) -> list[str]:
+    """Every file under ``root`` (the server's own log aside) whose bytes contain ``needle``."""
+    found = []
+    for path in root.rglob("*"):
+        if path.is_file() and path.name != "server.log" and needle in path.read_bytes():
+            found.append(str(path.relative_to(root)))
+    return found
+
+
+def test_an_erasure_blanks_a_customer_and_every_proof_still_holds(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    secret = "Erin-Quint-7741"  # a value only this customer's records hold
+    with LiveServer(data) as server, httpx.Client(base_url=server.url) as client:
+        agent = server.auth("agent")
+        others = [
+            client.post("/v1/decisions", json={**BODY, "customer_id": f"k-{k}"}, headers=agent)
+            for k in range(3)
+        ]
+        erased = [
+            client.post(
+                "/v1/decisions",
+                json={
+                    **BODY,
+                    "customer_id": "c-erase",
+                    "context": {"customer": {"tier": "gold", "segment": secret}},
+                },
+                headers=agent,
+            )
+            for _ in range(2)
+        ]
+        assert all(a.status_code == 200 for a in others + erased)
+        time.sleep(1.2)  # a tree head covers them all
+        auditor = server.auth("auditor")
+        kept_proof = client.get(
+            f"/v1/audit/decisions/{others[1].json()['decision_id']}/proof", headers=auditor
+        ).json()
+        assert secret.encode() in b"".join(p.read_bytes() for p in data.rglob("*.seg"))
+
+        asked = {"customer_id": "c-erase", "reason": "GDPR Art. 17 request 2026-118"}
+        assert client.post("/v1/audit/erasures", json=asked, headers=auditor).status_code == 403
+        done = client.post("/v1/audit/erasures", json=asked, headers=server.auth("admin"))
+        assert done.status_code == 200, done.text
+        assert done.json()["records"] == 2
+
+        gone = client.get(
+            f"/v1/audit/decisions/{erased[0].json()['decision_id']}", headers=auditor
+        ).json()["record"]
+        assert gone["kind"] == "erased" and gone.get("customer_id") is None
+        assert gone["data"]["erasure"] == done.json()["erasure_id"]
+        page = client.get(
+            "/v1/audit/decisions", params={"customer_id": "c-erase"}, headers=auditor
+        ).json()
+        assert page["records"] == []
+        (erasure,) = client.get(
+            "/v1/audit/decisions", params={"kind": "erasure"}, headers=auditor
+        ).json()["records"]
+        assert erasure["data"]["reason"] == asked["reason"]
+        assert "c-erase" not in json.dumps(erasure)  # the erasure names the customer masked
+        verified = client.get("/v1/audit/verify", headers=auditor).json()
+        assert verified["ok"], verified
+        again = client.get(
+            f"/v1/audit/decisions/{others[1].json()['decision_id']}/proof", headers=auditor
+        ).json()
+        assert again["inclusion_path"] == kept_proof["inclusion_path"]
+
+    assert _files_holding(data, secret.encode()) == []
+    assert _files_holding(data, b'"c-erase"') == []
+    public_key = frontline("audit", "public-key", "--data-dir", str(data)).stdout.strip()
+    saved = tmp_path / "proof.json"
+    saved.write_text(json.dumps(kept_proof))
+    checked = frontline("audit", "verify-proof", str(saved), "--public-key", public_key)
+    assert checked.returncode == 0, checked.stdout
+    verified = frontline("audit", "verify", "--data-dir", str(data))
+    assert verified.returncode == 0, verified.stdout
+    with LiveServer(data):  # its start checks every signed tree head again
+        pass
