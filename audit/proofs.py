@@ -180,16 +180,23 @@ def check_proof(proof: dict[str, Any], public_key: str) -> str:
     if not verify_tree_head(head, key):
         signed_by = f" (it names {named_key})" if named_key and named_key != public_key else ""
         raise ProofError(f"the tree head is not signed by {public_key}{signed_by}")
-    leaf = leaf_hash(body)
+    record = json.loads(body)
+    erased = record.get("kind") == "erased"
+    leaf = claimed if erased else leaf_hash(body)  # an erased record keeps only its leaf
     if leaf != claimed:
         raise ProofError("the record's bytes do not hash to the proof's leaf_hash")
-    record = json.loads(body)
     if record.get("instance") != head.instance or record.get("seq") != index + 1:
         raise ProofError(
             f"the record is {record.get('instance')}#{record.get('seq')}, but the proof is "
             f"for leaf {index} of {head.instance}"
         )
     verify_inclusion(index, head.tree_size, leaf, path, hash_bytes(head.root_hash))
+    if erased:
+        return (
+            f"record {record.get('id')} was erased (by {record.get('data', {}).get('erasure')}); "
+            f"its leaf is still record {index + 1} of instance {head.instance}'s log, under "
+            f"the tree head of {head.tree_size} records signed at {head.time}"
+        )
     return (
         f"record {record.get('id')} ({record.get('kind')}) is record {index + 1} of instance "
         f"{head.instance}'s log, under the tree head of {head.tree_size} records signed at "

@@ -305,6 +305,10 @@ def test_an_erasure_blanks_a_customer_and_every_proof_still_holds(tmp_path: Path
             f"/v1/audit/decisions/{others[1].json()['decision_id']}/proof", headers=auditor
         ).json()
         assert again["inclusion_path"] == kept_proof["inclusion_path"]
+        erased_proof = client.get(
+            f"/v1/audit/decisions/{erased[0].json()['decision_id']}/proof", headers=auditor
+        ).json()
+        assert erased_proof["leaf_hash"] == erased[0].json()["receipt"]["leaf_hash"]
 
     assert _files_holding(data, secret.encode()) == []
     assert _files_holding(data, b'"c-erase"') == []
@@ -313,6 +317,10 @@ def test_an_erasure_blanks_a_customer_and_every_proof_still_holds(tmp_path: Path
     saved.write_text(json.dumps(kept_proof))
     checked = frontline("audit", "verify-proof", str(saved), "--public-key", public_key)
     assert checked.returncode == 0, checked.stdout
+    saved.write_text(json.dumps(erased_proof))
+    checked = frontline("audit", "verify-proof", str(saved), "--public-key", public_key)
+    assert checked.returncode == 0, checked.stdout
+    assert "was erased" in checked.stdout and "its leaf is still record" in checked.stdout
     verified = frontline("audit", "verify", "--data-dir", str(data))
     assert verified.returncode == 0, verified.stdout
     with LiveServer(data):  # its start checks every signed tree head again
