@@ -27,6 +27,8 @@ PREFIX = "hmac-sha256:"
 CLASSIFICATIONS = ("public", "internal", "pii")
 MASKED_BY_DEFAULT = frozenset({"pii"})
 _CANONICAL = msgspec.json.Encoder(order="sorted")
+_SCALARS = frozenset({str, int, float, bool})
+_RECENT = 10_000  # masks remembered, at most
 
 
 class Masker:
@@ -44,6 +46,9 @@ class Masker:
             )
         self._key = key
         self.masked = MASKED_BY_DEFAULT - clear
+        # Recent masks of scalar values: a customer's values recur from one decision to the
+        # next, and an HMAC costs more than the rest of masking them.
+        self._recent: dict[tuple[type, Any], str] = {}
 
     def masks(self, classification: str) -> bool:
         """Whether values of this classification are stored masked."""
@@ -56,8 +61,18 @@ class Masker:
         value is ``hmac-sha256:...`` is not thereby kept in clear."""
         if value is None:
             return None
+        scalar = value.__class__ in _SCALARS
+        if scalar:
+            found = self._recent.get((value.__class__, value))
+            if found is not None:
+                return found
         digest = hmac.new(self._key, _CANONICAL.encode(value), hashlib.sha256).hexdigest()
-        return PREFIX + digest
+        masked = PREFIX + digest
+        if scalar:
+            if len(self._recent) >= _RECENT:
+                self._recent.clear()
+            self._recent[(value.__class__, value)] = masked
+        return masked
 
 
 def is_masked(value: Any) -> bool:

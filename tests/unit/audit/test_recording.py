@@ -194,6 +194,9 @@ def test_equal_values_mask_equally_and_other_keys_differ() -> None:
     assert a.mask("ann@example.com") != a.mask("bob@example.com")
     assert a.mask("ann@example.com") != b.mask("ann@example.com")
     assert a.mask(None) is None
+    # Masks are remembered per value and type: 1, 1.0 and true are different JSON values.
+    assert len({a.mask(1), a.mask(1.0), a.mask(True)}) == 3
+    assert a.mask(1) == a.mask(1) and a.mask(True) == a.mask(True)
     # A value that looks like a mask is masked like any other, so a customer's field holding
     # "hmac-sha256:..." is not stored as it came.
     looks_masked = a.mask("x")
