@@ -158,8 +158,15 @@ def test_alert_messages_and_tree_prompts_reach_the_agent_with_pii_masked(
         assert rising["message"].startswith("Risk now 0.9 for hmac-sha256:")
     finally:
         stream.close()
-    # The agent sees the mask the ledger keeps, and the ledger keeps what the agent saw.
-    records = ledger_records(server, "c-priv-1")
+    # The agent sees the mask the ledger keeps, and the ledger keeps what the agent saw, in
+    # every kind of record: the decision, the alerts and their deliveries to the desktop.
+    for _ in range(100):
+        records = ledger_records(server, "c-priv-1")
+        if sum(r.kind == "alert_delivered" for r in records) >= 2:
+            break
+        time.sleep(0.05)
+    kinds = {r.kind for r in records}
+    assert {"decision", "alert", "alert_delivered"} <= kinds, kinds
     decided = next(r.outputs for r in records if r.kind == "decision")
     assert decided["alerts"][0]["message"] == alert["message"]
     assert decided["next_step"]["say"] == started["next_step"]["say"]
