@@ -406,13 +406,7 @@ class LedgerIndex:
             ).fetchone()
             if now != expected:
                 return False
-            self.conn.executemany(_INSERT_RECORDS, rows)
-            if outcomes:
-                terms = self._terms(outcomes)
-                self.conn.executemany(
-                    _INSERT_OUTCOMES,
-                    [(terms[facet, value], ts, i, seq) for facet, value, ts, i, seq in outcomes],
-                )
+            self._insert(rows, outcomes)
             for through in _removed_by(frames):
                 self._delete_through(inst, through)
             self.conn.execute(
@@ -420,6 +414,18 @@ class LedgerIndex:
                 (last.seq, last.segment, last.end, inst),
             )
         return True
+
+    def _insert(
+        self, rows: list[tuple[Any, ...]], outcomes: list[tuple[str, str, int, int, int]]
+    ) -> None:
+        """Add ``records`` rows and their outcomes; inside the caller's transaction."""
+        self.conn.executemany(_INSERT_RECORDS, rows)
+        if outcomes:
+            terms = self._terms(outcomes)
+            self.conn.executemany(
+                _INSERT_OUTCOMES,
+                [(terms[facet, value], ts, i, seq) for facet, value, ts, i, seq in outcomes],
+            )
 
     def _delete_through(self, inst: int, seq: int) -> None:
         self.conn.execute("DELETE FROM records WHERE inst = ? AND seq <= ?", (inst, seq))
@@ -500,14 +506,7 @@ class LedgerIndex:
             seqs = [(inst, f.seq) for f in done]
             self.conn.executemany("DELETE FROM records WHERE inst = ? AND seq = ?", seqs)
             self.conn.executemany("DELETE FROM outcomes WHERE inst = ? AND seq = ?", seqs)
-            rows, outcomes = index_rows(inst, done)
-            self.conn.executemany(_INSERT_RECORDS, rows)
-            if outcomes:
-                terms = self._terms(outcomes)
-                self.conn.executemany(
-                    _INSERT_OUTCOMES,
-                    [(terms[facet, value], ts, i, seq) for facet, value, ts, i, seq in outcomes],
-                )
+            self._insert(*index_rows(inst, done))
 
     def vacuum(self) -> None:
         """Rewrite the file without free pages, and empty its write-ahead log, so that no

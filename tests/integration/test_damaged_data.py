@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import httpx
 import pytest
 
 from audit.segments import HEADER, MAGIC, Frame, segment_name, walk
-from tests.support.live_server import API_KEYS, ROOT, LiveServer, free_port
+from tests.support.live_server import API_KEYS, LiveServer, serve_once
 
 
 def serve(data_dir: Path, keys: bool = True) -> tuple[int, str]:
@@ -22,17 +21,7 @@ def serve(data_dir: Path, keys: bool = True) -> tuple[int, str]:
     env.pop("FRONTLINE_API_KEYS", None)
     if keys:
         env["FRONTLINE_API_KEYS"] = API_KEYS
-    command = ["serve", "--data-dir", str(data_dir), "--port", str(free_port())]
-    done = subprocess.run(
-        [sys.executable, "-m", "server.cli", *command],
-        check=False,
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    return done.returncode, (done.stdout + done.stderr).strip()
+    return serve_once(data_dir, env, timeout=30)
 
 
 @pytest.fixture(scope="module")

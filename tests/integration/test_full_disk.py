@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.live_server import API_KEYS, ROOT, LiveServer, free_port
+from tests.support.live_server import API_KEYS, ROOT, LiveServer, serve_once
 
 DOCUMENT = (ROOT / "rulesets" / "retention-desk.yaml").read_text(encoding="utf-8")
 DECISION = {"ruleset": "retention-desk", "customer_id": "c-1", "agent_id": "agent-7"}
@@ -172,17 +171,7 @@ def test_a_full_disk_refuses_changes_in_one_sentence_and_keeps_what_serves(
 def serve(data_dir: Path) -> tuple[int, str]:
     env = {**os.environ, "FRONTLINE_API_KEYS": API_KEYS}
     env.pop("FRONTLINE_MASKING_KEY", None)
-    command = ["serve", "--data-dir", str(data_dir), "--port", str(free_port())]
-    done = subprocess.run(
-        [sys.executable, "-m", "server.cli", *command],
-        check=False,
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return done.returncode, (done.stdout + done.stderr).strip()
+    return serve_once(data_dir, env)
 
 
 @pytest.mark.parametrize(

@@ -87,17 +87,7 @@ def test_a_server_whose_log_was_rewritten_refuses_to_start(tmp_path: Path) -> No
     with LiveServer(data) as server, httpx.Client(base_url=server.url) as client:
         answer = client.post("/v1/decisions", json=BODY, headers=server.auth("agent"))
         seq = answer.json()["receipt"]["seq"]
-    segment = data / "ledger" / "local" / segment_name(1)
-    raw = bytearray(segment.read_bytes())
-    offset = len(MAGIC)
-    for _ in range(seq - 1):
-        offset += HEADER.size + HEADER.unpack_from(raw, offset)[0]
-    length, _ = HEADER.unpack_from(raw, offset)
-    body = bytes(raw[offset + HEADER.size : offset + HEADER.size + length])
-    forged = body.replace(b'"c-1"', b'"c-2"', 1)
-    assert forged != body
-    raw[offset : offset + HEADER.size + length] = HEADER.pack(length, leaf_hash(forged)) + forged
-    segment.write_bytes(bytes(raw))
+    _forge(data, seq, b'"c-1"', b'"c-2"')
 
     refused = LiveServer(data)
     try:

@@ -37,6 +37,22 @@ API_KEYS = ",".join(
 )
 
 
+def serve_once(data_dir: Path, env: dict[str, str], timeout: float = 60) -> tuple[int, str]:
+    """Run ``frontline serve`` on ``data_dir`` with exactly ``env``, expecting it to stop by
+    itself (a server that cannot start): its exit code and everything it printed."""
+    command = ["serve", "--data-dir", str(data_dir), "--port", str(free_port())]
+    done = subprocess.run(
+        [sys.executable, "-m", "server.cli", *command],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return done.returncode, (done.stdout + done.stderr).strip()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

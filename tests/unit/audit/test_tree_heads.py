@@ -133,22 +133,14 @@ def _rewrite_frame(path: Path, seq: int, change: bytes, to: bytes) -> None:
 
 
 def test_a_forged_record_with_its_hash_recomputed_is_refused(tmp_path: Path) -> None:
-    signer = Signer.generate()
-    writer = LedgerWriter(SegmentLog(tmp_path, "local"), signer=signer, head_interval=3600)
-    for record in decisions(6):
-        writer.append_blocking(record)
-    shut(writer)
+    signer = _signed_ledger(tmp_path)
     _rewrite_frame(tmp_path, 3, b'"c-2"', b'"c-9"')
     with pytest.raises(LedgerTampered, match="tree head at record 7 of instance local promised"):
         reopen(tmp_path, signer)
 
 
 def test_a_tree_head_forged_without_the_key_is_refused(tmp_path: Path) -> None:
-    signer = Signer.generate()
-    writer = LedgerWriter(SegmentLog(tmp_path, "local"), signer=signer, head_interval=3600)
-    for record in decisions(2):
-        writer.append_blocking(record)
-    shut(writer)
+    signer = _signed_ledger(tmp_path, records=2)
     _rewrite_frame(tmp_path, 3, b'"tree_size":2', b'"tree_size":1')
     with pytest.raises(LedgerTampered, match="record 3 of instance local does not carry a valid"):
         reopen(tmp_path, signer)
@@ -202,12 +194,14 @@ def _rewrite(path: Path, frames: list[bytes]) -> None:
     (path / "local" / segment_name(1)).write_bytes(MAGIC + b"".join(frames))
 
 
-def _signed_ledger(path: Path) -> Signer:
+def _signed_ledger(path: Path, records: int = 6) -> Signer:
+    """A log of ``records`` decisions and, after them, the tree head its writer signed when
+    it closed; the signer."""
     signer = Signer.generate()
     writer = LedgerWriter(SegmentLog(path, "local"), signer=signer, head_interval=3600)
-    for record in decisions(6):
+    for record in decisions(records):
         writer.append_blocking(record)
-    shut(writer)  # record 7 is the tree head of the six decisions
+    shut(writer)
     return signer
 
 
