@@ -82,19 +82,22 @@ def put_context(
     assert stored.status_code == 200, stored.text
 
 
+def asked(customer_id: str, role: str) -> dict[str, Any]:
+    """What the desktop sends, starting an interaction or deciding, as ``role``'s agent."""
+    return {
+        "ruleset": "privacy-desk",
+        "customer_id": customer_id,
+        "agent_id": KEYS[role][0],
+        "tree": "follow-up",
+        "answers": {"confirmed": True},
+    }
+
+
 def start(
     client: httpx.Client, server: LiveServer, customer_id: str, role: str = "agent"
 ) -> dict[str, Any]:
     started = client.post(
-        "/v1/interactions",
-        json={
-            "ruleset": "privacy-desk",
-            "customer_id": customer_id,
-            "agent_id": KEYS[role][0],
-            "tree": "follow-up",
-            "answers": {"confirmed": True},
-        },
-        headers=server.auth(role),
+        "/v1/interactions", json=asked(customer_id, role), headers=server.auth(role)
     )
     assert started.status_code == 201, started.text
     body: dict[str, Any] = started.json()
@@ -105,16 +108,7 @@ def decide(
     client: httpx.Client, server: LiveServer, customer_id: str, role: str, **extra: Any
 ) -> httpx.Response:
     return client.post(
-        "/v1/decisions",
-        json={
-            "ruleset": "privacy-desk",
-            "customer_id": customer_id,
-            "agent_id": KEYS[role][0],
-            "tree": "follow-up",
-            "answers": {"confirmed": True},
-            **extra,
-        },
-        headers=server.auth(role),
+        "/v1/decisions", json={**asked(customer_id, role), **extra}, headers=server.auth(role)
     )
 
 
