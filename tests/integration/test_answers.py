@@ -181,6 +181,13 @@ def test_every_answer_matches_the_schema(checked: Checked) -> None:
         f"/v1/audit/decisions/{decided['decision_id']}/proof",
         "/v1/audit/decisions/{decision_id}/proof",
     )
+    erased = c.call(
+        "admin",
+        "POST",
+        "/v1/audit/erasures",
+        json={"customer_id": "c-never-seen", "reason": "a request with nothing to erase"},
+    )
+    assert erased["records"] == 0
     latest = c.call("auditor", "GET", "/v1/audit/checkpoints/latest")
     (head,) = latest["checkpoints"]
     c.call(

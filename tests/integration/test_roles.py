@@ -42,6 +42,7 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("get", "/v1/audit/decisions/{decision_id}/proof"): {"auditor"},
     ("get", "/v1/audit/checkpoints/latest"): {"auditor"},
     ("get", "/v1/audit/consistency"): {"auditor"},
+    ("post", "/v1/audit/erasures"): {"admin"},
     ("post", "/v1/replays"): {"author", "auditor"},
 }
 OPEN = {("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics")}
