@@ -40,6 +40,8 @@ from engine.expr import (
 )
 from engine.regexes import regex_matcher
 
+_FINITE = {"+": "_add", "-": "_sub", "*": "_mul", "/": "_div", "%": "_mod"}
+
 
 class Namespace:
     """The globals of the generated module: runtime helpers plus named constants."""
@@ -180,6 +182,10 @@ class Emitter:
             return self._guarded((n.left, n.right), lambda a, b: f"{a} {n.op} {b}")
         if isinstance(n, Arith):
             zero = (lambda a, b: f"{b} == 0") if n.op in ("/", "%") else None
+            if n.type.kind == "number":
+                # A float can come out: overflow and NaN make it unknown (runtime._finite).
+                checked = _FINITE[n.op]
+                return self._guarded((n.left, n.right), lambda a, b: f"{checked}({a}, {b})", zero)
             return self._guarded((n.left, n.right), lambda a, b: f"{a} {n.op} {b}", zero)
         if isinstance(n, Neg):
             return self._guarded((n.operand,), lambda a: f"-{a}")

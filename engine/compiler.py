@@ -90,6 +90,7 @@ from engine.tables import (
     interval_index,
     output_builder,
     output_type,
+    output_value,
     parse_cell,
     read_type,
     resolver,
@@ -411,7 +412,13 @@ def _tables(b: _Build) -> None:
             b.problem((*where, "aggregate"), "aggregate applies only to hit: collect")
         if any(len(row) != width for row in table.rows):
             continue
-        plan.outputs = [tuple(row[len(table.inputs) :]) for row in table.rows]
+        plan.outputs = [
+            tuple(
+                _output_cell(b, (*where, "rows", r, len(table.inputs) + c), cell)
+                for c, cell in enumerate(row[len(table.inputs) :])
+            )
+            for r, row in enumerate(table.rows)
+        ]
         types = {}
         for c, name in enumerate(outputs):
             column = [row[c] for row in plan.outputs]
@@ -438,9 +445,24 @@ def _tables(b: _Build) -> None:
     b.table_order = _table_order(b)
 
 
+def _output_cell(b: _Build, path: Path, cell: Any) -> Any:
+    """An output cell's value (``'"new"'`` is ``new``); a problem, and the cell, if refused."""
+    try:
+        return output_value(cell)
+    except CellError as exc:
+        b.problem(path, str(exc))
+        return cell
+
+
 def _priority_ranks(b: _Build, plan: _TablePlan) -> list[tuple[int, ...]] | None:
     table = plan.model
-    value_lists = [None if isinstance(o, str) else o.values for o in table.outputs]
+    where = ("tables", plan.position, "outputs")
+    value_lists = [
+        None
+        if isinstance(o, str) or o.values is None
+        else [_output_cell(b, (*where, c, "values", k), v) for k, v in enumerate(o.values)]
+        for c, o in enumerate(table.outputs)
+    ]
     if table.hit != "priority":
         return None
     if all(v is None for v in value_lists):
@@ -1166,7 +1188,10 @@ class _Generator:
         w = FunctionWriter(f"def {name}({args}):")
         w.line(f"if {x} is None:")
         w.line(f"    return {none}")
-        as_floats = [float(v) for v in points]
+        try:
+            as_floats = [float(v) for v in points]
+        except OverflowError:  # an int beyond every float: search the points themselves
+            as_floats = []
         if as_floats == points and all(abs(v) < _EXACT_BELOW for v in as_floats):
             # Each point followed by the next float up: bisect_right counts the entries <= x,
             # which is 2i for x between P[i-1] and P[i] and 2i + 1 for x == P[i], the layout of

@@ -8,6 +8,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
+import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -50,6 +51,34 @@ def _min_list(values: list[Any] | None) -> Any:
 
 def _max_list(values: list[Any] | None) -> Any:
     return max(values) if values else None
+
+
+def _finite(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """``op`` over numbers, unknown (None) where its result is not a finite number.
+
+    Floats overflow to ``inf`` (and ``inf - inf`` is NaN) without an error, and an int beyond
+    the float range raises OverflowError when it meets a float or is divided: JSON can carry
+    neither result, so the expression is unknown, as a division by zero is. Generated code
+    calls these only where a float can come out; arithmetic on integers is exact.
+    """
+
+    def checked(a: Any, b: Any) -> Any:
+        try:
+            result = op(a, b)
+        except OverflowError:
+            return None
+        return result if result - result == 0 else None  # inf - inf and NaN - NaN are NaN
+
+    return checked
+
+
+def finite_sum(values: list[Any]) -> Any:
+    """The sum of a column of numbers, None (unknown) if it is not a finite number."""
+    try:
+        total = sum(values)
+    except OverflowError:
+        return None
+    return total if total - total == 0 else None
 
 
 # -- reading input values ---------------------------------------------------------------------
@@ -225,7 +254,9 @@ def format_value(value: Any) -> str:
         return str(value)
     if value.__class__ is float:
         # Agents read these: 5.0 prints as 5, as JavaScript's JSON.stringify would print it.
-        return str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
+        if value.is_integer() and abs(value) < 1e16:
+            return str(int(value))
+        return format_float(value)
     if value.__class__ is int:
         try:
             return str(value)
@@ -236,6 +267,32 @@ def format_value(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
+def format_float(value: float) -> str:
+    """A finite float as JavaScript prints a number (ECMA-262, Number::toString).
+
+    The digits are the shortest that read back as the same float (Python's ``repr`` finds
+    the same ones); JavaScript writes them out in full from 1e-6 up to 1e21 and with an
+    exponent beyond: 1e16 → ``10000000000000000``, 1e-7 → ``1e-7``, 1e21 → ``1e+21``.
+    """
+    if value == 0:
+        return "0"
+    sign = "-" if value < 0 else ""
+    mantissa, _, exponent = repr(abs(value)).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = (whole + fraction).lstrip("0")
+    # The decimal point sits after ``point`` digits: value = 0.<digits> * 10**point.
+    point = len(whole) + int(exponent or 0) - (len(whole + fraction) - len(digits))
+    digits = digits.rstrip("0")
+    if len(digits) <= point <= 21:
+        return sign + digits + "0" * (point - len(digits))
+    if 0 < point <= 21:
+        return sign + digits[:point] + "." + digits[point:]
+    if -6 < point <= 0:
+        return sign + "0." + "0" * -point + digits
+    power = f"e{'+' if point > 0 else '-'}{abs(point - 1)}"
+    return sign + digits[0] + ("." + digits[1:] if len(digits) > 1 else "") + power
+
+
 HELPERS: dict[str, Any] = {
     "_and3": _and3,
     "_or3": _or3,
@@ -243,6 +300,11 @@ HELPERS: dict[str, Any] = {
     "_all3": _all3,
     "_min_list": _min_list,
     "_max_list": _max_list,
+    "_add": _finite(operator.add),
+    "_sub": _finite(operator.sub),
+    "_mul": _finite(operator.mul),
+    "_div": _finite(operator.truediv),
+    "_mod": _finite(operator.mod),
     "_fmt": format_value,
     "_dt": to_datetime,
     "_count": read_counter,

@@ -9,12 +9,14 @@ value so that a lookup touches only the rows that can match.
 from __future__ import annotations
 
 import json
+import math
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from engine.expr import INTEGER, NUMBER, Type, comparable, list_of, orderable, value_type
+from engine.runtime import finite_sum
 
 _DECODER = json.JSONDecoder()
 INDEX_MIN_ROWS = 8
@@ -202,6 +204,25 @@ class _CellParser:
         return value
 
 
+def output_value(cell: Any) -> Any:
+    """An output cell's value. A string written as an input cell writes one, in double quotes
+    (``'"new"'``), is the string inside them (``new``), as in DMN; any other value is itself.
+    """
+    if cell.__class__ is not str:
+        return cell
+    text = cell.strip()
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        return cell
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise CellError(
+            f"{cell!r} is in double quotes but is not one JSON string; write the text "
+            f"without the quotes, or as one JSON string with inner quotes escaped "
+            f'(\'"say \\"hi\\""\')'
+        ) from None
+
+
 def _num(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
@@ -326,17 +347,36 @@ def interval_index(tests: list[Test], first: bool) -> tuple[list[Any], tuple[Any
     results = []
     for i in range(len(ordered) + 1):
         if i == 0:
-            sample = ordered[0] - 1 if ordered else 0
+            sample = math.ceil(ordered[0]) - 1 if ordered else 0
         elif i == len(ordered):
-            sample = ordered[-1] + 1
+            sample = math.floor(ordered[-1]) + 1
         else:
-            sample = (ordered[i - 1] + ordered[i]) / 2
-            if not ordered[i - 1] < sample < ordered[i]:  # adjacent floats: nothing between
-                sample = ordered[i]
+            found = _between(ordered[i - 1], ordered[i])
+            sample = ordered[i] if found is None else found  # nothing between: never used
         results.append(result(sample))
         if i < len(ordered):
             results.append(result(ordered[i]))
     return ordered, tuple(results), result(None)
+
+
+def _between(low: Any, high: Any) -> Any:
+    """A number strictly between two breakpoints, or None when neither an int nor a float is.
+
+    Any such number stands for the whole stretch: every test compares it with the breakpoints
+    alone, and Python compares ints with floats exactly. The obvious midpoint does not serve:
+    ``(a + b) / 2`` is a float, which may round onto a breakpoint above 2**53 (and overflows
+    for ints beyond the float range), and ``a + 1`` is ``a`` for a large float.
+    """
+    least_int = math.floor(low) + 1
+    if least_int < high:
+        return least_int
+    try:
+        least_float = float(low)
+    except OverflowError:  # an int beyond every float
+        return None
+    if least_float <= low:
+        least_float = math.nextafter(least_float, math.inf)
+    return least_float if least_float < high else None
 
 
 def equality_values(test: Test) -> tuple[Any, ...] | None:
@@ -431,7 +471,7 @@ def resolver(
             if not values:
                 result.append(None)
             elif aggregate == "sum":
-                result.append(sum(values))
+                result.append(finite_sum(values))
             else:
                 result.append(min(values) if aggregate == "min" else max(values))
         return tuple(result)

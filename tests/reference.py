@@ -93,10 +93,17 @@ def parse_datetime(value: Any) -> datetime | None:
         return None
 
 
+def _non_finite(value: Any) -> bool:
+    """Whether a number is infinite or NaN (an int never is, however large)."""
+    return isinstance(value, float) and (math.isinf(value) or math.isnan(value))
+
+
 _IS_TYPE: dict[str, Callable[[Any], bool]] = {
     "string": lambda v: isinstance(v, str),
     "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v),
+    "number": lambda v: (
+        isinstance(v, int | float) and not isinstance(v, bool) and not _non_finite(v)
+    ),
     "boolean": lambda v: isinstance(v, bool),
     "list": lambda v: isinstance(v, list),
 }
@@ -208,14 +215,32 @@ def referenced_fields(document: Mapping[str, Any]) -> set[str]:
     return found
 
 
+def finite(value: Any) -> Any:
+    """A number JSON can carry, or UNKNOWN for infinities and NaN (docs: overflow is unknown)."""
+    return UNKNOWN if _non_finite(value) else value
+
+
+def _number(op: Callable[..., Any]) -> Callable[..., Any]:
+    """An arithmetic operation whose overflow (to infinity, or of an int into floats) or NaN
+    gives unknown, as a division by zero does."""
+
+    def checked(*args: Any) -> Any:
+        try:
+            return finite(op(*args))
+        except OverflowError:
+            return UNKNOWN
+
+    return checked
+
+
 def _divide(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    return lambda a, b: UNKNOWN if b == 0 else op(a, b)
+    return lambda a, b: UNKNOWN if b == 0 else _number(op)(a, b)
 
 
 ARITHMETIC: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
+    ast.Add: _number(operator.add),
+    ast.Sub: _number(operator.sub),
+    ast.Mult: _number(operator.mul),
     ast.Div: _divide(operator.truediv),
     ast.Mod: _divide(operator.mod),
 }
@@ -263,9 +288,37 @@ def show(value: Any) -> str:
         return "?"
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
-        return str(int(value))
+    if isinstance(value, float):
+        return js_number(value)
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def js_number(value: float) -> str:
+    """A float as JavaScript's Number::toString writes it (ECMA-262 6.1.6.1.20): the shortest
+    digits that give the value back, written out from 1e-6 up to 1e21, else with an
+    exponent (``1e-7``, ``1.5e+21``)."""
+    if value == 0:
+        return "0"
+    if value < 0:
+        return "-" + js_number(-value)
+    # %e with 16 decimals gives 17 significant digits; fewer may do, so take the fewest
+    # that read back as the same float.
+    for precision in range(17):
+        text = f"{value:.{precision}e}"
+        if float(text) == value:
+            break
+    mantissa, exponent = text.split("e")
+    digits = mantissa.replace(".", "").rstrip("0") or "0"
+    n = int(exponent) + 1  # value = 0.digits * 10**n
+    k = len(digits)
+    if k <= n <= 21:
+        return digits + "0" * (n - k)
+    if 0 < n <= 21:
+        return digits[:n] + "." + digits[n:]
+    if -6 < n <= 0:
+        return "0." + "0" * -n + digits
+    tail = digits[0] + ("." + digits[1:] if k > 1 else "")
+    return f"{tail}e{'+' if n - 1 >= 0 else '-'}{abs(n - 1)}"
 
 
 # -- decision tables ---------------------------------------------------------------------------
@@ -326,7 +379,19 @@ def aggregate(kind: str, values: list[Any]) -> Any:
     """A ``collect`` table's aggregate of one output column (None, i.e. unknown, if empty)."""
     if kind == "count":
         return len(values)
-    return {"sum": sum, "min": min, "max": max}[kind](values) if values else None
+    if not values:
+        return None
+    if kind == "sum":
+        total = _number(sum)(values)
+        return None if total is UNKNOWN else total
+    return {"min": min, "max": max}[kind](values)
+
+
+def output_cell(cell: Any) -> Any:
+    """An output cell's value: a string in double quotes, as input cells write strings, is the
+    string inside them."""
+    text = cell.strip() if isinstance(cell, str) else ""
+    return json.loads(text) if len(text) >= 2 and text[0] == text[-1] == '"' else cell
 
 
 # -- one evaluation ----------------------------------------------------------------------------
@@ -475,7 +540,7 @@ class Evaluation:
         inputs = [self.evaluate(text) for text in table["inputs"]]
         outputs = [o if isinstance(o, str) else o["name"] for o in table["outputs"]]
         matched = [
-            (number, row[len(inputs) :])
+            (number, [output_cell(cell) for cell in row[len(inputs) :]])
             for number, row in enumerate(table["rows"], 1)
             if all(map(cell_matches, row, inputs))
         ]
@@ -487,7 +552,10 @@ class Evaluation:
         if table["hit"] == "unique" and len(matched) > 1:
             return None, f"rows {[number for number, _ in matched]} all match"
         if table["hit"] == "priority":
-            order = [o.get("values") if isinstance(o, dict) else None for o in table["outputs"]]
+            order = [
+                [output_cell(v) for v in o.get("values") or []] if isinstance(o, dict) else None
+                for o in table["outputs"]
+            ]
             matched.sort(
                 key=lambda hit: [
                     values.index(cell) for values, cell in zip(order, hit[1], strict=True) if values

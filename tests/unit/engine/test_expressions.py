@@ -254,12 +254,20 @@ def test_list_items_of_the_wrong_type_are_dropped() -> None:
 
 
 @pytest.mark.parametrize("extra", [{}, {"trace": True}, {"now": "2026-11-22T10:00:00Z"}])
-def test_arithmetic_python_cannot_do_is_an_evaluation_error(extra: dict[str, Any]) -> None:
-    """An integer too large for a float, multiplied by one, fails the evaluation with a plain
-    message, whichever way evaluate is called."""
-    compiled = when("history.contacts_7d * 1.5 > 3")
-    with pytest.raises(EvaluationError, match=r"could not be evaluated.*too large"):
-        compiled.evaluate({"history": {"contacts_7d": 10**400}}, **extra)
+def test_arithmetic_python_cannot_do_is_unknown(extra: dict[str, Any]) -> None:
+    """An integer too large for a float, multiplied by one, is unknown (neither the rule nor
+    its negation fires), whichever way evaluate is called; the decision does not fail."""
+    compiled = compile_ruleset(
+        document(
+            eligibility=[
+                {"id": "over", "when": "history.contacts_7d * 1.5 > 3", "offer": "o"},
+                {"id": "not-over", "when": "not (history.contacts_7d * 1.5 > 3)", "offer": "o"},
+            ]
+        )
+    )
+    decision = compiled.evaluate({"history": {"contacts_7d": 10**400}}, **extra)
+    assert decision.eligible_rules == []
+    assert decision.to_dict()["errors"] == []
 
 
 @pytest.mark.parametrize("with_tree", [False, True])
