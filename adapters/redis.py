@@ -36,17 +36,16 @@ import structlog
 from cachetools import LRUCache, TTLCache
 
 from adapters.memory import written
-from engine import (
+from adapters.ports import (
     AlertClaim,
     AlertInputs,
     AlertLimit,
     CustomerContext,
     DecisionInputs,
     Interaction,
-    Routing,
-    StoredRevision,
     StoreUnavailable,
 )
+from engine import Routing, StoredRevision
 from engine.durations import parse_duration
 
 log = structlog.get_logger("frontline")

@@ -24,7 +24,7 @@ import httpx
 import structlog
 from cachetools import TTLCache
 
-from engine import ContextStore, CustomerContext
+from adapters.ports import ContextStore, CustomerContext
 from engine.decision import format_time
 from engine.runtime import to_datetime
 

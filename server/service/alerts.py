@@ -35,6 +35,20 @@ import msgspec
 import structlog
 
 from adapters.memory import MemoryAlertStore
+from adapters.ports import (
+    RAISED,
+    REPEAT,
+    AlertBus,
+    AlertClaim,
+    AlertInputs,
+    AlertLimit,
+    AlertStore,
+    AlertSubscription,
+    DecisionReads,
+    Interaction,
+    InteractionStore,
+    StoreUnavailable,
+)
 from audit.masking import Masker
 from audit.record import Actor, LedgerRecord, RulesetRef
 from audit.recording import (
@@ -47,25 +61,9 @@ from audit.recording import (
     masked_paths,
     suppressed_record,
 )
-from engine import (
-    AlertBus,
-    AlertClaim,
-    AlertInputs,
-    AlertLimit,
-    AlertStore,
-    AlertSubscription,
-    CompiledRuleset,
-    DecisionReads,
-    EvaluationError,
-    Interaction,
-    InteractionStore,
-    RulesetRegistry,
-    StoreUnavailable,
-    UnknownRuleset,
-)
+from engine import CompiledRuleset, EvaluationError, RulesetRegistry, UnknownRuleset
 from engine.decision import format_time
 from engine.durations import parse_duration
-from engine.ports import RAISED, REPEAT
 from server.ids import encode_ulid, new_id
 from server.keys import Principal
 from server.service.access import authorize

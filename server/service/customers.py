@@ -10,14 +10,10 @@ from typing import Any
 import msgspec
 
 from adapters.memory import leaves
+from adapters.ports import ContextStore, CustomerContext, InteractionStore
 from audit.masking import Masker
 from audit.recording import mask_tree, masked_paths
-from engine import (
-    ContextStore,
-    CustomerContext,
-    InteractionStore,
-    RulesetRegistry,
-)
+from engine import RulesetRegistry
 from engine.decision import format_time
 from engine.runtime import to_datetime
 from server.keys import Principal

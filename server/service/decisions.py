@@ -15,20 +15,17 @@ from typing import Any, cast
 
 import structlog
 
-from audit.masking import Masker
-from audit.record import Actor, LedgerRecord, RulesetRef
-from audit.recording import decision_record, mask_shown, masked_paths
-from engine import (
-    CompiledRuleset,
+from adapters.ports import (
     DecisionReads,
-    EvaluationError,
     EventCounters,
     Interaction,
     InteractionStore,
-    RulesetRegistry,
     StoreUnavailable,
-    UnknownRuleset,
 )
+from audit.masking import Masker
+from audit.record import Actor, LedgerRecord, RulesetRef
+from audit.recording import decision_record, mask_shown, masked_paths
+from engine import CompiledRuleset, EvaluationError, RulesetRegistry, UnknownRuleset
 from engine.decision import format_time
 from server.ids import new_id
 from server.keys import Principal

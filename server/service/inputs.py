@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from engine import CompiledRuleset, CustomerContext, Interaction
+from adapters.ports import CustomerContext, Interaction
+from engine import CompiledRuleset
 from engine.runtime import to_datetime
 from server.service.errors import Invalid
 
