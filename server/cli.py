@@ -396,7 +396,7 @@ def _eval(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _import_durable(args: argparse.Namespace, out: TextIO) -> int:
-    from engine.durable_import import convert_durable, dump_document
+    from engine.importers.durable import convert_durable, dump_document
 
     ruleset = _json_object(args.file, _read_text(args.file))
     name = args.name or Path(args.file).stem
