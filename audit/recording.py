@@ -29,8 +29,8 @@ from typing import Any
 from audit.masking import Masker
 from audit.record import Actor, ContextValue, Kind, LedgerRecord, RulesetRef
 from engine import CompiledRuleset, Decision
-from engine.decision import format_time, json_value
-from engine.runtime import to_datetime
+from engine.decision import json_value
+from engine.times import format_time, parse_time
 
 # Held by the record's own fields, not repeated in its outputs.
 _NOT_OUTPUTS = frozenset(
@@ -192,7 +192,7 @@ def _longest_prefix(table: Mapping[str, Any], path: str) -> Any:
 
 def _age_ms(when: Any, now: datetime) -> int | None:
     """Milliseconds from ``when`` (a datetime or RFC 3339 text) to ``now``."""
-    moment = to_datetime(when)
+    moment = parse_time(when)
     if moment is None:
         return None
     return int((now - moment).total_seconds() * 1000)

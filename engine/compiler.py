@@ -77,7 +77,7 @@ from engine.ruleset import (
     TreeMeta,
     TreeNodeMeta,
 )
-from engine.runtime import item_filter, to_datetime
+from engine.runtime import item_filter
 from engine.source import Locator, Path, load_document
 from engine.tables import (
     INDEX_MIN_ROWS,
@@ -94,6 +94,7 @@ from engine.tables import (
     read_type,
     resolver,
 )
+from engine.times import parse_time
 
 _SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 # A section's rules are bucketed from this many; a bucket's rules are split again from 16.
@@ -754,7 +755,7 @@ def _tests(b: _Build) -> None:
 
 
 def _parse_time(text: str) -> Any:
-    return to_datetime(text)
+    return parse_time(text)
 
 
 def _generate(b: _Build) -> None:

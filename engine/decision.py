@@ -8,10 +8,11 @@ for nothing else.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from engine.runtime import describe_value, to_datetime
+from engine.runtime import describe_value
+from engine.times import format_time, parse_time
 
 if TYPE_CHECKING:
     from collections.abc import Set as AbstractSet
@@ -45,13 +46,6 @@ class NextStep:
         self.path = path
         self.reads = reads
         self.error = error
-
-
-def format_time(when: datetime) -> str:
-    """RFC 3339 in UTC with milliseconds: ``2026-11-22T10:00:00.000Z``."""
-    if when.tzinfo is not UTC:
-        when = when.astimezone(UTC)
-    return when.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def json_value(value: Any) -> Any:
@@ -323,7 +317,7 @@ def as_of_for(as_of: Mapping[str, Any], path: str) -> datetime | None:
     probe = path
     while True:
         if probe in as_of:
-            return to_datetime(as_of[probe])
+            return parse_time(as_of[probe])
         if "." not in probe:
             return None
         probe = probe.rsplit(".", 1)[0]

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from engine.decision import Asked, Decision, NextStep, json_value
 from engine.errors import EvaluationError
 from engine.expr import Type
-from engine.runtime import format_value, to_datetime
+from engine.runtime import format_value
+from engine.times import parse_time
 
 if TYPE_CHECKING:
     from engine.model import AlertRule, Document
@@ -236,7 +237,7 @@ class CompiledRuleset:
             raise EvaluationError("answers must be a JSON object")
         when = None
         if now is not None:
-            when = to_datetime(now)
+            when = parse_time(now)
             if when is None:
                 raise EvaluationError(f"invalid now {now!r}: expected an RFC 3339 time")
         if (

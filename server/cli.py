@@ -28,7 +28,7 @@ from typing import Any, NoReturn, TextIO
 
 from engine import CompiledRuleset, EvaluationError, RulesetError, compile_ruleset
 from engine.durations import parse_duration
-from engine.runtime import to_datetime
+from engine.times import format_time, parse_time
 
 DEFAULT_DATA_DIR = "var"
 LEDGER_DIR = "ledger"  # every instance's segments and the query index, in the data dir
@@ -506,7 +506,7 @@ def _time_arg(name: str, value: str | None, now: datetime) -> str | None:
     """An RFC 3339 time, or an age (``7d``) counted back from ``now``; as the ledger writes it."""
     if value is None:
         return None
-    when = to_datetime(value)
+    when = parse_time(value)
     if when is None:
         try:
             when = now - parse_duration(value)
@@ -514,7 +514,7 @@ def _time_arg(name: str, value: str | None, now: datetime) -> str | None:
             raise CommandError(
                 f"{name} {value!r} is neither an RFC 3339 time nor an age such as 7d or 12h"
             ) from None
-    return when.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return format_time(when, "microseconds")
 
 
 def _audit_query(args: argparse.Namespace, out: TextIO) -> int:

@@ -62,8 +62,8 @@ from audit.recording import (
     suppressed_record,
 )
 from engine import CompiledRuleset, EvaluationError, RulesetRegistry, UnknownRuleset
-from engine.decision import format_time
 from engine.durations import parse_duration
+from engine.times import format_time, read_time
 from server.ids import encode_ulid, new_id
 from server.keys import Principal
 from server.service.access import authorize
@@ -449,7 +449,7 @@ class Alerting:
         delivered_at = found.get("delivered_at")
         after_ms = None
         if delivered_at is not None:
-            shown = datetime.fromisoformat(delivered_at).timestamp()
+            shown = read_time(delivered_at).timestamp()
             after_ms = max(0, round((time.time() - shown) * 1000))
         await self.recorder.append(
             ack_record(
@@ -487,7 +487,7 @@ class Alerting:
             self.tally.add(name, rule, "acknowledged")
             raised_at = found.get("raised_at")
             if raised_at:
-                waited = time.time() - datetime.fromisoformat(raised_at).timestamp()
+                waited = time.time() - read_time(raised_at).timestamp()
                 self.tally.acked_after(name, rule, max(0.0, waited))
 
     def _delivered(self, agent_id: str, alerts: list[dict[str, Any]]) -> None:

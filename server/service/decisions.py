@@ -26,7 +26,7 @@ from audit.masking import Masker
 from audit.record import Actor, LedgerRecord, RulesetRef
 from audit.recording import decision_record, mask_shown, masked_paths
 from engine import CompiledRuleset, EvaluationError, RulesetRegistry, UnknownRuleset
-from engine.decision import format_time
+from engine.times import format_time
 from server.ids import new_id
 from server.keys import Principal
 from server.metrics import Metrics
