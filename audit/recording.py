@@ -28,8 +28,8 @@ from typing import Any
 
 from audit.masking import Masker
 from audit.record import Actor, ContextValue, Kind, LedgerRecord, RulesetRef
-from engine import CompiledRuleset, Decision
-from engine.decision import json_value
+from engine import Decision
+from engine.parts import RulesetParts, json_value
 from engine.times import format_time, parse_time
 
 # Held by the record's own fields, not repeated in its outputs.
@@ -162,12 +162,12 @@ def decision_record(
     )
 
 
-_MASKED: weakref.WeakKeyDictionary[CompiledRuleset, dict[frozenset[str], frozenset[str]]] = (
+_MASKED: weakref.WeakKeyDictionary[RulesetParts, dict[frozenset[str], frozenset[str]]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def masked_paths(ruleset: CompiledRuleset, masker: Masker | None) -> frozenset[str]:
+def masked_paths(ruleset: RulesetParts, masker: Masker | None) -> frozenset[str]:
     """The fields of ``ruleset`` whose classification ``masker`` masks, worked out once per
     compiled revision and set of masked classifications."""
     if masker is None:

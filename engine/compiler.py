@@ -26,9 +26,10 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from engine.codegen import Emitter, FunctionWriter, Namespace, null_safe_when_true
+from engine.codegen import Emitter, FunctionWriter, Namespace, null_safe_when_true, with_globals
 from engine.decision import RAW_MATCHES, plain_decision_class
 from engine.durations import parse_duration
 from engine.errors import Problem, RulesetError
@@ -66,17 +67,8 @@ from engine.model import (
     TreeNode,
     parse_document,
 )
-from engine.ruleset import (
-    ENTRY_PARAMS,
-    TRIGGER_DECISION,
-    AlertMeta,
-    CompiledRuleset,
-    FieldMeta,
-    TableMeta,
-    Template,
-    TreeMeta,
-    TreeNodeMeta,
-)
+from engine.parts import AlertMeta, FieldMeta, TableMeta, Template, TreeMeta, TreeNodeMeta
+from engine.ruleset import ENTRY_PARAMS, TRIGGER_DECISION, CompiledRuleset
 from engine.runtime import item_filter
 from engine.source import Locator, Path, load_document
 from engine.tables import (
@@ -820,7 +812,7 @@ class _Generator:
         tuple is flat, as one tuple costs less than two.
 
         With ``entry`` it is instead ``CompiledRuleset.evaluate`` itself, for a ruleset
-        without trees (see ``CompiledRuleset.use_entry``): the same signature; any call but
+        without trees (see ``CompiledRuleset.entry``): the same signature; any call but
         the plain one (a context dict, nothing else) goes to ``_evaluate``, and the plain one
         runs the rules in this frame and returns the ``Decision``, an instance of the
         ruleset's own subclass ``_D`` that needs only the raw tuple stored.
@@ -1602,7 +1594,7 @@ class _Generator:
                 ("alerts", b.alerts),
             )
         }
-        ruleset = CompiledRuleset(
+        return CompiledRuleset(
             name=doc.ruleset,
             digest=document_digest(b.data),
             document=b.data,
@@ -1627,15 +1619,19 @@ class _Generator:
             needed=needed,
             rule_reads=rule_reads,
             source=source,
+            entry=None if b.trees else partial(_bind_entry, ns),
         )
-        if not b.trees:
-            ns.update(
-                _evaluate=ruleset._evaluate,
-                _failed=ruleset._failed,
-                _D=plain_decision_class(ruleset, ns["_tables"]),
-            )
-            ruleset.use_entry(ns["_evaluate_plain"])
-        return ruleset
+
+
+def _bind_entry(ns: dict[str, Any], ruleset: CompiledRuleset) -> Callable[..., Any]:
+    """The generated plain entry point, bound to ``ruleset``: the calls it does not answer
+    itself go to that ruleset's ``_evaluate``, and its decisions are of that ruleset."""
+    return with_globals(
+        ns["_evaluate_plain"],
+        _evaluate=ruleset._evaluate,
+        _failed=ruleset._failed,
+        _D=plain_decision_class(ruleset, ns["_tables"]),
+    )
 
 
 def _has_parts(parts: list[str | _Checked]) -> bool:

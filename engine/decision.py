@@ -11,13 +11,14 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from engine.parts import json_value
 from engine.runtime import describe_value
 from engine.times import format_time, parse_time
 
 if TYPE_CHECKING:
     from collections.abc import Set as AbstractSet
 
-    from engine.ruleset import CompiledRuleset, Template, TreeMeta, TreeNodeMeta
+    from engine.parts import RulesetParts, Template, TreeMeta, TreeNodeMeta
 
 _SECTIONS = ("eligibility", "escalation", "alerts")
 # A raw tuple holds the tables' matches from here on, one item per table.
@@ -46,13 +47,6 @@ class NextStep:
         self.path = path
         self.reads = reads
         self.error = error
-
-
-def json_value(value: Any) -> Any:
-    """A value read during evaluation, as JSON can carry it."""
-    if isinstance(value, datetime):
-        return format_time(value)
-    return value
 
 
 class Asked:
@@ -94,9 +88,7 @@ class Decision:
     # Set by ``to_dict`` on first use; left unset until then (one store fewer per evaluation).
     _dict: dict[str, Any]
 
-    def __init__(
-        self, ruleset: CompiledRuleset, raw: tuple[Any, ...], asked: Asked = PLAIN
-    ) -> None:
+    def __init__(self, ruleset: RulesetParts, raw: tuple[Any, ...], asked: Asked = PLAIN) -> None:
         self.ruleset = ruleset
         self._raw = raw
         self._asked = asked
@@ -324,7 +316,7 @@ def as_of_for(as_of: Mapping[str, Any], path: str) -> datetime | None:
 
 
 def plain_decision_class(
-    ruleset: CompiledRuleset, tables: Callable[[Decision], dict[str, Any]]
+    ruleset: RulesetParts, tables: Callable[[Decision], dict[str, Any]]
 ) -> type[Decision]:
     """The ``Decision`` subclass of one ruleset's plain evaluations.
 

@@ -112,8 +112,9 @@ class RulesetRegistry:
             )
         source = text.decode("utf-8") if isinstance(text, bytes) else text
         stored, created = self._store.put_revision(compiled.name, compiled.digest, source)
-        compiled.revision = stored.revision
-        compiled = self._remember((stored.name, stored.revision), compiled)
+        compiled = self._remember(
+            (stored.name, stored.revision), compiled.at_revision(stored.revision)
+        )
         activated = False
         if activate and self.active_revision(stored.name) != stored.revision:
             self.activate(stored.name, stored.revision)
@@ -142,8 +143,7 @@ class RulesetRegistry:
                 f"{stored.digest}: its text was changed outside Frontline; restore it, or "
                 "deploy the change as a new revision"
             )
-        compiled.revision = revision
-        return self._remember((name, revision), compiled)
+        return self._remember((name, revision), compiled.at_revision(revision))
 
     def _remember(self, key: tuple[str, int], compiled: CompiledRuleset) -> CompiledRuleset:
         """Keep ``compiled`` (or the one another thread kept first); let the least recently

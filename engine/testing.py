@@ -14,15 +14,18 @@ very many or very large tests.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import EvaluationError
 
 if TYPE_CHECKING:
+    from engine.decision import Decision
     from engine.model import TestCase
-    from engine.ruleset import CompiledRuleset
+
+# A compiled ruleset's ``evaluate``.
+Evaluate = Callable[..., "Decision"]
 
 
 @dataclass(frozen=True)
@@ -41,22 +44,23 @@ TESTS_BUDGET_SECONDS = 10.0
 
 
 def run_tests(
-    ruleset: CompiledRuleset,
+    evaluate: Evaluate,
+    tests: Sequence[TestCase],
     clock: Callable[[], float] | None = None,
     budget: float = TESTS_BUDGET_SECONDS,
 ) -> list[TestResult]:
-    """Run every test in document order; with a ``clock`` (seconds), within ``budget``
-    seconds for them all."""
+    """Run ``tests`` (a document's, in document order) with the document's compiled
+    ``evaluate``; with a ``clock`` (seconds), within ``budget`` seconds for them all."""
     if clock is None:
-        return [run_test(ruleset, test) for test in ruleset.model.tests]
+        return [run_test(evaluate, test) for test in tests]
     results: list[TestResult] = []
     deadline = clock() + budget
-    for test in ruleset.model.tests:
+    for test in tests:
         if clock() >= deadline:
             spent = f"not run: the document's tests took more than their {budget:g} s budget"
             results.append(TestResult(test.name, False, [spent]))
             continue
-        result = run_test(ruleset, test)
+        result = run_test(evaluate, test)
         if clock() >= deadline:
             spent = f"took the document's tests past their {budget:g} s budget"
             result = TestResult(test.name, False, [*result.failures, spent])
@@ -64,9 +68,9 @@ def run_tests(
     return results
 
 
-def run_test(ruleset: CompiledRuleset, test: TestCase) -> TestResult:
+def run_test(evaluate: Evaluate, test: TestCase) -> TestResult:
     try:
-        decision = ruleset.evaluate(
+        decision = evaluate(
             test.context,
             answers=test.answers,
             now=test.now,
