@@ -322,12 +322,6 @@ class FunctionWriter:
         return "\n".join(self.lines) + "\n"
 
 
-def unpack_slots(writer: FunctionWriter, used: set[int], source: str = "V") -> None:
-    """Bind the slots a function uses from the tuple of values read before evaluation."""
-    for index in sorted(used):
-        writer.line(f"s{index} = {source}[{index}]")
-
-
 def with_globals(function: Callable[..., Any], **names: Any) -> Callable[..., Any]:
     """A copy of a generated ``function`` whose globals are its own: those it was compiled
     with, and ``names`` bound over them (so one compiled body can serve several owners)."""

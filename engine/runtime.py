@@ -232,7 +232,6 @@ HELPERS: dict[str, Any] = {
     "_int": int,
     "_float": float,
     "_bool": bool,
-    "_isfinite": math.isfinite,
     # A decision of the ruleset's own class, built without calling __init__.
     "_new": object.__new__,
 }
