@@ -486,7 +486,7 @@ class RedisDecisionReads:
     ) -> AlertInputs:
         return await self._alerts(customer_id, counters, now, event)
 
-    async def read(
+    async def read(  # noqa: PLR0912 -- one round trip: a branch per reply it unpacks
         self,
         customer_id: str,
         counters: frozenset[tuple[str, str]],

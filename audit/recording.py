@@ -77,7 +77,7 @@ def _prefixes(path: str) -> tuple[str, ...]:
     return found
 
 
-def decision_record(
+def decision_record(  # noqa: PLR0912 -- a branch per optional part of the record
     decision: Decision,
     *,
     record_id: str,

@@ -283,7 +283,7 @@ class _Replayer:
             progress(done, done)  # the end: every record is counted now
         return report
 
-    def _evaluate(self, record: _Stored) -> _Outcome:
+    def _evaluate(self, record: _Stored) -> _Outcome:  # noqa: PLR0912 -- a branch per way a recorded decision replays
         now = parse_time(record.evaluated_at) if record.evaluated_at else None
         context: dict[str, Any] = {}
         answers: dict[str, Any] = {}

@@ -522,7 +522,7 @@ def _table_order(b: _Build) -> list[_TablePlan]:
     return order
 
 
-def _rules(b: _Build) -> None:
+def _rules(b: _Build) -> None:  # noqa: PLR0912 -- a compile stage: one check after another
     assert b.doc is not None
     sections: list[tuple[str, list[Any], list[_Checked]]] = [
         ("eligibility", b.doc.eligibility, b.eligibility),
@@ -603,7 +603,7 @@ def _trees(b: _Build) -> None:
         _tree_links(b, plan)
 
 
-def _tree_node(b: _Build, plan: _TreePlan, where: Path, node_id: str, node: TreeNode) -> None:
+def _tree_node(b: _Build, plan: _TreePlan, where: Path, node_id: str, node: TreeNode) -> None:  # noqa: PLR0912 -- a compile stage: one check after another
     nodes = plan.model.nodes
     if (node.next is None) == (node.outcome is None):
         b.problem(
@@ -689,7 +689,7 @@ def _tree_links(b: _Build, plan: _TreePlan) -> None:
             )
 
 
-def _tests(b: _Build) -> None:
+def _tests(b: _Build) -> None:  # noqa: PLR0912 -- a compile stage: one check after another
     assert b.doc is not None
     doc = b.doc
     rule_ids = {
@@ -901,7 +901,7 @@ class _Generator:
         found = self.collected[key] = w.lines[1:]
         return found
 
-    def _prelude(self, w: FunctionWriter, exact: bool = False) -> None:
+    def _prelude(self, w: FunctionWriter, exact: bool = False) -> None:  # noqa: PLR0912, PLR0915 -- emits one generated prelude, line by line
         """Read every slot into a local, check its type, evaluate the tables; bind V.
 
         Fields are read by subscript, all of one object's in one ``try`` (a dict subscript

@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     sys.exit(code)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 -- a statement per command and option
     parser = argparse.ArgumentParser(
         prog="frontline",
         description="Frontline: decisioning for contact-center agent desktops.",
@@ -175,7 +175,7 @@ def _data_dir_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _serve(args: argparse.Namespace, out: TextIO) -> int:
+def _serve(args: argparse.Namespace, out: TextIO) -> int:  # noqa: PLR0912, PLR0915 -- the start of a server, step by step
     import dataclasses
 
     from server.keys import KeyListError

@@ -81,7 +81,7 @@ class Decisions:
         """Evaluate, record durably, and return the decision (the HTTP API's decision shape)."""
         return (await self._decide(request, principal))[0]
 
-    async def _decide(
+    async def _decide(  # noqa: PLR0912, PLR0915 -- the hot path, kept in one frame
         self, request: DecisionRequest, principal: Principal, interaction_id: str | None = None
     ) -> tuple[DecisionAnswer, LedgerRecord]:
         """The decision's answer, and its ledger record (durable by now)."""
