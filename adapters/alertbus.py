@@ -31,7 +31,7 @@ import redis
 import structlog
 from cachetools import LRUCache
 
-from engine import AlertSubscription
+from adapters.ports import AlertSubscription
 
 log = structlog.get_logger("frontline")
 _FAILURES = (redis.RedisError, OSError, asyncio.TimeoutError)

@@ -1,4 +1,5 @@
-"""In-process implementations of the context and counter ports: the embedded default.
+"""In-process implementations of the ports: rulesets, context, counters, interactions, alert
+claims and timers; the embedded default and the test doubles.
 
 One process holds the only copy; ``adapters.redis`` shares the same state between instances.
 """
@@ -14,9 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from engine import CustomerContext
-from engine.durations import parse_duration
-from engine.ports import (
+from adapters.ports import (
     LIMIT,
     QUIET,
     RAISED,
@@ -24,9 +23,12 @@ from engine.ports import (
     TOPIC,
     AlertClaim,
     AlertLimit,
+    CustomerContext,
     Interaction,
     timer_parts,
 )
+from engine.durations import parse_duration
+from engine.ports import Routing, StoredRevision
 
 
 def leaves(values: dict[str, Any], prefix: str = "") -> list[str]:
@@ -334,3 +336,43 @@ class MemoryTimers:
     async def cancel(self, timers: Sequence[str]) -> None:
         for key in timers:
             self._due.pop(key, None)
+
+
+class MemoryRulesetStore:
+    """A RulesetStore in memory: the test double, and the store of a one-process setup."""
+
+    def __init__(self) -> None:
+        self._revisions: dict[str, list[StoredRevision]] = {}
+        self._routing: dict[str, Routing] = {}
+        self._lock = threading.Lock()
+
+    def put_revision(self, name: str, digest: str, text: str) -> tuple[StoredRevision, bool]:
+        with self._lock:
+            existing = self._revisions.setdefault(name, [])
+            for stored in existing:
+                if stored.digest == digest:
+                    return stored, False
+            stored = StoredRevision(name, len(existing) + 1, digest, text)
+            existing.append(stored)
+            return stored, True
+
+    def get_revision(self, name: str, revision: int) -> StoredRevision | None:
+        existing = self._revisions.get(name, [])
+        return existing[revision - 1] if 0 < revision <= len(existing) else None
+
+    def revisions(self, name: str) -> list[StoredRevision]:
+        return list(self._revisions.get(name, []))
+
+    def names(self) -> list[str]:
+        return sorted(self._revisions)
+
+    def set_routing(self, name: str, routing: Routing) -> bool:
+        with self._lock:
+            stored = self._routing.get(name)
+            if stored is not None and stored.version >= routing.version:
+                return False
+            self._routing[name] = routing
+            return True
+
+    def get_routing(self, name: str) -> Routing | None:
+        return self._routing.get(name)

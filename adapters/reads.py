@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from engine import (
+from adapters.ports import (
     AlertInputs,
     ContextStore,
     DecisionInputs,

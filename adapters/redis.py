@@ -36,17 +36,16 @@ import structlog
 from cachetools import LRUCache, TTLCache
 
 from adapters.memory import written
-from engine import (
+from adapters.ports import (
     AlertClaim,
     AlertInputs,
     AlertLimit,
     CustomerContext,
     DecisionInputs,
     Interaction,
-    Routing,
-    StoredRevision,
     StoreUnavailable,
 )
+from engine import Routing, StoredRevision
 from engine.durations import parse_duration
 
 log = structlog.get_logger("frontline")
@@ -487,7 +486,7 @@ class RedisDecisionReads:
     ) -> AlertInputs:
         return await self._alerts(customer_id, counters, now, event)
 
-    async def read(
+    async def read(  # noqa: PLR0912 -- one round trip: a branch per reply it unpacks
         self,
         customer_id: str,
         counters: frozenset[tuple[str, str]],

@@ -24,9 +24,8 @@ import httpx
 import structlog
 from cachetools import TTLCache
 
-from engine import ContextStore, CustomerContext
-from engine.decision import format_time
-from engine.runtime import to_datetime
+from adapters.ports import ContextStore, CustomerContext
+from engine.times import format_time, parse_time
 
 log = structlog.get_logger("frontline")
 
@@ -125,7 +124,7 @@ class SourcedContextStore:
         if self.refresh is None:
             return True
         times = [
-            to_datetime(when)
+            parse_time(when)
             for path, when in cached.as_of.items()
             if cached.sources.get(path) == self.name
         ]

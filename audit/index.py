@@ -31,13 +31,13 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from audit.segments import Frame, SegmentLog, instances, segment_name
+from engine.times import read_time
 
 log = logging.getLogger("frontline.ledger")
 
@@ -167,7 +167,7 @@ def micros(when: str) -> int:
     """An RFC 3339 time (as the ledger writes it) in microseconds since the epoch."""
     value = _micros_cache.get(when)
     if value is None:
-        moment = datetime.fromisoformat(when)
+        moment = read_time(when)
         value = round(moment.timestamp() * 1_000_000)
         if len(_micros_cache) > 4096:
             _micros_cache.clear()

@@ -182,7 +182,7 @@ def verify_inclusion(
         raise ProofError(f"the inclusion proof of leaf {index} does not lead to the root")
 
 
-def verify_consistency(
+def verify_consistency(  # noqa: PLR0912 -- RFC 9162 2.1.4.2, step for step
     old: int, new: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
 ) -> None:
     """ProofError unless ``proof`` shows the tree of ``old`` leaves with ``old_root`` is a

@@ -28,9 +28,9 @@ from typing import Any
 
 from audit.masking import Masker
 from audit.record import Actor, ContextValue, Kind, LedgerRecord, RulesetRef
-from engine import CompiledRuleset, Decision
-from engine.decision import format_time, json_value
-from engine.runtime import to_datetime
+from engine import Decision
+from engine.parts import RulesetParts, json_value
+from engine.times import format_time, parse_time
 
 # Held by the record's own fields, not repeated in its outputs.
 _NOT_OUTPUTS = frozenset(
@@ -77,7 +77,7 @@ def _prefixes(path: str) -> tuple[str, ...]:
     return found
 
 
-def decision_record(
+def decision_record(  # noqa: PLR0912 -- a branch per optional part of the record
     decision: Decision,
     *,
     record_id: str,
@@ -162,12 +162,12 @@ def decision_record(
     )
 
 
-_MASKED: weakref.WeakKeyDictionary[CompiledRuleset, dict[frozenset[str], frozenset[str]]] = (
+_MASKED: weakref.WeakKeyDictionary[RulesetParts, dict[frozenset[str], frozenset[str]]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def masked_paths(ruleset: CompiledRuleset, masker: Masker | None) -> frozenset[str]:
+def masked_paths(ruleset: RulesetParts, masker: Masker | None) -> frozenset[str]:
     """The fields of ``ruleset`` whose classification ``masker`` masks, worked out once per
     compiled revision and set of masked classifications."""
     if masker is None:
@@ -192,7 +192,7 @@ def _longest_prefix(table: Mapping[str, Any], path: str) -> Any:
 
 def _age_ms(when: Any, now: datetime) -> int | None:
     """Milliseconds from ``when`` (a datetime or RFC 3339 text) to ``now``."""
-    moment = to_datetime(when)
+    moment = parse_time(when)
     if moment is None:
         return None
     return int((now - moment).total_seconds() * 1000)

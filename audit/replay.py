@@ -38,7 +38,7 @@ from audit.query import MAX_PAGE, LedgerQuery, LedgerReader
 from audit.record import ContextValue, LedgerRecord
 from audit.recording import path_steps
 from engine import CompiledRuleset, Decision, EvaluationError
-from engine.runtime import to_datetime
+from engine.times import parse_time
 
 PROGRESS_EVERY = 1_000  # records between two progress calls
 Progress = Callable[[int, int | None], None]  # (records done, total or None)
@@ -283,8 +283,8 @@ class _Replayer:
             progress(done, done)  # the end: every record is counted now
         return report
 
-    def _evaluate(self, record: _Stored) -> _Outcome:
-        now = to_datetime(record.evaluated_at) if record.evaluated_at else None
+    def _evaluate(self, record: _Stored) -> _Outcome:  # noqa: PLR0912 -- a branch per way a recorded decision replays
+        now = parse_time(record.evaluated_at) if record.evaluated_at else None
         context: dict[str, Any] = {}
         answers: dict[str, Any] = {}
         as_of: dict[str, datetime] = {}

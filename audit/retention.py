@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from audit.index import INDEX_FILE, LedgerIndex, micros, read_indexed
@@ -23,6 +23,7 @@ from audit.proofs import keep_pruned
 from audit.record import Actor, LedgerRecord, hash_text
 from audit.segments import Frame, LogError, SegmentLog, segment_name, walk
 from audit.writer import LedgerWriter
+from engine.times import format_time
 
 
 @dataclass(frozen=True)
@@ -132,4 +133,4 @@ def _due(log: SegmentLog, cutoff: int, keep_from: int | None) -> list[tuple[int,
 def _rfc3339(when: datetime) -> str:
     if when.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    return when.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return format_time(when, "microseconds")

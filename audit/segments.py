@@ -326,7 +326,7 @@ class SegmentLog:
             ) from None
         self._lockfd = fd
 
-    def _recover(self) -> None:
+    def _recover(self) -> None:  # noqa: PLR0912 -- a branch per state a crash leaves the last segment in
         """Find the head; cut a torn last write of the last segment, keeping its bytes."""
         segments = segments_of(self.directory)
         if not segments:

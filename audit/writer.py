@@ -40,6 +40,7 @@ from audit.ports import LedgerStore
 from audit.proofs import read_pruned, write_tiles
 from audit.record import LedgerRecord, decode, hash_text, leaf_hash, seal
 from audit.signing import Signer, TreeHead, parse_public_key, tree_head_problem
+from engine.times import format_time
 
 log = logging.getLogger("frontline.ledger")
 
@@ -62,7 +63,7 @@ class LedgerTampered(LedgerError):
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return format_time(datetime.now(UTC), "microseconds")
 
 
 class LedgerWriter:

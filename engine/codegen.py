@@ -18,6 +18,7 @@ node is emitted once per mode it is used in, so the generated size is linear in 
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -327,7 +328,16 @@ class FunctionWriter:
         return "\n".join(self.lines) + "\n"
 
 
-def unpack_slots(writer: FunctionWriter, used: set[int], source: str = "V") -> None:
-    """Bind the slots a function uses from the tuple of values read before evaluation."""
-    for index in sorted(used):
-        writer.line(f"s{index} = {source}[{index}]")
+def with_globals(function: Callable[..., Any], **names: Any) -> Callable[..., Any]:
+    """A copy of a generated ``function`` whose globals are its own: those it was compiled
+    with, and ``names`` bound over them (so one compiled body can serve several owners)."""
+    assert isinstance(function, types.FunctionType)
+    copy = types.FunctionType(
+        function.__code__,
+        {**function.__globals__, **names},
+        function.__name__,
+        function.__defaults__,
+        function.__closure__,
+    )
+    copy.__kwdefaults__ = function.__kwdefaults__
+    return copy

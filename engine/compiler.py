@@ -26,9 +26,10 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from engine.codegen import Emitter, FunctionWriter, Namespace, null_safe_when_true
+from engine.codegen import Emitter, FunctionWriter, Namespace, null_safe_when_true, with_globals
 from engine.decision import RAW_MATCHES, plain_decision_class
 from engine.durations import parse_duration
 from engine.errors import Problem, RulesetError
@@ -66,18 +67,9 @@ from engine.model import (
     TreeNode,
     parse_document,
 )
-from engine.ruleset import (
-    ENTRY_PARAMS,
-    TRIGGER_DECISION,
-    AlertMeta,
-    CompiledRuleset,
-    FieldMeta,
-    TableMeta,
-    Template,
-    TreeMeta,
-    TreeNodeMeta,
-)
-from engine.runtime import item_filter, to_datetime
+from engine.parts import AlertMeta, FieldMeta, TableMeta, Template, TreeMeta, TreeNodeMeta
+from engine.ruleset import ENTRY_PARAMS, TRIGGER_DECISION, CompiledRuleset
+from engine.runtime import item_filter
 from engine.source import Locator, Path, load_document
 from engine.tables import (
     INDEX_MIN_ROWS,
@@ -95,6 +87,7 @@ from engine.tables import (
     read_type,
     resolver,
 )
+from engine.times import parse_time
 
 _SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 # A section's rules are bucketed from this many; a bucket's rules are split again from 16.
@@ -551,7 +544,7 @@ def _table_order(b: _Build) -> list[_TablePlan]:
     return order
 
 
-def _rules(b: _Build) -> None:
+def _rules(b: _Build) -> None:  # noqa: PLR0912 -- a compile stage: one check after another
     assert b.doc is not None
     sections: list[tuple[str, list[Any], list[_Checked]]] = [
         ("eligibility", b.doc.eligibility, b.eligibility),
@@ -632,7 +625,7 @@ def _trees(b: _Build) -> None:
         _tree_links(b, plan)
 
 
-def _tree_node(b: _Build, plan: _TreePlan, where: Path, node_id: str, node: TreeNode) -> None:
+def _tree_node(b: _Build, plan: _TreePlan, where: Path, node_id: str, node: TreeNode) -> None:  # noqa: PLR0912 -- a compile stage: one check after another
     nodes = plan.model.nodes
     if (node.next is None) == (node.outcome is None):
         b.problem(
@@ -718,7 +711,7 @@ def _tree_links(b: _Build, plan: _TreePlan) -> None:
             )
 
 
-def _tests(b: _Build) -> None:
+def _tests(b: _Build) -> None:  # noqa: PLR0912 -- a compile stage: one check after another
     assert b.doc is not None
     doc = b.doc
     rule_ids = {
@@ -776,7 +769,7 @@ def _tests(b: _Build) -> None:
 
 
 def _parse_time(text: str) -> Any:
-    return to_datetime(text)
+    return parse_time(text)
 
 
 def _generate(b: _Build) -> None:
@@ -841,7 +834,7 @@ class _Generator:
         tuple is flat, as one tuple costs less than two.
 
         With ``entry`` it is instead ``CompiledRuleset.evaluate`` itself, for a ruleset
-        without trees (see ``CompiledRuleset.use_entry``): the same signature; any call but
+        without trees (see ``CompiledRuleset.entry``): the same signature; any call but
         the plain one (a context dict, nothing else) goes to ``_evaluate``, and the plain one
         runs the rules in this frame and returns the ``Decision``, an instance of the
         ruleset's own subclass ``_D`` that needs only the raw tuple stored.
@@ -930,7 +923,7 @@ class _Generator:
         found = self.collected[key] = w.lines[1:]
         return found
 
-    def _prelude(self, w: FunctionWriter, exact: bool = False) -> None:
+    def _prelude(self, w: FunctionWriter, exact: bool = False) -> None:  # noqa: PLR0912, PLR0915 -- emits one generated prelude, line by line
         """Read every slot into a local, check its type, evaluate the tables; bind V.
 
         Fields are read by subscript, all of one object's in one ``try`` (a dict subscript
@@ -1626,7 +1619,7 @@ class _Generator:
                 ("alerts", b.alerts),
             )
         }
-        ruleset = CompiledRuleset(
+        return CompiledRuleset(
             name=doc.ruleset,
             digest=document_digest(b.data),
             document=b.data,
@@ -1651,15 +1644,19 @@ class _Generator:
             needed=needed,
             rule_reads=rule_reads,
             source=source,
+            entry=None if b.trees else partial(_bind_entry, ns),
         )
-        if not b.trees:
-            ns.update(
-                _evaluate=ruleset._evaluate,
-                _failed=ruleset._failed,
-                _D=plain_decision_class(ruleset, ns["_tables"]),
-            )
-            ruleset.use_entry(ns["_evaluate_plain"])
-        return ruleset
+
+
+def _bind_entry(ns: dict[str, Any], ruleset: CompiledRuleset) -> Callable[..., Any]:
+    """The generated plain entry point, bound to ``ruleset``: the calls it does not answer
+    itself go to that ruleset's ``_evaluate``, and its decisions are of that ruleset."""
+    return with_globals(
+        ns["_evaluate_plain"],
+        _evaluate=ruleset._evaluate,
+        _failed=ruleset._failed,
+        _D=plain_decision_class(ruleset, ns["_tables"]),
+    )
 
 
 def _has_parts(parts: list[str | _Checked]) -> bool:

@@ -8,15 +8,17 @@ for nothing else.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from engine.runtime import describe_value, to_datetime
+from engine.parts import json_value
+from engine.runtime import describe_value
+from engine.times import format_time, parse_time
 
 if TYPE_CHECKING:
     from collections.abc import Set as AbstractSet
 
-    from engine.ruleset import CompiledRuleset, Template, TreeMeta, TreeNodeMeta
+    from engine.parts import RulesetParts, Template, TreeMeta, TreeNodeMeta
 
 _SECTIONS = ("eligibility", "escalation", "alerts")
 # A raw tuple holds the tables' matches from here on, one item per table.
@@ -45,20 +47,6 @@ class NextStep:
         self.path = path
         self.reads = reads
         self.error = error
-
-
-def format_time(when: datetime) -> str:
-    """RFC 3339 in UTC with milliseconds: ``2026-11-22T10:00:00.000Z``."""
-    if when.tzinfo is not UTC:
-        when = when.astimezone(UTC)
-    return when.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
-
-
-def json_value(value: Any) -> Any:
-    """A value read during evaluation, as JSON can carry it."""
-    if isinstance(value, datetime):
-        return format_time(value)
-    return value
 
 
 class Asked:
@@ -100,9 +88,7 @@ class Decision:
     # Set by ``to_dict`` on first use; left unset until then (one store fewer per evaluation).
     _dict: dict[str, Any]
 
-    def __init__(
-        self, ruleset: CompiledRuleset, raw: tuple[Any, ...], asked: Asked = PLAIN
-    ) -> None:
+    def __init__(self, ruleset: RulesetParts, raw: tuple[Any, ...], asked: Asked = PLAIN) -> None:
         self.ruleset = ruleset
         self._raw = raw
         self._asked = asked
@@ -323,14 +309,14 @@ def as_of_for(as_of: Mapping[str, Any], path: str) -> datetime | None:
     probe = path
     while True:
         if probe in as_of:
-            return to_datetime(as_of[probe])
+            return parse_time(as_of[probe])
         if "." not in probe:
             return None
         probe = probe.rsplit(".", 1)[0]
 
 
 def plain_decision_class(
-    ruleset: CompiledRuleset, tables: Callable[[Decision], dict[str, Any]]
+    ruleset: RulesetParts, tables: Callable[[Decision], dict[str, Any]]
 ) -> type[Decision]:
     """The ``Decision`` subclass of one ruleset's plain evaluations.
 

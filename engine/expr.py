@@ -743,7 +743,7 @@ class _Checker:
                 want = f"at least {low}"
             raise _at(node, f"{name}() takes {want} argument{'s' if high != 1 else ''}, got {n}")
 
-    def _call(self, node: ast.Call, name: str, args: list[Node]) -> Node:
+    def _call(self, node: ast.Call, name: str, args: list[Node]) -> Node:  # noqa: PLR0912, PLR0915 -- a branch per built-in function
         types = [a.type for a in args]
         nullable = any(a.nullable for a in args)
         if name == "now":

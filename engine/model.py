@@ -24,7 +24,6 @@ Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Text = Annotated[str, StringConstraints(max_length=2_000)]
 Condition = str | bool
 
-FIELD_TYPES = ("string", "integer", "number", "boolean", "datetime", "list")
 Trigger = Literal["decision", "context_change", "event", "timer"]
 TRIGGERS: tuple[Trigger, ...] = ("decision", "context_change", "event", "timer")
 # An alert rule's ``on`` when it names none: not ``timer``, which needs an ``every``.

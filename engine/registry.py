@@ -112,8 +112,9 @@ class RulesetRegistry:
             )
         source = text.decode("utf-8") if isinstance(text, bytes) else text
         stored, created = self._store.put_revision(compiled.name, compiled.digest, source)
-        compiled.revision = stored.revision
-        compiled = self._remember((stored.name, stored.revision), compiled)
+        compiled = self._remember(
+            (stored.name, stored.revision), compiled.at_revision(stored.revision)
+        )
         activated = False
         if activate and self.active_revision(stored.name) != stored.revision:
             self.activate(stored.name, stored.revision)
@@ -142,8 +143,7 @@ class RulesetRegistry:
                 f"{stored.digest}: its text was changed outside Frontline; restore it, or "
                 "deploy the change as a new revision"
             )
-        compiled.revision = revision
-        return self._remember((name, revision), compiled)
+        return self._remember((name, revision), compiled.at_revision(revision))
 
     def _remember(self, key: tuple[str, int], compiled: CompiledRuleset) -> CompiledRuleset:
         """Keep ``compiled`` (or the one another thread kept first); let the least recently
@@ -350,43 +350,3 @@ def in_canary(name: str, customer_id: str, percent: int) -> bool:
         return False
     digest = hashlib.sha256(f"{name}\x00{customer_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % 100 < percent
-
-
-class MemoryRulesetStore:
-    """A RulesetStore in memory: the test double, and the store of a one-process setup."""
-
-    def __init__(self) -> None:
-        self._revisions: dict[str, list[StoredRevision]] = {}
-        self._routing: dict[str, Routing] = {}
-        self._lock = threading.Lock()
-
-    def put_revision(self, name: str, digest: str, text: str) -> tuple[StoredRevision, bool]:
-        with self._lock:
-            existing = self._revisions.setdefault(name, [])
-            for stored in existing:
-                if stored.digest == digest:
-                    return stored, False
-            stored = StoredRevision(name, len(existing) + 1, digest, text)
-            existing.append(stored)
-            return stored, True
-
-    def get_revision(self, name: str, revision: int) -> StoredRevision | None:
-        existing = self._revisions.get(name, [])
-        return existing[revision - 1] if 0 < revision <= len(existing) else None
-
-    def revisions(self, name: str) -> list[StoredRevision]:
-        return list(self._revisions.get(name, []))
-
-    def names(self) -> list[str]:
-        return sorted(self._revisions)
-
-    def set_routing(self, name: str, routing: Routing) -> bool:
-        with self._lock:
-            stored = self._routing.get(name)
-            if stored is not None and stored.version >= routing.version:
-                return False
-            self._routing[name] = routing
-            return True
-
-    def get_routing(self, name: str) -> Routing | None:
-        return self._routing.get(name)

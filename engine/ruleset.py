@@ -1,7 +1,7 @@
 """``CompiledRuleset``: the immutable result of compiling a document, and its ``evaluate``.
 
     evaluate(context, answers, now, counters, as_of, trace, tree, trigger)
-      │   without trees, generated per ruleset (``use_entry``): a plain call (a context
+      │   without trees, generated per ruleset (``entry``): a plain call (a context
       │   dict only) runs everything below in that one frame; any other goes to _evaluate
       │
       ├─ _read        generated: inputs → one tuple of values (fields, counters, now,
@@ -18,20 +18,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from functools import cached_property
+from typing import Any
 
-from engine.decision import Asked, Decision, NextStep, json_value
+from engine.decision import Asked, Decision, NextStep
 from engine.errors import EvaluationError
-from engine.expr import Type
-from engine.runtime import format_value, to_datetime
-
-if TYPE_CHECKING:
-    from engine.model import AlertRule, Document
-    from engine.testing import TestResult
+from engine.parts import RulesetParts
+from engine.testing import TESTS_BUDGET_SECONDS, TestResult, run_tests
+from engine.times import parse_time
 
 TRIGGER_DECISION = "decision"
 # The parameters of ``CompiledRuleset.evaluate``, as the generated entry point spells them.
@@ -41,150 +39,33 @@ ENTRY_PARAMS = (
 )
 
 
-@dataclass(frozen=True)
-class FieldMeta:
-    path: str
-    type: Type
-    max_age: timedelta | None = None
-    classification: str = "internal"
+@dataclass(frozen=True, eq=False)
+class CompiledRuleset(RulesetParts):
+    """A compiled document: its parts and its evaluation. Immutable once built; safe to
+    evaluate from any thread. ``at_revision`` gives the same ruleset numbered as a stored
+    revision."""
 
-
-@dataclass(frozen=True)
-class TableMeta:
-    id: str
-    hit: str
-    outputs: tuple[str, ...]
-    # A table's matches → its outputs by name, or None when a single-hit policy found none.
-    outputs_of: Callable[[Any], dict[str, Any] | None]
-    position: int
-
-
-@dataclass(frozen=True)
-class Template:
-    """A ``message:`` or ``say:`` template with ``{...}`` parts, kept so that a caller can show
-    it with some parts masked (what a reader may not see of a customer): the pieces in order,
-    each literal text or the fields one part reads, and a generated function of an
-    evaluation's values that gives each part's value.
-
-    The rendering the engine does itself (``message``, ``say``) does not go through this: it
-    is only for callers that mask.
-    """
-
-    pieces: tuple[str | frozenset[str], ...]
-    values: Callable[[tuple[Any, ...]], tuple[Any, ...]]
-    reads: frozenset[str]  # what every part reads, together
-
-    def render(
-        self,
-        values: tuple[Any, ...],
-        hide: AbstractSet[str] | None,
-        mask: Callable[[Any], str | None],
-    ) -> str:
-        """The text, with each part that reads a field in ``hide`` (every part, when ``hide``
-        is None) printed as ``mask`` of its value; an unknown value prints ``?`` either way."""
-        parts = iter(self.values(values))
-        out = []
-        for piece in self.pieces:
-            if piece.__class__ is str:
-                out.append(piece)
-                continue
-            value = next(parts)
-            if value is not None and (hide is None or not hide.isdisjoint(piece)):
-                value = mask(json_value(value))
-            out.append(format_value(value))
-        return "".join(out)
-
-
-@dataclass(frozen=True)
-class TreeNodeMeta:
-    id: str
-    ask: str | None
-    answer: str | None
-    answer_slot: int | None
-    gotos: tuple[str, ...]
-    branch: Callable[[tuple[Any, ...]], int] | None
-    reads: tuple[int, ...]
-    outcome: str | None
-    say: Callable[[tuple[Any, ...]], str] | None
-    queue: str | None
-    say_template: Template | None = None  # the ``say`` template's parts, when it has any
-
-
-@dataclass(frozen=True)
-class TreeMeta:
-    id: str
-    start: str
-    nodes: dict[str, TreeNodeMeta]
-
-
-@dataclass(frozen=True)
-class AlertMeta:
-    rule: AlertRule
-    message: Callable[[tuple[Any, ...]], str]
-    template: Template | None = None  # the message template's parts, when it has any
-
-
-@dataclass(eq=False)
-class CompiledRuleset:
-    """A compiled document. Immutable once built; safe to evaluate from any thread."""
-
-    name: str
-    digest: str
-    document: dict[str, Any]
-    model: Document
-    fields: dict[str, FieldMeta]
-    slot_paths: tuple[str, ...]
-    field_slots: dict[str, int]
-    counters_needed: frozenset[tuple[str, str]]
-    decide: dict[str, Callable[..., Any]]
-    compile_trace: Callable[[], dict[str, Callable[..., Any]]]
-    alert_meta: list[AlertMeta]
-    tables: list[TableMeta]
-    trees: dict[str, TreeMeta]
-    needed: dict[str, tuple[int, ...]]
-    rule_reads: dict[str, list[tuple[int, ...]]]
-    # decision → {table id: outputs}, new dicts each call; generated, as a loop over tables
-    # costs more than the work.
-    table_outputs: Callable[[Decision], dict[str, Any]]
-    source: str = field(repr=False)
-    revision: int | None = None
-    # The static parts of the decision JSON, built once per revision (eligibility by rule id).
-    eligible_out: dict[str, dict[str, Any]] = field(init=False, repr=False)
-    escalation_out: list[dict[str, Any]] = field(init=False, repr=False)
-    has_unique_tables: bool = field(init=False, repr=False)
-    rule_ids: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
-    # trigger → the declared fields its rules and tables read, sorted (for audit records)
-    read_paths: dict[str, list[str]] = field(init=False, repr=False)
-    # alert rule id → its message template, for those whose message has {...} parts
-    alert_templates: dict[str, Template] = field(init=False, repr=False)
-    _decide_trace: dict[str, Callable[..., Any]] | None = field(init=False, repr=False)
+    # Binds the entry point generated for this ruleset to it, when it has one (rulesets
+    # without trees): called once per ruleset built, the result becomes its ``evaluate``.
+    entry: Callable[[CompiledRuleset], Callable[..., Decision]] | None = field(
+        default=None, repr=False
+    )
 
     def __post_init__(self) -> None:
-        self.eligible_out = {
-            r.id: {"rule": r.id, "offer": r.offer, "params": r.params or {}, "because": r.because}
-            for r in self.model.eligibility
-        }
-        self.escalation_out = [
-            {"rule": r.id, "queue": r.queue, "priority": r.priority, "because": r.because}
-            for r in self.model.escalation
-        ]
-        self.has_unique_tables = any(t.hit == "unique" for t in self.tables)
-        self.alert_templates = {
-            m.rule.id: m.template for m in self.alert_meta if m.template is not None
-        }
-        self.rule_ids = tuple(
-            tuple(r.id for r in rules)
-            for rules in (self.model.eligibility, self.model.escalation, self.model.alerts)
-        )
-        self.read_paths = {
-            trigger: sorted(self.slot_paths[i] for i in slots if self.slot_paths[i] in self.fields)
-            for trigger, slots in self.needed.items()
-        }
-        self._decide_trace = None
+        super().__post_init__()
+        if self.entry is not None:
+            # An instance attribute shadowing the method; frozen guards only __setattr__.
+            vars(self)["evaluate"] = self.entry(self)
 
-    def use_entry(self, entry: Callable[..., Decision]) -> None:
-        """Make ``entry``, generated for this ruleset, its ``evaluate`` (see ``evaluate``)."""
-        vars(self)["evaluate"] = entry
+    def at_revision(self, revision: int) -> CompiledRuleset:
+        """This ruleset as revision ``revision`` of its name: a new ruleset (its own generated
+        entry point bound to it), for the registry to serve once the store has numbered it."""
+        return dataclasses.replace(self, revision=revision)
+
+    @cached_property
+    def _decide_trace(self) -> dict[str, Callable[..., Any]]:
+        """The decide functions that also record a trace, compiled on first use."""
+        return self.compile_trace()
 
     @property
     def description(self) -> str | None:
@@ -208,7 +89,7 @@ class CompiledRuleset:
         (``"context_change"`` or ``"event"``).
 
         A compiled ruleset without trees answers this through an entry point generated with
-        its rules (``use_entry``; same signature): the common call, a context dict and nothing
+        its rules (``entry``; same signature): the common call, a context dict and nothing
         else, runs the rules in that one frame and builds the decision with one store; every
         other call comes here.
         """
@@ -236,7 +117,7 @@ class CompiledRuleset:
             raise EvaluationError("answers must be a JSON object")
         when = None
         if now is not None:
-            when = to_datetime(now)
+            when = parse_time(now)
             if when is None:
                 raise EvaluationError(f"invalid now {now!r}: expected an RFC 3339 time")
         if (
@@ -254,10 +135,7 @@ class CompiledRuleset:
         try:
             if trace:
                 records = []
-                traced = self._decide_trace
-                if traced is None:  # compiled on first use; a race compiles it twice, harmlessly
-                    traced = self._decide_trace = self.compile_trace()
-                raw = traced[trigger](context, answers, counters, when, records)
+                raw = self._decide_trace[trigger](context, answers, counters, when, records)
             else:
                 raw = decide(context, answers, counters, when)
             step = self._walk(tree, raw[0]) if self.trees and trigger == "decision" else None
@@ -303,6 +181,5 @@ class CompiledRuleset:
         """Run the document's own tests; one result per test, in document order. Given a
         ``clock``, they share a time budget (``engine.testing.TESTS_BUDGET_SECONDS`` unless
         ``budget`` is given)."""
-        from engine.testing import TESTS_BUDGET_SECONDS, run_tests
-
-        return run_tests(self, clock, TESTS_BUDGET_SECONDS if budget is None else budget)
+        budget = TESTS_BUDGET_SECONDS if budget is None else budget
+        return run_tests(self.evaluate, self.model.tests, clock, budget)

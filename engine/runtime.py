@@ -9,10 +9,11 @@ import bisect
 import json
 import math
 import operator
-import re
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from engine.times import format_time, parse_time
 
 
 def _and3(*values: bool | None) -> bool | None:
@@ -99,38 +100,13 @@ def accepts(kind: str) -> Callable[[Any], bool]:
     raise ValueError(kind)  # pragma: no cover
 
 
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$"
-)
-
-
-def to_datetime(value: Any) -> datetime | None:
-    """An RFC 3339 string (with its offset) or a datetime → an aware datetime; else None.
-
-    A datetime object without a zone, from Python callers, is taken as UTC; a string without
-    an offset is not RFC 3339 and is refused.
-    """
-    if value.__class__ is datetime and value.tzinfo is not None:
-        return value
-    if value.__class__ is str:
-        if _RFC3339.match(value) is None:
-            return None
-        try:
-            return datetime.fromisoformat(value.upper())
-        except ValueError:  # the shape is right but the date is not (February 30th)
-            return None
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC)
-    return None
-
-
 def attr_getter(attr: str, kind: str) -> Callable[[Any], Any]:
     """Read an attribute of a list item (an object), unknown if absent or of the wrong type."""
     if kind == "datetime":
 
         def get_datetime(item: Any) -> Any:
             v = item.get(attr) if item.__class__ is dict else None
-            return None if v is None else to_datetime(v)
+            return None if v is None else parse_time(v)
 
         return get_datetime
     ok = accepts(kind)
@@ -167,14 +143,14 @@ def item_filter(item_kind: str | None, attrs: tuple[tuple[str, str], ...] = ()) 
                     bad = bad or (v is not None and not ok(v))
                 for name in dated:
                     v = item.get(name)
-                    bad = bad or (v is not None and to_datetime(v) is None)
+                    bad = bad or (v is not None and parse_time(v) is None)
             return kept, bad
 
         return objects
     if item_kind == "datetime":
 
         def datetimes(items: list[Any]) -> tuple[list[Any], bool]:
-            converted = [to_datetime(i) for i in items]
+            converted = [parse_time(i) for i in items]
             kept = [c for c in converted if c is not None]
             return kept, len(kept) != len(items)
 
@@ -263,7 +239,7 @@ def format_value(value: Any) -> str:
         except ValueError:  # more digits than Python will print
             return "?"
     if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return format_time(value, "auto")
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
@@ -306,7 +282,7 @@ HELPERS: dict[str, Any] = {
     "_div": _finite(operator.truediv),
     "_mod": _finite(operator.mod),
     "_fmt": format_value,
-    "_dt": to_datetime,
+    "_dt": parse_time,
     "_count": read_counter,
     "_bisect": bisect.bisect_left,
     "_bisect_right": bisect.bisect_right,
@@ -318,7 +294,6 @@ HELPERS: dict[str, Any] = {
     "_int": int,
     "_float": float,
     "_bool": bool,
-    "_isfinite": math.isfinite,
     # A decision of the ruleset's own class, built without calling __init__.
     "_new": object.__new__,
 }

@@ -14,15 +14,18 @@ very many or very large tests.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import EvaluationError
 
 if TYPE_CHECKING:
-    from engine.model import TestCase
-    from engine.ruleset import CompiledRuleset
+    from engine.decision import Decision
+    from engine.model import Expectation, TestCase
+
+# A compiled ruleset's ``evaluate``.
+Evaluate = Callable[..., "Decision"]
 
 
 @dataclass(frozen=True)
@@ -41,22 +44,23 @@ TESTS_BUDGET_SECONDS = 10.0
 
 
 def run_tests(
-    ruleset: CompiledRuleset,
+    evaluate: Evaluate,
+    tests: Sequence[TestCase],
     clock: Callable[[], float] | None = None,
     budget: float = TESTS_BUDGET_SECONDS,
 ) -> list[TestResult]:
-    """Run every test in document order; with a ``clock`` (seconds), within ``budget``
-    seconds for them all."""
+    """Run ``tests`` (a document's, in document order) with the document's compiled
+    ``evaluate``; with a ``clock`` (seconds), within ``budget`` seconds for them all."""
     if clock is None:
-        return [run_test(ruleset, test) for test in ruleset.model.tests]
+        return [run_test(evaluate, test) for test in tests]
     results: list[TestResult] = []
     deadline = clock() + budget
-    for test in ruleset.model.tests:
+    for test in tests:
         if clock() >= deadline:
             spent = f"not run: the document's tests took more than their {budget:g} s budget"
             results.append(TestResult(test.name, False, [spent]))
             continue
-        result = run_test(ruleset, test)
+        result = run_test(evaluate, test)
         if clock() >= deadline:
             spent = f"took the document's tests past their {budget:g} s budget"
             result = TestResult(test.name, False, [*result.failures, spent])
@@ -64,9 +68,9 @@ def run_tests(
     return results
 
 
-def run_test(ruleset: CompiledRuleset, test: TestCase) -> TestResult:
+def run_test(evaluate: Evaluate, test: TestCase) -> TestResult:
     try:
-        decision = ruleset.evaluate(
+        decision = evaluate(
             test.context,
             answers=test.answers,
             now=test.now,
@@ -79,6 +83,16 @@ def run_test(ruleset: CompiledRuleset, test: TestCase) -> TestResult:
         return TestResult(test.name, False, [f"evaluation failed: {exc}"])
     got = decision.to_dict()
     expect = test.expect
+    failures = [
+        *_rule_failures(expect, decision, got),
+        *_table_failures(expect.tables or {}, got["tables"]),
+        *_step_failures(expect, got["next_step"]),
+    ]
+    return TestResult(test.name, not failures, failures)
+
+
+def _rule_failures(expect: Expectation, decision: Decision, got: dict[str, Any]) -> list[str]:
+    """What differs in the rule ids and field lists ``expect`` names (compared as sets)."""
     given = expect.model_fields_set
     failures: list[str] = []
 
@@ -97,8 +111,14 @@ def run_test(ruleset: CompiledRuleset, test: TestCase) -> TestResult:
         compare_ids(key, got[key])
     if "invalid_fields" in given:
         compare_ids("invalid_fields", [f["field"] for f in got["invalid_fields"]])
-    for table_id, outputs in (expect.tables or {}).items():
-        actual = got["tables"].get(table_id)
+    return failures
+
+
+def _table_failures(expected: dict[str, Any], got: dict[str, Any]) -> list[str]:
+    """What differs in the outputs of the tables named (only the outputs written)."""
+    failures: list[str] = []
+    for table_id, outputs in expected.items():
+        actual = got.get(table_id)
         if outputs is None or actual is None:
             if outputs != actual:
                 failures.append(f"tables.{table_id}: expected {outputs!r}, got {actual!r}")
@@ -108,16 +128,22 @@ def run_test(ruleset: CompiledRuleset, test: TestCase) -> TestResult:
                 failures.append(
                     f"tables.{table_id}.{name}: expected {value!r}, got {actual.get(name)!r}"
                 )
-    if "next_step" in given:
-        step = got["next_step"]
-        if expect.next_step is None or step is None:
-            if expect.next_step != step:
-                failures.append(f"next_step: expected {expect.next_step!r}, got {step!r}")
-        else:
-            for key, value in expect.next_step.items():
-                if not _equal(step.get(key), value):
-                    failures.append(f"next_step.{key}: expected {value!r}, got {step.get(key)!r}")
-    return TestResult(test.name, not failures, failures)
+    return failures
+
+
+def _step_failures(expect: Expectation, step: dict[str, Any] | None) -> list[str]:
+    """What differs in the next step, if named (only the keys written)."""
+    if "next_step" not in expect.model_fields_set:
+        return []
+    if expect.next_step is None or step is None:
+        if expect.next_step != step:
+            return [f"next_step: expected {expect.next_step!r}, got {step!r}"]
+        return []
+    return [
+        f"next_step.{key}: expected {value!r}, got {step.get(key)!r}"
+        for key, value in expect.next_step.items()
+        if not _equal(step.get(key), value)
+    ]
 
 
 def _equal(actual: Any, expected: Any) -> bool:

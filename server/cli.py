@@ -28,7 +28,7 @@ from typing import Any, NoReturn, TextIO
 
 from engine import CompiledRuleset, EvaluationError, RulesetError, compile_ruleset
 from engine.durations import parse_duration
-from engine.runtime import to_datetime
+from engine.times import format_time, parse_time
 
 DEFAULT_DATA_DIR = "var"
 LEDGER_DIR = "ledger"  # every instance's segments and the query index, in the data dir
@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     sys.exit(code)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 -- a statement per command and option
     parser = argparse.ArgumentParser(
         prog="frontline",
         description="Frontline: decisioning for contact-center agent desktops.",
@@ -175,7 +175,7 @@ def _data_dir_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _serve(args: argparse.Namespace, out: TextIO) -> int:
+def _serve(args: argparse.Namespace, out: TextIO) -> int:  # noqa: PLR0912, PLR0915 -- the start of a server, step by step
     import dataclasses
 
     from server.keys import KeyListError
@@ -396,7 +396,7 @@ def _eval(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _import_durable(args: argparse.Namespace, out: TextIO) -> int:
-    from engine.durable_import import convert_durable, dump_document
+    from engine.importers.durable import convert_durable, dump_document
 
     ruleset = _json_object(args.file, _read_text(args.file))
     name = args.name or Path(args.file).stem
@@ -506,7 +506,7 @@ def _time_arg(name: str, value: str | None, now: datetime) -> str | None:
     """An RFC 3339 time, or an age (``7d``) counted back from ``now``; as the ledger writes it."""
     if value is None:
         return None
-    when = to_datetime(value)
+    when = parse_time(value)
     if when is None:
         try:
             when = now - parse_duration(value)
@@ -514,7 +514,7 @@ def _time_arg(name: str, value: str | None, now: datetime) -> str | None:
             raise CommandError(
                 f"{name} {value!r} is neither an RFC 3339 time nor an age such as 7d or 12h"
             ) from None
-    return when.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return format_time(when, "microseconds")
 
 
 def _audit_query(args: argparse.Namespace, out: TextIO) -> int:

@@ -32,7 +32,8 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import Guard
 
-from engine import StoreUnavailable, StoreWriteFailed
+from adapters.ports import StoreUnavailable
+from engine import StoreWriteFailed
 from server.keys import KeyRing, Principal
 from server.logs import bind_request
 from server.service.errors import (

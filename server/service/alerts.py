@@ -35,6 +35,20 @@ import msgspec
 import structlog
 
 from adapters.memory import MemoryAlertStore
+from adapters.ports import (
+    RAISED,
+    REPEAT,
+    AlertBus,
+    AlertClaim,
+    AlertInputs,
+    AlertLimit,
+    AlertStore,
+    AlertSubscription,
+    DecisionReads,
+    Interaction,
+    InteractionStore,
+    StoreUnavailable,
+)
 from audit.masking import Masker
 from audit.record import Actor, LedgerRecord, RulesetRef
 from audit.recording import (
@@ -47,25 +61,9 @@ from audit.recording import (
     masked_paths,
     suppressed_record,
 )
-from engine import (
-    AlertBus,
-    AlertClaim,
-    AlertInputs,
-    AlertLimit,
-    AlertStore,
-    AlertSubscription,
-    CompiledRuleset,
-    DecisionReads,
-    EvaluationError,
-    Interaction,
-    InteractionStore,
-    RulesetRegistry,
-    StoreUnavailable,
-    UnknownRuleset,
-)
-from engine.decision import format_time
+from engine import CompiledRuleset, EvaluationError, RulesetRegistry, UnknownRuleset
 from engine.durations import parse_duration
-from engine.ports import RAISED, REPEAT
+from engine.times import format_time, read_time
 from server.ids import encode_ulid, new_id
 from server.keys import Principal
 from server.service.access import authorize
@@ -451,7 +449,7 @@ class Alerting:
         delivered_at = found.get("delivered_at")
         after_ms = None
         if delivered_at is not None:
-            shown = datetime.fromisoformat(delivered_at).timestamp()
+            shown = read_time(delivered_at).timestamp()
             after_ms = max(0, round((time.time() - shown) * 1000))
         await self.recorder.append(
             ack_record(
@@ -489,7 +487,7 @@ class Alerting:
             self.tally.add(name, rule, "acknowledged")
             raised_at = found.get("raised_at")
             if raised_at:
-                waited = time.time() - datetime.fromisoformat(raised_at).timestamp()
+                waited = time.time() - read_time(raised_at).timestamp()
                 self.tally.acked_after(name, rule, max(0.0, waited))
 
     def _delivered(self, agent_id: str, alerts: list[dict[str, Any]]) -> None:

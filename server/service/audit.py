@@ -13,7 +13,6 @@ import base64
 import itertools
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from audit.segments import LogError, SegmentLog, instances
 from audit.verify import verify_ledger
 from audit.writer import LedgerError, LedgerWriter
 from engine import CompiledRuleset, RulesetError, compile_ruleset
+from engine.times import format_time
 from server.keys import Principal
 from server.service.answers import (
     AuditPage,
@@ -58,12 +58,7 @@ def ledger_time(name: str, value: str | None) -> str | None:
     """An RFC 3339 filter, normalised to how the ledger writes ``recorded_at``."""
     if value is None:
         return None
-    return (
-        rfc3339(name, value, bounded=False)
-        .astimezone(UTC)
-        .isoformat(timespec="microseconds")
-        .replace("+00:00", "Z")
-    )
+    return format_time(rfc3339(name, value, bounded=False), "microseconds")
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,11 @@ from typing import Any
 import msgspec
 
 from adapters.memory import leaves
+from adapters.ports import ContextStore, CustomerContext, InteractionStore
 from audit.masking import Masker
 from audit.recording import mask_tree, masked_paths
-from engine import (
-    ContextStore,
-    CustomerContext,
-    InteractionStore,
-    RulesetRegistry,
-)
-from engine.decision import format_time
-from engine.runtime import to_datetime
+from engine import RulesetRegistry
+from engine.times import format_time, parse_time
 from server.keys import Principal
 from server.service.access import authorize
 from server.service.alerts import Alerting
@@ -122,7 +117,7 @@ class Customers:
         fields = {}
         for path in leaves(found.values):
             as_of = found.as_of.get(path)
-            when = to_datetime(as_of) if as_of else None
+            when = parse_time(as_of) if as_of else None
             fields[path] = {
                 "source": found.sources.get(path),
                 "as_of": as_of,

@@ -15,21 +15,18 @@ from typing import Any, cast
 
 import structlog
 
-from audit.masking import Masker
-from audit.record import Actor, LedgerRecord, RulesetRef
-from audit.recording import decision_record, mask_shown, masked_paths
-from engine import (
-    CompiledRuleset,
+from adapters.ports import (
     DecisionReads,
-    EvaluationError,
     EventCounters,
     Interaction,
     InteractionStore,
-    RulesetRegistry,
     StoreUnavailable,
-    UnknownRuleset,
 )
-from engine.decision import format_time
+from audit.masking import Masker
+from audit.record import Actor, LedgerRecord, RulesetRef
+from audit.recording import decision_record, mask_shown, masked_paths
+from engine import CompiledRuleset, EvaluationError, RulesetRegistry, UnknownRuleset
+from engine.times import format_time
 from server.ids import new_id
 from server.keys import Principal
 from server.metrics import Metrics
@@ -84,7 +81,7 @@ class Decisions:
         """Evaluate, record durably, and return the decision (the HTTP API's decision shape)."""
         return (await self._decide(request, principal))[0]
 
-    async def _decide(
+    async def _decide(  # noqa: PLR0912, PLR0915 -- the hot path, kept in one frame
         self, request: DecisionRequest, principal: Principal, interaction_id: str | None = None
     ) -> tuple[DecisionAnswer, LedgerRecord]:
         """The decision's answer, and its ledger record (durable by now)."""

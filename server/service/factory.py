@@ -35,6 +35,15 @@ from adapters.memory import (
     MemoryInteractions,
     MemoryTimers,
 )
+from adapters.ports import (
+    AlertBus,
+    AlertStore,
+    ContextStore,
+    DecisionReads,
+    EventCounters,
+    InteractionStore,
+    TimerStore,
+)
 from adapters.reads import StoreByStore
 from adapters.redis import (
     RedisAlertStore,
@@ -56,20 +65,7 @@ from audit.segments import Frame, SegmentLog, check_log, instances
 from audit.shipper import LedgerShipper
 from audit.signing import SigningKeyError, load_signer
 from audit.writer import LedgerError, LedgerTampered, LedgerWriter, TreeRebuild, save_tree
-from engine import (
-    AlertBus,
-    AlertStore,
-    ContextStore,
-    DecisionReads,
-    Deployment,
-    EventCounters,
-    InteractionStore,
-    RulesetError,
-    RulesetRegistry,
-    RulesetStore,
-    StoreWriteFailed,
-    TimerStore,
-)
+from engine import Deployment, RulesetError, RulesetRegistry, RulesetStore, StoreWriteFailed
 from server.ids import new_id
 from server.metrics import Metrics
 from server.service.alerts import Alerting

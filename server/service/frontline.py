@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from adapters.ports import ContextStore
 from audit.indexer import IndexFollower
 from audit.shipper import LedgerShipper
 from audit.writer import LedgerWriter
-from engine import ContextStore, RulesetRegistry
+from engine import RulesetRegistry
 from server.metrics import Metrics
 from server.service.alerts import Alerting
 from server.service.audit import Audit

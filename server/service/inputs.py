@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from engine import CompiledRuleset, CustomerContext, Interaction
-from engine.runtime import to_datetime
+from adapters.ports import CustomerContext, Interaction
+from engine import CompiledRuleset
+from engine.times import parse_time
 from server.service.errors import Invalid
 
 MAX_NESTING = 32
@@ -66,7 +67,7 @@ EARLIEST, LATEST = 1970, 9000
 def rfc3339(name: str, value: str, *, bounded: bool = True) -> datetime:
     """``value`` as a time, or Invalid naming the field; ``bounded``: one Frontline will
     compute with, from ``EARLIEST`` to ``LATEST`` (a filter need not be)."""
-    when = to_datetime(value)
+    when = parse_time(value)
     if when is None:
         raise Invalid(f"{name} {value!r} is not an RFC 3339 time")
     if bounded and not EARLIEST <= when.year < LATEST:
@@ -110,7 +111,7 @@ def _parsed(when: str) -> datetime | None:
     if found is None:
         if len(_PARSED) > 10_000:
             _PARSED.clear()
-        found = _PARSED[when] = to_datetime(when)
+        found = _PARSED[when] = parse_time(when)
     return found
 
 

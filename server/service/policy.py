@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import msgspec
 
-from engine import AlertLimit, CompiledRuleset
+from adapters.ports import AlertLimit
+from engine import CompiledRuleset
 from engine.durations import parse_duration
 from engine.model import SEVERITIES
 

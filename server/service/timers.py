@@ -24,18 +24,17 @@ from datetime import UTC, datetime
 
 import structlog
 
-from audit.record import RulesetRef
-from engine import (
-    CompiledRuleset,
+from adapters.ports import (
     DecisionReads,
     Interaction,
-    RulesetRegistry,
     StoreUnavailable,
     TimerStore,
-    UnknownRuleset,
+    timer_key,
+    timer_parts,
 )
+from audit.record import RulesetRef
+from engine import CompiledRuleset, RulesetRegistry, UnknownRuleset
 from engine.durations import parse_duration
-from engine.ports import timer_key, timer_parts
 from server.service.alerts import Alerting
 
 log = structlog.get_logger("frontline")

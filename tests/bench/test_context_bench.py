@@ -20,10 +20,15 @@ from typing import Any
 import pytest
 import redis.asyncio
 
-from adapters.memory import MemoryContextStore, MemoryEventCounters, MemoryInteractions
+from adapters.memory import (
+    MemoryContextStore,
+    MemoryEventCounters,
+    MemoryInteractions,
+    MemoryRulesetStore,
+)
 from adapters.reads import StoreByStore
 from adapters.redis import RedisContextStore
-from engine import MemoryRulesetStore, RulesetRegistry
+from engine import RulesetRegistry
 from server.service.inputs import context_view
 from server.settings import STARTER_RULESETS
 from tests.support.redis import URL, delete_prefix, require_redis

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from audit.query import LedgerQuery, LedgerReader
-from engine.runtime import to_datetime
+from engine.times import parse_time
 from tests.support.live_server import KEYS, LiveServer
 from tests.support.redis import instances_on_redis
 
@@ -102,8 +102,8 @@ def timer_runs(servers: list[LiveServer]) -> list[tuple[str, float, float, int]]
         for record in found:
             if record.data.get("trigger") != "timer":
                 continue
-            due = to_datetime(record.data["due_at"])
-            recorded = to_datetime(record.recorded_at)
+            due = parse_time(record.data["due_at"])
+            recorded = parse_time(record.recorded_at)
             assert due is not None and recorded is not None and record.interaction_id
             runs.append((record.interaction_id, due.timestamp(), recorded.timestamp(), n))
     return runs

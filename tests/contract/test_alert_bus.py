@@ -15,7 +15,7 @@ import structlog
 import structlog.testing
 
 from adapters.alertbus import MemoryAlertBus, RedisAlertBus, Subscription
-from engine import AlertBus, AlertSubscription
+from adapters.ports import AlertBus, AlertSubscription
 from tests.support.redis import URL
 
 Make = Callable[[], Awaitable[AlertBus]]

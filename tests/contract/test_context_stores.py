@@ -19,15 +19,7 @@ from adapters.memory import (
     MemoryInteractions,
     MemoryTimers,
 )
-from adapters.redis import (
-    RedisAlertStore,
-    RedisContextStore,
-    RedisEventCounters,
-    RedisInteractions,
-    RedisTimers,
-)
-from adapters.source import HttpContextSource, SourcedContextStore
-from engine import (
+from adapters.ports import (
     AlertClaim,
     AlertLimit,
     AlertStore,
@@ -36,8 +28,16 @@ from engine import (
     Interaction,
     InteractionStore,
     TimerStore,
+    timer_key,
 )
-from engine.ports import timer_key
+from adapters.redis import (
+    RedisAlertStore,
+    RedisContextStore,
+    RedisEventCounters,
+    RedisInteractions,
+    RedisTimers,
+)
+from adapters.source import HttpContextSource, SourcedContextStore
 from tests.support.redis import URL
 from tests.support.source import ContextSource
 

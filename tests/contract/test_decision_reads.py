@@ -13,20 +13,20 @@ import pytest
 import redis.asyncio
 
 from adapters.memory import MemoryContextStore, MemoryEventCounters, MemoryInteractions
-from adapters.reads import StoreByStore
-from adapters.redis import (
-    RedisContextStore,
-    RedisDecisionReads,
-    RedisEventCounters,
-    RedisInteractions,
-)
-from engine import (
+from adapters.ports import (
     ContextStore,
     DecisionReads,
     EventCounters,
     Interaction,
     InteractionStore,
     StoreUnavailable,
+)
+from adapters.reads import StoreByStore
+from adapters.redis import (
+    RedisContextStore,
+    RedisDecisionReads,
+    RedisEventCounters,
+    RedisInteractions,
 )
 from tests.support.redis import URL
 

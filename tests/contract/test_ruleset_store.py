@@ -10,8 +10,9 @@ import pytest
 import redis
 
 from adapters.files import FileRulesetStore
+from adapters.memory import MemoryRulesetStore
 from adapters.redis import RedisRulesetStore
-from engine import MemoryRulesetStore, Routing, RulesetStore
+from engine import Routing, RulesetStore
 from tests.support.redis import URL
 
 

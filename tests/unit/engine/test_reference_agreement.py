@@ -622,7 +622,7 @@ def assert_agrees(document: dict[str, Any], cases: list[dict[str, Any]], as_text
         assert compared(engine) == compared(expected)
         if any(case[k] is not None for k in ("answers", "now", "counters", "tree")):
             # The context alone: for a document without trees, the generated entry point's
-            # own reads (CompiledRuleset.use_entry).
+            # own reads (CompiledRuleset.entry).
             plain = compiled.evaluate(case["context"]).to_dict()
             assert compared(plain) == compared(decide(document, case["context"]))
 

@@ -6,14 +6,8 @@ import threading
 
 import pytest
 
-from engine import (
-    DeployRefused,
-    MemoryRulesetStore,
-    Routing,
-    RulesetError,
-    RulesetRegistry,
-    UnknownRuleset,
-)
+from adapters.memory import MemoryRulesetStore
+from engine import DeployRefused, Routing, RulesetError, RulesetRegistry, UnknownRuleset
 
 DOC = """\
 ruleset: desk

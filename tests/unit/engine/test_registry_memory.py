@@ -3,7 +3,8 @@ stay compiled, and one asked for again is compiled again from its stored text, u
 
 from __future__ import annotations
 
-from engine import MemoryRulesetStore, RulesetRegistry
+from adapters.memory import MemoryRulesetStore
+from engine import RulesetRegistry
 from tests.support.documents import TINY
 
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from engine import compile_ruleset
-from engine.durable_import import (
+from engine.importers.durable import (
     DurableConversion,
     DurableImportError,
     convert_durable,

@@ -39,7 +39,7 @@ pytest.importorskip("durable")
 import durable_rules_engine
 
 from engine import compile_ruleset
-from engine.durable_import import convert_durable
+from engine.importers.durable import convert_durable
 
 SEEDS = range(6)
 RULES_PER_RULESET = 14

@@ -1,0 +1,187 @@
+"""The parts of a compiled ruleset: what compiling a document yields besides its generated
+functions' behaviour, and what a decision reads of the ruleset that made it.
+
+    RulesetParts   the model, generated functions, slots and the metadata below
+      ├─ FieldMeta, TableMeta, AlertMeta
+      ├─ TreeMeta ── TreeNodeMeta
+      └─ Template  a message or ``say`` with its ``{...}`` parts, for callers that mask
+
+``ruleset.CompiledRuleset`` adds evaluation to ``RulesetParts``; ``decision.Decision`` reads
+``RulesetParts``. Both import this module and neither imports the other's dependents back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from engine.expr import Type
+from engine.runtime import format_value
+from engine.times import format_time
+
+if TYPE_CHECKING:
+    from engine.model import AlertRule, Document
+
+
+def json_value(value: Any) -> Any:
+    """A value read during evaluation, as JSON can carry it."""
+    if isinstance(value, datetime):
+        return format_time(value)
+    return value
+
+
+@dataclass(frozen=True)
+class FieldMeta:
+    path: str
+    type: Type
+    max_age: timedelta | None = None
+    classification: str = "internal"
+
+
+@dataclass(frozen=True)
+class TableMeta:
+    id: str
+    hit: str
+    outputs: tuple[str, ...]
+    # A table's matches → its outputs by name, or None when a single-hit policy found none.
+    outputs_of: Callable[[Any], dict[str, Any] | None]
+    position: int
+
+
+@dataclass(frozen=True)
+class Template:
+    """A ``message:`` or ``say:`` template with ``{...}`` parts, kept so that a caller can show
+    it with some parts masked (what a reader may not see of a customer): the pieces in order,
+    each literal text or the fields one part reads, and a generated function of an
+    evaluation's values that gives each part's value.
+
+    The rendering the engine does itself (``message``, ``say``) does not go through this: it
+    is only for callers that mask.
+    """
+
+    pieces: tuple[str | frozenset[str], ...]
+    values: Callable[[tuple[Any, ...]], tuple[Any, ...]]
+    reads: frozenset[str]  # what every part reads, together
+
+    def render(
+        self,
+        values: tuple[Any, ...],
+        hide: AbstractSet[str] | None,
+        mask: Callable[[Any], str | None],
+    ) -> str:
+        """The text, with each part that reads a field in ``hide`` (every part, when ``hide``
+        is None) printed as ``mask`` of its value; an unknown value prints ``?`` either way."""
+        parts = iter(self.values(values))
+        out = []
+        for piece in self.pieces:
+            if piece.__class__ is str:
+                out.append(piece)
+                continue
+            value = next(parts)
+            if value is not None and (hide is None or not hide.isdisjoint(piece)):
+                value = mask(json_value(value))
+            out.append(format_value(value))
+        return "".join(out)
+
+
+@dataclass(frozen=True)
+class TreeNodeMeta:
+    id: str
+    ask: str | None
+    answer: str | None
+    answer_slot: int | None
+    gotos: tuple[str, ...]
+    branch: Callable[[tuple[Any, ...]], int] | None
+    reads: tuple[int, ...]
+    outcome: str | None
+    say: Callable[[tuple[Any, ...]], str] | None
+    queue: str | None
+    say_template: Template | None = None  # the ``say`` template's parts, when it has any
+
+
+@dataclass(frozen=True)
+class TreeMeta:
+    id: str
+    start: str
+    nodes: dict[str, TreeNodeMeta]
+
+
+@dataclass(frozen=True)
+class AlertMeta:
+    rule: AlertRule
+    message: Callable[[tuple[Any, ...]], str]
+    template: Template | None = None  # the message template's parts, when it has any
+
+
+@dataclass(frozen=True, eq=False)
+class RulesetParts:
+    """What a compiled document holds: its model, the generated functions and the metadata
+    of its fields, tables, trees and alerts. ``CompiledRuleset`` adds evaluation; a
+    ``Decision`` reads these parts of the ruleset that made it."""
+
+    name: str
+    digest: str
+    document: dict[str, Any]
+    model: Document
+    fields: dict[str, FieldMeta]
+    slot_paths: tuple[str, ...]
+    field_slots: dict[str, int]
+    counters_needed: frozenset[tuple[str, str]]
+    decide: dict[str, Callable[..., Any]]
+    compile_trace: Callable[[], dict[str, Callable[..., Any]]]
+    alert_meta: list[AlertMeta]
+    tables: list[TableMeta]
+    trees: dict[str, TreeMeta]
+    needed: dict[str, tuple[int, ...]]
+    rule_reads: dict[str, list[tuple[int, ...]]]
+    # decision → {table id: outputs}, new dicts each call; generated, as a loop over tables
+    # costs more than the work.
+    table_outputs: Callable[[Any], dict[str, Any]]
+    source: str = field(repr=False)
+    revision: int | None = None
+    # The static parts of the decision JSON, built once per revision (eligibility by rule id).
+    eligible_out: dict[str, dict[str, Any]] = field(init=False, repr=False)
+    escalation_out: list[dict[str, Any]] = field(init=False, repr=False)
+    has_unique_tables: bool = field(init=False, repr=False)
+    rule_ids: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
+    # trigger → the declared fields its rules and tables read, sorted (for audit records)
+    read_paths: dict[str, list[str]] = field(init=False, repr=False)
+    # alert rule id → its message template, for those whose message has {...} parts
+    alert_templates: dict[str, Template] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        model = self.model
+        derived = {
+            "eligible_out": {
+                r.id: {
+                    "rule": r.id,
+                    "offer": r.offer,
+                    "params": r.params or {},
+                    "because": r.because,
+                }
+                for r in model.eligibility
+            },
+            "escalation_out": [
+                {"rule": r.id, "queue": r.queue, "priority": r.priority, "because": r.because}
+                for r in model.escalation
+            ],
+            "has_unique_tables": any(t.hit == "unique" for t in self.tables),
+            "alert_templates": {
+                m.rule.id: m.template for m in self.alert_meta if m.template is not None
+            },
+            "rule_ids": tuple(
+                tuple(r.id for r in rules)
+                for rules in (model.eligibility, model.escalation, model.alerts)
+            ),
+            "read_paths": {
+                trigger: sorted(
+                    self.slot_paths[i] for i in slots if self.slot_paths[i] in self.fields
+                )
+                for trigger, slots in self.needed.items()
+            },
+        }
+        for name, value in derived.items():  # frozen: derived parts are set once, here
+            object.__setattr__(self, name, value)
