@@ -170,10 +170,7 @@ def check_proof(proof: dict[str, Any], public_key: str) -> str:
         index = int(proof["leaf_index"])
         claimed = hash_bytes(proof["leaf_hash"])
         path = [hash_bytes(h) for h in proof["inclusion_path"]]
-        fields = dict(proof["tree_head"])
-        named_key = fields.pop("public_key", None)
-        fields.pop("seq", None)
-        head = TreeHead(**fields)
+        head, named_key = TreeHead.from_data(proof["tree_head"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ProofError(f"not a Frontline inclusion proof ({exc})") from None
     key = parse_public_key(public_key)

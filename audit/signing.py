@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,13 @@ class TreeHead(msgspec.Struct, frozen=True, kw_only=True):
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = msgspec.to_builtins(self)
         return out
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> tuple[TreeHead, str]:
+        """The tree head a ``tree_head`` record's ``data`` (or an answer's ``tree_head``)
+        holds, and the public key it names ("" if none); TypeError if it is not one."""
+        fields = {k: v for k, v in data.items() if k not in ("public_key", "seq")}
+        return cls(**fields), str(data.get("public_key") or "")
 
 
 class Signer:
@@ -161,10 +169,8 @@ def tree_head_problem(
 
     With ``public_key`` the head must name and be signed by that key; without one, by the key
     it names (which shows the log changed, but not a head forged with another key)."""
-    fields = dict(data)
-    named = str(fields.pop("public_key", ""))
     try:
-        head = TreeHead(**fields)
+        head, named = TreeHead.from_data(data)
         key = pinned or parse_public_key(public_key or named)
     except (TypeError, SigningKeyError):
         return "is not a readable tree head"

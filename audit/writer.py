@@ -447,9 +447,7 @@ class TreeRebuild:
                     raise LedgerTampered(
                         f"the tree head at record {seq} of instance {self.instance} {problem}"
                     )
-                self.latest = TreeHead(
-                    **{k: v for k, v in record.data.items() if k != "public_key"}
-                )
+                self.latest = TreeHead.from_data(record.data)[0]
         self.tree.append(leaf)
 
 

@@ -372,11 +372,11 @@ def explain(record: LedgerRecord) -> dict[str, Any]:
     }
 
 
-def _signed(seq: int, body: bytes) -> SignedTreeHead | None:
-    record = decode(body)
+def _signed(record: LedgerRecord) -> SignedTreeHead | None:
+    """The signed tree head ``record`` is, as answers give it; None if it is not one."""
     if record.kind != "tree_head":
         return None
-    return msgspec.convert({**record.data, "seq": seq}, SignedTreeHead)
+    return msgspec.convert({**record.data, "seq": record.seq}, SignedTreeHead)
 
 
 def _inclusion(ledger_dir: Path, decision_id: str) -> InclusionProof | None:
@@ -396,7 +396,7 @@ def _inclusion(ledger_dir: Path, decision_id: str) -> InclusionProof | None:
             raise NotFound(f"record {record.seq} of {record.instance} is no longer in its log")
         head = None
         for frame in frames:  # the first tree head after it covers it
-            if b'"tree_head"' in frame.body and (head := _signed(frame.seq, frame.body)):
+            if b'"tree_head"' in frame.body and (head := _signed(decode(frame.body))):
                 break
         if head is None:
             return None
@@ -420,10 +420,9 @@ def _latest_heads(ledger_dir: Path) -> list[SignedTreeHead]:
     reader = LedgerReader(ledger_dir)
     try:
         for record in reader.iterate(LedgerQuery(kind="tree_head"), page_size=100):
-            if record.instance in wanted and record.instance not in found:
-                found[record.instance] = msgspec.convert(
-                    {**record.data, "seq": record.seq}, SignedTreeHead
-                )
+            head = _signed(record)
+            if head is not None and record.instance in wanted and record.instance not in found:
+                found[record.instance] = head
                 if len(found) == len(wanted):
                     break
     finally:
