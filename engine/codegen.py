@@ -39,6 +39,7 @@ from engine.expr import (
     Var,
     VarAttr,
 )
+from engine.generated import slot_name
 from engine.regexes import regex_matcher
 
 _FINITE = {"+": "_add", "-": "_sub", "*": "_mul", "/": "_div", "%": "_mod"}
@@ -114,7 +115,7 @@ class Emitter:
             return repr(n.value)
         if isinstance(n, Slot):
             self.used.add(n.index)
-            return f"s{n.index}"
+            return slot_name(n.index)
         if isinstance(n, Var):
             return f"_i_{n.name}"
         if isinstance(n, ListConst):

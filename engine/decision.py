@@ -11,6 +11,14 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from engine.generated import (
+    RAW_ALERTS,
+    RAW_ELIGIBLE,
+    RAW_ESCALATION,
+    RAW_INVALID,
+    RAW_MATCHES,
+    RAW_VALUES,
+)
 from engine.parts import json_value
 from engine.runtime import describe_value
 from engine.times import format_time, parse_time
@@ -21,8 +29,6 @@ if TYPE_CHECKING:
     from engine.parts import RulesetParts, Template, TreeMeta, TreeNodeMeta
 
 _SECTIONS = ("eligibility", "escalation", "alerts")
-# A raw tuple holds the tables' matches from here on, one item per table.
-RAW_MATCHES = 5
 _RESULT = {True: "true", False: "false", None: "unknown"}
 
 
@@ -106,16 +112,16 @@ class Decision:
     @property
     def eligible_rules(self) -> list[str]:
         # The generated code collects the ids themselves; a copy keeps the decision intact.
-        return [*self._raw[1]]
+        return [*self._raw[RAW_ELIGIBLE]]
 
     @property
     def escalation_rule(self) -> str | None:
-        k = self._raw[3]
+        k = self._raw[RAW_ESCALATION]
         return self.ruleset.rule_ids[1][k] if k >= 0 else None
 
     @property
     def alert_rules(self) -> list[str]:
-        return list(map(self.ruleset.rule_ids[2].__getitem__, self._raw[2]))
+        return list(map(self.ruleset.rule_ids[2].__getitem__, self._raw[RAW_ALERTS]))
 
     @property
     def tables(self) -> dict[str, Any]:
@@ -141,7 +147,7 @@ class Decision:
     @property
     def values(self) -> dict[str, Any]:
         """The context fields read by this evaluation, by path (unknown ones as None)."""
-        values = self._raw[0]
+        values = self._raw[RAW_VALUES]
         return {p: values[i] for p, i in self.ruleset.field_slots.items()}
 
     def render(
@@ -152,7 +158,7 @@ class Decision:
     ) -> str:
         """One of the ruleset's templates rendered on this evaluation's values, each part that
         reads a field in ``hide`` (every part, when None) printed as ``mask`` of its value."""
-        return template.render(self._raw[0], hide, mask)
+        return template.render(self._raw[RAW_VALUES], hide, mask)
 
     # -- the JSON shape ------------------------------------------------------------------------
 
@@ -166,7 +172,10 @@ class Decision:
 
     def _build(self) -> dict[str, Any]:
         rs = self.ruleset
-        values, eligible_rules, alert_rules, escalation_rule, invalid = self._raw[:RAW_MATCHES]
+        raw = self._raw
+        values, invalid = raw[RAW_VALUES], raw[RAW_INVALID]
+        eligible_rules, alert_rules = raw[RAW_ELIGIBLE], raw[RAW_ALERTS]
+        escalation_rule = raw[RAW_ESCALATION]
         asked = self._asked
         eligible = [dict(rs.eligible_out[rule_id]) for rule_id in eligible_rules]
         escalation = dict(rs.escalation_out[escalation_rule]) if escalation_rule >= 0 else None
@@ -222,7 +231,7 @@ class Decision:
         out: dict[str, Any] = {"tree": step.tree.id, "node": node.id}
         if node.outcome is not None:
             out["outcome"] = node.outcome
-            out["say"] = node.say(self._raw[0]) if node.say is not None else None
+            out["say"] = node.say(self._raw[RAW_VALUES]) if node.say is not None else None
             out["queue"] = node.queue
         elif step.error is not None:
             out["error"] = step.error
@@ -236,7 +245,7 @@ class Decision:
         return out
 
     def _unknown(self, slots: Iterable[int]) -> list[str]:
-        values, invalid = self._raw[0], self._raw[4]
+        values, invalid = self._raw[RAW_VALUES], self._raw[RAW_INVALID]
         paths = self.ruleset.slot_paths
         unknown = {paths[i] for i in slots if values[i] is None}
         if unknown and invalid:
@@ -260,7 +269,7 @@ class Decision:
         if not asked.as_of or now is None:
             return []
         rs = self.ruleset
-        values = self._raw[0]
+        values = self._raw[RAW_VALUES]
         slots = set(rs.needed[asked.trigger])
         if asked.step is not None:
             slots.update(asked.step.reads)
@@ -279,7 +288,7 @@ class Decision:
         rs = self.ruleset
         model = rs.model
         rules = []
-        values, matches = self._raw[0], self._raw[RAW_MATCHES:]
+        values, matches = self._raw[RAW_VALUES], self._raw[RAW_MATCHES:]
         step = self._asked.step
         assert self._asked.records is not None
         for section, k, result in self._asked.records:

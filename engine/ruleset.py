@@ -27,16 +27,10 @@ from typing import Any
 
 from engine.decision import Asked, Decision, NextStep
 from engine.errors import EvaluationError
+from engine.generated import RAW_VALUES, TRIGGER_DECISION
 from engine.parts import RulesetParts
 from engine.testing import TESTS_BUDGET_SECONDS, TestResult, run_tests
 from engine.times import parse_time
-
-TRIGGER_DECISION = "decision"
-# The parameters of ``CompiledRuleset.evaluate``, as the generated entry point spells them.
-ENTRY_PARAMS = (
-    "context=None, answers=None, now=None, counters=None, trace=False,"
-    f" *, as_of=None, tree=None, trigger={TRIGGER_DECISION!r}"
-)
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,7 +132,11 @@ class CompiledRuleset(RulesetParts):
                 raw = self._decide_trace[trigger](context, answers, counters, when, records)
             else:
                 raw = decide(context, answers, counters, when)
-            step = self._walk(tree, raw[0]) if self.trees and trigger == "decision" else None
+            step = (
+                self._walk(tree, raw[RAW_VALUES])
+                if self.trees and trigger == TRIGGER_DECISION
+                else None
+            )
         except (ArithmeticError, ValueError, RecursionError) as exc:
             raise self._failed(exc) from None
         if tree is not None and step is None and tree not in self.trees:

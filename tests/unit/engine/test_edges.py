@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from engine import RulesetError, compile_ruleset
-from engine import compiler as engine_compiler
+from engine.compiler import index as engine_index
+from engine.compiler.generate import tables as engine_generate_tables
 from tests.reference import decide
 
 from .helpers import document
@@ -93,7 +94,8 @@ def _table(hit: str, cells: list[Any]) -> dict[str, Any]:
 def _without_intervals(doc: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
     """The same document compiled with every table tested row by row."""
     with monkeypatch.context() as patched:
-        patched.setattr(engine_compiler, "INDEX_MIN_ROWS", 10**9)
+        patched.setattr(engine_generate_tables, "INDEX_MIN_ROWS", 10**9)
+        patched.setattr(engine_index, "INDEX_MIN_ROWS", 10**9)
         return compile_ruleset(doc)
 
 

@@ -1,0 +1,512 @@
+"""The checking stages: fields, tables, rules, policy, trees and tests.
+
+Each reads the document model and what the stages before it found, checks one part of the
+document, and records every problem it finds with where it is, rather than stopping at the
+first; the expressions it checks become typed IR (``Located``) for the generator.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from engine.compiler.build import Build, Located, TablePlan, TreePlan, plural
+from engine.durations import parse_duration
+from engine.expr import RESERVED_NAMES, SCALAR_TYPES, STRING, Const, FieldInfo, Slot, Type, list_of
+from engine.model import MIN_EVERY_SECONDS, TreeNode
+from engine.parts import FieldMeta
+from engine.source import Path
+from engine.tables import CellError, check_test, output_type, output_value, parse_cell, read_type
+from engine.times import parse_time
+
+_SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def check_fields(b: Build) -> None:
+    assert b.doc is not None
+    declared = b.doc.context
+    for path_text, spec in declared.items():
+        where: Path = ("context", path_text)
+        segments = path_text.split(".")
+        bad = [
+            s
+            for s in segments
+            if not _SEGMENT.match(s) or s.startswith("__") or s in RESERVED_NAMES
+        ]
+        if len(segments) < 2 or bad:
+            b.problem(
+                (*where, "<key>"),
+                f"invalid field name {path_text!r}: expected a dotted "
+                "path of identifiers such as customer.tier",
+            )
+            continue
+        if segments[0] == "tables":
+            b.problem((*where, "<key>"), "'tables' is reserved for tables.<id>.<output>")
+            continue
+        kind = spec if isinstance(spec, str) else spec.type
+        if kind not in ("string", "integer", "number", "boolean", "datetime", "list"):
+            b.problem(
+                where,
+                f"unknown type {kind!r}; expected string, integer, number, "
+                "boolean, datetime or list",
+            )
+            continue
+        meta = _field_meta(b, where, path_text, kind, spec)
+        if meta is not None:
+            b.fields[path_text] = meta
+    for path_text in declared:
+        for other in declared:
+            if other.startswith(path_text + "."):
+                b.problem(
+                    ("context", other, "<key>"),
+                    f"{other!r} is declared inside {path_text!r}, which is itself a field",
+                )
+    b.env.fields = {p: FieldInfo(p, m.type) for p, m in b.fields.items()}
+
+
+def _field_meta(b: Build, where: Path, path: str, kind: str, spec: Any) -> FieldMeta | None:
+    enum = max_age = items = None
+    classification = "internal"
+    if not isinstance(spec, str):
+        classification = spec.classification
+        if spec.enum is not None:
+            if kind != "string":
+                b.problem((*where, "enum"), "enum applies only to string fields")
+                return None
+            if not spec.enum:
+                b.problem((*where, "enum"), "enum must list at least one value")
+                return None
+            enum = frozenset(spec.enum)
+        if spec.max_age is not None:
+            try:
+                max_age = parse_duration(spec.max_age)
+            except ValueError as exc:
+                b.problem((*where, "max_age"), str(exc))
+                return None
+        if spec.items is not None:
+            if kind != "list":
+                b.problem((*where, "items"), "items applies only to list fields")
+                return None
+            items = spec.items
+    if kind == "list":
+        item_type = _item_type(b, where, items)
+        if item_type is False:
+            return None
+        field_type = list_of(item_type if isinstance(item_type, Type) else None)
+    else:
+        field_type = Type(kind, enum=enum)
+    return FieldMeta(path=path, type=field_type, max_age=max_age, classification=classification)
+
+
+def _item_type(b: Build, where: Path, items: Any) -> Type | bool | None:
+    if items is None:
+        return None
+    if isinstance(items, str):
+        if items not in SCALAR_TYPES:
+            b.problem(
+                (*where, "items"),
+                f"unknown item type {items!r}; expected string, "
+                "integer, number, boolean or datetime, or a mapping "
+                "of attribute → type",
+            )
+            return False
+        return SCALAR_TYPES[items]
+    attrs = []
+    for name, kind in items.items():
+        if not _SEGMENT.match(name) or kind not in SCALAR_TYPES:
+            b.problem(
+                (*where, "items", name),
+                f"invalid item attribute {name}: {kind!r}; expected a name and a scalar type",
+            )
+            return False
+        attrs.append((name, SCALAR_TYPES[kind]))
+    return Type("object", attrs=tuple(attrs))
+
+
+def check_tables(b: Build) -> None:
+    assert b.doc is not None
+    for position, table in enumerate(b.doc.tables):
+        plan = TablePlan(table, position)
+        b.tables.append(plan)
+        where: Path = ("tables", position)
+        outputs = [o if isinstance(o, str) else o.name for o in table.outputs]
+        plan.output_names = outputs
+        if len(set(outputs)) != len(outputs):
+            b.problem((*where, "outputs"), "output names must be unique")
+        width = len(table.inputs) + len(outputs)
+        for r, row in enumerate(table.rows):
+            if len(row) != width:
+                b.problem(
+                    (*where, "rows", r),
+                    f"row {r + 1} has {len(row)} cells; expected {width} "
+                    f"({plural(len(table.inputs), 'input')} + {plural(len(outputs), 'output')})",
+                )
+        if table.aggregate is not None and table.hit != "collect":
+            b.problem((*where, "aggregate"), "aggregate applies only to hit: collect")
+        if any(len(row) != width for row in table.rows):
+            continue
+        plan.outputs = [
+            tuple(
+                _output_cell(b, (*where, "rows", r, len(table.inputs) + c), cell)
+                for c, cell in enumerate(row[len(table.inputs) :])
+            )
+            for r, row in enumerate(table.rows)
+        ]
+        types = {}
+        for c, name in enumerate(outputs):
+            column = [row[c] for row in plan.outputs]
+            column_type = output_type(column)
+            if column_type is None:
+                b.problem(
+                    (*where, "outputs", c),
+                    f"output {name!r} mixes value types; each output column must hold one type"
+                    if any(v is not None for v in column)
+                    else f"output {name!r} is null in every row; give it at least one value",
+                )
+                continue
+            if table.aggregate in ("sum", "min", "max") and not column_type.numeric:
+                b.problem(
+                    (*where, "aggregate"),
+                    f"aggregate {table.aggregate} needs numbers, "
+                    f"but output {name!r} holds {column_type}",
+                )
+            types[name] = read_type(table.hit, table.aggregate, column_type)
+        plan.ranks = _priority_ranks(b, plan)
+        b.env.table_outputs[table.id] = types
+    for plan in b.tables:
+        _table_inputs(b, plan)
+    b.table_order = _table_order(b)
+
+
+def _output_cell(b: Build, path: Path, cell: Any) -> Any:
+    """An output cell's value (``'"new"'`` is ``new``); a problem, and the cell, if refused."""
+    try:
+        return output_value(cell)
+    except CellError as exc:
+        b.problem(path, str(exc))
+        return cell
+
+
+def _priority_ranks(b: Build, plan: TablePlan) -> list[tuple[int, ...]] | None:
+    table = plan.model
+    where = ("tables", plan.position, "outputs")
+    value_lists = [
+        None
+        if isinstance(o, str) or o.values is None
+        else [_output_cell(b, (*where, c, "values", k), v) for k, v in enumerate(o.values)]
+        for c, o in enumerate(table.outputs)
+    ]
+    if table.hit != "priority":
+        return None
+    if all(v is None for v in value_lists):
+        b.problem(
+            ("tables", plan.position, "outputs"),
+            "hit: priority needs the outputs' values in priority order: "
+            "outputs: [{name: action, values: [block, review, allow]}]",
+        )
+        return None
+    ranks = []
+    for r, row in enumerate(plan.outputs):
+        rank = []
+        for c, values in enumerate(value_lists):
+            if values is None:
+                continue
+            if row[c] not in values:
+                b.problem(
+                    ("tables", plan.position, "rows", r, len(table.inputs) + c),
+                    f"{row[c]!r} is not among output {plan.output_names[c]!r}'s values",
+                )
+                continue
+            rank.append(values.index(row[c]))
+        ranks.append(tuple(rank))
+    return ranks
+
+
+def _table_inputs(b: Build, plan: TablePlan) -> None:
+    table = plan.model
+    where: Path = ("tables", plan.position)
+    for i, text in enumerate(table.inputs):
+        checked = b.expression((*where, "inputs", i), text, boolean=False)
+        if checked is None:
+            plan.inputs.append(Located((), Const(STRING, False, ""), frozenset()))
+            plan.input_types.append(STRING)
+            continue
+        in_type = checked.node.type
+        if in_type.kind not in ("string", "integer", "number", "boolean"):
+            b.problem(
+                (*where, "inputs", i),
+                f"a table input must be a string, number or boolean; {text!r} is a {in_type}",
+            )
+        plan.inputs.append(checked)
+        plan.input_types.append(in_type)
+        plan.depends_on |= {p.split(".")[1] for p in checked.reads if p.startswith("tables.")}
+    if not plan.outputs and table.rows:
+        return
+    for r, row in enumerate(table.rows):
+        tests = []
+        for c in range(len(table.inputs)):
+            try:
+                test = parse_cell(row[c])
+                node = plan.inputs[c].node
+                enum = node.type.enum if isinstance(node, Slot) else None
+                check_test(test, plan.input_types[c], enum)
+            except CellError as exc:
+                b.problem((*where, "rows", r, c), f"row {r + 1}, column {c + 1}: {exc}")
+                continue
+            tests.append(test)
+        plan.cells.append(tests)
+
+
+def _table_order(b: Build) -> list[TablePlan]:
+    by_id = {p.model.id: p for p in b.tables}
+    order: list[TablePlan] = []
+    state: dict[str, int] = {}
+
+    def visit(plan: TablePlan, chain: list[str]) -> None:
+        tid = plan.model.id
+        if state.get(tid) == 2:
+            return
+        if state.get(tid) == 1:
+            cycle = " → ".join([*chain[chain.index(tid) :], tid])
+            b.problem(
+                ("tables", plan.position, "inputs"), f"tables read each other in a cycle: {cycle}"
+            )
+            return
+        state[tid] = 1
+        for dep in sorted(plan.depends_on):
+            if dep in by_id:
+                visit(by_id[dep], [*chain, tid])
+        state[tid] = 2
+        order.append(plan)
+
+    for plan in b.tables:
+        visit(plan, [])
+    return order
+
+
+def check_rules(b: Build) -> None:  # noqa: PLR0912 -- a compile stage: one check after another
+    assert b.doc is not None
+    sections: list[tuple[str, list[Any], list[Located]]] = [
+        ("eligibility", b.doc.eligibility, b.eligibility),
+        ("escalation", b.doc.escalation, b.escalation),
+        ("alerts", b.doc.alerts, b.alerts),
+    ]
+    for section, rules, out in sections:
+        for i, rule in enumerate(rules):
+            checked = b.expression((section, i, "when"), rule.when, boolean=True)
+            if checked is not None:
+                out.append(checked)
+    policy = b.doc.policy
+    for i, alert in enumerate(b.doc.alerts):
+        if len(set(alert.on)) != len(alert.on):
+            b.problem(("alerts", i, "on"), "'on' lists a trigger twice")
+        if ("timer" in alert.on) != (alert.every is not None):
+            b.problem(
+                ("alerts", i, "every" if alert.every is not None else "on"),
+                "a rule runs on a timer with both on: [timer] and every: (such as every: 30s)",
+            )
+        elif alert.every is not None:
+            try:
+                period = parse_duration(alert.every)
+            except ValueError as exc:
+                b.problem(("alerts", i, "every"), str(exc))
+            else:
+                if period.total_seconds() < MIN_EVERY_SECONDS:
+                    b.problem(("alerts", i, "every"), "every must be at least 1s")
+        if alert.ack_within is not None:
+            if not alert.require_ack:
+                b.problem(("alerts", i, "ack_within"), "ack_within applies only with require_ack")
+            _duration(b, ("alerts", i, "ack_within"), alert.ack_within)
+        elif alert.require_ack:
+            b.problem(("alerts", i, "require_ack"), "require_ack needs ack_within, such as 2m")
+        if alert.require_ack and (policy is None or policy.supervisor is None):
+            b.problem(
+                ("alerts", i, "require_ack"),
+                "require_ack needs policy.supervisor: whose stream an unacknowledged alert "
+                "is re-raised to",
+            )
+        parts = b.template(("alerts", i, "message"), alert.message)
+        b.messages.append(parts or [])
+
+
+def check_policy(b: Build) -> None:
+    """The contact policy: max_alerts and per go together; durations are durations."""
+    assert b.doc is not None
+    policy = b.doc.policy
+    if policy is None:
+        return
+    if (policy.max_alerts is None) != (policy.per is None):
+        b.problem(("policy",), "max_alerts and per go together: at most max_alerts per window")
+    if policy.per is not None:
+        _duration(b, ("policy", "per"), policy.per)
+    if policy.quiet_after_dismiss is not None:
+        _duration(b, ("policy", "quiet_after_dismiss"), policy.quiet_after_dismiss)
+
+
+def _duration(b: Build, where: tuple[str | int, ...], text: str) -> None:
+    try:
+        parse_duration(text)
+    except ValueError as exc:
+        b.problem(where, str(exc))
+
+
+def check_trees(b: Build) -> None:
+    assert b.doc is not None
+    for position, tree in enumerate(b.doc.trees):
+        plan = TreePlan(tree, position)
+        b.trees.append(plan)
+        where: Path = ("trees", position)
+        nodes = tree.nodes
+        if tree.start not in nodes:
+            b.problem((*where, "start"), f"start node {tree.start!r} is not among the nodes")
+            continue
+        for node_id, node in nodes.items():
+            _tree_node(b, plan, (*where, "nodes", node_id), node_id, node)
+        _tree_links(b, plan)
+
+
+def _tree_node(b: Build, plan: TreePlan, where: Path, node_id: str, node: TreeNode) -> None:  # noqa: PLR0912 -- a compile stage: one check after another
+    nodes = plan.model.nodes
+    if (node.next is None) == (node.outcome is None):
+        b.problem(
+            where,
+            f"node {node_id!r} must have either 'next' (to route) or 'outcome' "
+            "(to end), not both or neither",
+        )
+        return
+    if node.outcome is not None:
+        if node.ask is not None or node.answer is not None:
+            b.problem(where, f"outcome node {node_id!r} cannot ask a question")
+        if node.say is not None:
+            parts = b.template((*where, "say"), node.say)
+            plan.says[node_id] = parts or []
+        return
+    if node.queue is not None or node.say is not None:
+        b.problem(where, f"'queue' and 'say' belong on outcome nodes, not on {node_id!r}")
+    if (node.ask is None) != (node.answer is None):
+        b.problem(where, f"node {node_id!r}: 'ask' and 'answer' go together")
+    if node.answer is not None:
+        if node.answer.startswith("answers.") and node.answer in b.fields:
+            # The walk stops at this node while the answer is unknown, so it is always read.
+            b.env.slot(node.answer, b.fields[node.answer].type)
+        else:
+            b.problem(
+                (*where, "answer"), f"answer {node.answer!r} must be a declared answers.* field"
+            )
+    assert node.next is not None
+    if not node.next:
+        b.problem((*where, "next"), f"node {node_id!r} has an empty 'next' list")
+    branches: list[Located | None] = []
+    unconditional_at = None
+    for k, branch in enumerate(node.next):
+        if unconditional_at is not None:
+            b.problem(
+                (*where, "next", k),
+                f"branch {k + 1} can never be taken: branch "
+                f"{unconditional_at + 1} has no condition",
+            )
+        if branch.goto not in nodes:
+            close = [n for n in nodes if n.startswith(branch.goto[:3])]
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            b.problem(
+                (*where, "next", k, "goto"),
+                f"goto {branch.goto!r} names no node of tree {plan.model.id!r}{hint}",
+            )
+        if branch.when is None:
+            unconditional_at = k if unconditional_at is None else unconditional_at
+            branches.append(None)
+        else:
+            branches.append(b.expression((*where, "next", k, "when"), branch.when, boolean=True))
+    plan.branches[node_id] = branches
+
+
+def _tree_links(b: Build, plan: TreePlan) -> None:
+    tree = plan.model
+    edges = {
+        nid: [br.goto for br in (n.next or []) if br.goto in tree.nodes]
+        for nid, n in tree.nodes.items()
+    }
+    where: Path = ("trees", plan.position)
+    state: dict[str, int] = {}
+    reported = False
+
+    def visit(nid: str, chain: list[str]) -> None:
+        nonlocal reported
+        state[nid] = 1
+        for nxt in edges[nid]:
+            if state.get(nxt) == 1 and not reported:
+                cycle = " → ".join([*chain[chain.index(nxt) :], nxt])
+                b.problem((*where, "nodes", nid), f"tree {tree.id!r} has a cycle: {cycle}")
+                reported = True
+            elif nxt not in state:
+                visit(nxt, [*chain, nxt])
+        state[nid] = 2
+
+    visit(tree.start, [tree.start])
+    for nid in tree.nodes:
+        if nid not in state:
+            b.problem(
+                (*where, "nodes", nid),
+                f"node {nid!r} cannot be reached from start node {tree.start!r}",
+            )
+
+
+def check_tests(b: Build) -> None:  # noqa: PLR0912 -- a compile stage: one check after another
+    assert b.doc is not None
+    doc = b.doc
+    rule_ids = {
+        "eligible": {r.id for r in doc.eligibility},
+        "alerts": {r.id for r in doc.alerts},
+    }
+    escalation_ids = {r.id for r in doc.escalation}
+    tables = {p.model.id: set(p.output_names) for p in b.tables}
+    trees = {t.id for t in doc.trees}
+    for i, test in enumerate(doc.tests):
+        where: Path = ("tests", i)
+        expect = test.expect
+        for key, known in rule_ids.items():
+            for rid in getattr(expect, key) or []:
+                if rid not in known:
+                    kind = "eligibility" if key == "eligible" else "alert"
+                    b.problem(
+                        (*where, "expect", key),
+                        f"test {test.name!r} expects unknown {kind} rule {rid!r}",
+                    )
+        if expect.escalation is not None and expect.escalation not in escalation_ids:
+            b.problem(
+                (*where, "expect", "escalation"),
+                f"test {test.name!r} expects unknown escalation rule {expect.escalation!r}",
+            )
+        for tid, outputs in (expect.tables or {}).items():
+            if tid not in tables:
+                b.problem(
+                    (*where, "expect", "tables"),
+                    f"test {test.name!r} expects unknown table {tid!r}",
+                )
+            elif outputs is not None:
+                for name in outputs:
+                    if name not in tables[tid]:
+                        b.problem(
+                            (*where, "expect", "tables", tid),
+                            f"table {tid!r} has no output {name!r}",
+                        )
+        for key in ("missing_fields", "stale_fields", "invalid_fields"):
+            for path in getattr(expect, key) or []:
+                if path not in b.fields:
+                    b.problem((*where, "expect", key), f"{path!r} is not a declared field")
+        if test.tree is not None and test.tree not in trees:
+            b.problem((*where, "tree"), f"unknown tree {test.tree!r}")
+        if expect.next_step is not None and not trees:
+            b.problem((*where, "expect", "next_step"), "the document has no trees")
+        if test.now is not None and _parse_time(test.now) is None:
+            b.problem(
+                (*where, "now"),
+                f"invalid time {test.now!r}: expected RFC 3339, such as 2026-11-22T10:00:00Z",
+            )
+        for key, value in (test.as_of or {}).items():
+            if _parse_time(value) is None:
+                b.problem((*where, "as_of", key), f"invalid time {value!r}: expected RFC 3339")
+
+
+def _parse_time(text: str) -> Any:
+    return parse_time(text)

@@ -1,0 +1,158 @@
+"""The ``generate`` stage: the checked document's Python source, compiled once, wrapped in a
+``CompiledRuleset``. What each part generates:
+
+    entry    the decide function of each trigger and the plain entry point
+    reads    the prelude: inputs read and checked, tables evaluated
+    rules    the rule sections: buckets, guard runs, each rule's test
+    tables   table match functions and their outputs
+    trees    tree node branches and outcomes
+    text     message and ``say`` templates
+
+``output.Output`` is the module being written; this module puts the parts together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from engine.compiler.build import Build, Located
+from engine.compiler.generate.entry import bind_entry, decide_function
+from engine.compiler.generate.output import Output, link
+from engine.compiler.generate.tables import outputs_of, table_outputs_function
+from engine.compiler.generate.text import (
+    has_parts,
+    template_function,
+    template_meta,
+    template_values_function,
+)
+from engine.compiler.generate.trees import tree_meta
+from engine.compiler.load import document_digest
+from engine.generated import (
+    PLAIN_ENTRY,
+    TABLE_OUTPUTS,
+    TRIGGER_DECISION,
+    decide_name,
+    message_name,
+    parts_name,
+)
+from engine.model import TRIGGERS
+from engine.parts import AlertMeta, TableMeta, TreeMeta
+from engine.ruleset import CompiledRuleset
+
+__all__ = ["generate"]
+
+
+def generate(b: Build) -> None:
+    assert b.doc is not None
+    b.compiled = build(Output(b))
+
+
+def build(g: Output) -> CompiledRuleset:
+    b = g.b
+    assert b.doc is not None
+    doc = b.doc
+    for trigger in TRIGGERS:
+        g.add(decide_function(g, decide_name(trigger), trigger, trace=False))
+    if not b.trees:
+        g.add(decide_function(g, PLAIN_ENTRY, TRIGGER_DECISION, trace=False, entry=True))
+    g.add(table_outputs_function(g))
+    for k, parts in enumerate(b.messages):
+        g.add(template_function(g, message_name(k), parts))
+        if has_parts(parts):
+            g.add(template_values_function(g, parts_name(message_name(k)), parts))
+    tree_metas = [tree_meta(g, plan) for plan in b.trees]
+    source = "\n".join(g.sources)
+    filename = f"<ruleset {doc.ruleset}>"
+    ns = g.ns.compile(source, filename)
+    link(ns, g.deferred_index)
+    # The trace variants are generated now, from the same IR, but compiled only when a
+    # caller first asks for a trace: most revisions never are, and it halves deploy time.
+    g.sources, g.deferred_index = [], []
+    for trigger in TRIGGERS:
+        g.add(decide_function(g, decide_name(trigger, trace=True), trigger, trace=True))
+    trace_source = "\n".join(g.sources)
+    trace_index = g.deferred_index
+    namespace = g.ns
+
+    def compile_trace() -> dict[str, Callable[..., Any]]:
+        values = namespace.compile(trace_source, filename + " trace")
+        link(values, trace_index)
+        return {t: values[decide_name(t, trace=True)] for t in TRIGGERS}
+
+    return _wrap(g, ns, tree_metas, source + "\n" + trace_source, compile_trace)
+
+
+def _wrap(
+    g: Output,
+    ns: dict[str, Any],
+    tree_metas: list[Callable[[dict[str, Any]], TreeMeta]],
+    source: str,
+    compile_trace: Callable[[], dict[str, Callable[..., Any]]],
+) -> CompiledRuleset:
+    b = g.b
+    doc = b.doc
+    assert doc is not None
+    slots = b.env.slots
+    field_slots = {p: s.index for p, s in slots.items() if p in b.fields}
+
+    def reads_of(checked: list[Located]) -> frozenset[str]:
+        return frozenset(p for c in checked for p in c.reads if p in b.fields)
+
+    table_reads = reads_of([c for plan in b.tables for c in plan.inputs])
+    needed: dict[str, tuple[int, ...]] = {}
+    for trigger in TRIGGERS:
+        alerts = [c for k, c in enumerate(b.alerts) if trigger in doc.alerts[k].on]
+        paths = table_reads | reads_of(alerts)
+        if trigger == "decision":
+            paths |= reads_of(b.eligibility) | reads_of(b.escalation)
+        needed[trigger] = tuple(sorted(field_slots[p] for p in paths if p in field_slots))
+
+    tables = [
+        TableMeta(
+            id=p.model.id,
+            hit=p.model.hit,
+            outputs=tuple(p.output_names),
+            outputs_of=outputs_of(g, p),
+            position=p.position,
+        )
+        for p in b.tables
+    ]
+    rule_reads = {
+        section: [
+            tuple(sorted(field_slots[p] for p in c.reads if p in field_slots)) for c in checked
+        ]
+        for section, checked in (
+            ("eligibility", b.eligibility),
+            ("escalation", b.escalation),
+            ("alerts", b.alerts),
+        )
+    }
+    return CompiledRuleset(
+        name=doc.ruleset,
+        digest=document_digest(b.data),
+        document=b.data,
+        model=doc,
+        fields=b.fields,
+        slot_paths=tuple(slots),
+        field_slots=field_slots,
+        counters_needed=frozenset(b.env.counters),
+        decide={t: ns[decide_name(t)] for t in TRIGGERS},
+        table_outputs=ns[TABLE_OUTPUTS],
+        compile_trace=compile_trace,
+        alert_meta=[
+            AlertMeta(
+                rule=a,
+                message=ns[message_name(k)],
+                template=template_meta(b.messages[k], ns.get(parts_name(message_name(k)))),
+            )
+            for k, a in enumerate(doc.alerts)
+        ],
+        tables=tables,
+        trees={m.id: m for m in (make(ns) for make in tree_metas)},
+        needed=needed,
+        rule_reads=rule_reads,
+        source=source,
+        entry=None if b.trees else partial(bind_entry, ns),
+    )

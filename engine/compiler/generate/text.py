@@ -1,0 +1,51 @@
+"""Message and ``say`` templates: a function rendering the text, and for templates with
+``{...}`` parts a function giving the parts' values, for callers that mask some of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from engine.codegen import Emitter, FunctionWriter
+from engine.compiler.build import Located
+from engine.compiler.generate.output import Output
+from engine.generated import VALUES
+from engine.parts import Template
+
+
+def template_values_function(g: Output, name: str, parts: list[str | Located]) -> str:
+    """The values of a template's ``{...}`` parts, as a tuple (for rendering it masked)."""
+    em = Emitter(g.ns)
+    values = [em.val(part.node) for part in parts if not isinstance(part, str)]
+    body = FunctionWriter("")
+    body.line(f"return ({', '.join(values)},)")
+    return g.assemble(f"def {name}({VALUES}):", em, body)
+
+
+def template_function(g: Output, name: str, parts: list[str | Located]) -> str:
+    em = Emitter(g.ns)
+    pieces = []
+    for part in parts:
+        if isinstance(part, str):
+            pieces.append(repr(part))
+        else:
+            pieces.append(f"_fmt({em.val(part.node)})")
+    body = FunctionWriter("")
+    body.line(f"return {' + '.join(pieces) if pieces else repr('')}")
+    return g.assemble(f"def {name}({VALUES}):", em, body)
+
+
+def has_parts(parts: list[str | Located]) -> bool:
+    return any(not isinstance(part, str) for part in parts)
+
+
+def template_meta(
+    parts: list[str | Located], values: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None
+) -> Template | None:
+    """A template with ``{...}`` parts, for rendering it masked; None for plain text."""
+    if values is None:
+        return None
+    pieces = tuple(part if isinstance(part, str) else part.reads for part in parts)
+    reads = frozenset(p for piece in pieces if not isinstance(piece, str) for p in piece)
+    return Template(pieces=pieces, values=values, reads=reads)
