@@ -211,14 +211,12 @@ class Decision:
     def _errors(self) -> list[dict[str, Any]]:
         errors: list[dict[str, Any]] = []
         step = self._asked.step
-        if not self.ruleset.has_unique_tables and (step is None or not step.error):
+        if not self.ruleset.has_conflicting_tables and (step is None or not step.error):
             return errors
         for meta, matched in zip(self.ruleset.tables, self._raw[RAW_MATCHES:], strict=True):
-            if meta.hit == "unique" and len(matched) > 1:
-                rows = ", ".join(str(r + 1) for r in matched)
-                errors.append(
-                    {"table": meta.id, "error": f"hit policy unique, but rows {rows} all match"}
-                )
+            conflict = meta.policy.conflict(matched)
+            if conflict is not None:
+                errors.append({"table": meta.id, "error": conflict})
         if step is not None and step.error is not None:
             errors.append({"tree": step.tree.id, "error": step.error})
         return errors
@@ -305,7 +303,7 @@ class Decision:
             )
         tables = []
         for meta, matched in zip(rs.tables, matches, strict=True):
-            rows = ([matched] if matched >= 0 else []) if meta.hit == "first" else matched
+            rows = meta.policy.rows(matched)
             tables.append({"table": meta.id, "matched_rows": [r + 1 for r in rows]})
         tree = None
         if step is not None:

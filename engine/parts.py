@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from engine.expr import Type
+from engine.hitpolicies import HitPolicy
 from engine.runtime import format_value
 from engine.times import format_time
 
@@ -44,7 +45,7 @@ class FieldMeta:
 @dataclass(frozen=True)
 class TableMeta:
     id: str
-    hit: str
+    policy: HitPolicy
     outputs: tuple[str, ...]
     # A table's matches → its outputs by name, or None when a single-hit policy found none.
     outputs_of: Callable[[Any], dict[str, Any] | None]
@@ -145,7 +146,7 @@ class RulesetParts:
     # The static parts of the decision JSON, built once per revision (eligibility by rule id).
     eligible_out: dict[str, dict[str, Any]] = field(init=False, repr=False)
     escalation_out: list[dict[str, Any]] = field(init=False, repr=False)
-    has_unique_tables: bool = field(init=False, repr=False)
+    has_conflicting_tables: bool = field(init=False, repr=False)
     rule_ids: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
     # trigger → the declared fields its rules and tables read, sorted (for audit records)
     read_paths: dict[str, list[str]] = field(init=False, repr=False)
@@ -168,7 +169,7 @@ class RulesetParts:
                 {"rule": r.id, "queue": r.queue, "priority": r.priority, "because": r.because}
                 for r in model.escalation
             ],
-            "has_unique_tables": any(t.hit == "unique" for t in self.tables),
+            "has_conflicting_tables": any(t.policy.conflicts for t in self.tables),
             "alert_templates": {
                 m.rule.id: m.template for m in self.alert_meta if m.template is not None
             },

@@ -15,8 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.expr import INTEGER, NUMBER, Type, comparable, list_of, orderable, value_type
-from engine.runtime import finite_sum
+from engine.expr import INTEGER, NUMBER, Type, comparable, orderable, value_type
 
 _DECODER = json.JSONDecoder()
 INDEX_MIN_ROWS = 8
@@ -396,7 +395,7 @@ def equality_values(test: Test) -> tuple[Any, ...] | None:
     return None
 
 
-# -- hit policies -----------------------------------------------------------------------------
+# -- output columns -----------------------------------------------------------------------------
 
 
 def output_type(values: Sequence[Any]) -> Type | None:
@@ -410,70 +409,3 @@ def output_type(values: Sequence[Any]) -> Type | None:
     if any(t.kind != first.kind for t in types):
         return None
     return first
-
-
-def read_type(hit: str, aggregate: str | None, column: Type) -> Type:
-    """The type a rule sees when it reads ``tables.<id>.<output>``."""
-    if hit in ("collect", "rule_order"):
-        if aggregate == "count":
-            return INTEGER
-        if aggregate is not None:
-            return column if column.numeric else NUMBER
-        return list_of(column)
-    return column
-
-
-def output_builder(
-    hit: str,
-    names: Sequence[str],
-    resolve: Callable[[Any], tuple[Any, ...]],
-    rows: list[tuple[Any, ...]],
-) -> Callable[[Any], dict[str, Any] | None]:
-    """Matches → ``{output: value}`` as the decision shows it; None when no single row won."""
-    if hit == "first":
-        built = [dict(zip(names, row, strict=True)) for row in rows]
-        return lambda m: dict(built[m]) if m >= 0 else None
-
-    def outputs(m: Any) -> dict[str, Any] | None:
-        if (hit == "unique" and len(m) != 1) or (hit == "priority" and not m):
-            return None
-        return dict(zip(names, resolve(m), strict=True))
-
-    return outputs
-
-
-def resolver(
-    hit: str,
-    aggregate: str | None,
-    outputs: list[tuple[Any, ...]],
-    ranks: list[tuple[int, ...]] | None,
-) -> Callable[[Any], tuple[Any, ...]]:
-    """Turn a table function's matches into the output values, per the hit policy."""
-    width = len(outputs[0]) if outputs else 0
-    unknown: tuple[Any, ...] = (None,) * width
-
-    if hit == "first":
-        return lambda m: outputs[m] if m >= 0 else unknown
-    if hit == "unique":
-        return lambda m: outputs[m[0]] if len(m) == 1 else unknown
-    if hit == "priority":
-        assert ranks is not None
-        return lambda m: outputs[min(m, key=ranks.__getitem__)] if m else unknown
-    if aggregate is None:
-        return lambda m: tuple([outputs[r][c] for r in m] for c in range(width))
-
-    def aggregated(m: list[int]) -> tuple[Any, ...]:
-        if aggregate == "count":
-            return (len(m),) * width
-        result: list[Any] = []
-        for c in range(width):
-            values = [outputs[r][c] for r in m if outputs[r][c] is not None]
-            if not values:
-                result.append(None)
-            elif aggregate == "sum":
-                result.append(finite_sum(values))
-            else:
-                result.append(min(values) if aggregate == "min" else max(values))
-        return tuple(result)
-
-    return aggregated

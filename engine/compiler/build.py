@@ -18,6 +18,7 @@ from engine.expr import (
     Type,
     check_expression,
 )
+from engine.hitpolicies import HIT_POLICIES, HitPolicy
 from engine.model import Document, Table, Tree
 from engine.parts import FieldMeta
 from engine.ruleset import CompiledRuleset
@@ -43,8 +44,12 @@ class TablePlan:
     cells: list[list[Test]] = field(default_factory=list)
     outputs: list[tuple[Any, ...]] = field(default_factory=list)
     output_names: list[str] = field(default_factory=list)
-    ranks: list[tuple[int, ...]] | None = None
+    ranks: list[tuple[int, ...]] | None = None  # each row's rank, for ``priority``
     depends_on: set[str] = field(default_factory=set)
+
+    @property
+    def policy(self) -> HitPolicy:
+        return HIT_POLICIES[self.model.hit]
 
 
 @dataclass

@@ -16,7 +16,7 @@ from engine.expr import RESERVED_NAMES, SCALAR_TYPES, STRING, Const, FieldInfo, 
 from engine.model import MIN_EVERY_SECONDS, TreeNode
 from engine.parts import FieldMeta
 from engine.source import Path
-from engine.tables import CellError, check_test, output_type, output_value, parse_cell, read_type
+from engine.tables import CellError, check_test, output_type, output_value, parse_cell
 from engine.times import parse_time
 
 _SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -129,6 +129,10 @@ def check_tables(b: Build) -> None:
         plan = TablePlan(table, position)
         b.tables.append(plan)
         where: Path = ("tables", position)
+
+        def report(path: Path, message: str, where: Path = where) -> None:
+            b.problem((*where, *path), message)
+
         outputs = [o if isinstance(o, str) else o.name for o in table.outputs]
         plan.output_names = outputs
         if len(set(outputs)) != len(outputs):
@@ -141,8 +145,7 @@ def check_tables(b: Build) -> None:
                     f"row {r + 1} has {len(row)} cells; expected {width} "
                     f"({plural(len(table.inputs), 'input')} + {plural(len(outputs), 'output')})",
                 )
-        if table.aggregate is not None and table.hit != "collect":
-            b.problem((*where, "aggregate"), "aggregate applies only to hit: collect")
+        plan.policy.check(table, report)
         if any(len(row) != width for row in table.rows):
             continue
         plan.outputs = [
@@ -170,8 +173,8 @@ def check_tables(b: Build) -> None:
                     f"aggregate {table.aggregate} needs numbers, "
                     f"but output {name!r} holds {column_type}",
                 )
-            types[name] = read_type(table.hit, table.aggregate, column_type)
-        plan.ranks = _priority_ranks(b, plan)
+            types[name] = plan.policy.read_type(table.aggregate, column_type)
+        plan.ranks = plan.policy.ranks(table, plan.outputs, _declared_values(b, plan), report)
         b.env.table_outputs[table.id] = types
     for plan in b.tables:
         _table_inputs(b, plan)
@@ -187,39 +190,15 @@ def _output_cell(b: Build, path: Path, cell: Any) -> Any:
         return cell
 
 
-def _priority_ranks(b: Build, plan: TablePlan) -> list[tuple[int, ...]] | None:
-    table = plan.model
+def _declared_values(b: Build, plan: TablePlan) -> list[list[Any] | None]:
+    """Each output's declared ``values`` (what ``priority`` ranks rows by), or None."""
     where = ("tables", plan.position, "outputs")
-    value_lists = [
+    return [
         None
         if isinstance(o, str) or o.values is None
         else [_output_cell(b, (*where, c, "values", k), v) for k, v in enumerate(o.values)]
-        for c, o in enumerate(table.outputs)
+        for c, o in enumerate(plan.model.outputs)
     ]
-    if table.hit != "priority":
-        return None
-    if all(v is None for v in value_lists):
-        b.problem(
-            ("tables", plan.position, "outputs"),
-            "hit: priority needs the outputs' values in priority order: "
-            "outputs: [{name: action, values: [block, review, allow]}]",
-        )
-        return None
-    ranks = []
-    for r, row in enumerate(plan.outputs):
-        rank = []
-        for c, values in enumerate(value_lists):
-            if values is None:
-                continue
-            if row[c] not in values:
-                b.problem(
-                    ("tables", plan.position, "rows", r, len(table.inputs) + c),
-                    f"{row[c]!r} is not among output {plan.output_names[c]!r}'s values",
-                )
-                continue
-            rank.append(values.index(row[c]))
-        ranks.append(tuple(rank))
-    return ranks
 
 
 def _table_inputs(b: Build, plan: TablePlan) -> None:

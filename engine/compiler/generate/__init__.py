@@ -112,7 +112,7 @@ def _wrap(
     tables = [
         TableMeta(
             id=p.model.id,
-            hit=p.model.hit,
+            policy=p.policy,
             outputs=tuple(p.output_names),
             outputs_of=outputs_of(g, p),
             position=p.position,

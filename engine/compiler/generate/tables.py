@@ -20,8 +20,6 @@ from engine.tables import (
     emit_test,
     equality_values,
     interval_index,
-    output_builder,
-    resolver,
 )
 
 # Interval tables search the floats just above their points when every point is below this.
@@ -32,14 +30,14 @@ def table_functions(g: Output, plan: TablePlan) -> tuple[str, str]:
     """The names of a table's match function and of its hit-policy resolver."""
     found = g.table_names.get(plan.position)
     if found is None:
-        resolve = g.ns.add(resolver(plan.model.hit, plan.model.aggregate, plan.outputs, plan.ranks))
+        resolve = g.ns.add(plan.policy.resolver(plan.outputs, plan.ranks, plan.model.aggregate))
         found = g.table_names[plan.position] = (table_function(g, plan), resolve)
     return found
 
 
 def table_function(g: Output, plan: TablePlan) -> str:
     """Generate the function returning a table's matches; return its name."""
-    first = plan.model.hit == "first"
+    first = plan.policy.single
     args = ", ".join(f"x{c}" for c in range(len(plan.inputs)))
     rows = list(range(len(plan.cells)))
     column = index_column(plan)
@@ -185,7 +183,7 @@ def table_outputs_function(g: Output) -> str:
     for plan in g.b.tables:
         k, names = plan.position, plan.output_names
         m = f"raw[{RAW_MATCHES + k}]"
-        if plan.model.hit != "first":
+        if not plan.policy.single:
             of = g.ns.add(outputs_of(g, plan))
             items.append(f"{plan.model.id!r}: {of}({m})")
             continue
@@ -205,10 +203,9 @@ def outputs_of(g: Output, plan: TablePlan) -> Callable[[Any], dict[str, Any] | N
     """A table's matches → its outputs by name (one function per table, made once)."""
     found = g.table_outputs_of.get(plan.position)
     if found is None:
-        found = g.table_outputs_of[plan.position] = output_builder(
-            plan.model.hit,
-            plan.output_names,
-            resolver(plan.model.hit, plan.model.aggregate, plan.outputs, plan.ranks),
-            plan.outputs,
+        policy = plan.policy
+        resolve = policy.resolver(plan.outputs, plan.ranks, plan.model.aggregate)
+        found = g.table_outputs_of[plan.position] = policy.outputs(
+            plan.output_names, plan.outputs, resolve
         )
     return found

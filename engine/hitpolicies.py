@@ -1,0 +1,237 @@
+"""Hit policies: what a decision table answers when several rows, one row or none match.
+
+Each policy is one object, found by its name in ``HIT_POLICIES``, that knows all of it:
+
+    check        what the table must declare for it, at deploy (``priority`` needs its outputs'
+                 values in order; only ``collect`` takes an ``aggregate``)
+    single       whether the match function stops at the first matching row and returns its
+                 position (or -1), rather than every matching position
+    read_type    the type a rule reading ``tables.<id>.<output>`` sees
+    resolver     matches → one value per output, what rules read
+    outputs      matches → ``{output: value}`` as the decision shows it, None when no row won
+    rows         matches → the matching row positions, for a trace
+    conflict     matches → an error for the decision when they break the policy, or None
+
+    unique      at most one row may match; several is an error and the outputs are unknown
+    first       the first matching row in document order wins
+    priority    of the matching rows, the one whose outputs come first in the declared
+                ``values`` wins
+    collect     every matching row, in order: each output is a list, or with ``aggregate``
+                (count, sum, min, max) one number
+    rule_order  every matching row, in order: each output is a list
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+from engine.expr import INTEGER, NUMBER, Type, list_of
+from engine.model import Table
+from engine.runtime import finite_sum
+
+# Reports a problem at a path below the table (such as ``("aggregate",)``).
+Report = Callable[[tuple[str | int, ...], str], None]
+Rows = Sequence[tuple[Any, ...]]  # each row's output values, in row order
+
+
+class HitPolicy:
+    """A policy whose matches are every matching row; subclasses say what wins."""
+
+    name: ClassVar[str]
+    single: ClassVar[bool] = False
+    # Whether ``conflict`` can find anything (a decision skips asking otherwise).
+    conflicts: ClassVar[bool] = False
+
+    def check(self, table: Table, report: Report) -> None:
+        """Report what the table declares that this policy does not take."""
+        if table.aggregate is not None:
+            report(("aggregate",), "aggregate applies only to hit: collect")
+
+    def ranks(
+        self,
+        table: Table,
+        rows: Rows,
+        values: Sequence[Sequence[Any] | None],
+        report: Report,
+    ) -> list[tuple[int, ...]] | None:
+        """Each row's rank, for a policy that orders rows by their outputs (None for the
+        others), reporting what keeps it from ranking them. ``rows`` are the rows' output
+        values; ``values`` each output's declared values, or None."""
+        return None
+
+    def read_type(self, aggregate: str | None, column: Type) -> Type:
+        return column
+
+    def resolver(
+        self, rows: Rows, ranks: list[tuple[int, ...]] | None, aggregate: str | None
+    ) -> Callable[[Any], tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def outputs(
+        self, names: Sequence[str], rows: Rows, resolve: Callable[[Any], tuple[Any, ...]]
+    ) -> Callable[[Any], dict[str, Any] | None]:
+        """Matches → the decision's ``{output: value}``; None when no single row won."""
+        won = self.won
+
+        def outputs(m: Any) -> dict[str, Any] | None:
+            return dict(zip(names, resolve(m), strict=True)) if won(m) else None
+
+        return outputs
+
+    def won(self, matches: Any) -> bool:
+        """Whether the matches give the table outputs (rather than unknown)."""
+        return True
+
+    def rows(self, matches: Any) -> list[int]:
+        return list(matches)
+
+    def conflict(self, matches: Any) -> str | None:
+        return None
+
+
+def _unknown(rows: Rows) -> tuple[Any, ...]:
+    return (None,) * (len(rows[0]) if rows else 0)
+
+
+class Unique(HitPolicy):
+    name = "unique"
+    conflicts = True
+
+    def resolver(
+        self, rows: Rows, ranks: list[tuple[int, ...]] | None, aggregate: str | None
+    ) -> Callable[[Any], tuple[Any, ...]]:
+        unknown = _unknown(rows)
+        return lambda m: rows[m[0]] if len(m) == 1 else unknown
+
+    def won(self, matches: Any) -> bool:
+        return len(matches) == 1
+
+    def conflict(self, matches: Any) -> str | None:
+        if len(matches) < 2:
+            return None
+        return f"hit policy unique, but rows {', '.join(str(r + 1) for r in matches)} all match"
+
+
+class First(HitPolicy):
+    name = "first"
+    single = True
+
+    def resolver(
+        self, rows: Rows, ranks: list[tuple[int, ...]] | None, aggregate: str | None
+    ) -> Callable[[Any], tuple[Any, ...]]:
+        unknown = _unknown(rows)
+        return lambda m: rows[m] if m >= 0 else unknown
+
+    def outputs(
+        self, names: Sequence[str], rows: Rows, resolve: Callable[[Any], tuple[Any, ...]]
+    ) -> Callable[[Any], dict[str, Any] | None]:
+        built = [dict(zip(names, row, strict=True)) for row in rows]
+        return lambda m: dict(built[m]) if m >= 0 else None
+
+    def won(self, matches: Any) -> bool:
+        return bool(matches >= 0)
+
+    def rows(self, matches: Any) -> list[int]:
+        return [matches] if matches >= 0 else []
+
+
+class Priority(HitPolicy):
+    name = "priority"
+
+    def ranks(
+        self,
+        table: Table,
+        rows: Rows,
+        values: Sequence[Sequence[Any] | None],
+        report: Report,
+    ) -> list[tuple[int, ...]] | None:
+        if all(v is None for v in values):
+            report(
+                ("outputs",),
+                "hit: priority needs the outputs' values in priority order: "
+                "outputs: [{name: action, values: [block, review, allow]}]",
+            )
+            return None
+        names = [o if isinstance(o, str) else o.name for o in table.outputs]
+        ranks = []
+        for r, row in enumerate(rows):
+            rank = []
+            for c, declared in enumerate(values):
+                if declared is None:
+                    continue
+                if row[c] not in declared:
+                    report(
+                        ("rows", r, len(table.inputs) + c),
+                        f"{row[c]!r} is not among output {names[c]!r}'s values",
+                    )
+                    continue
+                rank.append(list(declared).index(row[c]))
+            ranks.append(tuple(rank))
+        return ranks
+
+    def resolver(
+        self, rows: Rows, ranks: list[tuple[int, ...]] | None, aggregate: str | None
+    ) -> Callable[[Any], tuple[Any, ...]]:
+        assert ranks is not None
+        unknown = _unknown(rows)
+        return lambda m: rows[min(m, key=ranks.__getitem__)] if m else unknown
+
+    def won(self, matches: Any) -> bool:
+        return bool(matches)
+
+
+class RuleOrder(HitPolicy):
+    name = "rule_order"
+
+    def read_type(self, aggregate: str | None, column: Type) -> Type:
+        return list_of(column)
+
+    def resolver(
+        self, rows: Rows, ranks: list[tuple[int, ...]] | None, aggregate: str | None
+    ) -> Callable[[Any], tuple[Any, ...]]:
+        width = len(rows[0]) if rows else 0
+        return lambda m: tuple([rows[r][c] for r in m] for c in range(width))
+
+
+class Collect(RuleOrder):
+    name = "collect"
+    AGGREGATES = ("count", "sum", "min", "max")
+
+    def check(self, table: Table, report: Report) -> None:
+        pass  # any aggregate; its name is checked with the document's shape
+
+    def read_type(self, aggregate: str | None, column: Type) -> Type:
+        if aggregate == "count":
+            return INTEGER
+        if aggregate is not None:
+            return column if column.numeric else NUMBER
+        return list_of(column)
+
+    def resolver(
+        self, rows: Rows, ranks: list[tuple[int, ...]] | None, aggregate: str | None
+    ) -> Callable[[Any], tuple[Any, ...]]:
+        if aggregate is None:
+            return super().resolver(rows, ranks, aggregate)
+        width = len(rows[0]) if rows else 0
+        if aggregate == "count":
+            return lambda m: (len(m),) * width
+
+        def aggregated(m: list[int]) -> tuple[Any, ...]:
+            result: list[Any] = []
+            for c in range(width):
+                values = [rows[r][c] for r in m if rows[r][c] is not None]
+                if not values:
+                    result.append(None)
+                elif aggregate == "sum":
+                    result.append(finite_sum(values))
+                else:
+                    result.append(min(values) if aggregate == "min" else max(values))
+            return tuple(result)
+
+        return aggregated
+
+
+HIT_POLICIES: dict[str, HitPolicy] = {
+    policy.name: policy for policy in (Unique(), First(), Priority(), Collect(), RuleOrder())
+}
