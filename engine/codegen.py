@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine import runtime
+from engine.builtins import BUILTINS, Builtin
 from engine.expr import (
     Arith,
     BoolOp,
@@ -40,7 +41,6 @@ from engine.expr import (
     VarAttr,
 )
 from engine.generated import slot_name
-from engine.regexes import regex_matcher
 
 _FINITE = {"+": "_add", "-": "_sub", "*": "_mul", "/": "_div", "%": "_mod"}
 
@@ -200,28 +200,21 @@ class Emitter:
         raise AssertionError(type(n))  # pragma: no cover
 
     def _call_val(self, n: Call) -> str:
-        name = n.name
-        if name in ("len", "abs", "round") and n.extra is None:
-            return self._guarded(n.args, lambda a: f"{name}({a})")
-        if name == "round":
-            return self._guarded(n.args, lambda a: f"round({a}, {n.extra!r})")
-        if name in ("lower", "upper"):
-            return self._guarded(n.args, lambda a: f"{a}.{name}()")
-        if name in ("min", "max"):
-            return self._guarded(n.args, lambda *a: f"{name}({', '.join(a)})")
-        if name in ("min_list", "max_list"):
-            return f"_{name}({self.val(n.args[0])})"
-        if name == "contains":
-            return self._guarded(n.args, lambda a, b: f"{b} in {a}")
-        if name in ("startswith", "endswith"):
-            return self._guarded(n.args, lambda a, b: f"{a}.{name}({b})")
-        if name == "matches":
-            found = self.ns.add(regex_matcher(n.extra), key=("re", n.extra))
-            return self._guarded(n.args, lambda a: f"{found}({a})")
-        if name in ("days_since", "hours_since"):
-            unit = 86400.0 if name == "days_since" else 3600.0
-            return self._guarded(n.args, lambda t, now: f"({now} - {t}).total_seconds() / {unit!r}")
-        raise AssertionError(name)  # pragma: no cover
+        """val() of a built-in function: the code its entry in engine.builtins emits."""
+        fn = BUILTINS[n.name]
+        emit = fn.emit
+        assert emit is not None, n.name  # the special forms are not Call nodes
+        if not fn.guarded:
+            return emit(*(self.val(a) for a in n.args))
+        literal = () if n.extra is None else (self._literal(fn, n.extra),)
+        return self._guarded(n.args, lambda *names: emit(*names, *literal))
+
+    def _literal(self, fn: Builtin, value: Any) -> str:
+        """A literal a check kept in ``Call.extra``: its repr, or a name bound to what the
+        entry makes of it (a compiled pattern)."""
+        if fn.bind is None:
+            return repr(value)
+        return self.ns.add(fn.bind(value), key=(fn.name, value))
 
     def _quantifier_val(self, n: Quantifier) -> str:
         helper = "_any3" if n.kind == "any" else "_all3"

@@ -18,212 +18,89 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.builtins import BUILTINS, FUNCTIONS, Site
 from engine.durations import parse_duration
-from engine.regexes import check_regex
+from engine.ir import (
+    BOOLEAN,
+    DATETIME,
+    INTEGER,
+    NUMBER,
+    OBJECT,
+    SCALAR_TYPES,
+    STRING,
+    Arith,
+    BoolOp,
+    Call,
+    Compare,
+    Const,
+    ExpressionError,
+    ListConst,
+    Missing,
+    Neg,
+    Node,
+    Not,
+    Quantifier,
+    Slot,
+    Type,
+    Var,
+    VarAttr,
+    comparable,
+    list_of,
+    orderable,
+)
+from engine.ir import describe as _describe
+from engine.ir import error_at as _at
+from engine.ir import with_article as _a
+
+# The types and IR are declared in engine.ir; the checker's callers read them from here too.
+__all__ = [
+    "BOOLEAN",
+    "DATETIME",
+    "FUNCTIONS",
+    "INTEGER",
+    "MAX_DEPTH",
+    "MAX_EXPRESSION_LENGTH",
+    "MAX_INT_LITERAL",
+    "MAX_LIST_ITEMS",
+    "NUMBER",
+    "OBJECT",
+    "RESERVED_NAMES",
+    "SCALAR_TYPES",
+    "STRING",
+    "Arith",
+    "BoolOp",
+    "Call",
+    "Checked",
+    "Compare",
+    "Const",
+    "Environment",
+    "ExpressionError",
+    "FieldInfo",
+    "ListConst",
+    "Missing",
+    "Neg",
+    "Node",
+    "Not",
+    "Quantifier",
+    "Slot",
+    "Type",
+    "Var",
+    "VarAttr",
+    "check_expression",
+    "comparable",
+    "list_of",
+    "mask_table_ids",
+    "orderable",
+    "parse_python_expression",
+    "value_type",
+]
 
 MAX_EXPRESSION_LENGTH = 2_000
 MAX_DEPTH = 32
 MAX_LIST_ITEMS = 1_000
 MAX_INT_LITERAL = 10**18
 
-FUNCTIONS = [
-    "len",
-    "abs",
-    "min",
-    "max",
-    "round",
-    "lower",
-    "upper",
-    "contains",
-    "startswith",
-    "endswith",
-    "matches",
-    "days_since",
-    "hours_since",
-    "now",
-    "missing",
-    "count",
-    "any",
-    "all",
-]
 RESERVED_NAMES = {*FUNCTIONS, "tables", "true", "false", "null", "True", "False", "None"}
-
-
-# ---------------------------------------------------------------------------------------------
-# Types
-
-
-@dataclass(frozen=True, slots=True)
-class Type:
-    """A value's type. ``item`` for lists; ``attrs`` for objects; ``enum`` restricts strings."""
-
-    kind: str  # string integer number boolean datetime list object
-    item: Type | None = None
-    attrs: tuple[tuple[str, Type], ...] | None = None
-    enum: frozenset[str] | None = None
-
-    def __str__(self) -> str:
-        if self.kind == "list" and self.item is not None:
-            return f"list of {self.item}"
-        return self.kind
-
-    @property
-    def numeric(self) -> bool:
-        return self.kind in ("integer", "number")
-
-    def plain(self) -> Type:
-        """The same type without its enum restriction."""
-        return Type(self.kind, self.item, self.attrs) if self.enum is not None else self
-
-    def attr(self, name: str) -> Type | None:
-        for key, value in self.attrs or ():
-            if key == name:
-                return value
-        return None
-
-
-STRING = Type("string")
-INTEGER = Type("integer")
-NUMBER = Type("number")
-BOOLEAN = Type("boolean")
-DATETIME = Type("datetime")
-OBJECT = Type("object")
-SCALAR_TYPES = {
-    "string": STRING,
-    "integer": INTEGER,
-    "number": NUMBER,
-    "boolean": BOOLEAN,
-    "datetime": DATETIME,
-}
-
-
-def list_of(item: Type | None) -> Type:
-    return Type("list", item=item)
-
-
-def comparable(a: Type, b: Type) -> bool:
-    """Whether ``==`` between values of these types is meaningful."""
-    if a.numeric and b.numeric:
-        return True
-    if a.kind != b.kind:
-        return False
-    if a.kind == "list":
-        return a.item is None or b.item is None or comparable(a.item, b.item)
-    return a.kind != "object"
-
-
-def orderable(a: Type, b: Type) -> bool:
-    return (a.numeric and b.numeric) or (a.kind == b.kind and a.kind in ("string", "datetime"))
-
-
-# ---------------------------------------------------------------------------------------------
-# IR: every node has ``type`` and ``nullable`` (whether it can be unknown)
-
-
-@dataclass(frozen=True, slots=True)
-class Node:
-    type: Type
-    nullable: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Const(Node):
-    value: Any
-
-
-@dataclass(frozen=True, slots=True)
-class ListConst(Node):
-    values: tuple[Any, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Slot(Node):
-    """A value read before evaluation: a context field, a table output, a counter, ``now``."""
-
-    index: int
-    path: str
-
-
-@dataclass(frozen=True, slots=True)
-class Var(Node):
-    """The item variable of an ``any``/``all`` generator."""
-
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class VarAttr(Node):
-    var: str
-    attr: str
-
-
-@dataclass(frozen=True, slots=True)
-class Not(Node):
-    operand: Node
-
-
-@dataclass(frozen=True, slots=True)
-class BoolOp(Node):
-    op: str  # and | or
-    operands: tuple[Node, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Compare(Node):
-    op: str  # == != < <= > >= in not in
-    left: Node
-    right: Node
-
-
-@dataclass(frozen=True, slots=True)
-class Arith(Node):
-    op: str  # + - * / %
-    left: Node
-    right: Node
-
-
-@dataclass(frozen=True, slots=True)
-class Neg(Node):
-    operand: Node
-
-
-@dataclass(frozen=True, slots=True)
-class Call(Node):
-    name: str
-    args: tuple[Node, ...]
-    extra: Any = None  # the compiled regex for matches(), the digits for round()
-
-
-@dataclass(frozen=True, slots=True)
-class Missing(Node):
-    slot: Slot
-
-
-@dataclass(frozen=True, slots=True)
-class Quantifier(Node):
-    kind: str  # any | all
-    var: str
-    source: Node
-    body: Node
-
-
-# ---------------------------------------------------------------------------------------------
-# Errors
-
-
-class ExpressionError(Exception):
-    """A problem at character ``offset`` (0-based) of the expression's text."""
-
-    def __init__(self, message: str, offset: int = 0) -> None:
-        super().__init__(message)
-        self.message = message
-        self.offset = offset
-
-
-def _at(node: ast.AST, message: str) -> ExpressionError:
-    # Expressions are parsed as one line (see check_expression), so col_offset is the offset.
-    return ExpressionError(message, getattr(node, "col_offset", 0))
-
 
 # ---------------------------------------------------------------------------------------------
 # Environment: what names mean while checking
@@ -373,12 +250,6 @@ def _expected_message(expected: Type, got: Type) -> str:
     return f"expected {_a(expected)}, but this expression is {_a(got)}"
 
 
-def _a(t: Type) -> str:
-    """A type with its article: "an integer", "a string"."""
-    text = str(t)
-    return ("an " if text[0] in "aeiou" else "a ") + text
-
-
 _FORBIDDEN: dict[type[ast.AST], str] = {
     ast.Lambda: "lambdas are not allowed",
     ast.IfExp: "conditional expressions (x if c else y) are not allowed",
@@ -411,14 +282,6 @@ _CMPOPS = {
     ast.In: "in",
     ast.NotIn: "not in",
 }
-
-
-def _describe(node: ast.AST) -> str:
-    try:
-        text = ast.unparse(node)
-    except Exception:  # pragma: no cover - unparse of a parsed tree does not fail
-        return type(node).__name__
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class _Checker:
@@ -733,7 +596,7 @@ class _Checker:
             raise _at(node, f"{name}() takes no keyword arguments")
         if name == "missing":
             return self._missing(node)
-        args = [self.visit(a) for a in node.args]
+        args = tuple(self.visit(a) for a in node.args)
         return self._call(node, name, args)
 
     def _arity(self, node: ast.Call, name: str, n: int, low: int, high: int) -> None:
@@ -743,90 +606,17 @@ class _Checker:
                 want = f"at least {low}"
             raise _at(node, f"{name}() takes {want} argument{'s' if high != 1 else ''}, got {n}")
 
-    def _call(self, node: ast.Call, name: str, args: list[Node]) -> Node:  # noqa: PLR0912, PLR0915 -- a branch per built-in function
-        types = [a.type for a in args]
-        nullable = any(a.nullable for a in args)
-        if name == "now":
-            self._arity(node, name, len(args), 0, 0)
-            return self.env.slot("now()", DATETIME)
-        if name in ("days_since", "hours_since"):
-            self._arity(node, name, len(args), 1, 1)
-            self._want(node, name, types[0], "datetime")
-            now = self.env.slot("now()", DATETIME)
-            return Call(NUMBER, True, name, (args[0], now))
-        if name == "len":
-            self._arity(node, name, len(args), 1, 1)
-            if types[0].kind not in ("string", "list"):
-                raise _at(node, f"len() needs a string or a list, got {_a(types[0])}")
-            return Call(INTEGER, nullable, name, tuple(args))
-        if name == "abs":
-            self._arity(node, name, len(args), 1, 1)
-            self._want(node, name, types[0], "number")
-            return Call(types[0].plain(), nullable, name, tuple(args))
-        if name in ("lower", "upper"):
-            self._arity(node, name, len(args), 1, 1)
-            self._want(node, name, types[0], "string")
-            return Call(STRING, nullable, name, tuple(args))
-        if name in ("min", "max"):
-            self._arity(node, name, len(args), 1, 1_000)
-            if len(args) == 1:
-                item = types[0].item
-                if types[0].kind != "list" or item is None or not item.numeric:
-                    raise _at(
-                        node,
-                        f"{name}() of one argument needs a list of numbers, got {_a(types[0])}",
-                    )
-                return Call(item.plain(), True, name + "_list", tuple(args))
-            for t in types:
-                self._want(node, name, t, "number")
-            result = INTEGER if all(t.kind == "integer" for t in types) else NUMBER
-            return Call(result, nullable, name, tuple(args))
-        if name == "round":
-            self._arity(node, name, len(args), 1, 2)
-            self._want(node, name, types[0], "number")
-            if len(args) == 2:
-                digits = args[1]
-                if not isinstance(digits, Const) or digits.type.kind != "integer":
-                    raise _at(node, "round()'s second argument must be a whole-number literal")
-                if not -10 <= digits.value <= 10:
-                    raise _at(node, "round()'s digits must be between -10 and 10")
-                return Call(NUMBER, nullable, name, (args[0],), digits.value)
-            return Call(INTEGER, nullable, name, tuple(args))
-        if name == "contains":
-            self._arity(node, name, len(args), 2, 2)
-            if types[0].kind == "string":
-                self._want(node, name, types[1], "string")
-            elif types[0].kind == "list":
-                if types[0].item is not None and not comparable(types[0].item, types[1]):
-                    raise _at(node, f"contains() cannot look for {_a(types[1])} in {_a(types[0])}")
-            else:
-                raise _at(node, f"contains() needs a string or a list first, got {_a(types[0])}")
-            return Call(BOOLEAN, nullable, name, tuple(args))
-        if name in ("startswith", "endswith"):
-            self._arity(node, name, len(args), 2, 2)
-            for t in types:
-                self._want(node, name, t, "string")
-            return Call(BOOLEAN, nullable, name, tuple(args))
-        if name == "matches":
-            self._arity(node, name, len(args), 2, 2)
-            self._want(node, name, types[0], "string")
-            pattern = args[1]
-            if not isinstance(pattern, Const) or not isinstance(pattern.value, str):
-                raise _at(node, "matches()'s pattern must be a string literal")
-            try:
-                check_regex(pattern.value)
-            except ValueError as exc:
-                raise _at(node, f"bad regular expression {pattern.value!r}: {exc}") from None
-            return Call(BOOLEAN, args[0].nullable, name, (args[0],), pattern.value)
-        raise AssertionError(name)  # pragma: no cover - every name in FUNCTIONS is handled
+    def _call(self, node: ast.Call, name: str, args: tuple[Node, ...]) -> Node:
+        """A call of a built-in function, checked as its entry in engine.builtins declares."""
+        fn = BUILTINS[name]
+        self._arity(node, name, len(args), *fn.arity)
+        return fn.check(Site(node, fn, args, self._now))
 
-    def _want(self, node: ast.Call, name: str, got: Type, kind: str) -> None:
-        ok = got.numeric if kind == "number" else got.kind == kind
-        if not ok:
-            raise _at(node, f"{name}() needs {_a(Type(kind))}, got {_a(got)} ({_describe(node)})")
+    def _now(self) -> Slot:
+        return self.env.slot("now()", DATETIME)
 
     def _missing(self, node: ast.Call) -> Node:
-        self._arity(node, "missing", len(node.args), 1, 1)
+        self._arity(node, "missing", len(node.args), *BUILTINS["missing"].arity)
         arg = self.visit(node.args[0])
         if not isinstance(arg, Slot) or arg.path.startswith(("count(", "now()")):
             raise _at(node, "missing() takes a declared field, such as missing(customer.email)")
