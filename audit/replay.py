@@ -6,7 +6,11 @@ outputs are compared with the recorded ones:
 
 - **rules** that fired only before (``stopped``) or only now (``started``), per section;
 - **offers** gained or lost; **queues** routed to differently (``retention → none``);
-- **alerts** raised or no longer raised.
+- **alerts** raised or no longer raised;
+- and everything else an agent would see change (``audit.shown``): an offer's **params**, an
+  escalation's **priorities**, an alert's **severities**, **tables** outputs
+  (``credit-amount.credit: 40 → 45``), the **tree**'s outcome or question, and the **texts**
+  (an offer's or escalation's ``because``, an alert's message, a tree's ``ask`` and ``say``).
 
 Each change is counted and comes with up to ``examples`` decision ids. Two kinds of decision
 are replayed but flagged, because their replay may differ for reasons other than the rules:
@@ -17,7 +21,9 @@ is not one of those: the recorded revision read it and did not have it either.
 
 A replay reads each record's stored bytes once and decodes only what it uses (the context,
 the request's inputs and which rules fired, not their parameters, messages or trace), and
-compares which rules fired without rendering the candidate's decision. ``progress(done,
+renders the candidate's decision in the form a record keeps it. A text whose ``{...}`` parts read
+a value stored masked is not compared: the candidate sees the keyed hash, and a part that
+transforms the value (``lower(...)``) would differ for that reason alone. ``progress(done,
 total)`` is called at the start, every ``PROGRESS_EVERY`` records, and at the end (where
 ``total`` is ``done``); ``total`` is how many records there are, when that is known.
 
@@ -33,10 +39,12 @@ from typing import Any
 
 import msgspec
 
-from audit.masking import is_masked
+from audit.masking import PREFIX as MASK_PREFIX
 from audit.query import MAX_PAGE, LedgerQuery, LedgerReader
 from audit.record import ContextValue, LedgerRecord
 from audit.recording import path_steps
+from audit.shown import differences as shown_differences
+from audit.shown import shown
 from engine import CompiledRuleset, Decision, EvaluationError
 from engine.times import parse_time
 
@@ -73,6 +81,12 @@ class FlipReport:
     offers: dict[str, Change] = field(default_factory=dict)  # "gained:offer" / "lost:offer"
     queues: dict[str, Change] = field(default_factory=dict)  # "old → new" (none for no route)
     alerts: dict[str, Change] = field(default_factory=dict)  # "raised:rule" / "dropped:rule"
+    params: dict[str, Change] = field(default_factory=dict)  # "fee-waiver: {...} → {...}"
+    priorities: dict[str, Change] = field(default_factory=dict)  # "vip-churn: 1 → 2"
+    severities: dict[str, Change] = field(default_factory=dict)  # "outage: info → critical"
+    tables: dict[str, Change] = field(default_factory=dict)  # "credit.amount: 40 → 45"
+    tree: dict[str, Change] = field(default_factory=dict)  # "resolved → escalate"
+    texts: dict[str, Change] = field(default_factory=dict)  # "message:outage"
     errors: dict[str, Change] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,6 +108,12 @@ class FlipReport:
             "offers": changes(self.offers),
             "queues": changes(self.queues),
             "alerts": changes(self.alerts),
+            "params": changes(self.params),
+            "priorities": changes(self.priorities),
+            "severities": changes(self.severities),
+            "tables": changes(self.tables),
+            "tree": changes(self.tree),
+            "texts": changes(self.texts),
             "errors": changes(self.errors),
         }
 
@@ -106,17 +126,34 @@ class _Ruleset(msgspec.Struct):
 
 
 class _Fired(msgspec.Struct):
-    """An eligible offer, the escalation or an alert: only which rule, offer and queue."""
+    """An eligible offer, the escalation or an alert, as an agent was shown it."""
 
     rule: Any = None
     offer: Any = None
+    params: Any = None
     queue: Any = None
+    priority: Any = None
+    severity: Any = None
+    message: Any = None
+    because: Any = None
+
+
+class _Step(msgspec.Struct):
+    """Where the tree walk stopped: the outcome or the question, and its texts."""
+
+    tree: Any = None
+    node: Any = None
+    outcome: Any = None
+    ask: Any = None
+    say: Any = None
 
 
 class _Outputs(msgspec.Struct):
     eligible: list[_Fired] = []
     escalation: _Fired | None = None
     alerts: list[_Fired] = []
+    tables: dict[str, Any] = {}
+    next_step: _Step | None = None
 
 
 class _Stored(msgspec.Struct):
@@ -135,7 +172,7 @@ class _Stored(msgspec.Struct):
 _STORED = msgspec.json.Decoder(_Stored)
 
 # Which rules fired, and what they gave: ((eligible rule, offer), ...), (escalation rule,
-# queue) or None, (alert rule, ...). Equal outcomes mean an unchanged decision.
+# queue) or None, (alert rule, ...); then the rest of what an agent is shown (audit.shown).
 _Outcome = tuple[tuple[tuple[str, str], ...], tuple[str, str] | None, tuple[str, ...]]
 
 
@@ -151,6 +188,24 @@ def _recorded(outputs: _Outputs | None) -> _Outcome:
         tuple((str(e.rule), str(e.offer)) for e in outputs.eligible),
         (str(escalation.rule), _queue(escalation.queue)) if escalation is not None else None,
         tuple(str(a.rule) for a in outputs.alerts),
+    )
+
+
+def _recorded_shown(outputs: _Outputs | None) -> dict[str, Any]:
+    """``audit.shown`` of a recorded decision, from the parts a replay decodes."""
+    if outputs is None:
+        return shown({})
+    step = outputs.next_step
+    return shown(
+        {
+            "eligible": [msgspec.structs.asdict(e) for e in outputs.eligible],
+            "escalation": (
+                msgspec.structs.asdict(outputs.escalation) if outputs.escalation else None
+            ),
+            "alerts": [msgspec.structs.asdict(a) for a in outputs.alerts],
+            "tables": outputs.tables,
+            "next_step": msgspec.structs.asdict(step) if step is not None else None,
+        }
     )
 
 
@@ -241,6 +296,16 @@ class _Replayer:
         self.examples = examples
         self.report = FlipReport(ruleset=candidate.name, candidate_digest=candidate.digest)
         self.offers = {rule: str(out["offer"]) for rule, out in candidate.eligible_out.items()}
+        # What an agent is shown per rule, whatever the inputs (see ``_same_shown``).
+        self.eligible_shown = {
+            rule: (out["params"], out["because"]) for rule, out in candidate.eligible_out.items()
+        }
+        self.escalation_shown = {
+            str(out["rule"]): (out["priority"], out["because"]) for out in candidate.escalation_out
+        }
+        self.alert_index = {meta.rule.id: k for k, meta in enumerate(candidate.alert_meta)}
+        self.has_tables = bool(candidate.tables)
+        self.has_trees = bool(candidate.trees)
         self.queues = {str(out["rule"]): _queue(out["queue"]) for out in candidate.escalation_out}
 
     def run(
@@ -270,26 +335,38 @@ class _Replayer:
             if record.ruleset.name != name:
                 continue
             try:
-                new = self._evaluate(record)
+                new, decision, masked = self._evaluate(record)
             except (EvaluationError, ValueError, TypeError) as exc:
                 report.skipped += 1
                 report.errors.setdefault(str(exc), Change()).add(record.id, self.examples)
                 continue
             report.replayed += 1
             old = _recorded(record.outputs)
-            if old != new and self._compare(record.id, old, new):
+            changed = old != new and self._compare(record.id, old, new)
+            if not self._same_shown(record, decision, masked):
+                old_shown = _recorded_shown(record.outputs)
+                new_shown = shown(decision.to_dict())
+                if masked:
+                    self._unmatched_texts(old_shown, new_shown, masked)
+                if self._compare_shown(record.id, old_shown, new_shown):
+                    changed = True
+            if changed:
                 report.changed += 1
         if progress is not None and told != (done, done):
             progress(done, done)  # the end: every record is counted now
         return report
 
-    def _evaluate(self, record: _Stored) -> _Outcome:  # noqa: PLR0912 -- a branch per way a recorded decision replays
+    def _evaluate(  # noqa: PLR0912 -- a branch per way a recorded decision replays
+        self, record: _Stored
+    ) -> tuple[_Outcome, Decision, set[str]]:
+        """The candidate's outcome, its decision, and the fields whose recorded values are
+        masked."""
         now = parse_time(record.evaluated_at) if record.evaluated_at else None
         context: dict[str, Any] = {}
         answers: dict[str, Any] = {}
         as_of: dict[str, datetime] = {}
         whens: dict[int, datetime] = {}  # age → moment: a record has few distinct ages
-        masked = False
+        masked: set[str] = set()
         recorded = record.context
         for path, stored in recorded.items():
             value = stored.value
@@ -307,8 +384,8 @@ class _Replayer:
                 answers[path[8:]] = value
             else:
                 _put(context, parts, value)
-            if not masked and value.__class__ is str:
-                masked = is_masked(value)
+            if value.__class__ is str and value.startswith(MASK_PREFIX):
+                masked.add(path)
             age = stored.age_ms
             if age is not None and now is not None:
                 when = whens.get(age)
@@ -338,7 +415,62 @@ class _Replayer:
             report.unrecorded_fields.update(unrecorded)
         if masked:
             report.read_masked += 1
-        return self._outcome(decision)
+        return self._outcome(decision), decision, masked
+
+    def _same_shown(self, record: _Stored, decision: Decision, masked: set[str]) -> bool:
+        """Whether the candidate shows what was recorded, in every part ``_compare_shown``
+        compares, for the offers, escalation and alerts both give: a quick test from what the
+        candidate knows per rule, so that only a decision that differs is rendered whole."""
+        outputs = record.outputs
+        if outputs is None:
+            return True
+        eligible = self.eligible_shown
+        for offer in outputs.eligible:
+            mine = eligible.get(offer.rule)
+            if mine is not None and (offer.params or {}, offer.because) != mine:
+                return False
+        escalation = outputs.escalation
+        if escalation is not None:
+            mine = self.escalation_shown.get(escalation.rule)
+            if mine is not None and (escalation.priority, escalation.because) != mine:
+                return False
+        if outputs.alerts:
+            candidate = self.candidate
+            for alert in outputs.alerts:
+                k = self.alert_index.get(alert.rule)
+                if k is None:
+                    continue
+                meta = candidate.alert_meta[k]
+                if alert.severity != meta.rule.severity:
+                    return False
+                template = meta.template
+                if template is not None and masked and not template.reads.isdisjoint(masked):
+                    continue
+                if alert.message != decision.alert_message(k):
+                    return False
+        if self.has_tables and outputs.tables != decision.tables:
+            return False
+        step = outputs.next_step
+        if not self.has_trees:
+            return step is None
+        mine = _step_of(decision.next_step)
+        was = _recorded_step(step)
+        if masked and was is not None and mine is not None:  # a say may show a masked value
+            was, mine = was[:4], mine[:4]
+        return was == mine
+
+    def _unmatched_texts(self, old: dict[str, Any], new: dict[str, Any], masked: set[str]) -> None:
+        """Leave out of both views the texts whose ``{...}`` parts read a masked value."""
+        templates = self.candidate.alert_templates
+        for key in [*old["texts"], *new["texts"]]:
+            if key.startswith("message:"):
+                template = templates.get(key[8:])
+                if template is not None and not template.reads.isdisjoint(masked):
+                    old["texts"].pop(key, None)
+                    new["texts"].pop(key, None)
+            elif key == "say":  # which node said it is in next_step; any say reading one
+                old["texts"].pop(key, None)
+                new["texts"].pop(key, None)
 
     def _outcome(self, decision: Decision) -> _Outcome:
         escalation = decision.escalation_rule
@@ -348,6 +480,49 @@ class _Replayer:
             (escalation, self.queues[escalation]) if escalation is not None else None,
             tuple(decision.alert_rules),
         )
+
+    def _compare_shown(self, did: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
+        """Note what an agent would see change beyond which rules fired: parameters,
+        priorities, severities, table outputs, the tree's stop and the texts. Entries only one
+        side has are left to ``_compare`` (an offer gained, a rule stopped)."""
+        report = self.report
+        limit = self.examples
+        found = shown_differences(old, new, names=("old", "new"))
+        changed = False
+
+        def note(table: dict[str, Change], key: str) -> None:
+            nonlocal changed
+            changed = True
+            table.setdefault(key, Change()).add(did, limit)
+
+        def both(part: str) -> list[tuple[str, Any, Any]]:
+            if part not in found:
+                return []
+            was, now = found[part]["old"], found[part]["new"]
+            return [(k, was[k], now[k]) for k in was if k in old[part] and k in new[part]]
+
+        for rule, was, now in both("params"):
+            note(report.params, f"{rule}: {_short(was)} → {_short(now)}")
+        for rule, was, now in both("severities"):
+            note(report.severities, f"{rule}: {was} → {now}")
+        for key, _, _ in both("texts"):
+            note(report.texts, f"changed:{key}")
+        if "priority" in found and old["escalation"] == new["escalation"]:
+            note(report.priorities, f"{new['escalation']}: {old['priority']} → {new['priority']}")
+        if "tables" in found:
+            for table, was in found["tables"]["old"].items():
+                now = found["tables"]["new"][table]
+                if isinstance(was, dict) and isinstance(now, dict):
+                    for name in was:
+                        before, after = _short(was.get(name)), _short(now.get(name))
+                        if before != after:
+                            note(report.tables, f"{table}.{name}: {before} → {after}")
+                else:
+                    note(report.tables, f"{table}: {_short(was)} → {_short(now)}")
+        if "next_step" in found:
+            was, now = found["next_step"]["old"], found["next_step"]["new"]
+            note(report.tree, f"{was or 'none'} → {now or 'none'}")
+        return changed
 
     def _compare(self, did: str, old: _Outcome, new: _Outcome) -> bool:
         report = self.report
@@ -384,3 +559,22 @@ class _Replayer:
         for rule in sorted(new_alerts - old_alerts):
             note(report.alerts, f"raised:{rule}")
         return changed
+
+
+def _short(value: Any) -> str:
+    """A value as a report key shows it: JSON, cut at 80 characters."""
+    text = msgspec.json.encode(value).decode()
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _recorded_step(step: _Step | None) -> tuple[Any, ...] | None:
+    if step is None:
+        return None
+    return (step.tree, step.node, step.outcome, step.ask, step.say)
+
+
+def _step_of(step: Mapping[str, Any] | None) -> tuple[Any, ...] | None:
+    if not step:
+        return None
+    get = step.get
+    return (get("tree"), get("node"), get("outcome"), get("ask"), get("say"))

@@ -150,6 +150,15 @@ class Decision:
         values = self._raw[RAW_VALUES]
         return {p: values[i] for p, i in self.ruleset.field_slots.items()}
 
+    @property
+    def next_step(self) -> dict[str, Any] | None:
+        """Where the tree walk stopped, as in ``to_dict()``; None without a tree."""
+        return self._next_step()
+
+    def alert_message(self, k: int) -> str:
+        """Alert rule ``k``'s message, rendered on this evaluation's values."""
+        return self.ruleset.alert_meta[k].message(self._raw[RAW_VALUES])
+
     def render(
         self,
         template: Template,

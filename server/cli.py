@@ -11,6 +11,7 @@ Every failure prints one plain sentence to stderr and exits non-zero; results go
     frontline audit reindex             build the query index again from the segments
     frontline audit migrate             move a ledger of the earlier SQLite layout into segments
     frontline replay FILE --since 7d    the flip report of a candidate over recorded decisions
+                                      (or --ruleset NAME --revision N: a deployed revision)
 """
 
 from __future__ import annotations
@@ -157,8 +158,13 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 -- a statement per co
     _data_dir_option(mig)
     mig.set_defaults(run=_audit_migrate)
 
-    rep = sub.add_parser("replay", help="re-evaluate recorded decisions with a candidate document")
-    rep.add_argument("file", metavar="FILE")
+    rep = sub.add_parser(
+        "replay",
+        help="re-evaluate recorded decisions with a candidate document or a deployed revision",
+    )
+    rep.add_argument("file", metavar="FILE", nargs="?", help="the candidate document")
+    rep.add_argument("--ruleset", help="with --revision: a deployed revision as the candidate")
+    rep.add_argument("--revision", type=int, help="the deployed revision of --ruleset to replay")
     _data_dir_option(rep)
     rep.add_argument("--since", required=True, help="RFC 3339 time, or an age such as 7d")
     rep.add_argument("--until", help="RFC 3339 time, or an age (default: now)")
@@ -673,16 +679,45 @@ def _audit_verify(args: argparse.Namespace, out: TextIO) -> int:
     return 1 if failed or extends else 0
 
 
+def _candidate(args: argparse.Namespace) -> CompiledRuleset:
+    """A replay's candidate: the document FILE, or revision --revision of --ruleset as the
+    server under --data-dir stored it."""
+    if args.file is not None:
+        if args.ruleset is not None or args.revision is not None:
+            raise CommandError("give a document or --ruleset and --revision, not both")
+        try:
+            return _load(args.file)
+        except RulesetError as exc:
+            for problem in exc.errors:
+                print(problem, file=sys.stderr)
+            raise CommandError(f"{args.file} does not compile") from None
+    if args.ruleset is None or args.revision is None:
+        raise CommandError("give the candidate: a document, or --ruleset NAME --revision N")
+    from adapters.files import FileRulesetStore
+
+    directory = Path(args.data_dir) / "rulesets"
+    stored = None
+    if directory.is_dir():
+        stored = FileRulesetStore(directory).get_revision(args.ruleset, args.revision)
+    if stored is None:
+        raise CommandError(
+            f"{args.data_dir} holds no revision {args.revision} of ruleset {args.ruleset!r}"
+        )
+    try:
+        return compile_ruleset(stored.text, filename=f"{args.ruleset}@{args.revision}").at_revision(
+            args.revision
+        )
+    except RulesetError as exc:
+        raise CommandError(
+            f"revision {args.revision} of {args.ruleset!r} no longer compiles: {exc}"
+        ) from None
+
+
 def _replay(args: argparse.Namespace, out: TextIO) -> int:
     from audit.query import LedgerReader
     from audit.replay import replay_range
 
-    try:
-        candidate = _load(args.file)
-    except RulesetError as exc:
-        for problem in exc.errors:
-            print(problem, file=sys.stderr)
-        raise CommandError(f"{args.file} does not compile") from None
+    candidate = _candidate(args)
     if args.examples < 0:
         raise CommandError("--examples must be 0 or more")
     now = datetime.now(UTC)

@@ -64,7 +64,12 @@ class RolloutRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    document: Annotated[str, msgspec.Meta(min_length=1)]
+    """A candidate to replay: a ``document``, or a deployed ``revision`` of ``ruleset``; over
+    the decisions recorded from ``since`` (RFC 3339, or an age such as ``7d``) to ``until``."""
+
+    document: Annotated[str, msgspec.Meta(min_length=1)] | None = None
+    ruleset: RulesetName | None = None
+    revision: Annotated[int, msgspec.Meta(ge=1)] | None = None
     since: Timestamp
     until: Timestamp | None = None
     examples: Annotated[int, msgspec.Meta(ge=0, le=100)] = 5

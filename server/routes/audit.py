@@ -202,8 +202,10 @@ class _Abandoned(Exception):
     operation_class=_ReplayOperation,
 )
 async def replay(request: Request[Any, Any, Any], data: ReplayRequest) -> Any:
-    """Re-evaluate recorded decisions with a candidate document: how many would change, by
-    rule, offer, queue and alert, with example decision ids.
+    """Re-evaluate recorded decisions with a candidate: how many would change, by rule,
+    offer, queue, alert, parameters, priority, severity, table output, tree outcome and text,
+    with example decision ids. The candidate is a ``document``, or a deployed ``revision`` of
+    ``ruleset``; ``since`` and ``until`` are RFC 3339 times or ages such as ``7d``.
 
     A client that sends ``Accept: application/x-ndjson`` gets the same answer streamed as JSON
     lines, so that a page can show a long replay moving: ``{"progress": {"done": n, "total":
@@ -216,7 +218,12 @@ async def replay(request: Request[Any, Any, Any], data: ReplayRequest) -> Any:
     since the status was already sent. A client that goes away stops the replay.
     """
     prepared = await service(request).audit.replay(
-        data.document, since=data.since, until=data.until, examples=data.examples
+        data.document,
+        since=data.since,
+        until=data.until,
+        examples=data.examples,
+        ruleset=data.ruleset,
+        revision=data.revision,
     )
     if request.accept.best_match(["application/json", REPLAY_LINES]) != REPLAY_LINES:
         return await asyncio.to_thread(prepared.run)

@@ -13,6 +13,7 @@ import base64
 import itertools
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,9 @@ from audit.replay import Progress, replay_range
 from audit.segments import LogError, SegmentLog, instances
 from audit.verify import verify_ledger
 from audit.writer import LedgerError, LedgerWriter
-from engine import CompiledRuleset, RulesetError, compile_ruleset
-from engine.times import format_time
+from engine import CompiledRuleset, RulesetError, UnknownRuleset, compile_ruleset
+from engine.durations import parse_duration
+from engine.times import format_time, parse_time
 from server.keys import Principal
 from server.service.answers import (
     AuditPage,
@@ -54,10 +56,19 @@ from server.service.inputs import rfc3339
 EXPORT_PAGE = 500
 
 
-def ledger_time(name: str, value: str | None) -> str | None:
-    """An RFC 3339 filter, normalised to how the ledger writes ``recorded_at``."""
+def ledger_time(name: str, value: str | None, now: datetime | None = None) -> str | None:
+    """An RFC 3339 filter, or an age such as ``7d`` counted back from ``now`` (the clock when
+    not given), normalised to how the ledger writes ``recorded_at``."""
     if value is None:
         return None
+    if parse_time(value) is None:
+        try:
+            age = parse_duration(value)
+        except ValueError:
+            raise Invalid(
+                f"{name} {value!r} is neither an RFC 3339 time nor an age such as 7d or 12h"
+            ) from None
+        return format_time((now or datetime.now(UTC)) - age, "microseconds")
     return format_time(rfc3339(name, value, bounded=False), "microseconds")
 
 
@@ -100,7 +111,9 @@ class Audit:
         writer: LedgerWriter | None = None,
         masker: Masker | None = None,
         shipped: Callable[[], PostgresLedgerStore] | None = None,
+        revisions: Callable[[str, int], CompiledRuleset] | None = None,
     ) -> None:
+        self.revisions = revisions  # (ruleset, revision) → that deployed revision, compiled
         self.ledger_dir = ledger_dir
         self.max_document_bytes = max_document_bytes
         self.public_key = public_key  # what tree heads must be signed by
@@ -261,9 +274,38 @@ class Audit:
         return msgspec.convert(report.to_dict(), Verified)
 
     async def replay(
-        self, document: str, *, since: str | None, until: str | None, examples: int
+        self,
+        document: str | None,
+        *,
+        since: str | None,
+        until: str | None,
+        examples: int,
+        ruleset: str | None = None,
+        revision: int | None = None,
     ) -> Replay:
-        """Compile the candidate ``document`` and check the range; ``Replay.run`` does it."""
+        """Compile the candidate ``document``, or take the deployed ``revision`` of ``ruleset``,
+        and check the range; ``Replay.run`` does it."""
+        now = datetime.now(UTC)
+        if document is None:
+            if ruleset is None or revision is None:
+                raise Invalid("give the candidate as a document, or as a ruleset and a revision")
+            if self.revisions is None:
+                raise Unavailable("this server does not keep ruleset revisions")
+            try:
+                deployed = await asyncio.to_thread(self.revisions, ruleset, revision)
+            except UnknownRuleset:
+                raise NotFound(f"ruleset {ruleset!r} has no revision {revision}") from None
+            return Replay(
+                self.ledger_dir,
+                deployed,
+                ledger_time("since", since, now),
+                ledger_time("until", until, now),
+                examples,
+            )
+        if ruleset is not None or revision is not None:
+            raise Invalid(
+                "give the candidate as a document, or as a ruleset and a revision: not both"
+            )
         if len(document.encode("utf-8")) > self.max_document_bytes:
             raise TooLarge(f"the document is larger than {self.max_document_bytes:,} bytes")
         try:
@@ -277,8 +319,8 @@ class Audit:
         return Replay(
             self.ledger_dir,
             candidate,
-            ledger_time("since", since),
-            ledger_time("until", until),
+            ledger_time("since", since, now),
+            ledger_time("until", until, now),
             examples,
         )
 

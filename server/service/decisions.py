@@ -25,6 +25,8 @@ from adapters.ports import (
 from audit.masking import Masker
 from audit.record import Actor, LedgerRecord, RulesetRef
 from audit.recording import decision_record, mask_shown, masked_paths
+from audit.shown import differences as shown_differences
+from audit.shown import shown
 from engine import CompiledRuleset, EvaluationError, RulesetRegistry, UnknownRuleset
 from engine.times import format_time
 from server.ids import new_id
@@ -177,7 +179,7 @@ class Decisions:
             if hide is None or hide:
                 body = mask_shown(decision, body, hide, self.shown.mask)
         if shadow is not None:
-            self._shadow(shadow, record, body, context, request, now, counters, as_of)
+            self._shadow(shadow, record, context, request, now, counters, as_of)
         sealed = await self.recorder.append(record)
         body["alerts"] = [{"alert_id": f"{decision_id}.{a['rule']}", **a} for a in body["alerts"]]
         if self.metrics is not None:
@@ -315,7 +317,6 @@ class Decisions:
         self,
         shadow: CompiledRuleset,
         record: LedgerRecord,
-        served: dict[str, Any],
         context: dict[str, Any],
         request: DecisionRequest,
         now: datetime,
@@ -328,24 +329,26 @@ class Decisions:
         record it is logged (the served decision's own record is what must never be lost).
         """
         try:
-            other = shadow.evaluate(
+            decision = shadow.evaluate(
                 context,
                 answers=request.answers,
                 now=now,
                 counters=counters,
                 as_of=as_of,
                 tree=request.tree,
-            ).to_dict()
+            )
+            other = decision.to_dict()
+            masker = self.masker
+            hide = masked_paths(shadow, masker)
+            if masker is not None and hide:
+                other = mask_shown(decision, other, hide, masker.mask)
         except EvaluationError as exc:
             other = {"error": str(exc)}
-        # Rule ids, queues, table outputs and tree nodes only: messages may render masked
-        # fields, and the record keeps the inputs to reproduce both sides anyway.
-        mine, theirs = _summary(served), _summary(other)
-        differences = {
-            key: {"served": mine[key], "shadow": theirs[key]}
-            for key in mine
-            if mine[key] != theirs[key]
-        }
+        # Both sides as their records keep them: a text that shows a masked field holds its
+        # keyed hash, so the differences never put a masked value in clear.
+        differences = shown_differences(
+            shown(record.outputs), shown(other), names=("served", "shadow")
+        )
         if not differences:
             return
         self.recorder.later(
@@ -383,16 +386,3 @@ def _shows_values(compiled: CompiledRuleset, body: Mapping[str, Any]) -> bool:
     if step is None or step.get("say") is None:
         return False
     return compiled.trees[step["tree"]].nodes[step["node"]].say_template is not None
-
-
-def _summary(decision: Mapping[str, Any]) -> dict[str, Any]:
-    escalation = decision.get("escalation") or {}
-    step = decision.get("next_step") or {}
-    return {
-        "eligible": [e["rule"] for e in decision.get("eligible") or ()],
-        "escalation": escalation.get("rule"),
-        "alerts": [a["rule"] for a in decision.get("alerts") or ()],
-        "tables": decision.get("tables"),
-        "next_step": step.get("outcome") or step.get("node"),
-        "error": decision.get("error"),
-    }

@@ -272,7 +272,7 @@ def test_only_auditors_read_the_ledger(
 @pytest.mark.parametrize(
     ("params", "detail"),
     [
-        ({"since": "yesterday"}, "since 'yesterday' is not an RFC 3339 time"),
+        ({"since": "yesterday"}, "since 'yesterday' is neither an RFC 3339 time nor an age"),
         ({"outcome": "waive-fee"}, "outcome must look like offer:<offer>"),
         ({"revision": 2}, "revision needs ruleset"),
         ({"kind": "vote"}, "unknown kind 'vote'"),

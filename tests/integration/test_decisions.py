@@ -400,3 +400,78 @@ def test_a_trace_is_only_for_the_agent_handling_the_customer_and_pii_stays_maske
     assert reads["customer.phone"].startswith("hmac-sha256:")
     assert reads["interaction.amount"] == 42  # not classified pii: shown as it is
     assert phone not in traced.text
+
+
+def test_a_shadow_and_a_replay_see_an_offer_whose_parameters_changed(tmp_path: Path) -> None:
+    """A candidate that only raises an offer's limit fires the same rules: the agent would
+    still see another offer. The shadow records the difference for each decision, and a
+    replay of the deployed revision over the last week counts each of them changed."""
+    with LiveServer(tmp_path / "data") as server, httpx.Client(base_url=server.url) as c:
+        author = {**server.auth("author"), "content-type": "application/yaml"}
+        raised = RETENTION.replace("params: {max_amount: 25}", "params: {max_amount: 31}", 1)
+        assert raised != RETENTION
+        deployed = c.post("/v1/rulesets?activate=false", content=raised, headers=author)
+        assert deployed.status_code == 201 and deployed.json()["revision"] == 2
+        shadow = c.post(
+            "/v1/rulesets/retention-desk/rollout",
+            json={"shadow": 2},
+            headers=server.auth("author"),
+        )
+        assert shadow.status_code == 200, shadow.text
+        waived = []
+        for k in range(20):
+            contacts = 2 + k % 2 if k % 4 else 0  # every fourth customer: no waiver
+            body = c.post(
+                "/v1/decisions",
+                json={
+                    "ruleset": "retention-desk",
+                    "customer_id": f"cust-{k}",
+                    "agent_id": "agent-7",
+                    "context": {"customer": {"tier": "gold"}, "history": {"contacts_7d": contacts}},
+                },
+                headers=server.auth("agent"),
+            ).json()
+            assert body["revision"] == 1
+            if any(e["rule"] == "fee-waiver" for e in body["eligible"]):
+                waived.append(body["decision_id"])
+        assert len(waived) == 15
+        audit = server.auth("auditor")
+        deadline = time.monotonic() + 10
+        while True:
+            shadows = c.get(
+                "/v1/audit/decisions", params={"kind": "shadow", "limit": 100}, headers=audit
+            ).json()["records"]
+            if len(shadows) >= len(waived) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert sorted(r["data"]["decision_id"] for r in shadows) == sorted(waived)
+        assert all(
+            r["data"]["differences"]
+            == {
+                "params": {
+                    "served": {"fee-waiver": {"max_amount": 25}},
+                    "shadow": {"fee-waiver": {"max_amount": 31}},
+                }
+            }
+            for r in shadows
+        )
+        report = c.post(
+            "/v1/replays",
+            json={"ruleset": "retention-desk", "revision": 2, "since": "7d"},
+            headers=audit,
+            timeout=60,
+        )
+        assert report.status_code == 200, report.text
+        flips = report.json()
+        assert (flips["replayed"], flips["changed"]) == (20, 15)
+        assert [(p["change"], p["count"]) for p in flips["params"]] == [
+            ('fee-waiver: {"max_amount":25} → {"max_amount":31}', 15)
+        ]
+        for body, detail in (
+            ({"revision": 2, "since": "7d"}, "as a ruleset and a revision"),
+            ({"ruleset": "retention-desk", "revision": 9, "since": "7d"}, "has no revision 9"),
+            ({"ruleset": "retention-desk", "revision": 2, "since": "soon"}, "nor an age"),
+        ):
+            refused = c.post("/v1/replays", json=body, headers=audit)
+            assert refused.status_code in (400, 404), refused.text
+            assert detail in refused.json()["detail"]

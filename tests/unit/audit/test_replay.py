@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -278,3 +279,134 @@ def test_progress_without_a_total_learns_it_at_the_end(
         progress=lambda done, total: calls.append((done, total)),
     )
     assert calls == [(0, None), (100, None), (200, None), (300, None), (300, 300)]
+
+
+SHOWN: dict[str, Any] = {
+    "ruleset": "shown",
+    "context": {
+        "customer.tier": {"type": "string", "enum": ["bronze", "gold"]},
+        "customer.email": {"type": "string", "classification": "pii"},
+        "bill.amount": "number",
+    },
+    "eligibility": [
+        {
+            "id": "fee-waiver",
+            "when": 'customer.tier == "gold"',
+            "offer": "waive-fee",
+            "params": {"max_amount": 25},
+            "because": "Gold customer",
+        }
+    ],
+    "escalation": [
+        {"id": "big-bill", "when": "bill.amount > 100", "queue": "billing", "priority": 2}
+    ],
+    "alerts": [
+        {
+            "id": "high-bill",
+            "when": "bill.amount > 50",
+            "severity": "info",
+            "message": "Bill of {bill.amount}",
+        },
+        {
+            "id": "mail",
+            "when": "not missing(customer.email)",
+            "severity": "info",
+            "message": "Write to {customer.email}",
+        },
+    ],
+    "tables": [
+        {
+            "id": "credit",
+            "hit": "first",
+            "inputs": ["customer.tier"],
+            "outputs": ["amount"],
+            "rows": [['"gold"', 40], ["-", 10]],
+        }
+    ],
+}
+
+
+def _changed(**edits: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(SHOWN)
+    for path, value in edits.items():
+        section, index, key = path.split("__")
+        doc[section][int(index)][key] = value
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("edits", "part", "change"),
+    [
+        (
+            {"eligibility__0__params": {"max_amount": 31}},
+            "params",
+            'fee-waiver: {"max_amount":25} → {"max_amount":31}',
+        ),
+        ({"tables__0__rows": [['"gold"', 45], ["-", 10]]}, "tables", "credit.amount: 40 → 45"),
+        ({"alerts__0__severity": "critical"}, "severities", "high-bill: info → critical"),
+        ({"alerts__0__message": "Bill now {bill.amount}"}, "texts", "changed:message:high-bill"),
+        ({"eligibility__0__because": "Loyal"}, "texts", "changed:because:eligibility:fee-waiver"),
+        ({"escalation__0__priority": 1}, "priorities", "big-bill: 2 → 1"),
+    ],
+)
+def test_the_flip_report_sees_every_change_an_agent_would_see(
+    tmp_path: Path, edits: dict[str, Any], part: str, change: str
+) -> None:
+    """A candidate that fires the same rules but shows the agent something else (an offer's
+    parameters, a table output, a severity, a text, a priority) changes the decision."""
+    current = compile_ruleset(SHOWN)
+    masker = Masker(b"k" * 32)
+    context = {"customer": {"tier": "gold", "email": "a@example.com"}, "bill": {"amount": 120}}
+    record = decision_record(
+        current.evaluate(context, now=NOW), record_id="d-1", context=context, masker=masker
+    )
+    write_records(tmp_path, [record], indexed=0)
+    assert replay(read_all(tmp_path), current).changed == 0  # itself: nothing changes
+    report = replay(read_all(tmp_path), compile_ruleset(_changed(**edits))).to_dict()
+    assert report["changed"] == 1
+    assert [c["change"] for c in report[part]] == [change]
+    assert report[part][0]["examples"] == ["d-1"]
+    others = ("params", "priorities", "severities", "tables", "tree", "texts", "rules", "offers")
+    assert all(report[p] == [] for p in others if p != part)
+    assert "a@example.com" not in json.dumps(report)
+
+
+def test_a_text_that_shows_a_masked_value_is_compared_only_where_it_can_be(
+    tmp_path: Path,
+) -> None:
+    """The candidate sees the keyed hash of a masked field: a message that transforms it would
+    differ for that reason alone, so it is not compared; the decision is flagged instead."""
+    current = compile_ruleset(SHOWN)
+    masker = Masker(b"k" * 32)
+    context = {"customer": {"tier": "bronze", "email": "a@example.com"}, "bill": {"amount": 1}}
+    record = decision_record(
+        current.evaluate(context, now=NOW), record_id="d-1", context=context, masker=masker
+    )
+    write_records(tmp_path, [record], indexed=0)
+    candidate = _changed(alerts__1__message="Write to {upper(customer.email)}")
+    report = replay(read_all(tmp_path), compile_ruleset(candidate)).to_dict()
+    assert report["read_masked_values"] == 1
+    assert (report["changed"], report["texts"]) == (0, [])
+
+
+def test_the_flip_report_sees_a_tree_ending_elsewhere(tmp_path: Path) -> None:
+    tree = {
+        "id": "route",
+        "start": "tier",
+        "nodes": {
+            "tier": {"next": [{"when": 'customer.tier == "gold"', "goto": "vip"}, {"goto": "std"}]},
+            "vip": {"outcome": "vip-line", "say": "Thank you"},
+            "std": {"outcome": "standard"},
+        },
+    }
+    current = compile_ruleset({**SHOWN, "trees": [tree]})
+    context = {"customer": {"tier": "gold"}, "bill": {"amount": 1}}
+    decision = current.evaluate(context, now=NOW, tree="route")
+    record = decision_record(decision, record_id="d-1", context=context, inputs={"tree": "route"})
+    write_records(tmp_path, [record], indexed=0)
+    moved = copy.deepcopy(tree)
+    moved["nodes"]["tier"]["next"][0]["when"] = 'customer.tier == "bronze"'
+    candidate = compile_ruleset({**SHOWN, "trees": [moved]})
+    report = replay(read_all(tmp_path), candidate).to_dict()
+    assert report["changed"] == 1
+    assert [c["change"] for c in report["tree"]] == ["vip-line → standard"]

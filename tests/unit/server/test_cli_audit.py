@@ -296,3 +296,32 @@ def test_replay_prints_the_flip_report(tmp_path: Path, data_dir: Path) -> None:
     assert report["rules"] == [
         {"change": "started:eligibility:fee-waiver", "count": 3, "examples": ["d-21", "d-11"]}
     ]
+
+
+def test_replay_takes_a_deployed_revision(tmp_path: Path, data_dir: Path) -> None:
+    """--ruleset and --revision replay a revision the server stored under the data directory;
+    a revision that is not there, or both a document and a revision, is one plain sentence."""
+    from adapters.files import FileRulesetStore
+
+    copy = copy_of(data_dir, tmp_path)
+    text = RULESET.read_text(encoding="utf-8")
+    store = FileRulesetStore(copy / "rulesets")
+    store.put_revision("retention-desk", "sha256:a", text)
+    raised = text.replace("params: {max_amount: 25}", "params: {max_amount: 31}", 1)
+    store.put_revision("retention-desk", "sha256:b", raised)
+    common = ("--data-dir", str(copy), "--since", "2h")
+    result = run("replay", "--ruleset", "retention-desk", "--revision", "2", *common)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    waived = report["changed"]
+    assert waived > 0 and report["rules"] == [] and report["offers"] == []
+    assert [(p["change"], p["count"]) for p in report["params"]] == [
+        ('fee-waiver: {"max_amount":25} → {"max_amount":31}', waived)
+    ]
+    missing = run("replay", "--ruleset", "retention-desk", "--revision", "7", *common)
+    assert missing.returncode != 0
+    assert missing.stderr.strip().endswith("holds no revision 7 of ruleset 'retention-desk'")
+    both = run("replay", str(RULESET), "--ruleset", "retention-desk", "--revision", "1", *common)
+    assert both.returncode != 0 and "not both" in both.stderr
+    neither = run("replay", *common)
+    assert neither.returncode != 0 and "give the candidate" in neither.stderr
