@@ -424,30 +424,10 @@ class _Replayer:
         outputs = record.outputs
         if outputs is None:
             return True
-        eligible = self.eligible_shown
-        for offer in outputs.eligible:
-            mine = eligible.get(offer.rule)
-            if mine is not None and (offer.params or {}, offer.because) != mine:
-                return False
-        escalation = outputs.escalation
-        if escalation is not None:
-            mine = self.escalation_shown.get(escalation.rule)
-            if mine is not None and (escalation.priority, escalation.because) != mine:
-                return False
-        if outputs.alerts:
-            candidate = self.candidate
-            for alert in outputs.alerts:
-                k = self.alert_index.get(alert.rule)
-                if k is None:
-                    continue
-                meta = candidate.alert_meta[k]
-                if alert.severity != meta.rule.severity:
-                    return False
-                template = meta.template
-                if template is not None and masked and not template.reads.isdisjoint(masked):
-                    continue
-                if alert.message != decision.alert_message(k):
-                    return False
+        if not self._same_offers(outputs):
+            return False
+        if outputs.alerts and not self._same_alerts(outputs.alerts, decision, masked):
+            return False
         if self.has_tables and outputs.tables != decision.tables:
             return False
         step = outputs.next_step
@@ -458,6 +438,34 @@ class _Replayer:
         if masked and was is not None and mine is not None:  # a say may show a masked value
             was, mine = was[:4], mine[:4]
         return was == mine
+
+    def _same_offers(self, outputs: _Outputs) -> bool:
+        eligible = self.eligible_shown
+        for offer in outputs.eligible:
+            mine = eligible.get(offer.rule)
+            if mine is not None and (offer.params or {}, offer.because) != mine:
+                return False
+        escalation = outputs.escalation
+        if escalation is None:
+            return True
+        mine = self.escalation_shown.get(escalation.rule)
+        return mine is None or (escalation.priority, escalation.because) == mine
+
+    def _same_alerts(self, alerts: list[_Fired], decision: Decision, masked: set[str]) -> bool:
+        metas = self.candidate.alert_meta
+        for alert in alerts:
+            k = self.alert_index.get(alert.rule)
+            if k is None:
+                continue
+            meta = metas[k]
+            if alert.severity != meta.rule.severity:
+                return False
+            template = meta.template
+            if template is not None and masked and not template.reads.isdisjoint(masked):
+                continue
+            if alert.message != decision.alert_message(k):
+                return False
+        return True
 
     def _unmatched_texts(self, old: dict[str, Any], new: dict[str, Any], masked: set[str]) -> None:
         """Leave out of both views the texts whose ``{...}`` parts read a masked value."""
