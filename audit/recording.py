@@ -228,11 +228,16 @@ def mask_shown(
             else:
                 rendered.append(alert)
         out["alerts"] = rendered
+    offers = shown.get("eligible")
+    if offers and rs.param_templates:
+        out["eligible"] = _mask_params(decision, offers, hides, hide, mask)
     step = shown.get("next_step")
-    if step and step.get("say") is not None:
-        template = rs.trees[step["tree"]].nodes[step["node"]].say_template
-        if template is not None and hides(template.reads):
-            out["next_step"] = {**step, "say": decision.render(template, hide, mask)}
+    if step:
+        node = rs.trees[step["tree"]].nodes[step["node"]]
+        for key, template in (("say", node.say_template), ("ask", node.ask_template)):
+            if step.get(key) is not None and template is not None and hides(template.reads):
+                step = {**step, key: decision.render(template, hide, mask)}
+        out["next_step"] = step
     if shown.get("invalid_fields"):
         out["invalid_fields"] = [
             {**f, "got": mask(f["got"])} if hides_field(f["field"]) else f
@@ -246,6 +251,26 @@ def mask_shown(
         ]
         out["trace"] = {**trace, "rules": rules}
     return out
+
+
+def _mask_params(
+    decision: Decision,
+    offers: list[dict[str, Any]],
+    hides: Callable[[AbstractSet[str]], bool],
+    hide: AbstractSet[str] | None,
+    mask: Callable[[Any], str | None],
+) -> list[dict[str, Any]]:
+    """The offers with each templated parameter that reads a hidden field masked."""
+    rs = decision.ruleset
+    filled = []
+    for offer in offers:
+        params = rs.param_templates.get(offer["rule"])
+        if params and any(hides(p.template.reads) for p in params):
+            static = rs.eligible_out[offer["rule"]]["params"]
+            filled.append({**offer, "params": decision.fill_params(static, params, hide, mask)})
+        else:
+            filled.append(offer)
+    return filled
 
 
 def _mask_inputs(

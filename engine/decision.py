@@ -19,7 +19,7 @@ from engine.generated import (
     RAW_MATCHES,
     RAW_VALUES,
 )
-from engine.parts import json_value
+from engine.parts import fill_params, json_value
 from engine.runtime import describe_value
 from engine.times import format_time, parse_time
 
@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
 _SECTIONS = ("eligibility", "escalation", "alerts")
 _RESULT = {True: "true", False: "false", None: "unknown"}
+
+
+def _unmasked(value: Any) -> str | None:  # pragma: no cover - nothing is hidden
+    return None
 
 
 class NextStep:
@@ -159,6 +163,17 @@ class Decision:
         """Alert rule ``k``'s message, rendered on this evaluation's values."""
         return self.ruleset.alert_meta[k].message(self._raw[RAW_VALUES])
 
+    def fill_params(
+        self,
+        params: dict[str, Any],
+        templates: tuple[Any, ...],
+        hide: AbstractSet[str] | None,
+        mask: Callable[[Any], str | None],
+    ) -> dict[str, Any]:
+        """An offer's ``params`` with its templated ones filled on this evaluation's values,
+        each that reads a field in ``hide`` (every one, when None) as ``mask`` of its value."""
+        return fill_params(params, templates, self._raw[RAW_VALUES], hide, mask)
+
     def render(
         self,
         template: Template,
@@ -187,6 +202,12 @@ class Decision:
         escalation_rule = raw[RAW_ESCALATION]
         asked = self._asked
         eligible = [dict(rs.eligible_out[rule_id]) for rule_id in eligible_rules]
+        if rs.param_templates:
+            templated = rs.param_templates
+            for offer in eligible:
+                found = templated.get(offer["rule"])
+                if found is not None:
+                    offer["params"] = fill_params(offer["params"], found, values)
         escalation = dict(rs.escalation_out[escalation_rule]) if escalation_rule >= 0 else None
         alerts = []
         for k in alert_rules:
@@ -246,7 +267,12 @@ class Decision:
             if lacking:
                 out["error"] += "; unknown: " + ", ".join(lacking)
         else:
-            out["ask"] = node.ask
+            template = node.ask_template
+            out["ask"] = (
+                node.ask
+                if template is None
+                else template.render(self._raw[RAW_VALUES], frozenset(), _unmasked)
+            )
             out["answer"] = node.answer
         out["path"] = list(step.path)
         return out

@@ -89,6 +89,54 @@ class Template:
 
 
 @dataclass(frozen=True)
+class ParamTemplate:
+    """An offer parameter written as a template: where it sits in ``params`` and its text.
+    A template that is one ``{...}`` part and nothing else (``"{tables.credit.amount}"``)
+    gives that part's value, a number staying a number; any other gives the rendered text."""
+
+    path: tuple[str | int, ...]
+    template: Template
+    native: bool
+
+    def value(
+        self,
+        values: tuple[Any, ...],
+        hide: AbstractSet[str] | None,
+        mask: Callable[[Any], str | None],
+    ) -> Any:
+        template = self.template
+        if not self.native:
+            return template.render(values, hide, mask)
+        (value,) = template.values(values)
+        value = json_value(value)
+        if value is not None and (hide is None or not hide.isdisjoint(template.reads)):
+            return mask(value)
+        return value
+
+
+def fill_params(
+    params: dict[str, Any],
+    templates: tuple[ParamTemplate, ...],
+    values: tuple[Any, ...],
+    hide: AbstractSet[str] | None = frozenset(),
+    mask: Callable[[Any], str | None] = lambda value: None,
+) -> dict[str, Any]:
+    """An offer's parameters with each templated one filled in on an evaluation's values; a
+    new structure (what holds no template is shared with ``params``)."""
+    filled = dict(params)
+    for param in templates:
+        *parents, last = param.path
+        target: Any = filled
+        for step in parents:  # copy the containers on the way down
+            inner = target[step]
+            inner = dict(inner) if isinstance(inner, dict) else list(inner)
+            target[step] = inner
+            target = inner
+        target[last] = param.value(values, hide, mask)
+    return filled
+
+
+@dataclass(frozen=True)
 class TreeNodeMeta:
     id: str
     ask: str | None
@@ -101,6 +149,7 @@ class TreeNodeMeta:
     say: Callable[[tuple[Any, ...]], str] | None
     queue: str | None
     say_template: Template | None = None  # the ``say`` template's parts, when it has any
+    ask_template: Template | None = None  # the question, when it is a template
 
 
 @dataclass(frozen=True)
@@ -143,6 +192,8 @@ class RulesetParts:
     table_outputs: Callable[[Any], dict[str, Any]]
     source: str = field(repr=False)
     revision: int | None = None
+    # eligibility rule id → its templated offer parameters
+    param_templates: dict[str, tuple[ParamTemplate, ...]] = field(default_factory=dict)
     # The static parts of the decision JSON, built once per revision (eligibility by rule id).
     eligible_out: dict[str, dict[str, Any]] = field(init=False, repr=False)
     escalation_out: list[dict[str, Any]] = field(init=False, repr=False)

@@ -58,6 +58,7 @@ class TreePlan:
     position: int
     branches: dict[str, list[Located | None]] = field(default_factory=dict)
     says: dict[str, list[str | Located]] = field(default_factory=dict)
+    asks: dict[str, list[str | Located]] = field(default_factory=dict)  # templated questions
 
 
 class Build:
@@ -78,6 +79,8 @@ class Build:
         self.escalation: list[Located] = []
         self.alerts: list[Located] = []
         self.messages: list[list[str | Located]] = []
+        # Eligibility rule → its templated offer parameters: (path within params, parts).
+        self.params: dict[int, list[tuple[tuple[str | int, ...], list[str | Located]]]] = {}
         self.trees: list[TreePlan] = []
         self.compiled: CompiledRuleset | None = None
 

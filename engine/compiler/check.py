@@ -275,6 +275,10 @@ def check_rules(b: Build) -> None:  # noqa: PLR0912 -- a compile stage: one chec
             checked = b.expression((section, i, "when"), rule.when, boolean=True)
             if checked is not None:
                 out.append(checked)
+    for i, rule in enumerate(b.doc.eligibility):
+        found = _param_templates(b, ("eligibility", i, "params"), (), rule.params)
+        if found:
+            b.params[i] = found
     policy = b.doc.policy
     for i, alert in enumerate(b.doc.alerts):
         if len(set(alert.on)) != len(alert.on):
@@ -306,6 +310,25 @@ def check_rules(b: Build) -> None:  # noqa: PLR0912 -- a compile stage: one chec
             )
         parts = b.template(("alerts", i, "message"), alert.message)
         b.messages.append(parts or [])
+
+
+def _param_templates(
+    b: Build, where: Path, path: tuple[str | int, ...], value: Any
+) -> list[tuple[tuple[str | int, ...], list[str | Located]]]:
+    """The strings among an offer's parameters (at any depth) that are templates: text with
+    ``{...}`` parts, checked like a message's."""
+    found: list[tuple[tuple[str | int, ...], list[str | Located]]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found.extend(_param_templates(b, where, (*path, key), item))
+    elif isinstance(value, list):
+        for k, item in enumerate(value):
+            found.extend(_param_templates(b, where, (*path, k), item))
+    elif isinstance(value, str) and ("{" in value or "}" in value):
+        parts = b.template((*where, *path), value)
+        if parts is not None:  # with {...} parts, or only {{ and }}: text either way
+            found.append((path, parts))
+    return found
 
 
 def check_policy(b: Build) -> None:
@@ -362,6 +385,10 @@ def _tree_node(b: Build, plan: TreePlan, where: Path, node_id: str, node: TreeNo
         return
     if node.queue is not None or node.say is not None:
         b.problem(where, f"'queue' and 'say' belong on outcome nodes, not on {node_id!r}")
+    if node.ask is not None and ("{" in node.ask or "}" in node.ask):
+        parts = b.template((*where, "ask"), node.ask)
+        if parts is not None:
+            plan.asks[node_id] = parts
     if (node.ask is None) != (node.answer is None):
         b.problem(where, f"node {node_id!r}: 'ask' and 'answer' go together")
     if node.answer is not None:

@@ -375,14 +375,21 @@ class Decisions:
 
 
 def _shows_values(compiled: CompiledRuleset, body: Mapping[str, Any]) -> bool:
-    """Whether a decision's answer shows values of the customer's: an alert message or a tree
-    prompt with ``{...}`` parts, or an invalid value described."""
+    """Whether a decision's answer shows values of the customer's: an alert message, an
+    offer's parameter or a tree prompt or question with ``{...}`` parts, or an invalid value
+    described."""
     if body["invalid_fields"]:
         return True
     templates = compiled.alert_templates
     if any(alert["rule"] in templates for alert in body["alerts"]):
         return True
+    params = compiled.param_templates
+    if params and any(offer["rule"] in params for offer in body["eligible"]):
+        return True
     step = body["next_step"]
-    if step is None or step.get("say") is None:
+    if step is None:
         return False
-    return compiled.trees[step["tree"]].nodes[step["node"]].say_template is not None
+    node = compiled.trees[step["tree"]].nodes[step["node"]]
+    return (step.get("say") is not None and node.say_template is not None) or (
+        step.get("ask") is not None and node.ask_template is not None
+    )

@@ -23,6 +23,7 @@ from engine.compiler.generate.output import Output, link
 from engine.compiler.generate.tables import outputs_of, table_outputs_function
 from engine.compiler.generate.text import (
     has_parts,
+    param_templates,
     template_function,
     template_meta,
     template_values_function,
@@ -38,7 +39,7 @@ from engine.generated import (
     parts_name,
 )
 from engine.model import TRIGGERS
-from engine.parts import AlertMeta, TableMeta, TreeMeta
+from engine.parts import AlertMeta, ParamTemplate, TableMeta, TreeMeta
 from engine.ruleset import CompiledRuleset
 
 __all__ = ["generate"]
@@ -63,6 +64,7 @@ def build(g: Output) -> CompiledRuleset:
         if has_parts(parts):
             g.add(template_values_function(g, parts_name(message_name(k)), parts))
     tree_metas = [tree_meta(g, plan) for plan in b.trees]
+    params = {doc.eligibility[k].id: param_templates(g, k, found) for k, found in b.params.items()}
     source = "\n".join(g.sources)
     filename = f"<ruleset {doc.ruleset}>"
     ns = g.ns.compile(source, filename)
@@ -81,13 +83,14 @@ def build(g: Output) -> CompiledRuleset:
         link(values, trace_index)
         return {t: values[decide_name(t, trace=True)] for t in TRIGGERS}
 
-    return _wrap(g, ns, tree_metas, source + "\n" + trace_source, compile_trace)
+    return _wrap(g, ns, tree_metas, params, source + "\n" + trace_source, compile_trace)
 
 
 def _wrap(
     g: Output,
     ns: dict[str, Any],
     tree_metas: list[Callable[[dict[str, Any]], TreeMeta]],
+    params: dict[str, Callable[[dict[str, Any]], tuple[ParamTemplate, ...]]],
     source: str,
     compile_trace: Callable[[], dict[str, Callable[..., Any]]],
 ) -> CompiledRuleset:
@@ -151,6 +154,7 @@ def _wrap(
         ],
         tables=tables,
         trees={m.id: m for m in (make(ns) for make in tree_metas)},
+        param_templates={rule: make(ns) for rule, make in params.items()},
         needed=needed,
         rule_reads=rule_reads,
         source=source,

@@ -11,7 +11,7 @@ from engine.codegen import Emitter, FunctionWriter
 from engine.compiler.build import Located
 from engine.compiler.generate.output import Output
 from engine.generated import VALUES
-from engine.parts import Template
+from engine.parts import ParamTemplate, Template
 
 
 def template_values_function(g: Output, name: str, parts: list[str | Located]) -> str:
@@ -34,6 +34,33 @@ def template_function(g: Output, name: str, parts: list[str | Located]) -> str:
     body = FunctionWriter("")
     body.line(f"return {' + '.join(pieces) if pieces else repr('')}")
     return g.assemble(f"def {name}({VALUES}):", em, body)
+
+
+def param_templates(
+    g: Output, k: int, params: list[tuple[tuple[str | int, ...], list[str | Located]]]
+) -> Callable[[dict[str, Any]], tuple[ParamTemplate, ...]]:
+    """Eligibility rule ``k``'s templated offer parameters: their values functions now, the
+    ``ParamTemplate``s once the module is compiled."""
+    names = []
+    for j, (_, parts) in enumerate(params):
+        name = f"_param{k}_{j}"
+        if has_parts(parts):
+            g.add(template_values_function(g, name, parts))
+        names.append(name)
+
+    def finish(ns: dict[str, Any]) -> tuple[ParamTemplate, ...]:
+        found = []
+        for name, (path, parts) in zip(names, params, strict=True):
+            template = template_meta(parts, ns.get(name)) or Template(
+                pieces=("".join(str(part) for part in parts),),
+                values=lambda _values: (),
+                reads=frozenset(),
+            )
+            native = len(parts) == 1 and not isinstance(parts[0], str)
+            found.append(ParamTemplate(path=path, template=template, native=native))
+        return tuple(found)
+
+    return finish
 
 
 def has_parts(parts: list[str | Located]) -> bool:

@@ -46,6 +46,12 @@ def tree_meta(g: Output, plan: TreePlan) -> Callable[[dict[str, Any]], TreeMeta]
         if has_parts(parts):
             g.add(template_values_function(g, name + "_parts", parts))
         say_fns[node_id] = name
+    ask_fns: dict[str, str] = {}
+    for node_id, parts in plan.asks.items():
+        name = f"_ask{plan.position}_{len(ask_fns)}"
+        if has_parts(parts):
+            g.add(template_values_function(g, name, parts))
+        ask_fns[node_id] = name
     slots = g.b.env.slots
 
     def finish(ns: dict[str, Any]) -> TreeMeta:
@@ -59,9 +65,16 @@ def tree_meta(g: Output, plan: TreePlan) -> Callable[[dict[str, Any]], TreeMeta]
                 for p in br.reads
                 if not p.startswith("tables.")
             )
+            asked = plan.asks.get(node_id)
+            ask_template = None
+            if asked is not None:
+                ask_template = template_meta(asked, ns.get(ask_fns[node_id]))
             nodes[node_id] = TreeNodeMeta(
                 id=node_id,
-                ask=node.ask,
+                # A question of text alone, its braces written {{ and }}, is that text.
+                ask="".join(map(str, asked))
+                if asked is not None and not ask_template
+                else node.ask,
                 answer=node.answer,
                 answer_slot=slots[node.answer].index
                 if node.answer is not None and node.answer in slots
@@ -75,6 +88,7 @@ def tree_meta(g: Output, plan: TreePlan) -> Callable[[dict[str, Any]], TreeMeta]
                     plan.says.get(node_id, []), ns.get(say_fns.get(node_id, "") + "_parts")
                 ),
                 queue=node.queue,
+                ask_template=ask_template,
             )
         return TreeMeta(id=tree.id, start=tree.start, nodes=nodes)
 
