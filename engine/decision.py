@@ -155,6 +155,15 @@ class Decision:
         return {p: values[i] for p, i in self.ruleset.field_slots.items()}
 
     @property
+    def matched_rows(self) -> dict[str, list[int]]:
+        """Each table's matching rows, numbered from 1 as the document counts them."""
+        matches = self._raw[RAW_MATCHES:]
+        return {
+            meta.id: [r + 1 for r in meta.policy.rows(matched)]
+            for meta, matched in zip(self.ruleset.tables, matches, strict=True)
+        }
+
+    @property
     def next_step(self) -> dict[str, Any] | None:
         """Where the tree walk stopped, as in ``to_dict()``; None without a tree."""
         return self._next_step()

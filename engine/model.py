@@ -134,6 +134,10 @@ class Expectation(_Strict):
     missing_fields: list[str] | None = None
     stale_fields: list[str] | None = None
     invalid_fields: list[str] | None = None
+    # The errors the decision is expected to carry, each matching one by the id it names (a
+    # table's, a tree's or a rule's) or by a part of its text; a decision that carries an
+    # error no entry matches fails its test.
+    errors: list[str] | None = None
 
 
 class TestCase(_Strict):

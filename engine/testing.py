@@ -2,7 +2,13 @@
 
 A test names only what it checks: ``expect`` keys that are absent are not compared. Rule-id
 lists compare as sets (order of firing is not the contract); ``tables`` and ``next_step``
-compare only the keys written.
+compare only the keys written. The one exception is ``errors``: a decision that carries an
+error (a ``unique`` table whose rows overlap, arithmetic that failed, a tree with no branch to
+take) fails its test unless ``expect.errors`` names that error, so an error no author meant
+never passes unnoticed.
+
+Each result records what its test reached: the rules that fired, the table rows that matched,
+the tree nodes walked. ``Coverage.of`` gathers what no test reached.
 
 Given a clock, the tests of one document share a time budget (``TESTS_BUDGET_SECONDS``):
 once it is spent, the test that spent it and every later one fail, so a deploy whose tests run
@@ -22,7 +28,7 @@ from engine.errors import EvaluationError
 
 if TYPE_CHECKING:
     from engine.decision import Decision
-    from engine.model import Expectation, TestCase
+    from engine.model import Document, Expectation, TestCase
 
 # A compiled ruleset's ``evaluate``.
 Evaluate = Callable[..., "Decision"]
@@ -30,11 +36,13 @@ Evaluate = Callable[..., "Decision"]
 
 @dataclass(frozen=True)
 class TestResult:
-    """The result of one document test; ``failures`` says what differed, one line each."""
+    """The result of one document test; ``failures`` says what differed, one line each;
+    ``reached`` what the test's decision reached (see ``Coverage``)."""
 
     name: str
     passed: bool
     failures: list[str] = field(default_factory=list)
+    reached: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "passed": self.passed, "failures": self.failures}
@@ -87,8 +95,112 @@ def run_test(evaluate: Evaluate, test: TestCase) -> TestResult:
         *_rule_failures(expect, decision, got),
         *_table_failures(expect.tables or {}, got["tables"]),
         *_step_failures(expect, got["next_step"]),
+        *_error_failures(expect.errors or [], got["errors"]),
     ]
-    return TestResult(test.name, not failures, failures)
+    return TestResult(test.name, not failures, failures, _reached(decision, got))
+
+
+def _error_failures(expected: list[str], errors: list[dict[str, Any]]) -> list[str]:
+    """Every error the decision carries must be expected, and every expected one carried."""
+    failures = []
+
+    def matches(wanted: str, error: dict[str, Any]) -> bool:
+        named = [str(v) for k, v in error.items() if k != "error"]
+        return wanted in named or wanted in str(error.get("error", ""))
+
+    for error in errors:
+        if not any(matches(wanted, error) for wanted in expected):
+            what = ", ".join(f"{k} {v!r}" for k, v in error.items() if k != "error")
+            failures.append(
+                f"errors: the decision carries an error ({what}: {error.get('error')}); "
+                "list it under expect.errors if it is meant"
+            )
+    for wanted in expected:
+        if not any(matches(wanted, error) for error in errors):
+            failures.append(f"errors: expected an error matching {wanted!r}, got none")
+    return failures
+
+
+def _reached(decision: Decision, got: dict[str, Any]) -> frozenset[str]:
+    """What one decision reached, as ``Coverage`` names it."""
+    reached = {f"eligibility:{rule}" for rule in decision.eligible_rules}
+    reached.update(f"alerts:{rule}" for rule in decision.alert_rules)
+    if decision.escalation_rule is not None:
+        reached.add(f"escalation:{decision.escalation_rule}")
+    for table, rows in decision.matched_rows.items():
+        reached.update(f"tables:{table}:{row}" for row in rows)
+    step = got["next_step"]
+    if step is not None:
+        reached.update(f"trees:{step['tree']}:{node}" for node in (*step["path"], step["node"]))
+    return frozenset(reached)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What a document's tests reached, of its rules (that fired, or for escalation won),
+    table rows (that matched) and tree nodes (that a walk visited); and what none reached."""
+
+    reached: int
+    total: int
+    unreached: dict[str, Any]
+
+    @classmethod
+    def of(cls, document: Document, results: Sequence[TestResult]) -> Coverage:
+        reached = frozenset().union(*(r.reached for r in results))
+        items: dict[str, list[str]] = {
+            section: [rule.id for rule in getattr(document, section)]
+            for section in ("eligibility", "escalation", "alerts")
+        }
+        unreached: dict[str, Any] = {
+            section: [rule for rule in ids if f"{section}:{rule}" not in reached]
+            for section, ids in items.items()
+        }
+        total = sum(len(ids) for ids in items.values())
+        rows: dict[str, list[int]] = {}
+        for table in document.tables:
+            total += len(table.rows)
+            missed = [
+                k for k in range(1, len(table.rows) + 1) if f"tables:{table.id}:{k}" not in reached
+            ]
+            if missed:
+                rows[table.id] = missed
+        nodes: dict[str, list[str]] = {}
+        for tree in document.trees:
+            total += len(tree.nodes)
+            missed_nodes = [n for n in tree.nodes if f"trees:{tree.id}:{n}" not in reached]
+            if missed_nodes:
+                nodes[tree.id] = missed_nodes
+        unreached["table_rows"] = rows
+        unreached["tree_nodes"] = nodes
+        missed_count = (
+            sum(len(unreached[s]) for s in items)
+            + sum(map(len, rows.values()))
+            + sum(map(len, nodes.values()))
+        )
+        return cls(reached=total - missed_count, total=total, unreached=unreached)
+
+    @property
+    def percent(self) -> float:
+        return round(100.0 * self.reached / self.total, 1) if self.total else 100.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reached": self.reached,
+            "total": self.total,
+            "percent": self.percent,
+            "unreached": self.unreached,
+        }
+
+    def lines(self) -> list[str]:
+        """What no test reached, one line each, as ``frontline test --coverage`` prints it."""
+        out: list[str] = []
+        for section in ("eligibility", "escalation", "alerts"):
+            out.extend(f"{section} rule {rule!r}" for rule in self.unreached[section])
+        for table, rows in self.unreached["table_rows"].items():
+            out.append(f"table {table!r} rows {', '.join(map(str, rows))}")
+        for tree, nodes in self.unreached["tree_nodes"].items():
+            out.append(f"tree {tree!r} nodes {', '.join(nodes)}")
+        return out
 
 
 def _rule_failures(expect: Expectation, decision: Decision, got: dict[str, Any]) -> list[str]:

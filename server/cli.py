@@ -29,6 +29,7 @@ from typing import Any, NoReturn, TextIO
 
 from engine import CompiledRuleset, EvaluationError, RulesetError, compile_ruleset
 from engine.durations import parse_duration
+from engine.testing import Coverage
 from engine.times import format_time, parse_time
 
 DEFAULT_DATA_DIR = "var"
@@ -79,6 +80,11 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 -- a statement per co
     test = sub.add_parser("test", help="run the documents' own tests")
     test.add_argument("files", nargs="+", metavar="FILE")
     test.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
+    test.add_argument(
+        "--coverage",
+        action="store_true",
+        help="also list the rules, table rows, tree nodes and alerts no test reached",
+    )
     test.set_defaults(run=_test)
 
     ev = sub.add_parser("eval", help="evaluate a document on one context and print the decision")
@@ -347,6 +353,15 @@ def _test(args: argparse.Namespace, out: TextIO) -> int:
                     print(f"       {line}", file=out)
             elif args.verbose:
                 print(f"  ok   {result.name}", file=out)
+        if args.coverage:
+            coverage = Coverage.of(compiled.model, results)
+            print(
+                f"  coverage: {coverage.reached} of {coverage.total} reached "
+                f"({coverage.percent:g}%)",
+                file=out,
+            )
+            for line in coverage.lines():
+                print(f"    not reached: {line}", file=out)
         passed += len(results) - len(file_failed)
         failed += len(file_failed)
     print(f"{passed} passed, {failed} failed", file=out)

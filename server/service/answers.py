@@ -162,6 +162,26 @@ class TestCounts(msgspec.Struct, kw_only=True):
     failed: int
 
 
+class Unreached(msgspec.Struct, kw_only=True):
+    """What no test of a document reached, by kind."""
+
+    eligibility: list[str]
+    escalation: list[str]
+    alerts: list[str]
+    table_rows: dict[str, list[int]]  # table id → row numbers, from 1
+    tree_nodes: dict[str, list[str]]  # tree id → node ids
+
+
+class TestCoverage(msgspec.Struct, kw_only=True):
+    """How much of a document its own tests reached: rules that fired (for escalation, that
+    won), table rows that matched, tree nodes walked."""
+
+    reached: int
+    total: int
+    percent: float
+    unreached: Unreached
+
+
 class Deployed(msgspec.Struct, kw_only=True):
     """A deploy: the revision the document is (new, or the same digest deployed before)."""
 
@@ -171,6 +191,7 @@ class Deployed(msgspec.Struct, kw_only=True):
     created: bool
     activated: bool
     tests: TestCounts
+    coverage: TestCoverage
 
 
 class Routing(msgspec.Struct, kw_only=True):

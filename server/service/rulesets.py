@@ -33,6 +33,7 @@ from audit.recording import ruleset_record
 from audit.writer import LedgerWriter
 from engine import DeployRefused, RulesetError, RulesetRegistry, UnknownRuleset
 from engine import Routing as Served
+from engine.testing import Coverage
 from server.ids import new_id
 from server.keys import Principal
 from server.metrics import Metrics
@@ -177,6 +178,7 @@ class Rulesets:
         elif done.created:
             await self._record("deploy", name, revision, done.digest, principal, details)
             self._changed("deploy", name, revision, principal)
+        coverage = Coverage.of(self.registry.get(name, revision).model, done.tests)
         answer = {
             "name": name,
             "revision": revision,
@@ -184,6 +186,7 @@ class Rulesets:
             "created": done.created,
             "activated": activated,
             "tests": tests,
+            "coverage": coverage.to_dict(),
         }
         return msgspec.convert(answer, Deployed), done.created
 

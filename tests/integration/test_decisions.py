@@ -412,6 +412,11 @@ def test_a_shadow_and_a_replay_see_an_offer_whose_parameters_changed(tmp_path: P
         assert raised != RETENTION
         deployed = c.post("/v1/rulesets?activate=false", content=raised, headers=author)
         assert deployed.status_code == 201 and deployed.json()["revision"] == 2
+        coverage = deployed.json()["coverage"]  # what the document's own tests reached
+        assert 0 < coverage["reached"] < coverage["total"]
+        assert coverage["unreached"]["tree_nodes"] == {
+            "save-conversation": ["service-recovery", "let-go"]
+        }
         shadow = c.post(
             "/v1/rulesets/retention-desk/rollout",
             json={"shadow": 2},

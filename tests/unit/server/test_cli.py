@@ -181,3 +181,21 @@ def test_serve_names_a_bad_setting_in_one_sentence(tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         "frontline: FRONTLINE_MAX_CONCURRENCY must be a whole number, not 'lots'"
     )
+
+
+def test_test_command_reports_coverage_when_asked(tmp_path: Path) -> None:
+    """`frontline test --coverage` says how much of each document its tests reached and
+    lists what they did not."""
+    result = run("test", "--coverage", str(DESIGN))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    (summary,) = [line for line in lines if line.startswith("  coverage: ")]
+    reached, total = (int(n) for n in summary.split()[1:4:2])
+    assert 0 < reached < total
+    missed = [line.strip() for line in lines if line.startswith("    not reached: ")]
+    assert len(missed) >= 1
+    assert all(
+        m.split(": ", 1)[1].startswith(("eligibility", "escalation", "alerts", "table", "tree"))
+        for m in missed
+    )
+    assert "coverage" not in run("test", str(DESIGN)).stdout
