@@ -253,7 +253,7 @@ class Decision:
         if not self.ruleset.has_conflicting_tables and (step is None or not step.error):
             return errors
         for meta, matched in zip(self.ruleset.tables, self._raw[RAW_MATCHES:], strict=True):
-            conflict = meta.policy.conflict(matched)
+            conflict = meta.policy.conflict(matched, meta.rows)
             if conflict is not None:
                 errors.append({"table": meta.id, "error": conflict})
         if step is not None and step.error is not None:

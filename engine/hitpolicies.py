@@ -10,15 +10,21 @@ Each policy is one object, found by its name in ``HIT_POLICIES``, that knows all
     resolver     matches → one value per output, what rules read
     outputs      matches → ``{output: value}`` as the decision shows it, None when no row won
     rows         matches → the matching row positions, for a trace
-    conflict     matches → an error for the decision when they break the policy, or None
+    conflict     matches and the rows' outputs → an error for the decision when they break
+                 the policy, or None
 
-    unique      at most one row may match; several is an error and the outputs are unknown
-    first       the first matching row in document order wins
-    priority    of the matching rows, the one whose outputs come first in the declared
-                ``values`` wins
-    collect     every matching row, in order: each output is a list, or with ``aggregate``
-                (count, sum, min, max) one number
-    rule_order  every matching row, in order: each output is a list
+    unique        at most one row may match; several is an error and the outputs are unknown
+    any           several rows may match if their outputs agree; rows that disagree are an
+                  error and the outputs are unknown
+    first         the first matching row in document order wins
+    priority      of the matching rows, the one whose outputs come first in the declared
+                  ``values`` wins
+    collect       every matching row, in order: each output is a list, or with ``aggregate``
+                  (count, sum, min, max) one number
+    rule_order    every matching row, in order: each output is a list
+    output_order  every matching row, ordered by its outputs' place in the declared
+                  ``values`` (first output first; rows that tie keep their order): each
+                  output is a list
 """
 
 from __future__ import annotations
@@ -86,7 +92,7 @@ class HitPolicy:
     def rows(self, matches: Any) -> list[int]:
         return list(matches)
 
-    def conflict(self, matches: Any) -> str | None:
+    def conflict(self, matches: Any, rows: Rows) -> str | None:
         return None
 
 
@@ -107,10 +113,50 @@ class Unique(HitPolicy):
     def won(self, matches: Any) -> bool:
         return len(matches) == 1
 
-    def conflict(self, matches: Any) -> str | None:
+    def conflict(self, matches: Any, rows: Rows) -> str | None:
         if len(matches) < 2:
             return None
         return f"hit policy unique, but rows {', '.join(str(r + 1) for r in matches)} all match"
+
+
+class AnyAgreeing(HitPolicy):
+    """``any``: the matching rows must agree. An output column holds one type (integers and
+    numbers mix, and compare as numbers), so agreeing is the rows' outputs being equal."""
+
+    name = "any"
+    conflicts = True
+
+    def resolver(
+        self, rows: Rows, ranks: list[tuple[int, ...]] | None, aggregate: str | None
+    ) -> Callable[[Any], tuple[Any, ...]]:
+        unknown = _unknown(rows)
+        return lambda m: rows[m[0]] if m and _agree(rows, m) else unknown
+
+    def outputs(
+        self, names: Sequence[str], rows: Rows, resolve: Callable[[Any], tuple[Any, ...]]
+    ) -> Callable[[Any], dict[str, Any] | None]:
+        def outputs(m: Any) -> dict[str, Any] | None:
+            if not m or not _agree(rows, m):
+                return None
+            return dict(zip(names, rows[m[0]], strict=True))
+
+        return outputs
+
+    def won(self, matches: Any) -> bool:
+        return bool(matches)
+
+    def conflict(self, matches: Any, rows: Rows) -> str | None:
+        if len(matches) < 2 or _agree(rows, matches):
+            return None
+        return (
+            f"hit policy any, but rows {', '.join(str(r + 1) for r in matches)} all match "
+            "and their outputs differ"
+        )
+
+
+def _agree(rows: Rows, matches: Sequence[int]) -> bool:
+    first = rows[matches[0]]
+    return all(rows[r] == first for r in matches[1:])
 
 
 class First(HitPolicy):
@@ -146,29 +192,7 @@ class Priority(HitPolicy):
         values: Sequence[Sequence[Any] | None],
         report: Report,
     ) -> list[tuple[int, ...]] | None:
-        if all(v is None for v in values):
-            report(
-                ("outputs",),
-                "hit: priority needs the outputs' values in priority order: "
-                "outputs: [{name: action, values: [block, review, allow]}]",
-            )
-            return None
-        names = [o if isinstance(o, str) else o.name for o in table.outputs]
-        ranks = []
-        for r, row in enumerate(rows):
-            rank = []
-            for c, declared in enumerate(values):
-                if declared is None:
-                    continue
-                if row[c] not in declared:
-                    report(
-                        ("rows", r, len(table.inputs) + c),
-                        f"{row[c]!r} is not among output {names[c]!r}'s values",
-                    )
-                    continue
-                rank.append(list(declared).index(row[c]))
-            ranks.append(tuple(rank))
-        return ranks
+        return _rank_by_values(self.name, table, rows, values, report)
 
     def resolver(
         self, rows: Rows, ranks: list[tuple[int, ...]] | None, aggregate: str | None
@@ -179,6 +203,40 @@ class Priority(HitPolicy):
 
     def won(self, matches: Any) -> bool:
         return bool(matches)
+
+
+def _rank_by_values(
+    name: str,
+    table: Table,
+    rows: Rows,
+    values: Sequence[Sequence[Any] | None],
+    report: Report,
+) -> list[tuple[int, ...]] | None:
+    """Each row's rank: the places of its outputs in their declared ``values``, first output
+    first (outputs without ``values`` do not rank); None when no output declares values."""
+    if all(v is None for v in values):
+        report(
+            ("outputs",),
+            f"hit: {name} needs the outputs' values in priority order: "
+            "outputs: [{name: action, values: [block, review, allow]}]",
+        )
+        return None
+    names = [o if isinstance(o, str) else o.name for o in table.outputs]
+    ranks = []
+    for r, row in enumerate(rows):
+        rank = []
+        for c, declared in enumerate(values):
+            if declared is None:
+                continue
+            if row[c] not in declared:
+                report(
+                    ("rows", r, len(table.inputs) + c),
+                    f"{row[c]!r} is not among output {names[c]!r}'s values",
+                )
+                continue
+            rank.append(list(declared).index(row[c]))
+        ranks.append(tuple(rank))
+    return ranks
 
 
 class RuleOrder(HitPolicy):
@@ -232,6 +290,36 @@ class Collect(RuleOrder):
         return aggregated
 
 
+class OutputOrder(RuleOrder):
+    name = "output_order"
+
+    def ranks(
+        self,
+        table: Table,
+        rows: Rows,
+        values: Sequence[Sequence[Any] | None],
+        report: Report,
+    ) -> list[tuple[int, ...]] | None:
+        return _rank_by_values(self.name, table, rows, values, report)
+
+    def resolver(
+        self, rows: Rows, ranks: list[tuple[int, ...]] | None, aggregate: str | None
+    ) -> Callable[[Any], tuple[Any, ...]]:
+        assert ranks is not None
+        in_order = super().resolver(rows, ranks, aggregate)
+        # sorted() is stable: rows that rank alike keep their document order.
+        return lambda m: in_order(sorted(m, key=ranks.__getitem__))
+
+
 HIT_POLICIES: dict[str, HitPolicy] = {
-    policy.name: policy for policy in (Unique(), First(), Priority(), Collect(), RuleOrder())
+    policy.name: policy
+    for policy in (
+        Unique(),
+        AnyAgreeing(),
+        First(),
+        Priority(),
+        Collect(),
+        RuleOrder(),
+        OutputOrder(),
+    )
 }

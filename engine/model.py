@@ -96,7 +96,7 @@ OutputName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,63}$"
 
 class Table(_Strict):
     id: Id
-    hit: Literal["unique", "first", "priority", "collect", "rule_order"]
+    hit: Literal["unique", "any", "first", "priority", "collect", "rule_order", "output_order"]
     inputs: list[str] = Field(min_length=1, max_length=64)
     outputs: list[OutputName | TableOutput] = Field(min_length=1, max_length=64)
     rows: list[list[Any]] = Field(min_length=1, max_length=MAX_ROWS)

@@ -50,6 +50,7 @@ class TableMeta:
     # A table's matches → its outputs by name, or None when a single-hit policy found none.
     outputs_of: Callable[[Any], dict[str, Any] | None]
     position: int
+    rows: tuple[tuple[Any, ...], ...] = ()  # each row's output values (what ``any`` compares)
 
 
 @dataclass(frozen=True)

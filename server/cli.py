@@ -6,6 +6,8 @@ Every failure prints one plain sentence to stderr and exits non-zero; results go
     frontline test FILE...              run the documents' own tests; ends "N passed, M failed"
     frontline eval FILE --context JSON  print a decision
     frontline import-durable FILE.json  convert a durable_rules ruleset to a Frontline document
+    frontline import-dmn MODEL.dmn      convert a DMN model's decision tables to a document
+    frontline eval-dmn MODEL.dmn --input JSON   each decision of a DMN model, by its name
     frontline audit query [filters]     the ledger's records as JSONL or CSV, newest first
     frontline audit verify              walk every chain, and check the index against it
     frontline audit reindex             build the query index again from the segments
@@ -105,6 +107,23 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 -- a statement per co
     imp.add_argument("--name", help="the ruleset name (default: from the file name)")
     imp.add_argument("-o", "--output", help="write the document here instead of stdout")
     imp.set_defaults(run=_import_durable)
+
+    dmn = sub.add_parser(
+        "import-dmn", help="convert a DMN model's decision tables to a Frontline document"
+    )
+    dmn.add_argument("file", metavar="MODEL.dmn")
+    dmn.add_argument("-o", "--output", help="write the document here instead of stdout")
+    dmn.set_defaults(run=_import_dmn)
+
+    ev_dmn = sub.add_parser(
+        "eval-dmn",
+        help="evaluate a DMN model (converted as import-dmn does) and print each decision's value",
+    )
+    ev_dmn.add_argument("file", metavar="MODEL.dmn")
+    ev_dmn.add_argument(
+        "--input", default="{}", help="JSON object of the input data by their names, or @file"
+    )
+    ev_dmn.set_defaults(run=_eval_dmn)
 
     audit = sub.add_parser("audit", help="query and verify the decision ledger")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="COMMAND")
@@ -424,14 +443,72 @@ def _import_durable(args: argparse.Namespace, out: TextIO) -> int:
     result = convert_durable(ruleset, name=name)
     for sentence in result.unsupported:
         print(f"frontline: not converted: {sentence}", file=sys.stderr)
-    text_out = dump_document(result.document)
-    if args.output:
+    _write_document(args.output, dump_document(result.document), out)
+    return 0
+
+
+def _write_document(path: str | None, text: str, out: TextIO) -> None:
+    """Write a converted document to ``path``, or to ``out`` when there is none."""
+    if path:
         try:
-            Path(args.output).write_text(text_out, encoding="utf-8")
+            Path(path).write_text(text, encoding="utf-8")
         except OSError as exc:
-            raise CommandError(f"cannot write {args.output}: {exc.strerror}") from None
+            raise CommandError(f"cannot write {path}: {exc.strerror}") from None
     else:
-        out.write(text_out)
+        out.write(text)
+
+
+def _convert_dmn(path: str) -> Any:
+    """The DMN model at ``path`` converted (a DmnConversion), or one sentence on why not."""
+    from engine.importers.dmn import MAX_MODEL_BYTES, DmnImportError, convert_dmn
+
+    try:
+        with Path(path).open("rb") as file:
+            text = file.read(MAX_MODEL_BYTES + 1)
+    except FileNotFoundError:
+        raise CommandError(f"cannot read {path}: no such file") from None
+    except IsADirectoryError:
+        raise CommandError(f"cannot read {path}: it is a directory") from None
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return convert_dmn(text)
+    except DmnImportError as exc:
+        raise CommandError(f"{path}: {exc}") from None
+
+
+def _import_dmn(args: argparse.Namespace, out: TextIO) -> int:
+    from engine.importers.dmn import DmnImportError, dump_document
+
+    conversion = _convert_dmn(args.file)
+    try:
+        text = dump_document(conversion.document)
+    except DmnImportError as exc:
+        raise CommandError(f"{args.file}: {exc}") from None
+    _write_document(args.output, text, out)
+    return 0
+
+
+def _eval_dmn(args: argparse.Namespace, out: TextIO) -> int:
+    values = _json_arg("--input", args.input)
+    conversion = _convert_dmn(args.file)
+    for name in conversion.unknown_inputs(values):
+        print(
+            f"frontline: --input names {name!r}, which is no input data of the model; ignored",
+            file=sys.stderr,
+        )
+    try:
+        compiled = compile_ruleset(conversion.document)
+        decision = compiled.evaluate(conversion.context(values))
+    except (RulesetError, EvaluationError) as exc:
+        raise CommandError(f"{args.file}: {exc}") from None
+    names = {d.table: d.name for d in conversion.decisions}
+    for error in decision.to_dict()["errors"]:
+        table = error.get("table")
+        if table in names:
+            print(f"frontline: decision {names[table]!r}: {error['error']}", file=sys.stderr)
+    json.dump(conversion.results(decision.tables), out, indent=2, ensure_ascii=False)
+    out.write("\n")
     return 0
 
 

@@ -544,23 +544,28 @@ class Evaluation:
             for number, row in enumerate(table["rows"], 1)
             if all(map(cell_matches, row, inputs))
         ]
-        if table["hit"] in ("collect", "rule_order"):
+        order = [
+            [output_cell(v) for v in o.get("values") or []] if isinstance(o, dict) else None
+            for o in table["outputs"]
+        ]
+
+        def rank(hit: tuple[int, list[Any]]) -> list[int]:
+            pairs = zip(order, hit[1], strict=True)
+            return [values.index(cell) for values, cell in pairs if values]
+
+        if table["hit"] == "output_order":
+            matched.sort(key=rank)
+        if table["hit"] in ("collect", "rule_order", "output_order"):
             columns = {name: [cells[i] for _, cells in matched] for i, name in enumerate(outputs)}
             if table.get("aggregate"):
                 return {n: aggregate(table["aggregate"], v) for n, v in columns.items()}, None
             return columns, None
         if table["hit"] == "unique" and len(matched) > 1:
             return None, f"rows {[number for number, _ in matched]} all match"
+        if table["hit"] == "any" and any(cells != matched[0][1] for _, cells in matched):
+            return None, f"rows {[number for number, _ in matched]} all match and differ"
         if table["hit"] == "priority":
-            order = [
-                [output_cell(v) for v in o.get("values") or []] if isinstance(o, dict) else None
-                for o in table["outputs"]
-            ]
-            matched.sort(
-                key=lambda hit: [
-                    values.index(cell) for values, cell in zip(order, hit[1], strict=True) if values
-                ]
-            )
+            matched.sort(key=rank)
         return (dict(zip(outputs, matched[0][1], strict=True)) if matched else None), None
 
     def walk(self, tree: Mapping[str, Any]) -> dict[str, Any]:

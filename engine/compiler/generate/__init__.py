@@ -119,6 +119,7 @@ def _wrap(
             outputs=tuple(p.output_names),
             outputs_of=outputs_of(g, p),
             position=p.position,
+            rows=tuple(p.outputs),
         )
         for p in b.tables
     ]

@@ -307,7 +307,11 @@ OUTPUT_VALUES = {
 def table(draw: st.DrawFn, index: int, env: Env) -> tuple[dict[str, Any], Env]:
     """A random decision table, and the environment extended with the outputs rules may read."""
     table_id = draw(st.sampled_from([f"t{index}", f"tab-{index}"]))
-    hit = draw(st.sampled_from(["unique", "first", "priority", "collect", "rule_order"]))
+    hit = draw(
+        st.sampled_from(
+            ["unique", "any", "first", "priority", "collect", "rule_order", "output_order"]
+        )
+    )
     aggregate = choose(draw, [None, "sum", "min", "max", "count"]) if hit == "collect" else None
     sources = [("num", path) for path in env.leaves["num"]] + [
         ("str", "customer.name"),
@@ -327,7 +331,7 @@ def table(draw: st.DrawFn, index: int, env: Env) -> tuple[dict[str, Any], Env]:
         draw(st.sampled_from(["num"] if aggregate else ["num", "num", "str", "obj"])) for _ in names
     ]
     pools = [draw(st.permutations(OUTPUT_VALUES[kind])) for kind in kinds]
-    nullable = hit in ("unique", "first")
+    nullable = hit in ("unique", "any", "first")
     rows = [
         [input_cell(draw, kind) for kind, _ in inputs]
         + [
@@ -337,7 +341,7 @@ def table(draw: st.DrawFn, index: int, env: Env) -> tuple[dict[str, Any], Env]:
         for row in range(draw(st.integers(1, 5)))
     ]
     outputs: list[Any] = [
-        {"name": n, "values": pool} if hit == "priority" else n
+        {"name": n, "values": pool} if hit in ("priority", "output_order") else n
         for n, pool in zip(names, pools, strict=True)
     ]
     document: dict[str, Any] = {
@@ -351,7 +355,7 @@ def table(draw: st.DrawFn, index: int, env: Env) -> tuple[dict[str, Any], Env]:
         document["aggregate"] = aggregate
     for name, kind in zip(names, kinds, strict=True):
         if kind != "obj":
-            listed = hit in ("collect", "rule_order") and not aggregate
+            listed = hit in ("collect", "rule_order", "output_order") and not aggregate
             env = env.reading(f"{kind}s" if listed else kind, f"tables.{table_id}.{name}")
     return document, env
 
@@ -772,6 +776,11 @@ POINTS = {
         pytest.param(
             {**GRADES, "hit": "rule_order"}, 5, {"grade": ["b", "a", "b"]}, id="rule-order"
         ),
+        pytest.param(
+            {**GRADES, "hit": "output_order"}, 5, {"grade": ["a", "b", "b"]}, id="output-order"
+        ),
+        pytest.param({**GRADES, "hit": "any"}, 5, None, id="any-rows-differ"),
+        pytest.param({**GRADES, "hit": "any"}, 4, {"grade": "b"}, id="any-rows-agree"),
         pytest.param(
             {**GRADES, "hit": "collect", "aggregate": "count"}, 5, {"grade": 3}, id="collect-count"
         ),

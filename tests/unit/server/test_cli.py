@@ -167,6 +167,105 @@ def test_import_durable_writes_a_document_that_compiles(tmp_path: Path) -> None:
     assert run("validate", str(out)).returncode == 0
 
 
+DMN_FIXTURES = ROOT / "tests" / "unit" / "engine" / "importers" / "dmn"
+LOAN_DMN = DMN_FIXTURES / "loan-approval.dmn"
+
+
+def test_import_dmn_prints_a_document_that_compiles_and_writes_it_with_o(tmp_path: Path) -> None:
+    """import-dmn prints the converted document; with -o it writes it; both validate."""
+    result = run("import-dmn", str(LOAN_DMN))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ruleset: loan-approval\n")
+    assert "hit: unique" in result.stdout
+    out = tmp_path / "loan.yaml"
+    written = run("import-dmn", str(LOAN_DMN), "-o", str(out))
+    assert written.returncode == 0, written.stderr
+    assert written.stdout == ""
+    assert out.read_text() == result.stdout
+    assert run("validate", str(out)).returncode == 0
+    from engine import compile_ruleset
+
+    decision = compile_ruleset(out.read_text()).evaluate(
+        {"input": {"applicant": {"age": 19}, "requested_amount": 100}}
+    )
+    assert decision.tables["loan-approval"] == {"status": "Declined", "interest_rate": None}
+
+
+def test_eval_dmn_prints_each_decision_by_its_name_in_the_model(tmp_path: Path) -> None:
+    """eval-dmn takes the input data by their names (JSON or @file) and prints each decision."""
+    values = {
+        "Applicant": {"Age": 30, "Monthly Income": 4000, "Employment": "EMPLOYED"},
+        "Requested Amount": 20000,
+        "Application Date": "2025-03-01",
+        "Existing Customer": False,
+    }
+    result = run("eval-dmn", str(LOAN_DMN), "--input", json.dumps(values))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert json.loads(result.stdout) == {
+        "Risk Category": "Low",
+        "Loan Approval": {"Status": "Approved", "Interest Rate": 0.035},
+        "Processing Fee": 175,
+    }
+    source = tmp_path / "input.json"
+    source.write_text(json.dumps({**values, "Existing Customer": True, "Extra": 1}))
+    from_file = run("eval-dmn", str(LOAN_DMN), "--input", f"@{source}")
+    assert from_file.returncode == 0, from_file.stderr
+    assert json.loads(from_file.stdout)["Processing Fee"] == 75
+    assert from_file.stderr == (
+        "frontline: --input names 'Extra', which is no input data of the model; ignored\n"
+    )
+
+
+def test_eval_dmn_lists_multiple_hits_and_reports_broken_hit_policies() -> None:
+    """Lists for multiple hits, null for no match, and a broken UNIQUE or ANY on stderr."""
+    model = DMN_FIXTURES / "hit-policies.dmn"
+    result = run("eval-dmn", str(model), "--input", '{"Score": 150}')
+    assert result.returncode == 0, result.stderr
+    decisions = json.loads(result.stdout)
+    assert decisions["Grade (unique)"] is None
+    assert decisions["Grades (output order)"] == ["distinction", "merit", "pass"]
+    assert decisions["Points (count)"] == 3
+    assert result.stderr.splitlines() == [
+        "frontline: decision 'Grade (unique)': hit policy unique, but rows 1, 2, 3 all match",
+        "frontline: decision 'Grade (any)': hit policy any, but rows 1, 3 all match and their "
+        "outputs differ",
+    ]
+    none = json.loads(run("eval-dmn", str(model)).stdout)
+    assert none["Grade (first)"] is None
+    assert none["Grades (collect)"] == []
+
+
+def test_dmn_commands_refuse_in_one_sentence(tmp_path: Path) -> None:
+    """What cannot be converted, a missing file and bad --input each fail with one sentence."""
+    literal = tmp_path / "literal.dmn"
+    literal.write_text(
+        '<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" name="m">'
+        '<decision name="Risk"><literalExpression><text>1</text></literalExpression>'
+        "</decision></definitions>"
+    )
+    for command in ("import-dmn", "eval-dmn"):
+        result = run(command, str(literal))
+        assert result.returncode == 1
+        assert result.stdout == ""
+        assert result.stderr == (
+            f"frontline: {literal}: decision 'Risk' uses a literalExpression; only decision "
+            "tables are supported\n"
+        )
+    missing = run("import-dmn", str(tmp_path / "nope.dmn"))
+    assert missing.returncode == 1
+    assert missing.stderr == f"frontline: cannot read {tmp_path / 'nope.dmn'}: no such file\n"
+    bad = run("eval-dmn", str(LOAN_DMN), "--input", "[1]")
+    assert bad.returncode == 1
+    assert bad.stderr == "frontline: --input must be a JSON object\n"
+    doctype = tmp_path / "doctype.dmn"
+    doctype.write_text('<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><definitions/>')
+    result = run("eval-dmn", str(doctype))
+    assert result.returncode == 1
+    assert "declares a DOCTYPE or entities, which are refused" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_serve_names_a_bad_setting_in_one_sentence(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "server.cli", "serve", "--data-dir", str(tmp_path)],
