@@ -510,6 +510,10 @@ class _Checker:
                 )
             left, right = operands[i], operands[i + 1]
             self._check_compare(node, op, left, right)
+            if op in ("==", "!="):
+                # A list literal is a set for membership (``x in [...]``); compared with a
+                # list, it is that list, in order.
+                left, right = _as_list(left), _as_list(right)
             parts.append(Compare(BOOLEAN, left.nullable or right.nullable, op, left, right))
         if len(parts) == 1:
             return parts[0]
@@ -728,3 +732,10 @@ def value_type(value: Any) -> Type | None:
         kinds = {t.kind for t in item_types}
         return list_of(item_types[0] if len(kinds) == 1 else None)
     return OBJECT
+
+
+def _as_list(node: Node) -> Node:
+    """A list literal compared for equality: a constant list (not the set ``in`` uses)."""
+    if isinstance(node, ListConst):
+        return Const(node.type, False, list(node.values))
+    return node

@@ -310,3 +310,23 @@ def test_evaluate_refuses_bad_arguments() -> None:
         compiled.evaluate({}, trigger="lunch")
     with pytest.raises(EvaluationError, match="no tree"):
         compiled.evaluate({}, tree="nope")
+
+
+@pytest.mark.parametrize(
+    ("condition", "tags", "expected"),
+    [
+        ('customer.tags == ["a"]', ["a"], True),
+        ('customer.tags == ["a"]', ["b"], False),
+        ('customer.tags == ["a", "b"]', ["b", "a"], False),  # a list is in order
+        ('["a", "b"] == customer.tags', ["a", "b"], True),
+        ('customer.tags != ["a"]', ["a"], False),
+        ('customer.tags != ["a"]', ["a", "a"], True),
+        ('customer.tags == []', [], True),
+        ('"a" in customer.tags and customer.tags == ["a"]', ["a"], True),
+    ],
+)
+def test_a_list_compared_with_a_list_literal_is_that_list(
+    condition: str, tags: list[str], expected: bool
+) -> None:
+    assert fires(condition, {"customer": {"tags": tags}}) is expected
+    assert fires(condition, {"customer": {}}) is False  # unknown: the rule does not fire
