@@ -31,7 +31,7 @@ from audit.replay import Progress, replay_range
 from audit.segments import LogError, SegmentLog, instances
 from audit.verify import verify_ledger
 from audit.writer import LedgerError, LedgerWriter
-from engine import CompiledRuleset, RulesetError, compile_ruleset
+from engine import CompiledRuleset, RulesetError, RulesetRegistry, compile_ruleset
 from engine.times import format_time
 from server.keys import Principal
 from server.service.answers import (
@@ -40,6 +40,7 @@ from server.service.answers import (
     ConsistencyProof,
     Erased,
     Explanation,
+    ExplanationPack,
     HumanStep,
     InclusionProof,
     RecordExplained,
@@ -49,6 +50,7 @@ from server.service.answers import (
     record_answer,
 )
 from server.service.errors import Invalid, NotFound, Refused, TooLarge, Unavailable
+from server.service.explanations import build_pack
 from server.service.inputs import rfc3339
 
 EXPORT_PAGE = 500
@@ -100,6 +102,7 @@ class Audit:
         writer: LedgerWriter | None = None,
         masker: Masker | None = None,
         shipped: Callable[[], PostgresLedgerStore] | None = None,
+        registry: RulesetRegistry | None = None,
     ) -> None:
         self.ledger_dir = ledger_dir
         self.max_document_bytes = max_document_bytes
@@ -107,6 +110,7 @@ class Audit:
         self.writer = writer  # where erasures are recorded
         self.masker = masker  # masks the customer id an erasure record names
         self.shipped = shipped  # the shipped copy, which an erasure blanks too
+        self.registry = registry  # the stored revisions an explanation pack reads
 
     def query(
         self,
@@ -198,6 +202,30 @@ class Audit:
             explanation=msgspec.convert(explain(record), Explanation),
             human=human,
         )
+
+    async def explanation(self, decision_id: str) -> ExplanationPack:
+        """The explanation pack of a decision: its outcome, its principal reasons, the data
+        it used, the stored text of the rules that decided, the human side, and the smallest
+        changes of one input that would have changed it, each checked by evaluating the
+        revision again (server/service/explanations.py)."""
+        return await asyncio.to_thread(self._explanation, decision_id)
+
+    def _explanation(self, decision_id: str) -> ExplanationPack:
+        reader = LedgerReader(self.ledger_dir)
+        try:
+            record = reader.get(decision_id)
+            if record is None:
+                raise NotFound(f"the ledger has no record {decision_id!r}")
+            if record.kind != "decision":
+                raise NotFound(
+                    f"record {decision_id!r} is {'an' if record.kind[0] in 'aeiou' else 'a'} "
+                    f"{record.kind} record, not a decision: only decisions have an "
+                    "explanation pack"
+                )
+            human = _human_side(reader, record)
+        finally:
+            reader.close()
+        return build_pack(record, human, self.registry, self.masker)
 
     async def proof(self, decision_id: str, wait: float = 2.0) -> InclusionProof:
         """A record with its inclusion proof against the first signed tree head after it.

@@ -421,6 +421,7 @@ def build(
                 if settings.database_url
                 else None
             ),
+            registry=registry,
         ),
         registry=registry,
         contexts=stores.contexts,
