@@ -28,6 +28,8 @@ total)`` is called at the start, every ``PROGRESS_EVERY`` records, and at the en
 ``total`` is ``done``); ``total`` is how many records there are, when that is known.
 
 This is a pure function over ledger records: it writes nothing and reads no clock.
+``recorded_inputs`` (what a recorded decision was evaluated on, put back in place) is also
+what an explanation pack evaluates again to check its counterfactuals.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from audit.recording import path_steps
 from audit.shown import differences as shown_differences
 from audit.shown import shown
 from engine import CompiledRuleset, Decision, EvaluationError
+from engine.counterfactuals import Inputs
 from engine.times import parse_time
 
 PROGRESS_EVERY = 1_000  # records between two progress calls
@@ -288,6 +291,58 @@ def _put(target: dict[str, Any], parts: tuple[str, ...], value: Any) -> None:
     target[parts[-1]] = value
 
 
+def recorded_inputs(
+    recorded: Mapping[str, ContextValue], inputs: Mapping[str, Any], evaluated_at: str | None
+) -> tuple[Inputs, set[str]]:
+    """What a recorded decision was evaluated on, to evaluate again: its context values (and
+    answers) put back in place, its counters, tree and trigger, at its ``now``, each value as
+    old as it was then; and the fields whose values are stored masked (an evaluation sees the
+    keyed hash, not the value)."""
+    now = parse_time(evaluated_at) if evaluated_at else None
+    context: dict[str, Any] = {}
+    answers: dict[str, Any] = {}
+    as_of: dict[str, datetime] = {}
+    whens: dict[int, datetime] = {}  # age → moment: a record has few distinct ages
+    masked: set[str] = set()
+    for path, stored in recorded.items():
+        value = stored.value
+        parts = path_steps(path)
+        if len(parts) == 2:  # customer.tier: one level, the usual shape
+            head, leaf = parts
+            if head == "answers":
+                answers[leaf] = value
+            else:
+                parent = context.get(head)
+                if parent.__class__ is not dict:
+                    parent = context[head] = {}
+                parent[leaf] = value
+        elif parts[0] == "answers":
+            answers[path[8:]] = value
+        else:
+            _put(context, parts, value)
+        if value.__class__ is str and value.startswith(MASK_PREFIX):
+            masked.add(path)
+        age = stored.age_ms
+        if age is not None and now is not None:
+            when = whens.get(age)
+            if when is None:
+                when = whens[age] = now - timedelta(milliseconds=age)
+            as_of[path] = when
+    sent = inputs.get("answers")
+    if isinstance(sent, Mapping):
+        answers = {**answers, **sent}
+    asked = Inputs(
+        context,
+        answers=answers or None,
+        now=now,
+        counters=inputs.get("counters"),
+        as_of=as_of or None,
+        tree=inputs.get("tree"),
+        trigger=inputs.get("trigger", "decision"),
+    )
+    return asked, masked
+
+
 class _Replayer:
     """One replay: the candidate, what it gives for each rule, and the report being made."""
 
@@ -356,55 +411,12 @@ class _Replayer:
             progress(done, done)  # the end: every record is counted now
         return report
 
-    def _evaluate(  # noqa: PLR0912 -- a branch per way a recorded decision replays
-        self, record: _Stored
-    ) -> tuple[_Outcome, Decision, set[str]]:
+    def _evaluate(self, record: _Stored) -> tuple[_Outcome, Decision, set[str]]:
         """The candidate's outcome, its decision, and the fields whose recorded values are
         masked."""
-        now = parse_time(record.evaluated_at) if record.evaluated_at else None
-        context: dict[str, Any] = {}
-        answers: dict[str, Any] = {}
-        as_of: dict[str, datetime] = {}
-        whens: dict[int, datetime] = {}  # age → moment: a record has few distinct ages
-        masked: set[str] = set()
+        asked, masked = recorded_inputs(record.context, record.inputs, record.evaluated_at)
+        decision = asked.evaluate(self.candidate)
         recorded = record.context
-        for path, stored in recorded.items():
-            value = stored.value
-            parts = path_steps(path)
-            if len(parts) == 2:  # customer.tier: one level, the usual shape
-                head, leaf = parts
-                if head == "answers":
-                    answers[leaf] = value
-                else:
-                    parent = context.get(head)
-                    if parent.__class__ is not dict:
-                        parent = context[head] = {}
-                    parent[leaf] = value
-            elif parts[0] == "answers":
-                answers[path[8:]] = value
-            else:
-                _put(context, parts, value)
-            if value.__class__ is str and value.startswith(MASK_PREFIX):
-                masked.add(path)
-            age = stored.age_ms
-            if age is not None and now is not None:
-                when = whens.get(age)
-                if when is None:
-                    when = whens[age] = now - timedelta(milliseconds=age)
-                as_of[path] = when
-        inputs = record.inputs
-        sent = inputs.get("answers")
-        if isinstance(sent, Mapping):
-            answers = {**answers, **sent}
-        decision = self.candidate.evaluate(
-            context,
-            answers=answers or None,
-            now=now,
-            counters=inputs.get("counters"),
-            as_of=as_of or None,
-            tree=inputs.get("tree"),
-            trigger=inputs.get("trigger", "decision"),
-        )
         unrecorded = [p for p in decision.read_paths if p not in recorded]
         if unrecorded and record.missing_fields:
             missing = set(record.missing_fields)

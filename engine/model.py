@@ -22,6 +22,11 @@ MAX_TESTS = 1_000
 ID_PATTERN = r"^[a-z][a-z0-9-]{0,63}$"
 Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Text = Annotated[str, StringConstraints(max_length=2_000)]
+# A rule's reason code: a short identifier an auditor or a downstream system can count by
+# (``TENURE_24M``, ``loyalty.at-risk``). No ``/``: codes derived from a rule's section and id
+# (``eligibility/fee-waiver``) have one, so a written code never reads as a derived one.
+REASON_CODE_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,47}$"
+ReasonCode = Annotated[str, StringConstraints(pattern=REASON_CODE_PATTERN)]
 Condition = str | bool
 
 Trigger = Literal["decision", "context_change", "event", "timer"]
@@ -50,6 +55,7 @@ class EligibilityRule(_Strict):
     offer: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     params: dict[str, Any] | None = None
     because: Text | None = None
+    reason_code: ReasonCode | None = None
 
 
 class EscalationRule(_Strict):
@@ -58,6 +64,7 @@ class EscalationRule(_Strict):
     queue: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     priority: int
     because: Text | None = None
+    reason_code: ReasonCode | None = None
 
 
 SEVERITIES = ("info", "warning", "critical")  # least to most severe
@@ -73,6 +80,7 @@ class AlertRule(_Strict):
     topic: Id | None = None  # alerts of one topic in an interaction: the most severe is shown
     require_ack: bool = False  # not acknowledged within ack_within: re-raised to a supervisor
     ack_within: str | None = None
+    reason_code: ReasonCode | None = None
 
 
 class ContactPolicy(_Strict):
@@ -254,6 +262,12 @@ def _problem(err: Any, data: Any, locator: Locator) -> Problem:
         return locator.problem(path, f"missing required key {loc[-1]!r}")
     if kind == "string_pattern_mismatch":
         value = _value_at(data, path)
+        if path and path[-1] == "reason_code":
+            return locator.problem(
+                path,
+                f"invalid reason code {value!r}: expected a short identifier of letters, "
+                "digits, '_', '.' and '-', starting with a letter (at most 48)",
+            )
         what = "ruleset name" if path == ("ruleset",) else "id"
         return locator.problem(
             path,

@@ -4,7 +4,8 @@ functions' behaviour, and what a decision reads of the ruleset that made it.
     RulesetParts   the model, generated functions, slots and the metadata below
       ├─ FieldMeta, TableMeta, AlertMeta
       ├─ TreeMeta ── TreeNodeMeta
-      └─ Template  a message or ``say`` with its ``{...}`` parts, for callers that mask
+      ├─ Template  a message or ``say`` with its ``{...}`` parts, for callers that mask
+      └─ Logic     the checked IR of every rule's condition and table input, for analysis
 
 ``ruleset.CompiledRuleset`` adds evaluation to ``RulesetParts``; ``decision.Decision`` reads
 ``RulesetParts``. Both import this module and neither imports the other's dependents back.
@@ -18,13 +19,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from engine.expr import Type
+from engine.expr import Node, Type
 from engine.hitpolicies import HitPolicy
 from engine.runtime import format_value
 from engine.times import format_time
 
 if TYPE_CHECKING:
     from engine.model import AlertRule, Document
+    from engine.tables import Test
 
 
 def json_value(value: Any) -> Any:
@@ -167,6 +169,17 @@ class AlertMeta:
     template: Template | None = None  # the message template's parts, when it has any
 
 
+@dataclass(frozen=True)
+class Logic:
+    """The checked IR the generated code was written from, kept for what reads a ruleset's
+    logic rather than running it (``engine.counterfactuals``): each rule's ``when`` by
+    section, in document order, and each table's inputs with the unary tests of their column,
+    row by row. Evaluation never reads it."""
+
+    conditions: dict[str, tuple[Node, ...]] = field(default_factory=dict)
+    table_inputs: dict[str, tuple[tuple[Node, tuple[Test, ...]], ...]] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, eq=False)
 class RulesetParts:
     """What a compiled document holds: its model, the generated functions and the metadata
@@ -195,6 +208,7 @@ class RulesetParts:
     revision: int | None = None
     # eligibility rule id → its templated offer parameters
     param_templates: dict[str, tuple[ParamTemplate, ...]] = field(default_factory=dict)
+    logic: Logic = field(default_factory=Logic, repr=False)
     # The static parts of the decision JSON, built once per revision (eligibility by rule id).
     eligible_out: dict[str, dict[str, Any]] = field(init=False, repr=False)
     escalation_out: list[dict[str, Any]] = field(init=False, repr=False)

@@ -29,6 +29,7 @@ from server.service.answers import (
     Checkpoints,
     ConsistencyProof,
     Erased,
+    ExplanationPack,
     InclusionProof,
     RecordExplained,
     ReplayReport,
@@ -120,6 +121,23 @@ async def read_decision(request: Request[Any, Any, Any], decision_id: str) -> Re
     """One record, with an explanation: what fired and why, on which values, what was
     missing, stale or invalid."""
     return await service(request).audit.read(decision_id)
+
+
+@get(
+    "/v1/audit/decisions/{decision_id:str}/explanation",
+    opt=requires("auditor"),
+    tags=["audit"],
+    responses=problems(404),
+)
+async def explain_decision(request: Request[Any, Any, Any], decision_id: str) -> ExplanationPack:
+    """The explanation pack of a decision: the outcome; its principal reasons (at most four,
+    ranked: the escalation, then offers in document order, then alerts by severity), each a
+    reason code and the text the agent saw; the data it used, with source and age (pii
+    masked as recorded); the revision and the stored text of the rules that decided; what
+    the agent was shown and did; and, for each rule that fired and each offer not given, the
+    smallest change of one input that would have flipped it, checked by evaluating the
+    revision again. The printable view is `/audit/explanation?id=<decision id>`."""
+    return await service(request).audit.explanation(decision_id)
 
 
 @get(
@@ -287,6 +305,7 @@ async def _replay_lines(
 ROUTES = [
     query_decisions,
     read_decision,
+    explain_decision,
     prove_decision,
     latest_checkpoints,
     prove_consistency,

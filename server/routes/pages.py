@@ -60,6 +60,12 @@ async def audit_page() -> File:
     return _page("audit")
 
 
+@get("/audit/explanation", include_in_schema=False)
+async def explanation_page() -> File:
+    """One decision's explanation pack, laid out to print (``?id=<decision id>``)."""
+    return _page("explanation")
+
+
 async def _secured(response: Response[Any]) -> Response[Any]:
     response.headers.update(SECURITY_HEADERS)
     return response
@@ -72,4 +78,10 @@ static_files = create_static_files_router(
     after_request=_secured,
 )
 
-ROUTES: list[HTTPRouteHandler | Router] = [desktop_page, rulesets_page, audit_page, static_files]
+ROUTES: list[HTTPRouteHandler | Router] = [
+    desktop_page,
+    rulesets_page,
+    audit_page,
+    explanation_page,
+    static_files,
+]

@@ -354,6 +354,173 @@ class RecordExplained(msgspec.Struct, kw_only=True):
     human: list[HumanStep] = []  # the alerts of the decision's interaction, and the answers
 
 
+# -- the explanation pack of one decision ----------------------------------------------------
+
+
+class PackRevision(msgspec.Struct, kw_only=True):
+    """The revision that decided. ``stored``: its text was read from the ruleset store and
+    hashes to the digest the decision recorded (the rules below are that text's)."""
+
+    name: str
+    revision: int | None
+    digest: str
+    stored: bool
+
+
+class PackOffer(msgspec.Struct, kw_only=True):
+    offer: str
+    rule: str
+    params: dict[str, Any] = {}
+
+
+class PackEscalation(msgspec.Struct, kw_only=True):
+    queue: str
+    rule: str
+    priority: int | None = None
+
+
+class PackAlert(msgspec.Struct, kw_only=True):
+    rule: str
+    severity: str
+    message: str  # as the agent was shown it (pii parts masked)
+
+
+class PackOutcome(msgspec.Struct, kw_only=True):
+    """What the decision gave, as recorded."""
+
+    offers: list[PackOffer]
+    escalation: PackEscalation | None
+    alerts: list[PackAlert]
+    next_step: dict[str, Any] | None
+    tables: dict[str, Any]
+
+
+class PackReason(msgspec.Struct, kw_only=True):
+    """One of the principal reasons: a stable code and the text the agent saw."""
+
+    rank: int
+    code: str  # the rule's reason_code, or <section>/<rule id> when it has none
+    section: str
+    rule: str
+    text: str
+
+
+class PackDatum(msgspec.Struct, kw_only=True):
+    """A value the decision read, as the record holds it (a pii value stays masked)."""
+
+    field: str
+    value: Any
+    source: str | None  # where it came from; null for a value the request carried
+    age_ms: int | None  # how old it was when the decision was taken
+    masked: bool
+    stale: bool
+    read_by: list[str]  # the deciding rules that read it (<section>/<rule>)
+
+
+class PackRule(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A rule that decided, from the stored revision's text."""
+
+    section: str
+    rule: str
+    reason_code: str
+    derived_code: bool = False  # the rule has no reason_code: <section>/<rule id>
+    when: str  # the condition as written
+    because: str | None = None
+    line: int | None = None  # where the rule starts in the stored text
+    offer: str | None = None
+    queue: str | None = None
+    priority: int | None = None
+    severity: str | None = None
+
+
+class PackChange(msgspec.Struct, kw_only=True):
+    """A change of one input, checked by evaluating the revision again with it."""
+
+    field: str
+    old: Any  # null when it was missing
+    new: Any  # null when removed
+    removed: bool
+    change: str  # "customer.tenure_months ≥ 24"
+    text: str  # the change and what it would have done
+
+
+class PackCounterfactual(msgspec.Struct, kw_only=True):
+    """The smallest confirmed change of one input that flips a rule that fired (``fired``)
+    or gives an offer that was not given (``not_given``), and changes of other inputs that
+    would have done it too."""
+
+    target: Literal["fired", "not_given"]
+    section: str
+    rule: str | None
+    offer: str | None
+    queue: str | None
+    text: str
+    field: str
+    old: Any
+    new: Any
+    removed: bool
+    change: str
+    effect: str
+    alternatives: list[PackChange]
+
+
+class PackUnflipped(msgspec.Struct, kw_only=True):
+    """A target no change of one input was found to flip, and why."""
+
+    target: Literal["fired", "not_given"]
+    section: str
+    rule: str | None
+    offer: str | None
+    queue: str | None
+    reason: str
+
+
+class PackNotExplored(msgspec.Struct, kw_only=True):
+    field: str
+    reason: str  # masked, read through matches(), ...
+    text: str  # "not explored: customer.email (masked)"
+
+
+class PackExploration(msgspec.Struct, kw_only=True):
+    """How the counterfactuals were looked for, and how much work it took."""
+
+    targets: int  # targets explored
+    skipped_targets: int  # beyond max_targets
+    evaluations: int  # re-evaluations of the revision, in all
+    budget_per_target: int
+    max_targets: int
+    replay_matches: bool  # the recorded inputs give the recorded outcome again
+    note: str | None
+
+
+class ExplanationPack(msgspec.Struct, kw_only=True):
+    """Everything an auditor needs to explain one decision: what it gave, its principal
+    reasons (at most four, ranked), the data it used, the rules that decided as stored,
+    what the agent saw and did, and the smallest changes of one input that would have
+    changed it. Read from the ledger; pii stays masked as the record holds it."""
+
+    decision_id: str
+    customer_id: str | None
+    agent_id: str | None
+    interaction_id: str | None
+    recorded_at: str
+    evaluated_at: str | None
+    revision: PackRevision | None
+    outcome: PackOutcome
+    reasons: list[PackReason]
+    more_reasons: int  # rules that fired beyond the four reasons
+    data: list[PackDatum]
+    missing_fields: list[str]
+    stale_fields: list[str]
+    invalid_fields: list[dict[str, Any]]
+    rules: list[PackRule]
+    human: list[HumanStep]
+    counterfactuals: list[PackCounterfactual]
+    unflipped: list[PackUnflipped]
+    not_explored: list[PackNotExplored]
+    exploration: PackExploration
+
+
 class IndexCheck(msgspec.Struct, kw_only=True):
     ok: bool
     indexed: int

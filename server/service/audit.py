@@ -32,7 +32,7 @@ from audit.replay import Progress, replay_range
 from audit.segments import LogError, SegmentLog, instances
 from audit.verify import verify_ledger
 from audit.writer import LedgerError, LedgerWriter
-from engine import CompiledRuleset, RulesetError, UnknownRuleset, compile_ruleset
+from engine import CompiledRuleset, RulesetError, RulesetRegistry, UnknownRuleset, compile_ruleset
 from engine.durations import parse_duration
 from engine.times import format_time, parse_time
 from server.keys import Principal
@@ -42,6 +42,7 @@ from server.service.answers import (
     ConsistencyProof,
     Erased,
     Explanation,
+    ExplanationPack,
     HumanStep,
     InclusionProof,
     RecordExplained,
@@ -51,6 +52,7 @@ from server.service.answers import (
     record_answer,
 )
 from server.service.errors import Invalid, NotFound, Refused, TooLarge, Unavailable
+from server.service.explanations import build_pack
 from server.service.inputs import rfc3339
 
 EXPORT_PAGE = 500
@@ -111,15 +113,15 @@ class Audit:
         writer: LedgerWriter | None = None,
         masker: Masker | None = None,
         shipped: Callable[[], PostgresLedgerStore] | None = None,
-        revisions: Callable[[str, int], CompiledRuleset] | None = None,
+        registry: RulesetRegistry | None = None,
     ) -> None:
-        self.revisions = revisions  # (ruleset, revision) → that deployed revision, compiled
         self.ledger_dir = ledger_dir
         self.max_document_bytes = max_document_bytes
         self.public_key = public_key  # what tree heads must be signed by
         self.writer = writer  # where erasures are recorded
         self.masker = masker  # masks the customer id an erasure record names
         self.shipped = shipped  # the shipped copy, which an erasure blanks too
+        self.registry = registry  # the stored revisions an explanation pack reads
 
     def query(
         self,
@@ -212,6 +214,30 @@ class Audit:
             human=human,
         )
 
+    async def explanation(self, decision_id: str) -> ExplanationPack:
+        """The explanation pack of a decision: its outcome, its principal reasons, the data
+        it used, the stored text of the rules that decided, the human side, and the smallest
+        changes of one input that would have changed it, each checked by evaluating the
+        revision again (server/service/explanations.py)."""
+        return await asyncio.to_thread(self._explanation, decision_id)
+
+    def _explanation(self, decision_id: str) -> ExplanationPack:
+        reader = LedgerReader(self.ledger_dir)
+        try:
+            record = reader.get(decision_id)
+            if record is None:
+                raise NotFound(f"the ledger has no record {decision_id!r}")
+            if record.kind != "decision":
+                raise NotFound(
+                    f"record {decision_id!r} is {'an' if record.kind[0] in 'aeiou' else 'a'} "
+                    f"{record.kind} record, not a decision: only decisions have an "
+                    "explanation pack"
+                )
+            human = _human_side(reader, record)
+        finally:
+            reader.close()
+        return build_pack(record, human, self.registry, self.masker)
+
     async def proof(self, decision_id: str, wait: float = 2.0) -> InclusionProof:
         """A record with its inclusion proof against the first signed tree head after it.
         A record newer than every tree head waits up to ``wait`` seconds for one."""
@@ -289,10 +315,10 @@ class Audit:
         if document is None:
             if ruleset is None or revision is None:
                 raise Invalid("give the candidate as a document, or as a ruleset and a revision")
-            if self.revisions is None:
+            if self.registry is None:
                 raise Unavailable("this server does not keep ruleset revisions")
             try:
-                deployed = await asyncio.to_thread(self.revisions, ruleset, revision)
+                deployed = await asyncio.to_thread(self.registry.get, ruleset, revision)
             except UnknownRuleset:
                 raise NotFound(f"ruleset {ruleset!r} has no revision {revision}") from None
             return Replay(

@@ -421,7 +421,7 @@ def build(
                 if settings.database_url
                 else None
             ),
-            revisions=registry.get,
+            registry=registry,
         ),
         registry=registry,
         contexts=stores.contexts,

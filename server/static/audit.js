@@ -82,6 +82,15 @@ async function explainRecord(id) {
   if (explanation.ruleset) {
     box.append(el("p", `${explanation.ruleset.name} revision ${explanation.ruleset.revision}, evaluated at ${explanation.evaluated_at}`, "muted"));
   }
+  if (record.kind === "decision") {
+    // The printable pack opens in this tab, which keeps the key (sessionStorage is per tab).
+    const pack = el("a", "Open the explanation pack (printable)");
+    pack.id = "pack-link";
+    pack.href = `/audit/explanation?id=${encodeURIComponent(record.id)}`;
+    const line = el("p");
+    line.append(pack);
+    box.append(line);
+  }
   box.append(el("h3", "Fired"));
   const fired = el("ul", null, "plain");
   for (const f of explanation.fired) fired.append(el("li", `${f.section} · ${f.rule}${f.because ? " — " + f.because : ""}`));

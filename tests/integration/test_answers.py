@@ -174,6 +174,13 @@ def test_every_answer_matches_the_schema(checked: Checked) -> None:
         f"/v1/audit/decisions/{decided['decision_id']}",
         "/v1/audit/decisions/{decision_id}",
     )
+    pack = c.call(
+        "auditor",
+        "GET",
+        f"/v1/audit/decisions/{decided['decision_id']}/explanation",
+        "/v1/audit/decisions/{decision_id}/explanation",
+    )
+    assert pack["reasons"] and pack["data"] and pack["rules"]
     c.call("auditor", "GET", "/v1/audit/verify")
     c.call(
         "auditor",

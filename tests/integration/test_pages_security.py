@@ -12,7 +12,9 @@ from tests.support.live_server import LiveServer
 
 
 def test_pages_and_their_files_carry_security_headers(server: LiveServer) -> None:
-    for path in ("/desktop", "/audit", "/rulesets", "/static/desktop.js", "/static/frontline.css"):
+    pages = ("/desktop", "/audit", "/audit/explanation", "/rulesets")
+    files = ("/static/desktop.js", "/static/explanation.js", "/static/frontline.css")
+    for path in (*pages, *files):
         response = httpx.get(server.url + path)
         assert response.status_code == 200, path
         policy = response.headers["content-security-policy"]

@@ -40,6 +40,7 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("get", "/v1/audit/decisions/{decision_id}"): {"auditor"},
     ("get", "/v1/audit/verify"): {"auditor"},
     ("get", "/v1/audit/decisions/{decision_id}/proof"): {"auditor"},
+    ("get", "/v1/audit/decisions/{decision_id}/explanation"): {"auditor"},
     ("get", "/v1/audit/checkpoints/latest"): {"auditor"},
     ("get", "/v1/audit/consistency"): {"auditor"},
     ("post", "/v1/audit/erasures"): {"admin"},

@@ -39,7 +39,7 @@ from engine.generated import (
     parts_name,
 )
 from engine.model import TRIGGERS
-from engine.parts import AlertMeta, ParamTemplate, TableMeta, TreeMeta
+from engine.parts import AlertMeta, Logic, ParamTemplate, TableMeta, TreeMeta
 from engine.ruleset import CompiledRuleset
 
 __all__ = ["generate"]
@@ -133,6 +133,20 @@ def _wrap(
             ("alerts", b.alerts),
         )
     }
+    logic = Logic(
+        conditions={
+            "eligibility": tuple(c.node for c in b.eligibility),
+            "escalation": tuple(c.node for c in b.escalation),
+            "alerts": tuple(c.node for c in b.alerts),
+        },
+        table_inputs={
+            p.model.id: tuple(
+                (located.node, tuple(row[column] for row in p.cells))
+                for column, located in enumerate(p.inputs)
+            )
+            for p in b.tables
+        },
+    )
     return CompiledRuleset(
         name=doc.ruleset,
         digest=document_digest(b.data),
@@ -159,5 +173,6 @@ def _wrap(
         needed=needed,
         rule_reads=rule_reads,
         source=source,
+        logic=logic,
         entry=None if b.trees else partial(bind_entry, ns),
     )

@@ -169,6 +169,24 @@ def test_expression_errors_are_located(when: str, at: int, message: str) -> None
         ),
         pytest.param(
             """\
+            eligibility:
+              - {id: r, when: true, offer: o, reason_code: eligibility/r}
+            """,
+            8,
+            "invalid reason code 'eligibility/r': expected a short identifier",
+            id="bad-reason-code",
+        ),
+        pytest.param(
+            """\
+            alerts:
+              - {id: a, when: true, severity: info, message: m, reason_code: "9LIVES"}
+            """,
+            8,
+            "invalid reason code '9LIVES'",
+            id="reason-code-starts-with-a-digit",
+        ),
+        pytest.param(
+            """\
             escalation:
               - {id: e, when: true, queue: q}
             """,

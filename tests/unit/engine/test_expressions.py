@@ -321,7 +321,7 @@ def test_evaluate_refuses_bad_arguments() -> None:
         ('["a", "b"] == customer.tags', ["a", "b"], True),
         ('customer.tags != ["a"]', ["a"], False),
         ('customer.tags != ["a"]', ["a", "a"], True),
-        ('customer.tags == []', [], True),
+        ("customer.tags == []", [], True),
         ('"a" in customer.tags and customer.tags == ["a"]', ["a"], True),
     ],
 )
