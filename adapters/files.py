@@ -5,6 +5,10 @@
     <root>/<ruleset>/routing.json     {"active": 3, "canary": 4, "percent": 10, "shadow": null,
                                        "version": 7, "change": "<id of its ledger record>"}
     <root>/<ruleset>/routing.lock     locked while a routing is compared and replaced
+    <root>/<ruleset>/reviews.json     {"3": {"status": "pending", "deployed_by": "ann", ...}}:
+                                      the review of each revision deployed while approval was
+                                      required (engine.ports.Review)
+    <root>/<ruleset>/reviews.lock     locked while a review is compared and replaced
 
 Every file is written to a temporary name, fsync'd and renamed over the old one, so a crash
 leaves the old version or the new one. A write the disk refuses (full, over quota, failing)
@@ -15,6 +19,10 @@ compared with the stored one and replaced under an ``flock`` of ``routing.lock``
 never replaces a newer routing with an older one. Several servers share rulesets through
 ``adapters.redis`` instead. A ``routing.json`` written before routings had versions reads as
 version 0.
+
+A revision's review is written before the revision list that makes the revision exist, so a
+revision is never seen without the review it was deployed with; an entry for a revision the
+list does not hold (a write cut short) is ignored, and replaced when that number is stored.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from engine import Routing, StoreCorrupt, StoredRevision, StoreWriteFailed
+from engine import Review, Routing, StoreCorrupt, StoredRevision, StoreWriteFailed
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -41,7 +49,9 @@ class FileRulesetStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
 
-    def put_revision(self, name: str, digest: str, text: str) -> tuple[StoredRevision, bool]:
+    def put_revision(
+        self, name: str, digest: str, text: str, review: Review | None = None
+    ) -> tuple[StoredRevision, bool]:
         directory = self._dir(name)
         with self._lock:
             index = self._index(name)
@@ -57,6 +67,7 @@ class FileRulesetStore:
             try:
                 directory.mkdir(parents=True, exist_ok=True)
                 write_file(path, text.encode("utf-8"))
+                self._put_review(name, revision, review)
                 index.append({"revision": revision, "digest": digest})
                 write_file(directory / "revisions.json", json.dumps(index).encode())
             except OSError as exc:
@@ -99,6 +110,64 @@ class FileRulesetStore:
                 raise self._refused(f"the routing of ruleset {name!r}", exc) from None
             return True
 
+    def reviews(self, name: str) -> dict[int, Review]:
+        held = len(self._index(name))
+        return {n: r for n, r in self._reviews(name).items() if n <= held}
+
+    def set_review(self, name: str, revision: int, review: Review, *, expect: str) -> bool:
+        if not _NAME.match(name) or not self._dir(name).is_dir():
+            return False
+        directory = self._dir(name)
+        with self._lock, open(directory / "reviews.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+            found = self.reviews(name)
+            if revision not in found or found[revision].status != expect:
+                return False
+            try:
+                self._write_reviews(name, {**found, revision: review})
+            except OSError as exc:
+                what = f"the review of revision {revision} of ruleset {name!r}"
+                raise self._refused(what, exc) from None
+            return True
+
+    def _put_review(self, name: str, revision: int, review: Review | None) -> None:
+        """Give a revision about to be stored its review (or none: an entry a write cut short
+        left for its number goes). Under ``_lock``; OSError if it cannot be written."""
+        if review is None and not (self._dir(name) / "reviews.json").exists():
+            return
+        with open(self._dir(name) / "reviews.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            found = self._reviews(name)
+            if review is None and revision not in found:
+                return
+            if review is None:
+                del found[revision]
+            else:
+                found[revision] = review
+            self._write_reviews(name, found)
+
+    def _reviews(self, name: str) -> dict[int, Review]:
+        """Every entry of ``reviews.json``, those of revisions not stored included."""
+        if not _NAME.match(name):
+            return {}
+        path = self._dir(name) / "reviews.json"
+        try:
+            data = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise StoreCorrupt(f"{path}: not reviews Frontline wrote ({exc})") from None
+        if not isinstance(data, dict) or not all(k.isdigit() for k in data):
+            raise StoreCorrupt(f"{path}: not reviews Frontline wrote")
+        try:
+            return {int(k): Review.from_data(v, str(path)) for k, v in data.items()}
+        except ValueError as exc:
+            raise StoreCorrupt(str(exc)) from None
+
+    def _write_reviews(self, name: str, reviews: dict[int, Review]) -> None:
+        data = {str(n): asdict(r) for n, r in sorted(reviews.items())}
+        write_file(self._dir(name) / "reviews.json", json.dumps(data).encode())
+
     def _undo(self, name: str, revision: int, new: bool) -> None:
         """Remove what a failed ``put_revision`` wrote: its text, unless its list was written
         after all (only the directory's sync failed), and the ruleset's directory if it made
@@ -108,6 +177,8 @@ class FileRulesetStore:
             if len(self._index(name)) < revision:
                 (directory / f"{revision}.txt").unlink(missing_ok=True)
             if new:
+                for made in ("reviews.json", "reviews.lock"):
+                    (directory / made).unlink(missing_ok=True)
                 directory.rmdir()
 
     def _refused(self, what: str, error: OSError) -> StoreWriteFailed:

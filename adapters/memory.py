@@ -28,7 +28,7 @@ from adapters.ports import (
     timer_parts,
 )
 from engine.durations import parse_duration
-from engine.ports import Routing, StoredRevision
+from engine.ports import Review, Routing, StoredRevision
 
 
 def leaves(values: dict[str, Any], prefix: str = "") -> list[str]:
@@ -344,9 +344,12 @@ class MemoryRulesetStore:
     def __init__(self) -> None:
         self._revisions: dict[str, list[StoredRevision]] = {}
         self._routing: dict[str, Routing] = {}
+        self._reviews: dict[str, dict[int, Review]] = {}
         self._lock = threading.Lock()
 
-    def put_revision(self, name: str, digest: str, text: str) -> tuple[StoredRevision, bool]:
+    def put_revision(
+        self, name: str, digest: str, text: str, review: Review | None = None
+    ) -> tuple[StoredRevision, bool]:
         with self._lock:
             existing = self._revisions.setdefault(name, [])
             for stored in existing:
@@ -354,6 +357,8 @@ class MemoryRulesetStore:
                     return stored, False
             stored = StoredRevision(name, len(existing) + 1, digest, text)
             existing.append(stored)
+            if review is not None:
+                self._reviews.setdefault(name, {})[stored.revision] = review
             return stored, True
 
     def get_revision(self, name: str, revision: int) -> StoredRevision | None:
@@ -376,3 +381,14 @@ class MemoryRulesetStore:
 
     def get_routing(self, name: str) -> Routing | None:
         return self._routing.get(name)
+
+    def reviews(self, name: str) -> dict[int, Review]:
+        return dict(self._reviews.get(name, {}))
+
+    def set_review(self, name: str, revision: int, review: Review, *, expect: str) -> bool:
+        with self._lock:
+            found = self._reviews.get(name, {})
+            if revision not in found or found[revision].status != expect:
+                return False
+            found[revision] = review
+            return True

@@ -10,6 +10,8 @@
     <prefix>ruleset:<name>:digests           hash digest → revision
     <prefix>ruleset:<name>:revision:<n>      JSON {"digest", "text"}
     <prefix>ruleset:<name>:routing           JSON Routing
+    <prefix>ruleset:<name>:reviews           hash revision → JSON Review (revisions deployed
+                                             while approval was required)
     channels <prefix>context-changed, <prefix>rulesets-changed: the name of what changed
 
 Reads of context go through an in-process TTL cache first; a write anywhere publishes the
@@ -45,7 +47,7 @@ from adapters.ports import (
     Interaction,
     StoreUnavailable,
 )
-from engine import Routing, StoredRevision
+from engine import Review, Routing, StoreCorrupt, StoredRevision
 from engine.durations import parse_duration
 
 log = structlog.get_logger("frontline")
@@ -820,7 +822,8 @@ class RedisTimers:
 
 # -- rulesets ----------------------------------------------------------------------------------
 
-# Atomic: the same digest always gets the same revision; a new digest gets the next number.
+# Atomic: the same digest always gets the same revision; a new digest gets the next number,
+# and its review (ARGV[5], when not empty) in the same step.
 _PUT_REVISION = """
 local found = redis.call('HGET', KEYS[1], ARGV[1])
 if found then return {tonumber(found), 0} end
@@ -828,7 +831,16 @@ local revision = redis.call('HLEN', KEYS[1]) + 1
 redis.call('HSET', KEYS[1], ARGV[1], revision)
 redis.call('SET', ARGV[3] .. revision, ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[4])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[3], revision, ARGV[5]) end
 return {revision, 1}
+"""
+
+# Atomic: a review replaces the stored one only if that one's status is ARGV[3].
+_SET_REVIEW = """
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+if not stored or cjson.decode(stored)['status'] ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
 """
 
 # Atomic: a routing replaces the stored one only if its version is higher (a routing stored
@@ -859,15 +871,19 @@ class RedisRulesetStore:
         self.channel = f"{prefix}rulesets-changed"
         self._put = client.register_script(_PUT_REVISION)
         self._set_routing = client.register_script(_SET_ROUTING)
+        self._set_review = client.register_script(_SET_REVIEW)
 
     def _k(self, name: str, part: str) -> str:
         return f"{self._prefix}ruleset:{name}:{part}"
 
-    def put_revision(self, name: str, digest: str, text: str) -> tuple[StoredRevision, bool]:
+    def put_revision(
+        self, name: str, digest: str, text: str, review: Review | None = None
+    ) -> tuple[StoredRevision, bool]:
         body = _encode({"digest": digest, "text": text})
+        reviewed = _encode(asdict(review)) if review is not None else b""
         revision, created = self._put(
-            keys=[self._k(name, "digests"), f"{self._prefix}rulesets"],
-            args=[digest, body, self._k(name, "revision:"), name],
+            keys=[self._k(name, "digests"), f"{self._prefix}rulesets", self._k(name, "reviews")],
+            args=[digest, body, self._k(name, "revision:"), name, reviewed],
         )
         return StoredRevision(name, int(revision), digest, text), bool(created)
 
@@ -903,6 +919,21 @@ class RedisRulesetStore:
     def get_routing(self, name: str) -> Routing | None:
         raw = self._redis.get(self._k(name, "routing"))
         return Routing(**_decode(raw)) if raw is not None else None
+
+    def reviews(self, name: str) -> dict[int, Review]:
+        key = self._k(name, "reviews")
+        found = self._redis.hgetall(key)
+        try:
+            return {int(n): Review.from_data(_decode(raw), key) for n, raw in found.items()}
+        except (ValueError, msgspec.DecodeError) as exc:
+            raise StoreCorrupt(f"{key}: {exc}") from None
+
+    def set_review(self, name: str, revision: int, review: Review, *, expect: str) -> bool:
+        replaced = self._set_review(
+            keys=[self._k(name, "reviews")],
+            args=[revision, _encode(asdict(review)), expect],
+        )
+        return bool(replaced)
 
 
 # -- change notifications ----------------------------------------------------------------------

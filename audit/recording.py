@@ -329,7 +329,9 @@ def _above(masked: frozenset[str]) -> frozenset[str]:
 
 
 # "abandoned": a change recorded and then not applied (another change came first, or the
-# store refused it); its routing never served.
+# store refused it); its routing never served. "approve" and "reject": a second author's
+# decision on a revision deployed while approval was required (its deploy record says
+# "status": "pending"); an approval also activates it, and carries the routing it makes.
 RULESET_ACTIONS = (
     "deploy",
     "activate",
@@ -338,6 +340,8 @@ RULESET_ACTIONS = (
     "shadow",
     "refused",
     "abandoned",
+    "approve",
+    "reject",
 )
 # An agent's answer to an alert. "accepted" took its advice; "overridden" did otherwise, and
 # says why (the note is required); "acted" is kept for desktops built before the two.
@@ -354,12 +358,15 @@ def ruleset_record(
     actor: Actor | None,
     details: Mapping[str, Any] | None = None,
 ) -> LedgerRecord:
-    """A ruleset change: who deployed, activated, rolled back or re-routed which revision.
+    """A ruleset change: who deployed, activated, rolled back, re-routed, approved or
+    rejected which revision.
 
     ``details`` holds what the action needs to be understood later: the previous active
-    revision, the rollout percent, the test summary of a deploy, the reason of a refusal, and
-    for a change of what serves, the ``routing`` it makes (``active``, ``canary``,
-    ``percent``, ``shadow``, ``version``), recorded before it is applied.
+    revision, the rollout percent, the test summary of a deploy (and ``status: pending`` when
+    it waits for approval), the reason of a refusal or a rejection, the ``decision`` of an
+    approval or rejection and who deployed what it decides, and for a change of what serves,
+    the ``routing`` it makes (``active``, ``canary``, ``percent``, ``shadow``, ``version``),
+    recorded before it is applied.
     """
     if action not in RULESET_ACTIONS:
         raise ValueError(f"unknown ruleset action {action!r}; expected one of {RULESET_ACTIONS}")

@@ -21,7 +21,7 @@ from engine.errors import (
     StoreCorrupt,
     StoreWriteFailed,
 )
-from engine.ports import Routing, RulesetStore, StoredRevision
+from engine.ports import APPROVED, PENDING, REJECTED, Review, Routing, RulesetStore, StoredRevision
 from engine.registry import (
     Deployment,
     RoutingSuperseded,
@@ -33,6 +33,9 @@ from engine.ruleset import CompiledRuleset
 from engine.testing import TestResult
 
 __all__ = [
+    "APPROVED",
+    "PENDING",
+    "REJECTED",
     "CompiledRuleset",
     "Decision",
     "DeployRefused",
@@ -40,6 +43,7 @@ __all__ = [
     "EvaluationError",
     "FrontlineError",
     "Problem",
+    "Review",
     "Routing",
     "RoutingSuperseded",
     "RulesetError",

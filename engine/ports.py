@@ -7,8 +7,8 @@ stores (context, counters, interactions, alerts, timers) are declared in ``adapt
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,43 @@ class Routing:
     change: str = ""
 
 
+PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
+REVIEW_STATUSES = (PENDING, APPROVED, REJECTED)
+
+
+@dataclass(frozen=True)
+class Review:
+    """The second pair of eyes on a revision deployed while approval was required: who
+    deployed it and when, its tests' results, and (once decided) who approved or rejected it,
+    when and why. A revision deployed while approval was not required has none.
+
+    Times are RFC 3339 strings and names are principals, as the service gives them; the
+    ``*_record`` fields are the ids of the ledger records of the deploy and the decision.
+    """
+
+    status: str  # pending | approved | rejected
+    deployed_by: str
+    deployed_at: str
+    deploy_record: str = ""
+    tests: list[dict[str, Any]] = field(default_factory=list)  # {name, passed, failures}
+    decided_by: str | None = None
+    decided_at: str | None = None
+    reason: str | None = None
+    decision_record: str = ""
+
+    @classmethod
+    def from_data(cls, data: Any, where: str) -> Review:
+        """A review as a store keeps it (a JSON object); ValueError naming ``where`` if it is
+        not one Frontline wrote."""
+        try:
+            review = cls(**data)
+        except TypeError:
+            raise ValueError(f"{where}: not a review Frontline wrote ({data!r:.80})") from None
+        if review.status not in REVIEW_STATUSES:
+            raise ValueError(f"{where}: unknown review status {review.status!r}")
+        return review
+
+
 class RulesetStore(Protocol):
     """Keeps every revision of every ruleset and which revision is active.
 
@@ -47,9 +84,12 @@ class RulesetStore(Protocol):
     the store cannot make (a full disk) raises StoreWriteFailed and changes nothing.
     """
 
-    def put_revision(self, name: str, digest: str, text: str) -> tuple[StoredRevision, bool]:
+    def put_revision(
+        self, name: str, digest: str, text: str, review: Review | None = None
+    ) -> tuple[StoredRevision, bool]:
         """Store ``text`` unless a revision with ``digest`` exists; return it and whether it
-        was created."""
+        was created. A created revision gets ``review`` in the same step (a revision is never
+        seen without the review it was deployed with); an existing one keeps its own."""
         ...
 
     def get_revision(self, name: str, revision: int) -> StoredRevision | None: ...
@@ -66,3 +106,13 @@ class RulesetStore(Protocol):
         ...
 
     def get_routing(self, name: str) -> Routing | None: ...
+
+    def reviews(self, name: str) -> dict[int, Review]:
+        """The review of each revision of ``name`` that has one, by revision."""
+        ...
+
+    def set_review(self, name: str, revision: int, review: Review, *, expect: str) -> bool:
+        """Replace the review of ``revision`` if its stored status is ``expect`` (one step,
+        also across processes sharing the store); whether it was replaced. A revision
+        without a review is never given one here."""
+        ...

@@ -24,11 +24,11 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from engine.compiler import compile_ruleset
 from engine.errors import DeployRefused, FrontlineError, Problem, StoreCorrupt
-from engine.ports import Routing, RulesetStore, StoredRevision
+from engine.ports import Review, Routing, RulesetStore, StoredRevision
 from engine.ruleset import CompiledRuleset
 from engine.testing import TestResult
 
@@ -93,9 +93,16 @@ class RulesetRegistry:
         return len(self._compiled)
 
     def deploy(
-        self, text: str | bytes, *, filename: str | None = None, activate: bool = True
+        self,
+        text: str | bytes,
+        *,
+        filename: str | None = None,
+        activate: bool = True,
+        review: Review | None = None,
     ) -> Deployment:
         """Compile and test ``text``, store it as a revision, and (by default) activate it.
+        A new revision is stored with ``review``, if given (its tests' results filled in):
+        one waiting for a second author's approval.
 
         Raises RulesetError when it does not compile and DeployRefused when a test fails;
         either way nothing is stored and the active revision is untouched.
@@ -111,7 +118,9 @@ class RulesetRegistry:
                 ]
             )
         source = text.decode("utf-8") if isinstance(text, bytes) else text
-        stored, created = self._store.put_revision(compiled.name, compiled.digest, source)
+        if review is not None:
+            review = replace(review, tests=[r.to_dict() for r in results])
+        stored, created = self._store.put_revision(compiled.name, compiled.digest, source, review)
         compiled = self._remember(
             (stored.name, stored.revision), compiled.at_revision(stored.revision)
         )
@@ -303,6 +312,10 @@ class RulesetRegistry:
 
     def names(self) -> list[str]:
         return self._store.names()
+
+    def review(self, name: str, revision: int) -> Review | None:
+        """The review of a revision deployed while approval was required (None otherwise)."""
+        return self._store.reviews(name).get(revision)
 
     def revisions(self, name: str) -> list[StoredRevision]:
         found = self._store.revisions(name)

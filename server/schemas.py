@@ -55,6 +55,10 @@ class ActivateRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     revision: Revision
 
 
+class RejectRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    reason: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+
+
 class RolloutRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Either a canary (``revision`` and ``percent``) or a shadow (``shadow``; null stops it)."""
 

@@ -35,6 +35,7 @@ class Settings:
     signing_key: Path | None = None  # the ledger's Ed25519 key file; None: made in data_dir
     clear_classifications: frozenset[str] = frozenset()
     show_pii_to_agents: bool = False  # agents see pii in clear (the ledger still masks it)
+    require_approval: bool = False  # a deploy serves only once another author approves it
     max_body_bytes: int = 1_000_000
     max_ruleset_bytes: int = 1_000_000
     max_concurrency: int = 256  # requests in flight before new ones get 503
@@ -119,6 +120,9 @@ class Settings:
         show_pii = get("FRONTLINE_SHOW_PII_TO_AGENTS") or "0"
         if show_pii not in ("0", "1"):
             raise SettingsError(f"FRONTLINE_SHOW_PII_TO_AGENTS must be 0 or 1, not {show_pii!r}")
+        approval = get("FRONTLINE_REQUIRE_APPROVAL") or "0"
+        if approval not in ("0", "1"):
+            raise SettingsError(f"FRONTLINE_REQUIRE_APPROVAL must be 0 or 1, not {approval!r}")
         starter = get("FRONTLINE_STARTER_RULESETS")
         level = (get("FRONTLINE_LOG_LEVEL") or "info").lower()
         if level not in ("debug", "info", "warning", "error"):
@@ -147,6 +151,7 @@ class Settings:
             signing_key=Path(signing) if (signing := get("FRONTLINE_SIGNING_KEY")) else None,
             clear_classifications=clear,
             show_pii_to_agents=show_pii == "1",
+            require_approval=approval == "1",
             max_body_bytes=integer("FRONTLINE_MAX_BODY_BYTES", 1_000_000, 1_024, 100_000_000),
             max_ruleset_bytes=integer("FRONTLINE_MAX_RULESET_BYTES", 1_000_000, 1_024, 100_000_000),
             max_concurrency=integer("FRONTLINE_MAX_CONCURRENCY", 256, 1, 100_000),

@@ -1,4 +1,5 @@
-"""What rule authors call: deploy, list, read, activate (and roll back), canary and shadow.
+"""What rule authors call: deploy, list, read, activate (and roll back), canary and shadow, and
+approve or reject a revision waiting for a second author.
 Each route reads the request, makes one call to ``server.service.rulesets.Rulesets`` and
 writes its answer."""
 
@@ -10,10 +11,11 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import Parameter
 
-from server.http import principal_of, problems, requires, service
-from server.schemas import ActivateRequest, Revision, RolloutRequest, RulesetName
+from server.http import answer, principal_of, problems, requires, service
+from server.schemas import ActivateRequest, RejectRequest, Revision, RolloutRequest, RulesetName
 from server.service.answers import (
     Deployed,
+    Reviewed,
     RevisionDocument,
     Routing,
     RulesetDetail,
@@ -38,14 +40,19 @@ DOCUMENT_TYPES = (
     tags=["rulesets"],
     request_max_body_size=None,  # checked against FRONTLINE_MAX_RULESET_BYTES below
     status_code=201,
-    responses=problems(409, 415, 422, 507),
+    responses={
+        202: answer(Deployed, "Stored, waiting for another author's approval"),
+        **problems(409, 415, 422, 507),
+    },
 )
 async def deploy(
     request: Request[Any, Any, Any],
     activate: bool = Parameter(default=True, description="activate the revision if it passes"),
 ) -> Response[Deployed]:
     """Deploy a document (YAML or JSON body): 201 with the new revision, 200 if unchanged,
-    422 with every error located (or every failing test), the active revision untouched."""
+    422 with every error located (or every failing test), the active revision untouched.
+    With FRONTLINE_REQUIRE_APPROVAL=1: 202, the revision stored pending and serving nobody
+    until another author approves it."""
     rulesets = service(request).rulesets
     media = (request.headers.get("content-type") or "application/yaml").split(";")[0].strip()
     if media.lower() not in DOCUMENT_TYPES:
@@ -56,14 +63,17 @@ async def deploy(
     async for chunk in request.stream():
         body.extend(chunk)
         rulesets.check_size(len(body))  # refused as it arrives, not once all is read
-    answer, created = await rulesets.deploy(bytes(body), principal_of(request), activate=activate)
-    return Response(answer, status_code=201 if created else 200)
+    done, created = await rulesets.deploy(bytes(body), principal_of(request), activate=activate)
+    if done.status == "pending":
+        return Response(done, status_code=202)
+    return Response(done, status_code=201 if created else 200)
 
 
 @get("/v1/rulesets", opt=requires("author", "auditor"), tags=["rulesets"], responses=problems())
 async def list_rulesets(request: Request[Any, Any, Any]) -> RulesetList:
-    """Every ruleset with its active revision, canary, shadow and number of revisions."""
-    return service(request).rulesets.list()
+    """Every ruleset with its active revision, canary, shadow, number of revisions and the
+    revisions waiting for approval."""
+    return service(request).rulesets.list(principal_of(request))
 
 
 @get(
@@ -73,8 +83,9 @@ async def list_rulesets(request: Request[Any, Any, Any]) -> RulesetList:
     responses=problems(404),
 )
 async def read_ruleset(request: Request[Any, Any, Any], name: RulesetName) -> RulesetDetail:
-    """One ruleset: its routing and its revision history."""
-    return service(request).rulesets.read(name)
+    """One ruleset: its routing, its revision history and the revisions waiting for approval
+    (each with its diff against the active revision and its tests' results)."""
+    return service(request).rulesets.read(name, principal_of(request))
 
 
 @get(
@@ -142,4 +153,48 @@ async def rollout(
     return await rulesets.shadow(name, target, principal)
 
 
-ROUTES = [deploy, list_rulesets, read_ruleset, read_revision, revision_tests, activate, rollout]
+@post(
+    "/v1/rulesets/{name:str}/revisions/{revision:int}/approve",
+    opt=requires("author"),
+    status_code=200,
+    tags=["rulesets"],
+    responses=problems(403, 404, 409, 507),
+)
+async def approve(
+    request: Request[Any, Any, Any], name: RulesetName, revision: Revision
+) -> Reviewed:
+    """Approve a revision waiting for approval, which activates it (recorded first, as an
+    activation is). 403 to the author who deployed it; 409 unless it is pending."""
+    return await service(request).rulesets.approve(name, revision, principal_of(request))
+
+
+@post(
+    "/v1/rulesets/{name:str}/revisions/{revision:int}/reject",
+    opt=requires("author"),
+    status_code=200,
+    tags=["rulesets"],
+    responses=problems(403, 404, 409, 507),
+)
+async def reject(
+    request: Request[Any, Any, Any],
+    name: RulesetName,
+    revision: Revision,
+    data: RejectRequest | None = None,
+) -> Reviewed:
+    """Reject a revision waiting for approval (``{"reason": "..."}``, optional): it never
+    serves. 403 to the author who deployed it; 409 unless it is pending."""
+    reason = data.reason if data is not None else None
+    return await service(request).rulesets.reject(name, revision, reason, principal_of(request))
+
+
+ROUTES = [
+    deploy,
+    list_rulesets,
+    read_ruleset,
+    read_revision,
+    revision_tests,
+    activate,
+    rollout,
+    approve,
+    reject,
+]

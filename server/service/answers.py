@@ -182,8 +182,15 @@ class TestCoverage(msgspec.Struct, kw_only=True):
     unreached: Unreached
 
 
-class Deployed(msgspec.Struct, kw_only=True):
-    """A deploy: the revision the document is (new, or the same digest deployed before)."""
+class TestOutcome(msgspec.Struct, kw_only=True):
+    name: str
+    passed: bool
+    failures: list[str]
+
+
+class Deployed(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A deploy: the revision the document is (new, or the same digest deployed before).
+    ``status`` and ``test_results`` are there when the revision waits for approval (202)."""
 
     name: str
     revision: int
@@ -192,6 +199,8 @@ class Deployed(msgspec.Struct, kw_only=True):
     activated: bool
     tests: TestCounts
     coverage: TestCoverage
+    status: Literal["pending"] | None = None
+    test_results: list[TestOutcome] = []
 
 
 class Routing(msgspec.Struct, kw_only=True):
@@ -203,6 +212,27 @@ class Routing(msgspec.Struct, kw_only=True):
     shadow: int | None
 
 
+ReviewStatus = Literal["pending", "approved", "rejected"]
+
+
+class PendingRevision(msgspec.Struct, kw_only=True):
+    """A revision waiting for a second author's approval: who deployed it and when, what it
+    changes (a unified diff of the documents, from the revision ``against``, the active one,
+    or from nothing), its tests' results, and whether the key that asked may approve or
+    reject it (``can_review``: an author other than the one who deployed it)."""
+
+    revision: int
+    digest: str
+    status: Literal["pending"]
+    deployed_by: str
+    deployed_at: str
+    against: int | None
+    diff: str
+    tests: TestCounts
+    test_results: list[TestOutcome]
+    can_review: bool
+
+
 class RulesetSummary(msgspec.Struct, kw_only=True):
     name: str
     revisions: int
@@ -210,15 +240,28 @@ class RulesetSummary(msgspec.Struct, kw_only=True):
     canary: Canary | None
     shadow: int | None
     description: str | None
+    pending: list[PendingRevision]
 
 
 class RulesetList(msgspec.Struct, kw_only=True):
     rulesets: list[RulesetSummary]
 
 
+class ReviewState(msgspec.Struct, kw_only=True):
+    """The review of a revision deployed while approval was required."""
+
+    status: ReviewStatus
+    deployed_by: str
+    deployed_at: str
+    decided_by: str | None
+    decided_at: str | None
+    reason: str | None
+
+
 class RevisionRef(msgspec.Struct, kw_only=True):
     revision: int
     digest: str
+    review: ReviewState | None  # null: deployed while approval was not required
 
 
 class RulesetDetail(msgspec.Struct, kw_only=True):
@@ -227,6 +270,25 @@ class RulesetDetail(msgspec.Struct, kw_only=True):
     canary: Canary | None
     shadow: int | None
     revisions: list[RevisionRef]
+    pending: list[PendingRevision]
+
+
+class Reviewed(msgspec.Struct, kw_only=True):
+    """An approval or a rejection: the revision's review now, and what serves the ruleset
+    after it (an approval activates the revision)."""
+
+    name: str
+    revision: int
+    digest: str
+    status: ReviewStatus
+    deployed_by: str
+    deployed_at: str
+    decided_by: str | None
+    decided_at: str | None
+    reason: str | None
+    active_revision: int | None
+    canary: Canary | None
+    shadow: int | None
 
 
 class RevisionDocument(msgspec.Struct, kw_only=True):
@@ -234,12 +296,6 @@ class RevisionDocument(msgspec.Struct, kw_only=True):
     revision: int
     digest: str
     document: str
-
-
-class TestOutcome(msgspec.Struct, kw_only=True):
-    name: str
-    passed: bool
-    failures: list[str]
 
 
 class TestRun(msgspec.Struct, kw_only=True):

@@ -27,7 +27,7 @@ from audit.record import Actor, LedgerRecord, RulesetRef
 from audit.recording import decision_record, mask_shown, masked_paths
 from audit.shown import differences as shown_differences
 from audit.shown import shown
-from engine import CompiledRuleset, EvaluationError, RulesetRegistry, UnknownRuleset
+from engine import APPROVED, CompiledRuleset, EvaluationError, RulesetRegistry, UnknownRuleset
 from engine.times import format_time
 from server.ids import new_id
 from server.keys import Principal
@@ -39,6 +39,7 @@ from server.service.answers import DecisionAnswer
 from server.service.errors import Conflict, Forbidden, NotFound, Refused
 from server.service.inputs import check_nesting, context_view, interaction_overrides
 from server.service.recorder import Recorder
+from server.service.rulesets import refusal
 from server.service.timers import Timers
 
 log = structlog.get_logger("frontline")
@@ -95,6 +96,7 @@ class Decisions:
         now = evaluation_time()
         if pinned is None:
             if request.revision is not None:
+                self._reviewed(request.ruleset, request.revision)
                 compiled, shadow = self._get(request.ruleset, request.revision), None
             else:
                 compiled, shadow = self._route(request.ruleset, request.customer_id)
@@ -283,6 +285,16 @@ class Decisions:
             return self.registry.route(name, customer_id)
         except UnknownRuleset as exc:
             raise NotFound(str(exc)) from None
+
+    def _reviewed(self, name: str, revision: int) -> None:
+        """Conflict if a decision names a revision waiting for approval, or rejected: it
+        decides for nobody. (One being served needs no look at the store.)"""
+        served = self.registry.served_routing(name)
+        if served is not None and revision in (served.active, served.canary):
+            return
+        review = self.registry.review(name, revision)
+        if review is not None and review.status != APPROVED:
+            raise Conflict(refusal(name, revision, review))
 
     def _get(self, name: str, revision: int) -> CompiledRuleset:
         try:

@@ -150,9 +150,9 @@ def redis_client(url: str, timeout: float | None = None) -> Any:
 
 
 def preflight(settings: Settings) -> None:
-    """Read what a server reads as it starts (on the embedded default each ruleset's routing
-    and the revisions it serves, digests checked; every instance's ledger segments, each
-    frame's hash and each signed tree head checked) and raise StoreCorrupt, LogError,
+    """Read what a server reads as it starts (on the embedded default each ruleset's routing,
+    the revisions it serves, digests checked, and their reviews; every instance's ledger
+    segments, each frame's hash and each signed tree head checked) and raise StoreCorrupt, LogError,
     LedgerTampered or SigningKeyError, in one sentence naming the file or record, if any of
     it is damaged."""
     rulesets = settings.data_dir / "rulesets"
@@ -160,6 +160,7 @@ def preflight(settings: Settings) -> None:
         registry = RulesetRegistry(FileRulesetStore(rulesets), clock=time.monotonic)
         for name in registry.names():
             registry.refresh(name)
+            registry.store.reviews(name)
     try:
         own = load_signer(settings.signing_key_path, create=False)[0].public_key
     except SigningKeyError:
@@ -409,7 +410,13 @@ def build(
         customers=Customers(registry, stores.contexts, stores.interactions, alerts, masker, shown),
         alerts=alerts,
         timers=timers,
-        rulesets=Rulesets(registry, recorder, metrics, settings.max_ruleset_bytes),
+        rulesets=Rulesets(
+            registry,
+            recorder,
+            metrics,
+            settings.max_ruleset_bytes,
+            require_approval=settings.require_approval,
+        ),
         audit=Audit(
             settings.ledger_dir,
             settings.max_ruleset_bytes,

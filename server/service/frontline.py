@@ -54,7 +54,7 @@ class Frontline:
         if not names:
             problems.append("no ruleset is deployed")
         for name in names:
-            if self.registry.active_revision(name) is None:
+            if self.registry.active_revision(name) is None and not self._awaiting(name):
                 problems.append(f"ruleset {name!r} has no active revision")
         if not self.ledger.accepting:
             problems.append("the ledger is not accepting records")
@@ -62,3 +62,11 @@ class Frontline:
         if failed:
             problems.append(failed)
         return problems
+
+    def _awaiting(self, name: str) -> bool:
+        """Whether every revision of a ruleset without an active one is waiting for approval
+        (or was rejected): a new ruleset nobody has approved yet, which has nothing to serve
+        by design."""
+        store = self.registry.store
+        reviews = store.reviews(name)
+        return bool(reviews) and len(reviews) == len(store.revisions(name))

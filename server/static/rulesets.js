@@ -1,5 +1,6 @@
 // The rule author's page: rulesets and revisions, tests, diff, deploy, activate and roll back,
-// canary and shadow, and the replay flip report for a candidate.
+// canary and shadow, revisions waiting for approval (approve or reject them), and the replay
+// flip report for a candidate.
 import { $, Api, el, keyForm, lineDiff } from "/static/common.js";
 
 const api = new Api("frontline.authorKey");
@@ -24,6 +25,7 @@ async function loadList() {
         el("td", r.canary ? `${r.canary.revision} (${r.canary.percent}%)` : "—"),
         el("td", r.shadow ?? "—"),
         el("td", r.revisions),
+        el("td", r.pending.length ? r.pending.map((p) => p.revision).join(", ") : "—", "pending"),
       );
       const cell = document.createElement("td");
       const open = el("button", "Open", "secondary");
@@ -33,8 +35,80 @@ async function loadList() {
       row.append(cell);
       rows.append(row);
     }
-    say(`${rulesets.length} rulesets`);
+    showPending(rulesets);
+    const waiting = rulesets.reduce((n, r) => n + r.pending.length, 0);
+    say(`${rulesets.length} rulesets` + (waiting ? `, ${waiting} revision(s) waiting for approval` : ""));
     if (current) await show(current);
+  } catch (err) {
+    say(err.message, true);
+  }
+}
+
+// Every revision waiting for approval: who deployed it and when, its diff against the active
+// revision, its tests, and Approve / Reject for an author who did not deploy it (the server
+// decides who may; the buttons only spare the others a refusal).
+function showPending(rulesets) {
+  const list = $("pending-list");
+  list.replaceChildren();
+  for (const r of rulesets) {
+    for (const p of r.pending) {
+      const item = el("li", null, "pending-revision");
+      item.dataset.ruleset = r.name;
+      item.dataset.revision = p.revision;
+      item.append(
+        el("h3", `${r.name} revision ${p.revision}`),
+        el("p", `deployed by ${p.deployed_by} at ${p.deployed_at}` +
+          (p.against ? `; changes from the active revision ${p.against}` : "; a new ruleset"), "muted"),
+      );
+      const diff = el("pre", null, "pending-diff");
+      diff.setAttribute("aria-label", `Changes from revision ${p.against ?? "none"} to ${p.revision}`);
+      for (const line of p.diff.split("\n")) {
+        const kind = line.startsWith("+") && !line.startsWith("+++") ? "diff-add"
+          : line.startsWith("-") && !line.startsWith("---") ? "diff-del" : "";
+        diff.append(el("div", line, kind));
+      }
+      item.append(diff);
+      const tests = el("details", null, "pending-tests");
+      tests.append(el("summary", `Tests: ${p.tests.passed} passed, ${p.tests.failed} failed`));
+      const outcomes = el("ul", null, "plain");
+      for (const test of p.test_results) {
+        outcomes.append(el("li", `${test.passed ? "✓" : "✗"} ${test.name}`, test.passed ? "" : "error"));
+      }
+      tests.append(outcomes);
+      item.append(tests);
+      if (p.can_review) {
+        const form = el("form", null, "inline review-form");
+        form.setAttribute("aria-label", `Approve or reject ${r.name} revision ${p.revision}`);
+        const reason = el("input");
+        reason.name = "reason";
+        reason.placeholder = "why (for a rejection)";
+        const label = el("label", "Reason");
+        label.append(reason);
+        const approve = el("button", "Approve", "approve");
+        approve.type = "button";
+        approve.addEventListener("click", () => review(r.name, p.revision, "approve"));
+        const reject = el("button", "Reject", "secondary reject");
+        reject.type = "button";
+        reject.addEventListener("click", () => review(r.name, p.revision, "reject", reason.value.trim()));
+        form.append(approve, label, reject);
+        form.addEventListener("submit", (event) => event.preventDefault());
+        item.append(form);
+      } else {
+        item.append(el("p", "Another author approves or rejects it.", "muted"));
+      }
+      list.append(item);
+    }
+  }
+  $("pending").hidden = !list.children.length;
+}
+
+async function review(name, revision, verb, reason) {
+  try {
+    const path = `/v1/rulesets/${encodeURIComponent(name)}/revisions/${revision}/${verb}`;
+    const done = await api.call("POST", path, { json: verb === "reject" ? { reason: reason || null } : {} });
+    await loadList();
+    say(done.status === "approved" ? `${name}: revision ${revision} approved and active`
+      : `${name}: revision ${revision} rejected`);
   } catch (err) {
     say(err.message, true);
   }
@@ -55,13 +129,20 @@ async function show(name) {
     if (rev.revision === ruleset.active_revision) states.push("active");
     if (ruleset.canary && ruleset.canary.revision === rev.revision) states.push(`canary ${ruleset.canary.percent}%`);
     if (ruleset.shadow === rev.revision) states.push("shadow");
+    const review = rev.review;
+    if (review && review.status === "pending") states.push(`pending approval (deployed by ${review.deployed_by})`);
+    if (review && review.status === "approved") states.push(`approved by ${review.decided_by}`);
+    if (review && review.status === "rejected") {
+      states.push(`rejected by ${review.decided_by}` + (review.reason ? `: ${review.reason}` : ""));
+    }
     row.append(el("td", rev.revision), el("td", rev.digest.slice(0, 19) + "…"), el("td", states.join(", ") || "—"));
     const actions = document.createElement("td");
     const tests = el("button", "Tests", "secondary");
     tests.type = "button";
     tests.addEventListener("click", () => runTests(name, rev.revision));
     actions.append(tests);
-    if (rev.revision !== ruleset.active_revision) {
+    const unapproved = review && review.status !== "approved";
+    if (rev.revision !== ruleset.active_revision && !unapproved) {
       const activate = el("button", rev.revision < ruleset.active_revision ? "Roll back to this" : "Activate");
       activate.type = "button";
       activate.addEventListener("click", () => activateRevision(name, rev.revision));
@@ -134,8 +215,9 @@ $("deploy-form").addEventListener("submit", async (event) => {
       body: text,
       contentType: file.name.endsWith(".json") ? "application/json" : "application/yaml",
     });
+    const state = done.status === "pending" ? ", pending approval by another author" : done.activated ? " and active" : "";
     result.append(el("p", `${done.name} revision ${done.revision} ${done.created ? "deployed" : "unchanged"}` +
-      `${done.activated ? " and active" : ""}; tests ${done.tests.passed} passed, ${done.tests.failed} failed`, "deployed"));
+      `${state}; tests ${done.tests.passed} passed, ${done.tests.failed} failed`, "deployed"));
     current = done.name;
     await loadList();
   } catch (err) {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import redis
 from adapters.files import FileRulesetStore
 from adapters.memory import MemoryRulesetStore
 from adapters.redis import RedisRulesetStore
-from engine import Routing, RulesetStore
+from engine import APPROVED, PENDING, REJECTED, Review, Routing, RulesetStore
 from tests.support.redis import URL
 
 
@@ -118,14 +119,82 @@ def test_names_that_could_not_be_rulesets_are_simply_absent(store: RulesetStore)
         assert store.get_routing(name) is None
 
 
+PENDING_REVIEW = Review(
+    status=PENDING,
+    deployed_by="ann",
+    deployed_at="2026-11-01T10:00:00.000Z",
+    deploy_record="r-deploy",
+    tests=[{"name": "gold gets the credit", "passed": True, "failures": []}],
+)
+
+
+def test_a_revision_is_stored_with_its_review_and_only_a_new_one(store: RulesetStore) -> None:
+    store.put_revision("desk", "sha256:a", "a")
+    _, created = store.put_revision("desk", "sha256:b", "b", PENDING_REVIEW)
+    assert created
+    assert store.reviews("desk") == {2: PENDING_REVIEW}
+    # The same digest again: the revision keeps the review it was deployed with.
+    again, created = store.put_revision("desk", "sha256:a", "a", PENDING_REVIEW)
+    assert (again.revision, created) == (1, False)
+    assert store.reviews("desk") == {2: PENDING_REVIEW}
+    assert store.reviews("other") == {}
+
+
+def test_a_review_is_replaced_only_from_the_status_expected(store: RulesetStore) -> None:
+    store.put_revision("desk", "sha256:a", "a", PENDING_REVIEW)
+    store.put_revision("desk", "sha256:b", "b")
+    approved = replace(PENDING_REVIEW, status=APPROVED, decided_by="bob")
+    rejected = replace(PENDING_REVIEW, status=REJECTED, reason="no")
+    assert not store.set_review("desk", 2, approved, expect=PENDING)  # it has none
+    assert not store.set_review("desk", 3, approved, expect=PENDING)  # no such revision
+    assert not store.set_review("other", 1, approved, expect=PENDING)
+    assert store.set_review("desk", 1, approved, expect=PENDING)
+    assert not store.set_review("desk", 1, rejected, expect=PENDING)
+    assert store.reviews("desk") == {1: approved}
+
+
+def test_concurrent_decisions_on_one_review_store_one(store: RulesetStore) -> None:
+    """Two authors decide the same pending revision at once: exactly one decision holds."""
+    store.put_revision("desk", "sha256:a", "a", PENDING_REVIEW)
+    won: list[str] = []
+
+    def decide(who: str) -> None:
+        review = replace(PENDING_REVIEW, status=APPROVED, decided_by=who)
+        if store.set_review("desk", 1, review, expect=PENDING):
+            won.append(who)
+
+    threads = [threading.Thread(target=decide, args=(f"author-{n}",)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1
+    assert store.reviews("desk")[1].decided_by == won[0]
+
+
+def test_the_file_store_ignores_a_review_left_by_a_cut_write(tmp_path: Path) -> None:
+    """A review written for a revision whose list was never written is not that revision's,
+    and the next revision of that number replaces it (or drops it, having none)."""
+    root = tmp_path / "rulesets"
+    store = FileRulesetStore(root)
+    store.put_revision("desk", "sha256:a", "a")
+    store._write_reviews("desk", {2: PENDING_REVIEW})  # as a write cut short would leave it
+    assert store.reviews("desk") == {}
+    store.put_revision("desk", "sha256:b", "b")
+    assert store.reviews("desk") == {}
+    assert store._reviews("desk") == {}
+
+
 def test_the_file_store_keeps_everything_across_restarts(tmp_path: Path) -> None:
     root = tmp_path / "rulesets"
     first = FileRulesetStore(root)
     first.put_revision("desk", "sha256:a", "a")
     first.set_routing("desk", Routing(active=1, shadow=1, version=1))
+    first.put_revision("desk", "sha256:b", "b", PENDING_REVIEW)
     again = FileRulesetStore(root)
-    assert [r.text for r in again.revisions("desk")] == ["a"]
+    assert [r.text for r in again.revisions("desk")] == ["a", "b"]
     assert again.get_routing("desk") == Routing(active=1, shadow=1, version=1)
+    assert again.reviews("desk") == {2: PENDING_REVIEW}
 
 
 def test_a_routing_written_before_versions_reads_as_version_0(tmp_path: Path) -> None:

@@ -1,6 +1,8 @@
 """Every answer the server gives matches what its own /schema says, field by field: a real
 session of each role (integration, agent, author, auditor) against a live server, each 2xx
-body validated against the route's documented response schema.
+body validated against the route's documented response schema. The server requires a second
+author's approval of every deploy, so that pending revisions, approvals and rejections are
+answered too.
 
 schemathesis (tests/integration/test_schema_fuzz.py) checks the same for generated requests;
 generated requests rarely make a decision that raises alerts or walks a tree, which this
@@ -54,7 +56,8 @@ class Checked:
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory: pytest.TempPathFactory) -> Any:
     data = tmp_path_factory.mktemp("answers") / "data"
-    with LiveServer(data, env={"FRONTLINE_RATE_LIMIT": "10000000"}) as server:
+    env = {"FRONTLINE_RATE_LIMIT": "10000000", "FRONTLINE_REQUIRE_APPROVAL": "1"}
+    with LiveServer(data, env=env) as server:
         yield Checked(server)
 
 
@@ -131,13 +134,34 @@ def test_every_answer_matches_the_schema(checked: Checked) -> None:
     c.call("agent", "POST", "/v1/stream-tickets")
 
     deployed = c.call("author", "POST", "/v1/rulesets", content=DOCUMENT.encode())
+    assert deployed["status"] == "pending"
+    revision = "/v1/rulesets/{name}/revisions/{revision}"
+    c.call("author2", "POST", "/v1/rulesets/tiny/revisions/1/approve", revision + "/approve")
     second = DOCUMENT.replace("offer: credit", "offer: bigger-credit")
     c.call("author", "POST", "/v1/rulesets", content=second.encode(), params={"activate": False})
-    c.call("author", "GET", "/v1/rulesets")
-    c.call("author", "GET", "/v1/rulesets/tiny", "/v1/rulesets/{name}")
-    revision = "/v1/rulesets/{name}/revisions/{revision}"
+    listed = c.call("author", "GET", "/v1/rulesets")
+    assert any(r["pending"] for r in listed["rulesets"])
+    detail = c.call("author2", "GET", "/v1/rulesets/tiny", "/v1/rulesets/{name}")
+    assert detail["pending"][0]["diff"] and detail["pending"][0]["can_review"]
     c.call("author", "GET", "/v1/rulesets/tiny/revisions/2", revision)
     c.call("author", "GET", "/v1/rulesets/tiny/revisions/2/tests", revision + "/tests")
+    c.call("author2", "POST", "/v1/rulesets/tiny/revisions/2/approve", revision + "/approve")
+    c.call(
+        "author",
+        "POST",
+        "/v1/rulesets/tiny/activate",
+        "/v1/rulesets/{name}/activate",
+        json={"revision": 1},
+    )
+    third = DOCUMENT.replace("offer: credit", "offer: third-credit")
+    c.call("author", "POST", "/v1/rulesets", content=third.encode())
+    c.call(
+        "author2",
+        "POST",
+        "/v1/rulesets/tiny/revisions/3/reject",
+        revision + "/reject",
+        json={"reason": "not this one"},
+    )
     c.call(
         "author",
         "POST",

@@ -57,6 +57,10 @@ CASES = {
         lambda d: (d / "rulesets/service-outage/routing.json").write_text('{"live": 1}'),
         "rulesets/service-outage/routing.json: not routing Frontline wrote",
     ),
+    "broken reviews": (
+        lambda d: (d / "rulesets/service-outage/reviews.json").write_text('{"1": {"ok": 1}}'),
+        "rulesets/service-outage/reviews.json: not a review Frontline wrote",
+    ),
 }
 
 

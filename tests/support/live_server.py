@@ -28,6 +28,7 @@ KEYS = {
     "agent2": ("agent-8", "test-agent-key-000002"),
     "supervisor": ("team-lead", "test-supervisor-key-01"),
     "author": ("ann", "test-author-key-00001"),
+    "author2": ("bob", "test-author-key-00002"),  # a second pair of eyes
     "auditor": ("aud", "test-auditor-key-0001"),
     "integration": ("crm", "test-integration-key-1"),
     "admin": ("root", "test-admin-key-000001"),

@@ -4,7 +4,7 @@ with an event loop of its own: for tests that call use cases without HTTP."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,10 +19,11 @@ _LOOPS: dict[int, asyncio.AbstractEventLoop] = {}
 
 
 @contextmanager
-def running_service(data_dir: Path) -> Iterator[Frontline]:
-    """A service started as a server starts it, and stopped as it stops it."""
+def running_service(data_dir: Path, env: Mapping[str, str] | None = None) -> Iterator[Frontline]:
+    """A service started as a server starts it (with ``env``'s settings too), and stopped as
+    it stops it."""
     settings = Settings.from_env(
-        {"FRONTLINE_DATA_DIR": str(data_dir), "FRONTLINE_MASKING_KEY": "k" * 32}
+        {"FRONTLINE_DATA_DIR": str(data_dir), "FRONTLINE_MASKING_KEY": "k" * 32, **(env or {})}
     )
     loop = asyncio.new_event_loop()
     built = build(settings, follow_index=False)
