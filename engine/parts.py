@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from engine.errors import Problem
 from engine.expr import Type
 from engine.hitpolicies import HitPolicy
 from engine.runtime import format_value
@@ -143,6 +144,9 @@ class RulesetParts:
     table_outputs: Callable[[Any], dict[str, Any]]
     source: str = field(repr=False)
     revision: int | None = None
+    # What the analysis found that refuses nothing (engine.analysis), located, in document
+    # order.
+    warnings: tuple[Problem, ...] = field(default=(), repr=False)
     # The static parts of the decision JSON, built once per revision (eligibility by rule id).
     eligible_out: dict[str, dict[str, Any]] = field(init=False, repr=False)
     escalation_out: list[dict[str, Any]] = field(init=False, repr=False)

@@ -162,8 +162,21 @@ class TestCounts(msgspec.Struct, kw_only=True):
     failed: int
 
 
+class DocumentProblem(msgspec.Struct, kw_only=True):
+    """Something found in a document, where it is: what a 422 lists in ``errors``, and a
+    deploy's ``warnings``."""
+
+    message: str
+    line: int | None
+    column: int | None
+    path: str
+    file: str | None
+
+
 class Deployed(msgspec.Struct, kw_only=True):
-    """A deploy: the revision the document is (new, or the same digest deployed before)."""
+    """A deploy: the revision the document is (new, or the same digest deployed before), and
+    what the analysis found that does not refuse it (rows that can never win, gaps of a table
+    marked complete, conditions that contradict themselves)."""
 
     name: str
     revision: int
@@ -171,6 +184,7 @@ class Deployed(msgspec.Struct, kw_only=True):
     created: bool
     activated: bool
     tests: TestCounts
+    warnings: list[DocumentProblem]
 
 
 class Routing(msgspec.Struct, kw_only=True):

@@ -130,7 +130,8 @@ class Rulesets:
         self, document: bytes, principal: Principal, *, activate: bool = True, filename: str = ""
     ) -> tuple[Deployed, bool]:
         """Compile, check and test ``document``; store it as a new revision (and activate it)
-        if all of that passes. The answer, and whether a revision was created."""
+        if all of that passes. The answer, with the analysis's warnings, and whether a
+        revision was created."""
         self.check_size(len(document))
         try:
             text = document.decode("utf-8")
@@ -184,6 +185,7 @@ class Rulesets:
             "created": done.created,
             "activated": activated,
             "tests": tests,
+            "warnings": [p.to_dict() for p in done.warnings],
         }
         return msgspec.convert(answer, Deployed), done.created
 
