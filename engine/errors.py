@@ -28,12 +28,17 @@ class Problem:
     file: str | None = None
 
     def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+    @property
+    def where(self) -> str:
+        """``file:line:col``, or ``file: path`` for a document without lines."""
         where = self.file or "<document>"
         if self.line is not None:
             where += f":{self.line}:{self.column or 1}"
         elif self.path:
             where += f": {self.path}"
-        return f"{where}: {self.message}"
+        return where
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -45,13 +50,18 @@ class Problem:
         }
 
 
+def in_document_order(problems: Sequence[Problem]) -> list[Problem]:
+    """``problems`` by line and column (those without a line last, in the order given)."""
+    return sorted(
+        problems, key=lambda p: (p.line if p.line is not None else 1 << 30, p.column or 0)
+    )
+
+
 class RulesetError(FrontlineError):
     """A document was refused; ``errors`` holds every problem found, in document order."""
 
     def __init__(self, errors: Sequence[Problem]) -> None:
-        self.errors: list[Problem] = sorted(
-            errors, key=lambda p: (p.line if p.line is not None else 1 << 30, p.column or 0)
-        )
+        self.errors: list[Problem] = in_document_order(errors)
         first = str(self.errors[0]) if self.errors else "invalid ruleset"
         more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
         super().__init__(first + more)

@@ -109,6 +109,8 @@ class Table(_Strict):
     outputs: list[OutputName | TableOutput] = Field(min_length=1, max_length=64)
     rows: list[list[Any]] = Field(min_length=1, max_length=MAX_ROWS)
     aggregate: Literal["sum", "min", "max", "count"] | None = None
+    # The rows are meant to cover every known input: the analysis reports the gaps.
+    complete: bool = False
     description: Text | None = None
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from engine.errors import Problem
 from engine.expr import Node, Type
 from engine.hitpolicies import HitPolicy
 from engine.runtime import format_value
@@ -209,6 +210,9 @@ class RulesetParts:
     # eligibility rule id → its templated offer parameters
     param_templates: dict[str, tuple[ParamTemplate, ...]] = field(default_factory=dict)
     logic: Logic = field(default_factory=Logic, repr=False)
+    # What the analysis found that refuses nothing (engine.analysis), located, in document
+    # order.
+    warnings: tuple[Problem, ...] = field(default=(), repr=False)
     # The static parts of the decision JSON, built once per revision (eligibility by rule id).
     eligible_out: dict[str, dict[str, Any]] = field(init=False, repr=False)
     escalation_out: list[dict[str, Any]] = field(init=False, repr=False)

@@ -5,6 +5,10 @@
                       ▼                        ▼
                  nothing changes: the active revision keeps serving
 
+A deploy's compile is strict: overlapping rows of a ``unique`` table refuse it. A stored
+revision is compiled again (after a restart, or once let go) without that: it was accepted
+when it was deployed, perhaps before the analysis existed, and must keep serving.
+
     a change of routing:  planned_activation / planned_rollout / planned_shadow
                           (the routing it would make, next version; nothing changes)
                           ──▶ the caller records it ──▶ apply (store, then serve)
@@ -52,6 +56,8 @@ class Deployment:
     created: bool
     activated: bool
     tests: list[TestResult] = field(default_factory=list)
+    # What the analysis found that refuses nothing, located (CompiledRuleset.warnings).
+    warnings: tuple[Problem, ...] = ()
 
 
 # What a ruleset serves: its routing and the compiled active, canary and shadow revisions.
@@ -128,7 +134,15 @@ class RulesetRegistry:
         if activate and self.active_revision(stored.name) != stored.revision:
             self.activate(stored.name, stored.revision)
             activated = True
-        return Deployment(stored.name, stored.revision, stored.digest, created, activated, results)
+        return Deployment(
+            stored.name,
+            stored.revision,
+            stored.digest,
+            created,
+            activated,
+            results,
+            compiled.warnings,
+        )
 
     def get(self, name: str, revision: int) -> CompiledRuleset:
         """One revision, compiled from its stored text (once while it is served or used)."""
@@ -145,7 +159,7 @@ class RulesetRegistry:
         stored = self._store.get_revision(name, revision)
         if stored is None:
             raise UnknownRuleset(f"ruleset {name!r} has no revision {revision}")
-        compiled = compile_ruleset(stored.text, filename=f"{name}@{revision}")
+        compiled = compile_ruleset(stored.text, filename=f"{name}@{revision}", strict=False)
         if compiled.digest != stored.digest:
             raise StoreCorrupt(
                 f"revision {revision} of ruleset {name!r} no longer matches its digest "

@@ -199,6 +199,12 @@ class _CellParser:
             raise CellError(f"cannot read {rest!r} in cell {self.text!r}; {CELL_SYNTAX}") from None
         if value is None:
             raise CellError('null never matches (it is unknown); write "-" to match anything')
+        if any(
+            isinstance(v, float) and not math.isfinite(v)
+            for v in (value if isinstance(value, list) else [value])
+        ):
+            # JSON's decoder reads Infinity and NaN; a document's numbers must be finite.
+            raise CellError(f"numbers must be finite in cell {self.text!r}")
         self.pos = end
         return value
 

@@ -2,7 +2,9 @@
 
 Every failure prints one plain sentence to stderr and exits non-zero; results go to stdout.
 
-    frontline validate FILE...          parse and type-check; errors as file:line:col: message
+    frontline validate FILE...          parse, type-check and analyse; errors as
+                                        file:line:col: message, warnings as
+                                        file:line:col: warning: message
     frontline test FILE...              run the documents' own tests; ends "N passed, M failed"
     frontline eval FILE --context JSON  print a decision
     frontline import-durable FILE.json  convert a durable_rules ruleset to a Frontline document
@@ -334,12 +336,15 @@ def _validate(args: argparse.Namespace, out: TextIO) -> int:
             for problem in exc.errors:
                 print(problem, file=out)
             continue
+        for warning in compiled.warnings:
+            print(f"{warning.where}: warning: {warning.message}", file=out)
         m = compiled.model
+        warned = f", {_count(compiled.warnings, 'warning')}" if compiled.warnings else ""
         print(
             f"{path}: ok — ruleset {compiled.name}, {_count(m.eligibility, 'eligibility rule')}"
             f", {_count(m.escalation, 'escalation rule')}, {_count(m.alerts, 'alert')}, "
             f"{_count(m.tables, 'table')}, {_count(m.trees, 'tree')}, "
-            f"{_count(m.tests, 'test')}",
+            f"{_count(m.tests, 'test')}{warned}",
             file=out,
         )
     return 1 if failed else 0
@@ -486,6 +491,8 @@ def _import_dmn(args: argparse.Namespace, out: TextIO) -> int:
     except DmnImportError as exc:
         raise CommandError(f"{args.file}: {exc}") from None
     _write_document(args.output, text, out)
+    for problem in compile_ruleset(conversion.document, strict=False).warnings:
+        print(f"frontline: warning: {args.file}: {problem.message}", file=sys.stderr)
     return 0
 
 
@@ -498,7 +505,7 @@ def _eval_dmn(args: argparse.Namespace, out: TextIO) -> int:
             file=sys.stderr,
         )
     try:
-        compiled = compile_ruleset(conversion.document)
+        compiled = compile_ruleset(conversion.document, strict=False)
         decision = compiled.evaluate(conversion.context(values))
     except (RulesetError, EvaluationError) as exc:
         raise CommandError(f"{args.file}: {exc}") from None

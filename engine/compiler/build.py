@@ -64,9 +64,12 @@ class TreePlan:
 class Build:
     """Everything the stages share."""
 
-    def __init__(self, filename: str | None) -> None:
+    def __init__(self, filename: str | None, *, strict: bool = True) -> None:
         self.filename = filename
+        # Not strict: what the analysis would refuse is a warning (a stored revision).
+        self.strict = strict
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []  # the analysis's findings that refuse nothing
         self.source: Any = None
         self.data: Any = None
         self.locator = Locator(file=filename)

@@ -188,9 +188,23 @@ class TestOutcome(msgspec.Struct, kw_only=True):
     failures: list[str]
 
 
+class DocumentProblem(msgspec.Struct, kw_only=True):
+    """Something found in a document, where it is: what a 422 lists in ``errors``, and a
+    deploy's ``warnings``."""
+
+    message: str
+    line: int | None
+    column: int | None
+    path: str
+    file: str | None
+
+
 class Deployed(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """A deploy: the revision the document is (new, or the same digest deployed before).
-    ``status`` and ``test_results`` are there when the revision waits for approval (202)."""
+    """A deploy: the revision the document is (new, or the same digest deployed before); what
+    the analysis found that does not refuse it (rows that can never win, gaps of a table
+    marked complete, conditions that contradict themselves); how much of it its tests
+    reached. ``status`` and ``test_results`` are there when the revision waits for approval
+    (202)."""
 
     name: str
     revision: int
@@ -199,6 +213,7 @@ class Deployed(msgspec.Struct, kw_only=True, omit_defaults=True):
     activated: bool
     tests: TestCounts
     coverage: TestCoverage
+    warnings: list[DocumentProblem]
     status: Literal["pending"] | None = None
     test_results: list[TestOutcome] = []
 

@@ -180,7 +180,8 @@ class Rulesets:
         self, document: bytes, principal: Principal, *, activate: bool = True, filename: str = ""
     ) -> tuple[Deployed, bool]:
         """Compile, check and test ``document``; store it as a new revision (and activate it)
-        if all of that passes. The answer, and whether a revision was created.
+        if all of that passes. The answer, with the analysis's warnings, and whether a
+        revision was created.
 
         While approval is required, a new revision is stored pending (``status: pending`` in
         the answer) and serves nobody until another author approves it."""
@@ -237,6 +238,7 @@ class Rulesets:
             "activated": False,
             "tests": tests,
             "coverage": Coverage.of(self.registry.get(name, revision).model, done.tests).to_dict(),
+            "warnings": [p.to_dict() for p in done.warnings],
         }
         if own is not None and own.status == PENDING:
             # Waiting for a second author: recorded (if new), and nothing else happens.

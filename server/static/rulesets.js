@@ -218,15 +218,26 @@ $("deploy-form").addEventListener("submit", async (event) => {
     const state = done.status === "pending" ? ", pending approval by another author" : done.activated ? " and active" : "";
     result.append(el("p", `${done.name} revision ${done.revision} ${done.created ? "deployed" : "unchanged"}` +
       `${state}; tests ${done.tests.passed} passed, ${done.tests.failed} failed`, "deployed"));
+    // What the analysis found that does not refuse the deploy: rows that can never win,
+    // gaps of a table marked complete, conditions that contradict themselves.
+    if (done.warnings && done.warnings.length) {
+      result.append(el("p", `${done.warnings.length} warning(s):`, "analysis-warning"));
+      for (const w of done.warnings) result.append(el("div", located(w), "analysis-warning"));
+    }
     current = done.name;
     await loadList();
   } catch (err) {
     result.append(el("p", err.message, "error"));
     for (const e of (err.problem && err.problem.errors) || []) {
-      result.append(el("div", e.message ? `${e.line ? "line " + e.line + ": " : ""}${e.message}` : JSON.stringify(e), "muted"));
+      result.append(el("div", e.message ? located(e) : JSON.stringify(e), "muted"));
     }
   }
 });
+
+// A located problem (an error or a warning) as one line: "line 12: ...".
+function located(p) {
+  return `${p.line ? "line " + p.line + ": " : ""}${p.message}`;
+}
 
 $("rollout-form").addEventListener("submit", async (event) => {
   event.preventDefault();

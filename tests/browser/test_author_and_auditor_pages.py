@@ -70,6 +70,52 @@ def test_a_deploy_from_the_rulesets_page_becomes_active_and_can_be_rolled_back(
     assert decide(server, "c-page-1")["revision"] == before
 
 
+SHADOWED = """\
+ruleset: page-analysed
+context:
+  customer.tier: {type: string, enum: [gold, silver]}
+tables:
+  - id: credit
+    hit: HIT
+    inputs: [customer.tier]
+    outputs: [days]
+    rows:
+      - ["-", 1]
+      - ['"gold"', 2]
+"""
+
+
+def test_the_rulesets_page_shows_a_deploys_warnings_and_its_errors(
+    page: Any, server: LiveServer, tmp_path: Path
+) -> None:
+    """A row that can never win deploys, its warning shown with its line; overlapping rows
+    of a unique table refuse the deploy, the error shown with its line."""
+    page.goto(server.url + "/rulesets")
+    page.fill("#key", KEYS["author"][1])
+    page.click("#key-form button")
+    page.wait_for_selector("tr[data-ruleset='retention-desk']")
+    document = tmp_path / "page-analysed.yaml"
+    document.write_text(SHADOWED.replace("HIT", "first"), encoding="utf-8")
+    page.set_input_files("#deploy-file", str(document))
+    page.click("#deploy-form button")
+    page.wait_for_selector(".deployed")
+    warnings = page.locator("#deploy-result .analysis-warning")
+    expect(warnings).to_have_text(
+        [
+            "1 warning(s):",
+            "line 11: table 'credit' row 2 can never win: every input that matches it matches "
+            "row 1 first",
+        ]
+    )
+    document.write_text(SHADOWED.replace("HIT", "unique"), encoding="utf-8")
+    page.set_input_files("#deploy-file", str(document))
+    page.click("#deploy-form button")
+    page.wait_for_selector("#deploy-result .error")
+    expect(page.locator("#deploy-result .muted")).to_have_text(
+        ["line 11: table 'credit' rows 1 and 2 overlap: customer.tier = \"gold\" matches both"]
+    )
+
+
 def test_a_filter_on_the_audit_page_finds_a_known_decision(page: Any, server: LiveServer) -> None:
     known = decide(server, "c-page-audit", customer={"tier": "gold"}, history={"contacts_7d": 3})
     for k in range(3):

@@ -30,6 +30,7 @@ from engine.compiler.generate.text import (
 )
 from engine.compiler.generate.trees import tree_meta
 from engine.compiler.load import document_digest
+from engine.errors import in_document_order
 from engine.generated import (
     PLAIN_ENTRY,
     TABLE_OUTPUTS,
@@ -174,5 +175,6 @@ def _wrap(
         rule_reads=rule_reads,
         source=source,
         logic=logic,
+        warnings=tuple(in_document_order(b.warnings)),
         entry=None if b.trees else partial(bind_entry, ns),
     )

@@ -7,7 +7,14 @@ import threading
 import pytest
 
 from adapters.memory import MemoryRulesetStore
-from engine import DeployRefused, Routing, RulesetError, RulesetRegistry, UnknownRuleset
+from engine import (
+    DeployRefused,
+    Routing,
+    RulesetError,
+    RulesetRegistry,
+    UnknownRuleset,
+    compile_ruleset,
+)
 
 DOC = """\
 ruleset: desk
@@ -258,3 +265,33 @@ def test_a_change_planned_from_an_old_routing_is_not_applied() -> None:
     assert theirs.apply("desk", theirs.planned_shadow("desk", 2, change="theirs"))
     assert not ours.apply("desk", mine)
     assert ours.routing("desk").change == "theirs" and ours.active("desk").revision == 1
+
+
+def test_a_stored_revision_the_analysis_would_refuse_still_serves() -> None:
+    """A revision stored before overlapping rows of a unique table were refused is compiled
+    again, after a restart, with the overlap as a warning: it keeps serving."""
+    text = (
+        DOC.format(tier="gold")
+        + """\
+tables:
+  - id: t
+    hit: unique
+    inputs: [customer.tier]
+    outputs: [o]
+    rows: [["-", 1], ['"gold"', 2]]
+"""
+    )
+    with pytest.raises(RulesetError, match="rows 1 and 2 overlap"):
+        registry().deploy(text)
+    store = MemoryRulesetStore()
+    digest = compile_ruleset(text, strict=False).digest
+    stored, _ = store.put_revision("desk", digest, text)
+    restarted = RulesetRegistry(store)
+    served = restarted.get("desk", stored.revision)
+    assert [w.message for w in served.warnings] == [
+        "table 't' rows 1 and 2 overlap: customer.tier = \"gold\" matches both"
+    ]
+    decision = served.evaluate({"customer": {"tier": "gold"}}).to_dict()
+    assert decision["errors"] == [
+        {"table": "t", "error": "hit policy unique, but rows 1, 2 all match"}
+    ]

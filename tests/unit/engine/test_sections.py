@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from engine import compile_ruleset
+from engine import RulesetError, compile_ruleset
 
 from .helpers import document
 
@@ -241,8 +241,19 @@ def test_hit_policies(
 
 
 def test_unique_conflict_is_an_error_in_the_decision() -> None:
-    """A unique table matching two rows reports an error and gives no outputs; no crash."""
-    compiled = compile_ruleset(document(tables=[_table("unique", ROWS)]))
+    """A unique table matching two rows reports an error and gives no outputs; no crash.
+    (A deploy refuses such a table; a revision stored before the analysis still serves.)"""
+    overlaps = [
+        "table 't' rows 1 and 3 overlap: customer.tier = \"platinum\", interaction.amount = 0 "
+        "matches both",
+        "table 't' rows 1 and 4 overlap: customer.tier = \"platinum\", interaction.amount = 0 "
+        "matches both",
+    ]
+    with pytest.raises(RulesetError) as refused:
+        compile_ruleset(document(tables=[_table("unique", ROWS)]))
+    assert [p.message for p in refused.value.errors] == overlaps
+    compiled = compile_ruleset(document(tables=[_table("unique", ROWS)]), strict=False)
+    assert [w.message for w in compiled.warnings] == overlaps
     decision = compiled.evaluate({"customer": {"tier": "gold"}}).to_dict()
     assert decision["tables"] == {"t": None}
     assert decision["errors"] == [
@@ -610,7 +621,7 @@ def test_interval_index_agrees_with_the_reference(hit: str) -> None:
         "not([10..20], 45)",
     ]
     doc = _amount_table(hit, [[rnd.choice(cells), k] for k in range(30)])
-    compiled = compile_ruleset(doc)
+    compiled = compile_ruleset(doc, strict=False)  # overlapping unique rows evaluated too
     assert "_bisect" in compiled.source
     for amount in [
         None,

@@ -49,6 +49,56 @@ def test_validate_prints_located_errors_and_exits_1() -> None:
     )
 
 
+ANALYSED = """\
+ruleset: credit
+context:
+  customer.tier: {type: string, enum: [gold, silver]}
+  customer.tenure_months: integer
+eligibility:
+  - id: loyal
+    when: customer.tenure_months > 36 and customer.tenure_months < 12
+    offer: gift
+tables:
+  - id: credit
+    hit: {hit}
+    inputs: [customer.tier, customer.tenure_months]
+    outputs: [days]
+    rows:
+      - ['"gold"', "< 24", 1]
+      - ['"gold"', ">= 24", 2]
+      - ['"gold"', "[12..30]", 3]
+"""
+
+
+def test_validate_prints_warnings_located_and_still_exits_0(tmp_path: Path) -> None:
+    """What the analysis warns about prints as file:line:col: warning: message, before the
+    ok line, which counts them; warnings alone do not fail validation."""
+    path = tmp_path / "credit.yaml"
+    path.write_text(ANALYSED.replace("{hit}", "first"))
+    result = run("validate", str(path))
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.splitlines() == [
+        f"{path}:7:11: warning: eligibility rule 'loyal' can never fire: "
+        "customer.tenure_months > 36 and customer.tenure_months < 12 cannot both be true",
+        f"{path}:17:9: warning: table 'credit' row 3 can never win: every input that matches "
+        "it matches one of rows 1, 2 first",
+        f"{path}: ok — ruleset credit, 1 eligibility rule, 0 escalation rules, 0 alerts, "
+        "1 table, 0 trees, 0 tests, 2 warnings",
+    ]
+
+
+def test_validate_refuses_overlapping_rows_of_a_unique_table(tmp_path: Path) -> None:
+    """Rows of a unique table that one input matches together are an error: exit 1."""
+    path = tmp_path / "credit.yaml"
+    path.write_text(ANALYSED.replace("{hit}", "unique"))
+    result = run("validate", str(path))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"{path}:17:9: table 'credit' rows 1 and 3 overlap: customer.tier = \"gold\", "
+        "customer.tenure_months = 12 matches both"
+    ]
+
+
 def test_test_command_ends_with_the_counts(tmp_path: Path) -> None:
     """`frontline test` lists failures with their differences and ends 'N passed, M failed'."""
     failing = tmp_path / "failing.yaml"

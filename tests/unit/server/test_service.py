@@ -12,6 +12,7 @@ from audit.index import LedgerIndex
 from audit.segments import SegmentLog
 from server.keys import Principal
 from server.schemas import DecisionRequest, InteractionRequest
+from server.service.answers import DocumentProblem
 from server.service.errors import (
     Conflict,
     Forbidden,
@@ -117,6 +118,54 @@ def test_rulesets_deploy_test_activate_and_roll_back(service: Frontline) -> None
     assert rulesets.document("tiny", 2).document == second.decode()
     tests = run(service, rulesets.run_tests("tiny", 2))
     assert tests.passed == 1 and tests.tests[0].name == "gold gets the credit"
+
+
+CREDIT_TABLE = """\
+tables:
+  - id: credit
+    hit: {hit}
+    inputs: [customer.tier]
+    outputs: [amount]
+    rows:
+      - ["-", 5]
+      - ['"gold"', 10]
+"""
+
+
+def test_a_deploy_answers_the_analysis_warnings_and_refuses_its_errors(
+    service: Frontline,
+) -> None:
+    """A row of a first table that can never win deploys, its warning located in the answer;
+    overlapping rows of a unique table refuse the deploy, located like every error."""
+    rulesets = service.rulesets
+    shadowed = DOCUMENT + CREDIT_TABLE.replace("{hit}", "first").encode()
+    answer, created = run(service, rulesets.deploy(shadowed, AUTHOR))
+    assert created and answer.activated
+    row = shadowed.decode().splitlines().index("      - ['\"gold\"', 10]") + 1
+    assert answer.warnings == [
+        DocumentProblem(
+            message="table 'credit' row 2 can never win: every input that matches it "
+            "matches row 1 first",
+            line=row,
+            column=9,
+            path="tables[0].rows[1]",
+            file="<request>",
+        )
+    ]
+    overlapping = DOCUMENT + CREDIT_TABLE.replace("{hit}", "unique").encode()
+    with pytest.raises(Refused, match="1 error") as refused:
+        run(service, rulesets.deploy(overlapping, AUTHOR))
+    assert refused.value.title == "Invalid ruleset"
+    assert refused.value.errors == [
+        {
+            "file": "<request>",
+            "line": row,
+            "column": 9,
+            "path": "tables[0].rows[1]",
+            "message": "table 'credit' rows 1 and 2 overlap: customer.tier = \"gold\" matches both",
+        }
+    ]
+    assert rulesets.read("tiny").active_revision == answer.revision
 
 
 def test_ruleset_refusals_say_what_is_wrong(service: Frontline) -> None:

@@ -82,7 +82,7 @@ def table(
 
 
 def evaluate(conversion: DmnConversion, values: dict[str, Any]) -> dict[str, Any]:
-    compiled = compile_ruleset(conversion.document)
+    compiled = compile_ruleset(conversion.document, strict=False)
     return conversion.results(compiled.evaluate(conversion.context(values)).tables)
 
 
