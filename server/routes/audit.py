@@ -216,7 +216,7 @@ class _Abandoned(Exception):
     opt=requires("author", "auditor"),
     status_code=200,
     tags=["audit"],
-    responses={**problems(422), 200: answer(ReplayReport, "The replay's report")},
+    responses={**problems(404, 422), 200: answer(ReplayReport, "The replay's report")},
     operation_class=_ReplayOperation,
 )
 async def replay(request: Request[Any, Any, Any], data: ReplayRequest) -> Any:

@@ -126,7 +126,7 @@ def test_a_streamed_replay_of_an_empty_range_says_zero_of_zero(server: LiveServe
     ("body", "status", "detail"),
     [
         ({"document": "ruleset: [", "since": SINCE}, 422, "the candidate has"),
-        ({"document": CANDIDATE, "since": "last week"}, 400, "since 'last week' is not"),
+        ({"document": CANDIDATE, "since": "last week"}, 400, "since 'last week' is neither"),
     ],
     ids=["does-not-compile", "bad-since"],
 )
