@@ -31,6 +31,7 @@ from typing import Any
 
 from engine.codegen import Emitter, FunctionWriter, Namespace, null_safe_when_true, with_globals
 from engine.decision import RAW_MATCHES, plain_decision_class
+from engine.diagnose import Diagnosis, plan_diagnosis
 from engine.durations import parse_duration
 from engine.errors import Problem, RulesetError
 from engine.expr import (
@@ -1488,10 +1489,16 @@ class _Generator:
             if _has_parts(parts):
                 self.add(self.template_values_function(f"_message{k}_parts", parts))
         tree_metas = [self._tree(plan) for plan in b.trees]
-        source = "\n".join(self.sources)
         filename = f"<ruleset {doc.ruleset}>"
+        # Arithmetic errors are found when a decision's JSON is built (engine.diagnose).
+        diagnosis = plan_diagnosis(b, self.ns, filename)
+        if diagnosis is not None:
+            self.add(diagnosis.source)
+        source = "\n".join(self.sources)
         ns = self.ns.compile(source, filename)
         self._link(ns, self.deferred_index)
+        if diagnosis is not None:
+            diagnosis.bind(ns)
         # The trace variants are generated now, from the same IR, but compiled only when a
         # caller first asks for a trace: most revisions never are, and it halves deploy time.
         self.sources, self.deferred_index = [], []
@@ -1506,7 +1513,7 @@ class _Generator:
             self._link(values, trace_index)
             return {t: values[f"_decide_{t}_trace"] for t in TRIGGERS}
 
-        return self._wrap(ns, tree_metas, source + "\n" + trace_source, compile_trace)
+        return self._wrap(ns, tree_metas, source + "\n" + trace_source, compile_trace, diagnosis)
 
     @staticmethod
     def _link(ns: dict[str, Any], deferred: list[tuple[str, dict[Any, str]]]) -> None:
@@ -1580,6 +1587,7 @@ class _Generator:
         tree_metas: list[Callable[[dict[str, Any]], TreeMeta]],
         source: str,
         compile_trace: Callable[[], dict[str, Callable[..., Any]]],
+        diagnosis: Diagnosis | None = None,
     ) -> CompiledRuleset:
         b = self.b
         doc = b.doc
@@ -1644,6 +1652,7 @@ class _Generator:
             needed=needed,
             rule_reads=rule_reads,
             source=source,
+            diagnosis=diagnosis,
             entry=None if b.trees else partial(_bind_entry, ns),
         )
 

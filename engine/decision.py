@@ -202,14 +202,19 @@ class Decision:
     def _errors(self) -> list[dict[str, Any]]:
         errors: list[dict[str, Any]] = []
         step = self._asked.step
-        if not self.ruleset.has_unique_tables and (step is None or not step.error):
+        if not self.ruleset.may_have_errors and (step is None or not step.error):
             return errors
-        for meta, matched in zip(self.ruleset.tables, self._raw[RAW_MATCHES:], strict=True):
-            if meta.hit == "unique" and len(matched) > 1:
-                rows = ", ".join(str(r + 1) for r in matched)
-                errors.append(
-                    {"table": meta.id, "error": f"hit policy unique, but rows {rows} all match"}
-                )
+        rs = self.ruleset
+        if rs.has_unique_tables:
+            for meta, matched in zip(rs.tables, self._raw[RAW_MATCHES:], strict=True):
+                if meta.hit == "unique" and len(matched) > 1:
+                    rows = ", ".join(str(r + 1) for r in matched)
+                    errors.append(
+                        {"table": meta.id, "error": f"hit policy unique, but rows {rows} all match"}
+                    )
+        if rs.diagnosis is not None:
+            # Arithmetic that failed where it left an evaluated expression unknown.
+            errors += rs.diagnosis.errors(self._raw, self._asked)
         if step is not None and step.error is not None:
             errors.append({"tree": step.tree.id, "error": step.error})
         return errors

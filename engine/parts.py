@@ -23,6 +23,7 @@ from engine.runtime import format_value
 from engine.times import format_time
 
 if TYPE_CHECKING:
+    from engine.diagnose import Diagnosis
     from engine.model import AlertRule, Document
 
 
@@ -142,10 +143,15 @@ class RulesetParts:
     table_outputs: Callable[[Any], dict[str, Any]]
     source: str = field(repr=False)
     revision: int | None = None
+    # What explains arithmetic that failed, for the decision's errors; None when none can fail.
+    diagnosis: Diagnosis | None = field(default=None, repr=False)
     # The static parts of the decision JSON, built once per revision (eligibility by rule id).
     eligible_out: dict[str, dict[str, Any]] = field(init=False, repr=False)
     escalation_out: list[dict[str, Any]] = field(init=False, repr=False)
     has_unique_tables: bool = field(init=False, repr=False)
+    # Whether a decision can have errors other than a tree's: unique tables, or arithmetic
+    # that can fail (what Decision._errors looks for).
+    may_have_errors: bool = field(init=False, repr=False)
     rule_ids: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
     # trigger → the declared fields its rules and tables read, sorted (for audit records)
     read_paths: dict[str, list[str]] = field(init=False, repr=False)
@@ -169,6 +175,8 @@ class RulesetParts:
                 for r in model.escalation
             ],
             "has_unique_tables": any(t.hit == "unique" for t in self.tables),
+            "may_have_errors": self.diagnosis is not None
+            or any(t.hit == "unique" for t in self.tables),
             "alert_templates": {
                 m.rule.id: m.template for m in self.alert_meta if m.template is not None
             },
