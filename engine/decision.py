@@ -250,12 +250,17 @@ class Decision:
     def _errors(self) -> list[dict[str, Any]]:
         errors: list[dict[str, Any]] = []
         step = self._asked.step
-        if not self.ruleset.has_conflicting_tables and (step is None or not step.error):
+        rs = self.ruleset
+        if not rs.may_have_errors and (step is None or not step.error):
             return errors
-        for meta, matched in zip(self.ruleset.tables, self._raw[RAW_MATCHES:], strict=True):
-            conflict = meta.policy.conflict(matched, meta.rows)
-            if conflict is not None:
-                errors.append({"table": meta.id, "error": conflict})
+        if rs.has_conflicting_tables:
+            for meta, matched in zip(rs.tables, self._raw[RAW_MATCHES:], strict=True):
+                conflict = meta.policy.conflict(matched, meta.rows)
+                if conflict is not None:
+                    errors.append({"table": meta.id, "error": conflict})
+        if rs.diagnosis is not None:
+            # Arithmetic that failed where it left an evaluated expression unknown.
+            errors += rs.diagnosis.errors(self._raw, self._asked)
         if step is not None and step.error is not None:
             errors.append({"tree": step.tree.id, "error": step.error})
         return errors

@@ -211,7 +211,7 @@ def check_expression(source: str, env: Environment, *, expect: Type | None = Non
     masked, table_names = mask_table_ids(flat[indent:], set(env.table_outputs))
     try:
         tree = parse_python_expression(masked)
-        checker = _Checker(env, table_names)
+        checker = _Checker(env, table_names, flat[indent:])
         node = checker.visit(tree.body)
     except ExpressionError as exc:
         exc.offset += indent
@@ -285,9 +285,11 @@ _CMPOPS = {
 
 
 class _Checker:
-    def __init__(self, env: Environment, table_names: dict[str, str]) -> None:
+    def __init__(self, env: Environment, table_names: dict[str, str], source: str = "") -> None:
         self.env = env
         self.table_names = table_names
+        # The text as the author wrote it (table ids unmasked), as UTF-8: ast offsets count bytes.
+        self.source = source.encode("utf-8", "surrogatepass")
         self.reads: set[str] = set()
         self.vars: dict[str, Type] = {}
         self.depth = 0
@@ -495,7 +497,16 @@ class _Checker:
                 + ("expected two numbers or two strings" if op == "+" else "expected numbers"),
             )
         result = NUMBER if op == "/" or NUMBER in (lt.plain(), rt.plain()) else INTEGER
-        return Arith(result, nullable, op, left, right)
+        # A float result can leave the finite numbers (1e308 * 10): unknown, whatever the
+        # operands (constants and list items are never unknown themselves).
+        nullable = nullable or result is NUMBER
+        return Arith(result, nullable, op, left, right, self._text(node))
+
+    def _text(self, node: ast.expr) -> str:
+        """The author's text of ``node``, shortened past 80 characters."""
+        piece = self.source[node.col_offset : node.end_col_offset or node.col_offset]
+        text = piece.decode("utf-8", "replace")
+        return text if len(text) <= 80 else text[:77] + "..."
 
     def visit_Compare(self, node: ast.Compare) -> Node:
         operands = [self.visit(node.left)] + [self.visit(c) for c in node.comparators]

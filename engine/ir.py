@@ -7,7 +7,7 @@ functions over it; ``engine.codegen`` turns it into Python source.
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # ---------------------------------------------------------------------------------------------
@@ -141,6 +141,8 @@ class Arith(Node):
     op: str  # + - * / %
     left: Node
     right: Node
+    # The author's text of the operation, for the decision's errors (engine.diagnose).
+    text: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

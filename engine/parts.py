@@ -26,6 +26,7 @@ from engine.runtime import format_value
 from engine.times import format_time
 
 if TYPE_CHECKING:
+    from engine.diagnose import Diagnosis
     from engine.model import AlertRule, Document
     from engine.tables import Test
 
@@ -213,10 +214,15 @@ class RulesetParts:
     # What the analysis found that refuses nothing (engine.analysis), located, in document
     # order.
     warnings: tuple[Problem, ...] = field(default=(), repr=False)
+    # What explains arithmetic that failed, for the decision's errors; None when none can fail.
+    diagnosis: Diagnosis | None = field(default=None, repr=False)
     # The static parts of the decision JSON, built once per revision (eligibility by rule id).
     eligible_out: dict[str, dict[str, Any]] = field(init=False, repr=False)
     escalation_out: list[dict[str, Any]] = field(init=False, repr=False)
     has_conflicting_tables: bool = field(init=False, repr=False)
+    # Whether a decision can have errors other than a tree's: tables whose matches can break
+    # their policy, or arithmetic that can fail (what Decision._errors looks for).
+    may_have_errors: bool = field(init=False, repr=False)
     rule_ids: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
     # trigger → the declared fields its rules and tables read, sorted (for audit records)
     read_paths: dict[str, list[str]] = field(init=False, repr=False)
@@ -240,6 +246,8 @@ class RulesetParts:
                 for r in model.escalation
             ],
             "has_conflicting_tables": any(t.policy.conflicts for t in self.tables),
+            "may_have_errors": self.diagnosis is not None
+            or any(t.policy.conflicts for t in self.tables),
             "alert_templates": {
                 m.rule.id: m.template for m in self.alert_meta if m.template is not None
             },

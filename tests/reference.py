@@ -8,6 +8,10 @@ is the compiler's job) and gives the parts of ``Decision.to_dict()`` it covers::
     decide(document, context, answers, now, counters, tree)
       -> eligible, escalation, alerts, tables, errors, next_step, missing_fields, invalid_fields
 
+Each expression is evaluated to its value together with the arithmetic that failed on the way
+(division or ``%`` by zero, a result that is not a finite number) and whose unknown reached the
+value: ``errors`` lists those of the expressions that came out unknown (docs/language.md).
+
 Which fields count as *read* for ``missing_fields``: every field named anywhere in an expression
 that was evaluated — each rule's ``when`` (alerts: those triggered on ``decision``), each table's
 inputs, a fired alert's message, every branch condition of each tree node the walk routed
@@ -76,6 +80,17 @@ def any3(values: list[Any]) -> Any:
     if any(v is True for v in values):
         return True
     return UNKNOWN if any(v is UNKNOWN for v in values) else False
+
+
+Why = list[str]  # the failed arithmetic whose unknown reached a value
+
+
+def joined(combine: Callable[[list[Any]], Any], results: list[tuple[Any, Why]]) -> tuple[Any, Why]:
+    """``all3``/``any3`` of explained values: an unknown result is owed to its unknown ones."""
+    value = combine([v for v, _ in results])
+    if value is not UNKNOWN:
+        return value, []
+    return value, [w for v, why in results if v is UNKNOWN for w in why]
 
 
 # -- input values ------------------------------------------------------------------------------
@@ -167,18 +182,31 @@ def lookup(
 _TABLE_REF = re.compile(r"\btables\.([a-z][a-z0-9-]*)\.([a-z_][a-z0-9_]*)")
 
 
+Refs = dict[str, tuple[str, str]]
+
+
 @functools.lru_cache(maxsize=4096)
-def parse(text: str) -> tuple[ast.expr, dict[str, tuple[str, str]]]:
+def parse(text: str) -> tuple[ast.expr, Refs, str]:
     """The ``ast`` of an expression, with each ``tables.<id>.<output>`` (whose id may hold
-    ``-``, which Python would read as minus) replaced by a placeholder name."""
-    refs: dict[str, tuple[str, str]] = {}
+    ``-``, which Python would read as minus) replaced by a placeholder name; the placeholder
+    names, and the text parsed (whose spans the nodes give)."""
+    refs: Refs = {}
 
     def placeholder(match: re.Match[str]) -> str:
         name = f"table_ref_{len(refs)}"
         refs[name] = (match[1], match[2])
         return name
 
-    return ast.parse(_TABLE_REF.sub(placeholder, text), mode="eval").body, refs
+    plain = _TABLE_REF.sub(placeholder, text)
+    return ast.parse(plain, mode="eval").body, refs, plain
+
+
+def written(node: ast.AST, plain: str, refs: Refs) -> str:
+    """An operation as the author wrote it, at most 80 characters (docs: errors)."""
+    text = ast.get_source_segment(plain, node) or ""
+    for name, (table, output) in refs.items():
+        text = re.sub(rf"\b{name}\b", f"tables.{table}.{output}", text)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def dotted(node: ast.AST) -> str | None:
@@ -421,58 +449,86 @@ class Evaluation:
         self.tables = {table["id"]: table for table in document.get("tables", [])}
         self.table_results: dict[str, tuple[dict[str, Any] | None, str | None]] = {}
         self.read: set[str] = set()
+        self.errors: list[dict[str, str]] = []  # failed arithmetic that left a site unknown
 
     def evaluate(self, text: str | bool, reads: bool = True) -> Any:
         """Evaluate one expression (a ``when:`` may be a YAML boolean), noting the fields read."""
+        return self.explain(text, reads)[0]
+
+    def explain(self, text: str | bool, reads: bool = True) -> tuple[Any, Why]:
+        """An expression's value, and the failed arithmetic that made it unknown."""
         if isinstance(text, bool):
-            return text
-        body, refs = parse(text)
+            return text, []
+        body, refs, plain = parse(text)
         if reads:
             self.read.update(p for n in ast.walk(body) if (p := dotted(n)) in self.values)
-        return self.ev(body, {}, refs)
+        return self.ev(body, {}, (refs, plain))
 
-    def ev(self, node: ast.AST, scope: dict[str, Any], refs: dict[str, tuple[str, str]]) -> Any:
-        """The value of one expression node; ``scope`` holds generator variables."""
+    def site(self, key: str, owner: str, where: str, text: str | bool, reads: bool = True) -> Any:
+        """Evaluate an expression that is reported in ``errors`` when failed arithmetic leaves
+        it unknown: one entry per distinct failure."""
+        value, why = self.explain(text, reads)
+        if value is UNKNOWN:
+            for failure in dict.fromkeys(why):
+                self.errors.append({key: owner, "error": failure + where})
+        return value
 
-        def sub(child: ast.AST) -> Any:
-            return self.ev(child, scope, refs)
+    def ev(self, node: ast.AST, scope: dict[str, Any], src: tuple[Refs, str]) -> tuple[Any, Why]:
+        """The value of one expression node and why it is unknown; ``scope`` holds generator
+        variables, ``src`` the placeholders and the text parsed."""
 
+        def sub(child: ast.AST) -> tuple[Any, Why]:
+            return self.ev(child, scope, src)
+
+        refs = src[0]
         match node:
             case ast.Constant(value=value):
-                return value
+                return value, []
             case ast.Name(id=name) if name in scope:
-                return scope[name]
+                return scope[name], []
             case ast.Name(id=name) if name in refs:
-                return self.table_output(*refs[name])
+                return self.table_output(*refs[name]), []
             case ast.Name(id=name):
                 value = LITERAL_NAMES[name]
-                return UNKNOWN if value is None else value
+                return (UNKNOWN if value is None else value), []
             case ast.Attribute(value=ast.Name(id=name), attr=attr) if name in scope:
-                return UNKNOWN if scope[name] is UNKNOWN else scope[name][attr]
+                return (UNKNOWN if scope[name] is UNKNOWN else scope[name][attr]), []
             case ast.Attribute():
-                return self.values[dotted(node)]
+                return self.values[dotted(node)], []
             case ast.List(elts=items):
-                return [sub(item) for item in items]
+                return [sub(item)[0] for item in items], []
             case ast.BoolOp(op=op, values=operands):
-                return (all3 if isinstance(op, ast.And) else any3)([sub(o) for o in operands])
+                return joined(all3 if isinstance(op, ast.And) else any3, [sub(o) for o in operands])
             case ast.UnaryOp(op=op, operand=operand):
-                value = sub(operand)
+                value, why = sub(operand)
                 if value is UNKNOWN:
-                    return UNKNOWN
-                return (not value) if isinstance(op, ast.Not) else -value
+                    return UNKNOWN, why
+                return ((not value) if isinstance(op, ast.Not) else -value), []
             case ast.BinOp(left=left, op=op, right=right):
-                a, b = sub(left), sub(right)
-                return UNKNOWN if UNKNOWN in (a, b) else ARITHMETIC[type(op)](a, b)
+                (a, why_a), (b, why_b) = sub(left), sub(right)
+                if UNKNOWN in (a, b):
+                    return UNKNOWN, why_a + why_b
+                text = written(node, src[1], refs)
+                if isinstance(op, ast.Div | ast.Mod) and b == 0:
+                    kind = "division" if isinstance(op, ast.Div) else "modulo"
+                    return UNKNOWN, [f"{kind} by zero in `{text}`"]
+                result = ARITHMETIC[type(op)](a, b)
+                if result is UNKNOWN:
+                    return UNKNOWN, [f"the result of `{text}` is not a finite number"]
+                return result, []
             case ast.Compare(left=left, ops=ops, comparators=rights):
                 operands = [sub(left), *map(sub, rights)]
-                return all3(
+                return joined(
+                    all3,
                     [
-                        UNKNOWN if UNKNOWN in (a, b) else COMPARISONS[type(op)](a, b)
+                        (UNKNOWN, [w for v, why in (a, b) if v is UNKNOWN for w in why])
+                        if UNKNOWN in (a[0], b[0])
+                        else (COMPARISONS[type(op)](a[0], b[0]), [])
                         for op, a, b in zip(ops, operands, operands[1:], strict=False)
-                    ]
+                    ],
                 )
             case ast.Call(func=ast.Name(id=name), args=args, keywords=keywords):
-                return self.call(name, args, keywords, scope, refs)
+                return self.call(name, args, keywords, scope, src)
         raise ValueError(f"not in the language: {ast.unparse(node)}")
 
     def call(
@@ -481,46 +537,50 @@ class Evaluation:
         args: list[ast.expr],
         keywords: list[ast.keyword],
         scope: dict[str, Any],
-        refs: dict[str, tuple[str, str]],
-    ) -> Any:
-        """The value of a function call."""
+        src: tuple[Refs, str],
+    ) -> tuple[Any, Why]:
+        """The value of a function call, and why it is unknown."""
         if name in ("any", "all"):
             (generator,) = args
             assert isinstance(generator, ast.GeneratorExp)
             (loop,) = generator.generators
-            items = self.ev(loop.iter, scope, refs)
+            items, _ = self.ev(loop.iter, scope, src)
             if items is UNKNOWN:
-                return UNKNOWN
+                return UNKNOWN, []
             assert isinstance(loop.target, ast.Name)
             results = [
-                self.ev(generator.elt, {**scope, loop.target.id: item}, refs) for item in items
+                self.ev(generator.elt, {**scope, loop.target.id: item}, src) for item in items
             ]
-            return (any3 if name == "any" else all3)(results)
+            return joined(any3 if name == "any" else all3, results)
         if name == "missing":
-            return self.ev(args[0], scope, refs) is UNKNOWN
+            return self.ev(args[0], scope, src)[0] is UNKNOWN, []
         if name == "count":
             event, *within = [ast.literal_eval(a) for a in [*args, *(k.value for k in keywords)]]
-            return self.counters.get(event, {}).get(within[0], 0)
-        values = [self.ev(arg, scope, refs) for arg in args]
+            return self.counters.get(event, {}).get(within[0], 0), []
+        explained = [self.ev(arg, scope, src) for arg in args]
+        values = [v for v, _ in explained]
         if name in ("now", "days_since", "hours_since") and self.now is None:
-            return UNKNOWN
+            return UNKNOWN, []
         if UNKNOWN in values:
-            return UNKNOWN
+            return UNKNOWN, [w for v, why in explained if v is UNKNOWN for w in why]
         if name == "now":
-            return self.now
+            return self.now, []
         if name in ("days_since", "hours_since"):
             seconds = (self.now - values[0]).total_seconds()
-            return seconds / (86_400 if name == "days_since" else 3_600)
-        return FUNCTIONS[name](*values)
+            return seconds / (86_400 if name == "days_since" else 3_600), []
+        return FUNCTIONS[name](*values), []
 
-    def render(self, template: str | None) -> str | None:
-        """A ``message:``/``say:`` template with its ``{expression}`` parts filled in."""
+    def render(self, template: str | None, key: str, owner: str, where: str) -> str | None:
+        """A ``message:``/``say:`` template with its ``{expression}`` parts filled in; a part
+        left unknown by failed arithmetic is reported as the site ``key: owner``."""
         if template is None:
             return None
 
         def fill(part: re.Match[str]) -> str:
             escaped = {"{{": "{", "}}": "}"}.get(part[0])
-            return escaped or show(self.evaluate(part[0][1:-1], reads=TEMPLATES_READ))
+            if escaped:
+                return escaped
+            return show(self.site(key, owner, where, part[0][1:-1], reads=TEMPLATES_READ))
 
         return re.sub(r"\{\{|\}\}|\{[^{}]*\}", fill, template)
 
@@ -537,7 +597,7 @@ class Evaluation:
         return UNKNOWN if value is None else value
 
     def _run_table(self, table: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-        inputs = [self.evaluate(text) for text in table["inputs"]]
+        inputs = [self.site("table", table["id"], "", text) for text in table["inputs"]]
         outputs = [o if isinstance(o, str) else o["name"] for o in table["outputs"]]
         matched = [
             (number, [output_cell(cell) for cell in row[len(inputs) :]])
@@ -558,7 +618,12 @@ class Evaluation:
         if table["hit"] in ("collect", "rule_order", "output_order"):
             columns = {name: [cells[i] for _, cells in matched] for i, name in enumerate(outputs)}
             if table.get("aggregate"):
-                return {n: aggregate(table["aggregate"], v) for n, v in columns.items()}, None
+                results = {n: aggregate(table["aggregate"], v) for n, v in columns.items()}
+                for n, result in results.items():
+                    if result is None and columns[n] and table["aggregate"] == "sum":
+                        error = f"the sum of {n} is not a finite number"
+                        self.errors.append({"table": table["id"], "error": error})
+                return results, None
             return columns, None
         if table["hit"] == "unique" and len(matched) > 1:
             return None, f"rows {[number for number, _ in matched]} all match"
@@ -579,19 +644,27 @@ class Evaluation:
                 return {
                     **here,
                     "outcome": node["outcome"],
-                    "say": self.render(node.get("say")),
+                    "say": self.render(
+                        node.get("say"), "tree", tree["id"], f" in the say of node {node_id!r}"
+                    ),
                     "queue": node.get("queue"),
                     "path": path,
                 }
             if node.get("answer") is not None and self.values[node["answer"]] is UNKNOWN:
                 return {**here, "ask": node.get("ask"), "answer": node["answer"]}
-            holds = [
-                branch.get("when") is None or self.evaluate(branch["when"]) is True
-                for branch in node["next"]
-            ]
-            if True not in holds:
+            # Every branch is read; the walk evaluates them in order up to the one that
+            # holds, and only those can report failed arithmetic.
+            results = [self.explain(branch.get("when", True)) for branch in node["next"]]
+            taken = next((k for k, (value, _) in enumerate(results) if value is True), None)
+            for value, why in results[: len(results) if taken is None else taken]:
+                if value is UNKNOWN:
+                    where = f" in a branch of node {node_id!r}"
+                    self.errors.extend(
+                        {"tree": tree["id"], "error": w + where} for w in dict.fromkeys(why)
+                    )
+            if taken is None:
                 return {**here, "error": "no branch holds", "path": path}
-            node_id = node["next"][holds.index(True)]["goto"]
+            node_id = node["next"][taken]["goto"]
 
 
 def decide(
@@ -609,25 +682,41 @@ def decide(
     eligible = [
         {"rule": rule["id"], "offer": rule["offer"]}
         for rule in document.get("eligibility", [])
-        if run.evaluate(rule["when"]) is True
+        if run.site("rule", rule["id"], "", rule["when"]) is True
     ]
-    routes = [rule for rule in document.get("escalation", []) if run.evaluate(rule["when"]) is True]
-    first = min(routes, key=lambda rule: rule["priority"], default=None)
+    # Escalation rules are tried by priority (ties in document order) until one holds: all
+    # are read, but those after it are not evaluated, and report no failed arithmetic.
+    ranked = sorted(document.get("escalation", []), key=lambda rule: rule["priority"])
+    results = [run.explain(rule["when"]) for rule in ranked]
+    first = None
+    for rule, (value, why) in zip(ranked, results, strict=True):
+        if value is True:
+            first = rule
+            break
+        if value is UNKNOWN:
+            run.errors.extend({"rule": rule["id"], "error": w} for w in dict.fromkeys(why))
     alerts = [
-        {"rule": rule["id"], "severity": rule["severity"], "message": run.render(rule["message"])}
+        {
+            "rule": rule["id"],
+            "severity": rule["severity"],
+            "message": run.render(rule["message"], "rule", rule["id"], " in the message"),
+        }
         for rule in document.get("alerts", [])
-        if "decision" in rule.get("on", TRIGGERS) and run.evaluate(rule["when"]) is True
+        if "decision" in rule.get("on", TRIGGERS)
+        and run.site("rule", rule["id"], "", rule["when"]) is True
     ]
     trees = {t["id"]: t for t in document.get("trees", [])}
     chosen = trees[tree] if tree else next(iter(trees.values()), None)
+    next_step = None if chosen is None else run.walk(chosen)
     return {
         "eligible": eligible,
         "escalation": first
         and {"rule": first["id"], "queue": first["queue"], "priority": first["priority"]},
         "alerts": alerts,
         "tables": tables,
-        "errors": [{"table": t, "error": e} for t, (_, e) in run.table_results.items() if e],
-        "next_step": None if chosen is None else run.walk(chosen),
+        "errors": [{"table": t, "error": e} for t, (_, e) in run.table_results.items() if e]
+        + run.errors,
+        "next_step": next_step,
         "missing_fields": sorted(
             p
             for p in run.read

@@ -65,10 +65,13 @@ class InvalidField(TypedDict):
 
 
 class DecisionError(TypedDict):
-    """A table or tree that could not give its answer (the rest of the decision stands)."""
+    """A table, rule or tree that could not give its answer (the rest of the decision
+    stands): a unique table that matched several rows, a tree node no branch of which holds,
+    arithmetic that failed (division by zero, a number out of range) and left it unknown."""
 
     error: str
     table: NotRequired[str]
+    rule: NotRequired[str]
     tree: NotRequired[str]
 
 

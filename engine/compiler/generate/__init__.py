@@ -30,6 +30,7 @@ from engine.compiler.generate.text import (
 )
 from engine.compiler.generate.trees import tree_meta
 from engine.compiler.load import document_digest
+from engine.diagnose import Diagnosis, plan_diagnosis
 from engine.errors import in_document_order
 from engine.generated import (
     PLAIN_ENTRY,
@@ -66,10 +67,16 @@ def build(g: Output) -> CompiledRuleset:
             g.add(template_values_function(g, parts_name(message_name(k)), parts))
     tree_metas = [tree_meta(g, plan) for plan in b.trees]
     params = {doc.eligibility[k].id: param_templates(g, k, found) for k, found in b.params.items()}
-    source = "\n".join(g.sources)
     filename = f"<ruleset {doc.ruleset}>"
+    # Arithmetic errors are found when a decision's JSON is built (engine.diagnose).
+    diagnosis = plan_diagnosis(b, g.ns, filename)
+    if diagnosis is not None:
+        g.add(diagnosis.source)
+    source = "\n".join(g.sources)
     ns = g.ns.compile(source, filename)
     link(ns, g.deferred_index)
+    if diagnosis is not None:
+        diagnosis.bind(ns)
     # The trace variants are generated now, from the same IR, but compiled only when a
     # caller first asks for a trace: most revisions never are, and it halves deploy time.
     g.sources, g.deferred_index = [], []
@@ -84,7 +91,7 @@ def build(g: Output) -> CompiledRuleset:
         link(values, trace_index)
         return {t: values[decide_name(t, trace=True)] for t in TRIGGERS}
 
-    return _wrap(g, ns, tree_metas, params, source + "\n" + trace_source, compile_trace)
+    return _wrap(g, ns, tree_metas, params, source + "\n" + trace_source, compile_trace, diagnosis)
 
 
 def _wrap(
@@ -94,6 +101,7 @@ def _wrap(
     params: dict[str, Callable[[dict[str, Any]], tuple[ParamTemplate, ...]]],
     source: str,
     compile_trace: Callable[[], dict[str, Callable[..., Any]]],
+    diagnosis: Diagnosis | None,
 ) -> CompiledRuleset:
     b = g.b
     doc = b.doc
@@ -174,6 +182,7 @@ def _wrap(
         needed=needed,
         rule_reads=rule_reads,
         source=source,
+        diagnosis=diagnosis,
         logic=logic,
         warnings=tuple(in_document_order(b.warnings)),
         entry=None if b.trees else partial(bind_entry, ns),

@@ -1,8 +1,9 @@
 """The engine at the edges of the number line and of the cell syntax, as docs/language.md says.
 
 Interval tables answer as the same rows tested one by one; arithmetic that overflows or gives
-NaN is unknown, never an error and never a non-finite number in the decision; numbers print
-in templates as JavaScript prints them; an output cell in double quotes is the string inside.
+NaN is unknown, reported in the decision's errors, never a failed decision and never a
+non-finite number in it; numbers print in templates as JavaScript prints them; an output cell
+in double quotes is the string inside.
 """
 
 from __future__ import annotations
@@ -165,23 +166,70 @@ def test_interval_tables_are_exact_beyond_2_to_the_53(
 
 # -- arithmetic that leaves the numbers --------------------------------------------------------
 
+# The expression, the values, and the error the operation that failed is reported with.
+NOT_FINITE = "the result of `{}` is not a finite number"
 OVERFLOWS = [
-    pytest.param("interaction.amount * 10", {"amount": 1e308}, id="float-overflow"),
-    pytest.param("interaction.amount + interaction.amount", {"amount": 1e308}, id="sum-overflow"),
     pytest.param(
-        "interaction.amount * 10 - interaction.amount * 10", {"amount": 1e308}, id="inf-minus-inf"
+        "interaction.amount * 10",
+        {"amount": 1e308},
+        NOT_FINITE.format("interaction.amount * 10"),
+        id="float-overflow",
     ),
-    pytest.param("interaction.amount / 0.5", {"amount": 1e308}, id="division-overflow"),
-    pytest.param("history.contacts_7d / 3", {"contacts_7d": 10**400}, id="int-division"),
-    pytest.param("history.contacts_7d * 0.5", {"contacts_7d": 10**400}, id="huge-int-to-float"),
-    pytest.param("history.contacts_7d % 1.5", {"contacts_7d": 10**400}, id="huge-int-modulo"),
+    pytest.param(
+        "interaction.amount + interaction.amount",
+        {"amount": 1e308},
+        NOT_FINITE.format("interaction.amount + interaction.amount"),
+        id="sum-overflow",
+    ),
+    pytest.param(
+        # inf - inf would be NaN: the parts are unknown already, and are what is reported.
+        "interaction.amount * 10 - interaction.amount * 10",
+        {"amount": 1e308},
+        NOT_FINITE.format("interaction.amount * 10"),
+        id="inf-minus-inf",
+    ),
+    pytest.param(
+        "interaction.amount / 0.5",
+        {"amount": 1e308},
+        NOT_FINITE.format("interaction.amount / 0.5"),
+        id="division-overflow",
+    ),
+    pytest.param(
+        "history.contacts_7d / 3",
+        {"contacts_7d": 10**400},
+        NOT_FINITE.format("history.contacts_7d / 3"),
+        id="int-division",
+    ),
+    pytest.param(
+        "history.contacts_7d * 0.5",
+        {"contacts_7d": 10**400},
+        NOT_FINITE.format("history.contacts_7d * 0.5"),
+        id="huge-int-to-float",
+    ),
+    pytest.param(
+        "history.contacts_7d % 1.5",
+        {"contacts_7d": 10**400},
+        NOT_FINITE.format("history.contacts_7d % 1.5"),
+        id="huge-int-modulo",
+    ),
     pytest.param(
         "history.contacts_7d * history.contacts_7d * 1.0",
         {"contacts_7d": 10**200},
+        NOT_FINITE.format("history.contacts_7d * history.contacts_7d * 1.0"),
         id="int-product-to-float",
     ),
-    pytest.param("interaction.amount / 0", {"amount": 1.0}, id="division-by-zero"),
-    pytest.param("history.contacts_7d % 0", {"contacts_7d": 7}, id="modulo-by-zero"),
+    pytest.param(
+        "interaction.amount / 0",
+        {"amount": 1.0},
+        "division by zero in `interaction.amount / 0`",
+        id="division-by-zero",
+    ),
+    pytest.param(
+        "history.contacts_7d % 0",
+        {"contacts_7d": 7},
+        "modulo by zero in `history.contacts_7d % 0`",
+        id="modulo-by-zero",
+    ),
 ]
 
 
@@ -191,14 +239,15 @@ def _context(values: dict[str, Any]) -> dict[str, Any]:
     return {"history": history, "interaction": interaction}
 
 
-@pytest.mark.parametrize(("expression", "values"), OVERFLOWS)
+@pytest.mark.parametrize(("expression", "values", "error"), OVERFLOWS)
 @pytest.mark.parametrize("extra", [{}, {"trace": True}])
 def test_arithmetic_that_overflows_is_unknown(
-    expression: str, values: dict[str, Any], extra: dict[str, Any]
+    expression: str, values: dict[str, Any], error: str, extra: dict[str, Any]
 ) -> None:
     """Overflow, NaN and division by zero make the expression unknown: neither it nor its
-    negation fires, a message prints it as ``?``, and the decision is valid JSON without an
-    error, as the reference interpreter says."""
+    negation fires, a message prints it as ``?``, and the decision is valid JSON whose errors
+    name the operation for each rule it left unknown (not for the one that holds anyway), as
+    the reference interpreter says."""
     doc = document(
         eligibility=[
             {"id": "above", "when": f"{expression} > 0", "offer": "o"},
@@ -219,11 +268,16 @@ def test_arithmetic_that_overflows_is_unknown(
     decision = compile_ruleset(doc).evaluate(context, **extra).to_dict()
     assert [e["rule"] for e in decision["eligible"]] == ["or-true"]
     assert decision["alerts"][0]["message"] == "value ?"
-    assert decision["errors"] == []
+    assert decision["errors"] == [
+        {"rule": "above", "error": error},
+        {"rule": "not-above", "error": error},
+        {"rule": "a", "error": error + " in the message"},
+    ]
     json.dumps(decision, allow_nan=False)
     reference = decide(doc, context)
     assert reference["eligible"] == [{"rule": "or-true", "offer": "o"}]
     assert reference["alerts"][0]["message"] == "value ?"
+    assert reference["errors"] == decision["errors"]
 
 
 @pytest.mark.parametrize(
@@ -241,7 +295,8 @@ def test_table_aggregates_are_never_infinite(
     column: list[Any], aggregate: str, expected: Any
 ) -> None:
     """A collect table's sum that leaves the floats is unknown (null), in the decision and
-    for the rules that read it; min, max and integer sums are what they are."""
+    for the rules that read it, and reported once, on the table; min, max and integer sums
+    are what they are."""
     table = {
         "id": "t",
         "hit": "collect",
@@ -261,9 +316,13 @@ def test_table_aggregates_are_never_infinite(
     decision = compile_ruleset(doc).evaluate(context).to_dict()
     assert decision["tables"]["t"] == {"total": expected}
     assert ("read" in [e["rule"] for e in decision["eligible"]]) is (expected is not None)
-    assert decision["errors"] == []
+    overflowed = aggregate == "sum" and expected is None
+    errors = [{"table": "t", "error": "the sum of total is not a finite number"}]
+    assert decision["errors"] == (errors if overflowed else [])
     json.dumps(decision, allow_nan=False)
-    assert decide(doc, context)["tables"]["t"] == {"total": expected}
+    reference = decide(doc, context)
+    assert reference["tables"]["t"] == {"total": expected}
+    assert reference["errors"] == decision["errors"]
 
 
 # -- numbers in templates ----------------------------------------------------------------------

@@ -256,7 +256,8 @@ def test_list_items_of_the_wrong_type_are_dropped() -> None:
 @pytest.mark.parametrize("extra", [{}, {"trace": True}, {"now": "2026-11-22T10:00:00Z"}])
 def test_arithmetic_python_cannot_do_is_unknown(extra: dict[str, Any]) -> None:
     """An integer too large for a float, multiplied by one, is unknown (neither the rule nor
-    its negation fires), whichever way evaluate is called; the decision does not fail."""
+    its negation fires), whichever way evaluate is called; the decision does not fail, and
+    its errors say which operation left each rule unknown."""
     compiled = compile_ruleset(
         document(
             eligibility=[
@@ -267,7 +268,11 @@ def test_arithmetic_python_cannot_do_is_unknown(extra: dict[str, Any]) -> None:
     )
     decision = compiled.evaluate({"history": {"contacts_7d": 10**400}}, **extra)
     assert decision.eligible_rules == []
-    assert decision.to_dict()["errors"] == []
+    error = "the result of `history.contacts_7d * 1.5` is not a finite number"
+    assert decision.to_dict()["errors"] == [
+        {"rule": "over", "error": error},
+        {"rule": "not-over", "error": error},
+    ]
 
 
 @pytest.mark.parametrize("with_tree", [False, True])

@@ -3,9 +3,10 @@
 Hypothesis builds random but well-typed documents — rules over every operator and function,
 decision tables under every hit policy and unary-test form, small trees — and random inputs
 whose fields are present, absent, null or of the wrong type; the engine's decision must match
-the reference's on rule ids, alert messages, table outputs and errors, tree steps, missing and
-invalid fields. The anchors at the end pin both interpreters to the tables of
-docs/language.md, so that they cannot drift away from the doc together.
+the reference's on rule ids, alert messages, table outputs and errors, the arithmetic errors
+(which failed operation left which rule, table input, template part or tree branch unknown),
+tree steps, missing and invalid fields. The anchors at the end pin both interpreters to the
+tables of docs/language.md, so that they cannot drift away from the doc together.
 """
 
 from __future__ import annotations
@@ -320,6 +321,8 @@ def table(draw: st.DrawFn, index: int, env: Env) -> tuple[dict[str, Any], Env]:
         ("bool", "customer.vip"),
         ("num", "len(customer.tags)"),
         ("num", "customer.tenure + 1"),
+        ("num", "customer.score / customer.tenure"),
+        ("num", "customer.score * 2"),
     ]
     inputs = draw(st.lists(st.sampled_from(sources), min_size=1, max_size=3))
     names = draw(
@@ -466,7 +469,12 @@ def _timestamps() -> st.SearchStrategy[str]:
     )
 
 
-NUMBER = st.one_of(st.integers(-5, 100), st.floats(-1e3, 1e3), st.sampled_from([0, 0.5, 2.5, -0.5]))
+# The largest floats make arithmetic overflow (unknown, and an entry in errors).
+NUMBER = st.one_of(
+    st.integers(-5, 100),
+    st.floats(-1e3, 1e3),
+    st.sampled_from([0, 0.5, 2.5, -0.5, 1.5e308, -1e308]),
+)
 VALID: dict[str, st.SearchStrategy[Any]] = {
     "customer.tier": st.sampled_from(TIERS),
     "customer.name": st.sampled_from([*WORDS, "Gold", "bab", "ayb"]),
@@ -582,6 +590,11 @@ def inputs(draw: st.DrawFn, document: dict[str, Any]) -> dict[str, Any]:
 STEP_KEYS = ("tree", "node", "ask", "answer", "outcome", "say", "queue")
 
 
+def arithmetic(error: dict[str, str]) -> bool:
+    """Whether an entry of ``errors`` reports failed arithmetic (docs/language.md)."""
+    return " by zero in `" in error["error"] or " is not a finite number" in error["error"]
+
+
 def compared(decision: dict[str, Any]) -> dict[str, Any]:
     """The parts of a decision the reference covers, in a form two decisions compare by."""
     step = decision["next_step"]
@@ -596,7 +609,14 @@ def compared(decision: dict[str, Any]) -> dict[str, Any]:
         "escalation": decision["escalation"] and decision["escalation"]["rule"],
         "alerts": sorted((alert["rule"], alert["message"]) for alert in decision["alerts"]),
         "tables": decision["tables"],
-        "table_errors": sorted(error["table"] for error in decision["errors"] if "table" in error),
+        "table_errors": sorted(
+            error["table"]
+            for error in decision["errors"]
+            if "table" in error and not arithmetic(error)
+        ),
+        "arithmetic_errors": sorted(
+            json.dumps(error, sort_keys=True) for error in decision["errors"] if arithmetic(error)
+        ),
         "next_step": step,
         "missing_fields": decision["missing_fields"],
         "invalid_fields": sorted(invalid["field"] for invalid in decision["invalid_fields"]),
