@@ -20,6 +20,7 @@ from engine.errors import (
     RulesetError,
     StoreCorrupt,
     StoreWriteFailed,
+    Untested,
 )
 from engine.ports import APPROVED, PENDING, REJECTED, Review, Routing, RulesetStore, StoredRevision
 from engine.registry import (
@@ -54,6 +55,7 @@ __all__ = [
     "StoredRevision",
     "TestResult",
     "UnknownRuleset",
+    "Untested",
     "compile_ruleset",
     "document_digest",
     "in_canary",

@@ -71,6 +71,11 @@ class DeployRefused(RulesetError):
     """The document compiled, but its own tests failed, so it may not be deployed."""
 
 
+class Untested(DeployRefused):
+    """The document's tests guard nothing: it has none, or a test checks nothing; a deploy
+    refuses it unless the author says that is meant."""
+
+
 class EvaluationError(FrontlineError):
     """An evaluation could not complete; the message says why in one sentence."""
 

@@ -214,6 +214,9 @@ class RulesetParts:
     # What the analysis found that refuses nothing (engine.analysis), located, in document
     # order.
     warnings: tuple[Problem, ...] = field(default=(), repr=False)
+    # Why the document's tests guard nothing (no tests, or one that checks nothing): warnings
+    # too, which a deploy refuses unless the author allows them.
+    untested: tuple[Problem, ...] = field(default=(), repr=False)
     # What explains arithmetic that failed, for the decision's errors; None when none can fail.
     diagnosis: Diagnosis | None = field(default=None, repr=False)
     # The static parts of the decision JSON, built once per revision (eligibility by rule id).

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from engine.compiler import compile_ruleset
-from engine.errors import DeployRefused, FrontlineError, Problem, StoreCorrupt
+from engine.errors import DeployRefused, FrontlineError, Problem, StoreCorrupt, Untested
 from engine.ports import Review, Routing, RulesetStore, StoredRevision
 from engine.ruleset import CompiledRuleset
 from engine.testing import TestResult
@@ -105,15 +105,19 @@ class RulesetRegistry:
         filename: str | None = None,
         activate: bool = True,
         review: Review | None = None,
+        allow_untested: bool = True,
     ) -> Deployment:
         """Compile and test ``text``, store it as a revision, and (by default) activate it.
         A new revision is stored with ``review``, if given (its tests' results filled in):
         one waiting for a second author's approval.
 
-        Raises RulesetError when it does not compile and DeployRefused when a test fails;
-        either way nothing is stored and the active revision is untouched.
+        Raises RulesetError when it does not compile, DeployRefused when a test fails, and
+        Untested when (without ``allow_untested``) the tests guard nothing; either way nothing
+        is stored and the active revision is untouched.
         """
         compiled = compile_ruleset(text, filename=filename)
+        if compiled.untested and not allow_untested:
+            raise Untested(list(compiled.untested))
         results = compiled.run_tests(self._clock)
         failed = [r for r in results if not r.passed]
         if failed:
@@ -141,7 +145,7 @@ class RulesetRegistry:
             created,
             activated,
             results,
-            compiled.warnings,
+            (*compiled.warnings, *compiled.untested),
         )
 
     def get(self, name: str, revision: int) -> CompiledRuleset:

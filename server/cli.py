@@ -336,10 +336,11 @@ def _validate(args: argparse.Namespace, out: TextIO) -> int:
             for problem in exc.errors:
                 print(problem, file=out)
             continue
-        for warning in compiled.warnings:
+        found = (*compiled.warnings, *compiled.untested)
+        for warning in found:
             print(f"{warning.where}: warning: {warning.message}", file=out)
         m = compiled.model
-        warned = f", {_count(compiled.warnings, 'warning')}" if compiled.warnings else ""
+        warned = f", {_count(found, 'warning')}" if found else ""
         print(
             f"{path}: ok — ruleset {compiled.name}, {_count(m.eligibility, 'eligibility rule')}"
             f", {_count(m.escalation, 'escalation rule')}, {_count(m.alerts, 'alert')}, "

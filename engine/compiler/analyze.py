@@ -26,6 +26,7 @@ _SECTIONS = (
 
 def analyze(b: Build) -> None:
     assert b.doc is not None
+    _tests(b)
     for plan in b.tables:
         columns = [
             Column(
@@ -56,6 +57,27 @@ def analyze(b: Build) -> None:
             for k, located in enumerate(branches):
                 if located is not None:
                     _condition(b, located, f"branch {k + 1} of node {node_id!r} can never be taken")
+
+
+def _tests(b: Build) -> None:
+    """A document with no tests, and a test that checks nothing, guard nothing."""
+    assert b.doc is not None
+    if not b.doc.tests:
+        b.untested.append(
+            b.locator.problem(
+                ("ruleset",),
+                "the document has no tests: write some under tests:, or deploy it with "
+                "allow_untested if that is meant",
+            )
+        )
+    for i, test in enumerate(b.doc.tests):
+        if not test.expect.model_fields_set:
+            b.untested.append(
+                b.locator.problem(
+                    ("tests", i, "expect"),
+                    f"test {test.name!r} checks nothing (expect: {{}}): name what it expects",
+                )
+            )
 
 
 def _condition(b: Build, located: Located, what: str) -> None:

@@ -70,6 +70,9 @@ class Build:
         self.strict = strict
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []  # the analysis's findings that refuse nothing
+        # Why the tests guard nothing (none, or one that checks nothing): warnings too, and
+        # what a deploy refuses unless the author allows it.
+        self.untested: list[Problem] = []
         self.source: Any = None
         self.data: Any = None
         self.locator = Locator(file=filename)

@@ -48,9 +48,16 @@ DOCUMENT_TYPES = (
 async def deploy(
     request: Request[Any, Any, Any],
     activate: bool = Parameter(default=True, description="activate the revision if it passes"),
+    allow_untested: bool = Parameter(
+        default=False,
+        description="deploy a document whose tests guard nothing (none, or one that checks "
+        "nothing), which is otherwise refused",
+    ),
 ) -> Response[Deployed]:
     """Deploy a document (YAML or JSON body): 201 with the new revision, 200 if unchanged,
-    422 with every error located (or every failing test), the active revision untouched.
+    422 with every error located (or every failing test, or why its tests guard nothing:
+    no tests, or one that checks nothing, unless ``allow_untested``), the active revision
+    untouched.
     With FRONTLINE_REQUIRE_APPROVAL=1: 202, the revision stored pending and serving nobody
     until another author approves it."""
     rulesets = service(request).rulesets
@@ -63,7 +70,9 @@ async def deploy(
     async for chunk in request.stream():
         body.extend(chunk)
         rulesets.check_size(len(body))  # refused as it arrives, not once all is read
-    done, created = await rulesets.deploy(bytes(body), principal_of(request), activate=activate)
+    done, created = await rulesets.deploy(
+        bytes(body), principal_of(request), activate=activate, allow_untested=allow_untested
+    )
     if done.status == "pending":
         return Response(done, status_code=202)
     return Response(done, status_code=201 if created else 200)

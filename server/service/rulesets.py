@@ -50,6 +50,7 @@ from engine import (
     RulesetRegistry,
     StoredRevision,
     UnknownRuleset,
+    Untested,
 )
 from engine import Routing as Served
 from engine.testing import Coverage
@@ -177,7 +178,13 @@ class Rulesets:
             raise TooLarge(f"the document is larger than {self.max_document_bytes:,} bytes")
 
     async def deploy(
-        self, document: bytes, principal: Principal, *, activate: bool = True, filename: str = ""
+        self,
+        document: bytes,
+        principal: Principal,
+        *,
+        activate: bool = True,
+        filename: str = "",
+        allow_untested: bool = False,
     ) -> tuple[Deployed, bool]:
         """Compile, check and test ``document``; store it as a new revision (and activate it)
         if all of that passes. The answer, with the analysis's warnings, and whether a
@@ -210,7 +217,16 @@ class Rulesets:
                 filename=filename or "<request>",
                 activate=False,
                 review=review,
+                allow_untested=allow_untested,
             )
+        except Untested as exc:
+            raise Refused(
+                "the document's tests guard nothing: "
+                + "; ".join(p.message.split(":")[0] for p in exc.errors)
+                + "; deploy it with allow_untested=true if that is meant",
+                title="Deploy refused",
+                errors=[p.to_dict() for p in exc.errors],
+            ) from None
         except DeployRefused as exc:
             raise Refused(
                 f"the document's own tests failed ({len(exc.errors)}); nothing was deployed",

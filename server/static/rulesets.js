@@ -211,7 +211,8 @@ $("deploy-form").addEventListener("submit", async (event) => {
   try {
     const text = await file.text();
     const activate = $("deploy-activate").checked;
-    const done = await api.call("POST", `/v1/rulesets?activate=${activate}`, {
+    const untested = $("deploy-untested").checked ? "&allow_untested=true" : "";
+    const done = await api.call("POST", `/v1/rulesets?activate=${activate}${untested}`, {
       body: text,
       contentType: file.name.endsWith(".json") ? "application/json" : "application/yaml",
     });

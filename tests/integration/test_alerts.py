@@ -230,6 +230,7 @@ def test_an_unanswered_alert_reaches_the_supervisor_and_an_answered_one_does_not
 ) -> None:
     deployed = client.post(
         "/v1/rulesets",
+        params={"allow_untested": "true"},
         content=ESCALATING,
         headers={**server.auth("author"), "Content-Type": "application/yaml"},
     )

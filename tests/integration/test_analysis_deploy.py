@@ -23,6 +23,10 @@ tables:
       - ['"gold"', ">= 24", 2]
       - ['"gold"', "[12..30]", 3]
       - ['"silver"', "-", 4]
+tests:
+  - name: gold and new
+    context: {customer: {tier: gold, tenure_months: 5}}
+    expect: {tables: {credit: {days: 1}}}
 """
 
 
@@ -74,3 +78,36 @@ def test_a_first_row_that_can_never_win_deploys_with_a_warning(
     ]
     again = deploy(client, server, DOCUMENT.replace("HIT", "first"))
     assert again.status_code == 200 and again.json()["warnings"] == body["warnings"]
+
+
+def test_a_document_whose_tests_guard_nothing_deploys_only_when_the_author_says_so(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    """No tests, or a test that checks nothing: 422 naming each, unless the author deploys
+    with allow_untested, when they are the answer's warnings."""
+    untested = (
+        DOCUMENT.replace("HIT", "first")
+        .split("tests:")[0]
+        .replace("analysed-credit", "untested-credit")
+    )
+    refused = deploy(client, server, untested)
+    assert refused.status_code == 422, refused.text
+    body = refused.json()
+    assert body["title"] == "Deploy refused"
+    assert "allow_untested=true" in body["detail"]
+    assert [e["message"] for e in body["errors"]] == [
+        "the document has no tests: write some under tests:, or deploy it with "
+        "allow_untested if that is meant"
+    ]
+    empty = untested + "tests:\n  - name: nothing\n    context: {}\n    expect: {}\n"
+    refused = deploy(client, server, empty)
+    assert refused.status_code == 422
+    assert [(e["path"], e["line"]) for e in refused.json()["errors"]] == [("tests[0].expect", 18)]
+    allowed = client.post(
+        "/v1/rulesets",
+        params={"allow_untested": "true"},
+        content=untested,
+        headers={**server.auth("author"), "content-type": "application/yaml"},
+    )
+    assert allowed.status_code == 201, allowed.text
+    assert "the document has no tests" in allowed.json()["warnings"][-1]["message"]

@@ -185,5 +185,6 @@ def _wrap(
         diagnosis=diagnosis,
         logic=logic,
         warnings=tuple(in_document_order(b.warnings)),
+        untested=tuple(b.untested),
         entry=None if b.trees else partial(bind_entry, ns),
     )

@@ -82,9 +82,28 @@ def test_validate_prints_warnings_located_and_still_exits_0(tmp_path: Path) -> N
         "customer.tenure_months > 36 and customer.tenure_months < 12 cannot both be true",
         f"{path}:17:9: warning: table 'credit' row 3 can never win: every input that matches "
         "it matches one of rows 1, 2 first",
+        f"{path}:1:10: warning: the document has no tests: write some under tests:, or deploy "
+        "it with allow_untested if that is meant",
         f"{path}: ok — ruleset credit, 1 eligibility rule, 0 escalation rules, 0 alerts, "
-        "1 table, 0 trees, 0 tests, 2 warnings",
+        "1 table, 0 trees, 0 tests, 3 warnings",
     ]
+
+
+def test_validate_warns_of_tests_that_guard_nothing(tmp_path: Path) -> None:
+    """A test that checks nothing is a warning at validate, located at its expect."""
+    path = tmp_path / "empty.yaml"
+    text = DESIGN.read_text()
+    assert "  - name: platinum caller at risk escalates" in text
+    path.write_text(
+        text + "  - name: says nothing\n    context: {}\n    expect: {}\n", encoding="utf-8"
+    )
+    result = run("validate", str(path))
+    assert result.returncode == 0, result.stdout
+    (warning,) = [line for line in result.stdout.splitlines() if "warning:" in line]
+    assert warning.endswith(
+        "warning: test 'says nothing' checks nothing (expect: {}): name what it expects"
+    )
+    assert run("validate", str(DESIGN)).stdout.count("warning:") == 0
 
 
 def test_validate_refuses_overlapping_rows_of_a_unique_table(tmp_path: Path) -> None:

@@ -83,7 +83,7 @@ def context(service: Frontline, customer: str, values: dict[str, Any]) -> list[s
 
 
 def test_the_policy_holds_back_what_it_should_and_records_why(service: Frontline) -> None:
-    run(service, service.rulesets.deploy(DOCUMENT, AUTHOR))
+    run(service, service.rulesets.deploy(DOCUMENT, AUTHOR, allow_untested=True))
     interaction = begin(service, "c-1")
     # Three rules fire at once; two share the topic "risk": only the critical one is shown.
     raised = context(service, "c-1", {"customer": {"churn_score": 0.95, "outage": True}})
@@ -109,7 +109,7 @@ def test_the_policy_holds_back_what_it_should_and_records_why(service: Frontline
 
 
 def test_a_dismissal_quiets_the_interaction(service: Frontline) -> None:
-    run(service, service.rulesets.deploy(DOCUMENT, AUTHOR))
+    run(service, service.rulesets.deploy(DOCUMENT, AUTHOR, allow_untested=True))
     begin(service, "c-2")
     (outage,) = context(service, "c-2", {"customer": {"outage": True}})
     run(service, service.alerts.ack(outage, "dismissed", "known", AGENT))
@@ -121,7 +121,7 @@ def test_a_dismissal_quiets_the_interaction(service: Frontline) -> None:
 
 
 def test_an_unanswered_alert_goes_to_the_supervisor_once(service: Frontline) -> None:
-    run(service, service.rulesets.deploy(DOCUMENT, AUTHOR))
+    run(service, service.rulesets.deploy(DOCUMENT, AUTHOR, allow_untested=True))
     interaction = begin(service, "c-3")
     (severe,) = context(service, "c-3", {"customer": {"churn_score": 0.95}})
     alerts = service.alerts
@@ -142,7 +142,7 @@ def test_an_unanswered_alert_goes_to_the_supervisor_once(service: Frontline) -> 
 
 
 def test_an_alert_answered_in_time_is_not_escalated(service: Frontline) -> None:
-    run(service, service.rulesets.deploy(DOCUMENT, AUTHOR))
+    run(service, service.rulesets.deploy(DOCUMENT, AUTHOR, allow_untested=True))
     begin(service, "c-4")
     (severe,) = context(service, "c-4", {"customer": {"churn_score": 0.95}})
     run(service, service.alerts.ack(severe, "acknowledged", None, AGENT))
@@ -151,7 +151,7 @@ def test_an_alert_answered_in_time_is_not_escalated(service: Frontline) -> None:
 
 
 def test_an_override_needs_a_reason_and_the_auditor_sees_the_answers(service: Frontline) -> None:
-    run(service, service.rulesets.deploy(DOCUMENT, AUTHOR))
+    run(service, service.rulesets.deploy(DOCUMENT, AUTHOR, allow_untested=True))
     started = run(
         service,
         service.decisions.start_interaction(

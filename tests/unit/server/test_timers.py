@@ -42,7 +42,7 @@ def alerts(service: Frontline) -> list[LedgerRecord]:
 
 
 def test_timer_rules_run_when_due_once_per_period(service: Frontline) -> None:
-    run(service, service.rulesets.deploy(DOCUMENT, AUTHOR))
+    run(service, service.rulesets.deploy(DOCUMENT, AUTHOR, allow_untested=True))
     service.alerts.repeat_after = service.alerts.repeat_after * 0  # every run may raise
     started = run(
         service,
@@ -94,7 +94,7 @@ def test_timer_rules_run_when_due_once_per_period(service: Frontline) -> None:
 
 
 def test_a_timer_whose_interaction_is_gone_is_dropped(service: Frontline) -> None:
-    run(service, service.rulesets.deploy(DOCUMENT, AUTHOR))
+    run(service, service.rulesets.deploy(DOCUMENT, AUTHOR, allow_untested=True))
     started = run(
         service,
         service.decisions.start_interaction(
