@@ -253,7 +253,8 @@ class Decision:
         if not self.ruleset.has_conflicting_tables and (step is None or not step.error):
             return errors
         for meta, matched in zip(self.ruleset.tables, self._raw[RAW_MATCHES:], strict=True):
-            conflict = meta.policy.conflict(matched, meta.rows)
+            rows = meta.rows if meta.rows_at is None else meta.rows_at(self._raw[RAW_VALUES])
+            conflict = meta.policy.conflict(matched, rows)
             if conflict is not None:
                 errors.append({"table": meta.id, "error": conflict})
         if step is not None and step.error is not None:
