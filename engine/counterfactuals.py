@@ -365,6 +365,8 @@ class _Reader:
                     self.cell(path, test)
             else:
                 self.value(node, f"an input of table {table_id} computed from it")
+        for node in self.ruleset.logic.table_cells.get(table_id, ()):
+            self.value(node, f"read by a computed output of table {table_id}")
 
     def cell(self, path: str, test: Test) -> None:
         if isinstance(test, EqTest):
@@ -433,6 +435,7 @@ def rule_inputs(ruleset: CompiledRuleset, section: str, index: int) -> list[str]
                 if table_id not in tables:
                     tables.add(table_id)
                     pending.extend(n for n, _ in ruleset.logic.table_inputs.get(table_id, ()))
+                    pending.extend(ruleset.logic.table_cells.get(table_id, ()))
             elif slot.path in ruleset.fields:
                 found.add(slot.path)
             elif slot.path in counters:

@@ -255,7 +255,8 @@ class Decision:
             return errors
         if rs.has_conflicting_tables:
             for meta, matched in zip(rs.tables, self._raw[RAW_MATCHES:], strict=True):
-                conflict = meta.policy.conflict(matched, meta.rows)
+                rows = meta.rows if meta.rows_at is None else meta.rows_at(self._raw[RAW_VALUES])
+                conflict = meta.policy.conflict(matched, rows)
                 if conflict is not None:
                     errors.append({"table": meta.id, "error": conflict})
         if rs.diagnosis is not None:

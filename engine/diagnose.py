@@ -59,7 +59,7 @@ from engine.expr import (
 )
 from engine.generated import RAW_MATCHES
 from engine.model import TRIGGERS
-from engine.runtime import HELPERS, finite_sum
+from engine.runtime import HELPERS, finite_sum, power
 
 if TYPE_CHECKING:
     from engine.decision import Asked, NextStep
@@ -188,7 +188,7 @@ _PLAIN_OPS: dict[str, Callable[[Any, Any], Any]] = {
     "%": operator.mod,
 }
 # What generated code calls where a float can come out (None where it is not finite).
-_FINITE_OPS = {op: HELPERS[name] for op, name in _FINITE.items()}
+_FINITE_OPS = {op: HELPERS[name] for op, name in _FINITE.items()} | {"**": power}
 
 
 @dataclass(frozen=True, slots=True)

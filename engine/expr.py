@@ -271,7 +271,14 @@ _FORBIDDEN: dict[type[ast.AST], str] = {
     ast.Slice: "slices are not allowed",
 }
 
-_BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Mod: "%"}
+_BINOPS = {
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.Mod: "%",
+    ast.Pow: "**",
+}
 _CMPOPS = {
     ast.Eq: "==",
     ast.NotEq: "!=",
@@ -480,14 +487,15 @@ class _Checker:
     def visit_BinOp(self, node: ast.BinOp) -> Node:
         op = _BINOPS.get(type(node.op))
         if op is None:
-            if isinstance(node.op, ast.Pow):
-                raise _at(node, "** is not allowed; expected + - * / %")
             if isinstance(node.op, ast.FloorDiv):
                 raise _at(node, "// is not allowed; use / (and round() if needed)")
-            raise _at(node, f"operator in {_describe(node)!r} is not allowed; expected + - * / %")
+            raise _at(
+                node, f"operator in {_describe(node)!r} is not allowed; expected + - * / % **"
+            )
         left, right = self.visit(node.left), self.visit(node.right)
         lt, rt = left.type, right.type
-        nullable = left.nullable or right.nullable or op in ("/", "%")
+        # /, % and ** can be unknown whatever their operands: by zero, or no finite number.
+        nullable = left.nullable or right.nullable or op in ("/", "%", "**")
         if op == "+" and lt.kind == "string" and rt.kind == "string":
             return Arith(STRING, nullable, op, left, right)
         if not (lt.numeric and rt.numeric):
@@ -496,7 +504,7 @@ class _Checker:
                 f"cannot apply {op} to {lt} and {rt} ({_describe(node)}); "
                 + ("expected two numbers or two strings" if op == "+" else "expected numbers"),
             )
-        result = NUMBER if op == "/" or NUMBER in (lt.plain(), rt.plain()) else INTEGER
+        result = NUMBER if op in ("/", "**") or NUMBER in (lt.plain(), rt.plain()) else INTEGER
         # A float result can leave the finite numbers (1e308 * 10): unknown, whatever the
         # operands (constants and list items are never unknown themselves).
         nullable = nullable or result is NUMBER

@@ -12,6 +12,8 @@ Each policy is one object, found by its name in ``HIT_POLICIES``, that knows all
     rows         matches → the matching row positions, for a trace
     conflict     matches and the rows' outputs → an error for the decision when they break
                  the policy, or None
+    outputs_at   matches and the rows as one evaluation gives them → what ``outputs`` gives,
+                 for a table with computed output cells (``RowsAt``)
 
     unique        at most one row may match; several is an error and the outputs are unknown
     any           several rows may match if their outputs agree; rows that disagree are an
@@ -29,7 +31,7 @@ Each policy is one object, found by its name in ``HIT_POLICIES``, that knows all
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from engine.expr import INTEGER, NUMBER, Type, list_of
@@ -39,6 +41,52 @@ from engine.runtime import finite_sum
 # Reports a problem at a path below the table (such as ``("aggregate",)``).
 Report = Callable[[tuple[str | int, ...], str], None]
 Rows = Sequence[tuple[Any, ...]]  # each row's output values, in row order
+
+
+class RowsAt(Sequence[tuple[Any, ...]]):
+    """The output rows of a table with computed cells, as one evaluation gives them: row
+    ``r`` is its literal values, or for a row with computed cells what its generated
+    function (``cells[r]``) gives on ``args``, the values its cells read. A row is evaluated
+    when a policy first reads it, so only matching rows are (a policy reads no other), and
+    once.
+
+    Tables of literal outputs pass their rows (a tuple of tuples) instead, so nothing here
+    is on their path.
+    """
+
+    __slots__ = ("args", "cells", "done", "static", "width")
+
+    def __init__(
+        self,
+        static: Rows,
+        cells: Mapping[int, Callable[[tuple[Any, ...]], tuple[Any, ...]]],
+        args: tuple[Any, ...],
+        width: int,
+    ) -> None:
+        self.static = static
+        self.cells = cells
+        self.args = args
+        self.width = width
+        self.done: dict[int, tuple[Any, ...]] = {}
+
+    def __getitem__(self, r: int) -> tuple[Any, ...]:  # type: ignore[override]
+        cell = self.cells.get(r)
+        if cell is None:
+            return self.static[r]
+        found = self.done.get(r)
+        if found is None:
+            found = self.done[r] = cell(self.args)
+        return found
+
+    def __len__(self) -> int:
+        return len(self.static)
+
+
+def _width(rows: Rows) -> int:
+    """How many outputs each row has (without evaluating a row of computed cells)."""
+    if isinstance(rows, RowsAt):
+        return rows.width
+    return len(rows[0]) if rows else 0
 
 
 class HitPolicy:
@@ -85,6 +133,20 @@ class HitPolicy:
 
         return outputs
 
+    def outputs_at(
+        self,
+        names: Sequence[str],
+        matches: Any,
+        rows: RowsAt,
+        ranks: list[tuple[int, ...]] | None,
+        aggregate: str | None,
+    ) -> dict[str, Any] | None:
+        """What ``outputs`` gives, for a table with computed cells: ``rows`` are one
+        evaluation's, so the resolver is made for them (it reads only matching rows)."""
+        if not self.won(matches):
+            return None
+        return dict(zip(names, self.resolver(rows, ranks, aggregate)(matches), strict=True))
+
     def won(self, matches: Any) -> bool:
         """Whether the matches give the table outputs (rather than unknown)."""
         return True
@@ -97,7 +159,7 @@ class HitPolicy:
 
 
 def _unknown(rows: Rows) -> tuple[Any, ...]:
-    return (None,) * (len(rows[0]) if rows else 0)
+    return (None,) * _width(rows)
 
 
 class Unique(HitPolicy):
@@ -141,6 +203,16 @@ class AnyAgreeing(HitPolicy):
             return dict(zip(names, rows[m[0]], strict=True))
 
         return outputs
+
+    def outputs_at(
+        self,
+        names: Sequence[str],
+        matches: Any,
+        rows: RowsAt,
+        ranks: list[tuple[int, ...]] | None,
+        aggregate: str | None,
+    ) -> dict[str, Any] | None:
+        return self.outputs(names, rows, self.resolver(rows, ranks, aggregate))(matches)
 
     def won(self, matches: Any) -> bool:
         return bool(matches)
@@ -248,7 +320,7 @@ class RuleOrder(HitPolicy):
     def resolver(
         self, rows: Rows, ranks: list[tuple[int, ...]] | None, aggregate: str | None
     ) -> Callable[[Any], tuple[Any, ...]]:
-        width = len(rows[0]) if rows else 0
+        width = _width(rows)
         return lambda m: tuple([rows[r][c] for r in m] for c in range(width))
 
 
@@ -271,7 +343,7 @@ class Collect(RuleOrder):
     ) -> Callable[[Any], tuple[Any, ...]]:
         if aggregate is None:
             return super().resolver(rows, ranks, aggregate)
-        width = len(rows[0]) if rows else 0
+        width = _width(rows)
         if aggregate == "count":
             return lambda m: (len(m),) * width
 

@@ -13,7 +13,7 @@ functions' behaviour, and what a decision reads of the ruleset that made it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -51,10 +51,15 @@ class TableMeta:
     id: str
     policy: HitPolicy
     outputs: tuple[str, ...]
-    # A table's matches → its outputs by name, or None when a single-hit policy found none.
-    outputs_of: Callable[[Any], dict[str, Any] | None]
+    # A table's matches → its outputs by name, or None when a single-hit policy found none;
+    # for a table with computed cells, its matches and the evaluation's values ``V``.
+    outputs_of: Callable[..., dict[str, Any] | None]
     position: int
-    rows: tuple[tuple[Any, ...], ...] = ()  # each row's output values (what ``any`` compares)
+    # Each row's output values (what ``any`` compares); None where a cell is computed.
+    rows: tuple[tuple[Any, ...], ...] = ()
+    # For a table with computed cells: an evaluation's values → its rows as that evaluation
+    # gives them (``hitpolicies.RowsAt``); None for a table of literal outputs.
+    rows_at: Callable[[tuple[Any, ...]], Sequence[tuple[Any, ...]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -175,11 +180,13 @@ class AlertMeta:
 class Logic:
     """The checked IR the generated code was written from, kept for what reads a ruleset's
     logic rather than running it (``engine.counterfactuals``): each rule's ``when`` by
-    section, in document order, and each table's inputs with the unary tests of their column,
-    row by row. Evaluation never reads it."""
+    section, in document order, each table's inputs with the unary tests of their column,
+    row by row, and the ``{...}`` parts of each table's computed output cells (for the tables
+    that have any). Evaluation never reads it."""
 
     conditions: dict[str, tuple[Node, ...]] = field(default_factory=dict)
     table_inputs: dict[str, tuple[tuple[Node, tuple[Test, ...]], ...]] = field(default_factory=dict)
+    table_cells: dict[str, tuple[Node, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)

@@ -73,6 +73,20 @@ def _finite(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     return checked
 
 
+def power(a: Any, b: Any) -> Any:
+    """``a ** b``, computed in floats (so ``10 ** 5`` is 100000.0): unknown (None) where it is
+    not a finite real number: beyond the float range, ``0 ** -1``, or a negative number to a
+    fractional power (Python would give a complex number). Floats, so that no exponent can
+    make an integer that takes long to compute (``2 ** 10**9``)."""
+    try:
+        result = float(a) ** float(b)
+    except (OverflowError, ZeroDivisionError):
+        return None
+    if result.__class__ is not float:
+        return None
+    return result if result - result == 0 else None
+
+
 def finite_sum(values: list[Any]) -> Any:
     """The sum of a column of numbers, None (unknown) if it is not a finite number."""
     try:

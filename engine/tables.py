@@ -228,6 +228,15 @@ def output_value(cell: Any) -> Any:
         ) from None
 
 
+def template_cell(cell: Any) -> bool:
+    """Whether an output cell is a template, its value computed on each evaluation: a string
+    with ``{`` or ``}`` that is not in double quotes (``'"{x}"'`` is the text ``{x}``)."""
+    if cell.__class__ is not str or ("{" not in cell and "}" not in cell):
+        return False
+    text = cell.strip()
+    return not (len(text) >= 2 and text[0] == '"' and text[-1] == '"')
+
+
 def _num(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
@@ -404,9 +413,11 @@ def equality_values(test: Test) -> tuple[Any, ...] | None:
 # -- output columns -----------------------------------------------------------------------------
 
 
-def output_type(values: Sequence[Any]) -> Type | None:
-    """The type of an output column: its values' common type; None if it mixes types."""
+def output_type(values: Sequence[Any], computed: Sequence[Type] = ()) -> Type | None:
+    """The type of an output column: the common type of its literal values and of its
+    computed cells' expressions (``computed``); None if it mixes types."""
     types = [t for t in (value_type(v) for v in values) if t is not None]
+    types.extend(t.plain() for t in computed)
     if not types:
         return None
     if all(t.numeric for t in types):

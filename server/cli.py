@@ -8,7 +8,7 @@ Every failure prints one plain sentence to stderr and exits non-zero; results go
     frontline test FILE...              run the documents' own tests; ends "N passed, M failed"
     frontline eval FILE --context JSON  print a decision
     frontline import-durable FILE.json  convert a durable_rules ruleset to a Frontline document
-    frontline import-dmn MODEL.dmn      convert a DMN model's decision tables to a document
+    frontline import-dmn MODEL.dmn      convert a DMN model's decisions to a document
     frontline eval-dmn MODEL.dmn --input JSON   each decision of a DMN model, by its name
     frontline audit query [filters]     the ledger's records as JSONL or CSV, newest first
     frontline audit verify              walk every chain, and check the index against it
@@ -111,7 +111,8 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 -- a statement per co
     imp.set_defaults(run=_import_durable)
 
     dmn = sub.add_parser(
-        "import-dmn", help="convert a DMN model's decision tables to a Frontline document"
+        "import-dmn",
+        help="convert a DMN model's decision tables and literal expressions to a document",
     )
     dmn.add_argument("file", metavar="MODEL.dmn")
     dmn.add_argument("-o", "--output", help="write the document here instead of stdout")

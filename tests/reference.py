@@ -228,6 +228,10 @@ def referenced_fields(document: Mapping[str, Any]) -> set[str]:
             texts.extend(re.findall(r"\{([^{}]*)\}", rule.get("message", "")))
     for table in document.get("tables", []):
         texts.extend(table["inputs"])
+        for row in table["rows"]:
+            for cell in row[len(table["inputs"]) :]:
+                if computed_cell(cell):
+                    texts.extend(template_parts(cell))
     for tree in document.get("trees", []):
         for node in tree["nodes"].values():
             texts.extend(str(b["when"]) for b in node.get("next") or [] if "when" in b)
@@ -265,13 +269,24 @@ def _divide(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     return lambda a, b: UNKNOWN if b == 0 else _number(op)(a, b)
 
 
+def _power(a: Any, b: Any) -> Any:
+    """``**`` in floats: unknown where the result is no finite real number."""
+    a, b = float(a), float(b)
+    if (a == 0 and b < 0) or (a < 0 and not b.is_integer()):
+        return UNKNOWN
+    return math.pow(a, b)
+
+
 ARITHMETIC: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: _number(operator.add),
     ast.Sub: _number(operator.sub),
     ast.Mult: _number(operator.mul),
     ast.Div: _divide(operator.truediv),
     ast.Mod: _divide(operator.mod),
+    ast.Pow: _number(_power),
 }
+
+
 COMPARISONS: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
     ast.Eq: operator.eq,
     ast.NotEq: operator.ne,
@@ -404,9 +419,11 @@ def cell_matches(cell: Any, value: Any) -> bool:
 
 
 def aggregate(kind: str, values: list[Any]) -> Any:
-    """A ``collect`` table's aggregate of one output column (None, i.e. unknown, if empty)."""
+    """A ``collect`` table's aggregate of one output column (None, i.e. unknown, if empty);
+    null outputs (a computed cell's unknown value) are skipped, but counted by ``count``."""
     if kind == "count":
         return len(values)
+    values = [v for v in values if v is not None]
     if not values:
         return None
     if kind == "sum":
@@ -420,6 +437,19 @@ def output_cell(cell: Any) -> Any:
     string inside them."""
     text = cell.strip() if isinstance(cell, str) else ""
     return json.loads(text) if len(text) >= 2 and text[0] == text[-1] == '"' else cell
+
+
+def computed_cell(cell: Any) -> bool:
+    """Whether an output cell is a template: a string with braces, not in double quotes."""
+    if not isinstance(cell, str) or not ("{" in cell or "}" in cell):
+        return False
+    text = cell.strip()
+    return not (len(text) >= 2 and text[0] == text[-1] == '"')
+
+
+def template_parts(template: str) -> list[str]:
+    """The expressions of a template's ``{...}`` parts."""
+    return re.findall(r"\{([^{}]*)\}", template.replace("{{", "").replace("}}", ""))
 
 
 # -- one evaluation ----------------------------------------------------------------------------
@@ -596,11 +626,35 @@ class Evaluation:
         value = None if outputs is None else outputs[output]
         return UNKNOWN if value is None else value
 
+    def output(self, cell: Any) -> Any:
+        """An output cell's value: a literal, or a computed cell's (docs/language.md): one
+        ``{...}`` part alone gives its value (null for unknown), text with parts the text."""
+        if not computed_cell(cell):
+            return output_cell(cell)
+        whole = re.fullmatch(r"\{([^{}]*)\}", cell)
+        if whole is None:
+            # A computed cell's failed arithmetic is not a decision error: only unknown.
+            def fill(part: re.Match[str]) -> str:
+                escaped = {"{{": "{", "}}": "}"}.get(part[0])
+                return escaped or show(self.evaluate(part[0][1:-1], reads=TEMPLATES_READ))
+
+            return re.sub(r"\{\{|\}\}|\{[^{}]*\}", fill, cell)
+        value = self.evaluate(whole[1])
+        return None if value is UNKNOWN else value
+
     def _run_table(self, table: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
         inputs = [self.site("table", table["id"], "", text) for text in table["inputs"]]
         outputs = [o if isinstance(o, str) else o["name"] for o in table["outputs"]]
+        for row in table["rows"]:  # what computed cells read is read by the table, row won or not
+            for cell in row[len(inputs) :]:
+                if computed_cell(cell):
+                    for text in template_parts(cell):
+                        body, _, _ = parse(text)
+                        self.read.update(
+                            p for n in ast.walk(body) if (p := dotted(n)) in self.values
+                        )
         matched = [
-            (number, [output_cell(cell) for cell in row[len(inputs) :]])
+            (number, [self.output(cell) for cell in row[len(inputs) :]])
             for number, row in enumerate(table["rows"], 1)
             if all(map(cell_matches, row, inputs))
         ]

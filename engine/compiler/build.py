@@ -36,16 +36,39 @@ class Located:
 
 
 @dataclass
+class ComputedCell:
+    """An output cell written as a template: computed, when its row is chosen, from what its
+    ``{...}`` parts read. One part and nothing else (``native``) gives that part's value, of
+    its type; text with parts gives the text, a string."""
+
+    path: Path
+    parts: list[str | Located]
+    native: bool
+    type: Type
+
+    @property
+    def reads(self) -> frozenset[str]:
+        return frozenset(p for part in self.parts if not isinstance(part, str) for p in part.reads)
+
+
+@dataclass
 class TablePlan:
     model: Table
     position: int
     inputs: list[Located] = field(default_factory=list)
     input_types: list[Type] = field(default_factory=list)
     cells: list[list[Test]] = field(default_factory=list)
+    # Each row's output values; a computed cell's place holds None (``computed`` has it).
     outputs: list[tuple[Any, ...]] = field(default_factory=list)
     output_names: list[str] = field(default_factory=list)
     ranks: list[tuple[int, ...]] | None = None  # each row's rank, for ``priority``
     depends_on: set[str] = field(default_factory=set)
+    # (row, output) → its computed cell, for cells written as templates
+    computed: dict[tuple[int, int], ComputedCell] = field(default_factory=dict)
+    # The computed cells not checked (a problem was reported, or the table is on a cycle).
+    unchecked: set[tuple[int, int]] = field(default_factory=set)
+    # The tables the computed cells read, each with where it is first read.
+    cell_tables: dict[str, Path] = field(default_factory=dict)
 
     @property
     def policy(self) -> HitPolicy:

@@ -7,16 +7,36 @@ first; the expressions it checks become typed IR (``Located``) for the generator
 
 from __future__ import annotations
 
+import ast
 import re
 from typing import Any
 
-from engine.compiler.build import Build, Located, TablePlan, TreePlan, plural
+from engine.compiler.build import Build, ComputedCell, Located, TablePlan, TreePlan, plural
 from engine.durations import parse_duration
-from engine.expr import RESERVED_NAMES, SCALAR_TYPES, STRING, Const, FieldInfo, Slot, Type, list_of
+from engine.expr import (
+    MAX_EXPRESSION_LENGTH,
+    RESERVED_NAMES,
+    SCALAR_TYPES,
+    STRING,
+    Const,
+    FieldInfo,
+    Slot,
+    Type,
+    list_of,
+    mask_table_ids,
+)
+from engine.ir import with_article
 from engine.model import MIN_EVERY_SECONDS, TreeNode
 from engine.parts import FieldMeta
 from engine.source import Path
-from engine.tables import CellError, check_test, output_type, output_value, parse_cell
+from engine.tables import (
+    CellError,
+    check_test,
+    output_type,
+    output_value,
+    parse_cell,
+    template_cell,
+)
 from engine.times import parse_time
 
 _SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -124,7 +144,16 @@ def _item_type(b: Build, where: Path, items: Any) -> Type | bool | None:
 
 
 def check_tables(b: Build) -> None:
+    """Each table's shape, output cells and output types, then its inputs and cells, then
+    the order tables are evaluated in (before the rules: rules may read their outputs).
+
+    An output's type is its cells' common type; a computed cell's is its expression's, and
+    the expression may read other tables' outputs, so tables with computed cells are typed
+    after the tables those cells read (``_typing_order``). A table of literal outputs is
+    typed where it stands, as it always was.
+    """
     assert b.doc is not None
+    pending: list[tuple[TablePlan, dict[tuple[int, int], str]]] = []
     for position, table in enumerate(b.doc.tables):
         plan = TablePlan(table, position)
         b.tables.append(plan)
@@ -148,37 +177,208 @@ def check_tables(b: Build) -> None:
         plan.policy.check(table, report)
         if any(len(row) != width for row in table.rows):
             continue
-        plan.outputs = [
-            tuple(
-                _output_cell(b, (*where, "rows", r, len(table.inputs) + c), cell)
-                for c, cell in enumerate(row[len(table.inputs) :])
-            )
-            for r, row in enumerate(table.rows)
-        ]
-        types = {}
-        for c, name in enumerate(outputs):
-            column = [row[c] for row in plan.outputs]
-            column_type = output_type(column)
-            if column_type is None:
-                b.problem(
-                    (*where, "outputs", c),
-                    f"output {name!r} mixes value types; each output column must hold one type"
-                    if any(v is not None for v in column)
-                    else f"output {name!r} is null in every row; give it at least one value",
-                )
-                continue
-            if table.aggregate in ("sum", "min", "max") and not column_type.numeric:
-                b.problem(
-                    (*where, "aggregate"),
-                    f"aggregate {table.aggregate} needs numbers, "
-                    f"but output {name!r} holds {column_type}",
-                )
-            types[name] = plan.policy.read_type(table.aggregate, column_type)
-        plan.ranks = plan.policy.ranks(table, plan.outputs, _declared_values(b, plan), report)
-        b.env.table_outputs[table.id] = types
+        templates = _output_cells(b, plan)
+        if templates:
+            plan.cell_tables = _template_tables(b, plan, templates)
+            b.env.table_outputs[table.id] = {}  # typed below, in the order its cells need
+            pending.append((plan, templates))
+        else:
+            _output_types(b, plan)
+    typed = _typing_order(b, pending)
+    for plan, templates in typed:
+        _computed_cells(b, plan, templates)
+        _output_types(b, plan)
+    for plan, _ in pending:
+        if plan.unchecked and not any(plan is other for other, _ in typed):
+            _output_types(b, plan)  # on a cycle: its literal outputs' types, for rules
     for plan in b.tables:
         _table_inputs(b, plan)
     b.table_order = _table_order(b)
+
+
+def _output_cells(b: Build, plan: TablePlan) -> dict[tuple[int, int], str]:
+    """Each row's output values into ``plan.outputs``; the cells written as templates, by
+    (row, output), are returned to be checked once the tables they read are typed (their
+    places in ``plan.outputs`` hold None)."""
+    table = plan.model
+    inputs = len(table.inputs)
+    templates: dict[tuple[int, int], str] = {}
+    for r, row in enumerate(table.rows):
+        values: list[Any] = []
+        for c, cell in enumerate(row[inputs:]):
+            if template_cell(cell):
+                templates[r, c] = cell
+                values.append(None)
+            else:
+                values.append(
+                    _output_cell(b, ("tables", plan.position, "rows", r, inputs + c), cell)
+                )
+        plan.outputs.append(tuple(values))
+    return templates
+
+
+def _output_types(b: Build, plan: TablePlan) -> None:
+    """Each output column's type (what a rule reading it sees), and the rows' ranks for the
+    policies that rank by declared values."""
+    table = plan.model
+    where: Path = ("tables", plan.position)
+
+    def report(path: Path, message: str) -> None:
+        b.problem((*where, *path), message)
+
+    types = {}
+    ranked = True
+    for c, name in enumerate(plan.output_names):
+        column = [row[c] for row in plan.outputs]
+        computed = [cell for (_, k), cell in plan.computed.items() if k == c]
+        declared = table.outputs[c]
+        if (
+            computed
+            and plan.policy.name in _RANKING
+            and not isinstance(declared, str)
+            and declared.values is not None
+        ):
+            ranked = False
+            b.problem(
+                computed[0].path,
+                f"hit: {plan.policy.name} ranks rows by the declared values of output "
+                f"{name!r}, so its cells must be literal values: a computed cell cannot be "
+                "ranked (compute it in an output without values, or in a table that "
+                "reads this one)",
+            )
+            continue
+        column_type = output_type(column, [cell.type for cell in computed])
+        if column_type is None:
+            if not any(k == c for (_, k) in plan.unchecked):  # else reported with the cell
+                b.problem(
+                    (*where, "outputs", c),
+                    f"output {name!r} mixes value types; each output column must hold one type"
+                    if computed or any(v is not None for v in column)
+                    else f"output {name!r} is null in every row; give it at least one value",
+                )
+            continue
+        if table.aggregate in ("sum", "min", "max") and not column_type.numeric:
+            b.problem(
+                (*where, "aggregate"),
+                f"aggregate {table.aggregate} needs numbers, "
+                f"but output {name!r} holds {column_type}",
+            )
+        types[name] = plan.policy.read_type(table.aggregate, column_type)
+    if ranked and not plan.unchecked:  # (a cell not checked has been reported)
+        plan.ranks = plan.policy.ranks(table, plan.outputs, _declared_values(b, plan), report)
+    b.env.table_outputs[table.id] = types
+
+
+_RANKING = ("priority", "output_order")  # the policies that rank rows by declared values
+
+
+def _template_tables(
+    b: Build, plan: TablePlan, templates: dict[tuple[int, int], str]
+) -> dict[str, Path]:
+    """The tables a table's computed cells read (``tables.<id>.<output>`` in their
+    ``{...}`` parts), each with where it is first read: found from the text, before any
+    type is known, so that tables are typed in the order their cells need."""
+    assert b.doc is not None
+    ids = {t.id for t in b.doc.tables}
+    found: dict[str, Path] = {}
+    for (r, c), text in templates.items():
+        path: Path = ("tables", plan.position, "rows", r, len(plan.model.inputs) + c)
+        for part in re.findall(r"\{([^{}]*)\}", text.replace("{{", "").replace("}}", "")):
+            if len(part) > MAX_EXPRESSION_LENGTH:
+                continue  # refused when the cell is checked
+            masked, names = mask_table_ids(part, ids)
+            try:
+                tree = ast.parse(masked.strip(), mode="eval")
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                continue  # reported when the cell is checked
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.Attribute)
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id == "tables"
+                ):
+                    table_id = names.get(node.attr, node.attr)
+                    if table_id in ids:
+                        found.setdefault(table_id, path)
+    return found
+
+
+def _typing_order(
+    b: Build, pending: list[tuple[TablePlan, dict[tuple[int, int], str]]]
+) -> list[tuple[TablePlan, dict[tuple[int, int], str]]]:
+    """The tables with computed cells, each after the tables with computed cells it reads
+    (the others are typed already). A table on a cycle is left out, and so is one that
+    reads it: its cells cannot be typed, and ``_table_order`` reports the cycle."""
+    by_id = {plan.model.id: (plan, templates) for plan, templates in pending}
+    order: list[tuple[TablePlan, dict[tuple[int, int], str]]] = []
+    state: dict[str, int] = {}  # 1 visiting, 2 typed, 3 cannot be typed
+
+    def visit(table_id: str) -> bool:
+        if state.get(table_id) == 1:
+            return False
+        if table_id in state:
+            return state[table_id] == 2
+        state[table_id] = 1
+        plan, templates = by_id[table_id]
+        ok = all(visit(dep) for dep in sorted(plan.cell_tables) if dep in by_id)
+        state[table_id] = 2 if ok else 3
+        if ok:
+            order.append((plan, templates))
+        else:
+            plan.unchecked.update(templates)
+        return ok
+
+    for plan, _ in pending:
+        visit(plan.model.id)
+    return order
+
+
+def _computed_cells(b: Build, plan: TablePlan, templates: dict[tuple[int, int], str]) -> None:
+    """Check each computed cell of a table: its ``{...}`` parts like any template's; what it
+    gives (a part alone keeps its value's type, text with parts is a string); that it reads
+    no ``pii`` field (table outputs are shown and recorded as they are)."""
+    inputs = len(plan.model.inputs)
+    for (r, c), text in templates.items():
+        path: Path = ("tables", plan.position, "rows", r, inputs + c)
+        parts = b.template(path, text)
+        if parts is None:
+            plan.unchecked.add((r, c))
+            continue
+        checked = [part for part in parts if not isinstance(part, str)]
+        if not checked:  # only {{ and }}: text
+            row = list(plan.outputs[r])
+            row[c] = "".join(str(part) for part in parts)
+            plan.outputs[r] = tuple(row)
+            continue
+        pii = sorted(p for part in checked for p in part.reads if _classification(b, p) == "pii")
+        if pii:
+            b.problem(
+                path,
+                f"an output cell may not read the pii field {pii[0]!r}: table outputs are "
+                "shown to agents and recorded in the ledger as they are, unmasked",
+            )
+            plan.unchecked.add((r, c))
+            continue
+        native = len(parts) == 1
+        cell_type = checked[0].node.type if native else STRING
+        if cell_type.kind not in ("string", "integer", "number", "boolean"):
+            b.problem(
+                path,
+                "a computed output must be a string, a number or a boolean, but this cell "
+                f"gives {with_article(cell_type)} (text around it, 'due {{...}}', makes a "
+                "string)",
+            )
+            plan.unchecked.add((r, c))
+            continue
+        plan.computed[r, c] = ComputedCell(path, parts, native, cell_type.plain())
+        plan.depends_on |= {
+            p.split(".")[1] for part in checked for p in part.reads if p.startswith("tables.")
+        }
+
+
+def _classification(b: Build, path: str) -> str | None:
+    meta = b.fields.get(path)
+    return None if meta is None else meta.classification
 
 
 def _output_cell(b: Build, path: Path, cell: Any) -> Any:
@@ -246,13 +446,19 @@ def _table_order(b: Build) -> list[TablePlan]:
         if state.get(tid) == 2:
             return
         if state.get(tid) == 1:
-            cycle = " → ".join([*chain[chain.index(tid) :], tid])
+            cycle = [*chain[chain.index(tid) :], tid]
+            # Where the first table of the cycle reads the next: its inputs, or a cell.
+            after = cycle[1]
+            read_by_cell = after in plan.cell_tables and all(
+                not p.startswith(f"tables.{after}.") for c in plan.inputs for p in c.reads
+            )
             b.problem(
-                ("tables", plan.position, "inputs"), f"tables read each other in a cycle: {cycle}"
+                plan.cell_tables[after] if read_by_cell else ("tables", plan.position, "inputs"),
+                f"tables read each other in a cycle: {' → '.join(cycle)}",
             )
             return
         state[tid] = 1
-        for dep in sorted(plan.depends_on):
+        for dep in sorted(plan.depends_on | set(plan.cell_tables)):
             if dep in by_id:
                 visit(by_id[dep], [*chain, tid])
         state[tid] = 2

@@ -1,7 +1,7 @@
 """Convert DMN decision models (DMN 1.1 to 1.5 XML) into Frontline ruleset documents.
 
-``frontline import-dmn MODEL.dmn`` reads a model's decision tables and writes a Frontline
-document; ``frontline eval-dmn`` converts a model the same way and evaluates it::
+``frontline import-dmn MODEL.dmn`` reads a model's decisions and writes a Frontline document;
+``frontline eval-dmn`` converts a model the same way and evaluates it::
 
     conversion = convert_dmn(xml_text)
     print(dump_document(conversion.document))
@@ -27,33 +27,42 @@ What converts (docs/dmn.md has the table):
   COUNT → ``aggregate``), RULE ORDER → ``rule_order``, OUTPUT ORDER → ``output_order``;
   ``outputValues`` (or the allowed values of the output's type) become the output's
   ``values``, the order PRIORITY and OUTPUT ORDER rank by.
+- ``decision`` with a FEEL ``literalExpression`` → a table of one output, named as the
+  decision, computed from the expression: one row whose one input, ``true``, matches
+  anything; ``if c then a else b`` (and ``else if``) a row per branch under ``first``, each
+  reading its condition, the ``else`` last. A literal expression that is null whatever its
+  inputs (``10 + null``) is a row that never matches, with a literal of the decision's type.
 - input expressions: names of input data and decisions (spaces and other characters included),
-  paths into structures and multi-output decisions (``Approval.Status``), literals, ``+ - * /``,
-  comparisons, ``and``/``or``/``not()``, and ``abs``, ``min``, ``max``. A required decision is
-  read as ``tables.<id>.<output>``.
+  paths into structures and multi-output decisions (``Approval.Status``), literals,
+  ``+ - * / **``, comparisons, ``and``/``or``/``not()``, and ``abs``, ``min``, ``max``,
+  ``string length``, ``upper case``, ``lower case``, ``contains``, ``starts with``,
+  ``ends with``. A required decision is read as ``tables.<id>.<output>``.
 - input entries: S-FEEL unary tests: ``-``, literals (numbers, strings, booleans,
   ``date("2024-01-31")``), ``< <= > >= = !=`` with a literal, ranges ``[a..b]``, ``(a..b]``,
   ``]a..b[`` and the like, disjunctions with commas, ``not(...)``.
-- output entries: literals, ``null`` included; ``defaultOutputEntry`` → a last row that
+- output entries: literals, ``null`` included, as literal cells; expressions in the forms of
+  input expressions (``Age * 2``, ``"Hello " + Name``) as computed cells (``{...}``), where
+  FEEL's ``null`` makes arithmetic null. ``defaultOutputEntry`` (a literal) → a last row that
   matches only when no other row does (for FIRST simply a last catch-all row; otherwise the
   row also reads a helper ``collect``/``count`` table of the same rows, and matches when that
   count is 0).
 
 What is refused, as one sentence naming the element (``DmnImportError``): decisions whose
-logic is not a decision table (literal expressions, contexts, invocations, relations, lists,
-functions and other boxed expressions), business knowledge models, decision services,
-imports, FEEL beyond the forms above (function calls, names inside unary tests, ``null``
-tests, ``**``, lists, ranges over names, ...), output entries that compute (``Age * 2``),
-types Frontline cannot hold (date and time, time, durations, lists, contexts) where a table
-reads them, COLLECT aggregations over several outputs, and a DOCTYPE or entity declaration
-in the XML (refused before parsing, as are texts over 4 MiB).
+logic is neither a decision table nor a FEEL literal expression (contexts, invocations,
+relations, lists, functions and other boxed expressions), business knowledge models,
+decision services, imports, FEEL beyond the forms above (other functions, names inside unary
+tests, ``null`` tests and comparisons, ``if`` inside an expression, ``for``/``some``/
+``every``, lists, ranges over names, ...), default outputs that compute, types Frontline
+cannot hold (date and time, time, durations, lists, contexts) where a table reads them,
+COLLECT aggregations over several outputs, and a DOCTYPE or entity declaration in the XML
+(refused before parsing, as are texts over 4 MiB).
 
 Semantics. The converted document agrees with DMN on values of the declared types, with
 these differences: a ``null`` (or absent) input matches only ``-`` (in DMN ``not("x")``
 matches null too); a value of the wrong type, or a string outside an ``enum``, reads as
 null rather than failing the decision; a number allowed-values constraint (``[0..100]``) is
 not enforced; DMN numbers are decimals, Frontline's integers or binary floats (a SUM of
-``0.1`` and ``0.2`` is ``0.30000000000000004``).
+``0.1`` and ``0.2`` is ``0.30000000000000004``; ``**`` computes in floats).
 """
 
 from __future__ import annotations
@@ -357,11 +366,13 @@ class _TableOutput:
 
 @dataclass
 class _Decision:
-    """A decision's name, table id and outputs, known before any table is converted."""
+    """A decision's name, table id and outputs, known before any table is converted. Its
+    logic is a decision table (``table``) or a literal expression (``literal``)."""
 
     name: str
     element: ET.Element
     table: ET.Element | None
+    literal: ET.Element | None = None
     id: str = ""
     outputs: list[tuple[str, str]] = field(default_factory=list)
     listed: bool = False
@@ -382,6 +393,7 @@ class _Converter:
         self.table_ids = _UniqueIds(prefix="decision", separator="-", pattern=r"[^a-z0-9]+")
         self.tables: list[dict[str, Any]] = []
         self.owners: list[str] = []  # each table's decision name, for messages
+        self.literals: set[int] = set()  # the tables that are literal expressions
         self._scope: _Scope | None = None  # the names input expressions read, made once
 
     # -- reading the model --
@@ -410,8 +422,11 @@ class _Converter:
         for decision in self.decisions.values():
             self.plan(decision)
         for decision in self.decisions.values():
-            assert decision.table is not None
-            self.convert_table(decision, decision.table)
+            if decision.table is not None:
+                self.convert_table(decision, decision.table)
+            else:
+                assert decision.literal is not None
+                self.convert_literal(decision, decision.literal)
         document: dict[str, Any] = {
             "ruleset": _identifier(model_name, "dmn", "-", r"[^a-z0-9]+"),
             "description": f"Imported from the DMN model {model_name!r}"[:10_000],
@@ -448,12 +463,12 @@ class _Converter:
             elif kind == "businessKnowledgeModel":
                 raise DmnImportError(
                     f"business knowledge model {name!r} is not supported; only decisions "
-                    "with decision tables are converted"
+                    "with decision tables or literal expressions are converted"
                 )
             elif kind == "decisionService":
                 raise DmnImportError(
                     f"decision service {name!r} is not supported; only decisions with "
-                    "decision tables are converted"
+                    "decision tables or literal expressions are converted"
                 )
             elif kind == "import":
                 source = element.get("namespace") or element.get("locationURI") or name
@@ -475,17 +490,19 @@ class _Converter:
             if kind == "knowledgeRequirement":
                 raise DmnImportError(
                     f"decision {name!r} invokes a business knowledge model; only decision "
-                    "tables are supported"
+                    "tables and literal expressions are supported"
                 )
             if logic is not None:
                 raise DmnImportError(f"decision {name!r} has more than one decision logic")
             logic = child
         if logic is None:
             raise DmnImportError(f"decision {name!r} has no decision logic")
+        if _local(logic.tag) == "literalExpression":
+            return _Decision(name, element, None, literal=logic)
         if _local(logic.tag) != "decisionTable":
             raise DmnImportError(
                 f"decision {name!r} uses {_article(_local(logic.tag))} {_local(logic.tag)}; "
-                "only decision tables are supported"
+                "only decision tables and literal expressions are supported"
             )
         return _Decision(name, element, logic)
 
@@ -542,9 +559,12 @@ class _Converter:
 
     def plan(self, decision: _Decision) -> None:
         """Give the decision its table id and output names, before any table reads them."""
-        table = decision.table
-        assert table is not None
         decision.id = self.table_ids.take(decision.name)
+        table = decision.table
+        if table is None:  # a literal expression: one value, named as the decision
+            names = _UniqueIds(prefix="x", separator="_", pattern=r"[^a-z0-9]+", snake=True)
+            decision.outputs.append((decision.name, names.take(decision.name)))
+            return
         outputs = self.children(table, "output")
         if not outputs:
             raise DmnImportError(f"decision {decision.name!r} has a decision table with no output")
@@ -615,6 +635,63 @@ class _Converter:
             converted["aggregate"] = aggregate
         self.tables.append(converted)
         self.owners.append(name)
+
+    def convert_literal(self, decision: _Decision, literal: ET.Element) -> None:
+        """A literal expression → a table of one output computed from it: one row, whose
+        one input is ``true`` (a table reads at least one) and matches anything; for
+        ``if c then a else b`` (and ``else if``), a row per branch, the first whose
+        condition is true winning, as FEEL takes the ``else`` branch when a condition is
+        false or null."""
+        name = decision.name
+        where = f"decision {name!r}"
+        language = literal.get("expressionLanguage")
+        if language and "feel" not in language.lower():
+            raise DmnImportError(
+                f"{where} has a literal expression in {language!r}; only FEEL is supported"
+            )
+        text = self.text(literal)
+        if text is None or not text.strip():
+            raise DmnImportError(f"{where} has an empty literal expression")
+        branches = _Expression(text, self.scope(), where, value=True).branches()
+        conditions = [condition for condition, _ in branches if condition is not None]
+        inputs = conditions or ["true"]
+        rows: list[list[Any]] = []
+        for k, (condition, value) in enumerate(branches):
+            tests: list[Any] = ["-"] * len(inputs)
+            if condition is not None:
+                tests[k] = True
+            rows.append([*tests, _computed_cell(value)])
+        described = f"DMN decision {name!r} (a literal expression)"
+        if all(row[-1] is None for row in rows):
+            # Null whatever the inputs: a row that never matches gives the output its type.
+            rows = [["not(-)"] * len(inputs) + [self.null_placeholder(decision)]]
+            described = f"DMN decision {name!r} (a literal expression that is always null)"
+        ((_, output),) = decision.outputs
+        self.literals.add(len(self.tables))
+        self.tables.append(
+            {
+                "id": decision.id,
+                "description": described[:2000],
+                "hit": "first",
+                "inputs": inputs,
+                "outputs": [output],
+                "rows": rows,
+            }
+        )
+        self.owners.append(name)
+
+    def null_placeholder(self, decision: _Decision) -> Any:
+        """A value of the decision's type, for a row that never matches: what types the
+        output of a decision that is always null."""
+        variable = self.child(decision.element, "variable")
+        kind = self.resolve_type(variable.get("typeRef") if variable is not None else None).kind
+        placeholders = {"number": 0, "string": "", "date": "", "boolean": False}
+        if kind not in placeholders:
+            raise DmnImportError(
+                f"decision {decision.name!r} is null whatever its inputs, and gives no type "
+                "(typeRef of string, number, boolean or date) for its output"
+            )
+        return placeholders[kind]
 
     def aggregate(self, decision: _Decision, hit: str) -> str | None:
         assert decision.table is not None
@@ -700,11 +777,20 @@ class _Converter:
                 row.append(cell)
             for (shown, _), result in zip(decision.outputs, results, strict=True):
                 where = f"decision {name!r} rule {r} output {shown!r}"
-                row.append(_output_cell(_output_literal(self.text(result) or "", where)))
+                row.append(self.output_entry(self.text(result) or "", where))
             rows.append(row)
         if not rows:
             raise DmnImportError(f"decision {name!r} has a decision table with no rules")
         return rows
+
+    def output_entry(self, text: str, where: str) -> Any:
+        """An output entry as a cell: a literal as itself; an expression that computes
+        (``Age * 2``, ``"Hello " + Name``) as a computed cell, ``{...}``."""
+        found = _literal_entry(text, where)
+        if found is not _COMPUTES:
+            return _output_cell(found)
+        (branch,) = _Expression(text, self.scope(), where, value=True).branches(conditional=False)
+        return _computed_cell(branch[1])
 
     def output_allowed(self, decision: _Decision, output: ET.Element) -> tuple[Any, ...] | None:
         """The allowed values of an output's type (or the decision's, for one output)."""
@@ -852,8 +938,11 @@ class _Converter:
                 raise DmnImportError(
                     f"the converted document does not compile: {problem.message}"
                 ) from None
-            owner = self.owners[int(match.group(1))]
-            rule = f" rule {int(match.group(2)) + 1}" if match.group(2) is not None else ""
+            position = int(match.group(1))
+            owner = self.owners[position]
+            rule = ""
+            if match.group(2) is not None and position not in self.literals:
+                rule = f" rule {int(match.group(2)) + 1}"
             message = re.sub(r"^row \d+, column \d+: ", "", problem.message)
             for shown, output in self.decisions[owner].outputs:
                 message = message.replace(f"output {output!r}", f"output {shown!r}")
@@ -1164,8 +1253,12 @@ def _cell_literal(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _output_literal(text: str, where: str) -> Any:
-    """An output entry's value: a literal (``null`` included); empty text is null."""
+_COMPUTES = object()  # what ``_literal_entry`` gives for an entry that is an expression
+
+
+def _literal_entry(text: str, where: str) -> Any:
+    """An output entry's value when it is a literal (``null`` included; empty text is null),
+    else ``_COMPUTES``."""
     reader = _Reader(text)
     if reader.at_end() or (reader.take_word("null") and reader.at_end()):
         return None
@@ -1175,21 +1268,45 @@ def _output_literal(text: str, where: str) -> Any:
     except _Unconvertible as exc:
         raise DmnImportError(f"{where}: {text.strip()!r} cannot be converted ({exc})") from None
     if found is None or not reader.at_end():
-        raise DmnImportError(
-            f"{where}: {text.strip()!r} is an expression; Frontline table outputs are "
-            "literal values"
-        )
+        return _COMPUTES
     return found[0]
 
 
+def _output_literal(text: str, where: str) -> Any:
+    """A default output entry's value: a literal only."""
+    found = _literal_entry(text, where)
+    if found is _COMPUTES:
+        raise DmnImportError(
+            f"{where}: {text.strip()!r} is an expression; a default output is a literal value"
+        )
+    return found
+
+
 def _output_cell(value: Any) -> Any:
-    """A value as an output cell: a string that Frontline would read as a quoted string
-    (``"x"`` in double quotes) is written as a JSON string, so it stays itself."""
+    """A value as an output cell: a string that Frontline would read otherwise (``"x"`` in
+    double quotes, or text with ``{`` or ``}``, a computed cell's) is written as a JSON
+    string, so it stays itself."""
     if isinstance(value, str):
         stripped = value.strip()
-        if len(stripped) >= 2 and stripped[0] == '"' and stripped[-1] == '"':
+        quoted = len(stripped) >= 2 and stripped[0] == '"' and stripped[-1] == '"'
+        if quoted or "{" in value or "}" in value:
             return json.dumps(value, ensure_ascii=False)
     return value
+
+
+def _computed_cell(expression: str) -> Any:
+    """A converted expression as an output cell: computed (``{...}``); a literal as itself
+    (a literal expression ``"high"`` or ``.872``); null for FEEL that is null whatever the
+    inputs (``10 + null``)."""
+    if expression == _NULL:
+        return None
+    try:
+        value = json.loads(expression)
+    except json.JSONDecodeError:
+        return "{" + expression + "}"
+    if isinstance(value, str | int | float | bool):
+        return _output_cell(value)
+    return "{" + expression + "}"  # pragma: no cover - the converter writes no other JSON
 
 
 # -- FEEL: input expressions ------------------------------------------------------------------
@@ -1221,17 +1338,34 @@ def _name_pattern(name: str) -> re.Pattern[str]:
     return re.compile(body + tail)
 
 
-_FUNCTIONS = {"abs": "abs", "min": "min", "max": "max", "not": "not"}
+# FEEL functions with a Frontline counterpart of the same meaning, by FEEL name.
+_FUNCTIONS = {
+    "abs": "abs",
+    "min": "min",
+    "max": "max",
+    "not": "not",
+    "string length": "len",
+    "upper case": "upper",
+    "lower case": "lower",
+    "contains": "contains",
+    "starts with": "startswith",
+    "ends with": "endswith",
+}
+_NULL = "null"  # FEEL's null in a value: no Frontline expression is this text
+_KEYWORDS = ("if", "then", "else", "for", "some", "every", "function", "in", "return")
 
 
 class _Expression:
-    """An input expression in the S-FEEL subset → a Frontline expression."""
+    """S-FEEL → a Frontline expression: an input expression, or with ``value`` an output
+    entry or literal expression, where FEEL's ``null`` makes arithmetic null (``_NULL``)
+    and a literal expression may be ``if ... then ... else ...`` (``branches``)."""
 
-    def __init__(self, text: str, scope: _Scope, where: str) -> None:
+    def __init__(self, text: str, scope: _Scope, where: str, *, value: bool = False) -> None:
         self.reader = _Reader(text)
         self.scope = scope
         self.where = where
         self.text = text
+        self.value = value
 
     def convert(self) -> tuple[str, _Input | None]:
         """The Frontline expression, and the input it is when it is just one input."""
@@ -1240,16 +1374,54 @@ class _Expression:
             if not self.reader.at_end():
                 raise _Unconvertible(f"unexpected {self.reader.rest()!r}")
         except _Unconvertible as exc:
-            raise DmnImportError(
-                f"{self.where}: {self.text.strip()!r} is not an S-FEEL expression Frontline "
-                f"can convert ({exc})"
-            ) from None
+            raise self.refused(exc) from None
         return expression, bare
+
+    def branches(self, *, conditional: bool = True) -> list[tuple[str | None, str]]:
+        """A value as (condition, value) branches: one with no condition, or for ``if c
+        then a else b`` (with ``conditional``) one per ``if`` and the ``else`` last. A value
+        that is null whatever the inputs is ``_NULL``."""
+        reader = self.reader
+        found: list[tuple[str | None, str]] = []
+        try:
+            while conditional and reader.take_word("if"):
+                condition, _ = self.disjunction()
+                if condition == _NULL:
+                    raise _Unconvertible("a condition that is null")
+                self.keyword("then")
+                then, _ = self.disjunction()
+                self.keyword("else")
+                found.append((condition, then))
+            value, _ = self.disjunction()
+            if not reader.at_end():
+                raise _Unconvertible(f"unexpected {reader.rest()!r}")
+        except _Unconvertible as exc:
+            raise self.refused(exc) from None
+        found.append((None, value))
+        return found
+
+    def refused(self, exc: _Unconvertible) -> DmnImportError:
+        kind = "a FEEL expression" if self.value else "an S-FEEL expression"
+        return DmnImportError(
+            f"{self.where}: {self.text.strip()!r} is not {kind} Frontline can convert ({exc})"
+        )
+
+    def keyword(self, word: str) -> None:
+        if not self.reader.take_word(word):
+            raise _Unconvertible(f"expected '{word}' at {self.reader.rest()!r}")
+
+    def no_null(self, operands: tuple[str, ...], where: str) -> None:
+        if _NULL in operands:
+            raise _Unconvertible(
+                f"null in {where}: Frontline has no null to compare or to combine with "
+                "'and', 'or' and 'not'"
+            )
 
     def disjunction(self) -> tuple[str, _Input | None]:
         left, bare = self.conjunction()
         while self.reader.take_word("or"):
             right, _ = self.conjunction()
+            self.no_null((left, right), "'or'")
             left, bare = f"({left} or {right})", None
         return left, bare
 
@@ -1257,6 +1429,7 @@ class _Expression:
         left, bare = self.comparison()
         while self.reader.take_word("and"):
             right, _ = self.comparison()
+            self.no_null((left, right), "'and'")
             left, bare = f"({left} and {right})", None
         return left, bare
 
@@ -1272,6 +1445,7 @@ class _Expression:
         ):
             if self.reader.take(op):
                 right, _ = self.additive()
+                self.no_null((left, right), "a comparison")
                 return f"({left} {python} {right})", None
         for word in ("between", "in", "instance"):
             if self.reader.take_word(word):
@@ -1285,18 +1459,25 @@ class _Expression:
             if op is None:
                 return left, bare
             right, _ = self.multiplicative()
-            left, bare = f"({left} {op} {right})", None
+            left, bare = _arithmetic(left, op, right), None
 
     def multiplicative(self) -> tuple[str, _Input | None]:
-        left, bare = self.unary()
+        left, bare = self.power()
         while True:
-            if self.reader.peek("**"):
-                raise _Unconvertible("'**' is not supported")
-            op = next((o for o in ("*", "/") if self.reader.take(o)), None)
+            reader = self.reader
+            op = next((o for o in ("*", "/") if reader.peek(o) and not reader.peek("**")), None)
             if op is None:
                 return left, bare
+            reader.take(op)
+            right, _ = self.power()
+            left, bare = _arithmetic(left, op, right), None
+
+    def power(self) -> tuple[str, _Input | None]:
+        left, bare = self.unary()
+        while self.reader.take("**"):
             right, _ = self.unary()
-            left, bare = f"({left} {op} {right})", None
+            left, bare = _arithmetic(left, "**", right), None
+        return left, bare
 
     def unary(self) -> tuple[str, _Input | None]:
         reader = self.reader
@@ -1304,7 +1485,7 @@ class _Expression:
         if reader.peek("-") and not _NUMBER.match(reader.text, reader.pos + 1):
             reader.pos += 1
             operand, _ = self.unary()
-            return f"(-{operand})", None
+            return (_NULL if operand == _NULL else f"(-{operand})"), None
         return self.primary()
 
     def primary(self) -> tuple[str, _Input | None]:
@@ -1321,29 +1502,50 @@ class _Expression:
             return inner, None
         literal = reader.literal()
         if literal is not None:
-            return json.dumps(literal[0], ensure_ascii=False), None
+            text = json.dumps(literal[0], ensure_ascii=False)
+            if self.value:  # a computed cell is a template: braces inside it as escapes
+                text = text.replace("{", "\\u007b").replace("}", "\\u007d")
+            return text, None
         if reader.take_word("null"):
+            if self.value:
+                return _NULL, None
             raise _Unconvertible("null cannot be compared; an unknown value is never equal")
+        for reserved in _KEYWORDS:
+            if reader.take_word(reserved):
+                if reserved == "if":
+                    raise _Unconvertible(
+                        "'if' inside an expression; Frontline converts if ... then ... else "
+                        "only as a whole literal expression"
+                    )
+                raise _Unconvertible(f"'{reserved}' is not supported")
         call = re.compile(r"([A-Za-z_][\w ]*?)\s*\(").match(reader.text, reader.pos)
         if call is not None:
-            function = call.group(1).strip()
-            if function not in _FUNCTIONS:
-                raise _Unconvertible(f"the function {function}() is not supported")
-            reader.pos = call.end()
-            args = [self.disjunction()[0]]
-            while reader.take(","):
-                args.append(self.disjunction()[0])
-            reader.expect(")")
-            if function == "not":
-                if len(args) != 1:
-                    raise _Unconvertible("not() takes one argument")
-                return f"(not {args[0]})", None
-            return f"{_FUNCTIONS[function]}({', '.join(args)})", None
+            return self.call(" ".join(call.group(1).split()), call.end())
         word = re.compile(r"[^\s()+\-*/<>=!,]+(?:\s+[^\s()+\-*/<>=!,]+)*").match(
             reader.text, reader.pos
         )
         shown = word.group() if word else reader.rest()
         raise _Unconvertible(f"{shown!r} is neither an input data nor a decision of the model")
+
+    def call(self, function: str, end: int) -> tuple[str, _Input | None]:
+        reader = self.reader
+        if function not in _FUNCTIONS:
+            raise _Unconvertible(f"the function {function}() is not supported")
+        reader.pos = end
+        args = [self.disjunction()[0]]
+        while reader.take(","):
+            args.append(self.disjunction()[0])
+        reader.expect(")")
+        if function == "not":
+            if len(args) != 1:
+                raise _Unconvertible("not() takes one argument")
+            self.no_null(tuple(args), "not()")
+            return f"(not {args[0]})", None
+        if _NULL in args:
+            if len(args) == 1:  # a function of null is null
+                return _NULL, None
+            raise _Unconvertible(f"null as an argument of {function}()")
+        return f"{_FUNCTIONS[function]}({', '.join(args)})", None
 
     def reference(self, name: str) -> tuple[str, _Input | None]:
         reader = self.reader
@@ -1383,6 +1585,13 @@ class _Expression:
             raise _Unconvertible(f"decision {name!r} has no output at {reader.rest()!r}")
         part, reader.pos = component
         return f"tables.{decision.id}.{outputs[part]}", None
+
+
+def _arithmetic(left: str, op: str, right: str) -> str:
+    """``left op right``; null when either is (FEEL's arithmetic with null is null)."""
+    if _NULL in (left, right):
+        return _NULL
+    return f"({left} {op} {right})"
 
 
 def _longest(names: Mapping[str, Any], text: str, pos: int) -> tuple[str, int] | None:

@@ -20,7 +20,7 @@ from typing import Any
 from engine.compiler.build import Build, Located
 from engine.compiler.generate.entry import bind_entry, decide_function
 from engine.compiler.generate.output import Output, link
-from engine.compiler.generate.tables import outputs_of, table_outputs_function
+from engine.compiler.generate.tables import outputs_of, rows_at, table_outputs_function
 from engine.compiler.generate.text import (
     has_parts,
     param_templates,
@@ -113,6 +113,15 @@ def _wrap(
         return frozenset(p for c in checked for p in c.reads if p in b.fields)
 
     table_reads = reads_of([c for plan in b.tables for c in plan.inputs])
+    cell_reads = [
+        part
+        for plan in b.tables
+        for cell in plan.computed.values()
+        for part in cell.parts
+        if not isinstance(part, str)
+    ]
+    if cell_reads:  # what computed output cells read is read by the table, too
+        table_reads |= reads_of(cell_reads)
     needed: dict[str, tuple[int, ...]] = {}
     for trigger in TRIGGERS:
         alerts = [c for k, c in enumerate(b.alerts) if trigger in doc.alerts[k].on]
@@ -129,6 +138,7 @@ def _wrap(
             outputs_of=outputs_of(g, p),
             position=p.position,
             rows=tuple(p.outputs),
+            rows_at=rows_at(g, p),
         )
         for p in b.tables
     ]
@@ -154,6 +164,16 @@ def _wrap(
                 for column, located in enumerate(p.inputs)
             )
             for p in b.tables
+        },
+        table_cells={
+            p.model.id: tuple(
+                part.node
+                for cell in p.computed.values()
+                for part in cell.parts
+                if not isinstance(part, str)
+            )
+            for p in b.tables
+            if p.computed
         },
     )
     return CompiledRuleset(

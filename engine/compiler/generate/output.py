@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.codegen import Emitter, FunctionWriter, Namespace
 from engine.compiler.build import Build
 from engine.generated import VALUES, slot_name
+
+if TYPE_CHECKING:
+    from engine.compiler.generate.tables import ComputedRows
 
 
 class Output:
@@ -27,7 +30,9 @@ class Output:
         self.table_names: dict[int, tuple[str, str]] = {}
         # Indexed table function → (index dict, indexed column, function for other values).
         self.table_dispatch: dict[str, tuple[str, int, str]] = {}
-        self.table_outputs_of: dict[int, Callable[[Any], dict[str, Any] | None]] = {}
+        self.table_outputs_of: dict[int, Callable[..., dict[str, Any] | None]] = {}
+        # Table position → its computed output cells' functions.
+        self.table_computed: dict[int, ComputedRows] = {}
         self.collected: dict[tuple[str, bool], list[str]] = {}
         self._names = itertools.count()
 

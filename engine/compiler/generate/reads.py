@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from engine.codegen import Emitter, FunctionWriter
 from engine.compiler.generate.output import Output
-from engine.compiler.generate.tables import table_functions
+from engine.compiler.generate.tables import computed_rows, table_functions
 from engine.expr import Slot
 from engine.generated import VALUES, slot_name
 from engine.parts import FieldMeta
@@ -85,7 +85,11 @@ def prelude(g: Output, w: FunctionWriter, exact: bool = False) -> None:  # noqa:
         outs = [f"tables.{plan.model.id}.{name}" for name in plan.output_names]
         used = [(k, b.env.slots[p].index) for k, p in enumerate(outs) if p in b.env.slots]
         if used:
-            w.line(f"_r = {resolve}({m})")
+            computed = computed_rows(g, plan)
+            if computed is None:
+                w.line(f"_r = {resolve}({m})")
+            else:  # the cells of the rows that won, computed from what they read
+                w.line(f"_r = {resolve}({m}, {computed.args_from_slots()})")
             for k, index in used:
                 w.line(f"{slot_name(index)} = _r[{k}]")
     values = ", ".join(slot_name(i) for i in range(g.slot_count))

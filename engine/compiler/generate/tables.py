@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from engine.codegen import FunctionWriter
+from engine.codegen import Emitter, FunctionWriter
 from engine.compiler.build import TablePlan
 from engine.compiler.generate.output import Output
 from engine.compiler.index import index_column
-from engine.generated import RAW_MATCHES, TABLE_OUTPUTS
+from engine.generated import RAW_MATCHES, RAW_VALUES, TABLE_OUTPUTS, VALUES, slot_name
+from engine.hitpolicies import HitPolicy, Rows, RowsAt
 from engine.tables import (
     INDEX_MIN_ROWS,
     AnyTest,
@@ -30,7 +32,12 @@ def table_functions(g: Output, plan: TablePlan) -> tuple[str, str]:
     """The names of a table's match function and of its hit-policy resolver."""
     found = g.table_names.get(plan.position)
     if found is None:
-        resolve = g.ns.add(plan.policy.resolver(plan.outputs, plan.ranks, plan.model.aggregate))
+        computed = computed_rows(g, plan)
+        if computed is not None:  # a function of the matches and of what the cells read
+            resolve = computed.resolve
+        else:
+            policy = plan.policy
+            resolve = g.ns.add(policy.resolver(plan.outputs, plan.ranks, plan.model.aggregate))
         found = g.table_names[plan.position] = (table_function(g, plan), resolve)
     return found
 
@@ -177,12 +184,18 @@ def table_outputs_function(g: Output) -> str:
     """``_tables(decision)``: each table's outputs by table id, what ``Decision.tables``
     returns (``None`` where no row won); a plain decision's class has it as its ``tables``
     property. Generated: a loop over the tables costs more than the work. Each call builds
-    new dicts, so a caller may change what it is given.
+    new dicts, so a caller may change what it is given. A table with computed cells
+    computes them here again, on the decision's values, for the rows that won.
     """
     items = []
     for plan in g.b.tables:
         k, names = plan.position, plan.output_names
         m = f"raw[{RAW_MATCHES + k}]"
+        computed = computed_rows(g, plan)
+        if computed is not None:
+            args = computed.args_from(VALUES)
+            items.append(f"{plan.model.id!r}: {computed.outputs}({m}, {args})")
+            continue
         if not plan.policy.single:
             of = g.ns.add(outputs_of(g, plan))
             items.append(f"{plan.model.id!r}: {of}({m})")
@@ -196,12 +209,27 @@ def table_outputs_function(g: Output) -> str:
             row = f"{rows}[_m{k}].copy()"
         items.append(f"{plan.model.id!r}: None if (_m{k} := {m}) < 0 else {row}")
     outputs = ", ".join(items)
-    return f"def {TABLE_OUTPUTS}(decision):\n    raw = decision._raw\n    return {{{outputs}}}\n"
+    values = f"    {VALUES} = raw[{RAW_VALUES}]\n" if any(p.computed for p in g.b.tables) else ""
+    return (
+        f"def {TABLE_OUTPUTS}(decision):\n    raw = decision._raw\n{values}"
+        f"    return {{{outputs}}}\n"
+    )
 
 
-def outputs_of(g: Output, plan: TablePlan) -> Callable[[Any], dict[str, Any] | None]:
-    """A table's matches → its outputs by name (one function per table, made once)."""
+def outputs_of(g: Output, plan: TablePlan) -> Callable[..., dict[str, Any] | None]:
+    """A table's matches → its outputs by name (one function per table, made once); for a
+    table with computed cells, its matches and an evaluation's values ``V``."""
     found = g.table_outputs_of.get(plan.position)
+    if found is None and plan.computed:
+        computed = computed_rows(g, plan)
+        assert computed is not None
+        of = g.ns.values[computed.outputs]
+        pick = _picker(computed.args)
+
+        def of_values(m: Any, values: tuple[Any, ...]) -> dict[str, Any] | None:
+            return of(m, pick(values))  # type: ignore[no-any-return]
+
+        found = g.table_outputs_of[plan.position] = of_values
     if found is None:
         policy = plan.policy
         resolve = policy.resolver(plan.outputs, plan.ranks, plan.model.aggregate)
@@ -209,3 +237,158 @@ def outputs_of(g: Output, plan: TablePlan) -> Callable[[Any], dict[str, Any] | N
             plan.output_names, plan.outputs, resolve
         )
     return found
+
+
+# -- computed output cells ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ComputedRows:
+    """What a table with computed output cells is evaluated with: the slots its cells read
+    (``args``, in the order its row functions take them), and the names bound in the
+    generated module of its row functions by row (``cells``), of ``(matches, args)`` → the
+    output values rules read (``resolve``), and of ``(matches, args)`` → the decision's
+    outputs (``outputs``)."""
+
+    args: tuple[int, ...]
+    cells: str
+    resolve: str
+    outputs: str
+
+    def args_from(self, values: str) -> str:
+        """The source of the args tuple, read from the values tuple named ``values``."""
+        return "(" + "".join(f"{values}[{i}], " for i in self.args) + ")"
+
+    def args_from_slots(self) -> str:
+        """The source of the args tuple, from the slots' locals (inside a decide function)."""
+        return "(" + "".join(f"{slot_name(i)}, " for i in self.args) + ")"
+
+
+def computed_rows(g: Output, plan: TablePlan) -> ComputedRows | None:
+    """A table's computed cells as generated functions, one per row that has any (each
+    returns the row's output values, its literal ones included); None for a table of
+    literal outputs. Made once per table."""
+    if not plan.computed:
+        return None
+    found = g.table_computed.get(plan.position)
+    if found is not None:
+        return found
+    width = len(plan.output_names)
+    bodies: dict[int, tuple[Emitter, str]] = {}
+    for r in sorted({r for r, _ in plan.computed}):
+        em = Emitter(g.ns)
+        items = []
+        for c in range(width):
+            cell = plan.computed.get((r, c))
+            if cell is None:
+                items.append(_literal(g, plan.outputs[r][c]))
+            elif cell.native:
+                (part,) = cell.parts
+                assert not isinstance(part, str)
+                items.append(em.val(part.node))
+            else:
+                pieces = [
+                    repr(part) if isinstance(part, str) else f"_fmt({em.val(part.node)})"
+                    for part in cell.parts
+                ]
+                items.append(" + ".join(pieces))
+        bodies[r] = (em, f"return ({', '.join(items)},)")
+    args = tuple(sorted({i for em, _ in bodies.values() for i in em.used}))
+    place = {slot: k for k, slot in enumerate(args)}
+    functions = {}
+    for r, (em, body) in bodies.items():
+        name = f"_table{plan.position}_row{r}"
+        w = FunctionWriter(f"def {name}(A):")
+        for index in sorted(em.used):
+            w.line(f"{slot_name(index)} = A[{place[index]}]")
+        w.line(body)
+        g.add(w.source())
+        functions[r] = name
+    cells = g.ns.add({})
+    g.deferred_index.append((cells, functions))
+    table = g.ns.values[cells]
+    static = tuple(plan.outputs)
+    policy, ranks, aggregate = plan.policy, plan.ranks, plan.model.aggregate
+    found = g.table_computed[plan.position] = ComputedRows(
+        args=args,
+        cells=cells,
+        resolve=g.ns.add(_resolver(policy, static, table, width, ranks, aggregate)),
+        outputs=g.ns.add(
+            _outputs(policy, tuple(plan.output_names), static, table, width, ranks, aggregate)
+        ),
+    )
+    return found
+
+
+def rows_at(g: Output, plan: TablePlan) -> Callable[[tuple[Any, ...]], Rows] | None:
+    """For a table with computed cells: an evaluation's values → its rows as that evaluation
+    gives them (what ``any`` compares to find a conflict); None for the others."""
+    computed = computed_rows(g, plan)
+    if computed is None:
+        return None
+    static, cells = tuple(plan.outputs), g.ns.values[computed.cells]
+    width, pick = len(plan.output_names), _picker(computed.args)
+    return lambda values: RowsAt(static, cells, pick(values), width)
+
+
+def _picker(slots: tuple[int, ...]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """The values tuple → the args tuple of those slots."""
+    return lambda values: tuple(values[i] for i in slots)
+
+
+def _literal(g: Output, value: Any) -> str:
+    """A literal output value in generated source: a scalar as itself, a list or an object
+    as a name bound to it (shared, as the rows of a table of literal outputs are)."""
+    if value is None or value.__class__ in (str, int, float, bool):
+        return repr(value)
+    return g.ns.add(value)
+
+
+def _resolver(
+    policy: HitPolicy,
+    static: Rows,
+    cells: dict[int, Callable[[tuple[Any, ...]], tuple[Any, ...]]],
+    width: int,
+    ranks: list[tuple[int, ...]] | None,
+    aggregate: str | None,
+) -> Callable[[Any, tuple[Any, ...]], tuple[Any, ...]]:
+    if policy.single:  # the matches are the winning row's position, or -1: no RowsAt
+        unknown = (None,) * width
+
+        def resolve_single(matches: int, args: tuple[Any, ...]) -> tuple[Any, ...]:
+            if matches < 0:
+                return unknown
+            cell = cells.get(matches)
+            return static[matches] if cell is None else cell(args)
+
+        return resolve_single
+
+    def resolve(matches: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        rows = RowsAt(static, cells, args, width)
+        return policy.resolver(rows, ranks, aggregate)(matches)
+
+    return resolve
+
+
+def _outputs(
+    policy: HitPolicy,
+    names: tuple[str, ...],
+    static: Rows,
+    cells: dict[int, Callable[[tuple[Any, ...]], tuple[Any, ...]]],
+    width: int,
+    ranks: list[tuple[int, ...]] | None,
+    aggregate: str | None,
+) -> Callable[[Any, tuple[Any, ...]], dict[str, Any] | None]:
+    if policy.single:
+        resolve = _resolver(policy, static, cells, width, ranks, aggregate)
+
+        def outputs_single(matches: int, args: tuple[Any, ...]) -> dict[str, Any] | None:
+            return None if matches < 0 else dict(zip(names, resolve(matches, args), strict=True))
+
+        return outputs_single
+
+    def outputs(matches: Any, args: tuple[Any, ...]) -> dict[str, Any] | None:
+        rows = RowsAt(static, cells, args, width)
+        return policy.outputs_at(names, matches, rows, ranks, aggregate)
+
+    return outputs

@@ -65,7 +65,12 @@ def refuse(body: str) -> list[tuple[int | None, int | None, str]]:
         pytest.param(
             "customer.tenure_months", 0, "a condition must be true or false", id="not-boolean"
         ),
-        pytest.param("customer.tenure_months ** 2 > 4", 0, "** is not allowed", id="power"),
+        pytest.param(
+            "customer.tenure_months // 2 > 4", 0, "// is not allowed", id="floor-division"
+        ),
+        pytest.param(
+            "customer.tier ** 2 > 4", 0, "cannot apply ** to string and integer", id="power-of-text"
+        ),
         pytest.param(
             "customer.tags[0] == 'a'", 0, "subscripts (x[...]) are not allowed", id="subscript"
         ),

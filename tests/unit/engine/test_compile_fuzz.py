@@ -771,7 +771,7 @@ def test_the_valid_document_compiles() -> None:
         pytest.param("(lambda: 1)()", r"lambda", id="lambda-call"),
         pytest.param("lambda: 1", r"lambda", id="lambda"),
         pytest.param("[x for x in customer.tags]", r"comprehension", id="list-comprehension"),
-        pytest.param("2 ** 100000 > 1", r"\*\*", id="power"),
+        pytest.param("2 // 1 > 1", r"//", id="floor-division"),
         pytest.param('customer.tags[0] == "a"', r"subscript", id="subscript"),
         pytest.param("(x := 1) > 0", r":=|assignment", id="walrus"),
         pytest.param('f"{customer.tier}" == "gold"', r"f-string", id="f-string"),

@@ -32,6 +32,10 @@ EMPTY: dict[str, Any] = {}
         pytest.param("-customer.tenure_months < 0", GOLD, True, id="unary-minus"),
         pytest.param("customer.tenure_months * 2 + 1 == 61", GOLD, True, id="arithmetic"),
         pytest.param('customer.tier + "!" == "gold!"', GOLD, True, id="string-concat"),
+        pytest.param("customer.tenure_months ** 2 == 900", GOLD, True, id="power"),
+        pytest.param("2 ** -1 == 0.5", EMPTY, True, id="power-negative-exponent"),
+        pytest.param("-2 ** 2 == -4", EMPTY, True, id="power-binds-tighter-than-minus"),
+        pytest.param("2 ** 3 ** 2 == 512", EMPTY, True, id="power-is-right-associative"),
         pytest.param("len(customer.tier) == 4", GOLD, True, id="len"),
         pytest.param('upper(customer.tier) == "GOLD"', GOLD, True, id="upper"),
         pytest.param('lower("GOLD") == customer.tier', GOLD, True, id="lower"),
@@ -85,6 +89,11 @@ def test_operator(condition: str, context: dict[str, Any], expected: bool) -> No
         pytest.param("len(customer.email) > 0", False, id="function-unknown"),
         pytest.param("customer.tenure_months / 0 > 0", False, id="division-by-zero"),
         pytest.param("not (customer.churn_score / 0 > 0)", False, id="division-by-zero-not"),
+        pytest.param("customer.churn_score ** 100000 < 1", True, id="power-underflows-to-0"),
+        pytest.param("customer.tenure_months ** 2 > 0", False, id="power-unknown"),
+        pytest.param("10 ** 400 > 0 or 10 ** 400 <= 0", False, id="power-beyond-floats"),
+        pytest.param("(-8) ** 0.5 > 0 or (-8) ** 0.5 <= 0", False, id="power-not-real"),
+        pytest.param("0 ** -1 > 0 or 0 ** -1 <= 0", False, id="power-of-zero-negative"),
     ],
 )
 def test_three_valued_logic(condition: str, fired: bool) -> None:

@@ -113,7 +113,7 @@ def num_expr(draw: st.DrawFn, env: Env, depth: int) -> str:
             event, within = pick(EVENTS)
             return f'count("{event}", within="{within}")'
         case 3 | 4:
-            return f"{sub()} {pick(['+', '-', '*', '/', '%'])} {sub()}"
+            return f"{sub()} {pick(['+', '-', '*', '/', '%', '**'])} {sub()}"
         case 5:
             return pick(["-{}", "abs({})", "round({})", "round({}, 1)"]).format(sub())
         case 6:
@@ -335,12 +335,21 @@ def table(draw: st.DrawFn, index: int, env: Env) -> tuple[dict[str, Any], Env]:
     ]
     pools = [draw(st.permutations(OUTPUT_VALUES[kind])) for kind in kinds]
     nullable = hit in ("unique", "any", "first")
+    # Outputs not ranked by their values may be computed from what earlier tables give.
+    computed = hit not in ("priority", "output_order")
+
+    def output(kind: str, pool: list[Any], row: int) -> Any:
+        if nullable and row and draw(st.integers(0, 5)) == 0:
+            return None
+        if computed and kind != "obj" and draw(st.integers(0, 3)) == 0:
+            if kind == "num":
+                return f"{{{num_expr(draw, env, 1)}}}"
+            return draw(st.sampled_from([f"{{{str_expr(draw, env, 1)}}}", template(draw, env)]))
+        return choose(draw, pool)
+
     rows = [
         [input_cell(draw, kind) for kind, _ in inputs]
-        + [
-            None if nullable and row and draw(st.integers(0, 5)) == 0 else choose(draw, pool)
-            for pool in pools
-        ]
+        + [output(kind, pool, row) for kind, pool in zip(kinds, pools, strict=True)]
         for row in range(draw(st.integers(1, 5)))
     ]
     outputs: list[Any] = [

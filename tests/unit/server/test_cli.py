@@ -305,21 +305,47 @@ def test_eval_dmn_lists_multiple_hits_and_reports_broken_hit_policies() -> None:
     assert none["Grades (collect)"] == []
 
 
+def test_eval_dmn_answers_literal_expressions_and_computed_output_entries() -> None:
+    """Literal expressions (arithmetic, **, concatenation, if ... then ... else) and output
+    entries that compute are evaluated; what is null in FEEL is null."""
+    values = {
+        "Full Name": "John Doe",
+        "Monthly Salary": 10000,
+        "Employment Status": "EMPLOYED",
+        "Loan": {"principal": 30000, "rate": 0.0475, "termMonths": 60},
+    }
+    result = run("eval-dmn", str(DMN_FIXTURES / "salary.dmn"), "--input", json.dumps(values))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    decisions = json.loads(result.stdout)
+    assert decisions.pop("Payment") == pytest.approx(562.707359373292)
+    assert decisions == {
+        "Greeting Message": "Hello John Doe",
+        "Yearly Salary": 120000,
+        "Employment Status Statement": "You are EMPLOYED",
+        "Salary Band": "high",
+        "Bonus": 12000.0,
+        "Nothing": None,
+    }
+    imported = run("import-dmn", str(DMN_FIXTURES / "salary.dmn"))
+    assert imported.returncode == 0, imported.stderr
+    assert "  - ['-', '{(12 * input.monthly_salary)}']" in imported.stdout
+
+
 def test_dmn_commands_refuse_in_one_sentence(tmp_path: Path) -> None:
     """What cannot be converted, a missing file and bad --input each fail with one sentence."""
-    literal = tmp_path / "literal.dmn"
-    literal.write_text(
+    context = tmp_path / "context.dmn"
+    context.write_text(
         '<definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" name="m">'
-        '<decision name="Risk"><literalExpression><text>1</text></literalExpression>'
-        "</decision></definitions>"
+        '<decision name="Risk"><context/></decision></definitions>'
     )
     for command in ("import-dmn", "eval-dmn"):
-        result = run(command, str(literal))
+        result = run(command, str(context))
         assert result.returncode == 1
         assert result.stdout == ""
         assert result.stderr == (
-            f"frontline: {literal}: decision 'Risk' uses a literalExpression; only decision "
-            "tables are supported\n"
+            f"frontline: {context}: decision 'Risk' uses a context; only decision tables and "
+            "literal expressions are supported\n"
         )
     missing = run("import-dmn", str(tmp_path / "nope.dmn"))
     assert missing.returncode == 1

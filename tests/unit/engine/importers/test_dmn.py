@@ -3,6 +3,7 @@ values, decisions reading decisions, default outputs, names, and what it refuses
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -696,17 +697,282 @@ def test_ids_and_fields_from_awkward_names() -> None:
     assert evaluate(conversion, {"2nd Score": 1, "class": 2}) == {"1 Result": 1, "1 result!": 2}
 
 
+# -- literal expressions and output entries that compute --------------------------------------
+
+
+SALARY = (FIXTURES / "salary.dmn").read_text()
+JOHN = {
+    "Full Name": "John Doe",
+    "Monthly Salary": 10000,
+    "Employment Status": "EMPLOYED",
+    "Loan": {"principal": 600000, "rate": 0.0375, "termMonths": 360},
+}
+
+
+def literal(name: str, text: str, type_ref: str | None = None, attributes: str = "") -> str:
+    """A decision whose logic is a literal expression."""
+    typed = f' typeRef="{type_ref}"' if type_ref else ""
+    return (
+        f'<decision id="{name.replace(" ", "_")}" name="{name}"><variable name="{name}"{typed}/>'
+        f"<literalExpression{attributes}><text>{text}</text></literalExpression></decision>"
+    )
+
+
+def test_literal_expressions_become_tables_of_one_computed_output() -> None:
+    conversion = convert_dmn(SALARY)
+    by_id = {t["id"]: t for t in conversion.document["tables"]}
+    assert by_id["greeting-message"] == {
+        "id": "greeting-message",
+        "description": "DMN decision 'Greeting Message' (a literal expression)",
+        "hit": "first",
+        "inputs": ["true"],
+        "outputs": ["greeting_message"],
+        "rows": [["-", '{("Hello " + input.full_name)}']],
+    }
+    assert by_id["payment"]["rows"] == [
+        [
+            "-",
+            "{(((input.loan.principal * input.loan.rate) / 12) / "
+            "(1 - ((1 + (input.loan.rate / 12)) ** (-input.loan.term_months))))}",
+        ]
+    ]
+    # if ... then ... else if ...: a row per branch, each reading its condition; first wins.
+    assert by_id["salary-band"]["hit"] == "first"
+    assert by_id["salary-band"]["inputs"] == [
+        "(tables.yearly-salary.yearly_salary >= 100000)",
+        "(tables.yearly-salary.yearly_salary >= 30000)",
+    ]
+    assert by_id["salary-band"]["rows"] == [
+        [True, "-", "high"],
+        ["-", True, "middle"],
+        ["-", "-", "low"],
+    ]
+    # Output entries that compute are computed cells; literal ones stay literal.
+    assert [row[-1] for row in by_id["bonus"]["rows"]] == [
+        "{(tables.yearly-salary.yearly_salary * 0.1)}",
+        "{((tables.yearly-salary.yearly_salary * 0.05) + 100)}",
+        500,
+    ]
+    # Null whatever the inputs: a row that never matches types the output (a number).
+    assert by_id["nothing"]["description"] == (
+        "DMN decision 'Nothing' (a literal expression that is always null)"
+    )
+    assert by_id["nothing"]["rows"] == [["not(-)", 0]]
+    assert conversion.decisions[0] == DmnDecision(
+        "Greeting Message", "greeting-message", (("Greeting Message", "greeting_message"),), False
+    )
+    text = dump_document(conversion.document)
+    assert load_document(text)[0] == conversion.document
+    compile_ruleset(text)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        pytest.param(
+            JOHN,
+            {
+                "Greeting Message": "Hello John Doe",
+                "Yearly Salary": 120000,
+                "Employment Status Statement": "You are EMPLOYED",
+                "Payment": pytest.approx(2778.69354943277),
+                "Salary Band": "high",
+                "Bonus": 12000.0,
+                "Nothing": None,
+            },
+            id="every-input",
+        ),
+        pytest.param(
+            {
+                "Monthly Salary": 3000,
+                "Loan": {"principal": 30000, "rate": 0.0475, "termMonths": 60},
+            },
+            {
+                "Greeting Message": None,
+                "Yearly Salary": 36000,
+                "Employment Status Statement": None,
+                "Payment": pytest.approx(562.707359373292),
+                "Salary Band": "middle",
+                "Bonus": 1900.0,
+                "Nothing": None,
+            },
+            id="null-inputs-give-null",
+        ),
+        pytest.param(
+            {"Employment Status": "RETIRED"},
+            {
+                "Greeting Message": None,
+                "Yearly Salary": None,
+                "Employment Status Statement": None,  # not an allowed value: unknown
+                "Payment": None,
+                "Salary Band": "low",  # a null condition takes the else branch, as in FEEL
+                "Bonus": 500,
+                "Nothing": None,
+            },
+            id="else-when-the-condition-is-null",
+        ),
+    ],
+)
+def test_the_salary_model_decides_as_dmn_does(
+    values: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    assert evaluate(convert_dmn(SALARY), values) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "values", "expected"),
+    [
+        pytest.param('"Hello " + Name', {"Name": "Ann"}, "Hello Ann", id="concatenation"),
+        pytest.param("12 * Salary", {"Salary": 10000}, 120000, id="names-with-arithmetic"),
+        pytest.param("10**5", {}, 100000, id="power"),
+        pytest.param("10**-5", {}, 0.00001, id="power-negative"),
+        pytest.param("5+2**5+3", {}, 40, id="power-binds-tighter"),
+        pytest.param("1.2*10**3", {}, 1200, id="power-then-times"),
+        pytest.param("-10--5", {}, -5, id="minus-minus"),
+        pytest.param("(10+20)/0", {}, None, id="division-by-zero-is-null"),
+        pytest.param("10 + null", {}, None, id="null-arithmetic"),
+        pytest.param("-(null) * Salary", {"Salary": 1}, None, id="null-negated"),
+        pytest.param("abs(null)", {}, None, id="function-of-null"),
+        pytest.param(".872", {}, 0.872, id="number-constant"),
+        pytest.param('"横綱"', {}, "横綱", id="string-constant"),
+        pytest.param("false", {}, False, id="boolean-constant"),
+        pytest.param("A and B", {"A": None, "B": False}, False, id="null-and-false"),
+        pytest.param("A and B", {"A": None, "B": True}, None, id="null-and-true"),
+        pytest.param("A or B", {"A": None, "B": True}, True, id="null-or-true"),
+        pytest.param("not(A)", {"A": None}, None, id="not-null"),
+        pytest.param("not(A)", {"A": False}, True, id="not"),
+        pytest.param("if A then 1 else 2", {"A": True}, 1, id="if-then"),
+        pytest.param("if A then 1 else 2", {"A": None}, 2, id="if-null-else"),
+        pytest.param(
+            "if Salary > 5 then Salary * 2 else null", {"Salary": 3}, None, id="else-null"
+        ),
+        pytest.param('upper case(Name) + "!"', {"Name": "Ann"}, "ANN!", id="upper-case"),
+        pytest.param("string length(Name)", {"Name": "Ann"}, 3, id="string-length"),
+        pytest.param('"{" + Name + "}"', {"Name": "Ann"}, "{Ann}", id="braces-in-strings"),
+        pytest.param('"{not a part}"', {}, "{not a part}", id="braces-in-a-constant"),
+    ],
+)
+def test_literal_expressions(text: str, values: dict[str, Any], expected: Any) -> None:
+    inputs = {"Name": "string", "Salary": "number", "A": "boolean", "B": "boolean"}
+    conversion = convert_dmn(model(literal("D", text, "number"), inputs))
+    assert evaluate(conversion, values) == {"D": expected}
+
+
+def test_output_entries_that_compute_are_computed_cells() -> None:
+    body = table(
+        "D",
+        ["X"],
+        [
+            (["&gt; 100"], ["X * 2", '"big: " + Name']),
+            (["&gt; 10"], ["-X", '"{" + Name + "}"']),
+            (["-"], ["X + null", '"{as written}"']),
+        ],
+        outputs=["Value", "Label"],
+        hit="FIRST",
+    )
+    conversion = convert_dmn(model(body, {"X": "number", "Name": "string"}))
+    assert conversion.document["tables"][0]["rows"] == [
+        ["> 100", "{(input.x * 2)}", '{("big: " + input.name)}'],
+        ["> 10", "{(-input.x)}", '{(("\\u007b" + input.name) + "\\u007d")}'],
+        ["-", None, '"{as written}"'],
+    ]
+    decide = functools.partial(evaluate, conversion)
+    assert decide({"X": 200, "Name": "a"}) == {"D": {"Value": 400, "Label": "big: a"}}
+    assert decide({"X": 20, "Name": "a"}) == {"D": {"Value": -20, "Label": "{a}"}}
+    assert decide({"X": 1}) == {"D": {"Value": None, "Label": "{as written}"}}
+    assert decide({"X": 200}) == {"D": {"Value": 400, "Label": None}}
+
+
+def test_computed_output_entries_under_collect_sum() -> None:
+    body = table(
+        "D",
+        ["X"],
+        [(["&gt; 0"], ["X * 2"]), (["-"], ["1"])],
+        hit="COLLECT",
+        attributes=' aggregation="SUM"',
+    )
+    assert evaluate(convert_dmn(model(body, {"X": "number"})), {"X": 5}) == {"D": 11}
+
+
+def test_a_table_input_reads_a_literal_expression_decision() -> None:
+    body = literal("Double", "X * 2") + table(
+        "Size", ["Double"], [(["&gt;= 10"], ['"big"']), (["&lt; 10"], ['"small"'])]
+    )
+    conversion = convert_dmn(model(body, {"X": "number"}))
+    assert evaluate(conversion, {"X": 6}) == {"Double": 12, "Size": "big"}
+
+
+@pytest.mark.parametrize(
+    ("body", "sentence"),
+    [
+        (
+            literal("N", "null"),
+            "decision 'N' is null whatever its inputs, and gives no type (typeRef of string, "
+            "number, boolean or date) for its output",
+        ),
+        (
+            literal("N", "1", attributes=' expressionLanguage="https://www.javascript.com"'),
+            "decision 'N' has a literal expression in 'https://www.javascript.com'; only FEEL "
+            "is supported",
+        ),
+        (literal("N", " "), "decision 'N' has an empty literal expression"),
+        (
+            literal("N", "if null then 1 else 2"),
+            "decision 'N': 'if null then 1 else 2' is not a FEEL expression Frontline can "
+            "convert (a condition that is null)",
+        ),
+        (
+            literal("N", "if X &gt; 1 then 1"),
+            "decision 'N': 'if X > 1 then 1' is not a FEEL expression Frontline can convert "
+            "(expected 'else' at 'the end')",
+        ),
+        (
+            literal("N", "1 + (if X &gt; 1 then 1 else 2)"),
+            "decision 'N': '1 + (if X > 1 then 1 else 2)' is not a FEEL expression Frontline "
+            "can convert ('if' inside an expression; Frontline converts if ... then ... else "
+            "only as a whole literal expression)",
+        ),
+        (
+            literal("N", "for x in [1, 2] return x"),
+            "decision 'N': 'for x in [1, 2] return x' is not a FEEL expression Frontline can "
+            "convert ('for' is not supported)",
+        ),
+        (
+            literal("N", 'X + "a"'),
+            "decision 'N': cannot apply + to number and string (input.x + 'a'); expected two "
+            "numbers or two strings",
+        ),
+        (
+            table(
+                "P",
+                ["X"],
+                [(["-"], ["X * 2"])],
+                hit="PRIORITY",
+                output_details={"": "<outputValues><text>1, 2</text></outputValues>"},
+            ),
+            "decision 'P' rule 1: hit: priority ranks rows by the declared values of output "
+            "'P', so its cells must be literal values: a computed cell cannot be ranked "
+            "(compute it in an output without values, or in a table that reads this one)",
+        ),
+        (
+            table(
+                "F",
+                ["X"],
+                [(["&gt; 1"], ["1"])],
+                output_details={"": "<defaultOutputEntry><text>X * 2</text></defaultOutputEntry>"},
+            ),
+            "decision 'F' output 'F' default: 'X * 2' is an expression; a default output is a "
+            "literal value",
+        ),
+    ],
+)
+def test_what_a_literal_expression_or_computed_entry_cannot_do_is_refused(
+    body: str, sentence: str
+) -> None:
+    assert refused(model(body, {"X": "number"})) == sentence
+
+
 # -- what is refused --------------------------------------------------------------------------
-
-
-def test_a_literal_expression_is_refused_naming_the_decision() -> None:
-    body = (
-        '<decision id="d" name="Risk">'
-        "<literalExpression><text>1</text></literalExpression></decision>"
-    )
-    assert refused(model(body)) == (
-        "decision 'Risk' uses a literalExpression; only decision tables are supported"
-    )
 
 
 @pytest.mark.parametrize(
@@ -714,15 +980,18 @@ def test_a_literal_expression_is_refused_naming_the_decision() -> None:
     [
         (
             '<decision name="C"><context/></decision>',
-            "decision 'C' uses a context; only decision tables are supported",
+            "decision 'C' uses a context; only decision tables and literal expressions are "
+            "supported",
         ),
         (
             '<decision name="I"><invocation/></decision>',
-            "decision 'I' uses an invocation; only decision tables are supported",
+            "decision 'I' uses an invocation; only decision tables and literal expressions are "
+            "supported",
         ),
         (
             '<decision name="R"><relation/></decision>',
-            "decision 'R' uses a relation; only decision tables are supported",
+            "decision 'R' uses a relation; only decision tables and literal expressions are "
+            "supported",
         ),
         (
             '<decision name="E"><variable name="E"/></decision>',
@@ -731,17 +1000,18 @@ def test_a_literal_expression_is_refused_naming_the_decision() -> None:
         (
             '<decision name="K"><knowledgeRequirement><requiredKnowledge href="#b"/>'
             "</knowledgeRequirement><decisionTable/></decision>",
-            "decision 'K' invokes a business knowledge model; only decision tables are supported",
+            "decision 'K' invokes a business knowledge model; only decision tables and literal "
+            "expressions are supported",
         ),
         (
             '<businessKnowledgeModel name="Rates"/>',
             "business knowledge model 'Rates' is not supported; only decisions with decision "
-            "tables are converted",
+            "tables or literal expressions are converted",
         ),
         (
             '<decisionService name="All"/>',
-            "decision service 'All' is not supported; only decisions with decision tables are "
-            "converted",
+            "decision service 'All' is not supported; only decisions with decision tables or "
+            "literal expressions are converted",
         ),
         (
             '<import namespace="https://other" name="o"/>',
@@ -778,9 +1048,29 @@ def test_unsupported_elements_are_refused_in_one_sentence(body: str, sentence: s
         ),
         (
             ["X"],
-            [(["-"], ["X * 2"])],
-            "decision 'D' rule 1 output 'D': 'X * 2' is an expression; Frontline table outputs "
-            "are literal values",
+            [(["-"], ["floor(X * 2)"])],
+            "decision 'D' rule 1 output 'D': 'floor(X * 2)' is not a FEEL expression Frontline "
+            "can convert (the function floor() is not supported)",
+        ),
+        (
+            ["X"],
+            [(["-"], ["if X &gt; 1 then 1 else 2"])],
+            "decision 'D' rule 1 output 'D': 'if X > 1 then 1 else 2' is not a FEEL expression "
+            "Frontline can convert ('if' inside an expression; Frontline converts if ... then "
+            "... else only as a whole literal expression)",
+        ),
+        (
+            ["X"],
+            [(["-"], ["X = null"])],
+            "decision 'D' rule 1 output 'D': 'X = null' is not a FEEL expression Frontline can "
+            "convert (null in a comparison: Frontline has no null to compare or to combine "
+            "with 'and', 'or' and 'not')",
+        ),
+        (
+            ["X"],
+            [(["-"], ['X + "a"'])],
+            "decision 'D' rule 1: cannot apply + to number and string (input.x + 'a'); "
+            "expected two numbers or two strings",
         ),
         (
             ["X"],
@@ -796,10 +1086,10 @@ def test_unsupported_elements_are_refused_in_one_sentence(body: str, sentence: s
             "can convert (the function floor() is not supported)",
         ),
         (
-            ["X ** 2"],
+            ["X between 1 and 2"],
             [(["-"], ['"a"'])],
-            "decision 'D' input 'X ** 2': 'X ** 2' is not an S-FEEL expression Frontline can "
-            "convert ('**' is not supported)",
+            "decision 'D' input 'X between 1 and 2': 'X between 1 and 2' is not an S-FEEL "
+            "expression Frontline can convert ('between' is not supported)",
         ),
         (
             ["Z"],
