@@ -88,8 +88,9 @@ tables:
 def test_the_rulesets_page_shows_a_deploys_warnings_and_its_errors(
     page: Any, server: LiveServer, tmp_path: Path
 ) -> None:
-    """A row that can never win deploys, its warning shown with its line; overlapping rows
-    of a unique table refuse the deploy, the error shown with its line."""
+    """A document without tests is refused until the author says it is meant; then a row
+    that can never win deploys, its warning shown with its line; overlapping rows of a unique
+    table refuse the deploy, the error shown with its line."""
     page.goto(server.url + "/rulesets")
     page.fill("#key", KEYS["author"][1])
     page.click("#key-form button")
@@ -98,13 +99,20 @@ def test_the_rulesets_page_shows_a_deploys_warnings_and_its_errors(
     document.write_text(SHADOWED.replace("HIT", "first"), encoding="utf-8")
     page.set_input_files("#deploy-file", str(document))
     page.click("#deploy-form button")
+    page.wait_for_selector("#deploy-result .error")
+    expect(page.locator("#deploy-result .error")).to_contain_text("tests guard nothing")
+    page.check("#deploy-untested")
+    page.set_input_files("#deploy-file", str(document))
+    page.click("#deploy-form button")
     page.wait_for_selector(".deployed")
     warnings = page.locator("#deploy-result .analysis-warning")
     expect(warnings).to_have_text(
         [
-            "1 warning(s):",
+            "2 warning(s):",
             "line 11: table 'credit' row 2 can never win: every input that matches it matches "
             "row 1 first",
+            "line 1: the document has no tests: write some under tests:, or deploy it with "
+            "allow_untested if that is meant",
         ]
     )
     document.write_text(SHADOWED.replace("HIT", "unique"), encoding="utf-8")
