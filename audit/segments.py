@@ -214,14 +214,19 @@ class SegmentLog:
     @property
     def failed(self) -> str | None:
         """Why the log takes no more records (a sync or a clean-up failed), or why it could
-        not write its last batch while its disk still has no room for one as large."""
+        not write its last batch while its disk still has no room for one as large; or, for
+        a log open for writing, that its disk has no room now (another log on the same disk,
+        another worker's, may have filled it before this one tried to write)."""
         if self._failed is not None:
             return self._failed
+        if self.readonly:
+            return None
         short = self._short
-        if short is not None and not _room_for(self.directory, short[1]):
-            return short[0]
-        self._short = None
-        return None
+        # Room for the batch alone is not enough: removing its partial bytes frees a block or
+        # two, which the next write (a new page, the tree's tiles) needs again.
+        if not _room_for(self.directory, max(short[1], ROOM) if short else ROOM):
+            return short[0] if short else f"the ledger's disk is full: {self.directory} has no room"
+        return None  # room now; the refusal is forgotten only once a batch is stored
 
     def head(self) -> tuple[int, str]:
         """The last ``seq`` and ``hash`` stored: ``(0, GENESIS)`` for an empty log."""

@@ -91,6 +91,8 @@ class TablePlanLike(Protocol):
     def outputs(self) -> Sequence[tuple[Any, ...]]: ...
     @property
     def output_names(self) -> Sequence[str]: ...
+    @property
+    def computed(self) -> Mapping[tuple[int, int], Any]: ...  # (row, output) → its cell
 
 
 class TreePlanLike(Protocol):
@@ -618,7 +620,9 @@ def plan_diagnosis(b: BuildLike, ns: Namespace, filename: str) -> Diagnosis | No
         for plan in b.tables
         if plan.model.aggregate == "sum"  # only a collect table takes one
         for c, name in enumerate(plan.output_names)
-        if _sum_can_fail([row[c] for row in plan.outputs])
+        # A column with computed cells: its sum is not explained (docs/language.md).
+        if not any(column == c for _, column in plan.computed)
+        and _sum_can_fail([row[c] for row in plan.outputs])
     ]
     rules: list[dict[int, _Site]] = []
     for ids, checked_rules in (

@@ -47,11 +47,14 @@ def _all3(results: Iterable[bool | None]) -> bool | None:
 
 
 def _min_list(values: list[Any] | None) -> Any:
-    return min(values) if values else None
+    """The least of a list of numbers; unknown when it is empty or holds an unknown (a null
+    output of a collect table, for one)."""
+    return min(values) if values and None not in values else None
 
 
 def _max_list(values: list[Any] | None) -> Any:
-    return max(values) if values else None
+    """The greatest of a list of numbers; unknown when it is empty or holds an unknown."""
+    return max(values) if values and None not in values else None
 
 
 def _finite(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:

@@ -302,7 +302,9 @@ COMPARISONS: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
 def _extreme(pick: Callable[..., Any]) -> Callable[..., Any]:
     def extreme(*args: Any) -> Any:
         items = args[0] if len(args) == 1 else args
-        return pick(items) if items else UNKNOWN
+        if not items or any(i is None or i is UNKNOWN for i in items):
+            return UNKNOWN
+        return pick(items)
 
     return extreme
 
@@ -673,7 +675,14 @@ class Evaluation:
             columns = {name: [cells[i] for _, cells in matched] for i, name in enumerate(outputs)}
             if table.get("aggregate"):
                 results = {n: aggregate(table["aggregate"], v) for n, v in columns.items()}
+                computed = {
+                    name
+                    for i, name in enumerate(outputs)
+                    if any(computed_cell(row[len(inputs) + i]) for row in table["rows"])
+                }
                 for n, result in results.items():
+                    if n in computed:
+                        continue  # a computed column's failed sum is not named (language.md)
                     if result is None and columns[n] and table["aggregate"] == "sum":
                         error = f"the sum of {n} is not a finite number"
                         self.errors.append({"table": table["id"], "error": error})

@@ -344,3 +344,26 @@ def test_a_list_compared_with_a_list_literal_is_that_list(
 ) -> None:
     assert fires(condition, {"customer": {"tags": tags}}) is expected
     assert fires(condition, {"customer": {}}) is False  # unknown: the rule does not fire
+
+
+def test_min_and_max_of_a_list_holding_an_unknown_are_unknown() -> None:
+    """A collect table's list holds null for a row whose output is null: the least of it is
+    not known, and the evaluation does not fail."""
+    doc = document(
+        tables=[
+            {
+                "id": "t",
+                "hit": "collect",
+                "inputs": ["customer.tier"],
+                "outputs": ["n"],
+                "rows": [["-", 3], ['"gold"', None], ["-", 1]],
+            }
+        ],
+        eligibility=[
+            {"id": "low", "when": "min(tables.t.n) < 2", "offer": "o"},
+            {"id": "high", "when": "max(tables.t.n) >= 0", "offer": "o"},
+        ],
+    )
+    compiled = compile_ruleset(doc)
+    assert compiled.evaluate({"customer": {"tier": "silver"}}).eligible_rules == ["low", "high"]
+    assert compiled.evaluate({"customer": {"tier": "gold"}}).eligible_rules == []
