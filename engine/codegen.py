@@ -42,7 +42,8 @@ from engine.expr import (
 )
 from engine.generated import slot_name
 
-_FINITE = {"+": "_add", "-": "_sub", "*": "_mul", "/": "_div", "%": "_mod"}
+# Operator → the runtime helper generated code calls where a float can come out.
+FINITE_HELPERS = {"+": "_add", "-": "_sub", "*": "_mul", "/": "_div", "%": "_mod"}
 
 
 class Namespace:
@@ -190,7 +191,7 @@ class Emitter:
                 return self._guarded((n.left, n.right), lambda a, b: f"{power}({a}, {b})")
             if n.type.kind == "number":
                 # A float can come out: overflow and NaN make it unknown (runtime._finite).
-                checked = _FINITE[n.op]
+                checked = FINITE_HELPERS[n.op]
                 return self._guarded((n.left, n.right), lambda a, b: f"{checked}({a}, {b})", zero)
             return self._guarded((n.left, n.right), lambda a, b: f"{a} {n.op} {b}", zero)
         if isinstance(n, Neg):

@@ -44,7 +44,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.codegen import _FINITE, Emitter, FunctionWriter, Namespace
+from engine.codegen import FINITE_HELPERS, Emitter, FunctionWriter, Namespace
 from engine.expr import (
     Arith,
     BoolOp,
@@ -190,7 +190,7 @@ _PLAIN_OPS: dict[str, Callable[[Any, Any], Any]] = {
     "%": operator.mod,
 }
 # What generated code calls where a float can come out (None where it is not finite).
-_FINITE_OPS = {op: HELPERS[name] for op, name in _FINITE.items()} | {"**": power}
+_FINITE_OPS = {op: HELPERS[name] for op, name in FINITE_HELPERS.items()} | {"**": power}
 
 
 @dataclass(frozen=True, slots=True)

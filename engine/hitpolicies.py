@@ -96,6 +96,8 @@ class HitPolicy:
     single: ClassVar[bool] = False
     # Whether ``conflict`` can find anything (a decision skips asking otherwise).
     conflicts: ClassVar[bool] = False
+    # Whether rows are ranked by their outputs' declared ``values`` (priority, output order).
+    ranks_by_values: ClassVar[bool] = False
 
     def check(self, table: Table, report: Report) -> None:
         """Report what the table declares that this policy does not take."""
@@ -112,7 +114,9 @@ class HitPolicy:
         """Each row's rank, for a policy that orders rows by their outputs (None for the
         others), reporting what keeps it from ranking them. ``rows`` are the rows' output
         values; ``values`` each output's declared values, or None."""
-        return None
+        if not self.ranks_by_values:
+            return None
+        return _rank_by_values(self.name, table, rows, values, report)
 
     def read_type(self, aggregate: str | None, column: Type) -> Type:
         return column
@@ -256,15 +260,7 @@ class First(HitPolicy):
 
 class Priority(HitPolicy):
     name = "priority"
-
-    def ranks(
-        self,
-        table: Table,
-        rows: Rows,
-        values: Sequence[Sequence[Any] | None],
-        report: Report,
-    ) -> list[tuple[int, ...]] | None:
-        return _rank_by_values(self.name, table, rows, values, report)
+    ranks_by_values = True
 
     def resolver(
         self, rows: Rows, ranks: list[tuple[int, ...]] | None, aggregate: str | None
@@ -364,15 +360,7 @@ class Collect(RuleOrder):
 
 class OutputOrder(RuleOrder):
     name = "output_order"
-
-    def ranks(
-        self,
-        table: Table,
-        rows: Rows,
-        values: Sequence[Sequence[Any] | None],
-        report: Report,
-    ) -> list[tuple[int, ...]] | None:
-        return _rank_by_values(self.name, table, rows, values, report)
+    ranks_by_values = True
 
     def resolver(
         self, rows: Rows, ranks: list[tuple[int, ...]] | None, aggregate: str | None

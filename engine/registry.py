@@ -34,7 +34,7 @@ from engine.compiler import compile_ruleset
 from engine.errors import DeployRefused, FrontlineError, Problem, StoreCorrupt, Untested
 from engine.ports import Review, Routing, RulesetStore, StoredRevision
 from engine.ruleset import CompiledRuleset
-from engine.testing import TestResult
+from engine.testing import Coverage, TestResult
 
 
 class UnknownRuleset(FrontlineError):
@@ -58,6 +58,8 @@ class Deployment:
     tests: list[TestResult] = field(default_factory=list)
     # What the analysis found that refuses nothing, located (CompiledRuleset.warnings).
     warnings: tuple[Problem, ...] = ()
+    # What the document's tests reached of it, and what they did not.
+    coverage: Coverage = field(default_factory=lambda: Coverage.of(None, []))
 
 
 # What a ruleset serves: its routing and the compiled active, canary and shadow revisions.
@@ -146,6 +148,7 @@ class RulesetRegistry:
             activated,
             results,
             (*compiled.warnings, *compiled.untested),
+            Coverage.of(compiled.model, results),
         )
 
     def get(self, name: str, revision: int) -> CompiledRuleset:

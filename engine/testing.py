@@ -145,10 +145,11 @@ class Coverage:
     unreached: dict[str, Any]
 
     @classmethod
-    def of(cls, document: Document, results: Sequence[TestResult]) -> Coverage:
+    def of(cls, document: Document | None, results: Sequence[TestResult]) -> Coverage:
+        """What ``results`` reached of ``document`` (of nothing, when there is none)."""
         reached = frozenset().union(*(r.reached for r in results))
         items: dict[str, list[str]] = {
-            section: [rule.id for rule in getattr(document, section)]
+            section: [rule.id for rule in getattr(document, section, ())]
             for section in ("eligibility", "escalation", "alerts")
         }
         unreached: dict[str, Any] = {
@@ -157,7 +158,7 @@ class Coverage:
         }
         total = sum(len(ids) for ids in items.values())
         rows: dict[str, list[int]] = {}
-        for table in document.tables:
+        for table in document.tables if document else ():
             total += len(table.rows)
             missed = [
                 k for k in range(1, len(table.rows) + 1) if f"tables:{table.id}:{k}" not in reached
@@ -165,7 +166,7 @@ class Coverage:
             if missed:
                 rows[table.id] = missed
         nodes: dict[str, list[str]] = {}
-        for tree in document.trees:
+        for tree in document.trees if document else ():
             total += len(tree.nodes)
             missed_nodes = [n for n in tree.nodes if f"trees:{tree.id}:{n}" not in reached]
             if missed_nodes:

@@ -6,6 +6,7 @@
     format_time(when, "auto")           2026-11-22T10:00:00Z          values in messages
     parse_time(value)                   an aware datetime, or None when it is not RFC 3339
     read_time(text)                     a time Frontline wrote itself (ValueError if it is not)
+    time_or_age(text, now)              RFC 3339, or an age (7d) counted back from now; or None
 
 Nothing here reads a clock: callers pass the time.
 """
@@ -15,6 +16,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from typing import Any
+
+from engine.durations import parse_duration
 
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$"
@@ -56,3 +59,15 @@ def read_time(text: str) -> datetime:
     if when is None:
         raise ValueError(f"{text!r} is not an RFC 3339 time")
     return when
+
+
+def time_or_age(text: str, now: datetime) -> datetime | None:
+    """An RFC 3339 time, or an age such as ``7d`` or ``12h`` counted back from ``now``; None
+    when ``text`` is neither (what a ``--since`` or a ``since`` filter takes)."""
+    when = parse_time(text)
+    if when is not None:
+        return when
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        return None

@@ -32,9 +32,8 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from engine import CompiledRuleset, EvaluationError, RulesetError, compile_ruleset
-from engine.durations import parse_duration
 from engine.testing import Coverage
-from engine.times import format_time, parse_time
+from engine.times import format_time, time_or_age
 
 DEFAULT_DATA_DIR = "var"
 LEDGER_DIR = "ledger"  # every instance's segments and the query index, in the data dir
@@ -613,14 +612,11 @@ def _time_arg(name: str, value: str | None, now: datetime) -> str | None:
     """An RFC 3339 time, or an age (``7d``) counted back from ``now``; as the ledger writes it."""
     if value is None:
         return None
-    when = parse_time(value)
+    when = time_or_age(value, now)
     if when is None:
-        try:
-            when = now - parse_duration(value)
-        except ValueError:
-            raise CommandError(
-                f"{name} {value!r} is neither an RFC 3339 time nor an age such as 7d or 12h"
-            ) from None
+        raise CommandError(
+            f"{name} {value!r} is neither an RFC 3339 time nor an age such as 7d or 12h"
+        )
     return format_time(when, "microseconds")
 
 

@@ -234,7 +234,7 @@ def _output_types(b: Build, plan: TablePlan) -> None:
         declared = table.outputs[c]
         if (
             computed
-            and plan.policy.name in _RANKING
+            and plan.policy.ranks_by_values
             and not isinstance(declared, str)
             and declared.values is not None
         ):
@@ -267,9 +267,6 @@ def _output_types(b: Build, plan: TablePlan) -> None:
     if ranked and not plan.unchecked:  # (a cell not checked has been reported)
         plan.ranks = plan.policy.ranks(table, plan.outputs, _declared_values(b, plan), report)
     b.env.table_outputs[table.id] = types
-
-
-_RANKING = ("priority", "output_order")  # the policies that rank rows by declared values
 
 
 def _template_tables(

@@ -33,8 +33,7 @@ from audit.segments import LogError, SegmentLog, instances
 from audit.verify import verify_ledger
 from audit.writer import LedgerError, LedgerWriter
 from engine import CompiledRuleset, RulesetError, RulesetRegistry, UnknownRuleset, compile_ruleset
-from engine.durations import parse_duration
-from engine.times import format_time, parse_time
+from engine.times import format_time, time_or_age
 from server.keys import Principal
 from server.service.answers import (
     AuditPage,
@@ -53,7 +52,6 @@ from server.service.answers import (
 )
 from server.service.errors import Invalid, NotFound, Refused, TooLarge, Unavailable
 from server.service.explanations import build_pack
-from server.service.inputs import rfc3339
 
 EXPORT_PAGE = 500
 
@@ -63,15 +61,10 @@ def ledger_time(name: str, value: str | None, now: datetime | None = None) -> st
     not given), normalised to how the ledger writes ``recorded_at``."""
     if value is None:
         return None
-    if parse_time(value) is None:
-        try:
-            age = parse_duration(value)
-        except ValueError:
-            raise Invalid(
-                f"{name} {value!r} is neither an RFC 3339 time nor an age such as 7d or 12h"
-            ) from None
-        return format_time((now or datetime.now(UTC)) - age, "microseconds")
-    return format_time(rfc3339(name, value, bounded=False), "microseconds")
+    when = time_or_age(value, now or datetime.now(UTC))
+    if when is None:
+        raise Invalid(f"{name} {value!r} is neither an RFC 3339 time nor an age such as 7d or 12h")
+    return format_time(when, "microseconds")
 
 
 @dataclass(frozen=True)

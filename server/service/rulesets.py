@@ -53,7 +53,6 @@ from engine import (
     Untested,
 )
 from engine import Routing as Served
-from engine.testing import Coverage
 from server.ids import new_id
 from server.keys import Principal
 from server.metrics import Metrics
@@ -253,7 +252,7 @@ class Rulesets:
             "created": done.created,
             "activated": False,
             "tests": tests,
-            "coverage": Coverage.of(self.registry.get(name, revision).model, done.tests).to_dict(),
+            "coverage": done.coverage.to_dict(),
             "warnings": [p.to_dict() for p in done.warnings],
         }
         if own is not None and own.status == PENDING:
