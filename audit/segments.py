@@ -36,6 +36,7 @@ import os
 import re
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,10 @@ HEADER = struct.Struct("<I32s")
 MAX_RECORD = 64 << 20  # a longer length field can only be a torn or damaged frame
 SEGMENT_BYTES = 64 << 20
 ROOM = 16 << 10  # free bytes a log opened for writing wants before it calls itself ready
+# A log that a write was refused for lack of room stays not ready this long, whatever a probe
+# finds: cutting off the refused bytes gives blocks back for a moment, and a probe that sees
+# them would call a full disk ready.
+SETTLE_SECONDS = 2.0
 SUFFIX = ".seg"
 _NAME = re.compile(r"^(\d{20})\.seg$")
 _INSTANCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -195,6 +200,7 @@ class SegmentLog:
         self._size = 0
         self._failed: str | None = None
         self._short: tuple[str, int] | None = None  # a write refused, and the bytes it needed
+        self._refused_at = 0.0  # when a write was last refused for lack of room (monotonic)
         self._head: tuple[int, str] = (0, GENESIS)
         self._readers: dict[int, int] = {}  # segment → an open descriptor, for ``read``
         self._tip: Frame | None = None  # read-only: the last frame seen, for ``head``
@@ -222,6 +228,8 @@ class SegmentLog:
         if self.readonly:
             return None
         short = self._short
+        if short is not None and time.monotonic() - self._refused_at < SETTLE_SECONDS:
+            return short[0]
         # Room for the batch alone is not enough: removing its partial bytes frees a block or
         # two, which the next write (a new page, the tree's tiles) needs again.
         if not _room_for(self.directory, max(short[1], ROOM) if short else ROOM):
@@ -285,6 +293,7 @@ class SegmentLog:
         why = error.strerror or str(error)
         sentence = f"the ledger's segment {name} could not take {size:,} bytes ({why})"
         self._short = (sentence, size)
+        self._refused_at = time.monotonic()
         return LogError(sentence)
 
     def _cut_back(self, error: OSError) -> None:
