@@ -22,7 +22,6 @@ import structlog
 from litestar import Litestar, Request, get
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
-from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Response
 
@@ -37,7 +36,7 @@ from server.keys import KeyRing, StreamTickets
 from server.logs import configure as configure_logging
 from server.metrics import AlertCollector, LedgerCollector, Metrics, metrics_endpoint
 from server.ratelimit import Limits
-from server.routes import agents, alerts, audit, customers, pages, rulesets
+from server.routes import agents, alerts, audit, customers, docs, pages, rulesets
 from server.service.factory import build, masking_key, redis_client
 from server.service.frontline import Frontline
 from server.settings import Settings
@@ -234,6 +233,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *audit.ROUTES,
             metrics_endpoint,
             *pages.ROUTES,
+            *docs.ROUTES,
         ],
         middleware=[edge],
         logging_config=None,  # server/logs.py configures logging once, for everything
@@ -252,10 +252,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
             Exception: on_error,
         },
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="Frontline",
-            version="0.1.0",
-            description="Decisioning for contact-center agent desktops.",
-            path="/schema",
-        ),
+        openapi_config=docs.openapi_config(),
     )

@@ -66,7 +66,7 @@ async def explanation_page() -> File:
     return _page("explanation")
 
 
-async def _secured(response: Response[Any]) -> Response[Any]:
+async def secured(response: Response[Any]) -> Response[Any]:
     response.headers.update(SECURITY_HEADERS)
     return response
 
@@ -75,7 +75,7 @@ static_files = create_static_files_router(
     path="/static",
     directories=[STATIC],
     include_in_schema=False,
-    after_request=_secured,
+    after_request=secured,
 )
 
 ROUTES: list[HTTPRouteHandler | Router] = [

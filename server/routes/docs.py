@@ -1,0 +1,101 @@
+"""The API's own documentation, readable without the internet: the OpenAPI document at
+``/schema/openapi.json`` (and ``.yaml``), and Swagger UI at ``/schema`` (also
+``/schema/swagger`` and ``/docs``).
+
+    /docs ─▶ /schema ─ server/static/api.html ─▶ /vendor/swagger-ui/*  the swagger-ui-py package
+                                             └▶ /schema/openapi.json  this server's routes
+
+Litestar's own viewers load their scripts from a CDN and run inline scripts, so on a machine
+without the internet they show a blank page, and the pages' CSP would refuse them anyway. The
+page here is a static file under the same CSP as the other pages; Swagger UI's files come from
+the ``swagger-ui-py`` package installed with the server.
+"""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+from litestar import Request, Router, get
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin, YamlRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
+
+from server.routes.pages import SECURITY_HEADERS, STATIC, secured
+
+
+def swagger_ui_files() -> Path:
+    """Swagger UI's files in the installed ``swagger-ui-py`` package, found without importing
+    it (its module imports Jinja2 and its framework adapters, none of which is needed)."""
+    spec = find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the swagger-ui-py package is not installed: pip install swagger-ui-py")
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
+
+
+class SwaggerPage(OpenAPIRenderPlugin):
+    """Serves server/static/api.html, which loads Swagger UI and the document by URL: the
+    page is the same bytes whatever the document says."""
+
+    def __init__(self) -> None:
+        super().__init__(path="/swagger")
+        self.page = (STATIC / "api.html").read_bytes()
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        return self.page
+
+
+# What a key looks like to the OpenAPI document; routes that take one name it in ``security=``.
+BEARER = "bearer"
+
+
+def openapi_config() -> OpenAPIConfig:
+    """The OpenAPI document's settings, new for each app (Litestar adds the viewer's routes to
+    the router it is given)."""
+    return OpenAPIConfig(
+        title="Frontline",
+        version="0.1.0",
+        description=(
+            "Decisioning for contact-center agent desktops: decisions, interactions and alerts for "
+            "agents; context and events from integrations; ruleset deploys for authors; the "
+            "decision ledger for auditors. Every operation but health and readiness needs "
+            "`Authorization: Bearer <key>`, of a role the operation names."
+        ),
+        use_handler_docstrings=True,
+        components=Components(
+            security_schemes={
+                BEARER: SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="An API key of a role: agent, supervisor, author, auditor, "
+                    "integration or admin (FRONTLINE_API_KEYS, or the keys printed at first "
+                    "start).",
+                )
+            }
+        ),
+        render_plugins=[SwaggerPage(), JsonRenderPlugin(), YamlRenderPlugin()],
+        openapi_router=Router(
+            "/schema", route_handlers=[], include_in_schema=False, response_headers=SECURITY_HEADERS
+        ),
+    )
+
+
+@get("/docs", include_in_schema=False)
+async def docs_page() -> Redirect:
+    """The API docs, under the name other services use for them."""
+    return Redirect("/schema")
+
+
+swagger_ui = create_static_files_router(
+    path="/vendor/swagger-ui",
+    directories=[swagger_ui_files()],
+    name="swagger-ui",
+    include_in_schema=False,
+    after_request=secured,
+)
+
+ROUTES: list[HTTPRouteHandler | Router] = [docs_page, swagger_ui]

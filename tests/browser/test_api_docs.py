@@ -1,0 +1,80 @@
+"""The API docs and the landing page in a real Chromium that may reach nothing but the server:
+every request to another origin is refused and recorded, and the docs must still show the
+operations from the server's own copy of Swagger UI, within the pages' CSP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from tests.support.live_server import LiveServer
+
+
+class Offline:
+    """A browser context whose requests to anywhere but ``origin`` are aborted and listed, and
+    whose pages' CSP refusals are listed too."""
+
+    def __init__(self, browser: Any, origin: str) -> None:
+        self.origin = origin
+        self.elsewhere: list[str] = []
+        self.refused: list[str] = []
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.on("console", self._console)
+
+    def _route(self, route: Any) -> None:
+        url = route.request.url
+        if url.startswith(self.origin + "/"):
+            route.continue_()
+        else:
+            self.elsewhere.append(url)
+            route.abort("internetdisconnected")
+
+    def _console(self, message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            self.refused.append(message.text)
+
+
+@pytest.fixture
+def offline(browser: Any, server: LiveServer) -> Iterator[Offline]:
+    found = Offline(browser, server.url)
+    errors: list[str] = []
+    found.page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield found
+    found.context.close()
+    assert not errors, f"the page raised: {errors}"
+
+
+def operations(server: LiveServer) -> list[tuple[str, str]]:
+    """The operations of the server's OpenAPI document."""
+    document = httpx.get(server.url + "/schema/openapi.json").json()
+    return [
+        (method, path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
+    ]
+
+
+@pytest.mark.parametrize("path", ["/schema", "/schema/swagger", "/docs"])
+def test_the_api_docs_show_the_operations_without_the_internet(
+    offline: Offline, server: LiveServer, path: str
+) -> None:
+    """The viewer, its scripts and the document all come from the server: the operations are
+    listed and one opens with its description, nothing left for another host, and the page's
+    CSP refused nothing."""
+    page = offline.page
+    page.goto(server.url + path)
+    decide = page.locator(".opblock-post:has(.opblock-summary-path[data-path='/v1/decisions'])")
+    expect(decide).to_be_visible()
+    expect(page.locator(".opblock")).to_have_count(len(operations(server)), timeout=10_000)
+    decide.locator(".opblock-summary").click()
+    expect(decide.locator(".opblock-description").first).to_contain_text("durable")
+    expect(page.locator(".btn.authorize")).to_be_visible()
+    assert offline.elsewhere == []
+    assert offline.refused == []
