@@ -37,6 +37,7 @@ from server.logs import configure as configure_logging
 from server.metrics import AlertCollector, LedgerCollector, Metrics, metrics_endpoint
 from server.ratelimit import Limits
 from server.routes import agents, alerts, audit, customers, docs, pages, rulesets
+from server.service.answers import Health, Readiness
 from server.service.factory import build, masking_key, redis_client
 from server.service.frontline import Frontline
 from server.settings import Settings
@@ -51,31 +52,32 @@ def load_keys(settings: Settings) -> tuple[KeyRing, dict[str, str]]:
     return KeyRing.load_or_create(settings.data_dir / "keys.json")
 
 
-@get("/healthz", tags=["operations"], include_in_schema=True)
-async def healthz() -> dict[str, str]:
-    """Liveness: the process answers."""
-    return {"status": "ok"}
+@get("/healthz", summary="Liveness", tags=["operations"], include_in_schema=True)
+async def healthz() -> Health:
+    """Liveness: the process answers (no key needed)."""
+    return Health()
 
 
 @get(
     "/readyz",
+    summary="Readiness",
     tags=["operations"],
     responses={
         503: ResponseSpec(
-            data_container=dict[str, Any],
+            data_container=Readiness,
             description="Not ready: the problems are listed",
             generate_examples=False,
         )
     },
 )
-async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-    """Readiness: rulesets are active and the ledger accepts records."""
-    frontline = service(request)
-    problems = frontline.readiness()
-    body: dict[str, Any] = {"status": "ready" if not problems else "not ready"}
-    if problems:
-        body["problems"] = problems
-    return Response(body, status_code=200 if not problems else 503)
+async def readyz(request: Request[Any, Any, Any]) -> Response[Readiness]:
+    """Readiness: rulesets are active and the ledger accepts records (no key needed); 503
+    lists what is missing, for a load balancer to route around this instance."""
+    problems = service(request).readiness()
+    body = (
+        Readiness(status="not ready", problems=problems) if problems else Readiness(status="ready")
+    )
+    return Response(body, status_code=503 if problems else 200)
 
 
 async def follow_changes(frontline: Frontline, settings: Settings) -> None:

@@ -30,6 +30,7 @@ from litestar.exceptions import (
 )
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import SecurityRequirement
 from litestar.types import Guard
 
 from adapters.ports import StoreUnavailable
@@ -132,6 +133,12 @@ def requires(*roles: str, query_token: bool = False, admin: bool = True) -> dict
     """
     allowed = frozenset((*roles, "admin") if admin else roles)
     return {ACCESS: Access(allowed, " or ".join(roles), query_token)}
+
+
+# The OpenAPI security requirement of every route that takes a key (``opt=requires(...)``):
+# the ``bearer`` scheme of the document (server/routes/docs.py).
+BEARER = "bearer"
+KEYED: list[SecurityRequirement] = [{BEARER: []}]
 
 
 def bearer(header: str | None) -> str | None:

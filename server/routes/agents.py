@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Request, delete, post
 
-from server.http import principal_of, problems, requires, service
+from server.http import KEYED, principal_of, problems, requires, service
 from server.schemas import DecisionRequest, InteractionRequest
 from server.service.answers import DecisionAnswer
 
@@ -17,11 +17,16 @@ DECIDE = requires("agent")  # also the decision fast path's check (server/fastpa
     "/v1/decisions",
     opt=DECIDE,
     status_code=200,
+    summary="Make a decision",
+    security=KEYED,
     tags=["decisions"],
     responses=problems(404, 409, 422),
 )
 async def create_decision(request: Request[Any, Any, Any], data: DecisionRequest) -> DecisionAnswer:
-    """Evaluate a ruleset for a customer; answered once the decision's record is durable."""
+    """Evaluate a ruleset for a customer: the eligible offers, the escalation, the alerts, the
+    decision tables' outputs and the next step of a guided tree, with the fields that were
+    missing or stale. The customer's cached context is read, and ``context`` overrides it.
+    Answered once the decision's record is durable in the ledger, with its receipt."""
     frontline = service(request)
     return await frontline.decisions.decide(data, principal_of(request))
 
@@ -30,6 +35,8 @@ async def create_decision(request: Request[Any, Any, Any], data: DecisionRequest
     "/v1/interactions",
     opt=requires("agent"),
     status_code=201,
+    summary="Start an interaction",
+    security=KEYED,
     tags=["decisions"],
     responses=problems(404, 422),
 )
@@ -45,6 +52,8 @@ async def start_interaction(
 @delete(
     "/v1/interactions/{interaction_id:str}",
     opt=requires("agent"),
+    summary="End an interaction",
+    security=KEYED,
     tags=["decisions"],
     responses=problems(404),
 )

@@ -18,7 +18,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from server.edge import STREAM
-from server.http import principal_of, problems, requires, service, socket_guard
+from server.http import KEYED, principal_of, problems, requires, service, socket_guard
 from server.keys import StreamTickets
 from server.schemas import AckRequest, Id
 from server.service.answers import AckRecorded
@@ -43,6 +43,8 @@ _SSE = ResponseSpec(
 @get(
     "/v1/agents/{agent_id:str}/alerts",
     opt={**_AGENT_ONLY, STREAM: True},
+    summary="Follow an agent's alerts",
+    security=KEYED,
     tags=["alerts"],
     media_type="text/event-stream",
     responses={**problems(), 200: _SSE},
@@ -106,6 +108,8 @@ async def _stream(
     "/v1/alerts/{alert_id:str}/ack",
     opt=requires("agent"),
     status_code=200,
+    summary="Acknowledge an alert",
+    security=KEYED,
     tags=["alerts"],
     responses=problems(404),
 )
@@ -121,6 +125,8 @@ async def ack_alert(
 @get(
     "/v1/supervisors/{supervisor_id:str}/alerts",
     opt={**_SUPERVISOR_ONLY, STREAM: True},
+    summary="Follow a supervisor's escalations",
+    security=KEYED,
     tags=["alerts"],
     media_type="text/event-stream",
     responses={**problems(), 200: _SSE},
@@ -152,6 +158,8 @@ class StreamTicket(msgspec.Struct, kw_only=True):
     "/v1/stream-tickets",
     opt=requires("agent", "supervisor", admin=False),
     status_code=201,
+    summary="Get a ticket to open an alert stream",
+    security=KEYED,
     tags=["alerts"],
     responses=problems(),
 )

@@ -22,7 +22,7 @@ from litestar.response import Stream
 
 from audit.query import MAX_PAGE
 from audit.replay import Progress
-from server.http import answer, principal_of, problems, requires, service
+from server.http import KEYED, answer, principal_of, problems, requires, service
 from server.schemas import ErasureRequest, ReplayRequest
 from server.service.answers import (
     AuditPage,
@@ -67,6 +67,8 @@ class _ExportOperation(Operation):
 @get(
     "/v1/audit/decisions",
     opt=requires("auditor"),
+    summary="Query or export ledger records",
+    security=KEYED,
     tags=["audit"],
     responses={**problems(), 200: answer(AuditPage, "A page of records, or a streamed export")},
     operation_class=_ExportOperation,
@@ -114,6 +116,8 @@ async def query_decisions(
 @get(
     "/v1/audit/decisions/{decision_id:str}",
     opt=requires("auditor"),
+    summary="Read a ledger record",
+    security=KEYED,
     tags=["audit"],
     responses=problems(404),
 )
@@ -126,6 +130,8 @@ async def read_decision(request: Request[Any, Any, Any], decision_id: str) -> Re
 @get(
     "/v1/audit/decisions/{decision_id:str}/explanation",
     opt=requires("auditor"),
+    summary="Explain a decision",
+    security=KEYED,
     tags=["audit"],
     responses=problems(404),
 )
@@ -143,6 +149,8 @@ async def explain_decision(request: Request[Any, Any, Any], decision_id: str) ->
 @get(
     "/v1/audit/decisions/{decision_id:str}/proof",
     opt=requires("auditor"),
+    summary="Prove a record is in the ledger",
+    security=KEYED,
     tags=["audit"],
     responses=problems(404, 503),
 )
@@ -157,6 +165,8 @@ async def prove_decision(request: Request[Any, Any, Any], decision_id: str) -> I
     "/v1/audit/erasures",
     opt=requires("admin"),
     status_code=200,
+    summary="Erase a customer's records",
+    security=KEYED,
     tags=["audit"],
     responses=problems(503),
 )
@@ -167,14 +177,28 @@ async def erase_customer(request: Request[Any, Any, Any], data: ErasureRequest) 
     return await service(request).audit.erase(data.customer_id, data.reason, principal_of(request))
 
 
-@get("/v1/audit/checkpoints/latest", opt=requires("auditor"), tags=["audit"], responses=problems())
+@get(
+    "/v1/audit/checkpoints/latest",
+    opt=requires("auditor"),
+    summary="Latest signed tree heads",
+    security=KEYED,
+    tags=["audit"],
+    responses=problems(),
+)
 async def latest_checkpoints(request: Request[Any, Any, Any]) -> Checkpoints:
     """The latest signed tree head of every instance: keep one, and later ask for a
     consistency proof from it (or run `frontline audit verify --since FILE`)."""
     return await service(request).audit.checkpoints()
 
 
-@get("/v1/audit/consistency", opt=requires("auditor"), tags=["audit"], responses=problems(404))
+@get(
+    "/v1/audit/consistency",
+    opt=requires("auditor"),
+    summary="Prove the ledger only grew",
+    security=KEYED,
+    tags=["audit"],
+    responses=problems(404),
+)
 async def prove_consistency(
     request: Request[Any, Any, Any],
     instance: str = Parameter(max_length=128),
@@ -186,7 +210,14 @@ async def prove_consistency(
     return await service(request).audit.consistency(instance, from_size, to_size)
 
 
-@get("/v1/audit/verify", opt=requires("auditor"), tags=["audit"], responses=problems())
+@get(
+    "/v1/audit/verify",
+    opt=requires("auditor"),
+    summary="Verify the ledger",
+    security=KEYED,
+    tags=["audit"],
+    responses=problems(),
+)
 async def verify_chain(request: Request[Any, Any, Any]) -> Verified:
     """Walk every instance's hash chain; report the first broken link of each."""
     return await service(request).audit.verify()
@@ -215,6 +246,8 @@ class _Abandoned(Exception):
     "/v1/replays",
     opt=requires("author", "auditor"),
     status_code=200,
+    summary="Replay a candidate over recorded decisions",
+    security=KEYED,
     tags=["audit"],
     responses={**problems(404, 422), 200: answer(ReplayReport, "The replay's report")},
     operation_class=_ReplayOperation,

@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Request, get, patch, post, put
 
-from server.http import principal_of, problems, requires, service
+from server.http import KEYED, principal_of, problems, requires, service
 from server.schemas import ContextWrite, EventRequest, Id
 from server.service.answers import ContextRead, ContextWritten, EventRecorded
 
@@ -14,6 +14,8 @@ from server.service.answers import ContextRead, ContextWritten, EventRecorded
 @put(
     "/v1/customers/{customer_id:str}/context",
     opt=requires("integration"),
+    summary="Replace a customer's context",
+    security=KEYED,
     tags=["customers"],
     responses=problems(),
 )
@@ -29,6 +31,8 @@ async def replace_context(
 @patch(
     "/v1/customers/{customer_id:str}/context",
     opt=requires("integration"),
+    summary="Merge values into a customer's context",
+    security=KEYED,
     tags=["customers"],
     responses=problems(),
 )
@@ -45,6 +49,8 @@ async def merge_context(
 @get(
     "/v1/customers/{customer_id:str}/context",
     opt=requires("integration", "auditor", "agent"),
+    summary="Read a customer's context",
+    security=KEYED,
     tags=["customers"],
     responses=problems(404),
 )
@@ -61,6 +67,8 @@ RECORD_EVENT = requires("integration")  # also the fast path's check (server/fas
     "/v1/customers/{customer_id:str}/events",
     opt=RECORD_EVENT,
     status_code=202,
+    summary="Record a customer event",
+    security=KEYED,
     tags=["customers"],
     responses=problems(),
 )

@@ -25,6 +25,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
+from server.http import BEARER
 from server.routes.pages import SECURITY_HEADERS, STATIC, secured
 
 
@@ -49,8 +50,21 @@ class SwaggerPage(OpenAPIRenderPlugin):
         return self.page
 
 
-# What a key looks like to the OpenAPI document; routes that take one name it in ``security=``.
-BEARER = "bearer"
+DESCRIPTION = """Decisioning for contact-center agent desktops.
+
+Every operation but health and readiness needs `Authorization: Bearer <key>` (press
+**Authorize**), and a key of a role that may call it; an admin key may call all of them but
+the agents' and supervisors' own streams:
+
+| role | calls |
+|---|---|
+| agent | decisions and interactions, its own alert stream, acknowledgements |
+| supervisor | its own escalation stream |
+| integration | customers' context and events |
+| author | ruleset deploys, activation, rollouts, approvals; replays |
+| auditor | the ledger, its proofs and explanations; rulesets and contexts, read only; replays |
+| admin | everything above, and erasures |
+"""
 
 
 def openapi_config() -> OpenAPIConfig:
@@ -59,12 +73,7 @@ def openapi_config() -> OpenAPIConfig:
     return OpenAPIConfig(
         title="Frontline",
         version="0.1.0",
-        description=(
-            "Decisioning for contact-center agent desktops: decisions, interactions and alerts for "
-            "agents; context and events from integrations; ruleset deploys for authors; the "
-            "decision ledger for auditors. Every operation but health and readiness needs "
-            "`Authorization: Bearer <key>`, of a role the operation names."
-        ),
+        description=DESCRIPTION,
         use_handler_docstrings=True,
         components=Components(
             security_schemes={

@@ -11,7 +11,7 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import Parameter
 
-from server.http import answer, principal_of, problems, requires, service
+from server.http import KEYED, answer, principal_of, problems, requires, service
 from server.schemas import ActivateRequest, RejectRequest, Revision, RolloutRequest, RulesetName
 from server.service.answers import (
     Deployed,
@@ -37,6 +37,8 @@ DOCUMENT_TYPES = (
 @post(
     "/v1/rulesets",
     opt=requires("author"),
+    summary="Deploy a ruleset document",
+    security=KEYED,
     tags=["rulesets"],
     request_max_body_size=None,  # checked against FRONTLINE_MAX_RULESET_BYTES below
     status_code=201,
@@ -78,7 +80,14 @@ async def deploy(
     return Response(done, status_code=201 if created else 200)
 
 
-@get("/v1/rulesets", opt=requires("author", "auditor"), tags=["rulesets"], responses=problems())
+@get(
+    "/v1/rulesets",
+    opt=requires("author", "auditor"),
+    summary="List rulesets",
+    security=KEYED,
+    tags=["rulesets"],
+    responses=problems(),
+)
 async def list_rulesets(request: Request[Any, Any, Any]) -> RulesetList:
     """Every ruleset with its active revision, canary, shadow, number of revisions and the
     revisions waiting for approval."""
@@ -88,6 +97,8 @@ async def list_rulesets(request: Request[Any, Any, Any]) -> RulesetList:
 @get(
     "/v1/rulesets/{name:str}",
     opt=requires("author", "auditor"),
+    summary="Read a ruleset",
+    security=KEYED,
     tags=["rulesets"],
     responses=problems(404),
 )
@@ -100,6 +111,8 @@ async def read_ruleset(request: Request[Any, Any, Any], name: RulesetName) -> Ru
 @get(
     "/v1/rulesets/{name:str}/revisions/{revision:int}",
     opt=requires("author", "auditor"),
+    summary="Read a revision's document",
+    security=KEYED,
     tags=["rulesets"],
     responses=problems(404),
 )
@@ -113,6 +126,8 @@ async def read_revision(
 @get(
     "/v1/rulesets/{name:str}/revisions/{revision:int}/tests",
     opt=requires("author", "auditor"),
+    summary="Run a revision's tests",
+    security=KEYED,
     tags=["rulesets"],
     responses=problems(404),
 )
@@ -127,6 +142,8 @@ async def revision_tests(
     "/v1/rulesets/{name:str}/activate",
     opt=requires("author"),
     status_code=200,
+    summary="Activate or roll back a revision",
+    security=KEYED,
     tags=["rulesets"],
     responses=problems(404, 409, 507),
 )
@@ -141,6 +158,8 @@ async def activate(
     "/v1/rulesets/{name:str}/rollout",
     opt=requires("author"),
     status_code=200,
+    summary="Start or stop a canary or a shadow",
+    security=KEYED,
     tags=["rulesets"],
     responses=problems(404, 409, 507),
 )
@@ -166,6 +185,8 @@ async def rollout(
     "/v1/rulesets/{name:str}/revisions/{revision:int}/approve",
     opt=requires("author"),
     status_code=200,
+    summary="Approve a pending revision",
+    security=KEYED,
     tags=["rulesets"],
     responses=problems(403, 404, 409, 507),
 )
@@ -181,6 +202,8 @@ async def approve(
     "/v1/rulesets/{name:str}/revisions/{revision:int}/reject",
     opt=requires("author"),
     status_code=200,
+    summary="Reject a pending revision",
+    security=KEYED,
     tags=["rulesets"],
     responses=problems(403, 404, 409, 507),
 )

@@ -702,3 +702,19 @@ class ReplayReport(msgspec.Struct, kw_only=True):
     tree: list[Change]
     texts: list[Change]
     errors: list[Change]
+
+
+# -- operations --------------------------------------------------------------------------------
+
+
+class Health(msgspec.Struct, kw_only=True):
+    """The process answers."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Whether the server can decide now, and if not, why."""
+
+    status: Literal["ready", "not ready"]
+    problems: list[str] = []  # msgspec copies a mutable default
