@@ -1,5 +1,6 @@
-"""The pages the server serves itself: the agent's desktop, the author's rulesets view and the
-auditor's view, plus the desktop plugin they are built on (``/static/frontline-desktop.js``).
+"""The pages the server serves itself: a landing page (``/``) linking the others, the agent's
+desktop, the author's rulesets view and the auditor's view, plus the desktop plugin they are
+built on (``/static/frontline-desktop.js``).
 
 Plain HTML, CSS and ES modules from server/static: no build step, nothing downloaded. Each page
 asks for a key and keeps it in the tab's sessionStorage; every call goes through the same API
@@ -42,6 +43,12 @@ def _page(name: str) -> File:
     )
 
 
+@get("/", include_in_schema=False)
+async def home_page() -> File:
+    """Where each page is, and who it is for."""
+    return _page("home")
+
+
 @get("/desktop", include_in_schema=False)
 async def desktop_page() -> File:
     """The agent's desktop."""
@@ -79,6 +86,7 @@ static_files = create_static_files_router(
 )
 
 ROUTES: list[HTTPRouteHandler | Router] = [
+    home_page,
     desktop_page,
     rulesets_page,
     audit_page,

@@ -1,4 +1,4 @@
-"""The API docs and the landing page in a real Chromium that may reach nothing but the server:
+"""The landing page and the API docs in a real Chromium that may reach nothing but the server:
 every request to another origin is refused and recorded, and the docs must still show the
 operations from the server's own copy of Swagger UI, within the pages' CSP."""
 
@@ -76,5 +76,35 @@ def test_the_api_docs_show_the_operations_without_the_internet(
     decide.locator(".opblock-summary").click()
     expect(decide.locator(".opblock-description").first).to_contain_text("durable")
     expect(page.locator(".btn.authorize")).to_be_visible()
+    assert offline.elsewhere == []
+    assert offline.refused == []
+
+
+# each link of the landing page → the page it opens, and what that page shows
+DESTINATIONS = [
+    ("Desktop", "/desktop", "h1", "Frontline desktop"),
+    ("Rulesets", "/rulesets", "h1", "Frontline rulesets"),
+    ("Audit", "/audit", "h1", "Frontline audit"),
+    ("API docs", "/schema", "[data-path='/v1/decisions']", "/v1/decisions"),
+    ("Metrics", "/metrics", "body", "frontline_"),
+]
+
+
+def test_the_landing_page_leads_to_every_page(offline: Offline, server: LiveServer) -> None:
+    """From /, each link opens its page (the API docs through /docs), each says who it is for,
+    and the server's readiness shows."""
+    page = offline.page
+    page.goto(server.url + "/")
+    expect(page.locator("#status")).to_have_text("ready")
+    items = page.locator("#pages li")
+    expect(items).to_have_count(len(DESTINATIONS))
+    for name, path, selector, text in DESTINATIONS:
+        item = items.filter(has=page.get_by_role("link", name=name, exact=True))
+        expect(item).to_contain_text(" for ")
+        item.get_by_role("link").click()
+        page.wait_for_url(f"{server.url}{path}")
+        expect(page.locator(selector).first).to_contain_text(text)
+        page.go_back()
+        page.wait_for_url(f"{server.url}/")
     assert offline.elsewhere == []
     assert offline.refused == []

@@ -12,9 +12,10 @@ from tests.support.live_server import LiveServer
 
 
 def test_pages_and_their_files_carry_security_headers(server: LiveServer) -> None:
-    pages = ("/desktop", "/audit", "/audit/explanation", "/rulesets", "/schema", "/schema/swagger")
+    pages = ("/", "/desktop", "/audit", "/audit/explanation", "/rulesets")
+    pages += ("/schema", "/schema/swagger")
     files = ("/static/desktop.js", "/static/explanation.js", "/static/frontline.css")
-    files += ("/static/api.js", "/vendor/swagger-ui/swagger-ui-bundle.js")
+    files += ("/static/home.js", "/static/api.js", "/vendor/swagger-ui/swagger-ui-bundle.js")
     for path in (*pages, *files):
         response = httpx.get(server.url + path)
         assert response.status_code == 200, path
