@@ -21,7 +21,7 @@ from litestar import Request, Router, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin, YamlRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, SecurityScheme, Tag
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
@@ -67,6 +67,19 @@ the agents' and supervisors' own streams:
 """
 
 
+# The groups of operations, in the order the docs show them, each saying who calls it.
+TAGS = [
+    Tag(name="decisions", description="For agents' desktops: decisions and interactions."),
+    Tag(name="alerts", description="For agents and supervisors: live alerts, escalations, acks."),
+    Tag(name="customers", description="For integrations: customers' cached context and events."),
+    Tag(
+        name="rulesets", description="For rule authors: deploy, read, activate, roll out, approve."
+    ),
+    Tag(name="audit", description="For auditors: the ledger, its proofs, explanations, replays."),
+    Tag(name="operations", description="For load balancers and operators: liveness, readiness."),
+]
+
+
 def openapi_config() -> OpenAPIConfig:
     """The OpenAPI document's settings, new for each app (Litestar adds the viewer's routes to
     the router it is given)."""
@@ -74,6 +87,7 @@ def openapi_config() -> OpenAPIConfig:
         title="Frontline",
         version="0.1.0",
         description=DESCRIPTION,
+        tags=TAGS,
         use_handler_docstrings=True,
         components=Components(
             security_schemes={

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.live_server import LiveServer
+from tests.support.live_server import KEYS, LiveServer
 
 
 class Offline:
@@ -78,6 +78,27 @@ def test_the_api_docs_show_the_operations_without_the_internet(
     expect(page.locator(".btn.authorize")).to_be_visible()
     assert offline.elsewhere == []
     assert offline.refused == []
+
+
+def test_an_operation_is_called_from_the_docs_with_a_key(
+    offline: Offline, server: LiveServer
+) -> None:
+    """Authorize with an author's key, then Try it out on GET /v1/rulesets: the server's answer,
+    200 with the starter rulesets, shows under the operation."""
+    page = offline.page
+    page.goto(server.url + "/docs")
+    page.locator(".btn.authorize").click()
+    page.locator(".auth-container input").fill(KEYS["author"][1])
+    page.locator(".auth-btn-wrapper .btn.authorize").click()
+    page.locator(".btn-done").click()
+    listing = page.locator(".opblock-get:has(.opblock-summary-path[data-path='/v1/rulesets'])")
+    listing.locator(".opblock-summary").click()
+    listing.locator(".try-out__btn").click()
+    listing.locator(".btn.execute").click()
+    answer = listing.locator(".live-responses-table .response")
+    expect(answer.locator(".response-col_status")).to_contain_text("200")
+    expect(answer).to_contain_text("retention-desk")
+    assert offline.elsewhere == []
 
 
 # each link of the landing page → the page it opens, and what that page shows
