@@ -66,7 +66,7 @@ class _ExportOperation(Operation):
 
 @get(
     "/v1/audit/decisions",
-    opt=requires("auditor"),
+    opt=requires("auditor", query_ticket=True),
     tags=["audit"],
     responses={**problems(), 200: answer(AuditPage, "A page of records, or a streamed export")},
     operation_class=_ExportOperation,

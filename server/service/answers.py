@@ -536,7 +536,7 @@ class PackTableRow(msgspec.Struct, kw_only=True, omit_defaults=True):
     line: int | None = None
 
 
-class PackTable(msgspec.Struct, kw_only=True, omit_defaults=True):
+class PackTable(msgspec.Struct, kw_only=True):
     """A decision table of the revision: what it gave and why."""
 
     table: str
