@@ -226,3 +226,50 @@ def test_without_the_file_system_api_the_browser_downloads_the_export_with_a_tic
     rows = list(csv.DictReader(io.StringIO(saved)))
     assert [r["id"] for r in rows] == exported_ids(server)
     assert page.evaluate("window.wholeBodies") == []
+
+
+def test_a_decisions_explanation_shows_its_tables_conditions_and_unknown_rules(
+    page: Any, server: LiveServer
+) -> None:
+    """A deep link opens a decision in the panel: each fired rule with its condition, the
+    table's output with the row that gave it, and the rules missing data left unknown with
+    the fields they lacked; the printable pack shows the same. An unknown id says so."""
+    decided = httpx.post(
+        server.url + "/v1/decisions",
+        json={
+            "ruleset": "retention-desk",
+            "customer_id": CUSTOMER,
+            "agent_id": KEYS["agent"][0],
+            "context": {
+                "customer": {"tier": "gold", "tenure_months": 20, "monthly_spend": 150},
+                "history": {"contacts_7d": 3},
+                "interaction": {"intent": "cancel", "channel": "voice"},
+            },
+        },
+        headers=server.auth("agent"),
+        timeout=30,
+    )
+    assert decided.status_code == 200, decided.text
+    decision_id = decided.json()["decision_id"]
+    sign_in(page, server, f"/audit?decision={decision_id}")
+    title = page.wait_for_selector("#record:not([hidden]) #record-title").inner_text()
+    assert title == f"decision {decision_id}"
+    for where in ("#explanation", "main.pack"):
+        fired = page.inner_text(f"{where} .rule.fired[data-rule='high-value-cancel']")
+        assert 'when: interaction.intent in ["cancel", "port_out"]' in fired
+        assert "customer.monthly_spend >= 100" in fired
+        table = page.inner_text(f"{where} .decision-table[data-table='retention-discount']")
+        assert "max_discount_pct = 10" in table
+        assert "customer.tenure_months = 20" in table
+        row = page.locator(f"{where} .decision-table table.matched-rows tbody tr")
+        assert row.locator("td").all_inner_texts()[1:] == ['["gold", "silver"]', "-", "10"]
+        unknown = page.inner_text(f"{where} .rule.unknown[data-rule='recontract-bonus']")
+        assert "when: customer.contract_end <= now()" in unknown
+        assert "unknown: missing customer.churn_score, customer.contract_end" in unknown
+        assert page.locator(f"{where} .rule.unknown[data-rule='high-value-cancel']").count() == 0
+        if where == "#explanation":
+            page.click("#pack-link")
+            page.wait_for_selector("#pack:not([hidden])")
+    page.goto(server.url + "/audit?decision=no-such-record")
+    assert "No record no-such-record" in page.wait_for_selector("#panel-empty.error").inner_text()
+    assert page.is_hidden("#record")

@@ -88,3 +88,14 @@ def test_a_replay_from_the_rulesets_page_shows_its_progress_then_the_report(
     bar = page.eval_on_selector("#replay-bar", "bar => [bar.value, bar.max]")
     assert bar == [total, total]
     assert page.is_enabled("#replay-form button")
+    # Each example decision of the report opens on the audit page (an auditor's key asked
+    # for there: the author's is not one).
+    example = page.locator("#replay-result a.decision-link").first
+    decision_id = example.inner_text()
+    example.click()
+    page.wait_for_url(f"**/audit?decision={decision_id}")
+    assert decision_id in page.inner_text("#panel-empty")
+    page.fill("#key", KEYS["auditor"][1])
+    page.click("#key-form button")
+    title = page.wait_for_selector("#record:not([hidden]) #record-title").inner_text()
+    assert title == f"decision {decision_id}"
