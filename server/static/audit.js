@@ -47,7 +47,7 @@ async function search(append = false) {
       row.dataset.kind = record.kind;
       row.append(
         cell("time", record.recorded_at.replace("T", " ").slice(0, 19)),
-        cell("kind", record.kind),
+        cell("kind", record.kind.replaceAll("_", "_\u200b")), // may break after "alert_"
         cell("customer", record.customer_id || "—", "id"),
         cell("agent", record.agent_id || "—", "id"),
         cell("ruleset", record.ruleset ? `${record.ruleset.name} @${record.ruleset.revision}` : "—", "outcome-cell"),
