@@ -93,8 +93,10 @@ async function explainRecord(id) {
   const path = `/v1/audit/decisions/${encodeURIComponent(id)}`;
   const mine = ++explaining;
   let read;
+  let pack = null;
   try {
     read = await api.call("GET", path);
+    if (read.record.kind === "decision") pack = await api.call("GET", `${path}/explanation`);
   } catch (err) {
     if (mine !== explaining) return;
     $("panel-empty").hidden = false;
@@ -103,9 +105,8 @@ async function explainRecord(id) {
     $("record").hidden = true;
     return;
   }
-  const { record, explanation, human } = read;
-  const pack = record.kind === "decision" ? await api.call("GET", `${path}/explanation`) : null;
   if (mine !== explaining) return;
+  const { record, explanation, human } = read;
   history.replaceState(null, "", `/audit?decision=${encodeURIComponent(record.id)}`);
   $("panel-empty").hidden = true;
   $("record").hidden = false;
@@ -133,6 +134,9 @@ async function explainRecord(id) {
     otherRecord(box, explanation);
   }
   $("record-json").textContent = JSON.stringify(record, null, 2);
+  // To the record: beside the list this keeps the page where it is; below it (a narrow
+  // screen) this scrolls down to the record, and a screen reader reads it next.
+  $("record-title").focus();
 }
 
 // A record other than a decision (an alert, an ack, a ruleset change...): what fired and

@@ -101,9 +101,9 @@ COVERED = """() => {
 def test_no_control_of_the_audit_page_is_covered(
     browser: Any, server: LiveServer, width: int
 ) -> None:
-    """With ack rows, long ids and a record explained, every visible button, link and input
-    is the element at its own centre and takes a click, and the page never scrolls sideways,
-    at a desktop's widths and a phone's."""
+    """With ack rows, long ids and a record explained, the record is in view, every visible
+    button, link and input is the element at its own centre and takes a click, and the page
+    never scrolls sideways, at a desktop's widths and a phone's."""
     context = browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
     try:
@@ -111,6 +111,9 @@ def test_no_control_of_the_audit_page_is_covered(
         page.wait_for_selector("#results tr[data-kind='ack']")
         page.locator("#results tr[data-kind='decision'] button").first.click()
         page.wait_for_selector("#record:not([hidden]) .gaps")
+        # The record explained is in view: beside the list, or scrolled to below it.
+        title = page.locator("#record-title").bounding_box()
+        assert title is not None and 0 <= title["y"] <= 900 - title["height"]
         page.locator("#record details summary").first.click()
         assert page.evaluate(COVERED) == []
         controls = page.locator(
