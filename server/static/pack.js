@@ -102,11 +102,14 @@ export function tablesView(pack) {
       });
       part.append(inputs);
     }
-    if (t.matched_rows.length) {
-      const heads = [...t.inputs.map((i) => i.field), ...t.output_names];
-      const rows = t.matched_rows.map((r) => [`${r.row}${where(r.line)}`,
-        ...r.cells.map((c) => (typeof c === "string" ? c : JSON.stringify(c)))]);
-      part.append(table(["row", ...heads], rows, "matched-rows"));
+    // Each matched row as written, one column a line (a table's columns do not fit a panel).
+    const columns = [...t.inputs.map((i) => i.field), ...t.output_names.map((o) => `→ ${o}`)];
+    for (const r of t.matched_rows) {
+      const cells = r.cells.map((c, k) => [columns[k] || "", typeof c === "string" ? c : JSON.stringify(c)]);
+      const rows = table(["column", "as written"], cells, "matched-rows");
+      rows.dataset.row = r.row;
+      rows.createCaption().textContent = `matched row ${r.row}${where(r.line)}`;
+      part.append(rows);
     }
     box.append(part);
   }

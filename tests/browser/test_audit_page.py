@@ -264,8 +264,16 @@ def test_a_decisions_explanation_shows_its_tables_conditions_and_unknown_rules(
         table = page.inner_text(f"{where} .decision-table[data-table='retention-discount']")
         assert "max_discount_pct = 10" in table
         assert "customer.tenure_months = 20" in table
-        row = page.locator(f"{where} .decision-table table.matched-rows tbody tr")
-        assert row.locator("td").all_inner_texts()[1:] == ['["gold", "silver"]', "-", "10"]
+        row = page.locator(f"{where} .decision-table table.matched-rows[data-row='4']")
+        assert "matched row 4 (line 257)" in row.locator("caption").inner_text()
+        assert row.locator("tbody td").all_inner_texts() == [
+            "customer.tier",
+            '["gold", "silver"]',
+            "customer.tenure_months",
+            "-",
+            "→ max_discount_pct",
+            "10",
+        ]
         unknown = page.inner_text(f"{where} .rule.unknown[data-rule='recontract-bonus']")
         assert "when: customer.contract_end <= now()" in unknown
         assert "unknown: missing customer.churn_score, customer.contract_end" in unknown
