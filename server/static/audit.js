@@ -203,7 +203,8 @@ function humanSide(steps) {
 
 // -- exports --------------------------------------------------------------------------------
 // Where the browser lets the page write a file it chose (the File System Access API), the
-// response streams into that file, counted as it passes; elsewhere the browser downloads the
+// response streams into that file, counted as it passes (Cancel leaves the file as it was);
+// elsewhere the browser downloads the
 // export itself, opened with a one-minute stream ticket (it cannot send the key). Neither way
 // holds the export in the page.
 
@@ -287,7 +288,9 @@ async function exportToFile(format) {
     await response.body.pipeThrough(counted).pipeTo(file, { signal: exporting.signal });
   } catch (err) {
     if (err.name === "AbortError") {
-      exportShown(`Cancelled after ${count.format(written[0])} records; ${name} holds what was written.`, false);
+      // An aborted writable discards what it was given: a cut-short export is never
+      // mistaken for a whole one.
+      exportShown(`Cancelled after ${count.format(written[0])} records; ${name} was left as it was.`, false);
       return;
     }
     throw err;

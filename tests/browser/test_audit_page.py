@@ -284,3 +284,36 @@ def test_a_decisions_explanation_shows_its_tables_conditions_and_unknown_rules(
     page.goto(server.url + "/audit?decision=no-such-record")
     assert "No record no-such-record" in page.wait_for_selector("#panel-empty.error").inner_text()
     assert page.is_hidden("#record")
+
+
+def test_a_streamed_export_can_be_cancelled_and_leaves_the_file_as_it_was(
+    page: Any, server: LiveServer
+) -> None:
+    """On a slow line the count grows while the export runs; Cancel stops it, says how many
+    records had passed, and the chosen file is left as it was (empty: never a cut-short
+    export that could pass for a whole one)."""
+    page.add_init_script(SAVE_TO_PRIVATE_FILE)
+    sign_in(page, server)
+    page.wait_for_selector("#results tr")
+    page.context.new_cdp_session(page).send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": 100_000, "uploadThroughput": -1},
+    )
+    page.fill("input[name=agent_id]", AGENT)
+    page.click("#filters button")
+    page.wait_for_selector("#message:text('50 record(s) shown; more on the next page')")
+    page.click("#export-jsonl")
+    page.wait_for_selector("#export-count:text('written to decisions.jsonl')")
+    page.click("#export-cancel")
+    said = page.wait_for_selector("#export-count:text('Cancelled after')").inner_text()
+    assert 0 < int(said.split(" ")[2].replace(",", "")) < EXPORTED
+    assert said.endswith("decisions.jsonl was left as it was.")
+    assert page.is_hidden("#export-cancel") and page.is_enabled("#export-jsonl")
+    size = page.evaluate(
+        """async () => {
+          const root = await navigator.storage.getDirectory();
+          const handle = await root.getFileHandle("decisions.jsonl");
+          return (await handle.getFile()).size;
+        }"""
+    )
+    assert size == 0
