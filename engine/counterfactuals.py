@@ -111,12 +111,13 @@ class Inputs:
     tree: str | None = None
     trigger: str = "decision"
 
-    def evaluate(self, ruleset: CompiledRuleset) -> Decision:
+    def evaluate(self, ruleset: CompiledRuleset, trace: bool = False) -> Decision:
         return ruleset.evaluate(
             self.context,
             answers=self.answers,
             now=self.now,
             counters=self.counters,
+            trace=trace,
             as_of=self.as_of,
             tree=self.tree,
             trigger=self.trigger,

@@ -121,8 +121,9 @@ class EdgeMiddleware:
         access: Access | None = handler.opt.get(ACCESS) if handler is not None else None
         token = bearer(authorization)
         ticket = None
-        if token is None and access is not None and access.query_token:
-            token = query_param(scope, "access_token")
+        if token is None and access is not None and (access.query_token or access.query_ticket):
+            if access.query_token:
+                token = query_param(scope, "access_token")
             if token is None:
                 ticket = query_param(scope, "ticket")
         edge = self.edge

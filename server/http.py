@@ -114,17 +114,22 @@ def answer(shape: Any, description: str) -> ResponseSpec:
 @dataclass(frozen=True, slots=True)
 class Access:
     """Who may call a route: keys of ``roles``; with ``query_token`` the key may also come as
-    ``?access_token=`` (browsers cannot set headers on a WebSocket or an EventSource)."""
+    ``?access_token=`` or a stream ticket as ``?ticket=`` (browsers cannot set headers on a
+    WebSocket or an EventSource); with ``query_ticket`` only the ticket (a download the
+    browser saves by itself)."""
 
     roles: frozenset[str]
     names: str
     query_token: bool = False
+    query_ticket: bool = False
 
 
 ACCESS = "access"
 
 
-def requires(*roles: str, query_token: bool = False, admin: bool = True) -> dict[str, Access]:
+def requires(
+    *roles: str, query_token: bool = False, query_ticket: bool = False, admin: bool = True
+) -> dict[str, Access]:
     """A route's ``opt`` admitting keys of ``roles`` (and ``admin`` unless told not to).
 
     The check runs in the edge middleware (server/edge.py), before the request reaches
@@ -132,7 +137,7 @@ def requires(*roles: str, query_token: bool = False, admin: bool = True) -> dict
     which cost more than the check itself.
     """
     allowed = frozenset((*roles, "admin") if admin else roles)
-    return {ACCESS: Access(allowed, " or ".join(roles), query_token)}
+    return {ACCESS: Access(allowed, " or ".join(roles), query_token, query_ticket)}
 
 
 # The OpenAPI security requirement of every route that takes a key (``opt=requires(...)``):

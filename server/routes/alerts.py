@@ -156,7 +156,7 @@ class StreamTicket(msgspec.Struct, kw_only=True):
 
 @post(
     "/v1/stream-tickets",
-    opt=requires("agent", "supervisor", admin=False),
+    opt=requires("agent", "supervisor", "auditor", admin=False),
     status_code=201,
     summary="Get a ticket to open an alert stream",
     security=KEYED,
@@ -166,7 +166,9 @@ class StreamTicket(msgspec.Struct, kw_only=True):
 async def stream_ticket(request: Request[Any, Any, Any]) -> StreamTicket:
     """A ticket that opens this key's alert stream for the next minute, so that the key itself
     never travels in a URL (WebSockets and EventSource cannot send headers; URLs are logged):
-    open ``/v1/agents/{id}/alerts?ticket=...`` (or a supervisor's) with it."""
+    open ``/v1/agents/{id}/alerts?ticket=...`` (or a supervisor's) with it. An auditor's
+    ticket starts an export the browser saves by itself:
+    ``/v1/audit/decisions?format=jsonl&ticket=...``."""
     tickets: StreamTickets = request.app.state.tickets
     ticket, expires = tickets.issue(principal_of(request), time.time())
     return StreamTicket(ticket=ticket, expires_at=expires)

@@ -66,7 +66,7 @@ class _ExportOperation(Operation):
 
 @get(
     "/v1/audit/decisions",
-    opt=requires("auditor"),
+    opt=requires("auditor", query_ticket=True),
     summary="Query or export ledger records",
     security=KEYED,
     tags=["audit"],

@@ -507,6 +507,48 @@ class PackRule(msgspec.Struct, kw_only=True, omit_defaults=True):
     severity: str | None = None
 
 
+class PackUnknownRule(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A rule whose condition was neither true nor false: a field it reads was missing (or
+    held a value of the wrong type, read as unknown), so it could not fire."""
+
+    section: str
+    rule: str
+    when: str  # the condition as written
+    missing: list[str]  # the fields it read and did not have
+    line: int | None = None
+    offer: str | None = None
+    queue: str | None = None
+    severity: str | None = None
+
+
+class PackTableInput(msgspec.Struct, kw_only=True):
+    field: str
+    value: Any  # as recorded; null when the decision did not have it
+    missing: bool
+
+
+class PackTableRow(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A row that gave the table's outputs: its number (from 1) and its cells as written,
+    the input tests first, then the outputs."""
+
+    row: int
+    cells: list[Any]
+    line: int | None = None
+
+
+class PackTable(msgspec.Struct, kw_only=True):
+    """A decision table of the revision: what it gave and why."""
+
+    table: str
+    outputs: dict[str, Any] | None  # as recorded; null when no row matched
+    inputs: list[PackTableInput] = []
+    output_names: list[str] = []
+    hit: str | None = None
+    description: str | None = None
+    line: int | None = None
+    matched_rows: list[PackTableRow] = []  # empty when the recorded inputs were not replayed
+
+
 class PackChange(msgspec.Struct, kw_only=True):
     """A change of one input, checked by evaluating the revision again with it."""
 
@@ -588,6 +630,8 @@ class ExplanationPack(msgspec.Struct, kw_only=True):
     stale_fields: list[str]
     invalid_fields: list[dict[str, Any]]
     rules: list[PackRule]
+    tables: list[PackTable]
+    unknown_rules: list[PackUnknownRule]
     human: list[HumanStep]
     counterfactuals: list[PackCounterfactual]
     unflipped: list[PackUnflipped]

@@ -35,6 +35,7 @@ from engine.counterfactuals import (
     MAX_TARGETS,
     Counterfactual,
     Exploration,
+    Inputs,
     explore,
     rule_inputs,
     targets,
@@ -57,7 +58,11 @@ from server.service.answers import (
     PackReason,
     PackRevision,
     PackRule,
+    PackTable,
+    PackTableInput,
+    PackTableRow,
     PackUnflipped,
+    PackUnknownRule,
 )
 
 MAX_REASONS = 4
@@ -98,7 +103,9 @@ def build_pack(
         )
         for path, value in sorted(record.context.items())
     ]
-    explored, exploration = _explore(record, compiled, masker, note)
+    inputs, replayed, why = _replay(record, compiled, note)
+    trace = replayed.to_dict()["trace"] if replayed is not None else None
+    explored, exploration = _explore(record, compiled, masker, inputs, replayed, why)
     counterfactuals, unflipped, not_explored = _counterfactuals(explored)
     escalation = outputs.get("escalation")
     ref = record.ruleset
@@ -144,6 +151,8 @@ def build_pack(
         stale_fields=list(record.stale_fields),
         invalid_fields=list(outputs.get("invalid_fields") or ()),
         rules=rules,
+        tables=_tables(record, stored, trace),
+        unknown_rules=_unknown_rules(trace, data_rules),
         human=human,
         counterfactuals=counterfactuals,
         unflipped=unflipped,
@@ -298,6 +307,91 @@ def _reads_by_rule(
     }
 
 
+def _unknown_rules(
+    trace: Mapping[str, Any] | None, rules: dict[tuple[str, str], tuple[int | None, Any]]
+) -> list[PackUnknownRule]:
+    """The rules whose condition was unknown when the recorded inputs were evaluated again,
+    in the stored document's order."""
+    if trace is None:
+        return []
+    found = []
+    for step in trace["rules"]:
+        if step["result"] != "unknown":
+            continue
+        section, rule = step["section"], step["rule"]
+        line, data = rules.get((section, rule), (None, {}))
+        when = data.get("when")
+        found.append(
+            PackUnknownRule(
+                section=section,
+                rule=rule,
+                when=when if isinstance(when, str) else json.dumps(when),
+                missing=sorted(path for path, value in step["reads"].items() if value is None),
+                line=line,
+                offer=data.get("offer"),
+                queue=data.get("queue"),
+                severity=data.get("severity"),
+            )
+        )
+    order = {key: k for k, key in enumerate(rules)}  # sections in _SECTIONS order, as written
+    found.sort(key=lambda r: order.get((r.section, r.rule), len(order)))
+    return found
+
+
+def _tables(
+    record: LedgerRecord, stored: _Stored | None, trace: Mapping[str, Any] | None
+) -> list[PackTable]:
+    """Each decision table: its outputs as recorded; with the stored text, its inputs and the
+    values the decision had for them; with a replay, the rows that gave the outputs."""
+    recorded = record.outputs.get("tables") or {}
+    matched = {t["table"]: t["matched_rows"] for t in trace["tables"]} if trace else {}
+    written = stored.data.get("tables") if stored is not None else None
+    if stored is None or not isinstance(written, list):
+        return [PackTable(table=name, outputs=out) for name, out in recorded.items()]
+    positions = stored.locator.positions
+    found = []
+    for k, table in enumerate(written):
+        if not isinstance(table, Mapping) or table.get("id") not in recorded:
+            continue
+        name = table["id"]
+        rows: list[Any] = table["rows"] if isinstance(table.get("rows"), list) else []
+        position = positions.get(("tables", k))
+        inputs = []
+        for path in table.get("inputs") or ():
+            had = record.context.get(path)
+            inputs.append(
+                PackTableInput(
+                    field=str(path),
+                    value=had.value if had is not None else None,
+                    missing=had is None or had.value is None,
+                )
+            )
+        picked = []
+        for number in matched.get(name, ()):
+            row_at = positions.get(("tables", k, "rows", number - 1))
+            cells = rows[number - 1] if 0 < number <= len(rows) else []
+            picked.append(
+                PackTableRow(
+                    row=number,
+                    cells=list(cells) if isinstance(cells, list) else [cells],
+                    line=row_at.line if row_at else None,
+                )
+            )
+        found.append(
+            PackTable(
+                table=name,
+                outputs=recorded[name],
+                inputs=inputs,
+                output_names=[str(o) for o in table.get("outputs") or ()],
+                hit=table.get("hit"),
+                description=table.get("description"),
+                line=position.line if position else None,
+                matched_rows=picked,
+            )
+        )
+    return found
+
+
 # -- counterfactuals ---------------------------------------------------------------------------
 
 
@@ -315,11 +409,34 @@ def _recorded_outcome(record: LedgerRecord) -> tuple[list[str], str | None, list
     )
 
 
+def _replay(
+    record: LedgerRecord, compiled: CompiledRuleset | None, note: str | None
+) -> tuple[Inputs | None, Decision | None, str | None]:
+    """The recorded inputs and the revision evaluated on them again (with its trace), when
+    that gives the recorded outcome; else why not."""
+    if compiled is None:
+        return None, None, note or "the revision is not available"
+    inputs, _ = recorded_inputs(record.context, record.inputs, record.evaluated_at)
+    try:
+        replayed = inputs.evaluate(compiled, trace=True)
+    except (EvaluationError, ValueError, TypeError) as exc:
+        return None, None, f"the recorded inputs could not be evaluated: {exc}"
+    if _outcome(replayed) != _recorded_outcome(record):
+        why = (
+            "evaluating the recorded inputs again does not give the recorded outcome (a value "
+            "it used is stored masked, or the record lacks one), so no counterfactual is claimed"
+        )
+        return None, None, why
+    return inputs, replayed, None
+
+
 def _explore(
     record: LedgerRecord,
     compiled: CompiledRuleset | None,
     masker: Masker | None,
-    note: str | None,
+    inputs: Inputs | None,
+    baseline: Decision | None,
+    why: str | None,
 ) -> tuple[list[Exploration], PackExploration]:
     def summary(explored: list[Exploration], matches: bool, why: str | None, skipped: int) -> Any:
         return PackExploration(
@@ -332,21 +449,10 @@ def _explore(
             note=why,
         )
 
-    if compiled is None:
-        return [], summary([], False, note or "the revision is not available", 0)
-    inputs, _ = recorded_inputs(record.context, record.inputs, record.evaluated_at)
+    if compiled is None or inputs is None or baseline is None:
+        return [], summary([], False, why, 0)
     fixed = dict.fromkeys(masked_paths(compiled, masker), "masked")
     fixed.update({p: "masked" for p, v in record.context.items() if is_masked(v.value)})
-    try:
-        baseline = inputs.evaluate(compiled)
-    except (EvaluationError, ValueError, TypeError) as exc:
-        return [], summary([], False, f"the recorded inputs could not be evaluated: {exc}", 0)
-    if _outcome(baseline) != _recorded_outcome(record):
-        why = (
-            "evaluating the recorded inputs again does not give the recorded outcome (a value "
-            "it used is stored masked, or the record lacks one), so no counterfactual is claimed"
-        )
-        return [], summary([], False, why, 0)
     explored = explore(compiled, inputs, fixed=fixed, decision=baseline)
     skipped = max(0, len(targets(baseline)) - len(explored))
     return explored, summary(explored, True, None, skipped)

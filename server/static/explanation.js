@@ -2,65 +2,17 @@
 // It uses the auditor key the /audit page keeps in this tab (or asks for one), reads
 // GET /v1/audit/decisions/{id}/explanation and lays it out for reading and printing.
 import { $, Api, el, keyForm } from "/static/common.js";
+import { dataTable, firedRules, outcomeList, table, tablesView, unknownRules } from "/static/pack.js";
 
 const api = new Api("frontline.auditorKey");
 const decisionId = new URLSearchParams(location.search).get("id") || "";
-
-const MASK = "hmac-sha256:";
-
-function shown(value) {
-  if (typeof value === "string" && value.startsWith(MASK)) return el("span", "masked", "masked");
-  if (value === null || value === undefined) return el("span", "—", "muted");
-  return document.createTextNode(typeof value === "string" ? value : JSON.stringify(value));
-}
-
-function age(ms) {
-  if (ms === null || ms === undefined) return "—";
-  if (ms < 1000) return `${ms} ms`;
-  if (ms < 120000) return `${Math.round(ms / 1000)} s`;
-  if (ms < 7200000) return `${Math.round(ms / 60000)} min`;
-  if (ms < 172800000) return `${Math.round(ms / 3600000)} h`;
-  return `${Math.round(ms / 86400000)} d`;
-}
-
-function table(headings, rows) {
-  const t = document.createElement("table");
-  const head = t.createTHead().insertRow();
-  for (const h of headings) head.append(el("th", h));
-  const body = t.createTBody();
-  for (const cells of rows) {
-    const row = body.insertRow();
-    for (const cell of cells) {
-      const td = row.insertCell();
-      td.append(cell instanceof Node ? cell : document.createTextNode(cell));
-    }
-  }
-  return t;
-}
 
 function fact(list, term, value) {
   list.append(el("dt", term), el("dd", value));
 }
 
 function outcome(pack) {
-  const box = $("outcome");
-  const o = pack.outcome;
-  const lines = el("ul", null, "plain");
-  const offers = o.offers.map((x) => `${x.offer} (rule ${x.rule})`);
-  lines.append(el("li", `Offers: ${offers.join(", ") || "none"}`));
-  lines.append(el("li", o.escalation
-    ? `Escalated to ${o.escalation.queue} (rule ${o.escalation.rule}, priority ${o.escalation.priority})`
-    : "Not escalated"));
-  for (const a of o.alerts) lines.append(el("li", `Alert ${a.severity}: ${a.message} (rule ${a.rule})`));
-  if (!o.alerts.length) lines.append(el("li", "No alert"));
-  if (o.next_step) {
-    const s = o.next_step;
-    lines.append(el("li", `Next step: ${s.tree} · ${s.node}${s.ask ? " — " + s.ask : ""}${s.outcome ? " — " + s.outcome : ""}`));
-  }
-  for (const [id, out] of Object.entries(o.tables || {})) {
-    lines.append(el("li", `Table ${id}: ${JSON.stringify(out)}`));
-  }
-  box.replaceChildren(lines);
+  $("outcome").replaceChildren(outcomeList(pack));
 }
 
 function reasons(pack) {
@@ -77,36 +29,13 @@ function reasons(pack) {
 }
 
 function data(pack) {
-  const rows = pack.data.map((d) => [
-    d.field, shown(d.value), d.source || "—", age(d.age_ms),
-    d.stale ? el("span", "stale", "stale") : "", d.read_by.join(", "),
-  ]);
-  const box = $("data");
-  box.replaceChildren(table(["field", "value", "source", "age", "", "read by"], rows));
-  const gaps = [];
-  if (pack.missing_fields.length) gaps.push(`Missing: ${pack.missing_fields.join(", ")}`);
-  if (pack.invalid_fields.length) gaps.push(`Invalid: ${pack.invalid_fields.map((f) => f.field).join(", ")}`);
-  if (gaps.length) box.append(el("p", gaps.join(" · "), "muted"));
+  $("data").replaceChildren(dataTable(pack));
 }
 
 function rules(pack) {
-  const box = $("rules");
-  box.replaceChildren();
-  if (pack.revision) {
-    box.append(el("p", `${pack.revision.name} revision ${pack.revision.revision} (${pack.revision.digest})`
-      + (pack.revision.stored ? ", as stored" : ": the stored text is not available"), "muted"));
-  }
-  for (const r of pack.rules) {
-    const part = el("div", null, "rule");
-    const title = el("p");
-    title.append(el("span", r.reason_code, "code"),
-      document.createTextNode(`${r.section} · ${r.rule}${r.line ? ` (line ${r.line})` : ""}`));
-    part.append(title, el("pre", `when: ${r.when}`));
-    const gives = r.offer ? `offer ${r.offer}` : r.queue ? `queue ${r.queue}, priority ${r.priority}` : `${r.severity} alert`;
-    part.append(el("p", `${gives}${r.because ? " — because: " + r.because : ""}`, "muted"));
-    box.append(part);
-  }
-  if (!pack.rules.length) box.append(el("p", "No rule fired.", "muted"));
+  $("rules").replaceChildren(firedRules(pack));
+  $("tables").replaceChildren(tablesView(pack));
+  $("unknown").replaceChildren(unknownRules(pack));
 }
 
 function human(pack) {

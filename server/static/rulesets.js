@@ -315,6 +315,20 @@ function showProgress({ done, total }) {
   }
 }
 
+// One line of a flip report: the change, how often, and example decisions, each a link that
+// opens it on the audit page.
+function flipLine(c) {
+  const item = el("li", `${c.change}: ${c.count} (e.g. `);
+  c.examples.forEach((id, k) => {
+    if (k) item.append(", ");
+    const link = el("a", id, "decision-link");
+    link.href = `/audit?decision=${encodeURIComponent(id)}`;
+    item.append(link);
+  });
+  item.append(")");
+  return item;
+}
+
 function showReport(result, report) {
   result.replaceChildren(el("p", `${count.format(report.changed)} of ${count.format(report.replayed)}` +
     ` decisions would change (${count.format(report.skipped)} skipped)`, "flip-summary"));
@@ -322,7 +336,7 @@ function showReport(result, report) {
     if (!report[part].length) continue;
     result.append(el("h3", part));
     const list = el("ul", null, "plain");
-    for (const c of report[part]) list.append(el("li", `${c.change}: ${c.count} (e.g. ${c.examples.join(", ")})`));
+    for (const c of report[part]) list.append(flipLine(c));
     result.append(list);
   }
 }

@@ -21,6 +21,12 @@ AGENT = KEYS["agent"][0]
 RETENTION = (ROOT / "rulesets" / "retention-desk.yaml").read_text(encoding="utf-8")
 
 
+# A browser without the File System Access API (Firefox, Safari).
+NO_SAVE_PICKER = (
+    "Object.defineProperty(window, 'showSaveFilePicker', {value: undefined, configurable: true})"
+)
+
+
 def decide(server: LiveServer, customer_id: str, **context: Any) -> dict[str, Any]:
     response = httpx.post(
         server.url + "/v1/decisions",
@@ -128,6 +134,7 @@ def test_a_filter_on_the_audit_page_finds_a_known_decision(page: Any, server: Li
     known = decide(server, "c-page-audit", customer={"tier": "gold"}, history={"contacts_7d": 3})
     for k in range(3):
         decide(server, f"c-page-other-{k}")
+    page.add_init_script(NO_SAVE_PICKER)  # the export is then a download the browser makes
     page.goto(server.url + "/audit")
     page.fill("#key", KEYS["auditor"][1])
     page.click("#key-form button")

@@ -11,11 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from audit.index import reindex
 from audit.recording import decision_record
-from audit.segments import SegmentLog
-from audit.writer import LedgerWriter
 from engine import compile_ruleset
+from tests.support.archive import archive
 from tests.support.live_server import KEYS, ROOT, LiveServer
 
 RETENTION = (ROOT / "rulesets" / "retention-desk.yaml").read_text(encoding="utf-8")
@@ -28,27 +26,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A server whose ledger holds 3,000 retention-desk decisions of an earlier instance and
     one of its own."""
     data: Path = tmp_path_factory.mktemp("replay-page")
-    ledger_dir = data / "ledger"
     compiled = compile_ruleset(RETENTION)
     rng = random.Random(5)
-    log = SegmentLog(ledger_dir, "archive", durable=False)
-    writer = LedgerWriter(log)
     now = datetime.now(UTC)
-    pending = []
+    records = []
     for k in range(ARCHIVED):
         context: dict[str, Any] = {
             "customer": {"tier": rng.choice(["bronze", "gold"]), "tenure_months": k % 90},
             "history": {"contacts_7d": rng.randint(0, 3)},
         }
-        record = decision_record(
-            compiled.evaluate(context, now=now), record_id=f"a-{k}", context=context
-        )
-        pending.append(writer.submit(record))
-    for done in pending:
-        done.result(30)
-    writer.close()
-    log.close()
-    reindex(ledger_dir)
+        decision = compiled.evaluate(context, now=now)
+        records.append(decision_record(decision, record_id=f"a-{k}", context=context))
+    archive(data / "ledger", records)
     with LiveServer(data) as live:
         r = httpx.post(
             live.url + "/v1/decisions",
@@ -99,3 +88,14 @@ def test_a_replay_from_the_rulesets_page_shows_its_progress_then_the_report(
     bar = page.eval_on_selector("#replay-bar", "bar => [bar.value, bar.max]")
     assert bar == [total, total]
     assert page.is_enabled("#replay-form button")
+    # Each example decision of the report opens on the audit page (an auditor's key asked
+    # for there: the author's is not one).
+    example = page.locator("#replay-result a.decision-link").first
+    decision_id = example.inner_text()
+    example.click()
+    page.wait_for_url(f"**/audit?decision={decision_id}")
+    assert decision_id in page.inner_text("#panel-empty")
+    page.fill("#key", KEYS["auditor"][1])
+    page.click("#key-form button")
+    title = page.wait_for_selector("#record:not([hidden]) #record-title").inner_text()
+    assert title == f"decision {decision_id}"

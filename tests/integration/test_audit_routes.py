@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from audit.index import INDEX_FILE
-from tests.support.live_server import ROOT, LiveServer
+from tests.support.live_server import KEYS, ROOT, LiveServer
 
 RETENTION = (ROOT / "rulesets" / "retention-desk.yaml").read_text(encoding="utf-8")
 EMAIL = "ann.secret@example.com"
@@ -116,7 +116,11 @@ def test_exports_stream_jsonl_and_csv(audited: tuple[LiveServer, list[dict[str, 
         for line in jsonl.content.splitlines()
     ] == hashes
     assert all("hash" not in x for x in lines)
-    assert [x["prev_hash"] for x in lines[:-1]] == hashes[1:]
+    # Each line's prev_hash is the hash of the record before it in its instance's chain,
+    # which may be of another kind (a signed tree head written between two decisions).
+    chain = get(server, "/v1/audit/decisions", limit=1000).json()["records"]
+    hash_of = {(r["instance"], r["seq"]): r["hash"] for r in chain}
+    assert [x["prev_hash"] for x in lines] == [hash_of[x["instance"], x["seq"] - 1] for x in lines]
     exported = get(server, "/v1/audit/decisions", customer_id="c-2", format="csv")
     assert exported.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.text)))
@@ -126,6 +130,33 @@ def test_exports_stream_jsonl_and_csv(audited: tuple[LiveServer, list[dict[str, 
     empty = get(server, "/v1/audit/decisions", customer_id="nobody", format="csv")
     assert empty.text.splitlines() == [empty.text.splitlines()[0]]
     assert empty.text.startswith("instance,seq,id")
+
+
+def test_an_export_opens_with_an_auditors_stream_ticket_and_never_with_a_key_in_its_url(
+    audited: tuple[LiveServer, list[dict[str, Any]]],
+) -> None:
+    """A browser saves an export by itself, with no Authorization header: an auditor's
+    one-minute ticket in the URL opens it, as an attachment; an agent's ticket, a forged one
+    and the key itself in the URL do not, and the ticket never reaches the log."""
+    server, decisions = audited
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        issued = c.post("/v1/stream-tickets", headers=server.auth("auditor"))
+        assert issued.status_code == 201, issued.text
+        ticket = issued.json()["ticket"]
+        query = {"kind": "decision", "format": "jsonl"}
+        saved = c.get("/v1/audit/decisions", params={**query, "ticket": ticket})
+        assert saved.status_code == 200, saved.text
+        assert saved.headers["content-disposition"] == 'attachment; filename="decisions.jsonl"'
+        ids = [json.loads(line)["id"] for line in saved.text.splitlines()]
+        assert ids == [d["decision_id"] for d in reversed(decisions)]
+        agents = c.post("/v1/stream-tickets", headers=server.auth("agent")).json()["ticket"]
+        refused = c.get("/v1/audit/decisions", params={**query, "ticket": agents})
+        assert refused.status_code == 403
+        forged = c.get("/v1/audit/decisions", params={**query, "ticket": ticket[:-2] + "AA"})
+        assert forged.status_code == 401 and "stream ticket" in forged.json()["detail"]
+        key = c.get("/v1/audit/decisions", params={**query, "access_token": KEYS["auditor"][1]})
+        assert key.status_code == 401
+    assert ticket not in server.log.read_text(encoding="utf-8")
 
 
 def test_one_decision_with_its_explanation(

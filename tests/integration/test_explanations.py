@@ -247,6 +247,66 @@ def test_the_rules_that_decided_are_the_stored_revisions_text(
     assert again["revision"]["revision"] == decision["revision"]
 
 
+def test_the_pack_shows_each_tables_outputs_and_the_row_that_gave_them(
+    decided: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    """A gold customer of 20 months misses the table's ">= 24" row and gets the gold/silver
+    row's 10%: the pack names the table's inputs with the values the decision had, the
+    outputs as recorded, and that row as written, with its line."""
+    decision, pack = decided
+    (table,) = pack["tables"]
+    assert table["table"] == "retention-discount"
+    assert table["outputs"] == decision["tables"]["retention-discount"] == {"max_discount_pct": 10}
+    assert table["hit"] == "first"
+    assert table["output_names"] == ["max_discount_pct"]
+    assert table["inputs"] == [
+        {"field": "customer.tier", "value": "gold", "missing": False},
+        {"field": "customer.tenure_months", "value": 20, "missing": False},
+    ]
+    (row,) = table["matched_rows"]
+    assert (row["row"], row["cells"]) == (4, ['["gold", "silver"]', "-", 10])
+    lines = RETENTION.splitlines()
+    assert lines[row["line"] - 1].strip() == """- ['["gold", "silver"]', "-", 10]"""
+    assert lines[table["line"] - 1].strip() == "- id: retention-discount"
+
+
+def test_the_pack_names_the_rules_left_unknown_by_missing_data(
+    live: LiveServer, decided: tuple[dict[str, Any], dict[str, Any]]
+) -> None:
+    """The CRM sent no contract end, plan or device date: the rules that read them could
+    neither fire nor be ruled out, and the pack lists each with its condition as written and
+    the fields it lacked; once the CRM sends them, those rules are decided and leave the
+    list."""
+    decision, pack = decided
+    unknown = {r["rule"]: r for r in pack["unknown_rules"]}
+    assert unknown["recontract-bonus"]["missing"] == ["customer.contract_end"]
+    assert unknown["recontract-bonus"]["when"] == (
+        "customer.contract_end <= now() and customer.churn_score > 0.3"
+    )
+    assert unknown["recontract-bonus"]["offer"] == "recontract-bonus"
+    assert unknown["plan-downgrade"]["missing"] == ["customer.plan"]
+    assert unknown["device-upgrade"]["missing"] == [
+        "customer.device_purchased_at",
+        "customer.past_due_amount",
+    ]
+    lines = RETENTION.splitlines()
+    for rule in pack["unknown_rules"]:
+        assert lines[rule["line"] - 1].strip() == f"- id: {rule['rule']}"
+        assert set(rule["missing"]) <= set(decision["missing_fields"])
+    fired = {r["rule"] for r in pack["rules"]}
+    assert not fired & set(unknown)
+    # A rule that was decided false is not unknown: the price match needs a competitor intent.
+    assert "competitor-price-match" not in unknown
+    known = merged(
+        SENT,
+        {"customer": {"contract_end": "2030-01-01T00:00:00Z", "plan": "basic"}},
+    )
+    again = pack_of(live, decide(live, "c-pack", known)["decision_id"]).json()
+    still = {r["rule"] for r in again["unknown_rules"]}
+    assert {"recontract-bonus", "plan-downgrade"}.isdisjoint(still)
+    assert "device-upgrade" in still
+
+
 def test_each_counterfactual_is_confirmed_by_evaluating_the_revision_again(
     live: LiveServer, decided: tuple[dict[str, Any], dict[str, Any]]
 ) -> None:

@@ -28,7 +28,7 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("get", "/v1/agents/{agent_id}/alerts"): {"agent"},
     ("post", "/v1/alerts/{alert_id}/ack"): {"agent"},
     ("get", "/v1/supervisors/{supervisor_id}/alerts"): {"supervisor"},
-    ("post", "/v1/stream-tickets"): {"agent", "supervisor"},
+    ("post", "/v1/stream-tickets"): {"agent", "supervisor", "auditor"},
     ("post", "/v1/rulesets"): {"author"},
     ("get", "/v1/rulesets"): {"author", "auditor"},
     ("get", "/v1/rulesets/{name}"): {"author", "auditor"},

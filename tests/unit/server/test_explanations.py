@@ -84,6 +84,7 @@ def test_no_counterfactual_is_claimed_when_the_record_does_not_replay() -> None:
     assert [e["rule"] for e in record.outputs["eligible"]] == ["known-address"]
     pack = build_pack(record, [], registry, MASKER)
     assert pack.counterfactuals == [] and pack.unflipped == []
+    assert pack.unknown_rules == []  # nor which rules the lost value left unknown
     assert pack.exploration.replay_matches is False
     assert "does not give the recorded outcome" in (pack.exploration.note or "")
     assert [r.code for r in pack.reasons] == ["eligibility/known-address"]
@@ -95,6 +96,19 @@ def test_without_the_stored_revision_the_pack_still_gives_the_record() -> None:
     empty = RulesetRegistry(MemoryRulesetStore())
     pack = build_pack(record, [], empty, MASKER)
     assert pack.revision is not None and pack.revision.stored is False
-    assert pack.rules == [] and pack.counterfactuals == []
+    assert pack.rules == [] and pack.counterfactuals == [] and pack.unknown_rules == []
     assert "no text of pack revision 1" in (pack.exploration.note or "")
     assert [r.code for r in pack.reasons] == ["escalation/gold", "eligibility/loyal"]
+
+
+def test_a_rule_that_reads_a_missing_field_is_named_unknown_with_the_field() -> None:
+    """Without a tenure the loyalty rule can neither fire nor be ruled out: the pack names it
+    and the field; the escalation that was decided (false for a silver customer) is not."""
+    registry, record = recorded({"customer": {"tier": "silver"}})
+    pack = build_pack(record, [], registry, MASKER)
+    assert [(r.section, r.rule, r.missing, r.offer) for r in pack.unknown_rules] == [
+        ("eligibility", "loyal", ["customer.tenure_months"], "loyalty"),
+        ("eligibility", "known-address", ["customer.email"], "vip-line"),
+    ]
+    assert pack.unknown_rules[0].when == "customer.tenure_months >= 24"
+    assert pack.unknown_rules[0].line == 7
