@@ -862,8 +862,9 @@ return 1
 class RedisRulesetStore:
     """Every revision of every ruleset and their routing, shared by all instances.
 
-    ``set_routing`` compares versions, replaces the routing and publishes the ruleset's name
-    on ``<prefix>rulesets-changed`` in one script; each instance's ``Invalidations`` listener
+    ``set_routing`` compares versions, replaces the routing, pushes it on the ruleset's
+    history list (the last ``HISTORY_KEPT``) and publishes the ruleset's name on
+    ``<prefix>rulesets-changed`` in one script; each instance's ``Invalidations`` listener
     then re-reads it.
     """
 
