@@ -1,10 +1,14 @@
 """A RulesetStore in a directory: the embedded default's ruleset history, kept across restarts.
 
-    <root>/<ruleset>/revisions.json   [{"revision": 1, "digest": "sha256:..."}, ...]
+    <root>/<ruleset>/revisions.json   [{"revision": 1, "digest": "sha256:...",
+                                        "deployed_by": "ann", "deployed_at": "<RFC 3339>",
+                                        "message": "..."}, ...] (who, when and why: absent
+                                       from lists written before they were kept)
     <root>/<ruleset>/<revision>.txt   the author's text, verbatim
     <root>/<ruleset>/routing.json     {"active": 3, "canary": 4, "percent": 10, "shadow": null,
                                        "version": 7, "change": "<id of its ledger record>"}
     <root>/<ruleset>/routing.lock     locked while a routing is compared and replaced
+    <root>/<ruleset>/history.jsonl    every routing stored, one JSON line each, oldest first
     <root>/<ruleset>/reviews.json     {"3": {"status": "pending", "deployed_by": "ann", ...}}:
                                       the review of each revision deployed while approval was
                                       required (engine.ports.Review)
@@ -38,8 +42,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from engine import Review, Routing, StoreCorrupt, StoredRevision, StoreWriteFailed
+import structlog
 
+from engine import Provenance, Review, Routing, StoreCorrupt, StoredRevision, StoreWriteFailed
+
+log = structlog.get_logger("frontline")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -50,7 +57,12 @@ class FileRulesetStore:
         self._lock = threading.Lock()
 
     def put_revision(
-        self, name: str, digest: str, text: str, review: Review | None = None
+        self,
+        name: str,
+        digest: str,
+        text: str,
+        review: Review | None = None,
+        provenance: Provenance | None = None,
     ) -> tuple[StoredRevision, bool]:
         directory = self._dir(name)
         with self._lock:
@@ -68,12 +80,15 @@ class FileRulesetStore:
                 directory.mkdir(parents=True, exist_ok=True)
                 write_file(path, text.encode("utf-8"))
                 self._put_review(name, revision, review)
-                index.append({"revision": revision, "digest": digest})
+                entry = {"revision": revision, "digest": digest}
+                if provenance is not None:
+                    entry.update(asdict(provenance))
+                index.append(entry)
                 write_file(directory / "revisions.json", json.dumps(index).encode())
             except OSError as exc:
                 self._undo(name, revision, new)
                 raise self._refused(what, exc) from None
-        return StoredRevision(name, revision, digest, text), True
+        return StoredRevision(name, revision, digest, text, provenance), True
 
     def get_revision(self, name: str, revision: int) -> StoredRevision | None:
         index = self._index(name)
@@ -84,7 +99,8 @@ class FileRulesetStore:
             text = path.read_bytes().decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise StoreCorrupt(f"{path}: cannot be read as a ruleset revision ({exc})") from None
-        return StoredRevision(name, revision, index[revision - 1]["digest"], text)
+        entry = index[revision - 1]
+        return StoredRevision(name, revision, entry["digest"], text, Provenance.from_data(entry))
 
     def revisions(self, name: str) -> list[StoredRevision]:
         out = []
@@ -108,7 +124,39 @@ class FileRulesetStore:
                 write_file(directory / "routing.json", json.dumps(asdict(routing)).encode())
             except OSError as exc:
                 raise self._refused(f"the routing of ruleset {name!r}", exc) from None
+            try:
+                with open(directory / "history.jsonl", "a+b") as history:
+                    size = history.seek(0, os.SEEK_END)
+                    # A line a crash cut short ends here, so that this one starts its own.
+                    cut = size > 0 and history.seek(size - 1) >= 0 and history.read(1) != b"\n"
+                    line = json.dumps(asdict(routing)).encode() + b"\n"
+                    history.write(b"\n" + line if cut else line)
+                    history.flush()
+                    os.fsync(history.fileno())
+            except OSError as exc:
+                # The routing is stored and serves; the history misses it (the ledger has it).
+                log.warning("routing history not written", ruleset=name, error=str(exc))
             return True
+
+    def history(self, name: str, limit: int = 50) -> list[Routing]:
+        if not _NAME.match(name):
+            return []
+        path = self._dir(name) / "history.jsonl"
+        try:
+            lines = path.read_bytes().splitlines()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StoreCorrupt(f"{path}: cannot be read ({exc})") from None
+        found = []
+        for line in reversed(lines):
+            try:
+                found.append(Routing(**json.loads(line)))
+            except (ValueError, TypeError):
+                continue  # a line a crash cut short
+            if len(found) == limit:
+                break
+        return found
 
     def reviews(self, name: str) -> dict[int, Review]:
         held = len(self._index(name))

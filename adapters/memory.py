@@ -28,7 +28,7 @@ from adapters.ports import (
     timer_parts,
 )
 from engine.durations import parse_duration
-from engine.ports import Review, Routing, StoredRevision
+from engine.ports import Provenance, Review, Routing, StoredRevision
 
 
 def leaves(values: dict[str, Any], prefix: str = "") -> list[str]:
@@ -344,18 +344,24 @@ class MemoryRulesetStore:
     def __init__(self) -> None:
         self._revisions: dict[str, list[StoredRevision]] = {}
         self._routing: dict[str, Routing] = {}
+        self._history: dict[str, list[Routing]] = {}
         self._reviews: dict[str, dict[int, Review]] = {}
         self._lock = threading.Lock()
 
     def put_revision(
-        self, name: str, digest: str, text: str, review: Review | None = None
+        self,
+        name: str,
+        digest: str,
+        text: str,
+        review: Review | None = None,
+        provenance: Provenance | None = None,
     ) -> tuple[StoredRevision, bool]:
         with self._lock:
             existing = self._revisions.setdefault(name, [])
             for stored in existing:
                 if stored.digest == digest:
                     return stored, False
-            stored = StoredRevision(name, len(existing) + 1, digest, text)
+            stored = StoredRevision(name, len(existing) + 1, digest, text, provenance)
             existing.append(stored)
             if review is not None:
                 self._reviews.setdefault(name, {})[stored.revision] = review
@@ -377,10 +383,14 @@ class MemoryRulesetStore:
             if stored is not None and stored.version >= routing.version:
                 return False
             self._routing[name] = routing
+            self._history.setdefault(name, []).append(routing)
             return True
 
     def get_routing(self, name: str) -> Routing | None:
         return self._routing.get(name)
+
+    def history(self, name: str, limit: int = 50) -> list[Routing]:
+        return list(reversed(self._history.get(name, [])[-limit:]))
 
     def reviews(self, name: str) -> dict[int, Review]:
         return dict(self._reviews.get(name, {}))

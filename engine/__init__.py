@@ -22,11 +22,22 @@ from engine.errors import (
     StoreWriteFailed,
     Untested,
 )
-from engine.ports import APPROVED, PENDING, REJECTED, Review, Routing, RulesetStore, StoredRevision
+from engine.ports import (
+    APPROVED,
+    HISTORY_KEPT,
+    PENDING,
+    REJECTED,
+    Provenance,
+    Review,
+    Routing,
+    RulesetStore,
+    StoredRevision,
+)
 from engine.registry import (
     Deployment,
     RoutingSuperseded,
     RulesetRegistry,
+    RulesetRetired,
     UnknownRuleset,
     in_canary,
 )
@@ -35,6 +46,7 @@ from engine.testing import TestResult
 
 __all__ = [
     "APPROVED",
+    "HISTORY_KEPT",
     "PENDING",
     "REJECTED",
     "CompiledRuleset",
@@ -44,11 +56,13 @@ __all__ = [
     "EvaluationError",
     "FrontlineError",
     "Problem",
+    "Provenance",
     "Review",
     "Routing",
     "RoutingSuperseded",
     "RulesetError",
     "RulesetRegistry",
+    "RulesetRetired",
     "RulesetStore",
     "StoreCorrupt",
     "StoreWriteFailed",

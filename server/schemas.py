@@ -13,6 +13,9 @@ import msgspec
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
 RulesetName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
 Revision = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+# A file's name, as an author's errors name it: no directories, nothing hidden.
+FILENAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9 ._+-]{0,99}$"
+MESSAGE_MAX = 500  # a deploy's message, a retirement's reason
 Percent = Annotated[int, msgspec.Meta(ge=0, le=100)]
 Source = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Timestamp = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
@@ -55,6 +58,10 @@ class ActivateRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     revision: Revision
 
 
+class RetireRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=MESSAGE_MAX)]
+
+
 class RejectRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     reason: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
 
@@ -77,6 +84,15 @@ class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     since: Timestamp
     until: Timestamp | None = None
     examples: Annotated[int, msgspec.Meta(ge=0, le=100)] = 5
+
+
+class RerunRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The candidate to run on a recorded decision: a ``document``, or a deployed
+    ``revision`` of ``ruleset``."""
+
+    document: Annotated[str, msgspec.Meta(min_length=1)] | None = None
+    ruleset: RulesetName | None = None
+    revision: Revision | None = None
 
 
 class ErasureRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -38,7 +38,7 @@ async def create_decision(request: Request[Any, Any, Any], data: DecisionRequest
     summary="Start an interaction",
     security=KEYED,
     tags=["decisions"],
-    responses=problems(404, 422),
+    responses=problems(404, 409, 422),
 )
 async def start_interaction(
     request: Request[Any, Any, Any], data: InteractionRequest

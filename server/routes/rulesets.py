@@ -12,7 +12,16 @@ from litestar import Request, Response, get, post
 from litestar.params import Parameter
 
 from server.http import KEYED, answer, principal_of, problems, requires, service
-from server.schemas import ActivateRequest, RejectRequest, Revision, RolloutRequest, RulesetName
+from server.schemas import (
+    FILENAME_PATTERN,
+    MESSAGE_MAX,
+    ActivateRequest,
+    RejectRequest,
+    RetireRequest,
+    Revision,
+    RolloutRequest,
+    RulesetName,
+)
 from server.service.answers import (
     Deployed,
     Reviewed,
@@ -43,6 +52,7 @@ DOCUMENT_TYPES = (
     request_max_body_size=None,  # checked against FRONTLINE_MAX_RULESET_BYTES below
     status_code=201,
     responses={
+        200: answer(Deployed, "Unchanged (deployed before), or a dry run (dry_run true)"),
         202: answer(Deployed, "Stored, waiting for another author's approval"),
         **problems(409, 415, 422, 507),
     },
@@ -55,13 +65,33 @@ async def deploy(
         description="deploy a document whose tests guard nothing (none, or one that checks "
         "nothing), which is otherwise refused",
     ),
+    dry_run: bool = Parameter(
+        default=False,
+        description="check the document as a deploy would (compile, analysis, tests) and "
+        "answer 200 with revision null and dry_run true, storing and activating nothing",
+    ),
+    filename: str | None = Parameter(
+        default=None,
+        max_length=100,
+        pattern=FILENAME_PATTERN,
+        description="the document's file name, which every error location names "
+        "(rules.yaml:30:11) instead of <request>",
+    ),
+    message: str | None = Parameter(
+        default=None,
+        min_length=1,
+        max_length=MESSAGE_MAX,
+        description="why this revision: kept with it, shown in the ruleset's history",
+    ),
 ) -> Response[Deployed]:
     """Deploy a document (YAML or JSON body): 201 with the new revision, 200 if unchanged,
     422 with every error located (or every failing test, or why its tests guard nothing:
     no tests, or one that checks nothing, unless ``allow_untested``), the active revision
     untouched.
     With FRONTLINE_REQUIRE_APPROVAL=1: 202, the revision stored pending and serving nobody
-    until another author approves it."""
+    until another author approves it.
+    With ``dry_run=true``: the same checks and the same 422, nothing stored, 200 with
+    ``revision`` null and ``dry_run`` true (approval does not apply)."""
     rulesets = service(request).rulesets
     media = (request.headers.get("content-type") or "application/yaml").split(";")[0].strip()
     if media.lower() not in DOCUMENT_TYPES:
@@ -72,8 +102,18 @@ async def deploy(
     async for chunk in request.stream():
         body.extend(chunk)
         rulesets.check_size(len(body))  # refused as it arrives, not once all is read
+    if dry_run:
+        checked = await rulesets.dry_run(
+            bytes(body), filename=filename or "", allow_untested=allow_untested
+        )
+        return Response(checked, status_code=200)
     done, created = await rulesets.deploy(
-        bytes(body), principal_of(request), activate=activate, allow_untested=allow_untested
+        bytes(body),
+        principal_of(request),
+        activate=activate,
+        filename=filename or "",
+        allow_untested=allow_untested,
+        message=message,
     )
     if done.status == "pending":
         return Response(done, status_code=202)
@@ -155,6 +195,25 @@ async def activate(
 
 
 @post(
+    "/v1/rulesets/{name:str}/retire",
+    opt=requires("author"),
+    summary="Retire a ruleset",
+    security=KEYED,
+    status_code=200,
+    tags=["rulesets"],
+    responses=problems(404, 409, 507),
+)
+async def retire(
+    request: Request[Any, Any, Any], name: RulesetName, data: RetireRequest
+) -> Routing:
+    """Retire a ruleset (``{"reason": "..."}``, required): recorded, then it serves no new
+    decision or interaction, which get a 409 saying when and by whom it was retired. Its
+    revisions and history stay readable; activating a revision (or a deploy that activates
+    one) brings it back. 409 if it is retired already."""
+    return await service(request).rulesets.retire(name, data.reason, principal_of(request))
+
+
+@post(
     "/v1/rulesets/{name:str}/rollout",
     opt=requires("author"),
     status_code=200,
@@ -226,6 +285,7 @@ ROUTES = [
     read_revision,
     revision_tests,
     activate,
+    retire,
     rollout,
     approve,
     reject,

@@ -207,10 +207,11 @@ class Deployed(msgspec.Struct, kw_only=True, omit_defaults=True):
     the analysis found that does not refuse it (rows that can never win, gaps of a table
     marked complete, conditions that contradict themselves); how much of it its tests
     reached. ``status`` and ``test_results`` are there when the revision waits for approval
-    (202)."""
+    (202). A dry run (``dry_run: true``) answers the same checks with ``revision`` null,
+    nothing created or activated."""
 
     name: str
-    revision: int
+    revision: int | None  # null in a dry run: nothing was stored
     digest: str
     created: bool
     activated: bool
@@ -219,15 +220,29 @@ class Deployed(msgspec.Struct, kw_only=True, omit_defaults=True):
     warnings: list[DocumentProblem]
     status: Literal["pending"] | None = None
     test_results: list[TestOutcome] = []
+    dry_run: bool = False
+
+
+class Retirement(msgspec.Struct, kw_only=True):
+    """Why a ruleset was retired, by whom (a key's principal) and when (RFC 3339)."""
+
+    reason: str
+    retired_by: str | None
+    retired_at: str | None
 
 
 class Routing(msgspec.Struct, kw_only=True):
-    """Which revisions of a ruleset serve."""
+    """Which revisions of a ruleset serve; who made that so and when (null: the starter
+    library, or a change made before this was kept); whether it was retired (then nothing
+    serves, and ``active_revision`` is the revision it served last)."""
 
     name: str
     active_revision: int | None
     canary: Canary | None
     shadow: int | None
+    changed_by: str | None
+    changed_at: str | None
+    retired: Retirement | None
 
 
 ReviewStatus = Literal["pending", "approved", "rejected"]
@@ -257,6 +272,9 @@ class RulesetSummary(msgspec.Struct, kw_only=True):
     active_revision: int | None
     canary: Canary | None
     shadow: int | None
+    changed_by: str | None
+    changed_at: str | None
+    retired: Retirement | None  # null unless retired: then it serves nobody
     description: str | None
     pending: list[PendingRevision]
 
@@ -277,18 +295,48 @@ class ReviewState(msgspec.Struct, kw_only=True):
 
 
 class RevisionRef(msgspec.Struct, kw_only=True):
+    """One revision in a ruleset's history: who deployed it (a key's principal; null for the
+    starter library, or a revision stored before this was kept), when (RFC 3339), why (the
+    deploy's message, null without one), and its review."""
+
     revision: int
     digest: str
+    deployed_by: str | None
+    deployed_at: str | None
+    message: str | None
     review: ReviewState | None  # null: deployed while approval was not required
 
 
+class RoutingChange(msgspec.Struct, kw_only=True):
+    """One change of what serves a ruleset: which change (``deploy``, ``activate``,
+    ``rollback``, ``rollout``, ``shadow``, ``approve``, ``retire``; null if made before this
+    was kept), who made it and when (null: the starter library), and the routing it made
+    (``retired`` is the reason when it retired the ruleset)."""
+
+    version: int
+    action: str | None
+    changed_by: str | None
+    changed_at: str | None
+    active_revision: int
+    canary: Canary | None
+    shadow: int | None
+    retired: str | None
+
+
 class RulesetDetail(msgspec.Struct, kw_only=True):
+    """One ruleset: what serves it, who made that so and when, whether it was retired, its
+    revisions (each with who deployed it, when and why) and those waiting for approval."""
+
     name: str
     active_revision: int | None
     canary: Canary | None
     shadow: int | None
+    changed_by: str | None
+    changed_at: str | None
+    retired: Retirement | None
     revisions: list[RevisionRef]
     pending: list[PendingRevision]
+    changes: list[RoutingChange]  # newest first, the latest 50
 
 
 class Reviewed(msgspec.Struct, kw_only=True):
@@ -307,12 +355,20 @@ class Reviewed(msgspec.Struct, kw_only=True):
     active_revision: int | None
     canary: Canary | None
     shadow: int | None
+    changed_by: str | None
+    changed_at: str | None
+    retired: Retirement | None
 
 
 class RevisionDocument(msgspec.Struct, kw_only=True):
+    """One revision's document as its author wrote it, and who deployed it, when and why."""
+
     name: str
     revision: int
     digest: str
+    deployed_by: str | None
+    deployed_at: str | None
+    message: str | None
     document: str
 
 
@@ -715,6 +771,62 @@ class Verified(msgspec.Struct, kw_only=True):
     broken_at: int | None
     reason: str | None
     instances: dict[str, InstanceCheck]
+
+
+class Shown(msgspec.Struct, kw_only=True):
+    """What an agent is shown of a decision, part by part: the eligible rules and each one's
+    offer parameters, the escalation rule with its queue and priority, the alerts raised and
+    their severities, every table's outputs, the tree's outcome or the node it asks at, every
+    text the agent reads (``because:<section>:<rule>``, ``message:<rule>``, ``ask``,
+    ``say``), and the error of an evaluation that failed."""
+
+    eligible: list[str]
+    params: dict[str, Any]
+    escalation: str | None
+    queue: str | None
+    priority: int | None
+    alerts: list[str]
+    severities: dict[str, Any]
+    tables: dict[str, Any]
+    next_step: str | None
+    texts: dict[str, Any]
+    error: str | None
+
+
+class RerunSide(msgspec.Struct, kw_only=True):
+    """One side of a rerun: the revision (null for a draft document), its digest, and what
+    it shows the agent."""
+
+    revision: int | None
+    digest: str
+    shown: Shown
+
+
+class PartChange(msgspec.Struct, kw_only=True):
+    """One part that differs: the served value and the draft's (for a part that maps rules,
+    tables or texts to values, only the entries that differ)."""
+
+    served: Any
+    draft: Any
+
+
+class Rerun(msgspec.Struct, kw_only=True):
+    """A candidate evaluated on one recorded decision's inputs (at its time, each value as
+    old as it was): what the agent was shown (``served``) beside what the candidate shows
+    (``draft``), the parts that differ (``changed``, in ``audit.shown`` order, and each one's
+    values in ``differences``), the fields whose recorded values are masked (the candidate
+    read their keyed hashes), and the fields the candidate read that the record does not
+    hold (unknown to it)."""
+
+    decision_id: str
+    ruleset: str
+    evaluated_at: str | None
+    served: RerunSide
+    draft: RerunSide
+    changed: list[str]
+    differences: dict[str, PartChange]
+    read_masked_fields: list[str]
+    unrecorded_fields: list[str]
 
 
 class Change(msgspec.Struct, kw_only=True):

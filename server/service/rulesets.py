@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import difflib
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -45,9 +45,11 @@ from engine import (
     PENDING,
     REJECTED,
     DeployRefused,
+    Provenance,
     Review,
     RulesetError,
     RulesetRegistry,
+    RulesetRetired,
     StoredRevision,
     UnknownRuleset,
     Untested,
@@ -88,6 +90,17 @@ def routing_view(routing: Served) -> dict[str, Any]:
             else None
         ),
         "shadow": routing.shadow,
+        "changed_by": routing.changed_by,
+        "changed_at": routing.changed_at,
+        "retired": (
+            {
+                "reason": routing.retired,
+                "retired_by": routing.changed_by,
+                "retired_at": routing.changed_at,
+            }
+            if routing.retired is not None
+            else None
+        ),
     }
 
 
@@ -95,7 +108,14 @@ def _routing(name: str, routing: Served) -> Routing:
     return msgspec.convert({"name": name, **routing_view(routing)}, Routing)
 
 
-_NO_ROUTING = {"active_revision": None, "canary": None, "shadow": None}
+_NO_ROUTING = {
+    "active_revision": None,
+    "canary": None,
+    "shadow": None,
+    "changed_by": None,
+    "changed_at": None,
+    "retired": None,
+}
 
 
 def recorded_routing(routing: Served) -> dict[str, Any]:
@@ -106,6 +126,10 @@ def recorded_routing(routing: Served) -> dict[str, Any]:
         "percent": routing.percent,
         "shadow": routing.shadow,
         "version": routing.version,
+        "changed_by": routing.changed_by,
+        "changed_at": routing.changed_at,
+        "retired": routing.retired,
+        "action": routing.action,
     }
 
 
@@ -184,30 +208,26 @@ class Rulesets:
         activate: bool = True,
         filename: str = "",
         allow_untested: bool = False,
+        message: str | None = None,
     ) -> tuple[Deployed, bool]:
         """Compile, check and test ``document``; store it as a new revision (and activate it)
         if all of that passes. The answer, with the analysis's warnings, and whether a
-        revision was created.
+        revision was created. A new revision keeps who deployed it, when, and ``message``.
 
         While approval is required, a new revision is stored pending (``status: pending`` in
         the answer) and serves nobody until another author approves it."""
-        self.check_size(len(document))
-        try:
-            text = document.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise Invalid(f"the document is not UTF-8 (byte {exc.start})") from None
-        if not text.strip():
-            raise Invalid("the request body is empty; send a ruleset document")
+        text = self._text(document)
+        provenance = Provenance(principal.name, utc_now(), message or None)
         review = None
         if self.require_approval:
             # Stored with the revision, in the same write: never a revision without it.
             review = Review(
                 status=PENDING,
                 deployed_by=principal.name,
-                deployed_at=utc_now(),
+                deployed_at=provenance.deployed_at,
                 deploy_record=new_id(),
             )
-        try:
+        with _refusals():
             # Compiled, tested and its text stored; a stored revision serves nobody until a
             # recorded change activates it.
             done = await asyncio.to_thread(
@@ -217,30 +237,8 @@ class Rulesets:
                 activate=False,
                 review=review,
                 allow_untested=allow_untested,
+                provenance=provenance,
             )
-        except Untested as exc:
-            raise Refused(
-                "the document's tests guard nothing: "
-                + "; ".join(p.message.split(":")[0] for p in exc.errors)
-                + "; deploy it with allow_untested=true if that is meant",
-                title="Deploy refused",
-                errors=[p.to_dict() for p in exc.errors],
-            ) from None
-        except DeployRefused as exc:
-            raise Refused(
-                f"the document's own tests failed ({len(exc.errors)}); nothing was deployed",
-                title="Deploy refused",
-                errors=[p.to_dict() for p in exc.errors],
-            ) from None
-        except RulesetError as exc:
-            first = exc.errors[0] if exc.errors else None
-            raise Refused(
-                f"the document has {len(exc.errors)} error(s); first: {first}"
-                if first
-                else "the document was refused",
-                title="Invalid ruleset",
-                errors=[p.to_dict() for p in exc.errors],
-            ) from None
         passed = sum(r.passed for r in done.tests)
         tests = {"passed": passed, "failed": len(done.tests) - passed}
         name, revision = done.name, done.revision
@@ -267,7 +265,11 @@ class Rulesets:
             return msgspec.convert(answer, Deployed), done.created
         if own is not None and own.status == REJECTED and activate:
             raise Conflict(refusal(name, revision, own))
-        activated = activate and self.registry.active_revision(name) != revision
+        served = self.registry.served_routing(name)
+        activated = activate and (
+            self.registry.active_revision(name) != revision
+            or (served is not None and served.retired is not None)  # deployed again: back
+        )
         details = {"created": done.created, "activated": activated, "tests": tests}
         if activated:
             await self._change(
@@ -284,6 +286,45 @@ class Rulesets:
             self._changed("deploy", name, revision, principal)
         answer["activated"] = activated
         return msgspec.convert(answer, Deployed), done.created
+
+    async def dry_run(
+        self, document: bytes, *, filename: str = "", allow_untested: bool = False
+    ) -> Deployed:
+        """What deploying ``document`` would answer, with nothing stored or activated: the
+        same checks (compile, analysis, tests) and the same refusals, ``revision`` null and
+        ``dry_run`` true. Approval, which concerns what serves, does not apply."""
+        text = self._text(document)
+        with _refusals():
+            done = await asyncio.to_thread(
+                self.registry.check,
+                text,
+                filename=filename or "<request>",
+                allow_untested=allow_untested,
+            )
+        passed = sum(r.passed for r in done.tests)
+        answer = {
+            "name": done.name,
+            "revision": None,
+            "digest": done.digest,
+            "created": False,
+            "activated": False,
+            "dry_run": True,
+            "tests": {"passed": passed, "failed": len(done.tests) - passed},
+            "coverage": done.coverage.to_dict(),
+            "warnings": [p.to_dict() for p in done.warnings],
+        }
+        return msgspec.convert(answer, Deployed)
+
+    def _text(self, document: bytes) -> str:
+        """A document's text: Invalid if it is too large, not UTF-8 or empty."""
+        self.check_size(len(document))
+        try:
+            text = document.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise Invalid(f"the document is not UTF-8 (byte {exc.start})") from None
+        if not text.strip():
+            raise Invalid("the request body is empty; send a ruleset document")
+        return text
 
     def list(self, principal: Principal | None = None) -> RulesetList:
         """Every ruleset with its active revision, canary, shadow, number of revisions and
@@ -326,6 +367,7 @@ class Rulesets:
                 {
                     "revision": r.revision,
                     "digest": r.digest,
+                    **provenance_view(r),
                     "review": _review_view(reviews[r.revision]) if r.revision in reviews else None,
                 }
                 for r in revisions
@@ -333,6 +375,19 @@ class Rulesets:
             "pending": pending_view(
                 name, revisions, reviews, routing["active_revision"], principal
             ),
+            "changes": [
+                {
+                    "version": r.version,
+                    "action": r.action or None,
+                    "changed_by": r.changed_by,
+                    "changed_at": r.changed_at,
+                    "active_revision": r.active,
+                    "canary": routing_view(r)["canary"],
+                    "shadow": r.shadow,
+                    "retired": r.retired,
+                }
+                for r in self.registry.store.history(name, CHANGES_SHOWN)
+            ],
         }
         return msgspec.convert(detail, RulesetDetail)
 
@@ -341,8 +396,15 @@ class Rulesets:
         stored = self.registry.store.get_revision(name, revision)
         if stored is None:
             raise NotFound(f"ruleset {name!r} has no revision {revision}")
-        return RevisionDocument(
-            name=stored.name, revision=stored.revision, digest=stored.digest, document=stored.text
+        return msgspec.convert(
+            {
+                "name": stored.name,
+                "revision": stored.revision,
+                "digest": stored.digest,
+                **provenance_view(stored),
+                "document": stored.text,
+            },
+            RevisionDocument,
         )
 
     async def run_tests(self, name: str, revision: int) -> TestRun:
@@ -380,6 +442,29 @@ class Rulesets:
             ),
         )
         return _routing(name, routing)
+
+    async def retire(self, name: str, reason: str, principal: Principal) -> Routing:
+        """Retire a ruleset: recorded, then applied as an activation is; it serves no new
+        decision or interaction (Conflict, naming when and by whom) until a revision is
+        activated again (or a deploy activates one). Its revisions and history stay."""
+        registry = self.registry
+        try:
+            routing = await asyncio.to_thread(registry.routing, name)
+        except UnknownRuleset as exc:
+            raise NotFound(str(exc)) from None
+        if routing.retired is not None:
+            raise Conflict(str(RulesetRetired(name, routing)))
+        digest = await self._digest(name, routing.active)
+        routed = await self._change(
+            "retire",
+            name,
+            routing.active,
+            digest,
+            principal,
+            {"reason": reason},
+            lambda change: registry.planned_retirement(name, reason, change=change),
+        )
+        return _routing(name, routed)
 
     async def canary(self, name: str, revision: int, percent: int, principal: Principal) -> Routing:
         """Serve ``revision`` to ``percent`` of the customers (0 ends the canary)."""
@@ -553,6 +638,11 @@ class Rulesets:
                 routing = await asyncio.to_thread(plan, change)
             except UnknownRuleset as exc:
                 raise NotFound(str(exc)) from None
+            except RulesetRetired as exc:
+                raise Conflict(str(exc), title="Ruleset retired") from None
+            routing = replace(
+                routing, changed_by=principal.name, changed_at=utc_now(), action=action
+            )
             extra = details_of() if details_of is not None else {}
             details = {**details, **extra, "routing": recorded_routing(routing)}
             await self._record(action, name, revision, digest, principal, details, change)
@@ -650,6 +740,48 @@ class Rulesets:
         )
 
 
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """A document the engine refuses, as the service's Refused: why, and every problem
+    located (a deploy and a dry run refuse alike)."""
+    try:
+        yield
+    except Untested as exc:
+        raise Refused(
+            "the document's tests guard nothing: "
+            + "; ".join(p.message.split(":")[0] for p in exc.errors)
+            + "; deploy it with allow_untested=true if that is meant",
+            title="Deploy refused",
+            errors=[p.to_dict() for p in exc.errors],
+        ) from None
+    except DeployRefused as exc:
+        raise Refused(
+            f"the document's own tests failed ({len(exc.errors)}); nothing was deployed",
+            title="Deploy refused",
+            errors=[p.to_dict() for p in exc.errors],
+        ) from None
+    except RulesetError as exc:
+        first = exc.errors[0] if exc.errors else None
+        raise Refused(
+            f"the document has {len(exc.errors)} error(s); first: {first}"
+            if first
+            else "the document was refused",
+            title="Invalid ruleset",
+            errors=[p.to_dict() for p in exc.errors],
+        ) from None
+
+
+def provenance_view(stored: StoredRevision) -> dict[str, Any]:
+    """Who deployed a revision, when and why, as answers show them (all null for a revision
+    stored before they were kept)."""
+    found = stored.provenance
+    return {
+        "deployed_by": found.deployed_by if found is not None else None,
+        "deployed_at": found.deployed_at if found is not None else None,
+        "message": found.message if found is not None else None,
+    }
+
+
 def pending_view(
     name: str,
     revisions: list[StoredRevision],
@@ -691,6 +823,8 @@ def pending_view(
         )
     return out
 
+
+CHANGES_SHOWN = 50  # the latest changes of routing a ruleset's detail lists
 
 # Who may approve or reject a revision (the routes admit authors, and admins everywhere).
 REVIEWERS = ("author", "admin")

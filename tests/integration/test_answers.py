@@ -133,6 +133,8 @@ def test_every_answer_matches_the_schema(checked: Checked) -> None:
     )
     c.call("agent", "POST", "/v1/stream-tickets")
 
+    checked = c.call("author", "POST", "/v1/rulesets", content=DOCUMENT, params={"dry_run": 1})
+    assert checked["dry_run"] and checked["revision"] is None
     deployed = c.call("author", "POST", "/v1/rulesets", content=DOCUMENT.encode())
     assert deployed["status"] == "pending"
     revision = "/v1/rulesets/{name}/revisions/{revision}"
@@ -154,7 +156,7 @@ def test_every_answer_matches_the_schema(checked: Checked) -> None:
         json={"revision": 1},
     )
     third = DOCUMENT.replace("offer: credit", "offer: third-credit")
-    c.call("author", "POST", "/v1/rulesets", content=third.encode())
+    c.call("author", "POST", "/v1/rulesets", content=third, params={"message": "a third"})
     c.call(
         "author2",
         "POST",
@@ -183,6 +185,16 @@ def test_every_answer_matches_the_schema(checked: Checked) -> None:
         "/v1/rulesets/{name}/activate",
         json={"revision": deployed["revision"] + 1},
     )
+    retired = c.call(
+        "author",
+        "POST",
+        "/v1/rulesets/tiny/retire",
+        "/v1/rulesets/{name}/retire",
+        json={"reason": "replaced by the winter offers"},
+    )
+    assert retired["retired"]["retired_by"] == "ann"
+    assert c.call("auditor", "GET", "/v1/rulesets")["rulesets"]
+    assert c.call("auditor", "GET", "/v1/rulesets/tiny", "/v1/rulesets/{name}")["retired"]
 
     deadline = time.monotonic() + 10
     while True:  # the index follows the ledger within a fraction of a second
@@ -234,6 +246,14 @@ def test_every_answer_matches_the_schema(checked: Checked) -> None:
         "/v1/replays",
         json={"document": document, "since": "2020-01-01T00:00:00Z"},
     )
+    rerun = c.call(
+        "author",
+        "POST",
+        f"/v1/audit/decisions/{decided['decision_id']}/rerun",
+        "/v1/audit/decisions/{decision_id}/rerun",
+        json={"document": document.replace("max_amount: 25", "max_amount: 35", 1)},
+    )
+    assert rerun["served"]["shown"]["eligible"] and rerun["changed"] == ["params"]
     every_json_route = {
         (method.upper(), path)
         for path, item in c.doc["paths"].items()

@@ -35,6 +35,7 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("get", "/v1/rulesets/{name}/revisions/{revision}"): {"author", "auditor"},
     ("get", "/v1/rulesets/{name}/revisions/{revision}/tests"): {"author", "auditor"},
     ("post", "/v1/rulesets/{name}/activate"): {"author"},
+    ("post", "/v1/rulesets/{name}/retire"): {"author"},
     ("post", "/v1/rulesets/{name}/rollout"): {"author"},
     # an author other than the revision's deployer; revision 1 is not pending here (409)
     ("post", "/v1/rulesets/{name}/revisions/{revision}/approve"): {"author"},
@@ -48,6 +49,7 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("get", "/v1/audit/consistency"): {"auditor"},
     ("post", "/v1/audit/erasures"): {"admin"},
     ("post", "/v1/replays"): {"author", "auditor"},
+    ("post", "/v1/audit/decisions/{decision_id}/rerun"): {"author", "auditor"},
 }
 OPEN = {("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics")}
 VALUES = {
