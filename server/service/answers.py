@@ -110,6 +110,13 @@ class DecisionAnswer(TypedDict):
     receipt: Receipt
 
 
+class WhoAmI(msgspec.Struct, kw_only=True):
+    """Who a key belongs to: the principal (for an agent, the agent id) and the role."""
+
+    id: str
+    role: Literal["agent", "supervisor", "author", "auditor", "integration", "admin"]
+
+
 # -- customers ---------------------------------------------------------------------------------
 
 

@@ -132,6 +132,7 @@ def test_every_answer_matches_the_schema(checked: Checked) -> None:
         json={"outcome": "acted", "note": "offered the discount"},
     )
     c.call("agent", "POST", "/v1/stream-tickets")
+    assert c.call("agent", "GET", "/v1/whoami") == {"id": AGENT, "role": "agent"}
 
     deployed = c.call("author", "POST", "/v1/rulesets", content=DOCUMENT.encode())
     assert deployed["status"] == "pending"
