@@ -28,6 +28,7 @@ class DecisionRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     revision: Revision | None = None
     tree: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     trace: bool = False
+    context_used: bool = False  # the answer lists the fields read, with source and age
 
 
 class InteractionRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -37,6 +38,7 @@ class InteractionRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
     context: dict[str, Any] | None = None
     answers: dict[str, Any] | None = None
     tree: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    context_used: bool = False
 
 
 class ContextWrite(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

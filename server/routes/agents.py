@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Request, delete, get, post
 
 from server.http import principal_of, problems, requires, service
@@ -60,7 +61,7 @@ async def whoami(request: Request[Any, Any, Any]) -> WhoAmI:
     """Who the key belongs to: its principal (for an agent, the agent id) and its role, so a
     page signed in with a key alone knows whom it acts as."""
     principal = principal_of(request)
-    return WhoAmI(id=principal.name, role=principal.role)
+    return msgspec.convert({"id": principal.name, "role": principal.role}, WhoAmI)
 
 
 ROUTES = [create_decision, start_interaction, end_interaction, whoami]

@@ -109,9 +109,11 @@ def test_every_answer_matches_the_schema(checked: Checked) -> None:
             "answers": {"leave_reason": "price"},
             "context": {"customer": {"monthly_spend": "a lot"}},  # invalid: reads as unknown
             "trace": True,
+            "context_used": True,
         },
     )
     assert decided["invalid_fields"] and decided["trace"] is not None
+    assert decided["context_used"] and started["next_step"]["answer_enum"]
     c.call("agent", "GET", "/v1/customers/c-1/context", context)
     alert_id = started["alerts"][0]["alert_id"]
     deadline = time.monotonic() + 10
