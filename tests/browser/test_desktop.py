@@ -1,6 +1,8 @@
-"""The agent's desktop (/desktop) in a real Chromium: alerts pushed by API events appear within
-a second and their acks reach the ledger; a guided tree is walked to its outcome; the page is
-usable from the keyboard alone."""
+"""The agent's desktop (/desktop) in a real Chromium: signed in with a key alone; alerts pushed
+by API events appear within a second, only while their customer is in front of the agent, and
+their acks reach the ledger; a guided tree asks each question with the control its answer
+field's type calls for and says why an answer cannot be used; the customer card shows what the
+decision used; the page is usable from the keyboard alone."""
 
 from __future__ import annotations
 
@@ -17,7 +19,6 @@ AGENT, AGENT_KEY = KEYS["agent"]
 
 def sign_in(page: Any, server: LiveServer) -> None:
     page.goto(server.url + "/desktop")
-    page.fill("#agent-id", AGENT)
     page.fill("#agent-key", AGENT_KEY)
     page.click("#signin button")
     page.wait_for_selector("#status.up")
