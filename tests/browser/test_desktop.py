@@ -57,7 +57,11 @@ def test_an_event_raises_an_alert_on_the_desktop_within_a_second_and_its_ack_is_
     # From the keyboard alone: the newest alert, O to override, the reason, Enter.
     page.keyboard.press("Alt+Shift+A")
     assert page.evaluate("document.activeElement.dataset.alertId") == alert_id
+    reason = f'[data-alert-id="{alert_id}"] form.override'
+    assert page.is_hidden(reason)  # asked for only when overriding
     page.keyboard.press("o")
+    assert page.is_visible(reason)
+    assert page.evaluate("document.activeElement.name") == "reason"
     page.keyboard.type("paid by phone a minute ago")
     page.keyboard.press("Enter")
     done = page.wait_for_selector(f'[data-alert-id="{alert_id}"] .ack-done')
