@@ -535,7 +535,7 @@ def test_a_decision_asked_for_lists_the_context_it_used_with_sources_and_ages(
     assert used["customer.tier"]["age_ms"] > 24 * 3600 * 1000
     assert used["history.contacts_7d"] == {
         "field": "history.contacts_7d",
-        "label": "history.contacts_7d",
+        "label": "Contacts in the last 7 days",
         "value": 3,
         "source": "request",
         "age_ms": 0,
@@ -547,10 +547,9 @@ def test_a_decision_asked_for_lists_the_context_it_used_with_sources_and_ages(
         churn["stale"] and churn["label"] == "Probability that the customer leaves within 90 days"
     )
     assert used["customer.email"]["value"].startswith("hmac-sha256:")
-    assert (
-        used["customer.tenure_months"]["missing"]
-        and used["customer.tenure_months"]["value"] is None
-    )
+    tenure = used["customer.tenure_months"]
+    assert tenure["missing"] and tenure["value"] is None
+    assert tenure["label"] == "Months as a customer"
     assert set(started["missing_fields"]) <= {f for f, u in used.items() if u["missing"]}
     # Not asked for: not there.
     plain = decide(client, server, customer_id="c-used")
