@@ -115,7 +115,9 @@ $("end-button").addEventListener("click", () => {
 });
 
 function render(decision) {
-  const previous = lastDecision;
+  // Only a decision of the same interaction can ask the same question again.
+  const previous = lastDecision && lastDecision.interaction_id === decision.interaction_id
+    ? lastDecision : null;
   lastDecision = decision;
   renderEscalation(decision.escalation);
   renderOffers(decision.eligible);

@@ -211,6 +211,20 @@ def test_alerts_belong_to_the_customer_in_front_of_the_agent(page: Any, server: 
     page.wait_for_selector(f'.alert[data-alert-id="{second}"]', state="hidden")
 
 
+def test_the_next_customer_starts_with_a_fresh_question(page: Any, server: LiveServer) -> None:
+    """An answer typed, refused, for one customer is gone when the next customer's interaction
+    asks the same question."""
+    sign_in(page, server)
+    start(page, "billing-disputes", "c-browser-11", '{"customer": {"tier": "gold"}}')
+    page.fill("#tree-answer", "7.5")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#tree-problem:text('cannot be used')")
+    start(page, "billing-disputes", "c-browser-12", '{"customer": {"tier": "gold"}}')
+    page.wait_for_selector("#card-id:text('c-browser-12')")
+    assert page.input_value("#tree-answer") == ""
+    assert page.inner_text("#tree-problem") == ""
+
+
 def test_a_refused_answer_shows_the_servers_problem_next_to_the_question(
     page: Any, server: LiveServer
 ) -> None:
