@@ -27,7 +27,7 @@ from engine.times import format_time
 
 if TYPE_CHECKING:
     from engine.diagnose import Diagnosis
-    from engine.model import AlertRule, Document
+    from engine.model import AlertRule, Document, FieldSpec
     from engine.tables import Test
 
 
@@ -238,6 +238,11 @@ class RulesetParts:
     read_paths: dict[str, list[str]] = field(init=False, repr=False)
     # alert rule id → its message template, for those whose message has {...} parts
     alert_templates: dict[str, Template] = field(init=False, repr=False)
+    # field path → what a person calls it: its ``description``, or the path without one
+    field_labels: dict[str, str] = field(init=False, repr=False)
+    # a tree question's answer field → what a desktop needs to ask for it: ``answer_type``,
+    # and ``answer_enum`` (the allowed values, in document order) for a string with an enum
+    answer_shapes: dict[str, dict[str, Any]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         model = self.model
@@ -271,6 +276,26 @@ class RulesetParts:
                 )
                 for trigger, slots in self.needed.items()
             },
+            "field_labels": {
+                path: path if isinstance(spec, str) else (spec.description or path).strip()
+                for path, spec in model.context.items()
+            },
+            "answer_shapes": {
+                node.answer: _answer_shape(model.context[node.answer])
+                for tree in model.trees
+                for node in tree.nodes.values()
+                if node.answer is not None and node.answer in model.context
+            },
         }
         for name, value in derived.items():  # frozen: derived parts are set once, here
             object.__setattr__(self, name, value)
+
+
+def _answer_shape(spec: str | FieldSpec) -> dict[str, Any]:
+    """What a tree question's answer field asks for: its type, and its enum when it has one."""
+    if isinstance(spec, str):
+        return {"answer_type": spec}
+    shape: dict[str, Any] = {"answer_type": spec.type}
+    if spec.enum is not None:
+        shape["answer_enum"] = list(spec.enum)
+    return shape

@@ -21,6 +21,15 @@ Source = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Timestamp = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
 
 
+ContextUsedFlag = Annotated[
+    bool,
+    msgspec.Meta(
+        description="true: the answer's context_used lists each field the decision read, with "
+        "its value, source, age and label, or that it was missing"
+    ),
+]
+
+
 class DecisionRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ruleset: RulesetName
     customer_id: Id
@@ -31,6 +40,7 @@ class DecisionRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     revision: Revision | None = None
     tree: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     trace: bool = False
+    context_used: ContextUsedFlag = False
 
 
 class InteractionRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -40,6 +50,7 @@ class InteractionRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
     context: dict[str, Any] | None = None
     answers: dict[str, Any] | None = None
     tree: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    context_used: ContextUsedFlag = False
 
 
 class ContextWrite(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, delete, post
+import msgspec
+from litestar import Request, delete, get, post
 
 from server.http import KEYED, principal_of, problems, requires, service
+from server.keys import ROLES
 from server.schemas import DecisionRequest, InteractionRequest
-from server.service.answers import DecisionAnswer
+from server.service.answers import DecisionAnswer, WhoAmI
 
 DECIDE = requires("agent")  # also the decision fast path's check (server/fastpath.py)
 
@@ -63,4 +65,19 @@ async def end_interaction(request: Request[Any, Any, Any], interaction_id: str) 
     await frontline.decisions.end_interaction(interaction_id, principal_of(request))
 
 
-ROUTES = [create_decision, start_interaction, end_interaction]
+@get(
+    "/v1/whoami",
+    opt=requires(*ROLES),
+    summary="Who a key belongs to",
+    security=KEYED,
+    tags=["keys"],
+    responses=problems(),
+)
+async def whoami(request: Request[Any, Any, Any]) -> WhoAmI:
+    """Who the key belongs to: its principal (for an agent, the agent id) and its role, so a
+    page signed in with a key alone knows whom it acts as."""
+    principal = principal_of(request)
+    return msgspec.convert({"id": principal.name, "role": principal.role}, WhoAmI)
+
+
+ROUTES = [create_decision, start_interaction, end_interaction, whoami]

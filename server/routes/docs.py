@@ -76,6 +76,7 @@ TAGS = [
         name="rulesets", description="For rule authors: deploy, read, activate, roll out, approve."
     ),
     Tag(name="audit", description="For auditors: the ledger, its proofs, explanations, replays."),
+    Tag(name="keys", description="For every role: whom a key belongs to."),
     Tag(name="operations", description="For load balancers and operators: liveness, readiness."),
 ]
 

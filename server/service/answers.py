@@ -50,6 +50,10 @@ class NextStep(TypedDict):
     path: list[str]
     ask: NotRequired[str]
     answer: NotRequired[str]
+    # what the question's answer field takes: a desktop offers the enum's values as choices,
+    # yes and no for a boolean, a number input for an integer or a number
+    answer_type: NotRequired[Literal["string", "integer", "number", "boolean", "datetime", "list"]]
+    answer_enum: NotRequired[list[str]]
     outcome: NotRequired[str]
     say: NotRequired[str | None]
     queue: NotRequired[str | None]
@@ -84,6 +88,21 @@ class Receipt(TypedDict):
     leaf_hash: str  # sha256:<hex>, the record's leaf in the instance's Merkle tree
 
 
+class ContextUsed(TypedDict):
+    """A field the decision read (``context_used: true`` asks for them): its value as the
+    reader may see it (masked where it may not), where it came from (``request`` for a value
+    the request carried) and how old it was, or that it was missing. ``label`` is the field's
+    ``description`` in the ruleset, or its path."""
+
+    field: str
+    label: str
+    value: Any
+    source: str | None
+    age_ms: int | None
+    missing: bool
+    stale: bool
+
+
 class DecisionAnswer(TypedDict):
     """A decision: what the customer is eligible for, where to route them, what to warn the
     agent about, table outputs, the next step of a tree, and what the evaluation lacked."""
@@ -104,10 +123,18 @@ class DecisionAnswer(TypedDict):
     errors: list[DecisionError]
     trace: dict[str, Any] | None
     degraded: NotRequired[bool]  # present (true) when a store answered from a fallback
+    context_used: NotRequired[list[ContextUsed]]  # present when the request asked for it
     customer_id: str
     agent_id: str
     interaction_id: str | None
     receipt: Receipt
+
+
+class WhoAmI(msgspec.Struct, kw_only=True):
+    """Who a key belongs to: the principal (for an agent, the agent id) and the role."""
+
+    id: str
+    role: Literal["agent", "supervisor", "author", "auditor", "integration", "admin"]
 
 
 # -- customers ---------------------------------------------------------------------------------

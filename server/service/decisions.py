@@ -24,17 +24,19 @@ from adapters.ports import (
 )
 from audit.masking import Masker
 from audit.record import Actor, LedgerRecord, RulesetRef
-from audit.recording import decision_record, mask_shown, masked_paths
+from audit.recording import decision_record, lookup, mask_shown, masked_paths
 from audit.shown import differences as shown_differences
 from audit.shown import shown
 from engine import (
     APPROVED,
     CompiledRuleset,
+    Decision,
     EvaluationError,
     RulesetRegistry,
     RulesetRetired,
     UnknownRuleset,
 )
+from engine.parts import json_value
 from engine.times import format_time
 from server.ids import new_id
 from server.keys import Principal
@@ -189,6 +191,15 @@ class Decisions:
             hide = await self._hidden(principal, request, pinned, compiled)
             if hide is None or hide:
                 body = mask_shown(decision, body, hide, self.shown.mask)
+        step = body["next_step"]
+        if step is not None and "answer" in step:
+            shape = compiled.answer_shapes.get(step["answer"])
+            if shape is not None:  # what the question takes, worked out at compile time
+                body["next_step"] = {**step, **shape}
+        if request.context_used:
+            body["context_used"] = await self._context_used(
+                decision, body, record, context, request, principal, pinned, compiled
+            )
         if shadow is not None:
             self._shadow(shadow, record, context, request, now, counters, as_of)
         sealed = await self.recorder.append(record)
@@ -231,6 +242,7 @@ class Decisions:
             context=request.context,
             answers=request.answers,
             tree=request.tree,
+            context_used=request.context_used,
         )
         try:
             result, record = await self._decide(decision, principal, interaction.interaction_id)
@@ -288,6 +300,49 @@ class Decisions:
         ):
             return None
         return masked_paths(compiled, self.shown)
+
+    async def _context_used(
+        self,
+        decision: Decision,
+        body: Mapping[str, Any],
+        record: LedgerRecord,
+        context: Mapping[str, Any],
+        request: DecisionRequest,
+        principal: Principal,
+        pinned: str | None,
+        compiled: CompiledRuleset,
+    ) -> list[dict[str, Any]]:
+        """The fields the decision read, each with its value as the caller may see it, its
+        source and age as the record holds them, or missing; labelled for people. Only asked
+        for (``context_used``): the record already holds sources and ages, the labels are
+        the revision's."""
+        hide = await self._hidden(principal, request, pinned, compiled)
+        mask = self.shown.mask
+        labels = compiled.field_labels
+        stale = set(body["stale_fields"])
+        answers = request.answers or context.get("answers") or {}
+        used: list[dict[str, Any]] = []
+        for path in decision.read_paths:
+            held = record.context.get(path)
+            entry: dict[str, Any] = {"field": path, "label": labels.get(path, path)}
+            if held is None:
+                entry.update(value=None, source=None, age_ms=None, missing=True, stale=False)
+            else:
+                if path.startswith("answers."):
+                    value = json_value(lookup(answers, path[8:]))
+                else:
+                    value = json_value(lookup(context, path))
+                if hide is None or path in hide:
+                    value = mask(value)
+                entry.update(
+                    value=value,
+                    source=held.source,
+                    age_ms=held.age_ms,
+                    missing=False,
+                    stale=path in stale,
+                )
+            used.append(entry)
+        return used
 
     def _route(self, name: str, customer_id: str) -> tuple[CompiledRuleset, CompiledRuleset | None]:
         try:

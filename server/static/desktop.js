@@ -1,5 +1,5 @@
 // The agent's desktop page: built on frontline-desktop.js, as a CRM vendor's page would be.
-import { FrontlineDesktop } from "/static/frontline-desktop.js";
+import { connectWithKey } from "/static/frontline-desktop.js";
 
 const $ = (id) => document.getElementById(id);
 let desktop = null;
@@ -15,7 +15,7 @@ function text(tag, content, className) {
 function age(ms) {
   if (ms === null || ms === undefined) return "—";
   const s = Math.round(ms / 1000);
-  if (s < 90) return `${s} s ago`;
+  if (s < 90) return s <= 1 ? "just now" : `${s} s ago`;
   if (s < 5400) return `${Math.round(s / 60)} min ago`;
   if (s < 172800) return `${Math.round(s / 3600)} h ago`;
   return `${Math.round(s / 86400)} days ago`;
@@ -26,32 +26,45 @@ function setStatus(up, words) {
   $("status").className = `status ${up ? "up" : "down"}`;
 }
 
-// -- signing in ------------------------------------------------------------------------------
+// -- signing in: the key says whose it is ----------------------------------------------------
 
-$("signin").addEventListener("submit", (event) => {
-  event.preventDefault();
+async function signIn(key) {
+  $("signin-error").textContent = "";
   if (desktop) desktop.disconnect();
-  const agentId = $("agent-id").value.trim();
-  const key = $("agent-key").value;
-  sessionStorage.setItem("frontline.agent", agentId);
+  desktop = null;
+  try {
+    desktop = await connectWithKey(key);
+  } catch (err) {
+    setStatus(false, "not connected");
+    $("signin-error").textContent =
+      err.status === 401 ? "The server does not know this key." : err.message;
+    return;
+  }
   sessionStorage.setItem("frontline.agentKey", key);
-  desktop = new FrontlineDesktop({ agentId, key });
+  $("agent-name").textContent = `Signed in as ${desktop.agentId}`;
+  $("agent-name").hidden = false;
   desktop.addEventListener("open", (e) => setStatus(true, `connected (${e.detail.transport})`));
   desktop.addEventListener("close", () => setStatus(false, "disconnected"));
   desktop.addEventListener("reconnecting", (e) => setStatus(false, `reconnecting in ${Math.round(e.detail.inMs / 1000)} s`));
   desktop.addEventListener("alert", (e) => showAlert(e.detail));
   desktop.addEventListener("error", (e) => {
-    if (e.detail && e.detail.status === 403) setStatus(false, "this key cannot open this desktop");
+    if (e.detail && e.detail.status === 403 && !desktop.connected) {
+      setStatus(false, "this key cannot open this desktop");
+    }
   });
-  desktop.connect();
   $("start-button").disabled = false;
   $("customer-id").focus();
+}
+
+$("signin").addEventListener("submit", (event) => {
+  event.preventDefault();
+  signIn($("agent-key").value);
 });
 
-const savedAgent = sessionStorage.getItem("frontline.agent");
-if (savedAgent) {
-  $("agent-id").value = savedAgent;
-  $("agent-key").value = sessionStorage.getItem("frontline.agentKey") || "";
+const savedKey = sessionStorage.getItem("frontline.agentKey");
+if (savedKey) {
+  $("agent-key").value = savedKey;
+  signIn(savedKey);
 }
 
 // -- an interaction ----------------------------------------------------------------------------
@@ -70,32 +83,46 @@ $("start-form").addEventListener("submit", async (event) => {
     }
   }
   try {
-    if (desktop.interaction) await desktop.endInteraction();
+    if (desktop.interaction) await endInteraction();
     const decision = await desktop.startInteraction({
       ruleset: $("ruleset").value.trim(),
       customerId: $("customer-id").value.trim(),
       context,
+      contextUsed: true,
     });
     $("end-button").disabled = false;
-    await render(decision);
+    filterAlerts();
+    render(decision);
   } catch (err) {
     $("start-error").textContent = err.message;
   }
 });
 
-$("end-button").addEventListener("click", async () => {
-  await desktop.endInteraction();
-  $("end-button").disabled = true;
-  for (const id of ["customer-card", "offers", "tree", "escalation"]) $(id).hidden = true;
+async function endInteraction() {
+  try {
+    await desktop.endInteraction();
+  } finally {
+    $("end-button").disabled = true;
+    for (const id of ["customer-card", "offers", "tree", "escalation"]) $(id).hidden = true;
+    filterAlerts();
+  }
+}
+
+$("end-button").addEventListener("click", () => {
+  endInteraction().catch((err) => {
+    $("start-error").textContent = err.message;
+  });
 });
 
-async function render(decision) {
+function render(decision) {
+  // Only a decision of the same interaction can ask the same question again.
+  const previous = lastDecision && lastDecision.interaction_id === decision.interaction_id
+    ? lastDecision : null;
   lastDecision = decision;
   renderEscalation(decision.escalation);
   renderOffers(decision.eligible);
-  renderTree(decision.next_step);
-  await renderCard(decision);
-  if (!$("tree").hidden && !$("tree-form").hidden) $("tree-answer").focus();
+  renderTree(decision.next_step, previous);
+  renderCard(decision);
 }
 
 function renderEscalation(escalation) {
@@ -127,80 +154,190 @@ function renderOffers(eligible) {
   }
 }
 
-function renderTree(step) {
+// -- a guided tree: each question asks for its answer field's type ------------------------------
+//
+// An enum is a radio group (arrow keys choose, Enter answers), a boolean Yes and No buttons, an
+// integer or a number a number input, anything else a text input. The server judges the
+// answer: one it cannot use comes back as the same question with the answer field among the
+// decision's invalid_fields, and its words are shown beside the question.
+
+function renderTree(step, previous) {
   const section = $("tree");
   section.hidden = !step;
   if (!step) return;
-  const question = $("tree-question");
   const outcome = $("tree-outcome");
-  if (step.outcome) {
+  if (step.outcome || step.error) {
     $("tree-form").hidden = true;
     outcome.hidden = false;
-    outcome.textContent = `Outcome: ${step.outcome}${step.say ? " — " + step.say : ""}${step.queue ? " (queue " + step.queue + ")" : ""}`;
+    outcome.className = step.error ? "outcome error" : "outcome";
+    outcome.textContent = step.error
+      ? `The guided steps stopped: ${step.error}`
+      : `Outcome: ${step.outcome}${step.say ? " — " + step.say : ""}${step.queue ? " (queue " + step.queue + ")" : ""}`;
     return;
   }
   $("tree-form").hidden = false;
   outcome.hidden = true;
-  question.textContent = step.ask || step.node;
-  $("tree-answer").value = "";
+  const sameQuestion = previous && previous.next_step && previous.next_step.tree === step.tree
+    && previous.next_step.node === step.node;
+  const invalid = (lastDecision.invalid_fields || []).find((f) => f.field === step.answer);
+  $("tree-problem").textContent = sameQuestion && invalid
+    ? `That answer cannot be used: expected ${invalid.expected}, got ${invalid.got}.`
+    : "";
+  if (sameQuestion && $("tree-controls").childElementCount) {
+    focusQuestion();
+    return; // the same question again: the agent's answer stays in place to be corrected
+  }
+  $("tree-question").textContent = step.ask || step.node;
+  $("tree-controls").replaceChildren(...controlsFor(step));
+  focusQuestion();
 }
 
-function parseAnswer(raw) {
-  const value = raw.trim();
-  if (/^(true|yes)$/i.test(value)) return true;
-  if (/^(false|no)$/i.test(value)) return false;
-  if (value !== "" && !Number.isNaN(Number(value))) return Number(value);
-  return value;
+function focusQuestion() {
+  const first = $("tree-controls").querySelector("input:checked, input, button");
+  if (first) first.focus();
+}
+
+function controlsFor(step) {
+  const type = step.answer_type || "string";
+  if (step.answer_enum) {
+    const group = document.createElement("div");
+    group.setAttribute("role", "radiogroup");
+    group.setAttribute("aria-labelledby", "tree-question");
+    group.className = "choices";
+    for (const value of step.answer_enum) {
+      const label = document.createElement("label");
+      label.className = "choice";
+      const radio = document.createElement("input");
+      radio.type = "radio";
+      radio.name = "tree-choice";
+      radio.value = value;
+      label.append(radio, document.createTextNode(` ${value.replaceAll("_", " ")}`));
+      group.append(label);
+    }
+    group.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        $("tree-form").requestSubmit();
+      }
+    });
+    return [group, submitButton()];
+  }
+  if (type === "boolean") {
+    return [["Yes", true], ["No", false]].map(([words, value]) => {
+      const button = text("button", words, "choice-button");
+      button.type = "button";
+      button.dataset.answer = String(value);
+      button.addEventListener("click", () => answer(value));
+      return button;
+    });
+  }
+  const input = document.createElement("input");
+  input.id = "tree-answer";
+  input.autocomplete = "off";
+  input.setAttribute("aria-labelledby", "tree-question");
+  if (type === "integer" || type === "number") {
+    input.type = "number";
+    input.step = type === "integer" ? "1" : "any";
+    input.inputMode = type === "integer" ? "numeric" : "decimal";
+  } else if (type === "list") {
+    input.placeholder = '["a", "b"] (JSON)';
+  } else if (type === "datetime") {
+    input.placeholder = "2026-12-01T10:00:00Z";
+  }
+  input.dataset.type = type;
+  return [input, submitButton()];
+}
+
+function submitButton() {
+  const button = text("button", "Answer");
+  button.type = "submit";
+  return button;
+}
+
+// The control's answer as the field's type: the server says whether it can be used.
+function answerValue() {
+  const chosen = $("tree-controls").querySelector("input[type=radio]:checked");
+  if (chosen) return { value: chosen.value };
+  if ($("tree-controls").querySelector("input[type=radio]")) return { problem: "Choose one of the answers." };
+  const input = $("tree-answer");
+  if (!input) return { problem: "Choose Yes or No." };
+  const raw = input.value.trim();
+  if (!raw) {
+    return { problem: input.validity.badInput ? "That is not a number." : "Give an answer first." };
+  }
+  if (input.dataset.type === "integer" || input.dataset.type === "number") return { value: Number(raw) };
+  if (input.dataset.type === "list") {
+    try {
+      return { value: JSON.parse(raw) };
+    } catch (err) {
+      return { problem: `Not a JSON list: ${err.message}` };
+    }
+  }
+  return { value: raw };
 }
 
 async function answer(value) {
   try {
-    const decision = await desktop.answer(lastDecision.next_step, value);
-    await render(decision);
+    render(await desktop.answer(lastDecision.next_step, value));
   } catch (err) {
-    $("start-error").textContent = err.message;
+    $("tree-problem").textContent = err.message; // the problem details' detail
   }
 }
 
 $("tree-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  answer(parseAnswer($("tree-answer").value));
+  const { value, problem } = answerValue();
+  if (problem) {
+    $("tree-problem").textContent = problem;
+    return;
+  }
+  answer(value);
 });
-for (const button of document.querySelectorAll("#tree-form [data-answer]")) {
-  button.addEventListener("click", () => answer(button.dataset.answer === "true"));
-}
 
-async function renderCard(decision) {
-  const card = $("customer-card");
-  card.hidden = false;
+// -- the customer card: what the decision used --------------------------------------------------
+
+function renderCard(decision) {
+  $("customer-card").hidden = false;
   $("card-id").textContent = decision.customer_id;
   const rows = $("card-fields");
   rows.replaceChildren();
-  const stale = new Set(decision.stale_fields || []);
-  try {
-    const view = await desktop._request("GET", `/v1/customers/${encodeURIComponent(decision.customer_id)}/context`);
-    for (const [path, meta] of Object.entries(view.fields)) {
-      const row = document.createElement("tr");
-      const value = path.split(".").reduce((v, k) => (v == null ? v : v[k]), view.values);
-      const shown = typeof value === "string" && value.startsWith("hmac-sha256:")
-        ? "(masked)" : JSON.stringify(value);
-      row.append(text("td", path), text("td", shown), text("td", meta.source || "—"));
-      row.append(text("td", age(meta.age_ms), stale.has(path) ? "stale" : ""));
-      rows.append(row);
-    }
-  } catch (err) {
+  const used = decision.context_used || [];
+  const had = used.filter((f) => !f.missing);
+  for (const field of had) {
     const row = document.createElement("tr");
-    row.append(text("td", err.status === 404 ? "Nothing is cached for this customer." : err.message, "muted"));
+    row.dataset.field = field.field;
+    const name = text("td", field.label);
+    if (field.label !== field.field) name.append(text("div", field.field, "muted"));
+    const value = field.value;
+    const shown = typeof value === "string" && value.startsWith("hmac-sha256:")
+      ? "(masked)" : typeof value === "string" ? value : JSON.stringify(value);
+    const source = field.source || "—";
+    row.append(name, text("td", shown), text("td", source));
+    row.append(text("td", field.stale ? `${age(field.age_ms)} (stale)` : age(field.age_ms), field.stale ? "stale" : ""));
     rows.append(row);
   }
-  const gaps = [];
-  if (decision.missing_fields.length) gaps.push(`Missing: ${decision.missing_fields.join(", ")}`);
-  if (decision.stale_fields.length) gaps.push(`Stale: ${decision.stale_fields.join(", ")}`);
-  if (decision.degraded) gaps.push("Served from a fallback: the context store was unreachable.");
-  $("card-gaps").textContent = gaps.join(" · ");
+  if (!had.length) {
+    const row = document.createElement("tr");
+    const cell = text("td", "The decision had no data about this customer.", "muted");
+    cell.colSpan = 4;
+    row.append(cell);
+    rows.append(row);
+  }
+  const label = (path) => (used.find((f) => f.field === path) || { label: path }).label;
+  const missing = decision.missing_fields.map(label);
+  const stale = decision.stale_fields.map(label);
+  $("card-missing").hidden = !missing.length;
+  $("card-missing").textContent = `Missing: ${missing.join("; ")}`;
+  $("card-stale").hidden = !stale.length;
+  $("card-stale").textContent = `Out of date: ${stale.join("; ")}`;
+  $("card-degraded").hidden = !decision.degraded;
 }
 
 // -- alerts ------------------------------------------------------------------------------------
+//
+// An alert belongs to the interaction (or, without one, the customer) it was raised for: only
+// the alerts of the customer in front of the agent are shown, and switching customer takes
+// the previous one's out of view.
 //
 // Each alert is answered from its box, by mouse or from the keyboard: with the box focused
 // (Alt+Shift+A focuses the newest unanswered one), A accepts, O overrides (a reason is asked
@@ -215,11 +352,28 @@ const CHOICES = [
   ["dismissed", "d", "Dismiss", "Dismissed"],
 ];
 
+function belongsHere(box) {
+  const current = desktop && desktop.interaction;
+  if (!current) return false;
+  if (box.dataset.interactionId) return box.dataset.interactionId === current.interactionId;
+  return box.dataset.customerId === current.customerId;
+}
+
+function filterAlerts() {
+  let shown = 0;
+  for (const box of document.querySelectorAll("#alert-list .alert")) {
+    box.hidden = !belongsHere(box);
+    if (!box.hidden) shown += 1;
+  }
+  $("no-alerts").hidden = shown > 0;
+}
+
 function showAlert(alert) {
-  $("no-alerts").hidden = true;
   const box = document.createElement("div");
   box.className = `alert ${alert.severity}`;
   box.dataset.alertId = alert.alert_id;
+  box.dataset.customerId = alert.customer_id || "";
+  box.dataset.interactionId = alert.interaction_id || "";
   box.tabIndex = 0;
   box.setAttribute("role", "group");
   box.setAttribute(
@@ -244,6 +398,7 @@ function showAlert(alert) {
   label.append(input);
   reason.append(label, text("button", "Send", ""));
   const problem = text("span", "", "error");
+  problem.setAttribute("role", "alert");
 
   async function answer(outcome, note) {
     try {
@@ -295,12 +450,14 @@ function showAlert(alert) {
     choose(choice[0]);
   });
   box.append(actions, reason, problem);
+  box.hidden = !belongsHere(box);
   $("alert-list").prepend(box);
+  if (!box.hidden) $("no-alerts").hidden = true;
 }
 
 document.addEventListener("keydown", (event) => {
   if (event.altKey && event.shiftKey && event.key.toLowerCase() === "a") {
-    const newest = document.querySelector("#alert-list .alert:not(.done)");
+    const newest = document.querySelector("#alert-list .alert:not(.done):not([hidden])");
     if (newest) {
       event.preventDefault();
       newest.focus();

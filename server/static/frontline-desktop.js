@@ -1,7 +1,9 @@
 // frontline-desktop.js — the Frontline agent-desktop plugin (an ES module, no dependencies).
 //
-//   import { connect } from "/static/frontline-desktop.js";
+//   import { connect, connectWithKey } from "/static/frontline-desktop.js";
 //   const desktop = connect("agent-7", "<agent key>");
+//   // or, letting the key say whose it is (GET /v1/whoami):
+//   const desktop = await connectWithKey("<agent key>");
 //   desktop.addEventListener("alert", (e) => show(e.detail));
 //   const decision = await desktop.startInteraction({ ruleset: "retention-desk", customerId: "c-42" });
 //
@@ -208,7 +210,10 @@ export class FrontlineDesktop extends EventTarget {
   }
 
   // A decision for a customer. Inside a started interaction, the interaction's revision serves.
-  async decide({ ruleset, customerId, context, answers, tree, interaction, revision, trace } = {}) {
+  // With contextUsed, the decision lists the fields it read (value, source, age, label).
+  async decide({
+    ruleset, customerId, context, answers, tree, interaction, revision, trace, contextUsed,
+  } = {}) {
     const body = { ruleset, customer_id: customerId, agent_id: this.agentId };
     if (context) body.context = context;
     if (answers && Object.keys(answers).length) body.answers = answers;
@@ -216,6 +221,7 @@ export class FrontlineDesktop extends EventTarget {
     if (interaction) body.interaction = interaction;
     if (revision) body.revision = revision;
     if (trace) body.trace = true;
+    if (contextUsed) body.context_used = true;
     const decision = await this._request("POST", "/v1/decisions", body);
     this.dispatchEvent(new CustomEvent("decision", { detail: decision }));
     return decision;
@@ -223,11 +229,13 @@ export class FrontlineDesktop extends EventTarget {
 
   // The agent picks up a customer: the first decision, and an interaction that keeps later
   // decisions on the same revision. Its alerts also arrive on the stream.
-  async startInteraction({ ruleset, customerId, context, answers, tree } = {}) {
+  // With contextUsed, every decision of the interaction lists the fields it read.
+  async startInteraction({ ruleset, customerId, context, answers, tree, contextUsed } = {}) {
     const body = { ruleset, customer_id: customerId, agent_id: this.agentId };
     if (context) body.context = context;
     if (answers) body.answers = answers;
     if (tree) body.tree = tree;
+    if (contextUsed) body.context_used = true;
     const decision = await this._request("POST", "/v1/interactions", body);
     this.interaction = {
       interactionId: decision.interaction_id,
@@ -236,6 +244,7 @@ export class FrontlineDesktop extends EventTarget {
       context: context || null,
       answers: { ...(answers || {}) },
       tree: tree || (decision.next_step && decision.next_step.tree) || null,
+      contextUsed: Boolean(contextUsed),
     };
     this.dispatchEvent(new CustomEvent("decision", { detail: decision }));
     return decision;
@@ -257,8 +266,11 @@ export class FrontlineDesktop extends EventTarget {
     const key = path.replace(/^answers\./, "");
     this.interaction.answers[key] = value;
     if (step.tree) this.interaction.tree = step.tree;
-    const { ruleset, customerId, context, answers, tree, interactionId } = this.interaction;
-    return this.decide({ ruleset, customerId, context, answers, tree, interaction: interactionId });
+    const { ruleset, customerId, context, answers, tree, interactionId, contextUsed } =
+      this.interaction;
+    return this.decide({
+      ruleset, customerId, context, answers, tree, interaction: interactionId, contextUsed,
+    });
   }
 
   // The agent's answer to an alert: "accepted", "overridden" (a note says why; required),
@@ -270,7 +282,30 @@ export class FrontlineDesktop extends EventTarget {
   }
 }
 
+// Who a key belongs to: {id, role} (GET /v1/whoami). For an agent's key, id is the agent id.
+export async function whoami(key, { baseUrl = "" } = {}) {
+  const response = await fetch(baseUrl.replace(/\/$/, "") + "/v1/whoami", {
+    headers: { Authorization: `Bearer ${key}` },
+  });
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new FrontlineError(response.status, data);
+  return data;
+}
+
 // Open an agent's desktop connection: the alert stream starts at once.
 export function connect(agentId, key, options = {}) {
   return new FrontlineDesktop({ agentId, key, ...options }).connect();
+}
+
+// The same for a key alone: the agent id is the one the key belongs to. Rejects with a
+// FrontlineError (status 401) for a key the server does not know, and (403) for a key that
+// is not an agent's.
+export async function connectWithKey(key, options = {}) {
+  const who = await whoami(key, options);
+  if (who.role !== "agent") {
+    throw new FrontlineError(403, {
+      detail: `this key belongs to ${who.role} ${who.id}, not to an agent`,
+    });
+  }
+  return connect(who.id, key, options);
 }

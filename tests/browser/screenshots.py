@@ -47,7 +47,6 @@ def main() -> None:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1280, "height": 860})
             page.goto(url + "/desktop")
-            page.fill("#agent-id", KEYS["agent"][0])
             page.fill("#agent-key", KEYS["agent"][1])
             page.click("#signin button")
             page.wait_for_selector("#status.up")

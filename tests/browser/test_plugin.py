@@ -101,3 +101,39 @@ def test_when_websockets_cannot_open_the_plugin_falls_back_to_server_sent_events
     )
     (alert_id,) = fail_payments(server, "c-plugin-3", 3)
     wait_for_alert(page, alert_id)
+
+
+def test_a_key_alone_connects_as_its_agent_and_decisions_say_what_they_used(
+    page: Any, server: LiveServer
+) -> None:
+    """connectWithKey asks whose the key is and opens that agent's stream; another role's key
+    is refused with a FrontlineError. An interaction started with contextUsed keeps asking for
+    it: its answers' decisions list the fields they read, and their questions what they take."""
+    page.goto(server.url + "/desktop")
+    refused = page.evaluate(
+        """async (key) => {
+             const { connectWithKey } = await import("/static/frontline-desktop.js");
+             try { await connectWithKey(key); return null; }
+             catch (err) { return [err.name, err.status, err.message]; } }""",
+        KEYS["author"][1],
+    )
+    assert refused == ["FrontlineError", 403, "this key belongs to author ann, not to an agent"]
+    agent = page.evaluate(
+        """async (key) => {
+             const { connectWithKey } = await import("/static/frontline-desktop.js");
+             window.desktop = await connectWithKey(key);
+             await new Promise((ok) => desktop.addEventListener("open", ok, { once: true }));
+             return desktop.agentId; }""",
+        AGENT_KEY,
+    )
+    assert agent == AGENT
+    started = page.evaluate(
+        """() => desktop.startInteraction({ruleset: "billing-disputes", customerId: "c-plugin-4",
+              context: {customer: {tier: "gold"}}, contextUsed: true})"""
+    )
+    used = {u["field"]: u for u in started["context_used"]}
+    assert used["customer.tier"]["value"] == "gold" and used["customer.tier"]["source"] == "request"
+    assert started["next_step"]["answer_type"] == "integer"
+    answered = page.evaluate("(step) => desktop.answer(step, 10)", started["next_step"])
+    assert answered["next_step"]["answer_type"] == "boolean"
+    assert any(u["field"] == "answers.charge_age_days" for u in answered["context_used"])

@@ -109,9 +109,11 @@ def test_every_answer_matches_the_schema(checked: Checked) -> None:
             "answers": {"leave_reason": "price"},
             "context": {"customer": {"monthly_spend": "a lot"}},  # invalid: reads as unknown
             "trace": True,
+            "context_used": True,
         },
     )
     assert decided["invalid_fields"] and decided["trace"] is not None
+    assert decided["context_used"] and started["next_step"]["answer_enum"]
     c.call("agent", "GET", "/v1/customers/c-1/context", context)
     alert_id = started["alerts"][0]["alert_id"]
     deadline = time.monotonic() + 10
@@ -132,6 +134,7 @@ def test_every_answer_matches_the_schema(checked: Checked) -> None:
         json={"outcome": "acted", "note": "offered the discount"},
     )
     c.call("agent", "POST", "/v1/stream-tickets")
+    assert c.call("agent", "GET", "/v1/whoami") == {"id": AGENT, "role": "agent"}
 
     checked = c.call("author", "POST", "/v1/rulesets", content=DOCUMENT, params={"dry_run": 1})
     assert checked["dry_run"] and checked["revision"] is None

@@ -480,3 +480,83 @@ def test_a_shadow_and_a_replay_see_an_offer_whose_parameters_changed(tmp_path: P
             refused = c.post("/v1/replays", json=body, headers=audit)
             assert refused.status_code in (400, 404), refused.text
             assert detail in refused.json()["detail"]
+
+
+def test_a_tree_question_says_what_its_answer_takes(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    """A question's answer field's type comes with it, and its allowed values when it has an
+    enum, in the document's order: what a desktop needs to offer choices."""
+    asked = decide(client, server, customer_id="c-ask").json()["next_step"]
+    assert asked["answer"] == "answers.leave_reason"
+    assert asked["answer_type"] == "string"
+    assert asked["answer_enum"] == [
+        "price",
+        "competitor_offer",
+        "moving_house",
+        "poor_service",
+        "no_longer_needed",
+        "other",
+    ]
+    price = decide(
+        client, server, customer_id="c-ask", answers={"leave_reason": "competitor_offer"}
+    )
+    following = price.json()["next_step"]
+    assert following["answer"] == "answers.competitor_price"
+    assert following["answer_type"] == "number" and "answer_enum" not in following
+
+
+def test_a_decision_asked_for_lists_the_context_it_used_with_sources_and_ages(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    """With ``context_used``, the answer lists each field the decision read: its value, where
+    it came from (the cache's source, or the request) and how old it was; a field it lacked
+    is missing; each has a person's label. An agent handling the customer sees pii masked;
+    one who is not sees every value masked."""
+    client.put(
+        "/v1/customers/c-used/context",
+        json={
+            "values": {"customer": {"tier": "gold", "churn_score": 0.9, "email": "a@b.example"}},
+            "source": "crm",
+            "as_of": "2026-01-01T00:00:00Z",
+        },
+        headers=server.auth("integration"),
+    )
+    body = {
+        "ruleset": "retention-desk",
+        "customer_id": "c-used",
+        "agent_id": "agent-7",
+        "context": {"history": {"contacts_7d": 3}},
+        "context_used": True,
+    }
+    started = client.post("/v1/interactions", json=body, headers=server.auth("agent")).json()
+    used = {u["field"]: u for u in started["context_used"]}
+    assert used["customer.tier"]["value"] == "gold" and used["customer.tier"]["source"] == "crm"
+    assert used["customer.tier"]["age_ms"] > 24 * 3600 * 1000
+    assert used["history.contacts_7d"] == {
+        "field": "history.contacts_7d",
+        "label": "Contacts in the last 7 days",
+        "value": 3,
+        "source": "request",
+        "age_ms": 0,
+        "missing": False,
+        "stale": False,
+    }
+    churn = used["customer.churn_score"]
+    assert (
+        churn["stale"] and churn["label"] == "Probability that the customer leaves within 90 days"
+    )
+    assert used["customer.email"]["value"].startswith("hmac-sha256:")
+    tenure = used["customer.tenure_months"]
+    assert tenure["missing"] and tenure["value"] is None
+    assert tenure["label"] == "Months as a customer"
+    assert set(started["missing_fields"]) <= {f for f, u in used.items() if u["missing"]}
+    # Not asked for: not there.
+    plain = decide(client, server, customer_id="c-used")
+    assert "context_used" not in plain.json()
+    # Another agent, not handling the customer: values masked, sources and ages still told.
+    other = client.post(
+        "/v1/decisions", json={**body, "agent_id": "agent-8"}, headers=server.auth("agent2")
+    ).json()
+    tier = next(u for u in other["context_used"] if u["field"] == "customer.tier")
+    assert tier["value"].startswith("hmac-sha256:") and tier["source"] == "crm"

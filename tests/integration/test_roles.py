@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.live_server import LiveServer
+from tests.support.live_server import KEYS, LiveServer
 
 ROLES = ("agent", "supervisor", "author", "auditor", "integration")
 
@@ -29,6 +29,7 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("post", "/v1/alerts/{alert_id}/ack"): {"agent"},
     ("get", "/v1/supervisors/{supervisor_id}/alerts"): {"supervisor"},
     ("post", "/v1/stream-tickets"): {"agent", "supervisor", "auditor"},
+    ("get", "/v1/whoami"): {"agent", "supervisor", "author", "auditor", "integration"},
     ("post", "/v1/rulesets"): {"author"},
     ("get", "/v1/rulesets"): {"author", "auditor"},
     ("get", "/v1/rulesets/{name}"): {"author", "auditor"},
@@ -97,3 +98,15 @@ def test_every_operation_admits_exactly_its_roles(server: LiveServer) -> None:
                     assert response.status_code == 403, (method, path, role, response.text)
                 else:
                     assert response.status_code not in (401, 403), (method, path, role)
+
+
+def test_a_key_names_its_principal_and_role(server: LiveServer) -> None:
+    """GET /v1/whoami answers who each key belongs to, so a page signed in with a key alone
+    knows the agent id it acts as."""
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for role in ("agent", "agent2", "supervisor", "author", "auditor", "integration"):
+            answer = client.get("/v1/whoami", headers=server.auth(role))
+            assert answer.json() == {"id": KEYS[role][0], "role": role.rstrip("2")}
+        assert (
+            client.get("/v1/whoami", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        )

@@ -795,3 +795,47 @@ def test_guarded_runs_and_absent_fields_agree_with_the_reference() -> None:
         expected = [e["rule"] for e in decide(doc, context)["eligible"]]
         assert compiled.evaluate(context).eligible_rules == expected, context
         assert compiled.evaluate(context, trace=True).eligible_rules == expected, context
+
+
+def test_a_revision_knows_what_each_question_takes_and_what_each_field_is_called() -> None:
+    """Worked out once, when the revision compiles: each tree question's answer field's type
+    (and enum values, in document order), and each context field's label (its description,
+    else its path)."""
+    doc = document(
+        trees=[
+            {
+                "id": "why",
+                "start": "reason",
+                "nodes": {
+                    "reason": {
+                        "ask": "Why?",
+                        "answer": "answers.reason",
+                        "next": [
+                            {"when": 'answers.reason == "price"', "goto": "days"},
+                            {"goto": "done"},
+                        ],
+                    },
+                    "days": {
+                        "ask": "Since when?",
+                        "answer": "answers.days",
+                        "next": [{"goto": "sure"}],
+                    },
+                    "sure": {"ask": "Sure?", "answer": "answers.sure", "next": [{"goto": "done"}]},
+                    "done": {"outcome": "done"},
+                },
+            }
+        ]
+    )
+    doc["context"] |= {
+        "answers.reason": {"type": "string", "enum": ["price", "moving", "other"]},
+        "answers.days": "integer",
+        "answers.sure": {"type": "boolean", "description": "  Customer is sure  "},
+    }
+    compiled = compile_ruleset(doc)
+    assert compiled.answer_shapes == {
+        "answers.reason": {"answer_type": "string", "answer_enum": ["price", "moving", "other"]},
+        "answers.days": {"answer_type": "integer"},
+        "answers.sure": {"answer_type": "boolean"},
+    }
+    assert compiled.field_labels["answers.sure"] == "Customer is sure"
+    assert compiled.field_labels["answers.days"] == "answers.days"
