@@ -13,9 +13,11 @@ shutdown  alert deliveries finish; the ledger drains: every accepted record is c
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -176,7 +178,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
 
     configure_logging(settings.log_level)
-    metrics = Metrics(settings.instance)
+    # Several workers: one view of them all, from the directory server/run.py shares.
+    shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR") if settings.workers > 1 else None
+    metrics = Metrics(settings.instance, Path(shared) if shared else None)
     gate = Gate(settings.max_concurrency, target=settings.admission_delay)
     limits = Limits(
         settings.rate_limit_per_minute,
@@ -208,11 +212,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
         pruning = (
             asyncio.create_task(prune_forever(built, settings)) if settings.retention else None
         )
-        keying = (
-            asyncio.create_task(follow_key_file(app, edge, key_file))
-            if key_file is not None
-            else None
-        )
+        # The key file's changes (generated keys), and the live figures the other workers'
+        # scrapes read (several workers).
+        chores = [
+            asyncio.create_task(chore)
+            for chore in (
+                follow_key_file(app, edge, key_file) if key_file is not None else None,
+                metrics.publish_forever() if metrics.shared else None,
+            )
+            if chore is not None
+        ]
         watching = asyncio.create_task(gate.watch())
         escalating = asyncio.create_task(built.alerts.watch_acks())
         timing = asyncio.create_task(built.timers.run())
@@ -231,8 +240,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             timing.cancel()
             if pruning is not None:
                 pruning.cancel()
-            if keying is not None:
-                keying.cancel()
+            for chore in chores:
+                chore.cancel()
+            metrics.withdraw()
             if following is not None:
                 following.cancel()
             await built.alerts.drain()

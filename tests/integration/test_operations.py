@@ -72,6 +72,43 @@ def wait_for_index(client: httpx.Client, timeout: float = 10.0) -> dict[str, flo
         time.sleep(0.1)
 
 
+def test_with_two_workers_every_scrape_is_the_same_view_of_both(tmp_path: Path) -> None:
+    """Whichever worker answers ``/metrics``, it counts every worker's decisions, and lists
+    every worker's live figures by instance."""
+    decisions = 30
+    with LiveServer(tmp_path / "d", workers=2) as server:
+        served = set()
+        for k in range(decisions):  # new connections: spread over both workers
+            with httpx.Client(base_url=server.url, timeout=30) as fresh:
+                answer = fresh.post(
+                    "/v1/decisions",
+                    json={**BODY, "customer_id": f"c-{k}"},
+                    headers=server.auth("agent"),
+                )
+                assert answer.status_code == 200, answer.text
+                served.add(answer.json()["receipt"]["instance"])
+        assert served == {"local-0", "local-1"}  # both workers decided
+        time.sleep(1.5)  # each worker has written its live figures since
+        scrapes = []
+        for _ in range(8):
+            with httpx.Client(base_url=server.url, timeout=30) as fresh:
+                scrapes.append(samples(fresh.get("/metrics").text))
+    key = "frontline_decision_seconds_count{revision=1,ruleset=retention-desk}"
+    assert [found[key] for found in scrapes] == [decisions] * len(scrapes)
+    lookups = "frontline_context_lookups_total{result=miss}"
+    assert [found[lookups] for found in scrapes] == [decisions] * len(scrapes)
+    for found in scrapes:
+        records = {k: v for k, v in found.items() if k.startswith("frontline_ledger_records{")}
+        assert set(records) == {
+            "frontline_ledger_records{instance=local-0}",
+            "frontline_ledger_records{instance=local-1}",
+        }
+        assert sum(records.values()) >= decisions
+        assert "frontline_requests_in_flight{instance=local-0}" in found
+        assert "frontline_requests_in_flight{instance=local-1}" in found
+        assert "frontline_alerts_raised_total{instance=local-1}" in found
+
+
 def test_the_index_lag_is_a_metric_and_queries_see_what_the_index_has_not_reached(
     tmp_path: Path,
 ) -> None:
