@@ -172,6 +172,114 @@ def test_logs_are_json_lines_carrying_the_request_id(
     assert all("timestamp" in x and "level" in x for x in lines)
 
 
+def access_lines(server: LiveServer) -> list[dict[str, object]]:
+    time.sleep(0.2)  # written as each answer goes; read once the server has had a moment
+    lines = [json.loads(x) for x in server.output().splitlines() if x.startswith("{")]
+    return [x for x in lines if x.get("event") == "request"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "body", "status"),
+    [
+        pytest.param("POST", "/v1/decisions", "agent", BODY, 200, id="decision-fast-path"),
+        pytest.param("POST", "/v1/decisions", "author", BODY, 403, id="decision-wrong-role"),
+        pytest.param("POST", "/v1/decisions", None, BODY, 401, id="decision-no-key"),
+        pytest.param(
+            "POST",
+            "/v1/decisions",
+            "agent",
+            {**BODY, "ruleset": "nope"},
+            404,
+            id="decision-error-on-the-fast-path",
+        ),
+        pytest.param("GET", "/v1/rulesets", "author", None, 200, id="litestar-route"),
+        pytest.param("GET", "/no/such/page", None, None, 404, id="no-route"),
+        pytest.param("GET", "/healthz", None, None, 200, id="health"),
+        pytest.param("GET", "/desktop", None, None, 200, id="page"),
+    ],
+)
+@pytest.mark.parametrize(
+    "sent",
+    [
+        pytest.param("req-{n}:b_c.9", id="sane-id-echoed"),
+        pytest.param("has spaces and <angle>", id="insane-id-replaced"),
+        pytest.param("x" * 129, id="too-long-id-replaced"),
+        pytest.param(None, id="no-id"),
+    ],
+)
+def test_every_answer_carries_its_request_id_and_leaves_one_access_line(
+    client: httpx.Client,
+    server: LiveServer,
+    method: str,
+    path: str,
+    headers: str | None,
+    body: dict[str, str] | None,
+    status: int,
+    sent: str | None,
+) -> None:
+    sending = {**(server.auth(headers) if headers else {})}
+    sane = sent is not None and sent.startswith("req-")
+    if sent is not None:
+        sent = sent.format(n=time.time_ns())  # its own, among the module's requests
+        sending["X-Request-ID"] = sent
+    answer = client.request(method, path, json=body, headers=sending)
+    assert answer.status_code == status, answer.text
+    request_id = answer.headers["x-request-id"]
+    if sane:
+        assert request_id == sent
+    else:
+        assert len(request_id) == 24 and int(request_id, 16) >= 0  # a new one
+    (line,) = [x for x in access_lines(server) if x["request_id"] == request_id]
+    assert line["method"] == method and line["path"] == path and line["status"] == status
+    assert isinstance(line["duration_ms"], float) and line["duration_ms"] >= 0
+    assert line["level"] == "info" and line["logger"] == "frontline.access"
+    assert str(line["timestamp"]).endswith("Z")
+
+
+def test_the_access_line_and_the_requests_own_lines_share_its_id_and_hold_no_secret(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    deploy = client.post(
+        "/v1/rulesets/retention-desk/activate",
+        json={"revision": 1},
+        headers=server.auth("author"),
+    )
+    assert deploy.status_code == 200
+    request_id = deploy.headers["x-request-id"]
+    time.sleep(0.2)
+    lines = [json.loads(x) for x in server.output().splitlines() if x.startswith("{")]
+    mine = [x["event"] for x in lines if x.get("request_id") == request_id]
+    assert mine == ["ruleset changed", "request"]
+    # A key in a URL (as old desktops open their alert stream) never reaches the log.
+    secret = KEYS["agent"][1]
+    refused = client.get(f"/v1/agents/agent-9/alerts?access_token={secret}")
+    assert refused.status_code == 403
+    (line,) = [
+        x for x in access_lines(server) if x["request_id"] == refused.headers["x-request-id"]
+    ]
+    assert line["path"] == "/v1/agents/agent-9/alerts"
+    assert secret not in server.output()
+
+
+def test_a_websocket_gets_its_request_id_and_an_access_line(server: LiveServer) -> None:
+    """Accepted, its opening answer carries the id (its line is written when it closes);
+    refused, its line says 403 at once."""
+    url = server.url.replace("http", "ws")
+    with connect(
+        url + "/v1/agents/agent-7/alerts",
+        additional_headers={**server.auth("agent"), "X-Request-ID": "ws-1"},
+    ) as socket:
+        assert socket.response.headers["x-request-id"] == "ws-1"
+    with pytest.raises(InvalidStatus):  # another agent's stream
+        connect(
+            url + "/v1/agents/agent-9/alerts",
+            additional_headers={**server.auth("agent"), "X-Request-ID": "ws-2"},
+        )
+    (line,) = [x for x in access_lines(server) if x["request_id"] == "ws-2"]
+    assert line["method"] == "GET" and line["status"] == 403
+    assert line["path"] == "/v1/agents/agent-9/alerts"
+
+
 def test_readiness_and_health(client: httpx.Client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ready"}
