@@ -155,10 +155,12 @@ class Metrics:
         os.replace(scratch, target)
 
     async def publish_forever(self) -> None:
-        """Every ``PUBLISH_EVERY`` seconds, ``publish``; a failed write is tried again."""
+        """Every ``PUBLISH_EVERY`` seconds, ``publish``, in a thread: reading the index's lag
+        and writing the file take milliseconds the event loop does not wait for. A failed
+        one (a write refused, a tally changed while read) is simply done again."""
         while True:
-            with contextlib.suppress(OSError):  # the next one, a second later, will do
-                self.publish()
+            with contextlib.suppress(OSError, RuntimeError):
+                await asyncio.to_thread(self.publish)
             await asyncio.sleep(PUBLISH_EVERY)
 
     def withdraw(self) -> None:

@@ -139,7 +139,8 @@ def serve(
     if settings.workers == 1:
         _Server(_config(settings, app_factory)).run(sockets=[sock])
         return 0
-    share_between_workers(settings.data_dir)  # one /metrics for them all
+    if app_factory is None:
+        share_between_workers(settings.data_dir)  # one /metrics for them all
     context = multiprocessing.get_context("spawn")
     workers = []
     for n in range(settings.workers):
