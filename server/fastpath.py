@@ -121,7 +121,7 @@ class FastPath:
         authorization, header_id, content_type = read_headers(scope)
         request_id = bind_request(header_id)
         scope[REQUEST_ID] = request_id  # type: ignore[literal-required]
-        answer = _Answer(send, request_id.encode())
+        answer = Answer(send, request_id.encode())
         try:
             await self._serve(scope, receive, answer, authorization, content_type)
         finally:
@@ -134,7 +134,7 @@ class FastPath:
         self,
         scope: Scope,
         receive: Receive,
-        answer: _Answer,
+        answer: Answer,
         authorization: str | None,
         content_type: bytes | None,
     ) -> None:
@@ -193,7 +193,7 @@ class FastPath:
         await answer.send_whole(route.status, _JSON, _ENCODE(result))
 
 
-class _Answer:
+class Answer:
     """A request's ``send``: the head of its answer gets ``X-Request-ID``, and its status is
     kept for the access line (a WebSocket's: 101 once accepted, 403 if closed before)."""
 

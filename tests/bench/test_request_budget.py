@@ -28,7 +28,7 @@ import pytest
 from audit.record import Actor
 from audit.recording import decision_record
 from server.app import create_app
-from server.fastpath import _Answer, with_fast_path
+from server.fastpath import Answer, with_fast_path
 from server.http import bearer
 from server.ids import new_id
 from server.keys import KeyRing
@@ -112,7 +112,7 @@ def front_door(started: float) -> None:
     """What the outermost layer adds to every request: its id chosen and bound, the answer's
     ``X-Request-ID`` ready, and the access line written (to this process's stderr)."""
     request_id = bind_request("req-1")
-    _Answer(_nowhere, request_id.encode())
+    Answer(_nowhere, request_id.encode())
     log_access("POST", "/v1/decisions", 200, started, request_id)
 
 
