@@ -33,8 +33,9 @@ $(STAMP): pyproject.toml requirements/test.txt | $(BIN)/python
 	$(INSTALL) --no-deps --no-build-isolation -e .
 	touch $(STAMP) $(SERVING)
 
+# Quiet: what the server prints first is its own (the keys, or why it cannot start).
 serve: $(SERVING)
-	$(BIN)/frontline serve
+	@$(BIN)/frontline serve
 
 # Re-pin requirements/ after a change to pyproject.toml's dependencies (needs the network).
 lock: $(STAMP)

@@ -13,9 +13,11 @@ shutdown  alert deliveries finish; the ledger drains: every accepted record is c
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -32,7 +34,7 @@ from server import lifecycle
 from server.admission import Gate
 from server.edge import Edge
 from server.http import on_error, on_http_exception, service
-from server.keys import KeyRing, StreamTickets
+from server.keys import KeyFile, KeyListError, KeyRing, StreamTickets
 from server.logs import configure as configure_logging
 from server.metrics import AlertCollector, LedgerCollector, Metrics, metrics_endpoint
 from server.ratelimit import Limits
@@ -137,6 +139,23 @@ async def prune_forever(frontline: Frontline, settings: Settings) -> None:
         await asyncio.sleep(RETENTION_EVERY)
 
 
+KEY_FILE_POLL = 1.0
+
+
+async def follow_key_file(app: Litestar, edge: Edge, watcher: KeyFile) -> None:
+    """Serve the keys ``frontline keys create`` adds to the key file, a second later at most."""
+    while True:
+        await asyncio.sleep(KEY_FILE_POLL)
+        try:
+            ring = watcher.changed()
+        except KeyListError as exc:  # looked at again next time; the keys read before serve
+            log.error("key file not re-read", error=str(exc))
+            continue
+        if ring is not None:
+            edge.keyring = app.state.keyring = ring
+            log.info("key file re-read", keys=len(ring), path=str(watcher.path))
+
+
 ROUTING_POLL = 0.25
 
 
@@ -160,7 +179,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
 
     configure_logging(settings.log_level)
-    metrics = Metrics(settings.instance)
+    # Several workers: one view of them all, from the directory server/run.py shares.
+    shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR") if settings.workers > 1 else None
+    metrics = Metrics(settings.instance, Path(shared) if shared else None)
     gate = Gate(settings.max_concurrency, target=settings.admission_delay)
     limits = Limits(
         settings.rate_limit_per_minute,
@@ -192,6 +213,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
         pruning = (
             asyncio.create_task(prune_forever(built, settings)) if settings.retention else None
         )
+        # The key file's changes (generated keys), and the live figures the other workers'
+        # scrapes read (several workers).
+        chores = [
+            asyncio.create_task(chore)
+            for chore in (
+                follow_key_file(app, edge, key_file) if key_file is not None else None,
+                metrics.publish_forever() if metrics.shared else None,
+            )
+            if chore is not None
+        ]
         watching = asyncio.create_task(gate.watch())
         escalating = asyncio.create_task(built.alerts.watch_acks())
         timing = asyncio.create_task(built.timers.run())
@@ -210,6 +241,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             timing.cancel()
             if pruning is not None:
                 pruning.cancel()
+            for chore in chores:
+                chore.cancel()
+            metrics.withdraw()
             if following is not None:
                 following.cancel()
             await built.alerts.drain()
@@ -221,6 +255,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await asyncio.to_thread(built.shipper.close, 10.0)
             log.info("frontline stopped", ledger_records=built.ledger.records)
 
+    # Looked at before the keys are read, so that no change in between goes unnoticed.
+    key_file = None if settings.api_keys else KeyFile(settings.data_dir / "keys.json")
     keys, _ = load_keys(settings)
     tickets = StreamTickets(masking_key(settings))
     edge = Edge(gate, keys, limits, tickets)

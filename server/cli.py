@@ -19,6 +19,8 @@ Every failure prints one plain sentence to stderr and exits non-zero; results go
     frontline deploy FILE [-m MESSAGE] [--dry-run]   deploy to a running server ($FRONTLINE_URL,
                                       $FRONTLINE_KEY); errors name FILE
     frontline retire NAME --reason WHY  retire a ruleset on a running server
+    frontline keys create --role R --name N   a new API key, printed once, its hash kept
+    frontline keys list                 the principals and roles of the kept keys
 """
 
 from __future__ import annotations
@@ -80,6 +82,20 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 -- a statement per co
     serve.add_argument("--workers", type=int, help="worker processes (default: 1)")
     serve.add_argument("--data-dir", dest="data_dir", help="data directory (default: var)")
     serve.set_defaults(run=_serve)
+
+    keys = sub.add_parser("keys", help="create API keys (when the printed ones are lost)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
+    create = keys_sub.add_parser(
+        "create",
+        help="a new key for a principal, printed once; a running server accepts it within a second",
+    )
+    _data_dir_option(create)
+    create.add_argument("--role", required=True, help="agent, supervisor, author, auditor, ...")
+    create.add_argument("--name", required=True, help="the principal (for an agent, its agent id)")
+    create.set_defaults(run=_keys_create)
+    listing = keys_sub.add_parser("list", help="the principals and roles of the kept keys")
+    _data_dir_option(listing)
+    listing.set_defaults(run=_keys_list)
 
     validate = sub.add_parser("validate", help="parse and type-check ruleset documents")
     validate.add_argument("files", nargs="+", metavar="FILE")
@@ -322,19 +338,122 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:  # noqa: PLR0912, PLR0
         )
         print("auditors pin its public key (`frontline audit public-key` prints it):", file=out)
         print(f"  {signer.public_key}", file=out)
-    if created:
-        print("Frontline created one API key per role. They are shown only now;", file=out)
-        print(f"only their hashes are kept, in {settings.data_dir / 'keys.json'}.", file=out)
-        for role, key in created.items():
-            print(f"  {role:<12} {key}", file=out)
-        out.flush()
-    print(
-        f"Frontline on http://{settings.host}:{settings.port} (data in {settings.data_dir}, "
-        f"{settings.workers} worker{'s' if settings.workers > 1 else ''}); OpenAPI at /schema",
-        file=out,
-    )
+    _print_first_run(settings, created, out)
     out.flush()
     return serve(settings, sock=sock)
+
+
+# The pages and documents a first run points at, by path.
+PAGES = (
+    ("/", "start here: the pages, the API and its documents"),
+    ("/desktop", "agents"),
+    ("/rulesets", "rule authors"),
+    ("/audit", "auditors"),
+    ("/docs", "the HTTP API (OpenAPI at /schema)"),
+    ("/metrics", "Prometheus"),
+)
+
+
+def key_variable(role: str) -> str:
+    """The shell variable the README's examples read a role's key from (``AGENT_KEY``)."""
+    return f"{role.upper()}_KEY"
+
+
+def _base_url(host: str, port: int) -> str:
+    """Where a browser on this machine reaches a server listening on ``host``."""
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _print_first_run(settings: Any, created: dict[str, str], out: TextIO) -> None:
+    """The keys just created (once) with a line to paste into a shell, the pages, and how to
+    make a key when the printed ones are lost."""
+    from server.keys import FIRST_NAMES
+
+    url = _base_url(settings.host, settings.port)
+    keys_file = settings.data_dir / "keys.json"
+    data_dir = (
+        "" if settings.data_dir == Path(DEFAULT_DATA_DIR) else f" --data-dir {settings.data_dir}"
+    )
+    if created:
+        print("Frontline created one API key per role. They are shown only now;", file=out)
+        print(f"only their hashes are kept, in {keys_file}.", file=out)
+        for role, key in created.items():
+            who = f"  (as {FIRST_NAMES[role]})" if role in FIRST_NAMES else ""
+            print(f"  {role:<12} {key}{who}", file=out)
+        print("Paste this line into the shell you send requests from:", file=out)
+        exports = " ".join(f"{key_variable(role)}={key}" for role, key in created.items())
+        # frontline deploy and retire read the server and an author's key from these two.
+        if "author" in created:
+            exports = f"FRONTLINE_URL={url} FRONTLINE_KEY={created['author']} {exports}"
+        print(f"  export {exports}", file=out)
+    print(
+        f"Frontline on {url} (data in {settings.data_dir}, "
+        f"{settings.workers} worker{'s' if settings.workers > 1 else ''}):",
+        file=out,
+    )
+    for path, what in PAGES:
+        print(f"  {url + path:<{len(url) + 10}} {what}", file=out)
+    if settings.api_keys:
+        print("API keys: those of FRONTLINE_API_KEYS.", file=out)
+        return
+    if not created:
+        print(
+            f"API keys: those printed on the first start (only their hashes are kept, in "
+            f"{keys_file}).",
+            file=out,
+        )
+    print(
+        f"Lost a key? `frontline keys create --role agent --name agent-2{data_dir}` makes a "
+        "new one (any role and name), shown once; this server accepts it within a second.",
+        file=out,
+    )
+
+
+def _keys_create(args: argparse.Namespace, out: TextIO) -> int:
+    from server.keys import KeyListError, add_key
+
+    if os.environ.get("FRONTLINE_API_KEYS"):
+        raise CommandError(
+            "the server's keys come from FRONTLINE_API_KEYS: add role:name:secret to it "
+            "(a secret of 16 characters or more, or sha256:<hex> of one)"
+        )
+    path = Path(args.data_dir) / "keys.json"
+    try:
+        key = add_key(path, args.role, args.name)
+    except KeyListError as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(
+            f"cannot add the key to {exc.filename or path}: {exc.strerror}"
+        ) from None
+    print(
+        f"A new {args.role} key for {args.name}, shown only now (its hash is kept in {path}):",
+        file=sys.stderr,
+    )
+    print(key, file=out)
+    print(f"export {key_variable(args.role)}={key}", file=sys.stderr)
+    return 0
+
+
+def _keys_list(args: argparse.Namespace, out: TextIO) -> int:
+    from server.keys import KeyListError, read_key_file
+
+    path = Path(args.data_dir) / "keys.json"
+    if not path.is_file():
+        raise CommandError(
+            f"there is no key file at {path}; start the server once, or pass --data-dir"
+        )
+    try:
+        principals = read_key_file(path).values()
+    except KeyListError as exc:
+        raise CommandError(str(exc)) from None
+    for principal in sorted(principals, key=lambda p: (p.role, p.name)):
+        print(f"{principal.role:<12} {principal.name}", file=out)
+    return 0
 
 
 def _cannot_write(error: OSError, data_dir: Path) -> str:

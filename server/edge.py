@@ -2,7 +2,9 @@
 
     request ─▶ admission (503 when requests would wait, or at the cap on requests in flight;
                alert streams are not counted: server/admission.py)
-            ─▶ request id (X-Request-ID if sane, else a new one) bound to the log context
+            ─▶ request id (X-Request-ID if sane, else a new one) bound to the log context,
+               unless the layer in front (server/fastpath.py) has bound it: it also sends it
+               back in X-Request-ID and writes the request's access line
             ─▶ key: identified from ``Authorization: Bearer``; where the route allows it (the
                alert streams, which browsers open without headers) from ``?ticket=`` (a
                short-lived signed ticket: server/keys.py) or ``?access_token=``
@@ -29,7 +31,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from server.admission import Gate, refuse
 from server.http import ACCESS, PRINCIPAL, Access, authenticate, bearer
 from server.keys import KeyRing, Principal, StreamTickets
-from server.logs import bind_request
+from server.logs import bind_request_once
 from server.ratelimit import Limits, too_many
 
 EXEMPT = ("/healthz", "/readyz", "/metrics")
@@ -116,7 +118,7 @@ class EdgeMiddleware:
 
     async def _admitted(self, scope: Scope, receive: Receive, send: Send) -> None:
         authorization, request_id, _ = read_headers(scope)
-        bind_request(request_id)
+        bind_request_once(scope, request_id)
         handler = scope.get("route_handler")
         access: Access | None = handler.opt.get(ACCESS) if handler is not None else None
         token = bearer(authorization)

@@ -1,6 +1,13 @@
-"""The fast path: the two requests a server answers most, ``POST /v1/decisions`` and
-``POST /v1/customers/{id}/events``, served in front of Litestar when nothing about the request
-is unusual.
+"""The front door, and the fast path behind it.
+
+Every request (HTTP and WebSocket) first gets its id: the caller's ``X-Request-ID`` if sane,
+else a new one; bound to the log context, put in the scope (so the edge middleware does not
+choose another), sent back in the answer's ``X-Request-ID``, and written with the method, the
+path, the status and the duration in the request's one access line (``server.logs``).
+
+The fast path serves the two requests a server answers most, ``POST /v1/decisions`` and
+``POST /v1/customers/{id}/events``, in front of Litestar when nothing about the request is
+unusual.
 
     request ─▶ one of ROUTES, a JSON body that decodes into its type, an id that is an Id, a
                key of the route's roles?
@@ -22,6 +29,7 @@ kind of request both ways and compares the answers.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +41,7 @@ from litestar.types import HTTPReceiveMessage, Receive, Scope, Send
 from server.edge import Edge, read_headers
 from server.http import ACCESS, PROBLEM_JSON, answer_for, bearer
 from server.keys import Principal
-from server.logs import bind_request
+from server.logs import REQUEST_ID, bind_request, log_access
 from server.routes.agents import DECIDE
 from server.routes.customers import RECORD_EVENT
 from server.schemas import DecisionRequest, EventRequest
@@ -105,9 +113,33 @@ class FastPath:
         self.edge = edge
         self.max_body = max_body
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: PLR0912 -- the hot path, kept in one frame
-        if "\x00" in scope.get("path", ""):  # a lifespan scope has none
-            await _send(send, 400, _PROBLEM, _NUL_IN_PATH)  # no route or file has one
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":  # type: ignore[comparison-overlap] # not in the type
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        authorization, header_id, content_type = read_headers(scope)
+        request_id = bind_request(header_id)
+        scope[REQUEST_ID] = request_id  # type: ignore[literal-required]
+        answer = Answer(send, request_id.encode())
+        try:
+            await self._serve(scope, receive, answer, authorization, content_type)
+        finally:
+            method = scope.get("method", "GET")  # a WebSocket's opening is a GET
+            # No head sent: the app raised, and the HTTP server answers 500.
+            status = answer.status or 500
+            log_access(str(method), scope["path"], status, started, request_id)
+
+    async def _serve(  # noqa: PLR0912 -- the hot path, kept in one frame
+        self,
+        scope: Scope,
+        receive: Receive,
+        answer: Answer,
+        authorization: str | None,
+        content_type: bytes | None,
+    ) -> None:
+        if "\x00" in scope["path"]:
+            await answer.send_whole(400, _PROBLEM, _NUL_IN_PATH)  # no route or file has one
             return
         route, param = None, None
         if scope["type"] == ScopeType.HTTP and scope["method"] == "POST":
@@ -118,12 +150,11 @@ class FastPath:
                     route = candidate
                     break
         if route is None:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, answer)
             return
         edge = self.edge
-        if await edge.refused(send):  # first: a refusal must cost as little as possible
+        if await edge.refused(answer):  # first: a refusal must cost as little as possible
             return
-        authorization, request_id, content_type = read_headers(scope)
         token = bearer(authorization)
         principal = edge.keyring.identify(token) if token is not None else None
         if (
@@ -131,7 +162,7 @@ class FastPath:
             or principal.role not in route.roles
             or (content_type is not None and not content_type.startswith(b"application/json"))
         ):
-            await self.app(scope, receive, send)  # the route answers, with its errors
+            await self.app(scope, receive, answer)  # the route answers, with its errors
             return
         body, replay = await _read(receive, self.max_body)
         request = None
@@ -141,26 +172,67 @@ class FastPath:
             except (msgspec.DecodeError, RecursionError):
                 request = None
         if request is None:
-            await self.app(scope, replay, send)
+            await self.app(scope, replay, answer)
             return
-        bind_request(request_id)
-        if await edge.over_budget(principal, scope, send):
+        if await edge.over_budget(principal, scope, answer):
             return
         frontline: Frontline = self.app.state.frontline
         edge.gate.in_flight += 1
         try:
-            answer = await route.call(frontline, principal, param, request)
+            result = await route.call(frontline, principal, param, request)
         except Exception as exc:  # answered as the route's exception handlers answer it
             problem = answer_for(exc, scope["path"], frontline.metrics)
             headers = [(b"content-type", PROBLEM_JSON.encode())]
             headers += [
                 (k.lower().encode(), v.encode()) for k, v in (problem.headers or {}).items()
             ]
-            await _send(send, problem.status, headers, _ENCODE(problem.body))
+            await answer.send_whole(problem.status, headers, _ENCODE(problem.body))
             return
         finally:
             edge.gate.in_flight -= 1
-        await _send(send, route.status, _JSON, _ENCODE(answer))
+        await answer.send_whole(route.status, _JSON, _ENCODE(result))
+
+
+class Answer:
+    """A request's ``send``: the head of its answer gets ``X-Request-ID``, and its status is
+    kept for the access line (a WebSocket's: 101 once accepted, 403 if closed before)."""
+
+    __slots__ = ("request_id", "send", "status")
+
+    def __init__(self, send: Send, request_id: bytes) -> None:
+        self.send = send
+        self.request_id = request_id
+        self.status = 0
+
+    async def __call__(self, message: Any) -> None:  # an ASGI Message
+        kind = message["type"]
+        if kind in ("http.response.start", "websocket.http.response.start"):
+            self.status = message["status"]
+            message["headers"] = [*message.get("headers", ()), (b"x-request-id", self.request_id)]
+        elif kind == "websocket.accept":
+            self.status = 101
+            message["headers"] = [*message.get("headers", ()), (b"x-request-id", self.request_id)]
+        elif kind == "websocket.close" and not self.status:
+            self.status = 403  # as the server answers a WebSocket refused before it opened
+        await self.send(message)
+
+    async def send_whole(
+        self, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None:
+        """A whole answer in two messages, its head built once (the fast path's own)."""
+        self.status = status
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    *headers,
+                    (b"x-request-id", self.request_id),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await self.send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 async def _read(receive: Receive, limit: int) -> tuple[bytes | None, Receive]:
@@ -188,14 +260,3 @@ async def _read(receive: Receive, limit: int) -> tuple[bytes | None, Receive]:
         return await receive()  # type: ignore[return-value]
 
     return (None if over else b"".join(chunks)), replay
-
-
-async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*headers, (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -36,7 +36,7 @@ from litestar.types import Guard
 from adapters.ports import StoreUnavailable
 from engine import StoreWriteFailed
 from server.keys import KeyRing, Principal
-from server.logs import bind_request
+from server.logs import bind_request_once
 from server.service.errors import (
     Conflict,
     Forbidden,
@@ -197,7 +197,7 @@ def socket_guard(opt: dict[str, Access]) -> Guard:
 
     # async on purpose: Litestar runs a synchronous guard in a worker thread.
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        bind_request(connection.headers.get("x-request-id"))
+        bind_request_once(connection.scope, connection.headers.get("x-request-id"))
         token = bearer(connection.headers.get("authorization"))
         ticket = found = None
         if token is None and access.query_token:

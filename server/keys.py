@@ -3,6 +3,8 @@
 ``FRONTLINE_API_KEYS="role:principal:secret,..."`` lists them; a secret may be given already
 hashed as ``sha256:<hex>``. Without it, the first start creates one key per role, stores their
 hashes in ``<data dir>/keys.json`` and prints the keys once; later starts read the hashes.
+``frontline keys create`` adds a key to that file (``add_key``), and a running server reads
+the file again when it changes (``KeyFile``), so a lost key is replaced without a restart.
 
 A presented key is hashed; its hash picks a bucket and is compared with the bucket's stored
 hashes by ``hmac.compare_digest``. Secrets themselves are never stored nor compared.
@@ -11,9 +13,12 @@ hashes by ``hmac.compare_digest``. Secrets themselves are never stored nor compa
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import hmac
 import json
+import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +28,8 @@ from adapters.files import write_file
 ROLES = ("agent", "supervisor", "author", "auditor", "integration", "admin")
 # Who the keys created on first start belong to (the starter rulesets escalate to team-lead).
 FIRST_NAMES = {"agent": "agent-1", "supervisor": "team-lead"}
+# A principal's name, as requests name agents (server.schemas.Id).
+NAME = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 
 
 @dataclass(frozen=True)
@@ -98,27 +105,95 @@ class KeyRing:
         return cls(entries)
 
     @classmethod
+    def load(cls, path: Path) -> KeyRing:
+        """The ring of the key file at ``path`` (KeyListError if it is not one Frontline
+        wrote)."""
+        return cls(read_key_file(path))
+
+    @classmethod
     def load_or_create(cls, path: Path) -> tuple[KeyRing, dict[str, str]]:
         """The key file's ring; if there is none, create one key per role.
 
         Returns the ring and, only when just created, ``{role: key}`` to print once.
         """
         if path.is_file():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-                return cls({d: Principal(p["name"], p["role"]) for d, p in data.items()}), {}
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                raise KeyListError(
-                    f"{path}: not a key file Frontline wrote ({type(exc).__name__}); restore "
-                    "it, or move it away and restart to create new keys"
-                ) from None
-        created = {role: f"fl_{role}_{secrets.token_urlsafe(24)}" for role in ROLES}
+            return cls.load(path), {}
+        created = {role: new_secret(role) for role in ROLES}
         principals = {role: Principal(FIRST_NAMES.get(role, role), role) for role in ROLES}
         entries = {hash_secret(key): principals[role] for role, key in created.items()}
         path.parent.mkdir(parents=True, exist_ok=True)
-        hashes = {d: {"name": p.name, "role": p.role} for d, p in entries.items()}
-        write_file(path, json.dumps(hashes).encode(), replace=False)  # whole, or not at all
+        write_file(path, _key_file_bytes(entries), replace=False)  # whole, or not at all
         return cls(entries), created
+
+
+def new_secret(role: str) -> str:
+    """A new key for ``role`` (its role is visible in it, which helps whoever holds several)."""
+    return f"fl_{role}_{secrets.token_urlsafe(24)}"
+
+
+def read_key_file(path: Path) -> dict[str, Principal]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {d: Principal(p["name"], p["role"]) for d, p in data.items()}
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise KeyListError(
+            f"{path}: not a key file Frontline wrote ({type(exc).__name__}); restore "
+            "it, or move it away and restart to create new keys"
+        ) from None
+
+
+def _key_file_bytes(entries: dict[str, Principal]) -> bytes:
+    return json.dumps({d: {"name": p.name, "role": p.role} for d, p in entries.items()}).encode()
+
+
+def add_key(path: Path, role: str, name: str) -> str:
+    """A new key for principal ``name`` in ``role``, its hash added to the key file at
+    ``path`` (created if there is none); the key itself is returned, to be shown once.
+
+    Concurrent additions are serialised by a lock on the file's directory; the file is
+    replaced whole (``write_file``), so a server reading it sees the old list or the new.
+    """
+    if role not in ROLES:
+        raise KeyListError(f"unknown role {role!r}; expected one of " + ", ".join(ROLES))
+    if not NAME.match(name):
+        raise KeyListError(
+            f"{name!r} cannot name a principal: use 1 to 128 letters, digits and . _ : @ -"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(directory, fcntl.LOCK_EX)
+        entries = read_key_file(path) if path.is_file() else {}
+        key = new_secret(role)
+        entries[hash_secret(key)] = Principal(name, role)
+        write_file(path, _key_file_bytes(entries))
+    finally:
+        os.close(directory)  # and with it the lock
+    return key
+
+
+class KeyFile:
+    """Keeps a server's key ring in step with its key file: ``changed()`` answers the file's
+    new ring when it was rewritten since the last look (a ``stat``), else None."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._seen = self._stamp()
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def changed(self) -> KeyRing | None:
+        stamp = self._stamp()
+        if stamp is None or stamp == self._seen:
+            return None
+        ring = KeyRing.load(self.path)  # a damaged file raises, and is looked at again later
+        self._seen = stamp
+        return ring
 
 
 class StreamTickets:

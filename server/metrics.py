@@ -4,13 +4,28 @@ Per-request work is one histogram observation per decision; everything that can 
 when Prometheus scrapes (ledger batch size and commit latency, queue length, in-flight
 requests, refusals) is read then, by a collector, at no cost to requests.
 
-Each worker process keeps its own registry and labels its series with its ``instance``; with
-several workers a scrape reaches one of them, so scrape each worker's port or aggregate by
-``instance`` (the per-instance ledger chains are labelled the same way).
+With several workers (``frontline serve --workers N``) every scrape, whichever worker answers
+it, is the same one view of them all:
+
+    counters, histograms ──▶ memory-mapped files, one per worker, in <data dir>/metrics/
+      (prometheus_client's multiprocess mode; cleared when the server starts)
+                             ─▶ summed over the workers at each scrape: one total
+    live figures (ledger, admission, alerts, timers), labelled instance=<instance>-<n>
+                             ─▶ the answering worker's read at the scrape; every other
+                                worker's as it wrote them at most PUBLISH_EVERY ago
+                                (live-<pid>.json beside the files)
+
+One worker keeps everything in memory, as prometheus_client does by default.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,19 +43,39 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     HistogramMetricFamily,
 )
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from audit.indexer import lag as index_lag
 
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+SHARED_DIR = "metrics"  # under the data directory, with several workers
+PUBLISH_EVERY = 1.0  # seconds between a worker's writes of its live figures
+STALE_AFTER = 10.0  # live figures older than this are a stopped worker's: left out
+
+
+def share_between_workers(data_dir: Path) -> Path:
+    """Before the workers start: an empty ``<data dir>/metrics`` for their files, named to
+    them (and to prometheus_client, which reads it when imported) by
+    ``PROMETHEUS_MULTIPROC_DIR``. Counters start from zero with the server, as they do with
+    one worker."""
+    path = data_dir / SHARED_DIR
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
 
 
 class Metrics:
-    """The service's metrics, in a registry of their own (one per process)."""
+    """The service's metrics, in a registry of their own (one per process); ``shared`` is
+    the directory the workers share (``share_between_workers``), None with one worker."""
 
-    def __init__(self, instance: str) -> None:
+    def __init__(self, instance: str, shared: Path | None = None) -> None:
         self.registry = CollectorRegistry()
         self.instance = instance
+        self.shared = shared
+        self.live: list[Collector] = []
         self.decisions = Histogram(
             "frontline_decision_seconds",
             "Time to evaluate a decision and record it durably, by ruleset and revision",
@@ -87,7 +122,86 @@ class Metrics:
         self._lookups[hit].inc()
 
     def watch(self, collector: Collector) -> None:
+        """Read ``collector`` at every scrape (a live figure: the ledger's, the gate's...)."""
+        self.live.append(collector)
         self.registry.register(collector)
+
+    def exposition(self) -> bytes:
+        """What ``/metrics`` answers: this process's registry, or with several workers the
+        one view of them all."""
+        if self.shared is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(self.shared))  # type: ignore[no-untyped-call]
+        registry.register(_Workers(self))
+        return generate_latest(registry)
+
+    def _live_families(self) -> list[Metric]:
+        return [family for collector in self.live for family in collector.collect()]
+
+    def publish(self, families: list[Metric] | None = None) -> None:
+        """Write this worker's live figures where the other workers' scrapes read them
+        (whole: a scrape never reads half a file)."""
+        assert self.shared is not None
+        if families is None:
+            families = self._live_families()
+        data = [
+            [f.name, f.documentation, f.type, [[s.name, s.labels, s.value] for s in f.samples]]
+            for f in families
+        ]
+        target = self.shared / f"live-{os.getpid()}.json"
+        scratch = target.with_suffix(".tmp")
+        scratch.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(scratch, target)
+
+    async def publish_forever(self) -> None:
+        """Every ``PUBLISH_EVERY`` seconds, ``publish``, in a thread: reading the index's lag
+        and writing the file take milliseconds the event loop does not wait for. A failed
+        one (a write refused, a tally changed while read) is simply done again."""
+        while True:
+            with contextlib.suppress(OSError, RuntimeError):
+                await asyncio.to_thread(self.publish)
+            await asyncio.sleep(PUBLISH_EVERY)
+
+    def withdraw(self) -> None:
+        """At shutdown: this worker's live figures are no longer live."""
+        if self.shared is not None:
+            (self.shared / f"live-{os.getpid()}.json").unlink(missing_ok=True)
+
+
+class _Workers(Collector):
+    """The live figures of every worker: this one's read now (and published, so the others'
+    next scrapes have them too), the others' from their last ``publish``; families of the
+    same name merged into one."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        metrics = self.metrics
+        assert metrics.shared is not None
+        own = metrics._live_families()
+        with contextlib.suppress(OSError):  # this scrape still answers all the same
+            metrics.publish(own)
+        merged = {family.name: family for family in own}
+        mine = f"live-{os.getpid()}.json"
+        oldest = time.time() - STALE_AFTER
+        for path in metrics.shared.glob("live-*.json"):
+            if path.name == mine:
+                continue
+            try:
+                if path.stat().st_mtime < oldest:
+                    continue
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):  # it went away, or is being replaced
+                continue
+            for name, documentation, kind, samples in data:
+                family = merged.get(name)
+                if family is None:
+                    family = merged[name] = Metric(name, documentation, kind)
+                for sample, labels, value in samples:
+                    family.add_sample(sample, labels, value)
+        yield from merged.values()
 
 
 class LedgerCollector(Collector):
@@ -277,4 +391,4 @@ class AlertCollector(Collector):
 async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Prometheus text format."""
     metrics: Metrics = request.app.state.metrics
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -1,7 +1,8 @@
 """Running the app under uvicorn: one process, or several sharing one listening socket.
 
 Each worker is its own ledger instance (``<instance>-<n>``), so every worker keeps its own
-hash chain and no two processes ever hand out the same ``seq``.
+hash chain and no two processes ever hand out the same ``seq``; their metrics are one view
+(``server.metrics.share_between_workers``), whichever worker a scrape reaches.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import IO, Any
 import uvicorn
 
 from server import lifecycle
+from server.metrics import share_between_workers
 from server.settings import Settings
 from server.wire import protocol_for
 
@@ -137,6 +139,8 @@ def serve(
     if settings.workers == 1:
         _Server(_config(settings, app_factory)).run(sockets=[sock])
         return 0
+    if app_factory is None:
+        share_between_workers(settings.data_dir)  # one /metrics for them all
     context = multiprocessing.get_context("spawn")
     workers = []
     for n in range(settings.workers):

@@ -556,6 +556,12 @@ BUDGET_STAGES = (
     ("metrics", "metrics", "one histogram observation"),
     ("response_encoding", "response encoding", "msgspec"),
     (
+        "request_id_and_access_line",
+        "request id and access line",
+        "the id bound to the log context and sent back in X-Request-ID; one JSON line "
+        "encoded by msgspec and written",
+    ),
+    (
         "remainder",
         "the rest",
         "reading the request and writing the answer (the decision fast path), the "

@@ -72,6 +72,43 @@ def wait_for_index(client: httpx.Client, timeout: float = 10.0) -> dict[str, flo
         time.sleep(0.1)
 
 
+def test_with_two_workers_every_scrape_is_the_same_view_of_both(tmp_path: Path) -> None:
+    """Whichever worker answers ``/metrics``, it counts every worker's decisions, and lists
+    every worker's live figures by instance."""
+    decisions = 30
+    with LiveServer(tmp_path / "d", workers=2) as server:
+        served = set()
+        for k in range(decisions):  # new connections: spread over both workers
+            with httpx.Client(base_url=server.url, timeout=30) as fresh:
+                answer = fresh.post(
+                    "/v1/decisions",
+                    json={**BODY, "customer_id": f"c-{k}"},
+                    headers=server.auth("agent"),
+                )
+                assert answer.status_code == 200, answer.text
+                served.add(answer.json()["receipt"]["instance"])
+        assert served == {"local-0", "local-1"}  # both workers decided
+        time.sleep(1.5)  # each worker has written its live figures since
+        scrapes = []
+        for _ in range(8):
+            with httpx.Client(base_url=server.url, timeout=30) as fresh:
+                scrapes.append(samples(fresh.get("/metrics").text))
+    key = "frontline_decision_seconds_count{revision=1,ruleset=retention-desk}"
+    assert [found[key] for found in scrapes] == [decisions] * len(scrapes)
+    lookups = "frontline_context_lookups_total{result=miss}"
+    assert [found[lookups] for found in scrapes] == [decisions] * len(scrapes)
+    for found in scrapes:
+        records = {k: v for k, v in found.items() if k.startswith("frontline_ledger_records{")}
+        assert set(records) == {
+            "frontline_ledger_records{instance=local-0}",
+            "frontline_ledger_records{instance=local-1}",
+        }
+        assert sum(records.values()) >= decisions
+        assert "frontline_requests_in_flight{instance=local-0}" in found
+        assert "frontline_requests_in_flight{instance=local-1}" in found
+        assert "frontline_alerts_raised_total{instance=local-1}" in found
+
+
 def test_the_index_lag_is_a_metric_and_queries_see_what_the_index_has_not_reached(
     tmp_path: Path,
 ) -> None:
@@ -133,6 +170,114 @@ def test_logs_are_json_lines_carrying_the_request_id(
     assert changed and changed[-1]["request_id"] == "req-deploy-9"
     assert changed[-1]["actor"] == "ann" and changed[-1]["action"] in ("activate", "rollback")
     assert all("timestamp" in x and "level" in x for x in lines)
+
+
+def access_lines(server: LiveServer) -> list[dict[str, object]]:
+    time.sleep(0.2)  # written as each answer goes; read once the server has had a moment
+    lines = [json.loads(x) for x in server.output().splitlines() if x.startswith("{")]
+    return [x for x in lines if x.get("event") == "request"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "body", "status"),
+    [
+        pytest.param("POST", "/v1/decisions", "agent", BODY, 200, id="decision-fast-path"),
+        pytest.param("POST", "/v1/decisions", "author", BODY, 403, id="decision-wrong-role"),
+        pytest.param("POST", "/v1/decisions", None, BODY, 401, id="decision-no-key"),
+        pytest.param(
+            "POST",
+            "/v1/decisions",
+            "agent",
+            {**BODY, "ruleset": "nope"},
+            404,
+            id="decision-error-on-the-fast-path",
+        ),
+        pytest.param("GET", "/v1/rulesets", "author", None, 200, id="litestar-route"),
+        pytest.param("GET", "/no/such/page", None, None, 404, id="no-route"),
+        pytest.param("GET", "/healthz", None, None, 200, id="health"),
+        pytest.param("GET", "/desktop", None, None, 200, id="page"),
+    ],
+)
+@pytest.mark.parametrize(
+    "sent",
+    [
+        pytest.param("req-{n}:b_c.9", id="sane-id-echoed"),
+        pytest.param("has spaces and <angle>", id="insane-id-replaced"),
+        pytest.param("x" * 129, id="too-long-id-replaced"),
+        pytest.param(None, id="no-id"),
+    ],
+)
+def test_every_answer_carries_its_request_id_and_leaves_one_access_line(
+    client: httpx.Client,
+    server: LiveServer,
+    method: str,
+    path: str,
+    headers: str | None,
+    body: dict[str, str] | None,
+    status: int,
+    sent: str | None,
+) -> None:
+    sending = {**(server.auth(headers) if headers else {})}
+    sane = sent is not None and sent.startswith("req-")
+    if sent is not None:
+        sent = sent.format(n=time.time_ns())  # its own, among the module's requests
+        sending["X-Request-ID"] = sent
+    answer = client.request(method, path, json=body, headers=sending)
+    assert answer.status_code == status, answer.text
+    request_id = answer.headers["x-request-id"]
+    if sane:
+        assert request_id == sent
+    else:
+        assert len(request_id) == 24 and int(request_id, 16) >= 0  # a new one
+    (line,) = [x for x in access_lines(server) if x["request_id"] == request_id]
+    assert line["method"] == method and line["path"] == path and line["status"] == status
+    assert isinstance(line["duration_ms"], float) and line["duration_ms"] >= 0
+    assert line["level"] == "info" and line["logger"] == "frontline.access"
+    assert str(line["timestamp"]).endswith("Z")
+
+
+def test_the_access_line_and_the_requests_own_lines_share_its_id_and_hold_no_secret(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    deploy = client.post(
+        "/v1/rulesets/retention-desk/activate",
+        json={"revision": 1},
+        headers=server.auth("author"),
+    )
+    assert deploy.status_code == 200
+    request_id = deploy.headers["x-request-id"]
+    time.sleep(0.2)
+    lines = [json.loads(x) for x in server.output().splitlines() if x.startswith("{")]
+    mine = [x["event"] for x in lines if x.get("request_id") == request_id]
+    assert mine == ["ruleset changed", "request"]
+    # A key in a URL (as old desktops open their alert stream) never reaches the log.
+    secret = KEYS["agent"][1]
+    refused = client.get(f"/v1/agents/agent-9/alerts?access_token={secret}")
+    assert refused.status_code == 403
+    (line,) = [
+        x for x in access_lines(server) if x["request_id"] == refused.headers["x-request-id"]
+    ]
+    assert line["path"] == "/v1/agents/agent-9/alerts"
+    assert secret not in server.output()
+
+
+def test_a_websocket_gets_its_request_id_and_an_access_line(server: LiveServer) -> None:
+    """Accepted, its opening answer carries the id (its line is written when it closes);
+    refused, its line says 403 at once."""
+    url = server.url.replace("http", "ws")
+    with connect(
+        url + "/v1/agents/agent-7/alerts",
+        additional_headers={**server.auth("agent"), "X-Request-ID": "ws-1"},
+    ) as socket:
+        assert socket.response.headers["x-request-id"] == "ws-1"
+    with pytest.raises(InvalidStatus):  # another agent's stream
+        connect(
+            url + "/v1/agents/agent-9/alerts",
+            additional_headers={**server.auth("agent"), "X-Request-ID": "ws-2"},
+        )
+    (line,) = [x for x in access_lines(server) if x["request_id"] == "ws-2"]
+    assert line["method"] == "GET" and line["status"] == 403
+    assert line["path"] == "/v1/agents/agent-9/alerts"
 
 
 def test_readiness_and_health(client: httpx.Client) -> None:

@@ -135,7 +135,8 @@ class LiveServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"frontline serve exited with {self.process.returncode}:\n{self.output()}"
+                    f"frontline serve exited with {self.process.returncode}:\n"
+                    + self.output()[-5000:]
                 )
             try:
                 if httpx.get(self.url + "/readyz", timeout=1.0).status_code == 200:
@@ -144,10 +145,13 @@ class LiveServer:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"frontline serve was not ready in {timeout} s:\n{self.output()}")
+        raise RuntimeError(
+            f"frontline serve was not ready in {timeout} s:\n" + self.output()[-5000:]
+        )
 
     def output(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")[-5000:]
+        """Everything the server printed and logged so far (an access line per request)."""
+        return self.log.read_text(encoding="utf-8", errors="replace")
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM and wait: a clean shutdown drains the ledger."""

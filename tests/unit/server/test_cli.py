@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -375,6 +376,32 @@ def test_serve_names_a_bad_setting_in_one_sentence(tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         "frontline: FRONTLINE_MAX_CONCURRENCY must be a whole number, not 'lots'"
     )
+
+
+def test_serve_on_a_busy_port_says_one_sentence_and_prints_nothing_else(tmp_path: Path) -> None:
+    """The port is checked before anything is made or printed: no keys, no page list."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k != "FRONTLINE_API_KEYS"}
+        command = ["serve", "--data-dir", str(tmp_path / "d"), "--port", str(port)]
+        result = subprocess.run(
+            [sys.executable, "-m", "server.cli", *command],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+            check=False,
+            env=env,
+        )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"frontline: cannot listen on 127.0.0.1:{port}: Address already in use; another "
+        "server may be using the port, or choose another with --port\n"
+    )
+    assert not (tmp_path / "d" / "keys.json").exists()
 
 
 def test_test_command_reports_coverage_when_asked(tmp_path: Path) -> None:
