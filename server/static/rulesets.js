@@ -1,26 +1,38 @@
-// The rule author's page: rulesets and revisions, tests, diff, deploy, activate and roll back,
-// canary and shadow, revisions waiting for approval (approve or reject them), and the replay
-// flip report for a candidate.
+// The rule author's page: rulesets and revisions (who deployed each, when and why), any
+// revision's document, tests, diff, deploy, activate and roll back, retire, canary and shadow,
+// revisions waiting for approval (approve or reject them), the draft workbench
+// (workbench.js) and the replay flip report for a candidate.
 import { $, Api, el, keyForm, lineDiff } from "/static/common.js";
+import { confirmAction, say } from "/static/notices.js";
+import { checkDraft, documentType, draftFilename, draftText, drawGrids, initWorkbench, located, startDraft } from "/static/workbench.js";
 
 const api = new Api("frontline.authorKey");
 let current = null; // the ruleset shown
+let summaries = new Map(); // name → its entry in the list
+let viewed = null; // the revision document shown in the viewer
 
-function say(text, isError = false) {
-  $("message").textContent = text;
-  $("message").className = isError ? "error" : "muted";
+const path = (name) => `/v1/rulesets/${encodeURIComponent(name)}`;
+
+// "2026-12-05T02:30:41.123Z" → "2026-12-05 02:30 UTC"
+function when(at) {
+  return at ? at.replace("T", " ").replace(/:\d\d(\.\d+)?Z$/, " UTC") : "";
 }
 
 async function loadList() {
   try {
     const { rulesets } = await api.call("GET", "/v1/rulesets");
+    summaries = new Map(rulesets.map((r) => [r.name, r]));
     const rows = $("ruleset-rows");
     rows.replaceChildren();
     for (const r of rulesets) {
       const row = document.createElement("tr");
       row.dataset.ruleset = r.name;
+      if (r.retired) row.className = "retired";
+      const named = el("td", null, "name");
+      named.append(el("strong", r.name), el("div", r.retired
+        ? `retired: ${r.retired.reason || "no reason given"}` : r.description || "", "description muted"));
       row.append(
-        el("td", r.name),
+        named,
         el("td", r.active_revision ?? "—", "active"),
         el("td", r.canary ? `${r.canary.revision} (${r.canary.percent}%)` : "—"),
         el("td", r.shadow ?? "—"),
@@ -30,6 +42,7 @@ async function loadList() {
       const cell = document.createElement("td");
       const open = el("button", "Open", "secondary");
       open.type = "button";
+      open.setAttribute("aria-label", `Open ${r.name}`);
       open.addEventListener("click", () => show(r.name));
       cell.append(open);
       row.append(cell);
@@ -37,8 +50,9 @@ async function loadList() {
     }
     showPending(rulesets);
     const waiting = rulesets.reduce((n, r) => n + r.pending.length, 0);
-    say(`${rulesets.length} rulesets` + (waiting ? `, ${waiting} revision(s) waiting for approval` : ""));
+    $("list-title").textContent = `Rulesets (${rulesets.length}` + (waiting ? `, ${waiting} revision(s) waiting for approval)` : ")");
     if (current) await show(current);
+    checkDraft();
   } catch (err) {
     say(err.message, true);
   }
@@ -57,7 +71,7 @@ function showPending(rulesets) {
       item.dataset.revision = p.revision;
       item.append(
         el("h3", `${r.name} revision ${p.revision}`),
-        el("p", `deployed by ${p.deployed_by} at ${p.deployed_at}` +
+        el("p", `deployed by ${p.deployed_by} at ${when(p.deployed_at)}` +
           (p.against ? `; changes from the active revision ${p.against}` : "; a new ruleset"), "muted"),
       );
       const diff = el("pre", null, "pending-diff");
@@ -104,8 +118,8 @@ function showPending(rulesets) {
 
 async function review(name, revision, verb, reason) {
   try {
-    const path = `/v1/rulesets/${encodeURIComponent(name)}/revisions/${revision}/${verb}`;
-    const done = await api.call("POST", path, { json: verb === "reject" ? { reason: reason || null } : {} });
+    const url = `${path(name)}/revisions/${revision}/${verb}`;
+    const done = await api.call("POST", url, { json: verb === "reject" ? { reason: reason || null } : {} });
     await loadList();
     say(done.status === "approved" ? `${name}: revision ${revision} approved and active`
       : `${name}: revision ${revision} rejected`);
@@ -116,10 +130,17 @@ async function review(name, revision, verb, reason) {
 
 async function show(name) {
   current = name;
-  const ruleset = await api.call("GET", `/v1/rulesets/${encodeURIComponent(name)}`);
+  const ruleset = await api.call("GET", path(name));
+  const summary = summaries.get(name) || {};
   $("detail").hidden = false;
   $("diff").hidden = false;
   $("detail-title").textContent = `Ruleset ${name}`;
+  $("detail-description").textContent = summary.description || "";
+  const retired = ruleset.retired || summary.retired;
+  $("detail-retired").hidden = !retired;
+  $("detail-retired").textContent = retired
+    ? `Retired by ${retired.by} at ${when(retired.at)}: ${retired.reason || "no reason given"}. It serves nobody.` : "";
+  $("retire-button").hidden = Boolean(retired);
   const rows = $("revision-rows");
   rows.replaceChildren();
   for (const rev of [...ruleset.revisions].reverse()) {
@@ -135,18 +156,26 @@ async function show(name) {
     if (review && review.status === "rejected") {
       states.push(`rejected by ${review.decided_by}` + (review.reason ? `: ${review.reason}` : ""));
     }
-    row.append(el("td", rev.revision), el("td", rev.digest.slice(0, 19) + "…"), el("td", states.join(", ") || "—"));
-    const actions = document.createElement("td");
-    const tests = el("button", "Tests", "secondary");
-    tests.type = "button";
-    tests.addEventListener("click", () => runTests(name, rev.revision));
-    actions.append(tests);
+    const deployed = el("td", null, "deployed");
+    deployed.append(el("div", rev.deployed_by || "—", "who"), el("div", when(rev.deployed_at), "when muted"),
+      el("div", rev.digest.slice(0, 19) + "…", "muted digest"));
+    row.append(el("td", rev.revision), deployed, el("td", rev.message || "—", rev.message ? "why" : "why muted"),
+      el("td", states.join(", ") || "—", "state"));
+    const actions = el("td", null, "actions");
+    const button = (label, handler, className = "secondary") => {
+      const b = el("button", label, className);
+      b.type = "button";
+      b.setAttribute("aria-label", `${label} revision ${rev.revision}`);
+      b.addEventListener("click", handler);
+      actions.append(b, " ");
+    };
+    button("View", () => viewRevision(name, rev.revision));
+    button("Edit", () => editRevision(name, rev.revision));
+    button("Tests", () => runTests(name, rev.revision));
     const unapproved = review && review.status !== "approved";
-    if (rev.revision !== ruleset.active_revision && !unapproved) {
-      const activate = el("button", rev.revision < ruleset.active_revision ? "Roll back to this" : "Activate");
-      activate.type = "button";
-      activate.addEventListener("click", () => activateRevision(name, rev.revision));
-      actions.append(" ", activate);
+    if (rev.revision !== ruleset.active_revision && !unapproved && !retired) {
+      const older = ruleset.active_revision !== null && rev.revision < ruleset.active_revision;
+      button(older ? "Roll back to this" : "Activate", () => activateRevision(name, rev.revision, ruleset.active_revision), "");
     }
     row.append(actions);
     rows.append(row);
@@ -156,9 +185,48 @@ async function show(name) {
   $("diff-to").value = latest;
 }
 
-async function activateRevision(name, revision) {
+async function viewRevision(name, revision) {
   try {
-    await api.call("POST", `/v1/rulesets/${encodeURIComponent(name)}/activate`, { json: { revision } });
+    viewed = await api.call("GET", `${path(name)}/revisions/${revision}`);
+    $("viewer").hidden = false;
+    $("viewer-title").textContent = `${name} revision ${revision}`;
+    $("viewer-document").textContent = viewed.document;
+    drawGrids($("viewer-grids"), viewed.document);
+    $("viewer").scrollIntoView({ block: "start" });
+    $("viewer-document").focus();
+  } catch (err) {
+    say(err.message, true);
+  }
+}
+
+async function editRevision(name, revision) {
+  try {
+    const found = await api.call("GET", `${path(name)}/revisions/${revision}`);
+    if (await startDraft(found.document, `${name} revision ${revision}`)) {
+      say(`The draft starts from ${name} revision ${revision}`);
+    }
+  } catch (err) {
+    say(err.message, true);
+  }
+}
+
+$("viewer-edit").addEventListener("click", async () => {
+  if (viewed && (await startDraft(viewed.document, `${viewed.name} revision ${viewed.revision}`))) {
+    say(`The draft starts from ${viewed.name} revision ${viewed.revision}`);
+  }
+});
+
+async function activateRevision(name, revision, active) {
+  const back = active !== null && revision < active;
+  const sure = await confirmAction({
+    title: back ? `Roll ${name} back to revision ${revision}?` : `Activate ${name} revision ${revision}?`,
+    text: `Every new decision of ${name} will use revision ${revision}` +
+      (active !== null ? ` instead of revision ${active}.` : "."),
+    action: back ? "Roll back" : "Activate",
+  });
+  if (sure === null) return;
+  try {
+    await api.call("POST", `${path(name)}/activate`, { json: { revision } });
     say(`${name}: revision ${revision} is active`);
     await loadList();
   } catch (err) {
@@ -166,8 +234,28 @@ async function activateRevision(name, revision) {
   }
 }
 
+$("retire-button").addEventListener("click", async () => {
+  const name = current;
+  const reason = await confirmAction({
+    title: `Retire ${name}?`,
+    text: `${name} stops serving: a decision asking for it is refused. Its revisions and their ` +
+      "records are kept.",
+    action: "Retire",
+    reason: true,
+    required: true,
+  });
+  if (reason === null) return;
+  try {
+    await api.call("POST", `${path(name)}/retire`, { json: { reason } });
+    say(`${name} is retired`);
+    await loadList();
+  } catch (err) {
+    say(err.message, true);
+  }
+});
+
 async function runTests(name, revision) {
-  const result = await api.call("GET", `/v1/rulesets/${encodeURIComponent(name)}/revisions/${revision}/tests`);
+  const result = await api.call("GET", `${path(name)}/revisions/${revision}/tests`);
   $("tests").hidden = false;
   $("tests-title").textContent = `Tests of ${name} revision ${revision}`;
   $("tests-summary").textContent = `${result.passed} passed, ${result.failed} failed`;
@@ -182,7 +270,7 @@ async function runTests(name, revision) {
 
 $("diff-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const base = `/v1/rulesets/${encodeURIComponent(current)}/revisions/`;
+  const base = `${path(current)}/revisions/`;
   try {
     const [a, b] = await Promise.all([
       api.call("GET", base + $("diff-from").value),
@@ -203,42 +291,58 @@ $("diff-form").addEventListener("submit", async (event) => {
   }
 });
 
-$("deploy-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const file = $("deploy-file").files[0];
-  const result = $("deploy-result");
+// Deploy `text` (named `filename` in its errors) with the options of a form; the outcome is
+// written into `result` and stays there until the next deploy from the same form.
+async function deploy(text, filename, { message, activate, untested }, result) {
   result.replaceChildren();
+  const query = [`activate=${activate}`, `filename=${encodeURIComponent(filename)}`];
+  if (untested) query.push("allow_untested=true");
+  if (message) query.push(`message=${encodeURIComponent(message)}`);
   try {
-    const text = await file.text();
-    const activate = $("deploy-activate").checked;
-    const untested = $("deploy-untested").checked ? "&allow_untested=true" : "";
-    const done = await api.call("POST", `/v1/rulesets?activate=${activate}${untested}`, {
-      body: text,
-      contentType: file.name.endsWith(".json") ? "application/json" : "application/yaml",
-    });
+    const done = await api.call("POST", `/v1/rulesets?${query.join("&")}`, { body: text, contentType: documentType(filename) });
     const state = done.status === "pending" ? ", pending approval by another author" : done.activated ? " and active" : "";
-    result.append(el("p", `${done.name} revision ${done.revision} ${done.created ? "deployed" : "unchanged"}` +
-      `${state}; tests ${done.tests.passed} passed, ${done.tests.failed} failed`, "deployed"));
+    const line = `${done.name} revision ${done.revision} ${done.created ? "deployed" : "unchanged"}` +
+      `${state}; tests ${done.tests.passed} passed, ${done.tests.failed} failed`;
+    result.append(el("p", line, "deployed"));
     // What the analysis found that does not refuse the deploy: rows that can never win,
     // gaps of a table marked complete, conditions that contradict themselves.
     if (done.warnings && done.warnings.length) {
       result.append(el("p", `${done.warnings.length} warning(s):`, "analysis-warning"));
       for (const w of done.warnings) result.append(el("div", located(w), "analysis-warning"));
     }
+    say(line);
     current = done.name;
     await loadList();
+    return true;
   } catch (err) {
     result.append(el("p", err.message, "error"));
     for (const e of (err.problem && err.problem.errors) || []) {
       result.append(el("div", e.message ? located(e) : JSON.stringify(e), "muted"));
     }
+    return false;
   }
+}
+
+$("deploy-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const file = $("deploy-file").files[0];
+  const options = {
+    message: $("deploy-message").value.trim(),
+    activate: $("deploy-activate").checked,
+    untested: $("deploy-untested").checked,
+  };
+  if (await deploy(await file.text(), file.name, options, $("deploy-result"))) $("deploy-message").value = "";
 });
 
-// A located problem (an error or a warning) as one line: "line 12: ...".
-function located(p) {
-  return `${p.line ? "line " + p.line + ": " : ""}${p.message}`;
-}
+$("draft-deploy").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const options = {
+    message: $("draft-message").value.trim(),
+    activate: $("draft-activate").checked,
+    untested: $("draft-untested").checked,
+  };
+  if (await deploy(draftText(), draftFilename(), options, $("draft-deploy-result"))) $("draft-message").value = "";
+});
 
 $("rollout-form").addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -249,7 +353,7 @@ $("shadow-stop").addEventListener("click", () => rollout({ shadow: null }));
 
 async function rollout(body) {
   try {
-    await api.call("POST", `/v1/rulesets/${encodeURIComponent(current)}/rollout`, { json: body });
+    await api.call("POST", `${path(current)}/rollout`, { json: body });
     say(`${current}: routing changed`);
     await loadList();
   } catch (err) {
@@ -345,11 +449,12 @@ $("replay-form").addEventListener("submit", async (event) => {
   } catch (err) {
     result.replaceChildren(el("p", err.message, "error"));
     for (const e of (err.problem && err.problem.errors) || []) {
-      result.append(el("div", e.message ? `${e.line ? "line " + e.line + ": " : ""}${e.message}` : JSON.stringify(e), "muted"));
+      result.append(el("div", e.message ? located(e) : JSON.stringify(e), "muted"));
     }
   } finally {
     button.disabled = false;
   }
 });
 
+initWorkbench(api);
 keyForm(api, "key-form", "key", loadList);
