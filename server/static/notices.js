@@ -41,8 +41,14 @@ export function confirmAction({ title, text, action, reason = false, required = 
     };
     const submit = (event) => {
       event.preventDefault();
+      if (input.required && !input.value.trim()) {
+        input.setCustomValidity("Say why.");
+        input.reportValidity();
+        return;
+      }
       finish(input.value.trim());
     };
+    input.oninput = () => input.setCustomValidity("");
     const cancel = () => finish(null);
     form.addEventListener("submit", submit);
     $("confirm-cancel").addEventListener("click", cancel);

@@ -4,7 +4,9 @@
 // (workbench.js) and the replay flip report for a candidate.
 import { $, Api, el, keyForm, lineDiff } from "/static/common.js";
 import { confirmAction, say } from "/static/notices.js";
-import { checkDraft, documentType, draftFilename, draftText, drawGrids, initWorkbench, located, startDraft } from "/static/workbench.js";
+import {
+  checkDraft, documentType, draftFilename, draftText, drawGrids, initWorkbench, located, safeFilename, startDraft,
+} from "/static/workbench.js";
 
 const api = new Api("frontline.authorKey");
 let current = null; // the ruleset shown
@@ -156,7 +158,7 @@ async function show(name) {
     if (review && review.status === "rejected") {
       states.push(`rejected by ${review.decided_by}` + (review.reason ? `: ${review.reason}` : ""));
     }
-    const deployed = el("td", null, "deployed");
+    const deployed = el("td", null, "deployer");
     deployed.append(el("div", rev.deployed_by || "—", "who"), el("div", when(rev.deployed_at), "when muted"),
       el("div", rev.digest.slice(0, 19) + "…", "muted digest"));
     row.append(el("td", rev.revision), deployed, el("td", rev.message || "—", rev.message ? "why" : "why muted"),
@@ -331,7 +333,7 @@ $("deploy-form").addEventListener("submit", async (event) => {
     activate: $("deploy-activate").checked,
     untested: $("deploy-untested").checked,
   };
-  if (await deploy(await file.text(), file.name, options, $("deploy-result"))) $("deploy-message").value = "";
+  if (await deploy(await file.text(), safeFilename(file.name), options, $("deploy-result"))) $("deploy-message").value = "";
 });
 
 $("draft-deploy").addEventListener("submit", async (event) => {

@@ -77,6 +77,9 @@ function position(p) {
   return CodeMirror.Pos(line, ch);
 }
 
+// A failed test or a missing part has no line: it is listed below the editor, not marked.
+const hasLine = (p) => p.line !== null && p.line !== undefined;
+
 // An annotation for CodeMirror's lint addon: from line:col to the end of the word there.
 function annotation(p, severity) {
   const from = position(p);
@@ -124,6 +127,13 @@ function queryOf(params) {
   return Object.entries(params).map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join("&");
 }
 
+// A picked file's name as the server accepts it in ?filename= (letters, digits, space and
+// "._+-", at most 100, not starting with a dot): other characters become "_".
+export function safeFilename(name) {
+  const kept = name.replace(/[^A-Za-z0-9 ._+-]/g, "_").replace(/^[ .+-]/, "_").slice(0, 100);
+  return kept || "draft.yaml";
+}
+
 export function documentType(filename) {
   return filename.endsWith(".json") ? "application/json" : "application/yaml";
 }
@@ -145,12 +155,12 @@ async function check(text, done) {
     status(summary(answer), "ok");
     listProblems([], answer.warnings);
     drawGrids($("draft-grids"), text, answer.coverage && answer.coverage.unreached.table_rows);
-    done(answer.warnings.map((w) => annotation(w, "warning")));
+    done(answer.warnings.filter(hasLine).map((w) => annotation(w, "warning")));
   } catch (err) {
     const errors = (err.problem && err.problem.errors) || [];
     status(err.message, "errors");
     listProblems(errors, []);
-    done(errors.map((e) => annotation(e, "error")));
+    done(errors.filter(hasLine).map((e) => annotation(e, "error")));
   }
 }
 check.async = true;
@@ -304,7 +314,7 @@ export function initWorkbench(theApi) {
   $("draft-untested").addEventListener("change", () => editor.performLint());
   $("draft-file").addEventListener("change", async () => {
     const file = $("draft-file").files[0];
-    if (file && (await startDraft(await file.text(), `file ${file.name}`, file.name))) say(`The draft starts from ${file.name}`);
+    if (file && (await startDraft(await file.text(), `file ${file.name}`, safeFilename(file.name)))) say(`The draft starts from ${file.name}`);
     $("draft-file").value = "";
   });
   $("draft-discard").addEventListener("click", async () => {
