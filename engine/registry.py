@@ -62,6 +62,18 @@ class Deployment:
     coverage: Coverage = field(default_factory=lambda: Coverage.of(None, []))
 
 
+@dataclass(frozen=True)
+class Checked:
+    """What a dry run of a deploy found: the document's name and digest, its tests' results,
+    the analysis's warnings and its tests' coverage. Nothing was stored."""
+
+    name: str
+    digest: str
+    tests: list[TestResult]
+    warnings: tuple[Problem, ...]
+    coverage: Coverage
+
+
 # What a ruleset serves: its routing and the compiled active, canary and shadow revisions.
 _State = tuple[Routing, CompiledRuleset, CompiledRuleset | None, CompiledRuleset | None]
 
@@ -117,18 +129,7 @@ class RulesetRegistry:
         Untested when (without ``allow_untested``) the tests guard nothing; either way nothing
         is stored and the active revision is untouched.
         """
-        compiled = compile_ruleset(text, filename=filename)
-        if compiled.untested and not allow_untested:
-            raise Untested(list(compiled.untested))
-        results = compiled.run_tests(self._clock)
-        failed = [r for r in results if not r.passed]
-        if failed:
-            raise DeployRefused(
-                [
-                    Problem(f"test {r.name!r} failed: {'; '.join(r.failures)}", file=filename)
-                    for r in failed
-                ]
-            )
+        compiled, results = self._checked(text, filename, allow_untested)
         source = text.decode("utf-8") if isinstance(text, bytes) else text
         if review is not None:
             review = replace(review, tests=[r.to_dict() for r in results])
@@ -150,6 +151,39 @@ class RulesetRegistry:
             (*compiled.warnings, *compiled.untested),
             Coverage.of(compiled.model, results),
         )
+
+    def check(
+        self, text: str | bytes, *, filename: str | None = None, allow_untested: bool = True
+    ) -> Checked:
+        """Everything a deploy of ``text`` does before it stores anything (compile, analyse,
+        run its tests), and nothing after: a dry run. Raises what ``deploy`` raises."""
+        compiled, results = self._checked(text, filename, allow_untested)
+        return Checked(
+            compiled.name,
+            compiled.digest,
+            results,
+            (*compiled.warnings, *compiled.untested),
+            Coverage.of(compiled.model, results),
+        )
+
+    def _checked(
+        self, text: str | bytes, filename: str | None, allow_untested: bool
+    ) -> tuple[CompiledRuleset, list[TestResult]]:
+        """``text`` compiled strictly, and its tests' results: RulesetError, Untested or
+        DeployRefused if it may not be deployed."""
+        compiled = compile_ruleset(text, filename=filename)
+        if compiled.untested and not allow_untested:
+            raise Untested(list(compiled.untested))
+        results = compiled.run_tests(self._clock)
+        failed = [r for r in results if not r.passed]
+        if failed:
+            raise DeployRefused(
+                [
+                    Problem(f"test {r.name!r} failed: {'; '.join(r.failures)}", file=filename)
+                    for r in failed
+                ]
+            )
+        return compiled, results
 
     def get(self, name: str, revision: int) -> CompiledRuleset:
         """One revision, compiled from its stored text (once while it is served or used)."""

@@ -13,6 +13,8 @@ import msgspec
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
 RulesetName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
 Revision = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+# A file's name, as an author's errors name it: no directories, nothing hidden.
+FILENAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9 ._+-]{0,99}$"
 Percent = Annotated[int, msgspec.Meta(ge=0, le=100)]
 Source = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Timestamp = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]

@@ -12,7 +12,14 @@ from litestar import Request, Response, get, post
 from litestar.params import Parameter
 
 from server.http import answer, principal_of, problems, requires, service
-from server.schemas import ActivateRequest, RejectRequest, Revision, RolloutRequest, RulesetName
+from server.schemas import (
+    FILENAME_PATTERN,
+    ActivateRequest,
+    RejectRequest,
+    Revision,
+    RolloutRequest,
+    RulesetName,
+)
 from server.service.answers import (
     Deployed,
     Reviewed,
@@ -41,6 +48,7 @@ DOCUMENT_TYPES = (
     request_max_body_size=None,  # checked against FRONTLINE_MAX_RULESET_BYTES below
     status_code=201,
     responses={
+        200: answer(Deployed, "Unchanged (deployed before), or a dry run (dry_run true)"),
         202: answer(Deployed, "Stored, waiting for another author's approval"),
         **problems(409, 415, 422, 507),
     },
@@ -53,13 +61,27 @@ async def deploy(
         description="deploy a document whose tests guard nothing (none, or one that checks "
         "nothing), which is otherwise refused",
     ),
+    dry_run: bool = Parameter(
+        default=False,
+        description="check the document as a deploy would (compile, analysis, tests) and "
+        "answer 200 with revision null and dry_run true, storing and activating nothing",
+    ),
+    filename: str | None = Parameter(
+        default=None,
+        max_length=100,
+        pattern=FILENAME_PATTERN,
+        description="the document's file name, which every error location names "
+        "(rules.yaml:30:11) instead of <request>",
+    ),
 ) -> Response[Deployed]:
     """Deploy a document (YAML or JSON body): 201 with the new revision, 200 if unchanged,
     422 with every error located (or every failing test, or why its tests guard nothing:
     no tests, or one that checks nothing, unless ``allow_untested``), the active revision
     untouched.
     With FRONTLINE_REQUIRE_APPROVAL=1: 202, the revision stored pending and serving nobody
-    until another author approves it."""
+    until another author approves it.
+    With ``dry_run=true``: the same checks and the same 422, nothing stored, 200 with
+    ``revision`` null and ``dry_run`` true (approval does not apply)."""
     rulesets = service(request).rulesets
     media = (request.headers.get("content-type") or "application/yaml").split(";")[0].strip()
     if media.lower() not in DOCUMENT_TYPES:
@@ -70,8 +92,17 @@ async def deploy(
     async for chunk in request.stream():
         body.extend(chunk)
         rulesets.check_size(len(body))  # refused as it arrives, not once all is read
+    if dry_run:
+        checked = await rulesets.dry_run(
+            bytes(body), filename=filename or "", allow_untested=allow_untested
+        )
+        return Response(checked, status_code=200)
     done, created = await rulesets.deploy(
-        bytes(body), principal_of(request), activate=activate, allow_untested=allow_untested
+        bytes(body),
+        principal_of(request),
+        activate=activate,
+        filename=filename or "",
+        allow_untested=allow_untested,
     )
     if done.status == "pending":
         return Response(done, status_code=202)

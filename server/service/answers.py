@@ -207,10 +207,11 @@ class Deployed(msgspec.Struct, kw_only=True, omit_defaults=True):
     the analysis found that does not refuse it (rows that can never win, gaps of a table
     marked complete, conditions that contradict themselves); how much of it its tests
     reached. ``status`` and ``test_results`` are there when the revision waits for approval
-    (202)."""
+    (202). A dry run (``dry_run: true``) answers the same checks with ``revision`` null,
+    nothing created or activated."""
 
     name: str
-    revision: int
+    revision: int | None  # null in a dry run: nothing was stored
     digest: str
     created: bool
     activated: bool
@@ -219,6 +220,7 @@ class Deployed(msgspec.Struct, kw_only=True, omit_defaults=True):
     warnings: list[DocumentProblem]
     status: Literal["pending"] | None = None
     test_results: list[TestOutcome] = []
+    dry_run: bool = False
 
 
 class Routing(msgspec.Struct, kw_only=True):

@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import difflib
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -191,13 +191,7 @@ class Rulesets:
 
         While approval is required, a new revision is stored pending (``status: pending`` in
         the answer) and serves nobody until another author approves it."""
-        self.check_size(len(document))
-        try:
-            text = document.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise Invalid(f"the document is not UTF-8 (byte {exc.start})") from None
-        if not text.strip():
-            raise Invalid("the request body is empty; send a ruleset document")
+        text = self._text(document)
         review = None
         if self.require_approval:
             # Stored with the revision, in the same write: never a revision without it.
@@ -207,7 +201,7 @@ class Rulesets:
                 deployed_at=utc_now(),
                 deploy_record=new_id(),
             )
-        try:
+        with _refusals():
             # Compiled, tested and its text stored; a stored revision serves nobody until a
             # recorded change activates it.
             done = await asyncio.to_thread(
@@ -218,29 +212,6 @@ class Rulesets:
                 review=review,
                 allow_untested=allow_untested,
             )
-        except Untested as exc:
-            raise Refused(
-                "the document's tests guard nothing: "
-                + "; ".join(p.message.split(":")[0] for p in exc.errors)
-                + "; deploy it with allow_untested=true if that is meant",
-                title="Deploy refused",
-                errors=[p.to_dict() for p in exc.errors],
-            ) from None
-        except DeployRefused as exc:
-            raise Refused(
-                f"the document's own tests failed ({len(exc.errors)}); nothing was deployed",
-                title="Deploy refused",
-                errors=[p.to_dict() for p in exc.errors],
-            ) from None
-        except RulesetError as exc:
-            first = exc.errors[0] if exc.errors else None
-            raise Refused(
-                f"the document has {len(exc.errors)} error(s); first: {first}"
-                if first
-                else "the document was refused",
-                title="Invalid ruleset",
-                errors=[p.to_dict() for p in exc.errors],
-            ) from None
         passed = sum(r.passed for r in done.tests)
         tests = {"passed": passed, "failed": len(done.tests) - passed}
         name, revision = done.name, done.revision
@@ -284,6 +255,45 @@ class Rulesets:
             self._changed("deploy", name, revision, principal)
         answer["activated"] = activated
         return msgspec.convert(answer, Deployed), done.created
+
+    async def dry_run(
+        self, document: bytes, *, filename: str = "", allow_untested: bool = False
+    ) -> Deployed:
+        """What deploying ``document`` would answer, with nothing stored or activated: the
+        same checks (compile, analysis, tests) and the same refusals, ``revision`` null and
+        ``dry_run`` true. Approval, which concerns what serves, does not apply."""
+        text = self._text(document)
+        with _refusals():
+            done = await asyncio.to_thread(
+                self.registry.check,
+                text,
+                filename=filename or "<request>",
+                allow_untested=allow_untested,
+            )
+        passed = sum(r.passed for r in done.tests)
+        answer = {
+            "name": done.name,
+            "revision": None,
+            "digest": done.digest,
+            "created": False,
+            "activated": False,
+            "dry_run": True,
+            "tests": {"passed": passed, "failed": len(done.tests) - passed},
+            "coverage": done.coverage.to_dict(),
+            "warnings": [p.to_dict() for p in done.warnings],
+        }
+        return msgspec.convert(answer, Deployed)
+
+    def _text(self, document: bytes) -> str:
+        """A document's text: Invalid if it is too large, not UTF-8 or empty."""
+        self.check_size(len(document))
+        try:
+            text = document.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise Invalid(f"the document is not UTF-8 (byte {exc.start})") from None
+        if not text.strip():
+            raise Invalid("the request body is empty; send a ruleset document")
+        return text
 
     def list(self, principal: Principal | None = None) -> RulesetList:
         """Every ruleset with its active revision, canary, shadow, number of revisions and
@@ -648,6 +658,37 @@ class Rulesets:
             actor=principal.name,
             role=principal.role,
         )
+
+
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """A document the engine refuses, as the service's Refused: why, and every problem
+    located (a deploy and a dry run refuse alike)."""
+    try:
+        yield
+    except Untested as exc:
+        raise Refused(
+            "the document's tests guard nothing: "
+            + "; ".join(p.message.split(":")[0] for p in exc.errors)
+            + "; deploy it with allow_untested=true if that is meant",
+            title="Deploy refused",
+            errors=[p.to_dict() for p in exc.errors],
+        ) from None
+    except DeployRefused as exc:
+        raise Refused(
+            f"the document's own tests failed ({len(exc.errors)}); nothing was deployed",
+            title="Deploy refused",
+            errors=[p.to_dict() for p in exc.errors],
+        ) from None
+    except RulesetError as exc:
+        first = exc.errors[0] if exc.errors else None
+        raise Refused(
+            f"the document has {len(exc.errors)} error(s); first: {first}"
+            if first
+            else "the document was refused",
+            title="Invalid ruleset",
+            errors=[p.to_dict() for p in exc.errors],
+        ) from None
 
 
 def pending_view(

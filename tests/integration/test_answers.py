@@ -133,6 +133,8 @@ def test_every_answer_matches_the_schema(checked: Checked) -> None:
     )
     c.call("agent", "POST", "/v1/stream-tickets")
 
+    checked = c.call("author", "POST", "/v1/rulesets", content=DOCUMENT, params={"dry_run": 1})
+    assert checked["dry_run"] and checked["revision"] is None
     deployed = c.call("author", "POST", "/v1/rulesets", content=DOCUMENT.encode())
     assert deployed["status"] == "pending"
     revision = "/v1/rulesets/{name}/revisions/{revision}"
