@@ -32,10 +32,10 @@ async function loadList() {
       if (r.retired) row.className = "retired";
       const named = el("td", null, "name");
       named.append(el("strong", r.name), el("div", r.retired
-        ? `retired: ${r.retired.reason || "no reason given"}` : r.description || "", "description muted"));
+        ? `retired: ${r.retired.reason}` : r.description || "", "description muted"));
       row.append(
         named,
-        el("td", r.active_revision ?? "—", "active"),
+        el("td", r.retired ? "retired" : r.active_revision ?? "—", "active"),
         el("td", r.canary ? `${r.canary.revision} (${r.canary.percent}%)` : "—"),
         el("td", r.shadow ?? "—"),
         el("td", r.revisions),
@@ -138,18 +138,22 @@ async function show(name) {
   $("diff").hidden = false;
   $("detail-title").textContent = `Ruleset ${name}`;
   $("detail-description").textContent = summary.description || "";
-  const retired = ruleset.retired || summary.retired;
+  const retired = ruleset.retired;
   $("detail-retired").hidden = !retired;
   $("detail-retired").textContent = retired
-    ? `Retired by ${retired.by} at ${when(retired.at)}: ${retired.reason || "no reason given"}. It serves nobody.` : "";
+    ? `Retired${retired.retired_by ? " by " + retired.retired_by : ""}` +
+      `${retired.retired_at ? " at " + when(retired.retired_at) : ""}: ${retired.reason}. ` +
+      `It serves nobody; activating a revision brings it back.` : "";
   $("retire-button").hidden = Boolean(retired);
+  $("detail-changed").textContent = ruleset.changed_by
+    ? `Routing last changed by ${ruleset.changed_by} at ${when(ruleset.changed_at)}.` : "";
   const rows = $("revision-rows");
   rows.replaceChildren();
   for (const rev of [...ruleset.revisions].reverse()) {
     const row = document.createElement("tr");
     row.dataset.revision = rev.revision;
     const states = [];
-    if (rev.revision === ruleset.active_revision) states.push("active");
+    if (rev.revision === ruleset.active_revision) states.push(retired ? "served last (retired)" : "active");
     if (ruleset.canary && ruleset.canary.revision === rev.revision) states.push(`canary ${ruleset.canary.percent}%`);
     if (ruleset.shadow === rev.revision) states.push("shadow");
     const review = rev.review;
@@ -175,9 +179,10 @@ async function show(name) {
     button("Edit", () => editRevision(name, rev.revision));
     button("Tests", () => runTests(name, rev.revision));
     const unapproved = review && review.status !== "approved";
-    if (rev.revision !== ruleset.active_revision && !unapproved && !retired) {
-      const older = ruleset.active_revision !== null && rev.revision < ruleset.active_revision;
-      button(older ? "Roll back to this" : "Activate", () => activateRevision(name, rev.revision, ruleset.active_revision), "");
+    if ((retired || rev.revision !== ruleset.active_revision) && !unapproved) {
+      const serving = retired ? null : ruleset.active_revision;
+      const older = serving !== null && rev.revision < serving;
+      button(older ? "Roll back to this" : "Activate", () => activateRevision(name, rev.revision, serving), "");
     }
     row.append(actions);
     rows.append(row);
@@ -223,7 +228,7 @@ async function activateRevision(name, revision, active) {
   const sure = await confirmAction({
     title: back ? `Roll ${name} back to revision ${revision}?` : `Activate ${name} revision ${revision}?`,
     text: `Every new decision of ${name} will use revision ${revision}` +
-      (active !== null ? ` instead of revision ${active}.` : "."),
+      (active !== null ? ` instead of revision ${active}.` : "; it serves nothing now."),
     action: back ? "Roll back" : "Activate",
   });
   if (sure === null) return;

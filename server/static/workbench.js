@@ -96,14 +96,20 @@ function listProblems(errors, warnings) {
     for (const p of problems) {
       const item = el("li", null, `problem ${kind}`);
       item.dataset.line = p.line ?? "";
-      const where = el("button", kind, "link");
-      where.type = "button";
-      where.setAttribute("aria-label", `Go to line ${p.line ?? 1}`);
-      where.addEventListener("click", () => {
-        editor.setCursor(position(p));
-        editor.focus();
-      });
-      item.append(where, el("span", " " + located(p)));
+      item.append(el("span", kind, "kind"));
+      if (hasLine(p)) {
+        // The location goes to the place in the editor.
+        const where = el("button", located({ ...p, message: "" }).slice(0, -2), "link");
+        where.type = "button";
+        where.title = `Go to line ${p.line}, column ${p.column || 1}`;
+        where.addEventListener("click", () => {
+          editor.setCursor(position(p));
+          editor.focus();
+        });
+        item.append(where, el("span", `: ${p.message}`));
+      } else {
+        item.append(el("span", located(p)));
+      }
       list.append(item);
     }
   }
@@ -297,6 +303,7 @@ export function initWorkbench(theApi) {
     value: kept ? kept.text : "",
     mode: "yaml",
     lineNumbers: true,
+    lineWrapping: true,
     indentUnit: 2,
     gutters: ["CodeMirror-lint-markers"],
     screenReaderLabel: "Draft document (YAML). Tab leaves the editor; Ctrl-] and Ctrl-[ indent.",
