@@ -153,6 +153,11 @@ async function check(text, done) {
     done([]);
     return;
   }
+  if (!api.key) {
+    status("Sign in with an author key to check the draft.", "idle");
+    done([]);
+    return;
+  }
   status("Checking…", "checking");
   drawGrids($("draft-grids"), text);
   const query = queryOf({ dry_run: true, filename: state.filename, allow_untested: $("draft-untested").checked });
