@@ -324,3 +324,30 @@ def test_retiring_a_ruleset_asks_for_a_reason_and_it_serves_nobody(
         headers=workbench.auth("agent"),
     )
     assert response.status_code >= 400
+
+
+@pytest.mark.parametrize(
+    ("path", "media"),
+    [
+        pytest.param("codemirror/lib/codemirror.js", "text/javascript", id="codemirror"),
+        pytest.param("codemirror/mode/yaml/yaml.js", "text/javascript", id="yaml-mode"),
+        pytest.param("codemirror/addon/lint/lint.js", "text/javascript", id="lint-addon"),
+        pytest.param("codemirror/lib/codemirror.css", "text/css", id="codemirror-css"),
+        pytest.param("js-yaml/js-yaml.mjs", "text/javascript", id="js-yaml-module"),
+        pytest.param("codemirror/LICENSE", "", id="codemirror-licence"),
+        pytest.param("js-yaml/LICENSE", "", id="js-yaml-licence"),
+    ],
+)
+def test_the_editor_packages_are_served_by_the_server_itself(
+    server: LiveServer, path: str, media: str
+) -> None:
+    """The vendored packages come from /static/vendor with the pages' security headers, each
+    script with a JavaScript type (a module script of another type is refused under nosniff),
+    each package with its licence."""
+    response = httpx.get(f"{server.url}/static/vendor/{path}")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(media)
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    if path.endswith("LICENSE"):
+        assert "MIT License" in response.text and "Permission is hereby granted" in response.text
