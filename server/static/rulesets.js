@@ -5,7 +5,7 @@
 import { $, Api, el, keyForm, lineDiff } from "/static/common.js";
 import { confirmAction, say } from "/static/notices.js";
 import {
-  checkDraft, documentType, draftFilename, draftText, drawGrids, initWorkbench, located, safeFilename, startDraft,
+  checkDraft, documentType, draftDeployed, draftFilename, draftText, drawGrids, initWorkbench, located, safeFilename, startDraft,
 } from "/static/workbench.js";
 
 const api = new Api("frontline.authorKey");
@@ -299,7 +299,8 @@ $("diff-form").addEventListener("submit", async (event) => {
 });
 
 // Deploy `text` (named `filename` in its errors) with the options of a form; the outcome is
-// written into `result` and stays there until the next deploy from the same form.
+// written into `result` and stays there until the next deploy from the same form. The
+// deploy's answer, or null if it was refused.
 async function deploy(text, filename, { message, activate, untested }, result) {
   result.replaceChildren();
   const query = [`activate=${activate}`, `filename=${encodeURIComponent(filename)}`];
@@ -320,13 +321,13 @@ async function deploy(text, filename, { message, activate, untested }, result) {
     say(line);
     current = done.name;
     await loadList();
-    return true;
+    return done;
   } catch (err) {
     result.append(el("p", err.message, "error"));
     for (const e of (err.problem && err.problem.errors) || []) {
       result.append(el("div", e.message ? located(e) : JSON.stringify(e), "muted"));
     }
-    return false;
+    return null;
   }
 }
 
@@ -348,7 +349,11 @@ $("draft-deploy").addEventListener("submit", async (event) => {
     activate: $("draft-activate").checked,
     untested: $("draft-untested").checked,
   };
-  if (await deploy(draftText(), draftFilename(), options, $("draft-deploy-result"))) $("draft-message").value = "";
+  const done = await deploy(draftText(), draftFilename(), options, $("draft-deploy-result"));
+  if (done) {
+    $("draft-message").value = "";
+    draftDeployed(done.name, done.revision);
+  }
 });
 
 $("rollout-form").addEventListener("submit", async (event) => {

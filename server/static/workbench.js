@@ -68,6 +68,13 @@ export async function startDraft(text, origin, filename = "draft.yaml") {
   return true;
 }
 
+// The draft was deployed as `name` revision `revision`: it holds no edits any more.
+export function draftDeployed(name, revision) {
+  state = { ...state, origin: `${name} revision ${revision} (deployed from this draft)`, edited: false };
+  save();
+  showOrigin();
+}
+
 // --- checking as one types --------------------------------------------------------------
 
 function position(p) {
