@@ -1,6 +1,9 @@
 """A RulesetStore in a directory: the embedded default's ruleset history, kept across restarts.
 
-    <root>/<ruleset>/revisions.json   [{"revision": 1, "digest": "sha256:..."}, ...]
+    <root>/<ruleset>/revisions.json   [{"revision": 1, "digest": "sha256:...",
+                                        "deployed_by": "ann", "deployed_at": "<RFC 3339>",
+                                        "message": "..."}, ...] (who, when and why: absent
+                                       from lists written before they were kept)
     <root>/<ruleset>/<revision>.txt   the author's text, verbatim
     <root>/<ruleset>/routing.json     {"active": 3, "canary": 4, "percent": 10, "shadow": null,
                                        "version": 7, "change": "<id of its ledger record>"}
@@ -38,7 +41,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from engine import Review, Routing, StoreCorrupt, StoredRevision, StoreWriteFailed
+from engine import Provenance, Review, Routing, StoreCorrupt, StoredRevision, StoreWriteFailed
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -50,7 +53,12 @@ class FileRulesetStore:
         self._lock = threading.Lock()
 
     def put_revision(
-        self, name: str, digest: str, text: str, review: Review | None = None
+        self,
+        name: str,
+        digest: str,
+        text: str,
+        review: Review | None = None,
+        provenance: Provenance | None = None,
     ) -> tuple[StoredRevision, bool]:
         directory = self._dir(name)
         with self._lock:
@@ -68,12 +76,15 @@ class FileRulesetStore:
                 directory.mkdir(parents=True, exist_ok=True)
                 write_file(path, text.encode("utf-8"))
                 self._put_review(name, revision, review)
-                index.append({"revision": revision, "digest": digest})
+                entry = {"revision": revision, "digest": digest}
+                if provenance is not None:
+                    entry.update(asdict(provenance))
+                index.append(entry)
                 write_file(directory / "revisions.json", json.dumps(index).encode())
             except OSError as exc:
                 self._undo(name, revision, new)
                 raise self._refused(what, exc) from None
-        return StoredRevision(name, revision, digest, text), True
+        return StoredRevision(name, revision, digest, text, provenance), True
 
     def get_revision(self, name: str, revision: int) -> StoredRevision | None:
         index = self._index(name)
@@ -84,7 +95,8 @@ class FileRulesetStore:
             text = path.read_bytes().decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise StoreCorrupt(f"{path}: cannot be read as a ruleset revision ({exc})") from None
-        return StoredRevision(name, revision, index[revision - 1]["digest"], text)
+        entry = index[revision - 1]
+        return StoredRevision(name, revision, entry["digest"], text, Provenance.from_data(entry))
 
     def revisions(self, name: str) -> list[StoredRevision]:
         out = []

@@ -28,7 +28,7 @@ from adapters.ports import (
     timer_parts,
 )
 from engine.durations import parse_duration
-from engine.ports import Review, Routing, StoredRevision
+from engine.ports import Provenance, Review, Routing, StoredRevision
 
 
 def leaves(values: dict[str, Any], prefix: str = "") -> list[str]:
@@ -348,14 +348,19 @@ class MemoryRulesetStore:
         self._lock = threading.Lock()
 
     def put_revision(
-        self, name: str, digest: str, text: str, review: Review | None = None
+        self,
+        name: str,
+        digest: str,
+        text: str,
+        review: Review | None = None,
+        provenance: Provenance | None = None,
     ) -> tuple[StoredRevision, bool]:
         with self._lock:
             existing = self._revisions.setdefault(name, [])
             for stored in existing:
                 if stored.digest == digest:
                     return stored, False
-            stored = StoredRevision(name, len(existing) + 1, digest, text)
+            stored = StoredRevision(name, len(existing) + 1, digest, text, provenance)
             existing.append(stored)
             if review is not None:
                 self._reviews.setdefault(name, {})[stored.revision] = review

@@ -47,7 +47,7 @@ from adapters.ports import (
     Interaction,
     StoreUnavailable,
 )
-from engine import Review, Routing, StoreCorrupt, StoredRevision
+from engine import Provenance, Review, Routing, StoreCorrupt, StoredRevision
 from engine.durations import parse_duration
 
 log = structlog.get_logger("frontline")
@@ -877,22 +877,31 @@ class RedisRulesetStore:
         return f"{self._prefix}ruleset:{name}:{part}"
 
     def put_revision(
-        self, name: str, digest: str, text: str, review: Review | None = None
+        self,
+        name: str,
+        digest: str,
+        text: str,
+        review: Review | None = None,
+        provenance: Provenance | None = None,
     ) -> tuple[StoredRevision, bool]:
-        body = _encode({"digest": digest, "text": text})
+        kept = asdict(provenance) if provenance is not None else {}
+        body = _encode({"digest": digest, "text": text, **kept})
         reviewed = _encode(asdict(review)) if review is not None else b""
         revision, created = self._put(
             keys=[self._k(name, "digests"), f"{self._prefix}rulesets", self._k(name, "reviews")],
             args=[digest, body, self._k(name, "revision:"), name, reviewed],
         )
-        return StoredRevision(name, int(revision), digest, text), bool(created)
+        if not created:  # the revision stored before, with its own provenance
+            found = self.get_revision(name, int(revision))
+            if found is not None:
+                return found, False
+        return StoredRevision(name, int(revision), digest, text, provenance), bool(created)
 
     def get_revision(self, name: str, revision: int) -> StoredRevision | None:
         raw = self._redis.get(self._k(name, f"revision:{revision}"))
         if raw is None:
             return None
-        data = _decode(raw)
-        return StoredRevision(name, revision, data["digest"], data["text"])
+        return _revision(name, revision, raw)
 
     def revisions(self, name: str) -> list[StoredRevision]:
         count = int(self._redis.hlen(self._k(name, "digests")))
@@ -902,8 +911,7 @@ class RedisRulesetStore:
         out = []
         for n, raw in enumerate(found, start=1):
             if raw is not None:
-                data = _decode(raw)
-                out.append(StoredRevision(name, n, data["digest"], data["text"]))
+                out.append(_revision(name, n, raw))
         return out
 
     def names(self) -> list[str]:
@@ -934,6 +942,12 @@ class RedisRulesetStore:
             args=[revision, _encode(asdict(review)), expect],
         )
         return bool(replaced)
+
+
+def _revision(name: str, revision: int, raw: bytes) -> StoredRevision:
+    data = _decode(raw)
+    provenance = Provenance.from_data(data)
+    return StoredRevision(name, revision, data["digest"], data["text"], provenance)
 
 
 # -- change notifications ----------------------------------------------------------------------

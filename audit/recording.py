@@ -328,6 +328,7 @@ def _above(masked: frozenset[str]) -> frozenset[str]:
     return frozenset(found)
 
 
+# "retire": a ruleset retired (serving nobody until a revision is activated again), with why.
 # "abandoned": a change recorded and then not applied (another change came first, or the
 # store refused it); its routing never served. "approve" and "reject": a second author's
 # decision on a revision deployed while approval was required (its deploy record says
@@ -342,6 +343,7 @@ RULESET_ACTIONS = (
     "abandoned",
     "approve",
     "reject",
+    "retire",
 )
 # An agent's answer to an alert. "accepted" took its advice; "overridden" did otherwise, and
 # says why (the note is required); "acted" is kept for desktops built before the two.

@@ -22,11 +22,21 @@ from engine.errors import (
     StoreWriteFailed,
     Untested,
 )
-from engine.ports import APPROVED, PENDING, REJECTED, Review, Routing, RulesetStore, StoredRevision
+from engine.ports import (
+    APPROVED,
+    PENDING,
+    REJECTED,
+    Provenance,
+    Review,
+    Routing,
+    RulesetStore,
+    StoredRevision,
+)
 from engine.registry import (
     Deployment,
     RoutingSuperseded,
     RulesetRegistry,
+    RulesetRetired,
     UnknownRuleset,
     in_canary,
 )
@@ -44,11 +54,13 @@ __all__ = [
     "EvaluationError",
     "FrontlineError",
     "Problem",
+    "Provenance",
     "Review",
     "Routing",
     "RoutingSuperseded",
     "RulesetError",
     "RulesetRegistry",
+    "RulesetRetired",
     "RulesetStore",
     "StoreCorrupt",
     "StoreWriteFailed",

@@ -12,13 +12,38 @@ from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """Who deployed a revision (a key's principal; None for the starter library), when (RFC
+    3339) and why (the deploy's message, if any)."""
+
+    deployed_by: str | None
+    deployed_at: str
+    message: str | None = None
+
+    @classmethod
+    def from_data(cls, data: Any) -> Provenance | None:
+        """The provenance a store kept beside a revision, or None (a revision stored before
+        revisions kept theirs)."""
+        if not isinstance(data, dict) or not isinstance(data.get("deployed_at"), str):
+            return None
+        by, message = data.get("deployed_by"), data.get("message")
+        return cls(
+            by if isinstance(by, str) else None,
+            data["deployed_at"],
+            message if isinstance(message, str) else None,
+        )
+
+
+@dataclass(frozen=True)
 class StoredRevision:
-    """One immutable revision of a ruleset as a store keeps it: the author's text, verbatim."""
+    """One immutable revision of a ruleset as a store keeps it: the author's text, verbatim,
+    and who deployed it, when and why (None for a revision stored before that was kept)."""
 
     name: str
     revision: int
     digest: str
     text: str
+    provenance: Provenance | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +62,13 @@ class Routing:
     # The id of the ledger record of the change that made this routing ("" when made without
     # one: an engine-only registry, or a routing written before changes were recorded first).
     change: str = ""
+    # Who made this routing (a key's principal) and when (RFC 3339): None when made without
+    # a key (the starter library, an engine-only registry) or before they were kept.
+    changed_by: str | None = None
+    changed_at: str | None = None
+    # Why the ruleset was retired, when this routing retires it: it serves nobody (``active``
+    # is the revision it served last) until a revision is activated again.
+    retired: str | None = None
 
 
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
@@ -85,11 +117,17 @@ class RulesetStore(Protocol):
     """
 
     def put_revision(
-        self, name: str, digest: str, text: str, review: Review | None = None
+        self,
+        name: str,
+        digest: str,
+        text: str,
+        review: Review | None = None,
+        provenance: Provenance | None = None,
     ) -> tuple[StoredRevision, bool]:
         """Store ``text`` unless a revision with ``digest`` exists; return it and whether it
-        was created. A created revision gets ``review`` in the same step (a revision is never
-        seen without the review it was deployed with); an existing one keeps its own."""
+        was created. A created revision gets ``review`` and ``provenance`` in the same step
+        (a revision is never seen without the review it was deployed with); an existing one
+        keeps its own."""
         ...
 
     def get_revision(self, name: str, revision: int) -> StoredRevision | None: ...

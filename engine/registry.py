@@ -32,13 +32,25 @@ from dataclasses import dataclass, field, replace
 
 from engine.compiler import compile_ruleset
 from engine.errors import DeployRefused, FrontlineError, Problem, StoreCorrupt, Untested
-from engine.ports import Review, Routing, RulesetStore, StoredRevision
+from engine.ports import Provenance, Review, Routing, RulesetStore, StoredRevision
 from engine.ruleset import CompiledRuleset
 from engine.testing import Coverage, TestResult
 
 
 class UnknownRuleset(FrontlineError):
     """No such ruleset, or no such revision of it."""
+
+
+class RulesetRetired(FrontlineError):
+    """The ruleset was retired: it serves nobody until a revision is activated again."""
+
+    def __init__(self, name: str, routing: Routing) -> None:
+        when = f" at {routing.changed_at}" if routing.changed_at else ""
+        who = f" by {routing.changed_by}" if routing.changed_by else ""
+        super().__init__(
+            f"ruleset {name!r} was retired{when}{who} ({routing.retired}) and serves no "
+            "decisions; an author brings it back by activating a revision"
+        )
 
 
 class RoutingSuperseded(FrontlineError):
@@ -120,10 +132,12 @@ class RulesetRegistry:
         activate: bool = True,
         review: Review | None = None,
         allow_untested: bool = True,
+        provenance: Provenance | None = None,
     ) -> Deployment:
         """Compile and test ``text``, store it as a revision, and (by default) activate it.
         A new revision is stored with ``review``, if given (its tests' results filled in):
-        one waiting for a second author's approval.
+        one waiting for a second author's approval; and with ``provenance``: who deployed it,
+        when and why.
 
         Raises RulesetError when it does not compile, DeployRefused when a test fails, and
         Untested when (without ``allow_untested``) the tests guard nothing; either way nothing
@@ -133,7 +147,9 @@ class RulesetRegistry:
         source = text.decode("utf-8") if isinstance(text, bytes) else text
         if review is not None:
             review = replace(review, tests=[r.to_dict() for r in results])
-        stored, created = self._store.put_revision(compiled.name, compiled.digest, source, review)
+        stored, created = self._store.put_revision(
+            compiled.name, compiled.digest, source, review, provenance
+        )
         compiled = self._remember(
             (stored.name, stored.revision), compiled.at_revision(stored.revision)
         )
@@ -243,6 +259,12 @@ class RulesetRegistry:
         shadow = previous.shadow if previous and previous.shadow != revision else None
         return Routing(active=revision, shadow=shadow, version=_next(previous), change=change)
 
+    def planned_retirement(self, name: str, reason: str, *, change: str = "") -> Routing:
+        """The routing that retires ``name``: no canary, no shadow, nothing served; ``active``
+        keeps the revision it served last. Activating a revision brings it back."""
+        routing = self._routing(name)
+        return Routing(routing.active, version=_next(routing), change=change, retired=reason)
+
     def planned_rollout(
         self, name: str, revision: int, percent: int, *, change: str = ""
     ) -> Routing:
@@ -254,7 +276,7 @@ class RulesetRegistry:
         if percent == 100:
             return self.planned_activation(name, revision, change=change)
         self.get(name, revision)
-        routing = self._routing(name)
+        routing = self._serving_routing(name)
         canary = revision if percent > 0 and revision != routing.active else None
         return Routing(
             routing.active,
@@ -270,7 +292,7 @@ class RulesetRegistry:
         (None stops the shadow)."""
         if revision is not None:
             self.get(name, revision)
-        routing = self._routing(name)
+        routing = self._serving_routing(name)
         return Routing(
             routing.active,
             routing.canary,
@@ -317,8 +339,11 @@ class RulesetRegistry:
         return self._routing(name)
 
     def route(self, name: str, customer_id: str) -> tuple[CompiledRuleset, CompiledRuleset | None]:
-        """The revision that serves this customer, and the shadow revision, if any."""
+        """The revision that serves this customer, and the shadow revision, if any;
+        RulesetRetired if the ruleset was retired."""
         routing, active, canary, shadow = self._served(name)
+        if routing.retired is not None:
+            raise RulesetRetired(name, routing)
         if canary is not None and in_canary(name, customer_id, routing.percent):
             return canary, shadow
         return active, shadow
@@ -348,6 +373,15 @@ class RulesetRegistry:
             if state is None:
                 raise UnknownRuleset(f"no active revision of ruleset {name!r}")
         return state
+
+    def check_serving(self, name: str) -> None:
+        """RulesetRetired if ``name`` was retired (from memory once it is served here)."""
+        try:
+            routing = self._served(name)[0]
+        except UnknownRuleset:
+            return
+        if routing.retired is not None:
+            raise RulesetRetired(name, routing)
 
     def active_revision(self, name: str) -> int | None:
         state = self._state.get(name)
@@ -384,6 +418,14 @@ class RulesetRegistry:
             if not self._store.revisions(name):
                 raise UnknownRuleset(f"unknown ruleset {name!r}")
             raise UnknownRuleset(f"ruleset {name!r} has no active revision")
+        return routing
+
+    def _serving_routing(self, name: str) -> Routing:
+        """The stored routing of ``name``; RulesetRetired if it retires it (a canary or a
+        shadow needs a revision served first)."""
+        routing = self._routing(name)
+        if routing.retired is not None:
+            raise RulesetRetired(name, routing)
         return routing
 
     def _install(self, name: str, routing: Routing) -> None:

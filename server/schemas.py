@@ -15,6 +15,7 @@ RulesetName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,63}$")]
 Revision = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
 # A file's name, as an author's errors name it: no directories, nothing hidden.
 FILENAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9 ._+-]{0,99}$"
+MESSAGE_MAX = 500  # a deploy's message, a retirement's reason
 Percent = Annotated[int, msgspec.Meta(ge=0, le=100)]
 Source = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Timestamp = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
@@ -55,6 +56,10 @@ class EventRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class ActivateRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     revision: Revision
+
+
+class RetireRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=MESSAGE_MAX)]
 
 
 class RejectRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

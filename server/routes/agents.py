@@ -31,7 +31,7 @@ async def create_decision(request: Request[Any, Any, Any], data: DecisionRequest
     opt=requires("agent"),
     status_code=201,
     tags=["decisions"],
-    responses=problems(404, 422),
+    responses=problems(404, 409, 422),
 )
 async def start_interaction(
     request: Request[Any, Any, Any], data: InteractionRequest

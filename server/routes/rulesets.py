@@ -14,8 +14,10 @@ from litestar.params import Parameter
 from server.http import answer, principal_of, problems, requires, service
 from server.schemas import (
     FILENAME_PATTERN,
+    MESSAGE_MAX,
     ActivateRequest,
     RejectRequest,
+    RetireRequest,
     Revision,
     RolloutRequest,
     RulesetName,
@@ -73,6 +75,12 @@ async def deploy(
         description="the document's file name, which every error location names "
         "(rules.yaml:30:11) instead of <request>",
     ),
+    message: str | None = Parameter(
+        default=None,
+        min_length=1,
+        max_length=MESSAGE_MAX,
+        description="why this revision: kept with it, shown in the ruleset's history",
+    ),
 ) -> Response[Deployed]:
     """Deploy a document (YAML or JSON body): 201 with the new revision, 200 if unchanged,
     422 with every error located (or every failing test, or why its tests guard nothing:
@@ -103,6 +111,7 @@ async def deploy(
         activate=activate,
         filename=filename or "",
         allow_untested=allow_untested,
+        message=message,
     )
     if done.status == "pending":
         return Response(done, status_code=202)
@@ -166,6 +175,23 @@ async def activate(
 ) -> Routing:
     """Activate a revision: a newer one, or an older one to roll back."""
     return await service(request).rulesets.activate(name, data.revision, principal_of(request))
+
+
+@post(
+    "/v1/rulesets/{name:str}/retire",
+    opt=requires("author"),
+    status_code=200,
+    tags=["rulesets"],
+    responses=problems(404, 409, 507),
+)
+async def retire(
+    request: Request[Any, Any, Any], name: RulesetName, data: RetireRequest
+) -> Routing:
+    """Retire a ruleset (``{"reason": "..."}``, required): recorded, then it serves no new
+    decision or interaction, which get a 409 saying when and by whom it was retired. Its
+    revisions and history stay readable; activating a revision (or a deploy that activates
+    one) brings it back. 409 if it is retired already."""
+    return await service(request).rulesets.retire(name, data.reason, principal_of(request))
 
 
 @post(
@@ -234,6 +260,7 @@ ROUTES = [
     read_revision,
     revision_tests,
     activate,
+    retire,
     rollout,
     approve,
     reject,

@@ -223,13 +223,26 @@ class Deployed(msgspec.Struct, kw_only=True, omit_defaults=True):
     dry_run: bool = False
 
 
+class Retirement(msgspec.Struct, kw_only=True):
+    """Why a ruleset was retired, by whom (a key's principal) and when (RFC 3339)."""
+
+    reason: str
+    retired_by: str | None
+    retired_at: str | None
+
+
 class Routing(msgspec.Struct, kw_only=True):
-    """Which revisions of a ruleset serve."""
+    """Which revisions of a ruleset serve; who made that so and when (null: the starter
+    library, or a change made before this was kept); whether it was retired (then nothing
+    serves, and ``active_revision`` is the revision it served last)."""
 
     name: str
     active_revision: int | None
     canary: Canary | None
     shadow: int | None
+    changed_by: str | None
+    changed_at: str | None
+    retired: Retirement | None
 
 
 ReviewStatus = Literal["pending", "approved", "rejected"]
@@ -259,6 +272,9 @@ class RulesetSummary(msgspec.Struct, kw_only=True):
     active_revision: int | None
     canary: Canary | None
     shadow: int | None
+    changed_by: str | None
+    changed_at: str | None
+    retired: Retirement | None  # null unless retired: then it serves nobody
     description: str | None
     pending: list[PendingRevision]
 
@@ -279,16 +295,29 @@ class ReviewState(msgspec.Struct, kw_only=True):
 
 
 class RevisionRef(msgspec.Struct, kw_only=True):
+    """One revision in a ruleset's history: who deployed it (a key's principal; null for the
+    starter library, or a revision stored before this was kept), when (RFC 3339), why (the
+    deploy's message, null without one), and its review."""
+
     revision: int
     digest: str
+    deployed_by: str | None
+    deployed_at: str | None
+    message: str | None
     review: ReviewState | None  # null: deployed while approval was not required
 
 
 class RulesetDetail(msgspec.Struct, kw_only=True):
+    """One ruleset: what serves it, who made that so and when, whether it was retired, its
+    revisions (each with who deployed it, when and why) and those waiting for approval."""
+
     name: str
     active_revision: int | None
     canary: Canary | None
     shadow: int | None
+    changed_by: str | None
+    changed_at: str | None
+    retired: Retirement | None
     revisions: list[RevisionRef]
     pending: list[PendingRevision]
 
@@ -309,12 +338,20 @@ class Reviewed(msgspec.Struct, kw_only=True):
     active_revision: int | None
     canary: Canary | None
     shadow: int | None
+    changed_by: str | None
+    changed_at: str | None
+    retired: Retirement | None
 
 
 class RevisionDocument(msgspec.Struct, kw_only=True):
+    """One revision's document as its author wrote it, and who deployed it, when and why."""
+
     name: str
     revision: int
     digest: str
+    deployed_by: str | None
+    deployed_at: str | None
+    message: str | None
     document: str
 
 

@@ -27,7 +27,14 @@ from audit.record import Actor, LedgerRecord, RulesetRef
 from audit.recording import decision_record, mask_shown, masked_paths
 from audit.shown import differences as shown_differences
 from audit.shown import shown
-from engine import APPROVED, CompiledRuleset, EvaluationError, RulesetRegistry, UnknownRuleset
+from engine import (
+    APPROVED,
+    CompiledRuleset,
+    EvaluationError,
+    RulesetRegistry,
+    RulesetRetired,
+    UnknownRuleset,
+)
 from engine.times import format_time
 from server.ids import new_id
 from server.keys import Principal
@@ -96,6 +103,7 @@ class Decisions:
         now = evaluation_time()
         if pinned is None:
             if request.revision is not None:
+                self._serving(request.ruleset)
                 self._reviewed(request.ruleset, request.revision)
                 compiled, shadow = self._get(request.ruleset, request.revision), None
             else:
@@ -104,6 +112,7 @@ class Decisions:
             if shadow is not None:
                 needed = needed | shadow.counters_needed
         else:
+            self._serving(request.ruleset)
             # Most interactions run on the active revision: its counters are read with the
             # context and the interaction, in one round trip.
             try:
@@ -285,6 +294,15 @@ class Decisions:
             return self.registry.route(name, customer_id)
         except UnknownRuleset as exc:
             raise NotFound(str(exc)) from None
+        except RulesetRetired as exc:
+            raise Conflict(str(exc), title="Ruleset retired") from None
+
+    def _serving(self, name: str) -> None:
+        """Conflict if ``name`` was retired: it decides for nobody, pinned or not."""
+        try:
+            self.registry.check_serving(name)
+        except RulesetRetired as exc:
+            raise Conflict(str(exc), title="Ruleset retired") from None
 
     def _reviewed(self, name: str, revision: int) -> None:
         """Conflict if a decision names a revision waiting for approval, or rejected: it

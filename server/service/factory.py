@@ -64,8 +64,15 @@ from audit.recording import ruleset_record
 from audit.segments import Frame, SegmentLog, check_log, instances
 from audit.shipper import LedgerShipper
 from audit.signing import SigningKeyError, load_signer
-from audit.writer import LedgerError, LedgerTampered, LedgerWriter, TreeRebuild, save_tree
-from engine import Deployment, RulesetError, RulesetRegistry, RulesetStore, StoreWriteFailed
+from audit.writer import LedgerError, LedgerTampered, LedgerWriter, TreeRebuild, save_tree, utc_now
+from engine import (
+    Deployment,
+    Provenance,
+    RulesetError,
+    RulesetRegistry,
+    RulesetStore,
+    StoreWriteFailed,
+)
 from server.ids import new_id
 from server.metrics import Metrics
 from server.service.alerts import Alerting
@@ -108,7 +115,10 @@ def seed_starter_rulesets(
     for path in sorted(directory.glob("*.yaml")):
         try:
             deployed = registry.deploy(
-                path.read_text(encoding="utf-8"), filename=str(path), activate=False
+                path.read_text(encoding="utf-8"),
+                filename=str(path),
+                activate=False,
+                provenance=Provenance(None, utc_now(), f"the starter library: {path.name}"),
             )
         except RulesetError as exc:
             log.error("starter ruleset refused", file=str(path), error=str(exc.errors[0]))

@@ -45,9 +45,11 @@ from engine import (
     PENDING,
     REJECTED,
     DeployRefused,
+    Provenance,
     Review,
     RulesetError,
     RulesetRegistry,
+    RulesetRetired,
     StoredRevision,
     UnknownRuleset,
     Untested,
@@ -88,6 +90,17 @@ def routing_view(routing: Served) -> dict[str, Any]:
             else None
         ),
         "shadow": routing.shadow,
+        "changed_by": routing.changed_by,
+        "changed_at": routing.changed_at,
+        "retired": (
+            {
+                "reason": routing.retired,
+                "retired_by": routing.changed_by,
+                "retired_at": routing.changed_at,
+            }
+            if routing.retired is not None
+            else None
+        ),
     }
 
 
@@ -95,7 +108,14 @@ def _routing(name: str, routing: Served) -> Routing:
     return msgspec.convert({"name": name, **routing_view(routing)}, Routing)
 
 
-_NO_ROUTING = {"active_revision": None, "canary": None, "shadow": None}
+_NO_ROUTING = {
+    "active_revision": None,
+    "canary": None,
+    "shadow": None,
+    "changed_by": None,
+    "changed_at": None,
+    "retired": None,
+}
 
 
 def recorded_routing(routing: Served) -> dict[str, Any]:
@@ -106,6 +126,9 @@ def recorded_routing(routing: Served) -> dict[str, Any]:
         "percent": routing.percent,
         "shadow": routing.shadow,
         "version": routing.version,
+        "changed_by": routing.changed_by,
+        "changed_at": routing.changed_at,
+        "retired": routing.retired,
     }
 
 
@@ -184,21 +207,23 @@ class Rulesets:
         activate: bool = True,
         filename: str = "",
         allow_untested: bool = False,
+        message: str | None = None,
     ) -> tuple[Deployed, bool]:
         """Compile, check and test ``document``; store it as a new revision (and activate it)
         if all of that passes. The answer, with the analysis's warnings, and whether a
-        revision was created.
+        revision was created. A new revision keeps who deployed it, when, and ``message``.
 
         While approval is required, a new revision is stored pending (``status: pending`` in
         the answer) and serves nobody until another author approves it."""
         text = self._text(document)
+        provenance = Provenance(principal.name, utc_now(), message or None)
         review = None
         if self.require_approval:
             # Stored with the revision, in the same write: never a revision without it.
             review = Review(
                 status=PENDING,
                 deployed_by=principal.name,
-                deployed_at=utc_now(),
+                deployed_at=provenance.deployed_at,
                 deploy_record=new_id(),
             )
         with _refusals():
@@ -211,6 +236,7 @@ class Rulesets:
                 activate=False,
                 review=review,
                 allow_untested=allow_untested,
+                provenance=provenance,
             )
         passed = sum(r.passed for r in done.tests)
         tests = {"passed": passed, "failed": len(done.tests) - passed}
@@ -238,7 +264,11 @@ class Rulesets:
             return msgspec.convert(answer, Deployed), done.created
         if own is not None and own.status == REJECTED and activate:
             raise Conflict(refusal(name, revision, own))
-        activated = activate and self.registry.active_revision(name) != revision
+        served = self.registry.served_routing(name)
+        activated = activate and (
+            self.registry.active_revision(name) != revision
+            or (served is not None and served.retired is not None)  # deployed again: back
+        )
         details = {"created": done.created, "activated": activated, "tests": tests}
         if activated:
             await self._change(
@@ -336,6 +366,7 @@ class Rulesets:
                 {
                     "revision": r.revision,
                     "digest": r.digest,
+                    **provenance_view(r),
                     "review": _review_view(reviews[r.revision]) if r.revision in reviews else None,
                 }
                 for r in revisions
@@ -351,8 +382,15 @@ class Rulesets:
         stored = self.registry.store.get_revision(name, revision)
         if stored is None:
             raise NotFound(f"ruleset {name!r} has no revision {revision}")
-        return RevisionDocument(
-            name=stored.name, revision=stored.revision, digest=stored.digest, document=stored.text
+        return msgspec.convert(
+            {
+                "name": stored.name,
+                "revision": stored.revision,
+                "digest": stored.digest,
+                **provenance_view(stored),
+                "document": stored.text,
+            },
+            RevisionDocument,
         )
 
     async def run_tests(self, name: str, revision: int) -> TestRun:
@@ -390,6 +428,29 @@ class Rulesets:
             ),
         )
         return _routing(name, routing)
+
+    async def retire(self, name: str, reason: str, principal: Principal) -> Routing:
+        """Retire a ruleset: recorded, then applied as an activation is; it serves no new
+        decision or interaction (Conflict, naming when and by whom) until a revision is
+        activated again (or a deploy activates one). Its revisions and history stay."""
+        registry = self.registry
+        try:
+            routing = await asyncio.to_thread(registry.routing, name)
+        except UnknownRuleset as exc:
+            raise NotFound(str(exc)) from None
+        if routing.retired is not None:
+            raise Conflict(str(RulesetRetired(name, routing)))
+        digest = await self._digest(name, routing.active)
+        routed = await self._change(
+            "retire",
+            name,
+            routing.active,
+            digest,
+            principal,
+            {"reason": reason},
+            lambda change: registry.planned_retirement(name, reason, change=change),
+        )
+        return _routing(name, routed)
 
     async def canary(self, name: str, revision: int, percent: int, principal: Principal) -> Routing:
         """Serve ``revision`` to ``percent`` of the customers (0 ends the canary)."""
@@ -563,6 +624,9 @@ class Rulesets:
                 routing = await asyncio.to_thread(plan, change)
             except UnknownRuleset as exc:
                 raise NotFound(str(exc)) from None
+            except RulesetRetired as exc:
+                raise Conflict(str(exc), title="Ruleset retired") from None
+            routing = replace(routing, changed_by=principal.name, changed_at=utc_now())
             extra = details_of() if details_of is not None else {}
             details = {**details, **extra, "routing": recorded_routing(routing)}
             await self._record(action, name, revision, digest, principal, details, change)
@@ -689,6 +753,17 @@ def _refusals() -> Iterator[None]:
             title="Invalid ruleset",
             errors=[p.to_dict() for p in exc.errors],
         ) from None
+
+
+def provenance_view(stored: StoredRevision) -> dict[str, Any]:
+    """Who deployed a revision, when and why, as answers show them (all null for a revision
+    stored before they were kept)."""
+    found = stored.provenance
+    return {
+        "deployed_by": found.deployed_by if found is not None else None,
+        "deployed_at": found.deployed_at if found is not None else None,
+        "message": found.message if found is not None else None,
+    }
 
 
 def pending_view(

@@ -13,7 +13,16 @@ import redis
 from adapters.files import FileRulesetStore
 from adapters.memory import MemoryRulesetStore
 from adapters.redis import RedisRulesetStore
-from engine import APPROVED, PENDING, REJECTED, Review, Routing, RulesetStore
+from engine import (
+    APPROVED,
+    PENDING,
+    REJECTED,
+    Provenance,
+    Review,
+    Routing,
+    RulesetStore,
+    StoredRevision,
+)
 from tests.support.redis import URL
 
 
@@ -183,6 +192,40 @@ def test_the_file_store_ignores_a_review_left_by_a_cut_write(tmp_path: Path) -> 
     store.put_revision("desk", "sha256:b", "b")
     assert store.reviews("desk") == {}
     assert store._reviews("desk") == {}
+
+
+def test_a_revision_keeps_who_deployed_it_when_and_why(store: RulesetStore) -> None:
+    """A new revision is stored with its provenance; deploying its digest again keeps the
+    first one's; a retiring routing is kept whole with who made it."""
+    told = Provenance("ann", "2026-12-05T02:00:00.000000Z", "credit for gold")
+    stored, _ = store.put_revision("desk", "sha256:a", "a", None, told)
+    assert stored.provenance == told
+    again, created = store.put_revision("desk", "sha256:a", "a", None, Provenance("bob", "x"))
+    assert not created and again.provenance == told
+    store.put_revision("desk", "sha256:b", "b")
+    assert [r.provenance for r in store.revisions("desk")] == [told, None]
+    found = store.get_revision("desk", 1)
+    assert found is not None and found.provenance == told
+    retired = Routing(1, version=1, changed_by="ann", changed_at="t", retired="replaced")
+    assert store.set_routing("desk", retired)
+    assert store.get_routing("desk") == retired
+
+
+def test_revisions_stored_before_provenance_was_kept_still_load(
+    tmp_path: Path, redis_prefix: str
+) -> None:
+    """A file store's revision list and a Redis revision body of an earlier release (digest
+    and text only) read as revisions without provenance."""
+    root = tmp_path / "rulesets"
+    (root / "desk").mkdir(parents=True)
+    (root / "desk" / "1.txt").write_text("a")
+    (root / "desk" / "revisions.json").write_text('[{"revision": 1, "digest": "sha256:a"}]')
+    client = redis.Redis.from_url(URL)
+    client.hset(f"{redis_prefix}ruleset:desk:digests", "sha256:a", 1)
+    client.set(f"{redis_prefix}ruleset:desk:revision:1", b'{"digest":"sha256:a","text":"a"}')
+    for store in (FileRulesetStore(root), RedisRulesetStore(client, prefix=redis_prefix)):
+        assert store.revisions("desk") == [StoredRevision("desk", 1, "sha256:a", "a")]
+    client.close()
 
 
 def test_the_file_store_keeps_everything_across_restarts(tmp_path: Path) -> None:

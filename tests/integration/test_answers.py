@@ -156,7 +156,7 @@ def test_every_answer_matches_the_schema(checked: Checked) -> None:
         json={"revision": 1},
     )
     third = DOCUMENT.replace("offer: credit", "offer: third-credit")
-    c.call("author", "POST", "/v1/rulesets", content=third.encode())
+    c.call("author", "POST", "/v1/rulesets", content=third, params={"message": "a third"})
     c.call(
         "author2",
         "POST",
@@ -185,6 +185,16 @@ def test_every_answer_matches_the_schema(checked: Checked) -> None:
         "/v1/rulesets/{name}/activate",
         json={"revision": deployed["revision"] + 1},
     )
+    retired = c.call(
+        "author",
+        "POST",
+        "/v1/rulesets/tiny/retire",
+        "/v1/rulesets/{name}/retire",
+        json={"reason": "replaced by the winter offers"},
+    )
+    assert retired["retired"]["retired_by"] == "ann"
+    assert c.call("auditor", "GET", "/v1/rulesets")["rulesets"]
+    assert c.call("auditor", "GET", "/v1/rulesets/tiny", "/v1/rulesets/{name}")["retired"]
 
     deadline = time.monotonic() + 10
     while True:  # the index follows the ledger within a fraction of a second

@@ -35,6 +35,7 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("get", "/v1/rulesets/{name}/revisions/{revision}"): {"author", "auditor"},
     ("get", "/v1/rulesets/{name}/revisions/{revision}/tests"): {"author", "auditor"},
     ("post", "/v1/rulesets/{name}/activate"): {"author"},
+    ("post", "/v1/rulesets/{name}/retire"): {"author"},
     ("post", "/v1/rulesets/{name}/rollout"): {"author"},
     # an author other than the revision's deployer; revision 1 is not pending here (409)
     ("post", "/v1/rulesets/{name}/revisions/{revision}/approve"): {"author"},

@@ -5,6 +5,7 @@ against a recorded decision's inputs beside the answer that was served."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -118,3 +119,122 @@ def test_a_dry_run_needs_no_second_author(tmp_path: Path) -> None:
         assert checked.status_code == 200, checked.text
         assert "status" not in checked.json()
         assert "dry-approval" not in listed(c, live)
+
+
+def test_every_revision_says_who_deployed_it_when_and_why(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    """A deploy's message is kept with its revision: the history and the revision's document
+    name the key's principal, an RFC 3339 time and the message (null without one); the
+    starter library's revisions say where they came from."""
+    first = TINY.replace("ruleset: tiny", "ruleset: told")
+    second = first.replace("offer: credit", "offer: bigger-credit")
+    why = "credit for gold customers, as agreed with retention on 3 Dec"
+    assert post_document(client, server, first, message=why).status_code == 201
+    assert post_document(client, server, second).status_code == 201
+    author = server.auth("author")
+    history = client.get("/v1/rulesets/told", headers=author).json()["revisions"]
+    assert [(r["deployed_by"], r["message"]) for r in history] == [("ann", why), ("ann", None)]
+    assert all(datetime.fromisoformat(r["deployed_at"]).tzinfo for r in history)
+    document = client.get("/v1/rulesets/told/revisions/1", headers=author).json()
+    assert (document["deployed_by"], document["message"]) == ("ann", why)
+    assert document["deployed_at"] == history[0]["deployed_at"]
+    starter = client.get("/v1/rulesets/retention-desk", headers=author).json()["revisions"][0]
+    assert starter["deployed_by"] is None
+    assert starter["message"] == "the starter library: retention-desk.yaml"
+
+
+def test_a_message_longer_than_500_characters_is_refused(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    """message= is at most 500 characters: a longer one is a 400 and nothing is stored."""
+    document = TINY.replace("ruleset: tiny", "ruleset: too-told")
+    refused = post_document(client, server, document, message="x" * 501)
+    assert refused.status_code == 400, refused.text
+    assert "too-told" not in listed(client, server)
+
+
+def test_an_activation_says_who_made_it_and_when(client: httpx.Client, server: LiveServer) -> None:
+    """After a rollback, the ruleset names who made what serves now, and when."""
+    first = TINY.replace("ruleset: tiny", "ruleset: rolled")
+    assert post_document(client, server, first).status_code == 201
+    second = first.replace("offer: credit", "offer: bigger-credit")
+    assert post_document(client, server, second).status_code == 201
+    rolled = client.post(
+        "/v1/rulesets/rolled/activate", json={"revision": 1}, headers=server.auth("author2")
+    )
+    assert rolled.status_code == 200, rolled.text
+    detail = client.get("/v1/rulesets/rolled", headers=server.auth("auditor")).json()
+    assert (detail["active_revision"], detail["changed_by"]) == (1, "bob")
+    assert detail["changed_at"] == rolled.json()["changed_at"] and detail["retired"] is None
+
+
+def decide(client: httpx.Client, server: LiveServer, ruleset: str) -> httpx.Response:
+    return client.post(
+        "/v1/decisions",
+        json={"ruleset": ruleset, "customer_id": "c-retired", "agent_id": "agent-7"},
+        headers=server.auth("agent"),
+    )
+
+
+def test_a_retired_ruleset_serves_nobody_until_a_revision_is_activated(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    """Retired: decisions and interactions get a 409 naming the ruleset, when and by whom;
+    the list shows it retired, its revisions stay readable, a canary is refused; activating
+    a revision brings it back, and so does deploying its document again."""
+    document = TINY.replace("ruleset: tiny", "ruleset: retiring")
+    assert post_document(client, server, document).status_code == 201
+    assert decide(client, server, "retiring").status_code == 200
+    author = server.auth("author")
+    why = "replaced by the winter offers"
+    retired = client.post("/v1/rulesets/retiring/retire", json={"reason": why}, headers=author)
+    assert retired.status_code == 200, retired.text
+    state = retired.json()["retired"]
+    assert (state["reason"], state["retired_by"]) == (why, "ann")
+    refused = decide(client, server, "retiring")
+    assert refused.status_code == 409
+    assert refused.json()["title"] == "Ruleset retired"
+    assert refused.json()["detail"] == (
+        f"ruleset 'retiring' was retired at {state['retired_at']} by ann ({why}) and serves "
+        "no decisions; an author brings it back by activating a revision"
+    )
+    started = client.post(
+        "/v1/interactions",
+        json={"ruleset": "retiring", "customer_id": "c-retired", "agent_id": "agent-7"},
+        headers=server.auth("agent"),
+    )
+    assert started.status_code == 409 and "retired" in started.json()["detail"]
+    assert listed(client, server)["retiring"]["retired"] == state
+    assert client.get("/v1/rulesets/retiring/revisions/1", headers=author).status_code == 200
+    canary = client.post(
+        "/v1/rulesets/retiring/rollout", json={"revision": 1, "percent": 10}, headers=author
+    )
+    assert canary.status_code == 409, canary.text
+    again = client.post("/v1/rulesets/retiring/retire", json={"reason": why}, headers=author)
+    assert again.status_code == 409
+    back = client.post("/v1/rulesets/retiring/activate", json={"revision": 1}, headers=author)
+    assert back.status_code == 200 and back.json()["retired"] is None
+    assert decide(client, server, "retiring").status_code == 200
+    client.post("/v1/rulesets/retiring/retire", json={"reason": why}, headers=author)
+    redeployed = post_document(client, server, document)
+    assert redeployed.status_code == 200 and redeployed.json()["activated"] is True
+    assert decide(client, server, "retiring").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "status"),
+    [
+        pytest.param("no-such-ruleset", {"reason": "gone"}, 404, id="unknown ruleset"),
+        pytest.param("retention-desk", {}, 400, id="no reason"),
+        pytest.param("retention-desk", {"reason": ""}, 400, id="empty reason"),
+        pytest.param("retention-desk", {"reason": "x" * 501}, 400, id="long reason"),
+    ],
+)
+def test_a_retirement_needs_a_ruleset_and_a_reason(
+    client: httpx.Client, server: LiveServer, name: str, body: dict[str, str], status: int
+) -> None:
+    """Retiring an unknown ruleset is a 404; a reason is required, 1 to 500 characters."""
+    refused = client.post(f"/v1/rulesets/{name}/retire", json=body, headers=server.auth("author"))
+    assert refused.status_code == status, refused.text
+    assert listed(client, server)["retention-desk"]["retired"] is None

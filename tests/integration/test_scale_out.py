@@ -103,6 +103,41 @@ def test_a_deploy_and_a_rollback_through_one_instance_are_served_by_the_other(
     assert deploy_lag < 0.2 and rollback_lag < 0.2, (deploy_lag, rollback_lag)
 
 
+def test_a_ruleset_retired_through_one_instance_is_refused_by_the_other(
+    pair: tuple[LiveServer, LiveServer],
+) -> None:
+    """A retirement propagates as an activation does: within a fraction of a second the
+    other instance refuses the ruleset's decisions (409), and serves them again once a
+    revision is activated through it."""
+    a, b = pair
+    served = revision_served(b)
+    retired = httpx.post(
+        a.url + "/v1/rulesets/retention-desk/retire",
+        json={"reason": "a retirement seen by both instances"},
+        headers=a.auth("author"),
+    )
+    assert retired.status_code == 200, retired.text
+    started = time.perf_counter()
+    while True:
+        refused = httpx.post(
+            b.url + "/v1/decisions",
+            json={"ruleset": "retention-desk", "customer_id": "c-probe", "agent_id": AGENT},
+            headers=b.auth("agent"),
+        )
+        if refused.status_code == 409 or time.perf_counter() - started > 2:
+            break
+        time.sleep(0.005)
+    assert refused.status_code == 409 and "by ann" in refused.json()["detail"]
+    lag = time.perf_counter() - started
+    back = httpx.post(
+        b.url + "/v1/rulesets/retention-desk/activate",
+        json={"revision": served},
+        headers=b.auth("author"),
+    )
+    assert back.status_code == 200, back.text
+    assert seen_within(a, served) < 0.2 and lag < 0.2, lag
+
+
 def test_an_event_posted_to_one_instance_alerts_a_desktop_on_the_other(
     pair: tuple[LiveServer, LiveServer],
 ) -> None:

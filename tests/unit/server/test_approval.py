@@ -241,6 +241,11 @@ def test_without_the_setting_deploys_serve_at_once(tmp_path: Path) -> None:
         assert service.rulesets.read("tiny", BOB).pending == []
         with pytest.raises(Conflict, match="not pending approval"):
             run(service, service.rulesets.approve("tiny", 1, BOB))
-        assert service.registry.routing("tiny") == Routing(
-            active=1, version=1, change=service.registry.routing("tiny").change
+        served = service.registry.routing("tiny")
+        assert served == Routing(
+            active=1,
+            version=1,
+            change=served.change,
+            changed_by="ann",
+            changed_at=served.changed_at,
         )

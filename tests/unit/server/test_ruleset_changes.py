@@ -38,6 +38,7 @@ CHANGES = [
     pytest.param(activate_second, id="activate"),
     pytest.param(lambda s: s.rulesets.canary("tiny", 2, 30, AUTHOR), id="rollout"),
     pytest.param(lambda s: s.rulesets.shadow("tiny", 2, AUTHOR), id="shadow"),
+    pytest.param(lambda s: s.rulesets.retire("tiny", "replaced", AUTHOR), id="retire"),
 ]
 
 
@@ -93,6 +94,9 @@ def test_a_change_is_durable_in_the_ledger_before_its_routing_is_stored(
         "percent": routing.percent,
         "shadow": routing.shadow,
         "version": routing.version,
+        "changed_by": "author-1",
+        "changed_at": routing.changed_at,
+        "retired": routing.retired,
     }
 
 
@@ -175,6 +179,9 @@ def test_a_change_recorded_and_never_stored_is_applied_at_the_next_start(
             "percent": routing.percent,
             "shadow": routing.shadow,
             "version": routing.version,
+            "changed_by": "author-1",
+            "changed_at": routing.changed_at,
+            "retired": routing.retired,
         } == record.data["routing"]
     said = [e["event"] for e in logs if record.id in e["event"]]
     assert said == [
