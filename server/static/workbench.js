@@ -170,11 +170,13 @@ async function check(text, done) {
   const query = queryOf({ dry_run: true, filename: state.filename, allow_untested: $("draft-untested").checked });
   try {
     const answer = await api.call("POST", `/v1/rulesets?${query}`, { body: text, contentType: documentType(state.filename) });
+    if (editor.getValue() !== text) return; // typed on since: the next check speaks
     status(summary(answer), "ok");
     listProblems([], answer.warnings);
     drawGrids($("draft-grids"), text, answer.coverage && answer.coverage.unreached.table_rows);
     done(answer.warnings.filter(hasLine).map((w) => annotation(w, "warning")));
   } catch (err) {
+    if (editor.getValue() !== text) return;
     const errors = (err.problem && err.problem.errors) || [];
     status(err.message, "errors");
     listProblems(errors, []);
@@ -324,6 +326,8 @@ export function initWorkbench(theApi) {
     lint: { getAnnotations: check, async: true, delay: CHECK_DELAY_MS },
   });
   editor.on("change", () => {
+    // What was shown was for the text before this change; the check comes at the pause.
+    if ($("draft-status").dataset.state !== "pending") status("Checking when you pause typing…", "pending");
     state.edited = true;
     save();
     showOrigin();

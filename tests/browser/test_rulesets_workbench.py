@@ -239,13 +239,13 @@ def test_a_draft_deployed_with_a_message_shows_who_when_and_why_in_the_history(
         f"from page-workbench revision {revision}"
     )
     expect(page.locator("#draft-status")).to_have_attribute("data-state", "ok")
-    go_to_line(page, 14)
+    go_to_line(page, 13)  # the row of gold customers under a year
     page.keyboard.press("Backspace")
     page.keyboard.press("Backspace")
     page.keyboard.press("Backspace")
-    page.keyboard.type("12]")
+    page.keyboard.type("22]")
     expect(page.locator("#draft-status")).to_have_attribute("data-state", "ok")
-    page.fill("#draft-message", "bronze and silver get twelve days")
+    page.fill("#draft-message", "gold newcomers get 22 days")
     page.click("#draft-deploy button[type=submit]")
     expect(page.locator("#draft-deploy-result .deployed")).to_contain_text("deployed and active")
     newer = active_revision(workbench, "page-workbench")
@@ -254,7 +254,7 @@ def test_a_draft_deployed_with_a_message_shows_who_when_and_why_in_the_history(
     expect(row.locator("td.deployer .who")).to_have_text("ann")
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     expect(row.locator("td.deployer .when")).to_have_text(re.compile(rf"{today} \d\d:\d\d UTC"))
-    expect(row.locator("td.why")).to_have_text("bronze and silver get twelve days")
+    expect(row.locator("td.why")).to_have_text("gold newcomers get 22 days")
     expect(page.locator("#draft-origin")).to_contain_text(
         f"from page-workbench revision {newer} (deployed from this draft);"
     )
