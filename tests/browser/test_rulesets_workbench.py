@@ -302,7 +302,7 @@ def test_the_draft_runs_on_a_recorded_decision_served_beside_draft(
     expect(result.locator("thead th").nth(1)).to_have_text(f"served (revision {served})")
 
 
-def test_retiring_a_ruleset_asks_for_a_reason_and_it_serves_nobody(
+def test_retiring_a_ruleset_asks_for_a_reason_and_it_serves_nobody_until_activated(
     page: Any, workbench: LiveServer
 ) -> None:
     deploy(workbench, WORKBENCH.replace("page-workbench", "page-retired"))
@@ -321,12 +321,23 @@ def test_retiring_a_ruleset_asks_for_a_reason_and_it_serves_nobody(
     )
     expect(page.locator("#detail-retired")).to_contain_text("replaced by page-workbench")
     expect(page.locator("#retire-button")).to_be_hidden()
-    response = httpx.post(
-        workbench.url + "/v1/decisions",
+    assert decide_retired(workbench).status_code == 409
+    assert "retired" in decide_retired(workbench).json()["detail"]
+    # Activating a revision brings it back, once confirmed.
+    page.click("tr[data-revision='1'] button:text('Activate')")
+    expect(page.locator("#confirm-text")).to_contain_text("it serves nothing now")
+    page.click("#confirm-ok")
+    expect(page.locator("tr[data-ruleset='page-retired'] td.active")).to_have_text("1")
+    expect(page.locator("#detail-retired")).to_be_hidden()
+    assert decide_retired(workbench).status_code == 200
+
+
+def decide_retired(server: LiveServer) -> httpx.Response:
+    return httpx.post(
+        server.url + "/v1/decisions",
         json={"ruleset": "page-retired", "customer_id": "c-retired", "agent_id": AGENT},
-        headers=workbench.auth("agent"),
+        headers=server.auth("agent"),
     )
-    assert response.status_code >= 400
 
 
 @pytest.mark.parametrize(
