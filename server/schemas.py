@@ -86,6 +86,15 @@ class ReplayRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     examples: Annotated[int, msgspec.Meta(ge=0, le=100)] = 5
 
 
+class RerunRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The candidate to run on a recorded decision: a ``document``, or a deployed
+    ``revision`` of ``ruleset``."""
+
+    document: Annotated[str, msgspec.Meta(min_length=1)] | None = None
+    ruleset: RulesetName | None = None
+    revision: Revision | None = None
+
+
 class ErasureRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     customer_id: Id
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]

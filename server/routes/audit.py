@@ -23,7 +23,7 @@ from litestar.response import Stream
 from audit.query import MAX_PAGE
 from audit.replay import Progress
 from server.http import answer, principal_of, problems, requires, service
-from server.schemas import ErasureRequest, ReplayRequest
+from server.schemas import FILENAME_PATTERN, ErasureRequest, ReplayRequest, RerunRequest
 from server.service.answers import (
     AuditPage,
     Checkpoints,
@@ -33,6 +33,7 @@ from server.service.answers import (
     InclusionProof,
     RecordExplained,
     ReplayReport,
+    Rerun,
     Verified,
 )
 
@@ -192,6 +193,39 @@ async def verify_chain(request: Request[Any, Any, Any]) -> Verified:
     return await service(request).audit.verify()
 
 
+@post(
+    "/v1/audit/decisions/{decision_id:str}/rerun",
+    opt=requires("author", "auditor"),
+    status_code=200,
+    tags=["audit"],
+    responses=problems(404, 422),
+)
+async def rerun_decision(
+    request: Request[Any, Any, Any],
+    decision_id: str,
+    data: RerunRequest,
+    filename: str | None = Parameter(
+        default=None,
+        max_length=100,
+        pattern=FILENAME_PATTERN,
+        description="the document's file name, which every error location names",
+    ),
+) -> Rerun:
+    """Run a candidate on one recorded decision: a draft ``document`` (YAML or JSON text),
+    or a deployed ``revision`` of ``ruleset``, evaluated on the decision's recorded inputs
+    as a replay does. The answer sets what the agent was shown (``served``) beside what the
+    candidate shows (``draft``) and names the parts that differ. 404 for an unknown decision
+    id; 422 for a document with errors (located, in ``filename`` if given) or of another
+    ruleset. Values are as the ledger keeps them: masked fields read as their keyed hashes."""
+    return await service(request).audit.rerun(
+        decision_id,
+        data.document,
+        ruleset=data.ruleset,
+        revision=data.revision,
+        filename=filename or "",
+    )
+
+
 REPLAY_LINES = "application/x-ndjson"
 PROGRESS_SECONDS = 0.1  # at most this often, a progress line
 
@@ -312,4 +346,5 @@ ROUTES = [
     erase_customer,
     verify_chain,
     replay,
+    rerun_decision,
 ]

@@ -712,6 +712,62 @@ class Verified(msgspec.Struct, kw_only=True):
     instances: dict[str, InstanceCheck]
 
 
+class Shown(msgspec.Struct, kw_only=True):
+    """What an agent is shown of a decision, part by part: the eligible rules and each one's
+    offer parameters, the escalation rule with its queue and priority, the alerts raised and
+    their severities, every table's outputs, the tree's outcome or the node it asks at, every
+    text the agent reads (``because:<section>:<rule>``, ``message:<rule>``, ``ask``,
+    ``say``), and the error of an evaluation that failed."""
+
+    eligible: list[str]
+    params: dict[str, Any]
+    escalation: str | None
+    queue: str | None
+    priority: int | None
+    alerts: list[str]
+    severities: dict[str, Any]
+    tables: dict[str, Any]
+    next_step: str | None
+    texts: dict[str, Any]
+    error: str | None
+
+
+class RerunSide(msgspec.Struct, kw_only=True):
+    """One side of a rerun: the revision (null for a draft document), its digest, and what
+    it shows the agent."""
+
+    revision: int | None
+    digest: str
+    shown: Shown
+
+
+class PartChange(msgspec.Struct, kw_only=True):
+    """One part that differs: the served value and the draft's (for a part that maps rules,
+    tables or texts to values, only the entries that differ)."""
+
+    served: Any
+    draft: Any
+
+
+class Rerun(msgspec.Struct, kw_only=True):
+    """A candidate evaluated on one recorded decision's inputs (at its time, each value as
+    old as it was): what the agent was shown (``served``) beside what the candidate shows
+    (``draft``), the parts that differ (``changed``, in ``audit.shown`` order, and each one's
+    values in ``differences``), the fields whose recorded values are masked (the candidate
+    read their keyed hashes), and the fields the candidate read that the record does not
+    hold (unknown to it)."""
+
+    decision_id: str
+    ruleset: str
+    evaluated_at: str | None
+    served: RerunSide
+    draft: RerunSide
+    changed: list[str]
+    differences: dict[str, PartChange]
+    read_masked_fields: list[str]
+    unrecorded_fields: list[str]
+
+
 class Change(msgspec.Struct, kw_only=True):
     change: str
     count: int

@@ -28,11 +28,19 @@ from audit.postgres import PostgresLedgerStore
 from audit.proofs import LogTree
 from audit.query import LedgerQuery, LedgerReader, QueryError, csv_header, csv_row
 from audit.record import Actor, LedgerRecord, decode, hash_text
-from audit.replay import Progress, replay_range
+from audit.replay import Progress, recorded_inputs, replay_range
 from audit.segments import LogError, SegmentLog, instances
+from audit.shown import differences, shown
 from audit.verify import verify_ledger
 from audit.writer import LedgerError, LedgerWriter
-from engine import CompiledRuleset, RulesetError, RulesetRegistry, UnknownRuleset, compile_ruleset
+from engine import (
+    CompiledRuleset,
+    EvaluationError,
+    RulesetError,
+    RulesetRegistry,
+    UnknownRuleset,
+    compile_ruleset,
+)
 from engine.times import format_time, time_or_age
 from server.keys import Principal
 from server.service.answers import (
@@ -46,6 +54,7 @@ from server.service.answers import (
     InclusionProof,
     RecordExplained,
     ReplayReport,
+    Rerun,
     SignedTreeHead,
     Verified,
     record_answer,
@@ -305,36 +314,7 @@ class Audit:
         """Compile the candidate ``document``, or take the deployed ``revision`` of ``ruleset``,
         and check the range; ``Replay.run`` does it."""
         now = datetime.now(UTC)
-        if document is None:
-            if ruleset is None or revision is None:
-                raise Invalid("give the candidate as a document, or as a ruleset and a revision")
-            if self.registry is None:
-                raise Unavailable("this server does not keep ruleset revisions")
-            try:
-                deployed = await asyncio.to_thread(self.registry.get, ruleset, revision)
-            except UnknownRuleset:
-                raise NotFound(f"ruleset {ruleset!r} has no revision {revision}") from None
-            return Replay(
-                self.ledger_dir,
-                deployed,
-                ledger_time("since", since, now),
-                ledger_time("until", until, now),
-                examples,
-            )
-        if ruleset is not None or revision is not None:
-            raise Invalid(
-                "give the candidate as a document, or as a ruleset and a revision: not both"
-            )
-        if len(document.encode("utf-8")) > self.max_document_bytes:
-            raise TooLarge(f"the document is larger than {self.max_document_bytes:,} bytes")
-        try:
-            candidate = await asyncio.to_thread(compile_ruleset, document, filename="<replay>")
-        except RulesetError as exc:
-            raise Refused(
-                f"the candidate has {len(exc.errors)} error(s); first: {exc.errors[0]}",
-                title="Invalid ruleset",
-                errors=[p.to_dict() for p in exc.errors],
-            ) from None
+        candidate = await self._candidate(document, ruleset, revision, "<replay>")
         return Replay(
             self.ledger_dir,
             candidate,
@@ -342,6 +322,104 @@ class Audit:
             ledger_time("until", until, now),
             examples,
         )
+
+    async def rerun(
+        self,
+        decision_id: str,
+        document: str | None,
+        *,
+        ruleset: str | None = None,
+        revision: int | None = None,
+        filename: str = "",
+    ) -> Rerun:
+        """Evaluate a candidate (a ``document``, or a deployed ``revision`` of ``ruleset``)
+        on one recorded decision's inputs, as a replay does: what the agent was shown beside
+        what the candidate shows, and the parts that differ (``audit.shown``). Values stay as
+        the ledger keeps them: a masked field reads as its keyed hash, to both sides."""
+        candidate = await self._candidate(document, ruleset, revision, filename or "<request>")
+        return await asyncio.to_thread(self._rerun, decision_id, candidate, document is None)
+
+    def _rerun(self, decision_id: str, candidate: CompiledRuleset, deployed: bool) -> Rerun:
+        reader = LedgerReader(self.ledger_dir)
+        try:
+            record = reader.get(decision_id)
+        finally:
+            reader.close()
+        if record is None:
+            raise NotFound(f"the ledger has no record {decision_id!r}")
+        if record.kind != "decision" or record.ruleset is None:
+            raise NotFound(
+                f"record {decision_id!r} is {'an' if record.kind[0] in 'aeiou' else 'a'} "
+                f"{record.kind} record, not a decision: only a decision can be run again"
+            )
+        served = record.ruleset
+        if candidate.name != served.name:
+            raise Refused(
+                f"the candidate is ruleset {candidate.name!r} and decision {decision_id!r} was "
+                f"made by ruleset {served.name!r}: run a draft of {served.name!r} on it",
+                title="Another ruleset",
+            )
+        asked, masked = recorded_inputs(record.context, record.inputs, record.evaluated_at)
+        try:
+            decision = asked.evaluate(candidate)
+        except EvaluationError as exc:
+            shown_by_draft, read = shown({"error": str(exc)}), []
+        else:
+            shown_by_draft, read = shown(decision.to_dict()), decision.read_paths
+        shown_to_agent = shown(record.outputs)
+        found = differences(shown_to_agent, shown_by_draft, names=("served", "draft"))
+        missing = set(record.missing_fields)
+        answer = {
+            "decision_id": record.id,
+            "ruleset": served.name,
+            "evaluated_at": record.evaluated_at,
+            "served": {
+                "revision": served.revision,
+                "digest": served.digest,
+                "shown": shown_to_agent,
+            },
+            "draft": {
+                "revision": candidate.revision if deployed else None,
+                "digest": candidate.digest,
+                "shown": shown_by_draft,
+            },
+            "changed": list(found),
+            "differences": found,
+            "read_masked_fields": sorted(masked),
+            "unrecorded_fields": sorted(
+                {p for p in read if p not in record.context and p not in missing}
+            ),
+        }
+        return msgspec.convert(answer, Rerun)
+
+    async def _candidate(
+        self, document: str | None, ruleset: str | None, revision: int | None, filename: str
+    ) -> CompiledRuleset:
+        """The candidate of a replay or a rerun: ``document`` compiled (Refused with every
+        error located in ``filename``), or the deployed ``revision`` of ``ruleset``."""
+        if document is None:
+            if ruleset is None or revision is None:
+                raise Invalid("give the candidate as a document, or as a ruleset and a revision")
+            if self.registry is None:
+                raise Unavailable("this server does not keep ruleset revisions")
+            try:
+                return await asyncio.to_thread(self.registry.get, ruleset, revision)
+            except UnknownRuleset:
+                raise NotFound(f"ruleset {ruleset!r} has no revision {revision}") from None
+        if ruleset is not None or revision is not None:
+            raise Invalid(
+                "give the candidate as a document, or as a ruleset and a revision: not both"
+            )
+        if len(document.encode("utf-8")) > self.max_document_bytes:
+            raise TooLarge(f"the document is larger than {self.max_document_bytes:,} bytes")
+        try:
+            return await asyncio.to_thread(compile_ruleset, document, filename=filename)
+        except RulesetError as exc:
+            raise Refused(
+                f"the candidate has {len(exc.errors)} error(s); first: {exc.errors[0]}",
+                title="Invalid ruleset",
+                errors=[p.to_dict() for p in exc.errors],
+            ) from None
 
 
 HUMAN_KINDS = ("alert", "alert_suppressed", "alert_delivered", "ack", "alert_escalated")

@@ -246,6 +246,14 @@ def test_every_answer_matches_the_schema(checked: Checked) -> None:
         "/v1/replays",
         json={"document": document, "since": "2020-01-01T00:00:00Z"},
     )
+    rerun = c.call(
+        "author",
+        "POST",
+        f"/v1/audit/decisions/{decided['decision_id']}/rerun",
+        "/v1/audit/decisions/{decision_id}/rerun",
+        json={"document": document.replace("max_amount: 25", "max_amount: 35", 1)},
+    )
+    assert rerun["served"]["shown"]["eligible"] and rerun["changed"] == ["params"]
     every_json_route = {
         (method.upper(), path)
         for path, item in c.doc["paths"].items()

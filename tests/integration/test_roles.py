@@ -49,6 +49,7 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("get", "/v1/audit/consistency"): {"auditor"},
     ("post", "/v1/audit/erasures"): {"admin"},
     ("post", "/v1/replays"): {"author", "auditor"},
+    ("post", "/v1/audit/decisions/{decision_id}/rerun"): {"author", "auditor"},
 }
 OPEN = {("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics")}
 VALUES = {

@@ -238,3 +238,111 @@ def test_a_retirement_needs_a_ruleset_and_a_reason(
     refused = client.post(f"/v1/rulesets/{name}/retire", json=body, headers=server.auth("author"))
     assert refused.status_code == status, refused.text
     assert listed(client, server)["retention-desk"]["retired"] is None
+
+
+RETENTION = (Path(__file__).parents[2] / "rulesets" / "retention-desk.yaml").read_text()
+
+
+@pytest.fixture(scope="module")
+def decided(server: LiveServer) -> str:
+    """A decision of the starter retention-desk that offers the fee waiver."""
+    made = httpx.post(
+        server.url + "/v1/decisions",
+        json={
+            "ruleset": "retention-desk",
+            "customer_id": "c-rerun",
+            "agent_id": "agent-7",
+            "context": {
+                "customer": {"tier": "gold", "churn_score": 0.9, "tenure_months": 30},
+                "history": {"contacts_7d": 3},
+            },
+        },
+        headers=server.auth("agent"),
+    )
+    assert made.status_code == 200, made.text
+    assert "fee-waiver" in {e["rule"] for e in made.json()["eligible"]}
+    decision_id: str = made.json()["decision_id"]
+    return decision_id
+
+
+def rerun(
+    client: httpx.Client, server: LiveServer, decision_id: str, role: str = "author", **body: object
+) -> httpx.Response:
+    return client.post(
+        f"/v1/audit/decisions/{decision_id}/rerun",
+        json=body,
+        params={"filename": "draft.yaml"},
+        headers=server.auth(role),
+    )
+
+
+def test_a_draft_run_on_a_recorded_decision_shows_what_it_changes(
+    client: httpx.Client, server: LiveServer, decided: str
+) -> None:
+    """A draft that raises the fee waiver's cap, run on a recorded decision, shows the
+    agent's answer beside the draft's and names the offer parameters as what differs."""
+    draft = RETENTION.replace("params: {max_amount: 25}", "params: {max_amount: 35}", 1)
+    ran = rerun(client, server, decided, document=draft)
+    assert ran.status_code == 200, ran.text
+    body = ran.json()
+    assert (body["decision_id"], body["ruleset"]) == (decided, "retention-desk")
+    assert body["served"]["revision"] == 1 and body["draft"]["revision"] is None
+    assert body["served"]["shown"]["params"]["fee-waiver"] == {"max_amount": 25}
+    assert body["draft"]["shown"]["params"]["fee-waiver"] == {"max_amount": 35}
+    assert body["changed"] == ["params"]
+    assert body["differences"] == {
+        "params": {
+            "served": {"fee-waiver": {"max_amount": 25}},
+            "draft": {"fee-waiver": {"max_amount": 35}},
+        }
+    }
+
+
+@pytest.mark.parametrize("role", ["author", "auditor"])
+def test_the_served_revision_run_again_changes_nothing(
+    client: httpx.Client, server: LiveServer, decided: str, role: str
+) -> None:
+    """The revision that served, run again on its own decision (as a document or by its
+    number), shows exactly what the agent was shown."""
+    for candidate in ({"document": RETENTION}, {"ruleset": "retention-desk", "revision": 1}):
+        ran = rerun(client, server, decided, role, **candidate)
+        assert ran.status_code == 200, ran.text
+        body = ran.json()
+        assert body["changed"] == [] and body["differences"] == {}
+        assert body["draft"]["shown"] == body["served"]["shown"]
+        assert body["draft"]["digest"] == body["served"]["digest"]
+    assert body["draft"]["revision"] == 1
+
+
+@pytest.mark.parametrize(
+    ("decision", "body", "status", "says"),
+    [
+        pytest.param("d-none", {"document": RETENTION}, 404, "no record 'd-none'", id="unknown"),
+        pytest.param(
+            None,
+            {"document": RETENTION.replace("history.contacts_7d >= 2", "history.contact >= 2")},
+            422,
+            "draft.yaml:",
+            id="a document with an error",
+        ),
+        pytest.param(None, {"document": TINY}, 422, "ruleset 'tiny'", id="another ruleset"),
+        pytest.param(
+            None, {"ruleset": "retention-desk", "revision": 99}, 404, "no revision", id="no rev"
+        ),
+        pytest.param(None, {}, 400, "give the candidate", id="no candidate"),
+    ],
+)
+def test_a_rerun_refuses_what_it_cannot_run(
+    client: httpx.Client,
+    server: LiveServer,
+    decided: str,
+    decision: str | None,
+    body: dict[str, object],
+    status: int,
+    says: str,
+) -> None:
+    """An unknown decision or revision is a 404; a document with errors (located in the
+    named file) or of another ruleset a 422; no candidate a 400."""
+    refused = rerun(client, server, decision or decided, **body)
+    assert refused.status_code == status, refused.text
+    assert says in refused.json()["detail"]
