@@ -248,49 +248,76 @@ export function drawGrids(host, text, unreached = null) {
 
 // --- served beside the draft -------------------------------------------------------------
 
-const OUTCOMES = ["revision", "eligible", "escalation", "alerts", "tables", "next_step", "missing_fields", "stale_fields"];
+// The parts of a decision an agent sees (as the server compares them), in its order.
+const PARTS = [
+  ["eligible", "eligible offers (rules)"], ["params", "offer parameters"], ["escalation", "escalation rule"],
+  ["queue", "queue"], ["priority", "priority"], ["alerts", "alerts (rules)"], ["severities", "alert severities"],
+  ["tables", "table outputs"], ["next_step", "next step"], ["texts", "texts the agent reads"], ["error", "error"],
+];
 
-function shown(key, value) {
-  if (value === null || value === undefined) return "—";
-  if (key === "eligible") return value.length ? value.map((e) => `${e.offer} (${e.rule})`).join(", ") : "none";
-  if (key === "escalation") return `${value.queue} (${value.rule}, priority ${value.priority})`;
-  if (key === "alerts") return value.length ? value.map((a) => `${a.severity}: ${a.message} (${a.rule})`).join("; ") : "none";
+const literal = (v) => (typeof v === "string" ? v : JSON.stringify(v));
+
+// One part's value as lines of text ([] when the part is empty).
+function partLines(key, value) {
+  if (value === null || value === undefined) return [];
+  if (Array.isArray(value)) return value.length ? [value.join(", ")] : [];
+  if (typeof value !== "object") return [String(value)];
   if (key === "tables") {
-    const cells = Object.entries(value).flatMap(([id, out]) =>
+    return Object.entries(value).flatMap(([id, out]) =>
       out && typeof out === "object" && !Array.isArray(out)
         ? Object.entries(out).map(([k, v]) => `${id}.${k} = ${JSON.stringify(v)}`)
         : [`${id} = ${JSON.stringify(out)}`]);
-    return cells.length ? cells.join(", ") : "none";
   }
-  if (key === "next_step") return [value.tree, value.node, value.outcome, value.ask || value.say].filter(Boolean).join(" · ");
-  if (Array.isArray(value)) return value.length ? value.join(", ") : "none";
-  return typeof value === "object" ? JSON.stringify(value) : String(value);
+  return Object.entries(value).map(([k, v]) => `${k}: ${literal(v)}`);
+}
+
+function partCell(key, value, className) {
+  const cell = el("td", null, className);
+  const lines = partLines(key, value);
+  if (!lines.length) cell.append(el("span", "—", "muted"));
+  for (const line of lines) cell.append(el("div", line));
+  return cell;
 }
 
 function showRerun(answer) {
   const host = $("rerun-result");
   host.replaceChildren();
-  const changed = new Set((answer.changed || []).map((c) => (typeof c === "string" ? c : c.field || c.part)));
+  const changed = new Set(answer.changed);
+  const served = answer.served.shown;
+  const draft = answer.draft.shown;
   host.append(el("p", changed.size
-    ? `The draft changes ${[...changed].join(", ")} of decision ${answer.decision_id} (${answer.ruleset}).`
-    : `The draft decides ${answer.decision_id} (${answer.ruleset}) as it was served.`, changed.size ? "rerun-summary changed" : "rerun-summary"));
+    ? `The draft changes ${answer.changed.map((c) => PARTS.find(([k]) => k === c)?.[1] ?? c).join(", ")} ` +
+      `of decision ${answer.decision_id} (${answer.ruleset}).`
+    : `The draft decides ${answer.decision_id} (${answer.ruleset}) as it was served.`,
+  changed.size ? "rerun-summary changed" : "rerun-summary"));
   const table = el("table", null, "side-by-side");
   const head = el("tr");
-  head.append(el("th", ""), el("th", `served (revision ${answer.served.revision})`), el("th", "draft"));
+  head.append(el("th", answer.evaluated_at ? `at ${when(answer.evaluated_at)}` : ""),
+    el("th", `served (revision ${answer.served.revision})`), el("th", "draft"));
   const thead = el("thead");
   thead.append(head);
   const body = el("tbody");
-  for (const key of OUTCOMES) {
-    if (key === "revision") continue;
-    if (!(key in answer.served) && !(key in answer.draft)) continue;
+  for (const [key, label] of PARTS) {
+    const empty = !partLines(key, served[key]).length && !partLines(key, draft[key]).length;
+    if (empty && !changed.has(key)) continue;
     const row = el("tr", null, changed.has(key) ? "changed" : "");
     row.dataset.part = key;
-    row.append(el("th", key.replace("_", " ")), el("td", shown(key, answer.served[key]), "served"),
-      el("td", shown(key, answer.draft[key]), "draft"));
+    row.append(el("th", label), partCell(key, served[key], "served"), partCell(key, draft[key], "draft"));
     body.append(row);
   }
   table.append(thead, body);
   host.append(table);
+  if (answer.read_masked_fields.length) {
+    host.append(el("p", `Masked in the record, so the draft read their keyed hashes: ${answer.read_masked_fields.join(", ")}.`, "muted"));
+  }
+  if (answer.unrecorded_fields.length) {
+    host.append(el("p", `Read by the draft but not recorded with the decision (unknown to it): ${answer.unrecorded_fields.join(", ")}.`, "muted"));
+  }
+}
+
+// "2026-12-05T02:30:41.123Z" → "2026-12-05 02:30:41 UTC"
+function when(at) {
+  return at.replace("T", " ").replace(/(\.\d+)?Z$/, " UTC");
 }
 
 async function rerun(event) {
@@ -299,7 +326,8 @@ async function rerun(event) {
   const host = $("rerun-result");
   host.replaceChildren(el("p", "Running the draft…", "muted"));
   try {
-    const answer = await api.call("POST", `/v1/audit/decisions/${encodeURIComponent(id)}/rerun`, { json: { document: draftText() } });
+    const url = `/v1/audit/decisions/${encodeURIComponent(id)}/rerun?filename=${encodeURIComponent(state.filename)}`;
+    const answer = await api.call("POST", url, { json: { document: draftText() } });
     showRerun(answer);
   } catch (err) {
     host.replaceChildren(el("p", err.message, "error"));

@@ -297,8 +297,9 @@ def test_the_draft_runs_on_a_recorded_decision_served_beside_draft(
     expect(tables.locator("td.draft")).to_have_text("credit.days = 60")
     eligible = result.locator("tr[data-part='eligible']")
     expect(eligible).not_to_have_class("changed")
-    expect(eligible.locator("td.served")).to_have_text("loyalty-gift (loyal)")
-    expect(eligible.locator("td.draft")).to_have_text("loyalty-gift (loyal)")
+    expect(eligible.locator("td.served")).to_have_text("loyal")
+    expect(eligible.locator("td.draft")).to_have_text("loyal")
+    expect(result.locator("tr.changed")).to_have_count(1)
     expect(result.locator("thead th").nth(1)).to_have_text(f"served (revision {served})")
 
 
