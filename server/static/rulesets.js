@@ -54,7 +54,6 @@ async function loadList() {
     const waiting = rulesets.reduce((n, r) => n + r.pending.length, 0);
     $("list-title").textContent = `Rulesets (${rulesets.length}` + (waiting ? `, ${waiting} revision(s) waiting for approval)` : ")");
     if (current) await show(current);
-    checkDraft();
   } catch (err) {
     say(err.message, true);
   }
@@ -469,4 +468,7 @@ $("replay-form").addEventListener("submit", async (event) => {
 });
 
 initWorkbench(api);
-keyForm(api, "key-form", "key", loadList);
+keyForm(api, "key-form", "key", () => {
+  loadList();
+  checkDraft(); // the dry run needs the key
+});
