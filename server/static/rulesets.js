@@ -442,16 +442,15 @@ function showReport(result, report) {
   }
 }
 
-$("replay-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
+// Replay `text` (a file's, or the draft's) over the decisions since the date given.
+async function replay(text, filename) {
   const result = $("replay-result");
-  const button = $("replay-button");
+  const buttons = [$("replay-button"), $("replay-draft")];
   result.replaceChildren(el("p", "Counting the decisions to replay…", "muted"));
   $("replay-progress").hidden = true;
-  button.disabled = true;
+  for (const b of buttons) b.disabled = true;
   try {
     const since = $("replay-since").value.trim() || new Date(Date.now() - 7 * 86400000).toISOString();
-    const text = await $("replay-file").files[0].text();
     const report = await replayStreamed({ document: text, since }, (progress) => {
       if (!progress.done) result.replaceChildren(el("p", "Replaying…", "muted"));
       showProgress(progress);
@@ -460,12 +459,19 @@ $("replay-form").addEventListener("submit", async (event) => {
   } catch (err) {
     result.replaceChildren(el("p", err.message, "error"));
     for (const e of (err.problem && err.problem.errors) || []) {
-      result.append(el("div", e.message ? located(e) : JSON.stringify(e), "muted"));
+      result.append(el("div", e.message ? located({ ...e, file: e.file === "<request>" ? filename : e.file }) : JSON.stringify(e), "muted"));
     }
   } finally {
-    button.disabled = false;
+    for (const b of buttons) b.disabled = false;
   }
+}
+
+$("replay-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const file = $("replay-file").files[0];
+  await replay(await file.text(), file.name);
 });
+$("replay-draft").addEventListener("click", () => replay(draftText(), draftFilename()));
 
 initWorkbench(api);
 keyForm(api, "key-form", "key", () => {

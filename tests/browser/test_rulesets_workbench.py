@@ -306,6 +306,33 @@ def test_the_draft_runs_on_a_recorded_decision_served_beside_draft(
     expect(result.locator("thead th").nth(1)).to_have_text(f"served (revision {served})")
 
 
+def test_the_draft_replays_over_recorded_decisions(page: Any, workbench: LiveServer) -> None:
+    """ "Replay the draft" replays the editor's text, not a file, and reports the flips."""
+    response = httpx.post(
+        workbench.url + "/v1/decisions",
+        json={
+            "ruleset": "page-workbench",
+            "customer_id": "c-workbench-replay",
+            "agent_id": AGENT,
+            "context": {"customer": {"tier": "silver", "tenure_months": 30}},
+        },
+        headers=workbench.auth("agent"),
+    )
+    assert response.json()["eligible"][0]["offer"] == "loyalty-gift"
+    sign_in(page, workbench)
+    served = active_revision(workbench, "page-workbench")
+    page.click(f"tr[data-revision='{served}'] button:text('Edit')")
+    expect(page.locator("#draft-status")).to_have_attribute("data-state", "ok")
+    go_to_line(page, 17)  # loyalty from three years instead of two
+    page.keyboard.press("Backspace")
+    page.keyboard.press("Backspace")
+    page.keyboard.type("36")
+    page.fill("#replay-since", "2000-01-01T00:00:00Z")
+    page.click("#replay-draft")
+    expect(page.locator("#replay-result .flip-summary")).to_contain_text("would change")
+    expect(page.locator("#replay-result")).to_contain_text("loyalty-gift")
+
+
 def test_retiring_a_ruleset_asks_for_a_reason_and_it_serves_nobody_until_activated(
     page: Any, workbench: LiveServer
 ) -> None:
