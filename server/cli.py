@@ -16,6 +16,9 @@ Every failure prints one plain sentence to stderr and exits non-zero; results go
     frontline audit migrate             move a ledger of the earlier SQLite layout into segments
     frontline replay FILE --since 7d    the flip report of a candidate over recorded decisions
                                       (or --ruleset NAME --revision N: a deployed revision)
+    frontline deploy FILE [-m MESSAGE] [--dry-run]   deploy to a running server ($FRONTLINE_URL,
+                                      $FRONTLINE_KEY); errors name FILE
+    frontline retire NAME --reason WHY  retire a ruleset on a running server
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import errno
 import itertools
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -37,6 +41,7 @@ from engine.times import format_time, time_or_age
 
 DEFAULT_DATA_DIR = "var"
 LEDGER_DIR = "ledger"  # every instance's segments and the query index, in the data dir
+DEFAULT_URL = "http://127.0.0.1:8000"  # the server deploy and retire talk to
 
 
 class CommandError(Exception):
@@ -197,7 +202,38 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 -- a statement per co
     rep.add_argument("--until", help="RFC 3339 time, or an age (default: now)")
     rep.add_argument("--examples", type=int, default=5, help="decision ids listed per change")
     rep.set_defaults(run=_replay)
+
+    dep = sub.add_parser(
+        "deploy", help="deploy a document to a running server (the key in $FRONTLINE_KEY)"
+    )
+    dep.add_argument("file", metavar="FILE", help="the ruleset document (YAML, or .json)")
+    dep.add_argument("-m", "--message", help="why: kept with the revision (at most 500 chars)")
+    dep.add_argument(
+        "--dry-run", action="store_true", help="check it as a deploy would, store nothing"
+    )
+    dep.add_argument("--no-activate", action="store_true", help="store it without activating it")
+    dep.add_argument(
+        "--allow-untested", action="store_true", help="deploy even if its tests guard nothing"
+    )
+    _server_option(dep)
+    dep.set_defaults(run=_deploy)
+
+    ret = sub.add_parser(
+        "retire", help="retire a ruleset on a running server (the key in $FRONTLINE_KEY)"
+    )
+    ret.add_argument("name", metavar="NAME", help="the ruleset")
+    ret.add_argument("--reason", required=True, help="why (kept, and shown to its callers)")
+    _server_option(ret)
+    ret.set_defaults(run=_retire)
     return parser
+
+
+def _server_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("FRONTLINE_URL", DEFAULT_URL),
+        help=f"the server (default: $FRONTLINE_URL or {DEFAULT_URL})",
+    )
 
 
 def _data_dir_option(parser: argparse.ArgumentParser) -> None:
@@ -808,6 +844,84 @@ def _candidate(args: argparse.Namespace) -> CompiledRuleset:
         raise CommandError(
             f"revision {args.revision} of {args.ruleset!r} no longer compiles: {exc}"
         ) from None
+
+
+def _deploy(args: argparse.Namespace, out: TextIO) -> int:
+    """POST the document, naming its file (so that errors read FILE:line:col); the answer
+    as JSON on stdout, or the refusal with every located error."""
+    from server.schemas import FILENAME_PATTERN
+
+    path = Path(args.file)
+    try:
+        body = path.read_bytes()
+    except OSError as exc:
+        raise CommandError(f"{path}: {exc.strerror or exc}") from None
+    params: dict[str, str] = {}
+    if re.match(FILENAME_PATTERN, path.name):
+        params["filename"] = path.name
+    if args.message:
+        params["message"] = args.message
+    for flag, name in ((args.dry_run, "dry_run"), (args.allow_untested, "allow_untested")):
+        if flag:
+            params[name] = "true"
+    if args.no_activate:
+        params["activate"] = "false"
+    media = "application/json" if path.suffix.lower() == ".json" else "application/yaml"
+    answer = _call(args.url, "/v1/rulesets", params=params, content=body, media=media)
+    print(json.dumps(answer, indent=2), file=out)
+    return 0
+
+
+def _retire(args: argparse.Namespace, out: TextIO) -> int:
+    answer = _call(args.url, f"/v1/rulesets/{args.name}/retire", json_body={"reason": args.reason})
+    print(json.dumps(answer, indent=2), file=out)
+    return 0
+
+
+def _call(
+    url: str,
+    path: str,
+    *,
+    params: dict[str, str] | None = None,
+    content: bytes | None = None,
+    media: str = "application/json",
+    json_body: dict[str, Any] | None = None,
+) -> Any:
+    """POST to a running server with the key in $FRONTLINE_KEY: the JSON answer, or a
+    CommandError holding the problem's sentence and each located error on its own line."""
+    import httpx
+
+    key = os.environ.get("FRONTLINE_KEY")
+    if not key:
+        raise CommandError("set FRONTLINE_KEY to an author's key (frontline serve prints them)")
+    if json_body is not None:
+        content, media = json.dumps(json_body).encode(), "application/json"
+    try:
+        response = httpx.post(
+            url.rstrip("/") + path,
+            params=params,
+            content=content,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": media},
+            timeout=120,
+        )
+    except httpx.HTTPError as exc:
+        raise CommandError(f"cannot reach {url}: {exc}") from None
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if response.is_success:
+        return answer
+    if not isinstance(answer, dict):
+        raise CommandError(f"{url} answered {response.status_code}: {response.text[:200]}")
+    lines = [str(answer.get("detail") or answer.get("title") or response.status_code)]
+    for error in answer.get("errors") or ():
+        if isinstance(error, dict) and "message" in error:
+            where = error.get("file") or "<document>"
+            if error.get("line") is not None:
+                where += f":{error['line']}:{error.get('column') or 1}"
+            lines.append(f"{where}: {error['message']}")
+    raise CommandError("\n".join(lines))
 
 
 def _replay(args: argparse.Namespace, out: TextIO) -> int:

@@ -5,6 +5,10 @@ against a recorded decision's inputs beside the answer that was served."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -12,7 +16,7 @@ import httpx
 import pytest
 
 from tests.support.documents import TINY
-from tests.support.live_server import LiveServer
+from tests.support.live_server import KEYS, LiveServer
 
 YAML = {"content-type": "application/yaml"}
 BROKEN = TINY.replace('customer.tier == "gold"', 'customer.tier == "gold" and customer.tenur > 3')
@@ -346,3 +350,41 @@ def test_a_rerun_refuses_what_it_cannot_run(
     refused = rerun(client, server, decision or decided, **body)
     assert refused.status_code == status, refused.text
     assert says in refused.json()["detail"]
+
+
+def frontline(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
+    """The frontline command, with an author's key, against the live server."""
+    env = {**os.environ, "FRONTLINE_KEY": KEYS["author"][1], "FRONTLINE_URL": server.url}
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_command_line_deploys_with_a_message_and_names_the_file(
+    client: httpx.Client, server: LiveServer, tmp_path: Path
+) -> None:
+    """frontline deploy sends the file's name and the message (a dry run stores nothing);
+    its errors read FILE:line:col; frontline retire retires with a reason."""
+    path = tmp_path / "cli-desk.yaml"
+    path.write_text(TINY.replace("ruleset: tiny", "ruleset: cli-desk"))
+    checked = frontline(server, "deploy", str(path), "--dry-run")
+    assert checked.returncode == 0, checked.stderr
+    assert json.loads(checked.stdout)["dry_run"] is True
+    assert "cli-desk" not in listed(client, server)
+    done = frontline(server, "deploy", str(path), "-m", "from the command line")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["revision"] == 1
+    history = client.get("/v1/rulesets/cli-desk", headers=server.auth("auditor")).json()
+    assert history["revisions"][0]["message"] == "from the command line"
+    path.write_text(BROKEN.replace("ruleset: tiny", "ruleset: cli-desk"))
+    refused = frontline(server, "deploy", str(path))
+    assert refused.returncode == 1
+    assert "\ncli-desk.yaml:7:39: unknown field 'customer.tenur'" in refused.stderr
+    retired = frontline(server, "retire", "cli-desk", "--reason", "a test of the command")
+    assert retired.returncode == 0, retired.stderr
+    assert json.loads(retired.stdout)["retired"]["reason"] == "a test of the command"
