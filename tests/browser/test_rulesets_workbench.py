@@ -229,6 +229,56 @@ def test_a_draft_shows_its_errors_at_their_line_as_one_types_and_survives_a_relo
     expect(page.locator("#draft-grids tr[data-row='1'] td.output")).to_have_text("45")
 
 
+SHADOWED = """\
+ruleset: page-shadowed
+context:
+  customer.tier: {type: string, enum: [gold, silver]}
+tables:
+  - id: credit
+    hit: first
+    inputs: [customer.tier]
+    outputs: [days]
+    rows:
+      - ["-", 1]
+      - ['"gold"', 2]
+"""
+
+
+def test_a_drafts_warnings_are_marked_and_untested_drafts_wait_for_the_authors_word(
+    page: Any, workbench: LiveServer, tmp_path: Path
+) -> None:
+    """A draft without tests is refused by the check until the author allows it; then the
+    row that can never win, and the missing tests, are marked as warnings at their lines."""
+    document = tmp_path / "shadowed.yaml"
+    document.write_text(SHADOWED, encoding="utf-8")
+    sign_in(page, workbench)
+    page.set_input_files("#draft-file", str(document))
+    expect(page.locator("#draft-status")).to_have_attribute("data-state", "errors")
+    expect(page.locator("#draft-status")).to_contain_text("tests guard nothing")
+    expect(page.locator("#draft-problems li.error")).to_have_count(1)
+    expect(page.locator("#draft-problems li.error")).to_contain_text("shadowed.yaml:1:10: ")
+    expect(page.locator("#draft-editor .CodeMirror-lint-marker-error")).to_have_count(1)
+    page.check("#draft-untested")
+    expect(page.locator("#draft-status")).to_have_attribute("data-state", "ok")
+    expect(page.locator("#draft-status")).to_contain_text("2 warning(s)")
+    expect(page.locator("#draft-problems li.warning")).to_have_text(
+        [
+            "warningshadowed.yaml:11:9: table 'credit' row 2 can never win: every input that "
+            "matches it matches row 1 first",
+            "warningshadowed.yaml:1:10: the document has no tests: write some under tests:, or "
+            "deploy it with allow_untested if that is meant",
+        ]
+    )
+    expect(page.locator("#draft-editor .CodeMirror-lint-marker-warning")).to_have_count(2)
+    # The location moves the editor's cursor there.
+    page.click("#draft-problems li.warning button.link >> nth=0")
+    cursor = page.evaluate(
+        "(() => { const c = document.querySelector('#draft-editor .CodeMirror')"
+        ".CodeMirror.getCursor(); return [c.line + 1, c.ch + 1]; })()"
+    )
+    assert cursor == [11, 9]
+
+
 def test_a_draft_deployed_with_a_message_shows_who_when_and_why_in_the_history(
     page: Any, workbench: LiveServer
 ) -> None:
