@@ -196,6 +196,11 @@ async function viewRevision(name, revision) {
     viewed = await api.call("GET", `${path(name)}/revisions/${revision}`);
     $("viewer").hidden = false;
     $("viewer-title").textContent = `${name} revision ${revision}`;
+    $("viewer-provenance").textContent = [
+      viewed.deployed_by ? `Deployed by ${viewed.deployed_by}` : "Deployed",
+      viewed.deployed_at ? ` at ${when(viewed.deployed_at)}` : "",
+      viewed.message ? `: ${viewed.message}` : "",
+    ].join("");
     $("viewer-document").textContent = viewed.document;
     drawGrids($("viewer-grids"), viewed.document);
     $("viewer").scrollIntoView({ block: "start" });

@@ -128,6 +128,9 @@ def test_any_revision_is_readable_with_its_description_and_its_tables_as_grids(
     )
     page.click("tr[data-revision='1'] button:text('View')")
     expect(page.locator("#viewer-title")).to_have_text("page-workbench revision 1")
+    expect(page.locator("#viewer-provenance")).to_have_text(
+        re.compile(r"Deployed by ann at \d{4}-\d\d-\d\d \d\d:\d\d UTC")
+    )
     assert page.inner_text("#viewer-document") == WORKBENCH
     grid = page.locator("#viewer-grids figure[data-table='credit']")
     expect(grid.locator("thead th")).to_have_text(
