@@ -8,6 +8,7 @@
     <root>/<ruleset>/routing.json     {"active": 3, "canary": 4, "percent": 10, "shadow": null,
                                        "version": 7, "change": "<id of its ledger record>"}
     <root>/<ruleset>/routing.lock     locked while a routing is compared and replaced
+    <root>/<ruleset>/history.jsonl    every routing stored, one JSON line each, oldest first
     <root>/<ruleset>/reviews.json     {"3": {"status": "pending", "deployed_by": "ann", ...}}:
                                       the review of each revision deployed while approval was
                                       required (engine.ports.Review)
@@ -41,8 +42,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from engine import Provenance, Review, Routing, StoreCorrupt, StoredRevision, StoreWriteFailed
 
+log = structlog.get_logger("frontline")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -120,7 +124,39 @@ class FileRulesetStore:
                 write_file(directory / "routing.json", json.dumps(asdict(routing)).encode())
             except OSError as exc:
                 raise self._refused(f"the routing of ruleset {name!r}", exc) from None
+            try:
+                with open(directory / "history.jsonl", "a+b") as history:
+                    size = history.seek(0, os.SEEK_END)
+                    # A line a crash cut short ends here, so that this one starts its own.
+                    cut = size > 0 and history.seek(size - 1) >= 0 and history.read(1) != b"\n"
+                    line = json.dumps(asdict(routing)).encode() + b"\n"
+                    history.write(b"\n" + line if cut else line)
+                    history.flush()
+                    os.fsync(history.fileno())
+            except OSError as exc:
+                # The routing is stored and serves; the history misses it (the ledger has it).
+                log.warning("routing history not written", ruleset=name, error=str(exc))
             return True
+
+    def history(self, name: str, limit: int = 50) -> list[Routing]:
+        if not _NAME.match(name):
+            return []
+        path = self._dir(name) / "history.jsonl"
+        try:
+            lines = path.read_bytes().splitlines()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StoreCorrupt(f"{path}: cannot be read ({exc})") from None
+        found = []
+        for line in reversed(lines):
+            try:
+                found.append(Routing(**json.loads(line)))
+            except (ValueError, TypeError):
+                continue  # a line a crash cut short
+            if len(found) == limit:
+                break
+        return found
 
     def reviews(self, name: str) -> dict[int, Review]:
         held = len(self._index(name))

@@ -344,6 +344,7 @@ class MemoryRulesetStore:
     def __init__(self) -> None:
         self._revisions: dict[str, list[StoredRevision]] = {}
         self._routing: dict[str, Routing] = {}
+        self._history: dict[str, list[Routing]] = {}
         self._reviews: dict[str, dict[int, Review]] = {}
         self._lock = threading.Lock()
 
@@ -382,10 +383,14 @@ class MemoryRulesetStore:
             if stored is not None and stored.version >= routing.version:
                 return False
             self._routing[name] = routing
+            self._history.setdefault(name, []).append(routing)
             return True
 
     def get_routing(self, name: str) -> Routing | None:
         return self._routing.get(name)
+
+    def history(self, name: str, limit: int = 50) -> list[Routing]:
+        return list(reversed(self._history.get(name, [])[-limit:]))
 
     def reviews(self, name: str) -> dict[int, Review]:
         return dict(self._reviews.get(name, {}))

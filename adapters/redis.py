@@ -47,7 +47,7 @@ from adapters.ports import (
     Interaction,
     StoreUnavailable,
 )
-from engine import Provenance, Review, Routing, StoreCorrupt, StoredRevision
+from engine import HISTORY_KEPT, Provenance, Review, Routing, StoreCorrupt, StoredRevision
 from engine.durations import parse_duration
 
 log = structlog.get_logger("frontline")
@@ -852,6 +852,8 @@ if stored then
   if type(version) == 'number' and version >= tonumber(ARGV[2]) then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[1])
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]) - 1)
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 """
@@ -860,8 +862,9 @@ return 1
 class RedisRulesetStore:
     """Every revision of every ruleset and their routing, shared by all instances.
 
-    ``set_routing`` compares versions, replaces the routing and publishes the ruleset's name
-    on ``<prefix>rulesets-changed`` in one script; each instance's ``Invalidations`` listener
+    ``set_routing`` compares versions, replaces the routing, pushes it on the ruleset's
+    history list (the last ``HISTORY_KEPT``) and publishes the ruleset's name on
+    ``<prefix>rulesets-changed`` in one script; each instance's ``Invalidations`` listener
     then re-reads it.
     """
 
@@ -919,10 +922,14 @@ class RedisRulesetStore:
 
     def set_routing(self, name: str, routing: Routing) -> bool:
         replaced = self._set_routing(
-            keys=[self._k(name, "routing")],
-            args=[_encode(asdict(routing)), routing.version, self.channel, name],
+            keys=[self._k(name, "routing"), self._k(name, "history")],
+            args=[_encode(asdict(routing)), routing.version, self.channel, name, HISTORY_KEPT],
         )
         return bool(replaced)
+
+    def history(self, name: str, limit: int = 50) -> list[Routing]:
+        found = self._redis.lrange(self._k(name, "history"), 0, limit - 1)
+        return [Routing(**_decode(raw)) for raw in found]
 
     def get_routing(self, name: str) -> Routing | None:
         raw = self._redis.get(self._k(name, "routing"))

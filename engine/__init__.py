@@ -24,6 +24,7 @@ from engine.errors import (
 )
 from engine.ports import (
     APPROVED,
+    HISTORY_KEPT,
     PENDING,
     REJECTED,
     Provenance,
@@ -45,6 +46,7 @@ from engine.testing import TestResult
 
 __all__ = [
     "APPROVED",
+    "HISTORY_KEPT",
     "PENDING",
     "REJECTED",
     "CompiledRuleset",

@@ -66,10 +66,15 @@ class Routing:
     # a key (the starter library, an engine-only registry) or before they were kept.
     changed_by: str | None = None
     changed_at: str | None = None
+    # The change that made it: deploy, activate, rollback, rollout, shadow, approve, retire
+    # ("" before it was kept).
+    action: str = ""
     # Why the ruleset was retired, when this routing retires it: it serves nobody (``active``
     # is the revision it served last) until a revision is activated again.
     retired: str | None = None
 
+
+HISTORY_KEPT = 1_000  # routings of a ruleset a store keeps, at least
 
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
 REVIEW_STATUSES = (PENDING, APPROVED, REJECTED)
@@ -144,6 +149,11 @@ class RulesetStore(Protocol):
         ...
 
     def get_routing(self, name: str) -> Routing | None: ...
+
+    def history(self, name: str, limit: int = 50) -> list[Routing]:
+        """The routings ``set_routing`` stored for ``name``, newest first, at most ``limit``
+        (a store keeps at least the last ``HISTORY_KEPT``; none from before it kept them)."""
+        ...
 
     def reviews(self, name: str) -> dict[int, Review]:
         """The review of each revision of ``name`` that has one, by revision."""

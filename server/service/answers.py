@@ -307,6 +307,22 @@ class RevisionRef(msgspec.Struct, kw_only=True):
     review: ReviewState | None  # null: deployed while approval was not required
 
 
+class RoutingChange(msgspec.Struct, kw_only=True):
+    """One change of what serves a ruleset: which change (``deploy``, ``activate``,
+    ``rollback``, ``rollout``, ``shadow``, ``approve``, ``retire``; null if made before this
+    was kept), who made it and when (null: the starter library), and the routing it made
+    (``retired`` is the reason when it retired the ruleset)."""
+
+    version: int
+    action: str | None
+    changed_by: str | None
+    changed_at: str | None
+    active_revision: int
+    canary: Canary | None
+    shadow: int | None
+    retired: str | None
+
+
 class RulesetDetail(msgspec.Struct, kw_only=True):
     """One ruleset: what serves it, who made that so and when, whether it was retired, its
     revisions (each with who deployed it, when and why) and those waiting for approval."""
@@ -320,6 +336,7 @@ class RulesetDetail(msgspec.Struct, kw_only=True):
     retired: Retirement | None
     revisions: list[RevisionRef]
     pending: list[PendingRevision]
+    changes: list[RoutingChange]  # newest first, the latest 50
 
 
 class Reviewed(msgspec.Struct, kw_only=True):

@@ -18,7 +18,7 @@ import dataclasses
 import secrets
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -127,7 +127,11 @@ def seed_starter_rulesets(
         if not deployed.created:
             continue  # another instance seeded it first, and activates it
         change = new_id()
-        routing = registry.planned_activation(deployed.name, deployed.revision, change=change)
+        routing = replace(
+            registry.planned_activation(deployed.name, deployed.revision, change=change),
+            changed_at=utc_now(),
+            action="deploy",
+        )
         ledger.append_blocking(
             ruleset_record(
                 record_id=change,

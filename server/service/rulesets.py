@@ -129,6 +129,7 @@ def recorded_routing(routing: Served) -> dict[str, Any]:
         "changed_by": routing.changed_by,
         "changed_at": routing.changed_at,
         "retired": routing.retired,
+        "action": routing.action,
     }
 
 
@@ -374,6 +375,19 @@ class Rulesets:
             "pending": pending_view(
                 name, revisions, reviews, routing["active_revision"], principal
             ),
+            "changes": [
+                {
+                    "version": r.version,
+                    "action": r.action or None,
+                    "changed_by": r.changed_by,
+                    "changed_at": r.changed_at,
+                    "active_revision": r.active,
+                    "canary": routing_view(r)["canary"],
+                    "shadow": r.shadow,
+                    "retired": r.retired,
+                }
+                for r in self.registry.store.history(name, CHANGES_SHOWN)
+            ],
         }
         return msgspec.convert(detail, RulesetDetail)
 
@@ -626,7 +640,9 @@ class Rulesets:
                 raise NotFound(str(exc)) from None
             except RulesetRetired as exc:
                 raise Conflict(str(exc), title="Ruleset retired") from None
-            routing = replace(routing, changed_by=principal.name, changed_at=utc_now())
+            routing = replace(
+                routing, changed_by=principal.name, changed_at=utc_now(), action=action
+            )
             extra = details_of() if details_of is not None else {}
             details = {**details, **extra, "routing": recorded_routing(routing)}
             await self._record(action, name, revision, digest, principal, details, change)
@@ -807,6 +823,8 @@ def pending_view(
         )
     return out
 
+
+CHANGES_SHOWN = 50  # the latest changes of routing a ruleset's detail lists
 
 # Who may approve or reject a revision (the routes admit authors, and admins everywhere).
 REVIEWERS = ("author", "admin")

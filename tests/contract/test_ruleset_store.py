@@ -211,6 +211,35 @@ def test_a_revision_keeps_who_deployed_it_when_and_why(store: RulesetStore) -> N
     assert store.get_routing("desk") == retired
 
 
+def test_every_routing_stored_is_kept_in_the_history(store: RulesetStore) -> None:
+    """Each routing a store replaces is kept, newest first; one refused (not newer) is not;
+    ``limit`` gives the latest."""
+    store.put_revision("desk", "sha256:a", "a")
+    assert store.history("desk") == []
+    made = [
+        Routing(1, version=1, changed_by="ann", changed_at="t1", action="deploy"),
+        Routing(1, shadow=1, version=2, changed_by="bob", changed_at="t2", action="shadow"),
+        Routing(1, version=3, changed_by="ann", changed_at="t3", action="retire", retired="x"),
+    ]
+    for routing in made:
+        assert store.set_routing("desk", routing)
+    assert not store.set_routing("desk", Routing(1, version=2))
+    assert store.history("desk") == made[::-1]
+    assert store.history("desk", limit=2) == made[:0:-1]
+    assert store.history("other") == []
+
+
+def test_the_file_store_skips_a_history_line_a_crash_cut_short(tmp_path: Path) -> None:
+    root = tmp_path / "rulesets"
+    store = FileRulesetStore(root)
+    store.put_revision("desk", "sha256:a", "a")
+    assert store.set_routing("desk", Routing(1, version=1))
+    with open(root / "desk" / "history.jsonl", "ab") as history:
+        history.write(b'{"active": 1, "vers')
+    assert store.set_routing("desk", Routing(1, shadow=1, version=2))
+    assert store.history("desk") == [Routing(1, shadow=1, version=2), Routing(1, version=1)]
+
+
 def test_revisions_stored_before_provenance_was_kept_still_load(
     tmp_path: Path, redis_prefix: str
 ) -> None:

@@ -171,6 +171,12 @@ def test_an_activation_says_who_made_it_and_when(client: httpx.Client, server: L
     detail = client.get("/v1/rulesets/rolled", headers=server.auth("auditor")).json()
     assert (detail["active_revision"], detail["changed_by"]) == (1, "bob")
     assert detail["changed_at"] == rolled.json()["changed_at"] and detail["retired"] is None
+    assert [(c["action"], c["changed_by"], c["active_revision"]) for c in detail["changes"]] == [
+        ("rollback", "bob", 1),
+        ("deploy", "ann", 2),
+        ("deploy", "ann", 1),
+    ]
+    assert detail["changes"][0]["changed_at"] == detail["changed_at"]
 
 
 def decide(client: httpx.Client, server: LiveServer, ruleset: str) -> httpx.Response:
@@ -219,6 +225,12 @@ def test_a_retired_ruleset_serves_nobody_until_a_revision_is_activated(
     assert again.status_code == 409
     back = client.post("/v1/rulesets/retiring/activate", json={"revision": 1}, headers=author)
     assert back.status_code == 200 and back.json()["retired"] is None
+    changes = client.get("/v1/rulesets/retiring", headers=author).json()["changes"]
+    assert [(c["action"], c["retired"]) for c in changes] == [
+        ("activate", None),
+        ("retire", why),
+        ("deploy", None),
+    ]
     assert decide(client, server, "retiring").status_code == 200
     client.post("/v1/rulesets/retiring/retire", json={"reason": why}, headers=author)
     redeployed = post_document(client, server, document)

@@ -248,4 +248,5 @@ def test_without_the_setting_deploys_serve_at_once(tmp_path: Path) -> None:
             change=served.change,
             changed_by="ann",
             changed_at=served.changed_at,
+            action="deploy",
         )

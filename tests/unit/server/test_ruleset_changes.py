@@ -97,6 +97,7 @@ def test_a_change_is_durable_in_the_ledger_before_its_routing_is_stored(
         "changed_by": "author-1",
         "changed_at": routing.changed_at,
         "retired": routing.retired,
+        "action": routing.action,
     }
 
 
@@ -182,6 +183,7 @@ def test_a_change_recorded_and_never_stored_is_applied_at_the_next_start(
             "changed_by": "author-1",
             "changed_at": routing.changed_at,
             "retired": routing.retired,
+            "action": routing.action,
         } == record.data["routing"]
     said = [e["event"] for e in logs if record.id in e["event"]]
     assert said == [
