@@ -186,9 +186,28 @@ async function show(name) {
     row.append(actions);
     rows.append(row);
   }
+  showChanges(ruleset.changes || []);
   const latest = ruleset.revisions.length;
   $("diff-from").value = Math.max(1, latest - 1);
   $("diff-to").value = latest;
+}
+
+// Every change of what serves the ruleset, newest first: when, who, which, and the routing
+// it made.
+function showChanges(changes) {
+  $("changes-title").textContent = `Changes of what serves (${changes.length}${changes.length >= 50 ? ", the latest" : ""})`;
+  const rows = $("change-rows");
+  rows.replaceChildren();
+  for (const c of changes) {
+    const served = c.retired !== null ? `nothing (retired: ${c.retired})`
+      : [`revision ${c.active_revision}`, c.canary ? `canary ${c.canary.revision} at ${c.canary.percent}%` : "",
+        c.shadow ? `shadow ${c.shadow}` : ""].filter(Boolean).join(", ");
+    const row = el("tr");
+    row.dataset.version = c.version;
+    row.append(el("td", when(c.changed_at) || "—", "when"), el("td", c.changed_by || "—", "who"),
+      el("td", c.action || "—", "change"), el("td", served, "served"));
+    rows.append(row);
+  }
 }
 
 async function viewRevision(name, revision) {

@@ -171,6 +171,14 @@ def test_activate_and_roll_back_ask_first_and_their_messages_stay_until_dismisse
     )
     page.click("#confirm-ok")
     page.wait_for_selector(f"tr[data-ruleset='page-workbench'] td.active:text('{newer}')")
+    # The changes of what serves: the activation, then the rollback, newest first, by ann.
+    page.click("#changes summary")
+    changes = page.locator("#change-rows tr")
+    expect(changes.nth(0).locator("td.change")).to_have_text("activate")
+    expect(changes.nth(0).locator("td.served")).to_have_text(f"revision {newer}")
+    expect(changes.nth(1).locator("td.change")).to_have_text("rollback")
+    expect(changes.nth(1).locator("td.served")).to_have_text(f"revision {before}")
+    expect(changes.nth(1).locator("td.who")).to_have_text("ann")
     notes = page.locator("#message .note")
     expect(notes).to_have_text(
         [
