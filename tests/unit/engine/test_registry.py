@@ -12,6 +12,7 @@ from engine import (
     Routing,
     RulesetError,
     RulesetRegistry,
+    RulesetRetired,
     UnknownRuleset,
     compile_ruleset,
 )
@@ -200,6 +201,41 @@ def test_a_shadow_revision_rides_beside_the_served_one() -> None:
     reg.shadow("desk", 1)
     reg.shadow("desk", None)
     assert reg.routing("desk").shadow is None
+
+
+def test_a_check_runs_everything_a_deploy_runs_and_stores_nothing() -> None:
+    """``check`` answers the deploy's digest, tests and coverage, raises what a deploy would
+    raise, and leaves the store as it was."""
+    reg = registry()
+    checked = reg.check(DOC.format(tier="gold"), filename="desk.yaml")
+    assert (checked.name, [t.passed for t in checked.tests]) == ("desk", [True])
+    assert reg.names() == []
+    assert reg.deploy(DOC.format(tier="gold")).digest == checked.digest
+    failing = DOC.format(tier="gold").replace("[gold]}", "[]}")
+    with pytest.raises(DeployRefused) as refused:
+        reg.check(failing, filename="desk.yaml")
+    assert refused.value.errors[0].file == "desk.yaml"
+    assert len(reg.revisions("desk")) == 1
+
+
+def test_a_retired_ruleset_routes_nobody_until_a_revision_is_activated() -> None:
+    """A retiring routing ends the canary and shadow; routing, canaries and shadows are
+    refused with RulesetRetired; activating a revision serves again."""
+    reg = three_revisions()
+    reg.rollout("desk", 2, 30)
+    reg.apply("desk", reg.planned_retirement("desk", "replaced"))
+    assert reg.routing("desk") == Routing(1, version=3, retired="replaced")
+    for call in (
+        lambda: reg.route("desk", "c-1"),
+        lambda: reg.check_serving("desk"),
+        lambda: reg.planned_rollout("desk", 2, 10),
+        lambda: reg.planned_shadow("desk", 2),
+    ):
+        with pytest.raises(RulesetRetired, match="ruleset 'desk' was retired"):
+            call()
+    reg.activate("desk", 2)
+    assert reg.route("desk", "c-1")[0].revision == 2
+    reg.check_serving("desk")
 
 
 @pytest.mark.parametrize(
