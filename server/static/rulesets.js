@@ -1,27 +1,41 @@
-// The rule author's page: rulesets and revisions, tests, diff, deploy, activate and roll back,
-// canary and shadow, revisions waiting for approval (approve or reject them), and the replay
-// flip report for a candidate.
+// The rule author's page: rulesets and revisions (who deployed each, when and why), any
+// revision's document, tests, diff, deploy, activate and roll back, retire, canary and shadow,
+// revisions waiting for approval (approve or reject them), the draft workbench
+// (workbench.js) and the replay flip report for a candidate.
 import { $, Api, el, keyForm, lineDiff } from "/static/common.js";
+import { confirmAction, say } from "/static/notices.js";
+import {
+  checkDraft, documentType, draftDeployed, draftFilename, draftText, drawGrids, initWorkbench, located, safeFilename, startDraft,
+} from "/static/workbench.js";
 
 const api = new Api("frontline.authorKey");
 let current = null; // the ruleset shown
+let summaries = new Map(); // name → its entry in the list
+let viewed = null; // the revision document shown in the viewer
 
-function say(text, isError = false) {
-  $("message").textContent = text;
-  $("message").className = isError ? "error" : "muted";
+const path = (name) => `/v1/rulesets/${encodeURIComponent(name)}`;
+
+// "2026-12-05T02:30:41.123Z" → "2026-12-05 02:30 UTC"
+function when(at) {
+  return at ? at.replace("T", " ").replace(/:\d\d(\.\d+)?Z$/, " UTC") : "";
 }
 
 async function loadList() {
   try {
     const { rulesets } = await api.call("GET", "/v1/rulesets");
+    summaries = new Map(rulesets.map((r) => [r.name, r]));
     const rows = $("ruleset-rows");
     rows.replaceChildren();
     for (const r of rulesets) {
       const row = document.createElement("tr");
       row.dataset.ruleset = r.name;
+      if (r.retired) row.className = "retired";
+      const named = el("td", null, "name");
+      named.append(el("strong", r.name), el("div", r.retired
+        ? `retired: ${r.retired.reason}` : r.description || "", "description muted"));
       row.append(
-        el("td", r.name),
-        el("td", r.active_revision ?? "—", "active"),
+        named,
+        el("td", r.retired ? "retired" : r.active_revision ?? "—", "active"),
         el("td", r.canary ? `${r.canary.revision} (${r.canary.percent}%)` : "—"),
         el("td", r.shadow ?? "—"),
         el("td", r.revisions),
@@ -30,6 +44,7 @@ async function loadList() {
       const cell = document.createElement("td");
       const open = el("button", "Open", "secondary");
       open.type = "button";
+      open.setAttribute("aria-label", `Open ${r.name}`);
       open.addEventListener("click", () => show(r.name));
       cell.append(open);
       row.append(cell);
@@ -37,7 +52,7 @@ async function loadList() {
     }
     showPending(rulesets);
     const waiting = rulesets.reduce((n, r) => n + r.pending.length, 0);
-    say(`${rulesets.length} rulesets` + (waiting ? `, ${waiting} revision(s) waiting for approval` : ""));
+    $("list-title").textContent = `Rulesets (${rulesets.length}` + (waiting ? `, ${waiting} revision(s) waiting for approval)` : ")");
     if (current) await show(current);
   } catch (err) {
     say(err.message, true);
@@ -57,7 +72,7 @@ function showPending(rulesets) {
       item.dataset.revision = p.revision;
       item.append(
         el("h3", `${r.name} revision ${p.revision}`),
-        el("p", `deployed by ${p.deployed_by} at ${p.deployed_at}` +
+        el("p", `deployed by ${p.deployed_by} at ${when(p.deployed_at)}` +
           (p.against ? `; changes from the active revision ${p.against}` : "; a new ruleset"), "muted"),
       );
       const diff = el("pre", null, "pending-diff");
@@ -104,8 +119,8 @@ function showPending(rulesets) {
 
 async function review(name, revision, verb, reason) {
   try {
-    const path = `/v1/rulesets/${encodeURIComponent(name)}/revisions/${revision}/${verb}`;
-    const done = await api.call("POST", path, { json: verb === "reject" ? { reason: reason || null } : {} });
+    const url = `${path(name)}/revisions/${revision}/${verb}`;
+    const done = await api.call("POST", url, { json: verb === "reject" ? { reason: reason || null } : {} });
     await loadList();
     say(done.status === "approved" ? `${name}: revision ${revision} approved and active`
       : `${name}: revision ${revision} rejected`);
@@ -116,17 +131,28 @@ async function review(name, revision, verb, reason) {
 
 async function show(name) {
   current = name;
-  const ruleset = await api.call("GET", `/v1/rulesets/${encodeURIComponent(name)}`);
+  const ruleset = await api.call("GET", path(name));
+  const summary = summaries.get(name) || {};
   $("detail").hidden = false;
   $("diff").hidden = false;
   $("detail-title").textContent = `Ruleset ${name}`;
+  $("detail-description").textContent = summary.description || "";
+  const retired = ruleset.retired;
+  $("detail-retired").hidden = !retired;
+  $("detail-retired").textContent = retired
+    ? `Retired${retired.retired_by ? " by " + retired.retired_by : ""}` +
+      `${retired.retired_at ? " at " + when(retired.retired_at) : ""}: ${retired.reason}. ` +
+      `It serves nobody; activating a revision brings it back.` : "";
+  $("retire-button").hidden = Boolean(retired);
+  $("detail-changed").textContent = ruleset.changed_by
+    ? `Routing last changed by ${ruleset.changed_by} at ${when(ruleset.changed_at)}.` : "";
   const rows = $("revision-rows");
   rows.replaceChildren();
   for (const rev of [...ruleset.revisions].reverse()) {
     const row = document.createElement("tr");
     row.dataset.revision = rev.revision;
     const states = [];
-    if (rev.revision === ruleset.active_revision) states.push("active");
+    if (rev.revision === ruleset.active_revision) states.push(retired ? "served last (retired)" : "active");
     if (ruleset.canary && ruleset.canary.revision === rev.revision) states.push(`canary ${ruleset.canary.percent}%`);
     if (ruleset.shadow === rev.revision) states.push("shadow");
     const review = rev.review;
@@ -135,30 +161,102 @@ async function show(name) {
     if (review && review.status === "rejected") {
       states.push(`rejected by ${review.decided_by}` + (review.reason ? `: ${review.reason}` : ""));
     }
-    row.append(el("td", rev.revision), el("td", rev.digest.slice(0, 19) + "…"), el("td", states.join(", ") || "—"));
-    const actions = document.createElement("td");
-    const tests = el("button", "Tests", "secondary");
-    tests.type = "button";
-    tests.addEventListener("click", () => runTests(name, rev.revision));
-    actions.append(tests);
+    const deployed = el("td", null, "deployer");
+    deployed.append(el("div", rev.deployed_by || "—", "who"), el("div", when(rev.deployed_at), "when muted"),
+      el("div", rev.digest.slice(0, 19) + "…", "muted digest"));
+    row.append(el("td", rev.revision), deployed, el("td", rev.message || "—", rev.message ? "why" : "why muted"),
+      el("td", states.join(", ") || "—", "state"));
+    const actions = el("td", null, "actions");
+    const button = (label, handler, className = "secondary") => {
+      const b = el("button", label, className);
+      b.type = "button";
+      b.setAttribute("aria-label", `${label} revision ${rev.revision}`);
+      b.addEventListener("click", handler);
+      actions.append(b, " ");
+    };
+    button("View", () => viewRevision(name, rev.revision));
+    button("Edit", () => editRevision(name, rev.revision));
+    button("Tests", () => runTests(name, rev.revision));
     const unapproved = review && review.status !== "approved";
-    if (rev.revision !== ruleset.active_revision && !unapproved) {
-      const activate = el("button", rev.revision < ruleset.active_revision ? "Roll back to this" : "Activate");
-      activate.type = "button";
-      activate.addEventListener("click", () => activateRevision(name, rev.revision));
-      actions.append(" ", activate);
+    if ((retired || rev.revision !== ruleset.active_revision) && !unapproved) {
+      const serving = retired ? null : ruleset.active_revision;
+      const older = serving !== null && rev.revision < serving;
+      button(older ? "Roll back to this" : "Activate", () => activateRevision(name, rev.revision, serving), "");
     }
     row.append(actions);
     rows.append(row);
   }
+  showChanges(ruleset.changes || []);
   const latest = ruleset.revisions.length;
   $("diff-from").value = Math.max(1, latest - 1);
   $("diff-to").value = latest;
 }
 
-async function activateRevision(name, revision) {
+// Every change of what serves the ruleset, newest first: when, who, which, and the routing
+// it made.
+function showChanges(changes) {
+  $("changes-title").textContent = `Changes of what serves (${changes.length}${changes.length >= 50 ? ", the latest" : ""})`;
+  const rows = $("change-rows");
+  rows.replaceChildren();
+  for (const c of changes) {
+    const served = c.retired !== null ? `nothing (retired: ${c.retired})`
+      : [`revision ${c.active_revision}`, c.canary ? `canary ${c.canary.revision} at ${c.canary.percent}%` : "",
+        c.shadow ? `shadow ${c.shadow}` : ""].filter(Boolean).join(", ");
+    const row = el("tr");
+    row.dataset.version = c.version;
+    row.append(el("td", when(c.changed_at) || "—", "when"), el("td", c.changed_by || "—", "who"),
+      el("td", c.action || "—", "change"), el("td", served, "served"));
+    rows.append(row);
+  }
+}
+
+async function viewRevision(name, revision) {
   try {
-    await api.call("POST", `/v1/rulesets/${encodeURIComponent(name)}/activate`, { json: { revision } });
+    viewed = await api.call("GET", `${path(name)}/revisions/${revision}`);
+    $("viewer").hidden = false;
+    $("viewer-title").textContent = `${name} revision ${revision}`;
+    $("viewer-provenance").textContent = [
+      viewed.deployed_by ? `Deployed by ${viewed.deployed_by}` : "Deployed",
+      viewed.deployed_at ? ` at ${when(viewed.deployed_at)}` : "",
+      viewed.message ? `: ${viewed.message}` : "",
+    ].join("");
+    $("viewer-document").textContent = viewed.document;
+    drawGrids($("viewer-grids"), viewed.document);
+    $("viewer").scrollIntoView({ block: "start" });
+    $("viewer-document").focus();
+  } catch (err) {
+    say(err.message, true);
+  }
+}
+
+async function editRevision(name, revision) {
+  try {
+    const found = await api.call("GET", `${path(name)}/revisions/${revision}`);
+    if (await startDraft(found.document, `${name} revision ${revision}`)) {
+      say(`The draft starts from ${name} revision ${revision}`);
+    }
+  } catch (err) {
+    say(err.message, true);
+  }
+}
+
+$("viewer-edit").addEventListener("click", async () => {
+  if (viewed && (await startDraft(viewed.document, `${viewed.name} revision ${viewed.revision}`))) {
+    say(`The draft starts from ${viewed.name} revision ${viewed.revision}`);
+  }
+});
+
+async function activateRevision(name, revision, active) {
+  const back = active !== null && revision < active;
+  const sure = await confirmAction({
+    title: back ? `Roll ${name} back to revision ${revision}?` : `Activate ${name} revision ${revision}?`,
+    text: `Every new decision of ${name} will use revision ${revision}` +
+      (active !== null ? ` instead of revision ${active}.` : "; it serves nothing now."),
+    action: back ? "Roll back" : "Activate",
+  });
+  if (sure === null) return;
+  try {
+    await api.call("POST", `${path(name)}/activate`, { json: { revision } });
     say(`${name}: revision ${revision} is active`);
     await loadList();
   } catch (err) {
@@ -166,8 +264,28 @@ async function activateRevision(name, revision) {
   }
 }
 
+$("retire-button").addEventListener("click", async () => {
+  const name = current;
+  const reason = await confirmAction({
+    title: `Retire ${name}?`,
+    text: `${name} stops serving: a decision asking for it is refused. Its revisions and their ` +
+      "records are kept.",
+    action: "Retire",
+    reason: true,
+    required: true,
+  });
+  if (reason === null) return;
+  try {
+    await api.call("POST", `${path(name)}/retire`, { json: { reason } });
+    say(`${name} is retired`);
+    await loadList();
+  } catch (err) {
+    say(err.message, true);
+  }
+});
+
 async function runTests(name, revision) {
-  const result = await api.call("GET", `/v1/rulesets/${encodeURIComponent(name)}/revisions/${revision}/tests`);
+  const result = await api.call("GET", `${path(name)}/revisions/${revision}/tests`);
   $("tests").hidden = false;
   $("tests-title").textContent = `Tests of ${name} revision ${revision}`;
   $("tests-summary").textContent = `${result.passed} passed, ${result.failed} failed`;
@@ -182,7 +300,7 @@ async function runTests(name, revision) {
 
 $("diff-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const base = `/v1/rulesets/${encodeURIComponent(current)}/revisions/`;
+  const base = `${path(current)}/revisions/`;
   try {
     const [a, b] = await Promise.all([
       api.call("GET", base + $("diff-from").value),
@@ -203,42 +321,63 @@ $("diff-form").addEventListener("submit", async (event) => {
   }
 });
 
-$("deploy-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const file = $("deploy-file").files[0];
-  const result = $("deploy-result");
+// Deploy `text` (named `filename` in its errors) with the options of a form; the outcome is
+// written into `result` and stays there until the next deploy from the same form. The
+// deploy's answer, or null if it was refused.
+async function deploy(text, filename, { message, activate, untested }, result) {
   result.replaceChildren();
+  const query = [`activate=${activate}`, `filename=${encodeURIComponent(filename)}`];
+  if (untested) query.push("allow_untested=true");
+  if (message) query.push(`message=${encodeURIComponent(message)}`);
   try {
-    const text = await file.text();
-    const activate = $("deploy-activate").checked;
-    const untested = $("deploy-untested").checked ? "&allow_untested=true" : "";
-    const done = await api.call("POST", `/v1/rulesets?activate=${activate}${untested}`, {
-      body: text,
-      contentType: file.name.endsWith(".json") ? "application/json" : "application/yaml",
-    });
+    const done = await api.call("POST", `/v1/rulesets?${query.join("&")}`, { body: text, contentType: documentType(filename) });
     const state = done.status === "pending" ? ", pending approval by another author" : done.activated ? " and active" : "";
-    result.append(el("p", `${done.name} revision ${done.revision} ${done.created ? "deployed" : "unchanged"}` +
-      `${state}; tests ${done.tests.passed} passed, ${done.tests.failed} failed`, "deployed"));
+    const line = `${done.name} revision ${done.revision} ${done.created ? "deployed" : "unchanged"}` +
+      `${state}; tests ${done.tests.passed} passed, ${done.tests.failed} failed`;
+    result.append(el("p", line, "deployed"));
     // What the analysis found that does not refuse the deploy: rows that can never win,
     // gaps of a table marked complete, conditions that contradict themselves.
     if (done.warnings && done.warnings.length) {
       result.append(el("p", `${done.warnings.length} warning(s):`, "analysis-warning"));
       for (const w of done.warnings) result.append(el("div", located(w), "analysis-warning"));
     }
+    say(line);
     current = done.name;
     await loadList();
+    return done;
   } catch (err) {
     result.append(el("p", err.message, "error"));
     for (const e of (err.problem && err.problem.errors) || []) {
       result.append(el("div", e.message ? located(e) : JSON.stringify(e), "muted"));
     }
+    return null;
   }
+}
+
+$("deploy-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const file = $("deploy-file").files[0];
+  const options = {
+    message: $("deploy-message").value.trim(),
+    activate: $("deploy-activate").checked,
+    untested: $("deploy-untested").checked,
+  };
+  if (await deploy(await file.text(), safeFilename(file.name), options, $("deploy-result"))) $("deploy-message").value = "";
 });
 
-// A located problem (an error or a warning) as one line: "line 12: ...".
-function located(p) {
-  return `${p.line ? "line " + p.line + ": " : ""}${p.message}`;
-}
+$("draft-deploy").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const options = {
+    message: $("draft-message").value.trim(),
+    activate: $("draft-activate").checked,
+    untested: $("draft-untested").checked,
+  };
+  const done = await deploy(draftText(), draftFilename(), options, $("draft-deploy-result"));
+  if (done) {
+    $("draft-message").value = "";
+    draftDeployed(done.name, done.revision);
+  }
+});
 
 $("rollout-form").addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -249,7 +388,7 @@ $("shadow-stop").addEventListener("click", () => rollout({ shadow: null }));
 
 async function rollout(body) {
   try {
-    await api.call("POST", `/v1/rulesets/${encodeURIComponent(current)}/rollout`, { json: body });
+    await api.call("POST", `${path(current)}/rollout`, { json: body });
     say(`${current}: routing changed`);
     await loadList();
   } catch (err) {
@@ -341,16 +480,15 @@ function showReport(result, report) {
   }
 }
 
-$("replay-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
+// Replay `text` (a file's, or the draft's) over the decisions since the date given.
+async function replay(text, filename) {
   const result = $("replay-result");
-  const button = $("replay-button");
+  const buttons = [$("replay-button"), $("replay-draft")];
   result.replaceChildren(el("p", "Counting the decisions to replay…", "muted"));
   $("replay-progress").hidden = true;
-  button.disabled = true;
+  for (const b of buttons) b.disabled = true;
   try {
     const since = $("replay-since").value.trim() || new Date(Date.now() - 7 * 86400000).toISOString();
-    const text = await $("replay-file").files[0].text();
     const report = await replayStreamed({ document: text, since }, (progress) => {
       if (!progress.done) result.replaceChildren(el("p", "Replaying…", "muted"));
       showProgress(progress);
@@ -359,11 +497,22 @@ $("replay-form").addEventListener("submit", async (event) => {
   } catch (err) {
     result.replaceChildren(el("p", err.message, "error"));
     for (const e of (err.problem && err.problem.errors) || []) {
-      result.append(el("div", e.message ? `${e.line ? "line " + e.line + ": " : ""}${e.message}` : JSON.stringify(e), "muted"));
+      result.append(el("div", e.message ? located({ ...e, file: e.file === "<request>" ? filename : e.file }) : JSON.stringify(e), "muted"));
     }
   } finally {
-    button.disabled = false;
+    for (const b of buttons) b.disabled = false;
   }
-});
+}
 
-keyForm(api, "key-form", "key", loadList);
+$("replay-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const file = $("replay-file").files[0];
+  await replay(await file.text(), file.name);
+});
+$("replay-draft").addEventListener("click", () => replay(draftText(), draftFilename()));
+
+initWorkbench(api);
+keyForm(api, "key-form", "key", () => {
+  loadList();
+  checkDraft(); // the dry run needs the key
+});

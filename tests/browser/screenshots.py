@@ -3,7 +3,8 @@
     .venv/bin/python -m tests.browser.screenshots
 
 A fresh server with the starter rulesets, a customer with context, an interaction with live
-alerts, a second revision deployed, and a decision explained.
+alerts, a second revision deployed with its reason and opened as a draft in the rulesets
+workbench, and a decision explained.
 """
 
 from __future__ import annotations
@@ -71,12 +72,20 @@ def main() -> None:
             page.click("#key-form button")
             page.wait_for_selector("tr[data-ruleset='retention-desk']")
             page.set_input_files("#deploy-file", str(document))
+            page.fill("#deploy-message", "a larger fee waiver for repeat callers")
             page.click("#deploy-form button")
             page.wait_for_selector(".deployed")
             page.click("tr[data-ruleset='retention-desk'] button")
             page.click("#diff-form button")
             page.wait_for_selector("#diff-output .diff-add")
+            # The workbench: the new revision as a draft, checked, its table as a grid.
+            page.click("tr[data-revision='2'] button:text('Edit')")
+            page.wait_for_selector("#draft-status[data-state=ok]")
+            page.wait_for_selector("#draft-grids figure.grid")
+            page.set_viewport_size({"width": 1280, "height": 1500})
+            page.evaluate("document.getElementById('detail').scrollIntoView()")
             page.screenshot(path=str(DOCS / "rulesets.png"))
+            page.set_viewport_size({"width": 1280, "height": 860})
 
             page.goto(url + "/audit")
             page.fill("#key", KEYS["auditor"][1])

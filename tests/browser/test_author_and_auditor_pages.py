@@ -70,8 +70,9 @@ def test_a_deploy_from_the_rulesets_page_becomes_active_and_can_be_rolled_back(
     # The document's own tests, run for the new revision.
     page.click(f"tr[data-revision='{newer}'] button:text('Tests')")
     assert "0 failed" in page.wait_for_selector("#tests-summary").inner_text()
-    # Roll back from the page.
+    # Roll back from the page, once confirmed.
     page.click(f"tr[data-revision='{before}'] button:text('Roll back to this')")
+    page.click("#confirm-ok")
     page.wait_for_selector(f"tr[data-ruleset='retention-desk'] td.active:text('{before}')")
     assert decide(server, "c-page-1")["revision"] == before
 
@@ -95,8 +96,9 @@ def test_the_rulesets_page_shows_a_deploys_warnings_and_its_errors(
     page: Any, server: LiveServer, tmp_path: Path
 ) -> None:
     """A document without tests is refused until the author says it is meant; then a row
-    that can never win deploys, its warning shown with its line; overlapping rows of a unique
-    table refuse the deploy, the error shown with its line."""
+    that can never win deploys, its warning shown with its file, line and column; overlapping
+    rows of a unique table refuse the deploy, the error shown with its file and line, and the
+    refusal names the file too."""
     page.goto(server.url + "/rulesets")
     page.fill("#key", KEYS["author"][1])
     page.click("#key-form button")
@@ -115,18 +117,22 @@ def test_the_rulesets_page_shows_a_deploys_warnings_and_its_errors(
     expect(warnings).to_have_text(
         [
             "2 warning(s):",
-            "line 11: table 'credit' row 2 can never win: every input that matches it matches "
-            "row 1 first",
-            "line 1: the document has no tests: write some under tests:, or deploy it with "
-            "allow_untested if that is meant",
+            "page-analysed.yaml:11:9: table 'credit' row 2 can never win: every input that "
+            "matches it matches row 1 first",
+            "page-analysed.yaml:1:10: the document has no tests: write some under tests:, or "
+            "deploy it with allow_untested if that is meant",
         ]
     )
     document.write_text(SHADOWED.replace("HIT", "unique"), encoding="utf-8")
     page.set_input_files("#deploy-file", str(document))
     page.click("#deploy-form button")
     page.wait_for_selector("#deploy-result .error")
+    expect(page.locator("#deploy-result .error")).to_contain_text("first: page-analysed.yaml:11:")
     expect(page.locator("#deploy-result .muted")).to_have_text(
-        ["line 11: table 'credit' rows 1 and 2 overlap: customer.tier = \"gold\" matches both"]
+        [
+            "page-analysed.yaml:11:9: table 'credit' rows 1 and 2 overlap: "
+            'customer.tier = "gold" matches both'
+        ]
     )
 
 
