@@ -226,15 +226,7 @@ class Audit:
     def _explanation(self, decision_id: str) -> ExplanationPack:
         reader = LedgerReader(self.ledger_dir)
         try:
-            record = reader.get(decision_id)
-            if record is None:
-                raise NotFound(f"the ledger has no record {decision_id!r}")
-            if record.kind != "decision":
-                raise NotFound(
-                    f"record {decision_id!r} is {'an' if record.kind[0] in 'aeiou' else 'a'} "
-                    f"{record.kind} record, not a decision: only decisions have an "
-                    "explanation pack"
-                )
+            record = _decision(reader, decision_id, "only decisions have an explanation pack")
             human = _human_side(reader, record)
         finally:
             reader.close()
@@ -342,17 +334,11 @@ class Audit:
     def _rerun(self, decision_id: str, candidate: CompiledRuleset, deployed: bool) -> Rerun:
         reader = LedgerReader(self.ledger_dir)
         try:
-            record = reader.get(decision_id)
+            record = _decision(reader, decision_id, "only a decision can be run again")
         finally:
             reader.close()
-        if record is None:
-            raise NotFound(f"the ledger has no record {decision_id!r}")
-        if record.kind != "decision" or record.ruleset is None:
-            raise NotFound(
-                f"record {decision_id!r} is {'an' if record.kind[0] in 'aeiou' else 'a'} "
-                f"{record.kind} record, not a decision: only a decision can be run again"
-            )
         served = record.ruleset
+        assert served is not None  # a decision names its ruleset
         if candidate.name != served.name:
             raise Refused(
                 f"the candidate is ruleset {candidate.name!r} and decision {decision_id!r} was "
@@ -518,15 +504,33 @@ def _signed(record: LedgerRecord) -> SignedTreeHead | None:
     return msgspec.convert({**record.data, "seq": record.seq}, SignedTreeHead)
 
 
+def _record(reader: LedgerReader, record_id: str) -> LedgerRecord:
+    """The record ``record_id``, or NotFound."""
+    record = reader.get(record_id)
+    if record is None:
+        raise NotFound(f"the ledger has no record {record_id!r}")
+    return record
+
+
+def _decision(reader: LedgerReader, record_id: str, why: str) -> LedgerRecord:
+    """The decision record ``record_id``, or NotFound saying what it is instead and ``why``
+    that matters."""
+    record = _record(reader, record_id)
+    if record.kind != "decision" or record.ruleset is None:
+        article = "an" if record.kind[0] in "aeiou" else "a"
+        raise NotFound(
+            f"record {record_id!r} is {article} {record.kind} record, not a decision: {why}"
+        )
+    return record
+
+
 def _inclusion(ledger_dir: Path, decision_id: str) -> InclusionProof | None:
     """The proof, or None when no tree head covers the record yet (blocking)."""
     reader = LedgerReader(ledger_dir)
     try:
-        record = reader.get(decision_id)
+        record = _record(reader, decision_id)
     finally:
         reader.close()
-    if record is None:
-        raise NotFound(f"the ledger has no record {decision_id!r}")
     log = SegmentLog(ledger_dir, record.instance, readonly=True)
     try:
         frames = log.frames(after_seq=record.seq - 1)
