@@ -50,6 +50,7 @@ from audit.query import LedgerQuery, LedgerReader
 from audit.record import LedgerRecord
 from audit.segments import SegmentLog, instances
 from audit.verify import verify, verify_ledger
+from server.service.rulesets import recorded_routing
 from tests.bench.http_load import closed_loop, open_loop
 from tests.bench.test_http_bench import bodies
 from tests.support.live_server import KEYS, ROOT, LiveServer
@@ -260,13 +261,7 @@ def unexplained_routings(server: LiveServer, instance: str) -> list[str]:
             if routing is None:
                 continue  # nothing serves: no change was made
             record = reader.get(routing.change) if routing.change else None
-            fields = {
-                "active": routing.active,
-                "canary": routing.canary,
-                "percent": routing.percent,
-                "shadow": routing.shadow,
-                "version": routing.version,
-            }
+            fields = recorded_routing(routing)
             if record is None or record.ruleset is None or record.ruleset.name != name:
                 wrong.append(f"{name}: version {routing.version} serves without a record")
             elif record.data.get("routing") != fields:
