@@ -187,18 +187,20 @@ class Decisions:
         body = decision.to_dict()
         if degraded:
             body["degraded"] = True
-        if body["trace"] is not None or _shows_values(compiled, body):
+        shows = body["trace"] is not None or _shows_values(compiled, body)
+        hide: frozenset[str] | None = frozenset()
+        if shows or request.context_used:  # one look-up serves both
             hide = await self._hidden(principal, request, pinned, compiled)
-            if hide is None or hide:
-                body = mask_shown(decision, body, hide, self.shown.mask)
+        if shows and (hide is None or hide):
+            body = mask_shown(decision, body, hide, self.shown.mask)
         step = body["next_step"]
         if step is not None and "answer" in step:
             shape = compiled.answer_shapes.get(step["answer"])
             if shape is not None:  # what the question takes, worked out at compile time
                 body["next_step"] = {**step, **shape}
         if request.context_used:
-            body["context_used"] = await self._context_used(
-                decision, body, record, context, request, principal, pinned, compiled
+            body["context_used"] = self._context_used(
+                decision, body, record, context, request, hide, compiled
             )
         if shadow is not None:
             self._shadow(shadow, record, context, request, now, counters, as_of)
@@ -301,22 +303,20 @@ class Decisions:
             return None
         return masked_paths(compiled, self.shown)
 
-    async def _context_used(
+    def _context_used(
         self,
         decision: Decision,
         body: Mapping[str, Any],
         record: LedgerRecord,
         context: Mapping[str, Any],
         request: DecisionRequest,
-        principal: Principal,
-        pinned: str | None,
+        hide: frozenset[str] | None,
         compiled: CompiledRuleset,
     ) -> list[dict[str, Any]]:
         """The fields the decision read, each with its value as the caller may see it, its
         source and age as the record holds them, or missing; labelled for people. Only asked
         for (``context_used``): the record already holds sources and ages, the labels are
-        the revision's."""
-        hide = await self._hidden(principal, request, pinned, compiled)
+        the revision's. ``hide``: what the caller may not see (``_hidden``)."""
         mask = self.shown.mask
         labels = compiled.field_labels
         stale = set(body["stale_fields"])
