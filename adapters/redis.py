@@ -38,6 +38,7 @@ import structlog
 from cachetools import LRUCache, TTLCache
 
 from adapters.memory import written
+from adapters.pipelining import script_calls
 from adapters.ports import (
     AlertClaim,
     AlertInputs,
@@ -48,7 +49,7 @@ from adapters.ports import (
     StoreUnavailable,
 )
 from engine import HISTORY_KEPT, Provenance, Review, Routing, StoreCorrupt, StoredRevision
-from engine.durations import parse_duration
+from engine.durations import duration_ms
 
 log = structlog.get_logger("frontline")
 
@@ -310,7 +311,7 @@ class RedisEventCounters:
         pairs = sorted(needed)
         end = int(now.timestamp() * 1000)
         for event_type, window in pairs:
-            start = end - int(parse_duration(window).total_seconds() * 1000)
+            start = end - duration_ms(window)
             pipe.zcount(self._key(customer_id, event_type), start, end)
         return pairs
 
@@ -583,6 +584,7 @@ class _Alerts:
     def __init__(self, reads: RedisDecisionReads) -> None:
         self.reads = reads
         self.script = reads._redis.register_script(_ALERT_INPUTS)
+        self.calls = script_calls(reads._redis)
 
     async def __call__(
         self,
@@ -605,13 +607,14 @@ class _Alerts:
         end = int(now.timestamp() * 1000)
         args += [live._key(""), "1" if ask_context else "0", len(pairs)]
         for event_type, window in pairs:
-            start = end - int(parse_duration(window).total_seconds() * 1000)
+            start = end - duration_ms(window)
             args += [events._key(customer_id, event_type), start, end]
         with unavailable_as("reading for alerts" if event is None else "recording an event"):
             await live._catch_up()
-            ids, found, raw_context, counts = await self.script(
-                keys=[event_key or "-", live._customer(customer_id), contexts._key(customer_id)],
-                args=args,
+            ids, found, raw_context, counts = await self.calls.run(
+                self.script,
+                [event_key or "-", live._customer(customer_id), contexts._key(customer_id)],
+                args,
             )
         for breaker in (events.breaker, live.breaker):
             breaker.succeeded()
@@ -701,6 +704,7 @@ class RedisAlertStore:
         self._prefix = prefix
         self._ttl_ms = max(1, int(retain.total_seconds() * 1000))  # as long as the alerts
         self._claim = self._redis.register_script(_CLAIM_ALERTS)
+        self._calls = script_calls(client)
         self._overdue = self._redis.register_script(_OVERDUE)
         self._due = f"{prefix}alert-acks-due"
 
@@ -733,7 +737,7 @@ class RedisAlertStore:
             ]
             args += [alert.rank, 1 if alert.topic else 0, alert.alert_id]
         with unavailable_as("claiming alerts"):
-            found = await self._claim(keys=keys, args=args)
+            found = await self._calls.run(self._claim, keys, args)
         return [o.decode() if isinstance(o, bytes) else str(o) for o in found]
 
     async def lookup(self, alert_id: str) -> dict[str, Any] | None:

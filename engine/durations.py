@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 
@@ -21,3 +22,10 @@ def parse_duration(text: str) -> timedelta:
     if seconds <= 0 or seconds > 100 * 365 * 86400:
         raise ValueError(f"duration {text!r} is out of range (more than 0, at most 100 years)")
     return timedelta(seconds=seconds)
+
+
+@functools.lru_cache(maxsize=256)
+def duration_ms(text: str) -> int:
+    """``parse_duration`` in whole milliseconds, remembered: the windows a ruleset counts in
+    are few and read on every event."""
+    return int(parse_duration(text).total_seconds() * 1000)

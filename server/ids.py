@@ -11,13 +11,14 @@ behind the ledger writer (16 µs a call under load, against 0.3 µs alone).
 
 from __future__ import annotations
 
-import base64
 import os
 import threading
 import time
 
-_BASE32 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-_CROCKFORD = bytes.maketrans(_BASE32, b"0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# Two characters for each 10 bits: a ULID's 130 bits of characters are 13 lookups.
+_PAIRS = [first + second for first in _CROCKFORD for second in _CROCKFORD]
+_SHIFTS = tuple(range(120, -10, -10))
 
 
 class _Ids:
@@ -62,8 +63,9 @@ def request_id() -> str:
 
 
 def encode_ulid(value: int) -> str:
-    """A 128-bit ``value`` in Crockford base32, 26 characters (the first holds 3 bits)."""
-    # base32 takes 5 bits at a time from the top: shifted left by 6 in 17 bytes, the value's
-    # 128 bits follow two zero bits, as a ULID's 130 bits of characters begin.
-    encoded = base64.b32encode((value << 6).to_bytes(17, "big"))[:26]
-    return encoded.translate(_CROCKFORD).decode("ascii")
+    """A 128-bit ``value`` in Crockford base32, 26 characters (the first holds 3 bits).
+
+    Ten bits at a time from the top through a table of character pairs: 2.3 µs, against
+    5.2 µs through ``base64.b32encode`` (pure Python) and a translation."""
+    pairs = _PAIRS
+    return "".join([pairs[(value >> shift) & 1023] for shift in _SHIFTS])

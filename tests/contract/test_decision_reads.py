@@ -28,7 +28,7 @@ from adapters.redis import (
     RedisEventCounters,
     RedisInteractions,
 )
-from tests.support.redis import URL
+from tests.support.redis import URL, CountingRedis
 
 T = TypeVar("T")
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -38,27 +38,6 @@ _LOOP = asyncio.new_event_loop()
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return _LOOP.run_until_complete(coro)
-
-
-class CountingRedis(redis.asyncio.Redis):
-    """The machine's Redis, counting round trips (a command, or a pipeline's execute)."""
-
-    round_trips = 0
-
-    async def execute_command(self, *args: Any, **options: Any) -> Any:
-        self.round_trips += 1
-        return await super().execute_command(*args, **options)
-
-    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
-        pipe = super().pipeline(transaction, shard_hint)
-        execute = pipe.execute
-
-        async def counted(raise_on_error: bool = True) -> Any:
-            self.round_trips += 1
-            return await execute(raise_on_error)
-
-        pipe.execute = counted  # type: ignore[method-assign]
-        return pipe
 
 
 @dataclass
@@ -86,7 +65,7 @@ def stores(request: pytest.FixtureRequest) -> Iterator[Stores]:
 
 
 def on_redis(prefix: str) -> Iterator[Stores]:
-    client = CountingRedis.from_url(URL)
+    client = CountingRedis.counting(URL)
     shared = RedisContextStore(client, prefix=prefix)
     events = RedisEventCounters(client, prefix=prefix)
     live = RedisInteractions(client, prefix=prefix)

@@ -11,13 +11,41 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 
 from tests.support.live_server import LiveServer
 
 URL = os.environ.get("FRONTLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+class CountingConnection(redis.asyncio.Connection):
+    """A connection counting what it sends: each write of one or more commands is a round
+    trip (a command, a pipeline, or script calls sent together)."""
+
+    sent = 0
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        type(self).sent += 1
+        await super().send_packed_command(command, check_health)
+
+
+class CountingRedis(redis.asyncio.Redis):
+    """The machine's Redis, counting round trips on its connections."""
+
+    @classmethod
+    def counting(cls, url: str) -> CountingRedis:
+        counter = type("Counter", (CountingConnection,), {"sent": 0})
+        client: CountingRedis = cls.from_url(url, connection_class=counter)  # type: ignore[assignment]
+        return client
+
+    @property
+    def round_trips(self) -> int:
+        counter: Any = self.connection_pool.connection_class
+        return int(counter.sent)
 
 
 def require_redis() -> None:
