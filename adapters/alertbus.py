@@ -31,6 +31,7 @@ import redis
 import structlog
 from cachetools import LRUCache
 
+from adapters.pipelining import pack, round_trip
 from adapters.ports import AlertSubscription
 
 log = structlog.get_logger("frontline")
@@ -207,15 +208,16 @@ class RedisAlertBus(_Drops):
         # Entries older than ``retain`` go as new ones arrive (MINID, approximately), and the
         # stream itself expires ``retain`` after its last alert.
         oldest = f"{max(0, int(time.time() * 1000) - self._retain_ms)}-0"
-        pipe = self._redis.pipeline(transaction=False)
+        commands = []
         keys = set()
         for agent_id, message in batch:
             key = self._key(agent_id)
             keys.add(key)
-            pipe.xadd(key, {"data": message}, minid=oldest, approximate=True)
-        for key in keys:
-            pipe.pexpire(key, self._retain_ms)
-        await pipe.execute()
+            commands.append(pack("XADD", key, "MINID", "~", oldest, "*", "data", message))
+        commands += [pack("PEXPIRE", key, self._retain_ms) for key in keys]
+        for reply in await round_trip(self._redis, commands):
+            if isinstance(reply, Exception):  # sent again, whole: a desktop skips repeats
+                raise reply
 
     # -- reading ---------------------------------------------------------------------------
 

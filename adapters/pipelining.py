@@ -83,37 +83,38 @@ class ScriptCalls:
                 future.set_result(reply)
 
     async def _round_trip(self, calls: list[_Call]) -> list[Any]:
-        """One write holding every call, then each reply in turn (an error reply as its
-        exception), on one pooled connection."""
-        packed = b"".join([command for _, _, _, command, _ in calls])
-        pool = self._client.connection_pool
-        connection = await pool.get_connection()
-        replies: list[Any] = []
-        try:
-            await connection.send_packed_command(packed, check_health=False)
-            for _ in calls:
-                try:
-                    replies.append(await connection.read_response())
-                except redis.exceptions.ResponseError as exc:  # this call's error only
-                    replies.append(exc)
-        except BaseException:
-            # A reply may be half read: the connection cannot serve another command.
-            await connection.disconnect(nowait=True)
-            raise
-        finally:
-            await pool.release(connection)
-        return replies
+        return await round_trip(self._client, [command for _, _, _, command, _ in calls])
 
 
-def _evalsha(sha: str, keys: Sequence[Any], args: Sequence[Any]) -> bytes:
-    """``EVALSHA sha numkeys keys… args…`` in the Redis protocol (RESP), ready to send.
+async def round_trip(client: redis.asyncio.Redis, commands: Sequence[bytes]) -> list[Any]:
+    """Send packed ``commands`` in one write on one pooled connection of ``client``; their
+    replies in order, an error reply as its exception (raised: only a failed round trip)."""
+    pool: Any = client.connection_pool
+    connection = await pool.get_connection()
+    replies: list[Any] = []
+    try:
+        await connection.send_packed_command(b"".join(commands), check_health=False)
+        for _ in commands:
+            try:
+                replies.append(await connection.read_response())
+            except redis.exceptions.ResponseError as exc:  # this command's error only
+                replies.append(exc)
+    except BaseException:
+        # A reply may be half read: the connection cannot serve another command.
+        await connection.disconnect(nowait=True)
+        raise
+    finally:
+        await pool.release(connection)
+    return replies
+
+
+def pack(*parts: bytes | str | int) -> bytes:
+    """One command in the Redis protocol (RESP), ready to send: its name, then arguments.
 
     redis-py packs each argument through its encoder, which cost more per call than the
     script itself on the event path; the arguments here are only bytes, str and int."""
-    parts = [b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n" % (3 + len(keys) + len(args), sha.encode())]
-    count = str(len(keys)).encode()
-    parts.append(b"$%d\r\n%s\r\n" % (len(count), count))
-    for value in (*keys, *args):
+    out = [b"*%d\r\n" % len(parts)]
+    for value in parts:
         if isinstance(value, bytes):
             data = value
         elif isinstance(value, str):
@@ -122,10 +123,15 @@ def _evalsha(sha: str, keys: Sequence[Any], args: Sequence[Any]) -> bytes:
             data = b"%d" % value
         else:
             raise TypeError(
-                f"a script argument must be bytes, str or int, not {type(value).__name__}"
+                f"a command argument must be bytes, str or int, not {type(value).__name__}"
             )
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+def _evalsha(sha: str, keys: Sequence[Any], args: Sequence[Any]) -> bytes:
+    """``EVALSHA sha numkeys keys… args…``, packed."""
+    return pack("EVALSHA", sha, len(keys), *keys, *args)
 
 
 _SHARED: weakref.WeakKeyDictionary[Any, ScriptCalls] = weakref.WeakKeyDictionary()

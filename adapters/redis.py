@@ -38,7 +38,7 @@ import structlog
 from cachetools import LRUCache, TTLCache
 
 from adapters.memory import written
-from adapters.pipelining import script_calls
+from adapters.pipelining import pack, round_trip, script_calls
 from adapters.ports import (
     AlertClaim,
     AlertInputs,
@@ -755,11 +755,13 @@ class RedisAlertStore:
         """One pipeline: each alert's first delivery time, kept as long as the alert."""
         if not shown:
             return
-        pipe = self._redis.pipeline(transaction=False)
-        for alert_id, at in shown:
-            pipe.set(f"{self._prefix}alert-shown:{alert_id}", at, nx=True, px=self._ttl_ms)
+        prefix, ttl = self._prefix, self._ttl_ms
+        commands = [
+            pack("SET", f"{prefix}alert-shown:{alert_id}", at, "NX", "PX", ttl)
+            for alert_id, at in shown
+        ]
         with unavailable_as("recording deliveries"):
-            await pipe.execute()
+            await round_trip(self._redis, commands)
 
     async def quiet(self, interaction_id: str, period: timedelta) -> None:
         with unavailable_as("starting a quiet period"):
