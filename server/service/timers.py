@@ -1,4 +1,5 @@
-"""Rules that time moves: alert rules with ``on: [timer]`` and ``every: <duration>``.
+"""Rules that time moves: alert and escalation rules with ``on: [timer]`` and
+``every: <duration>``.
 
     interaction starts ─▶ one timer per distinct ``every`` of its revision's timer rules,
         due one period later (the TimerStore: a sorted set on Redis, a heap in process)
@@ -7,7 +8,8 @@
         ─▶ for each: the customer's live interactions, context and counters (one round
            trip) ─▶ the timer rules of that period, on that interaction's revision
         ─▶ what fires is delivered like any alert (contact policy, ledger, desktop), its
-           record saying when it was due
+           record saying when it was due; the winning escalation rule, if it runs on that
+           period, is raised once per interaction (ledger, desktop, the policy's supervisor)
     interaction ends ─▶ its timers are cancelled (one whose interaction is gone is dropped
         when it comes due)
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
@@ -44,14 +47,31 @@ TAKE = 500  # timers taken per look, at most
 LATE_SECONDS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)  # lateness histogram buckets
 
 
-def periods(compiled: CompiledRuleset) -> dict[int, frozenset[str]]:
+@dataclass(frozen=True)
+class Period:
+    """The rules that run on one timer period: alert rules and escalation rules, by id."""
+
+    alerts: frozenset[str] = frozenset()
+    escalation: frozenset[str] = frozenset()
+
+
+def periods(compiled: CompiledRuleset) -> dict[int, Period]:
     """The revision's timer periods (milliseconds), each with the rules that run on it."""
-    found: dict[int, set[str]] = {}
-    for rule in compiled.model.alerts:
-        if "timer" in rule.on and rule.every is not None:
-            period = int(parse_duration(rule.every).total_seconds() * 1000)
-            found.setdefault(period, set()).add(rule.id)
-    return {period: frozenset(rules) for period, rules in found.items()}
+    alerts: dict[int, set[str]] = {}
+    escalation: dict[int, set[str]] = {}
+    model = compiled.model
+    for found, rules in ((alerts, model.alerts), (escalation, model.escalation)):
+        for rule in rules:
+            if "timer" in rule.on and rule.every is not None:
+                period = int(parse_duration(rule.every).total_seconds() * 1000)
+                found.setdefault(period, set()).add(rule.id)
+    return {
+        period: Period(
+            alerts=frozenset(alerts.get(period, ())),
+            escalation=frozenset(escalation.get(period, ())),
+        )
+        for period in alerts.keys() | escalation.keys()
+    }
 
 
 class Timers:
@@ -68,7 +88,7 @@ class Timers:
         self.reads = reads
         self.store = store
         self.alerts = alerts
-        self._periods: dict[tuple[str, int], dict[int, frozenset[str]]] = {}
+        self._periods: dict[tuple[str, int], dict[int, Period]] = {}
         self._stopping = asyncio.Event()
         self.evaluated = 0
         self.late_buckets = [0] * (len(LATE_SECONDS) + 1)  # cumulative, the last is +Inf
@@ -98,7 +118,7 @@ class Timers:
                 ]
             )
 
-    def _periods_of(self, name: str, revision: int) -> dict[int, frozenset[str]]:
+    def _periods_of(self, name: str, revision: int) -> dict[int, Period]:
         key = (name, revision)
         found = self._periods.get(key)
         if found is None:
@@ -152,12 +172,15 @@ class Timers:
             await self.store.cancel([key])
             return
         rules = self._periods_of(interaction.ruleset, interaction.revision).get(period)
-        if not rules:
+        if rules is None:
             await self.store.cancel([key])
             return
-        alerts = await self.alerts.fired(compiled, interaction, "timer", inputs, needed, now)
+        alerts, escalation = await self.alerts.outcome(
+            compiled, interaction, "timer", inputs, needed, now
+        )
         self._count(started - due / 1000)
-        fired = [a for a in alerts if a["rule"] in rules]
+        due_at = datetime.fromtimestamp(due / 1000, UTC)
+        fired = [a for a in alerts if a["rule"] in rules.alerts]
         if fired:
             await self.alerts.deliver(
                 interaction,
@@ -166,7 +189,13 @@ class Timers:
                     name=compiled.name, revision=compiled.revision, digest=compiled.digest
                 ),
                 trigger="timer",
-                due_at=datetime.fromtimestamp(due / 1000, UTC),
+                due_at=due_at,
+            )
+        # The escalation that wins among every timer escalation rule, as a decision's would;
+        # raised on the period its rule runs on.
+        if escalation is not None and escalation["rule"] in rules.escalation:
+            await self.alerts.escalate(
+                interaction, escalation, compiled, trigger="timer", due_at=due_at
             )
 
     def _count(self, late: float) -> None:
