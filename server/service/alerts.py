@@ -12,6 +12,10 @@
           raised ─▶ ledger record ``alert`` (durable) ─▶ published on ``alerts:<agent>``
             └▶ ``require_ack``: expected by ``ack_within``; overdue ─▶ ledger record
                ``alert_escalated`` ─▶ published on the policy's supervisor's stream
+    an escalation rule wins on a timer, an event or a context write ─▶ claimed once per
+        interaction and rule (no contact policy) ─▶ ledger record ``escalation_raised``
+        ─▶ published on ``alerts:<agent>`` (an alert carrying the escalation) and on the
+        policy's supervisor's stream
     desktop ─GET /v1/agents/<agent>/alerts (WebSocket or SSE)─▶ history after its cursor,
         then live messages; ``Last-Event-ID`` resumes where it left off
     agent ─POST /v1/alerts/<id>/ack─▶ ledger record ``ack``; ``dismissed`` starts the
