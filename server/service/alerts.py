@@ -90,6 +90,7 @@ SHOWN_EVERY = 0.05  # seconds between writes of delivery times to the store
 # can (one left open expires after a day).
 ESCALATE_ONCE = timedelta(hours=24)
 ESCALATION_SEVERITY = "warning"  # what the agent's desktop shows an escalation as
+ESCALATIONS_KNOWN = 100_000  # claimed escalations this instance remembers, at most
 
 
 def id_floor(at: float) -> str:
@@ -140,6 +141,9 @@ class Alerting:
         self._terms: dict[tuple[str, int], Terms] = {}
         self.raised = 0
         self.escalations = 0  # escalation rules raised (once each per interaction)
+        # (interaction, escalation rule) known to be claimed, by this instance or another: a
+        # rule that keeps winning is not claimed again, a store round trip each time.
+        self._escalated: dict[tuple[str, str], None] = {}
         self.tally = Tally()
         self._shown: list[tuple[str, str]] = []  # (alert id, delivered at) not yet stored
         self.ack_seconds = ACK_SECONDS
@@ -582,6 +586,9 @@ class Alerting:
         back. Returns its alert id, or None when the rule was raised in the interaction before.
         """
         rule = escalation["rule"]
+        known = (interaction.interaction_id, rule)
+        if known in self._escalated:
+            return None
         written = next((r.reason_code for r in compiled.model.escalation if r.id == rule), None)
         code = reason_code("escalation", rule, written)
         terms = self._terms_of(compiled.name, compiled.revision)
@@ -606,6 +613,9 @@ class Alerting:
         else:
             if claimed and self._local is not self.store:  # acks still work while Redis is away
                 await self._local.remember([(alert_id, whom)], self.retain)
+        if len(self._escalated) >= ESCALATIONS_KNOWN:
+            self._escalated.clear()  # the store's claim still holds; this only saves trips
+        self._escalated[known] = None
         if not claimed:
             return None
         due = format_time(due_at) if due_at is not None else None

@@ -22,8 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 
@@ -44,6 +46,7 @@ log = structlog.get_logger("frontline")
 
 TICK = 0.1  # seconds between looks for due timers
 TAKE = 500  # timers taken per look, at most
+AT_ONCE = 50  # evaluations under way together, at most
 LATE_SECONDS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)  # lateness histogram buckets
 
 
@@ -147,10 +150,25 @@ class Timers:
         self._stopping.set()
 
     async def run_due(self, now: int | None = None) -> int:
-        """Evaluate every timer due at ``now`` (milliseconds); how many were taken."""
+        """Evaluate every timer due at ``now`` (milliseconds); how many were taken.
+
+        Up to AT_ONCE evaluations are under way together, so that their store reads overlap
+        and their ledger records share group commits; one that fails is logged and does not
+        hold up the others."""
         taken = await self.store.take(_now_ms() if now is None else now, TAKE)
-        for key, due in taken:
-            await self._evaluate(key, due)
+        gate = asyncio.Semaphore(AT_ONCE)
+
+        async def one(key: str, due: int) -> None:
+            # One that fails skips its period; the next one runs.
+            async with gate:
+                try:
+                    await self._evaluate(key, due)
+                except StoreUnavailable as exc:
+                    log.warning("timer not run: the store is away", timer=key, error=str(exc))
+                except Exception as exc:
+                    log.error("timer not run", timer=key, error=str(exc))
+
+        await asyncio.gather(*(one(key, due) for key, due in taken))
         return len(taken)
 
     async def _evaluate(self, key: str, due: int) -> None:
@@ -180,23 +198,29 @@ class Timers:
         )
         self._count(started - due / 1000)
         due_at = datetime.fromtimestamp(due / 1000, UTC)
+        raising: list[Coroutine[Any, Any, Any]] = []
         fired = [a for a in alerts if a["rule"] in rules.alerts]
         if fired:
-            await self.alerts.deliver(
-                interaction,
-                fired,
-                ruleset=RulesetRef(
-                    name=compiled.name, revision=compiled.revision, digest=compiled.digest
-                ),
-                trigger="timer",
-                due_at=due_at,
+            ruleset = RulesetRef(
+                name=compiled.name, revision=compiled.revision, digest=compiled.digest
+            )
+            raising.append(
+                self.alerts.deliver(
+                    interaction, fired, ruleset=ruleset, trigger="timer", due_at=due_at
+                )
             )
         # The escalation that wins among every timer escalation rule, as a decision's would;
         # raised on the period its rule runs on.
         if escalation is not None and escalation["rule"] in rules.escalation:
-            await self.alerts.escalate(
-                interaction, escalation, compiled, trigger="timer", due_at=due_at
+            raising.append(
+                self.alerts.escalate(
+                    interaction, escalation, compiled, trigger="timer", due_at=due_at
+                )
             )
+        if len(raising) == 1:
+            await raising[0]
+        elif raising:  # their records in one group commit
+            await asyncio.gather(*raising)
 
     def _count(self, late: float) -> None:
         self.evaluated += 1
