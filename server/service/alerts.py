@@ -393,20 +393,6 @@ class Alerting:
             needed |= compiled.counters_needed
         return frozenset(needed)
 
-    async def fired(
-        self,
-        compiled: CompiledRuleset,
-        interaction: Interaction,
-        trigger: str,
-        inputs: AlertInputs,
-        needed: frozenset[tuple[str, str]],
-        now: datetime,
-    ) -> list[dict[str, Any]]:
-        """The alerts ``compiled``'s rules listening for ``trigger`` raise for ``interaction``
-        at ``now``, on ``inputs`` (read with the counters ``needed``; those of an older revision
-        counting others are read on their own)."""
-        return (await self.outcome(compiled, interaction, trigger, inputs, needed, now))[0]
-
     async def outcome(
         self,
         compiled: CompiledRuleset,
@@ -416,8 +402,10 @@ class Alerting:
         needed: frozenset[tuple[str, str]],
         now: datetime,
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        """What ``fired`` says, and the escalation that wins among the escalation rules
-        listening for ``trigger`` (None when none holds)."""
+        """The alerts ``compiled``'s rules listening for ``trigger`` raise for ``interaction``
+        at ``now``, on ``inputs`` (read with the counters ``needed``; those of an older revision
+        counting others are read on their own), and the escalation that wins among the
+        escalation rules listening for ``trigger`` (None when none holds)."""
         counters = inputs.counters
         if not compiled.counters_needed <= needed:
             counters = (
