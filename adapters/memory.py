@@ -213,6 +213,7 @@ class MemoryAlertStore:
 
     def __init__(self, limit: int = 100_000, clock: Callable[[], float] = time.time) -> None:
         self._claims: dict[tuple[str, str], float] = {}  # (interaction, rule) → until
+        self._once: dict[tuple[str, str], float] = {}  # (interaction, escalation rule) → until
         self._topics: dict[tuple[str, str], tuple[float, int]] = {}  # → (until, rank)
         self._windows: dict[str, list[float]] = {}  # interaction → when each alert was raised
         self._quiet: dict[str, float] = {}  # interaction → until
@@ -261,7 +262,26 @@ class MemoryAlertStore:
             self._windows[interaction_id] = window
         return outcomes
 
+    async def claim_once(
+        self,
+        interaction_id: str,
+        rule: str,
+        alert_id: str,
+        whom: Mapping[str, Any],
+        once: timedelta,
+        ttl: timedelta,
+    ) -> bool:
+        now = self._clock()
+        self._prune(now)
+        if self._once.get((interaction_id, rule), 0.0) > now:
+            return False
+        self._once[(interaction_id, rule)] = now + once.total_seconds()
+        self._alerts[alert_id] = (now + ttl.total_seconds(), dict(whom))
+        return True
+
     def _prune(self, now: float) -> None:
+        if len(self._once) >= self._limit:
+            self._once = {k: v for k, v in self._once.items() if v > now}
         if len(self._claims) >= self._limit:
             self._claims = {k: v for k, v in self._claims.items() if v > now}
             self._topics = {k: v for k, v in self._topics.items() if v[0] > now}

@@ -234,6 +234,21 @@ class AlertStore(Protocol):
         ``ttl`` (for acks). All in one round trip."""
         ...
 
+    async def claim_once(
+        self,
+        interaction_id: str,
+        rule: str,
+        alert_id: str,
+        whom: Mapping[str, Any],
+        once: timedelta,
+        ttl: timedelta,
+    ) -> bool:
+        """Claim the escalation rule ``rule`` in the interaction for ``once`` (as long as an
+        interaction lives): True for the one caller that claims it, across instances, and
+        the alert ``alert_id`` it raises is then remembered as sent to ``whom`` for ``ttl``
+        (for acks); False for every other. No contact policy weighs it. One round trip."""
+        ...
+
     async def lookup(self, alert_id: str) -> dict[str, Any] | None:
         """Whom a raised alert went to (what ``claim`` remembered), with ``delivered_at``
         once a desktop stream has sent it; None if unknown or expired."""

@@ -6,6 +6,8 @@
     <prefix>customer-interactions:<customer> set of the customer's live interaction ids
     <prefix>alert-claim:<interaction>:<rule> present while a repeat of that alert is suppressed
     <prefix>alert:<alert_id>                 JSON: who an alert went to (for acks)
+    <prefix>escalation-claim:<interaction>:<rule>  present once that escalation rule was raised
+                                             in the interaction (for as long as it lives)
     <prefix>rulesets                         set of ruleset names
     <prefix>ruleset:<name>:digests           hash digest → revision
     <prefix>ruleset:<name>:revision:<n>      JSON {"digest", "text"}
@@ -682,6 +684,16 @@ end
 return out
 """
 
+# An escalation rule raised once per interaction: the claim and, for the one caller whose SET NX
+# succeeds, whom its alert went to. KEYS: the claim, the alert. ARGV: once ms, whom, ttl ms.
+_CLAIM_ONCE = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
 # Take the alerts overdue for an acknowledgement: each ZREM succeeds for one caller only.
 _OVERDUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
@@ -706,6 +718,7 @@ class RedisAlertStore:
         self._claim = self._redis.register_script(_CLAIM_ALERTS)
         self._calls = script_calls(client)
         self._overdue = self._redis.register_script(_OVERDUE)
+        self._claim_once = self._redis.register_script(_CLAIM_ONCE)
         self._due = f"{prefix}alert-acks-due"
 
     async def claim(
@@ -739,6 +752,25 @@ class RedisAlertStore:
         with unavailable_as("claiming alerts"):
             found = await self._calls.run(self._claim, keys, args)
         return [o.decode() if isinstance(o, bytes) else str(o) for o in found]
+
+    async def claim_once(
+        self,
+        interaction_id: str,
+        rule: str,
+        alert_id: str,
+        whom: Mapping[str, Any],
+        once: timedelta,
+        ttl: timedelta,
+    ) -> bool:
+        p = self._prefix
+        keys = [f"{p}escalation-claim:{interaction_id}:{rule}", f"{p}alert:{alert_id}"]
+        args: list[int | bytes] = [
+            max(1, int(once.total_seconds() * 1000)),
+            _encode(dict(whom)),
+            max(1, int(ttl.total_seconds() * 1000)),
+        ]
+        with unavailable_as("claiming an escalation"):
+            return bool(await self._claim_once(keys=keys, args=args))
 
     async def lookup(self, alert_id: str) -> dict[str, Any] | None:
         keys = (f"{self._prefix}alert:{alert_id}", f"{self._prefix}alert-shown:{alert_id}")

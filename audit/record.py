@@ -26,6 +26,7 @@ Kind = Literal[
     "alert_suppressed",
     "alert_escalated",
     "alert_delivered",
+    "escalation_raised",
     "ack",
     "ruleset",
     "shadow",

@@ -481,6 +481,48 @@ def escalated_record(
     )
 
 
+def escalation_record(
+    *,
+    record_id: str,
+    alert_id: str,
+    rule: str,
+    queue: str,
+    priority: int,
+    because: str | None,
+    reason_code: str,
+    ruleset: RulesetRef,
+    customer_id: str | None,
+    agent_id: str | None,
+    interaction_id: str | None,
+    trigger: str,
+    supervisor: str | None,
+    due_at: str | None = None,
+) -> LedgerRecord:
+    """An escalation rule raised in a live interaction (on a timer: ``due_at``, when its
+    evaluation was due), sent to the agent's desktop as ``alert_id`` and, when the ruleset's
+    policy names one, to ``supervisor``."""
+    data: dict[str, Any] = {
+        "alert_id": alert_id,
+        "trigger": trigger,
+        "reason_code": reason_code,
+        "supervisor": supervisor,
+    }
+    if due_at is not None:
+        data["due_at"] = due_at
+    return LedgerRecord(
+        id=record_id,
+        kind="escalation_raised",
+        customer_id=customer_id,
+        agent_id=agent_id,
+        interaction_id=interaction_id,
+        ruleset=ruleset,
+        outputs={
+            "escalation": {"rule": rule, "queue": queue, "priority": priority, "because": because}
+        },
+        data=data,
+    )
+
+
 def delivered_record(
     *,
     record_id: str,

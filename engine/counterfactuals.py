@@ -738,8 +738,16 @@ def explore(
         else:
             assert target.rule is not None
             mine = [conditions[target.section][index[target.section][target.rule]]]
-            # Who wins an escalation depends on every escalation rule.
-            scope = list(conditions["escalation"]) if target.section == "escalation" else mine
+            # Who wins an escalation depends on every escalation rule of its trigger.
+            scope = (
+                [
+                    conditions["escalation"][k]
+                    for k, rule in enumerate(ruleset.model.escalation)
+                    if inputs.trigger in rule.on
+                ]
+                if target.section == "escalation"
+                else mine
+            )
         found, not_explored = candidates(ruleset, mine, inputs, scope=scope, fixed=fixed)
         explored.append(
             _check(ruleset, inputs, target, found, not_explored, budget, alternatives, baseline)

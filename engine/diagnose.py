@@ -329,7 +329,7 @@ class Diagnosis:
     sums: list[_Sum]
     rules: list[dict[int, _Site]]  # per section (eligibility, escalation, alerts): k → site
     messages: dict[int, list[_Site]]  # alert rule k → its message's parts
-    escalation_order: tuple[int, ...]  # the escalation rules in the order they are tried
+    escalation_on: dict[str, tuple[int, ...]]  # trigger → its escalation rules, as tried
     alerts_on: dict[str, tuple[int, ...]]  # trigger → the alert rules it evaluates
     tree_nodes: dict[tuple[str, str], _TreeNode]  # (tree id, node id) → its sites
     # The compiled checks: by trigger, and by tree id and node id.
@@ -414,11 +414,11 @@ class Diagnosis:
             for site in eligibility.values():
                 if site.id not in held:
                     found += site.entries(values, fns)
-            for k in self.escalation_order:
-                if k == raw[3]:
-                    break  # it held: those after it were not evaluated
-                if k in escalation:
-                    found += escalation[k].entries(values, fns)
+        for k in self.escalation_on.get(trigger, ()):
+            if k == raw[3]:
+                break  # it held: those after it were not evaluated
+            if k in escalation:
+                found += escalation[k].entries(values, fns)
         raised = set(raw[2])
         for k in self.alerts_on.get(trigger, ()):
             if k in raised:
@@ -643,11 +643,23 @@ def plan_diagnosis(b: BuildLike, ns: Namespace, filename: str) -> Diagnosis | No
         trigger: tuple(k for k, a in enumerate(doc.alerts) if trigger in a.on)
         for trigger in TRIGGERS
     }
+    escalation = doc.escalation
+    # trigger → the escalation rules it evaluates, in the order they are tried
+    escalation_on: dict[str, tuple[int, ...]] = {
+        trigger: tuple(
+            sorted(
+                (k for k, r in enumerate(escalation) if trigger in r.on),
+                key=lambda k: (escalation[k].priority, k),
+            )
+        )
+        for trigger in TRIGGERS
+    }
     checks: dict[str, str] = {}
     for trigger in TRIGGERS:
         sites = [site for _, site in tables]
         if trigger == _TRIGGER_DECISION:
-            sites += [*rules[0].values(), *rules[1].values()]
+            sites += rules[0].values()
+        sites += [rules[1][k] for k in escalation_on[trigger] if k in rules[1]]
         raised: dict[int, int] = {}  # a message part's site → its alert rule
         for k in alerts_on[trigger]:
             if k in rules[2]:
@@ -661,7 +673,6 @@ def plan_diagnosis(b: BuildLike, ns: Namespace, filename: str) -> Diagnosis | No
     tree_nodes = p.tree_nodes(b.trees)
     if not checks and not sums and not tree_nodes:
         return None
-    escalation = doc.escalation
     return Diagnosis(
         namespace=ns,
         filename=f"{filename} diagnosis",
@@ -672,9 +683,7 @@ def plan_diagnosis(b: BuildLike, ns: Namespace, filename: str) -> Diagnosis | No
         sums=sums,
         rules=rules,
         messages=messages,
-        escalation_order=tuple(
-            sorted(range(len(escalation)), key=lambda k: (escalation[k].priority, k))
-        ),
+        escalation_on=escalation_on,
         alerts_on=alerts_on,
         tree_nodes=tree_nodes,
     )

@@ -33,6 +33,8 @@ Trigger = Literal["decision", "context_change", "event", "timer"]
 TRIGGERS: tuple[Trigger, ...] = ("decision", "context_change", "event", "timer")
 # An alert rule's ``on`` when it names none: not ``timer``, which needs an ``every``.
 DEFAULT_ON: tuple[Trigger, ...] = ("decision", "context_change", "event")
+# An escalation rule's: it routes decisions unless it says it also (or only) runs on others.
+ESCALATION_ON: tuple[Trigger, ...] = ("decision",)
 MIN_EVERY_SECONDS = 1.0
 
 
@@ -65,6 +67,8 @@ class EscalationRule(_Strict):
     priority: int
     because: Text | None = None
     reason_code: ReasonCode | None = None
+    on: list[Trigger] = Field(default_factory=lambda: list(ESCALATION_ON), min_length=1)
+    every: str | None = None  # with on: [timer], how often each live interaction is evaluated
 
 
 SEVERITIES = ("info", "warning", "critical")  # least to most severe

@@ -331,6 +331,11 @@ class AlertCollector(Collector):
         bus = self.alerting.bus
         for name, text, value in (
             ("frontline_alerts_raised", "Alerts raised on this instance", self.alerting.raised),
+            (
+                "frontline_escalations_raised",
+                "Escalation rules raised in live interactions on this instance (on a timer)",
+                self.alerting.escalations,
+            ),
             ("frontline_alerts_published", "Alerts handed to the alert bus", bus.published),
             (
                 "frontline_alerts_dropped",

@@ -13,11 +13,12 @@ Each expression is evaluated to its value together with the arithmetic that fail
 value: ``errors`` lists those of the expressions that came out unknown (docs/language.md).
 
 Which fields count as *read* for ``missing_fields``: every field named anywhere in an expression
-that was evaluated — each rule's ``when`` (alerts: those triggered on ``decision``), each table's
-inputs, a fired alert's message, every branch condition of each tree node the walk routed
-through (a node reads all its branches, as the doc says "tree nodes read"), and the ``say`` of
-the outcome reached. Within one expression no operand is skipped: three-valued ``and``/``or``
-are symmetric, so what an expression reads does not depend on operand order.
+that was evaluated — each rule's ``when`` (alerts and escalation: those triggered on
+``decision``), each table's inputs, a fired alert's message, every branch condition of each
+tree node the walk routed through (a node reads all its branches, as the doc says "tree nodes
+read"), and the ``say`` of the outcome reached. Within one expression no operand is skipped:
+three-valued ``and``/``or`` are symmetric, so what an expression reads does not depend on
+operand order.
 
 Three readings of docs/language.md are switchable below, because the engine was seen to read
 the doc differently; each default is the doc's wording.
@@ -749,7 +750,11 @@ def decide(
     ]
     # Escalation rules are tried by priority (ties in document order) until one holds: all
     # are read, but those after it are not evaluated, and report no failed arithmetic.
-    ranked = sorted(document.get("escalation", []), key=lambda rule: rule["priority"])
+    # Of those that run on decisions: an escalation rule's ``on`` is ``[decision]`` unless said.
+    ranked = sorted(
+        (r for r in document.get("escalation", []) if "decision" in r.get("on", ["decision"])),
+        key=lambda rule: rule["priority"],
+    )
     results = [run.explain(rule["when"]) for rule in ranked]
     first = None
     for rule, (value, why) in zip(ranked, results, strict=True):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from engine.compiler.build import Build, ComputedCell, Located, TablePlan, TreePlan, plural
@@ -466,7 +467,7 @@ def _table_order(b: Build) -> list[TablePlan]:
     return order
 
 
-def check_rules(b: Build) -> None:  # noqa: PLR0912 -- a compile stage: one check after another
+def check_rules(b: Build) -> None:
     assert b.doc is not None
     sections: list[tuple[str, list[Any], list[Located]]] = [
         ("eligibility", b.doc.eligibility, b.eligibility),
@@ -483,22 +484,10 @@ def check_rules(b: Build) -> None:  # noqa: PLR0912 -- a compile stage: one chec
         if found:
             b.params[i] = found
     policy = b.doc.policy
+    for i, rule in enumerate(b.doc.escalation):
+        _check_on(b, ("escalation", i), rule.on, rule.every)
     for i, alert in enumerate(b.doc.alerts):
-        if len(set(alert.on)) != len(alert.on):
-            b.problem(("alerts", i, "on"), "'on' lists a trigger twice")
-        if ("timer" in alert.on) != (alert.every is not None):
-            b.problem(
-                ("alerts", i, "every" if alert.every is not None else "on"),
-                "a rule runs on a timer with both on: [timer] and every: (such as every: 30s)",
-            )
-        elif alert.every is not None:
-            try:
-                period = parse_duration(alert.every)
-            except ValueError as exc:
-                b.problem(("alerts", i, "every"), str(exc))
-            else:
-                if period.total_seconds() < MIN_EVERY_SECONDS:
-                    b.problem(("alerts", i, "every"), "every must be at least 1s")
+        _check_on(b, ("alerts", i), alert.on, alert.every)
         if alert.ack_within is not None:
             if not alert.require_ack:
                 b.problem(("alerts", i, "ack_within"), "ack_within applies only with require_ack")
@@ -513,6 +502,26 @@ def check_rules(b: Build) -> None:  # noqa: PLR0912 -- a compile stage: one chec
             )
         parts = b.template(("alerts", i, "message"), alert.message)
         b.messages.append(parts or [])
+
+
+def _check_on(b: Build, where: tuple[str, int], on: Sequence[str], every: str | None) -> None:
+    """A rule's ``on`` names each trigger once; ``on: [timer]`` and ``every`` go together,
+    and ``every`` is a duration of at least a second."""
+    if len(set(on)) != len(on):
+        b.problem((*where, "on"), "'on' lists a trigger twice")
+    if ("timer" in on) != (every is not None):
+        b.problem(
+            (*where, "every" if every is not None else "on"),
+            "a rule runs on a timer with both on: [timer] and every: (such as every: 30s)",
+        )
+    elif every is not None:
+        try:
+            period = parse_duration(every)
+        except ValueError as exc:
+            b.problem((*where, "every"), str(exc))
+        else:
+            if period.total_seconds() < MIN_EVERY_SECONDS:
+                b.problem((*where, "every"), "every must be at least 1s")
 
 
 def _param_templates(

@@ -12,6 +12,10 @@
           raised ─▶ ledger record ``alert`` (durable) ─▶ published on ``alerts:<agent>``
             └▶ ``require_ack``: expected by ``ack_within``; overdue ─▶ ledger record
                ``alert_escalated`` ─▶ published on the policy's supervisor's stream
+    an escalation rule wins on a timer, an event or a context write ─▶ claimed once per
+        interaction and rule (no contact policy) ─▶ ledger record ``escalation_raised``
+        ─▶ published on ``alerts:<agent>`` (an alert carrying the escalation) and on the
+        policy's supervisor's stream
     desktop ─GET /v1/agents/<agent>/alerts (WebSocket or SSE)─▶ history after its cursor,
         then live messages; ``Last-Event-ID`` resumes where it left off
     agent ─POST /v1/alerts/<id>/ack─▶ ledger record ``ack``; ``dismissed`` starts the
@@ -57,6 +61,7 @@ from audit.recording import (
     alert_record,
     delivered_record,
     escalated_record,
+    escalation_record,
     mask_shown,
     masked_paths,
     suppressed_record,
@@ -69,6 +74,7 @@ from server.keys import Principal
 from server.service.access import authorize
 from server.service.answers import AckRecorded, DecisionAnswer
 from server.service.errors import Invalid, NotFound, TooMany, Unavailable
+from server.service.explanations import reason_code
 from server.service.inputs import context_view, interaction_overrides
 from server.service.policy import ACK_SECONDS, RANK, Tally, Terms, supervisor_channel
 from server.service.recorder import Recorder
@@ -80,6 +86,11 @@ _decode = msgspec.json.Decoder().decode
 
 
 SHOWN_EVERY = 0.05  # seconds between writes of delivery times to the store
+# An escalation rule is raised once per interaction: its claim lasts as long as an interaction
+# can (one left open expires after a day).
+ESCALATE_ONCE = timedelta(hours=24)
+ESCALATION_SEVERITY = "warning"  # what the agent's desktop shows an escalation as
+ESCALATIONS_KNOWN = 100_000  # claimed escalations this instance remembers, at most
 
 
 def id_floor(at: float) -> str:
@@ -129,6 +140,10 @@ class Alerting:
         self._open: dict[str, int] = {}  # channel → streams open or about to open
         self._terms: dict[tuple[str, int], Terms] = {}
         self.raised = 0
+        self.escalations = 0  # escalation rules raised (once each per interaction)
+        # (interaction, escalation rule) known to be claimed, by this instance or another: a
+        # rule that keeps winning is not claimed again, a store round trip each time.
+        self._escalated: dict[tuple[str, str], None] = {}
         self.tally = Tally()
         self._shown: list[tuple[str, str]] = []  # (alert id, delivered at) not yet stored
         self.ack_seconds = ACK_SECONDS
@@ -334,9 +349,10 @@ class Alerting:
         *,
         event: tuple[str, datetime] | None = None,
     ) -> list[str]:
-        """Run the alert rules listening for ``trigger`` (``context_change`` or ``event``) for
-        each live interaction of the customer; deliver what fires. ``cause`` says what
-        happened (``context``, ``event:payment_failed``) in the alert's ledger record.
+        """Run the alert and escalation rules listening for ``trigger`` (``context_change`` or
+        ``event``) for each live interaction of the customer; deliver what fires, and raise the
+        escalation that wins (once per interaction and rule). ``cause`` says what happened
+        (``context``, ``event:payment_failed``) in the ledger records.
 
         ``event`` (type, time) is recorded first, in the same round trip that reads the live
         interactions, the context and the counters the active revisions count (on Redis)."""
@@ -349,9 +365,12 @@ class Alerting:
                 compiled = self.registry.get(interaction.ruleset, interaction.revision)
             except UnknownRuleset:
                 continue
-            if not compiled.model.alerts:
+            terms = self._terms_of(compiled.name, compiled.revision)
+            if not compiled.model.alerts and (terms is None or trigger not in terms.escalates_on):
                 continue
-            alerts = await self.fired(compiled, interaction, trigger, inputs, needed, now)
+            alerts, escalation = await self.outcome(
+                compiled, interaction, trigger, inputs, needed, now
+            )
             if alerts:
                 delivered += await self.deliver(
                     interaction,
@@ -361,6 +380,10 @@ class Alerting:
                     ),
                     trigger=cause,
                 )
+            if escalation is not None:
+                raised = await self.escalate(interaction, escalation, compiled, trigger=cause)
+                if raised is not None:
+                    delivered.append(raised)
         return delivered
 
     def counted(self) -> frozenset[tuple[str, str]]:
@@ -370,7 +393,7 @@ class Alerting:
             needed |= compiled.counters_needed
         return frozenset(needed)
 
-    async def fired(
+    async def outcome(
         self,
         compiled: CompiledRuleset,
         interaction: Interaction,
@@ -378,10 +401,11 @@ class Alerting:
         inputs: AlertInputs,
         needed: frozenset[tuple[str, str]],
         now: datetime,
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """The alerts ``compiled``'s rules listening for ``trigger`` raise for ``interaction``
         at ``now``, on ``inputs`` (read with the counters ``needed``; those of an older revision
-        counting others are read on their own)."""
+        counting others are read on their own), and the escalation that wins among the
+        escalation rules listening for ``trigger`` (None when none holds)."""
         counters = inputs.counters
         if not compiled.counters_needed <= needed:
             counters = (
@@ -397,7 +421,7 @@ class Alerting:
         inputs: AlertInputs,
         counters: dict[str, dict[str, int]] | None,
         now: datetime,
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         overrides = interaction_overrides(interaction, compiled)
         context, _, as_of, _ = context_view(inputs.context, overrides, now)
         try:
@@ -410,10 +434,12 @@ class Alerting:
                 interaction_id=interaction.interaction_id,
                 error=str(exc),
             )
-            return []
-        alerts: list[dict[str, Any]] = decision.to_dict()["alerts"]
+            return [], None
+        answer = decision.to_dict()
+        alerts: list[dict[str, Any]] = answer["alerts"]
+        escalation: dict[str, Any] | None = answer["escalation"]
         if not any(a["rule"] in compiled.alert_templates for a in alerts):
-            return alerts
+            return alerts, escalation
         # The agent the interaction belongs to handles the customer: pii alone is masked.
         fired = {"alerts": alerts}
         shown = mask_shown(decision, fired, masked_paths(compiled, self.shown), self.shown.mask)
@@ -425,7 +451,7 @@ class Alerting:
         return [
             {**alert, "recorded": recorded["message"]}
             for alert, recorded in zip(shown["alerts"], kept["alerts"], strict=True)
-        ]
+        ], escalation
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait for deliveries still under way (at shutdown)."""
@@ -483,7 +509,7 @@ class Alerting:
             log.warning(
                 "acknowledgement kept by this instance only", alert_id=alert_id, error=str(exc)
             )
-        if name:
+        if name and not found.get("escalation"):  # the tally counts alert rules
             self.tally.add(name, rule, "acknowledged")
             raised_at = found.get("raised_at")
             if raised_at:
@@ -498,7 +524,8 @@ class Alerting:
             return
         at = format_time(datetime.now(UTC))
         for alert in alerts:
-            self.tally.add(alert["ruleset"], alert["rule"], "delivered")
+            if "escalation" not in alert:  # the tally counts alert rules
+                self.tally.add(alert["ruleset"], alert["rule"], "delivered")
             self.recorder.later(
                 delivered_record(
                     record_id=new_id(),
@@ -529,6 +556,117 @@ class Alerting:
             await self._local.delivered(shown)
 
     # -- escalating ------------------------------------------------------------------------
+
+    async def escalate(
+        self,
+        interaction: Interaction,
+        escalation: Mapping[str, Any],
+        compiled: CompiledRuleset,
+        *,
+        trigger: str,
+        due_at: datetime | None = None,
+    ) -> str | None:
+        """Raise the escalation an escalation rule of ``compiled`` gave in ``interaction``
+        (``{"rule", "queue", "priority", "because"}``, as a decision gives it), once per
+        interaction and rule across instances: record it in the ledger
+        (``escalation_raised``), then send it to the agent's desktop as an alert that carries
+        the escalation, and to the policy's supervisor. The contact policy does not hold it
+        back. Returns its alert id, or None when the rule was raised in the interaction before.
+        """
+        rule = escalation["rule"]
+        known = (interaction.interaction_id, rule)
+        if known in self._escalated:
+            return None
+        written = next((r.reason_code for r in compiled.model.escalation if r.id == rule), None)
+        code = reason_code("escalation", rule, written)
+        terms = self._terms_of(compiled.name, compiled.revision)
+        supervisor = terms.supervisor if terms is not None else None
+        alert_id = f"{new_id()}.{rule}"
+        raised_at = format_time(datetime.now(UTC))
+        whom = {
+            "agent_id": interaction.agent_id,
+            "customer_id": interaction.customer_id,
+            "interaction_id": interaction.interaction_id,
+            "ruleset": compiled.name,
+            "revision": compiled.revision,
+            "raised_at": raised_at,
+            "escalation": True,
+        }
+        once = (interaction.interaction_id, rule, alert_id, whom, ESCALATE_ONCE, self.retain)
+        try:
+            claimed = await self.store.claim_once(*once)
+        except StoreUnavailable as exc:
+            claimed = await self._local.claim_once(*once)
+            log.warning("escalation known to this instance only", alert_id=alert_id, error=str(exc))
+        else:
+            if claimed and self._local is not self.store:  # acks still work while Redis is away
+                await self._local.remember([(alert_id, whom)], self.retain)
+        if len(self._escalated) >= ESCALATIONS_KNOWN:
+            self._escalated.clear()  # the store's claim still holds; this only saves trips
+        self._escalated[known] = None
+        if not claimed:
+            return None
+        due = format_time(due_at) if due_at is not None else None
+        detail = {
+            "queue": escalation["queue"],
+            "priority": escalation["priority"],
+            "because": escalation.get("because"),
+            "reason_code": code,
+        }
+        await self.recorder.append(
+            escalation_record(
+                record_id=new_id(),
+                alert_id=alert_id,
+                rule=rule,
+                queue=detail["queue"],
+                priority=detail["priority"],
+                because=detail["because"],
+                reason_code=code,
+                ruleset=RulesetRef(
+                    name=compiled.name, revision=compiled.revision, digest=compiled.digest
+                ),
+                customer_id=interaction.customer_id,
+                agent_id=interaction.agent_id,
+                interaction_id=interaction.interaction_id,
+                trigger=trigger,
+                supervisor=supervisor,
+                due_at=due,
+            )
+        )
+        common = {
+            "alert_id": alert_id,
+            "rule": rule,
+            "customer_id": interaction.customer_id,
+            "interaction_id": interaction.interaction_id,
+            "ruleset": compiled.name,
+            "revision": compiled.revision,
+            "trigger": trigger,
+            "raised_at": raised_at,
+            "due_at": due,
+            "escalation": detail,
+        }
+        message = detail["because"] or f"Escalate to {detail['queue']}"
+        self.bus.publish(
+            interaction.agent_id,
+            _encode(
+                {"id": alert_id, **common, "severity": ESCALATION_SEVERITY, "message": message}
+            ),
+        )
+        if supervisor is not None:
+            self.bus.publish(
+                supervisor_channel(supervisor),
+                _encode(
+                    {
+                        "id": new_id(),
+                        "type": "escalation",
+                        "agent_id": interaction.agent_id,
+                        **common,
+                        "escalated_at": raised_at,
+                    }
+                ),
+            )
+        self.escalations += 1
+        return alert_id
 
     async def watch_acks(self, period: float = 1.0) -> None:
         """Re-raise overdue ``require_ack`` alerts to their supervisor, every ``period``

@@ -494,7 +494,7 @@ class HumanStep(msgspec.Struct, kw_only=True):
     held back by the contact policy, delivered to the desktop, answered or escalated."""
 
     at: str  # when it was recorded
-    kind: str  # alert, alert_suppressed, alert_delivered, ack, alert_escalated
+    kind: str  # alert, alert_suppressed, alert_delivered, ack, alert_escalated, escalation_raised
     alert_id: str | None
     rule: str | None = None
     outcome: str | None = None  # an ack's: acknowledged, acted, accepted, overridden, ...

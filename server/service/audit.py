@@ -408,7 +408,14 @@ class Audit:
             ) from None
 
 
-HUMAN_KINDS = ("alert", "alert_suppressed", "alert_delivered", "ack", "alert_escalated")
+HUMAN_KINDS = (
+    "alert",
+    "alert_suppressed",
+    "alert_delivered",
+    "ack",
+    "alert_escalated",
+    "escalation_raised",
+)
 HUMAN_LIMIT = 2_000  # records of the customer read after the decision, at most
 
 

@@ -25,13 +25,15 @@ def supervisor_channel(supervisor_id: str) -> str:
 
 class Terms(msgspec.Struct, frozen=True):
     """What the contact policy needs of one revision: per alert rule its topic and the time
-    it must be acknowledged in (None: no acknowledgement required), and the policy."""
+    it must be acknowledged in (None: no acknowledgement required), the policy, and the
+    triggers its escalation rules run on."""
 
     topics: dict[str, str | None]
     ack_within: dict[str, str | None]
     limit: AlertLimit | None
     quiet: timedelta | None
     supervisor: str | None
+    escalates_on: frozenset[str] = frozenset()  # the triggers escalation rules listen for
 
     @classmethod
     def of(cls, compiled: CompiledRuleset) -> Terms:
@@ -53,6 +55,7 @@ class Terms(msgspec.Struct, frozen=True):
                 else None
             ),
             supervisor=policy.supervisor if policy is not None else None,
+            escalates_on=frozenset(t for rule in doc.escalation for t in rule.on),
         )
 
 

@@ -1,4 +1,5 @@
-"""Rules that time moves: alert rules with ``on: [timer]`` and ``every: <duration>``.
+"""Rules that time moves: alert and escalation rules with ``on: [timer]`` and
+``every: <duration>``.
 
     interaction starts ─▶ one timer per distinct ``every`` of its revision's timer rules,
         due one period later (the TimerStore: a sorted set on Redis, a heap in process)
@@ -7,7 +8,8 @@
         ─▶ for each: the customer's live interactions, context and counters (one round
            trip) ─▶ the timer rules of that period, on that interaction's revision
         ─▶ what fires is delivered like any alert (contact policy, ledger, desktop), its
-           record saying when it was due
+           record saying when it was due; the winning escalation rule, if it runs on that
+           period, is raised once per interaction (ledger, desktop, the policy's supervisor)
     interaction ends ─▶ its timers are cancelled (one whose interaction is gone is dropped
         when it comes due)
 
@@ -20,7 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 
@@ -41,17 +46,35 @@ log = structlog.get_logger("frontline")
 
 TICK = 0.1  # seconds between looks for due timers
 TAKE = 500  # timers taken per look, at most
+AT_ONCE = 50  # evaluations under way together, at most
 LATE_SECONDS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)  # lateness histogram buckets
 
 
-def periods(compiled: CompiledRuleset) -> dict[int, frozenset[str]]:
+@dataclass(frozen=True)
+class Period:
+    """The rules that run on one timer period: alert rules and escalation rules, by id."""
+
+    alerts: frozenset[str] = frozenset()
+    escalation: frozenset[str] = frozenset()
+
+
+def periods(compiled: CompiledRuleset) -> dict[int, Period]:
     """The revision's timer periods (milliseconds), each with the rules that run on it."""
-    found: dict[int, set[str]] = {}
-    for rule in compiled.model.alerts:
-        if "timer" in rule.on and rule.every is not None:
-            period = int(parse_duration(rule.every).total_seconds() * 1000)
-            found.setdefault(period, set()).add(rule.id)
-    return {period: frozenset(rules) for period, rules in found.items()}
+    alerts: dict[int, set[str]] = {}
+    escalation: dict[int, set[str]] = {}
+    model = compiled.model
+    for found, rules in ((alerts, model.alerts), (escalation, model.escalation)):
+        for rule in rules:
+            if "timer" in rule.on and rule.every is not None:
+                period = int(parse_duration(rule.every).total_seconds() * 1000)
+                found.setdefault(period, set()).add(rule.id)
+    return {
+        period: Period(
+            alerts=frozenset(alerts.get(period, ())),
+            escalation=frozenset(escalation.get(period, ())),
+        )
+        for period in alerts.keys() | escalation.keys()
+    }
 
 
 class Timers:
@@ -68,7 +91,7 @@ class Timers:
         self.reads = reads
         self.store = store
         self.alerts = alerts
-        self._periods: dict[tuple[str, int], dict[int, frozenset[str]]] = {}
+        self._periods: dict[tuple[str, int], dict[int, Period]] = {}
         self._stopping = asyncio.Event()
         self.evaluated = 0
         self.late_buckets = [0] * (len(LATE_SECONDS) + 1)  # cumulative, the last is +Inf
@@ -98,7 +121,7 @@ class Timers:
                 ]
             )
 
-    def _periods_of(self, name: str, revision: int) -> dict[int, frozenset[str]]:
+    def _periods_of(self, name: str, revision: int) -> dict[int, Period]:
         key = (name, revision)
         found = self._periods.get(key)
         if found is None:
@@ -127,10 +150,25 @@ class Timers:
         self._stopping.set()
 
     async def run_due(self, now: int | None = None) -> int:
-        """Evaluate every timer due at ``now`` (milliseconds); how many were taken."""
+        """Evaluate every timer due at ``now`` (milliseconds); how many were taken.
+
+        Up to AT_ONCE evaluations are under way together, so that their store reads overlap
+        and their ledger records share group commits; one that fails is logged and does not
+        hold up the others."""
         taken = await self.store.take(_now_ms() if now is None else now, TAKE)
-        for key, due in taken:
-            await self._evaluate(key, due)
+        gate = asyncio.Semaphore(AT_ONCE)
+
+        async def one(key: str, due: int) -> None:
+            # One that fails skips its period; the next one runs.
+            async with gate:
+                try:
+                    await self._evaluate(key, due)
+                except StoreUnavailable as exc:
+                    log.warning("timer not run: the store is away", timer=key, error=str(exc))
+                except Exception as exc:
+                    log.error("timer not run", timer=key, error=str(exc))
+
+        await asyncio.gather(*(one(key, due) for key, due in taken))
         return len(taken)
 
     async def _evaluate(self, key: str, due: int) -> None:
@@ -152,22 +190,37 @@ class Timers:
             await self.store.cancel([key])
             return
         rules = self._periods_of(interaction.ruleset, interaction.revision).get(period)
-        if not rules:
+        if rules is None:
             await self.store.cancel([key])
             return
-        alerts = await self.alerts.fired(compiled, interaction, "timer", inputs, needed, now)
+        alerts, escalation = await self.alerts.outcome(
+            compiled, interaction, "timer", inputs, needed, now
+        )
         self._count(started - due / 1000)
-        fired = [a for a in alerts if a["rule"] in rules]
+        due_at = datetime.fromtimestamp(due / 1000, UTC)
+        raising: list[Coroutine[Any, Any, Any]] = []
+        fired = [a for a in alerts if a["rule"] in rules.alerts]
         if fired:
-            await self.alerts.deliver(
-                interaction,
-                fired,
-                ruleset=RulesetRef(
-                    name=compiled.name, revision=compiled.revision, digest=compiled.digest
-                ),
-                trigger="timer",
-                due_at=datetime.fromtimestamp(due / 1000, UTC),
+            ruleset = RulesetRef(
+                name=compiled.name, revision=compiled.revision, digest=compiled.digest
             )
+            raising.append(
+                self.alerts.deliver(
+                    interaction, fired, ruleset=ruleset, trigger="timer", due_at=due_at
+                )
+            )
+        # The escalation that wins among every timer escalation rule, as a decision's would;
+        # raised on the period its rule runs on.
+        if escalation is not None and escalation["rule"] in rules.escalation:
+            raising.append(
+                self.alerts.escalate(
+                    interaction, escalation, compiled, trigger="timer", due_at=due_at
+                )
+            )
+        if len(raising) == 1:
+            await raising[0]
+        elif raising:  # their records in one group commit
+            await asyncio.gather(*raising)
 
     def _count(self, late: float) -> None:
         self.evaluated += 1

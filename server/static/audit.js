@@ -27,6 +27,7 @@ function summary(record) {
   if (record.kind === "alert_suppressed") return `held back (${record.data.reason}): ${(out.alerts || []).map((a) => a.rule).join(", ")}`;
   if (record.kind === "alert_delivered") return `delivered ${record.data.alert_id}`;
   if (record.kind === "alert_escalated") return `to ${record.data.supervisor}: ${record.data.alert_id}`;
+  if (record.kind === "escalation_raised") return `→ ${(out.escalation || {}).queue} (${(out.escalation || {}).rule})`;
   if (record.kind === "ruleset") return `${record.data.action} revision ${record.ruleset && record.ruleset.revision}`;
   return "";
 }
@@ -189,6 +190,7 @@ function humanSide(steps) {
     else if (s.kind === "alert_suppressed") what = `${s.rule} held back by the contact policy (${s.reason})`;
     else if (s.kind === "alert_delivered") what = `${s.rule} shown on the desktop`;
     else if (s.kind === "alert_escalated") what = `${s.rule} unanswered: sent to ${s.supervisor}`;
+    else if (s.kind === "escalation_raised") what = `escalation ${s.rule} raised${s.supervisor ? `, sent to ${s.supervisor}` : ""}`;
     else {
       const after = s.after_ms == null ? "" : ` after ${(s.after_ms / 1000).toFixed(1)} s`;
       what = `${s.rule} ${s.outcome}${after} by ${s.by || "the agent"}${s.note ? ": " + s.note : ""}`;

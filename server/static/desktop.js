@@ -380,8 +380,9 @@ function showAlert(alert) {
     "aria-label",
     `${alert.severity} alert: ${alert.message}. Keys: A accept, O override, K acknowledge, D dismiss`,
   );
-  box.append(text("div", alert.severity, "severity"));
+  box.append(text("div", alert.escalation ? `${alert.severity} · escalation` : alert.severity, "severity"));
   box.append(text("div", alert.message));
+  if (alert.escalation) box.append(text("div", `Escalate to ${alert.escalation.queue} (${alert.escalation.reason_code})`));
   const due = alert.ack_within ? ` · answer within ${alert.ack_within}` : "";
   box.append(text("div", `${alert.customer_id} · ${alert.rule} · ${new Date(alert.raised_at).toLocaleTimeString()}${due}`, "muted"));
   const actions = document.createElement("div");

@@ -216,6 +216,27 @@ def test_a_claimed_alert_is_found_until_it_expires(alerts: AlertStore) -> None:
     assert run(alerts.lookup("A1")) is None
 
 
+def test_an_escalation_is_claimed_once_per_interaction_whatever_the_policy(
+    alerts: AlertStore,
+) -> None:
+    once = timedelta(milliseconds=300)
+    assert run(alerts.claim_once("i-1", "long-call", "E1", WHOM, once, LONG)) is True
+    assert run(alerts.claim_once("i-1", "long-call", "E2", WHOM, once, LONG)) is False
+    assert run(alerts.lookup("E1")) == WHOM  # its agent may answer it
+    assert run(alerts.lookup("E2")) is None
+    # Another rule, another interaction: each claimed on its own; a quiet period, the
+    # window's limit and an alert rule of the same id hold none of them back.
+    run(alerts.quiet("i-2", LONG))
+    limit = AlertLimit(max_alerts=1, per=LONG)
+    assert run(alerts.claim("i-2", [raised("long-call", "A1")], WHOM, LONG, LONG, limit)) == [
+        "quiet"
+    ]
+    assert run(alerts.claim_once("i-2", "long-call", "E3", WHOM, once, LONG)) is True
+    assert run(alerts.claim_once("i-1", "case-open", "E4", WHOM, once, LONG)) is True
+    run(asyncio.sleep(0.35))
+    assert run(alerts.claim_once("i-1", "long-call", "E5", WHOM, once, LONG)) is True
+
+
 def test_a_topic_shows_its_most_severe_alert(alerts: AlertStore) -> None:
     # Raised in one evaluation, most severe first (as the service orders them).
     first = [raised("outage", "B1", CRITICAL, "network"), raised("slow", "B2", INFO, "network")]

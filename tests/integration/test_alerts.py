@@ -276,6 +276,72 @@ def test_an_unanswered_alert_reaches_the_supervisor_and_an_answered_one_does_not
     ), figures
 
 
+ON_A_TIMER = f"""
+ruleset: long-calls
+context:
+  interaction.started_at: datetime
+escalation:
+  - id: long-call
+    when: hours_since(interaction.started_at) * 3600 >= 1.5
+    queue: team-lead
+    priority: 1
+    because: The call has run too long
+    reason_code: LONG_CALL
+    on: [timer]
+    every: 1s
+policy: {{supervisor: {LEAD}}}
+"""
+
+
+def test_a_timer_escalation_reaches_the_desktop_and_the_supervisor_once(
+    client: httpx.Client, server: LiveServer
+) -> None:
+    deployed = client.post(
+        "/v1/rulesets",
+        params={"allow_untested": "true"},
+        content=ON_A_TIMER,
+        headers={**server.auth("author"), "Content-Type": "application/yaml"},
+    )
+    assert deployed.status_code == 201, deployed.text
+    desktop = SocketAlerts(server.url, AGENT, AGENT_KEY)
+    lead = SocketAlerts(server.url, LEAD, LEAD_KEY, of="supervisors")
+    try:
+        started = client.post(
+            "/v1/interactions",
+            json={"ruleset": "long-calls", "customer_id": "c-long", "agent_id": AGENT},
+            headers=server.auth("agent"),
+        )
+        assert started.status_code == 201, started.text
+        assert started.json()["escalation"] is None  # not a decision's rule
+        began = time.monotonic()
+        shown = desktop.next(timeout=6, customer_id="c-long")
+        # Not on the first period (1 s into the call): on the second, once it held.
+        assert time.monotonic() - began >= 1.5
+        assert shown["rule"] == "long-call" and shown["trigger"] == "timer"
+        assert shown["escalation"] == {
+            "queue": "team-lead",
+            "priority": 1,
+            "because": "The call has run too long",
+            "reason_code": "LONG_CALL",
+        }
+        told = lead.next(timeout=6, customer_id="c-long")
+        assert told["type"] == "escalation" and told["alert_id"] == shown["alert_id"]
+        assert told["agent_id"] == AGENT and told["escalation"]["queue"] == "team-lead"
+        with pytest.raises(queue.Empty):  # later periods, still true: not raised again
+            lead.next(timeout=2.5, customer_id="c-long")
+    finally:
+        desktop.close()
+        lead.close()
+    deadline = time.monotonic() + 10
+    while not (raised := ledger_kinds(server, "escalation_raised")):
+        assert time.monotonic() < deadline, "the escalation never reached the index"
+        time.sleep(0.2)
+    (record,) = raised
+    assert record.data["alert_id"] == shown["alert_id"] and record.data["due_at"]
+    assert record.data["supervisor"] == LEAD and record.outputs["escalation"]["rule"] == "long-call"
+    assert 'frontline_escalations_raised_total{instance="local"} 1.0' in client.get("/metrics").text
+
+
 def test_a_stream_opens_with_a_ticket_and_no_key_reaches_the_log(
     client: httpx.Client, server: LiveServer
 ) -> None:

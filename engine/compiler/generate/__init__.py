@@ -125,9 +125,10 @@ def _wrap(
     needed: dict[str, tuple[int, ...]] = {}
     for trigger in TRIGGERS:
         alerts = [c for k, c in enumerate(b.alerts) if trigger in doc.alerts[k].on]
-        paths = table_reads | reads_of(alerts)
+        escalation = [c for k, c in enumerate(b.escalation) if trigger in doc.escalation[k].on]
+        paths = table_reads | reads_of(alerts) | reads_of(escalation)
         if trigger == "decision":
-            paths |= reads_of(b.eligibility) | reads_of(b.escalation)
+            paths |= reads_of(b.eligibility)
         needed[trigger] = tuple(sorted(field_slots[p] for p in paths if p in field_slots))
 
     tables = [

@@ -83,12 +83,14 @@ def decide_function(g: Output, name: str, trigger: str, trace: bool, entry: bool
     for line in _collected(g, trigger, trace):
         w.line(line)
     em = Emitter(g.ns)
-    if trigger == "decision":
-        rules = b.doc.escalation
-        order = sorted(range(len(b.escalation)), key=lambda k: (rules[k].priority, k))
-        for k in order:
-            node = b.escalation[k].node
-            emit_rule(g, w, em, k, node, trace, 1, result(k))
+    rules = b.doc.escalation
+    order = sorted(
+        (k for k in range(len(b.escalation)) if trigger in rules[k].on),
+        key=lambda k: (rules[k].priority, k),
+    )
+    for k in order:
+        node = b.escalation[k].node
+        emit_rule(g, w, em, k, node, trace, 1, result(k))
     w.line(result(-1))
     if entry:
         w.dedent()

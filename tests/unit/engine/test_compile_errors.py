@@ -573,3 +573,76 @@ def test_errors_inside_multiline_expressions_point_at_the_right_line() -> None:
     assert located == [(7, 11), (12, 13), (16, 11), (20, 11), (26, 22)]
     for line, column in located:
         assert lines[line - 1][column - 1 :].startswith("customer.churn_scor")
+
+
+RULE = {
+    "alerts": "- {id: r, when: true, severity: info, message: m",
+    "escalation": "- {id: r, when: true, queue: q, priority: 1",
+}
+
+
+@pytest.mark.parametrize("section", ["alerts", "escalation"])
+@pytest.mark.parametrize(
+    ("extra", "at", "message"),
+    [
+        pytest.param(
+            ", on: [timer]}",
+            "[timer]",
+            "a rule runs on a timer with both on: [timer] and every: (such as every: 30s)",
+            id="timer-without-every",
+        ),
+        pytest.param(
+            ", every: 30s}",
+            "30s",
+            "a rule runs on a timer with both on: [timer] and every: (such as every: 30s)",
+            id="every-without-timer",
+        ),
+        pytest.param(
+            ", on: [timer], every: 500ms}", "500ms", "every must be at least 1s", id="short"
+        ),
+        pytest.param(
+            ", on: [timer], every: soon}", "soon", "invalid duration 'soon'", id="not-a-duration"
+        ),
+        pytest.param(
+            ", on: [timer, timer], every: 1m}",
+            "[timer, timer]",
+            "'on' lists a trigger twice",
+            id="twice",
+        ),
+        pytest.param(
+            ", on: [later]}",
+            "later",
+            "'later' is not allowed; expected 'decision', 'context_change', 'event' or 'timer'",
+            id="unknown-trigger",
+        ),
+        pytest.param(", on: []}", "[]", "should have at least 1 item", id="no-trigger"),
+    ],
+)
+def test_on_and_every_are_checked_alike_for_alert_and_escalation_rules(
+    section: str, extra: str, at: str, message: str
+) -> None:
+    """``on: [timer]`` needs ``every`` and ``every`` needs ``on: [timer]``, a duration of at
+    least a second, each trigger named once: refused at the value's line and column, for an
+    alert rule and an escalation rule alike."""
+    rule = f"  {RULE[section]}{extra}"
+    problems = refuse(f"{section}:\n{rule}\n")
+    assert problems == [(8, rule.index(at) + 1, problems[0][2])], problems
+    assert message in problems[0][2]
+
+
+def test_a_rule_on_a_timer_with_its_period_compiles_in_either_section() -> None:
+    text = HEADER + textwrap.dedent("""\
+        escalation:
+          - {id: slow, when: true, queue: q, priority: 1, on: [timer], every: 30s}
+          - {id: both, when: true, queue: q, priority: 2, on: [decision, timer], every: 2m}
+          - {id: plain, when: true, queue: q, priority: 3}
+        alerts:
+          - {id: slow, when: true, severity: info, message: m, on: [timer], every: 1s}
+        """)
+    compiled = compile_ruleset(text, filename="doc.yaml")
+    # An escalation rule that names no trigger routes decisions only, as it always has.
+    assert [(r.on, r.every) for r in compiled.model.escalation] == [
+        (["timer"], "30s"),
+        (["decision", "timer"], "2m"),
+        (["decision"], None),
+    ]

@@ -162,6 +162,57 @@ def test_alerts_run_only_for_their_triggers() -> None:
     assert changed.eligible_rules == []
 
 
+def test_escalation_rules_run_only_for_their_triggers() -> None:
+    """An escalation rule runs on decisions unless its ``on`` says otherwise; on each trigger
+    the lowest priority among that trigger's rules wins, and only what they read is missing
+    and only their failed arithmetic is reported."""
+    compiled = compile_ruleset(
+        document(
+            escalation=[
+                {"id": "gold", "when": 'customer.tier == "gold"', "queue": "g", "priority": 1},
+                {
+                    "id": "long-wait",
+                    "when": "history.contacts_7d / interaction.amount > 1",
+                    "queue": "lead",
+                    "priority": 2,
+                    "on": ["timer"],
+                    "every": "30s",
+                },
+                {
+                    "id": "vip",
+                    "when": "customer.vip",
+                    "queue": "v",
+                    "priority": 3,
+                    "on": ["decision", "timer", "event"],
+                    "every": "1m",
+                },
+            ]
+        )
+    )
+    gold = {"customer": {"tier": "gold", "vip": True}, "history": {"contacts_7d": 3}}
+    assert compiled.evaluate(gold).escalation_rule == "gold"
+    assert compiled.evaluate(gold, trigger="event").escalation_rule == "vip"
+    assert compiled.evaluate(gold, trigger="context_change").escalation_rule is None
+    waiting = {**gold, "interaction": {"amount": 2}}
+    timer = compiled.evaluate(waiting, trigger="timer")
+    assert timer.escalation_rule == "long-wait"
+    assert timer.to_dict()["escalation"] == {
+        "rule": "long-wait",
+        "queue": "lead",
+        "priority": 2,
+        "because": None,
+    }
+    # What a trigger's rules read: a decision never reads the timer rule's fields.
+    assert "interaction.amount" not in compiled.evaluate({}).missing_fields
+    assert "interaction.amount" in compiled.evaluate({}, trigger="timer").missing_fields
+    # Division by zero in the timer rule: reported on the timer's evaluation alone.
+    broken = {**gold, "interaction": {"amount": 0}}
+    assert compiled.evaluate(broken).to_dict()["errors"] == []
+    on_timer = compiled.evaluate(broken, trigger="timer")
+    assert on_timer.escalation_rule == "vip"
+    assert [e["rule"] for e in on_timer.to_dict()["errors"]] == ["long-wait"]
+
+
 def _table(hit: str, rows: list[list[Any]], **extra: Any) -> dict[str, Any]:
     return {
         "id": "t",
