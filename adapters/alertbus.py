@@ -268,20 +268,32 @@ class RedisAlertBus(_Drops):
             if not self._positions:
                 await asyncio.sleep(self.block_ms / 1000)
                 continue
+            positions = dict(self._positions)
+            read = pack("XREAD", "BLOCK", self.block_ms, "STREAMS", *positions, *positions.values())
             try:
-                found = await self._redis.xread(dict(self._positions), block=self.block_ms)
+                (found,) = await round_trip(self._redis, [read])
+                if isinstance(found, Exception):
+                    raise found
                 delay = 0.05
             except _FAILURES as exc:
                 log.warning("alert stream lost; reconnecting", error=str(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_delay)
                 continue
+            # [[stream, [[entry id, [field, value, ...]], ...]], ...], or nil after BLOCK ms
             for raw_key, entries in found or ():
                 key = raw_key.decode()
                 if key not in self._positions:
                     continue  # nobody follows it any more
                 self._positions[key] = entries[-1][0]
                 agent_id = key[len(self._prefix) :]
-                messages = [entry[b"data"] for _, entry in entries]
+                messages = [_data(fields) for _, fields in entries]
                 for subscription in self._subscriptions.get(agent_id, ()):
                     subscription.put(messages)
+
+
+def _data(fields: list[bytes]) -> bytes:
+    """The ``data`` value of a stream entry's flat field list (the only field published)."""
+    if fields[0] == b"data":
+        return fields[1]
+    return dict(zip(fields[::2], fields[1::2], strict=True))[b"data"]
