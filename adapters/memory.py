@@ -219,6 +219,7 @@ class MemoryAlertStore:
         self._quiet: dict[str, float] = {}  # interaction → until
         self._alerts: dict[str, tuple[float, dict[str, Any]]] = {}
         self._due: dict[str, float] = {}  # alert → when its acknowledgement is overdue
+        self._acked: dict[str, float] = {}  # alert → until: answered, expected or not
         self._limit = limit
         self._clock = clock
 
@@ -289,6 +290,8 @@ class MemoryAlertStore:
             self._windows = {k: v for k, v in self._windows.items() if v and v[-1] > now - 86400}
         if len(self._alerts) >= self._limit:
             self._alerts = {k: v for k, v in self._alerts.items() if v[0] > now}
+        if len(self._acked) >= self._limit:
+            self._acked = {k: v for k, v in self._acked.items() if v > now}
 
     async def remember(
         self, alerts: Sequence[tuple[str, Mapping[str, Any]]], ttl: timedelta
@@ -314,9 +317,14 @@ class MemoryAlertStore:
         self._quiet[interaction_id] = self._clock() + period.total_seconds()
 
     async def expect_ack(self, alert_id: str, due: float) -> None:
-        self._due[alert_id] = due
+        if self._acked.get(alert_id, 0.0) <= self._clock():  # not answered already
+            self._due[alert_id] = due
 
     async def acked(self, alert_id: str) -> bool:
+        now = self._clock()
+        self._prune(now)
+        found = self._alerts.get(alert_id)
+        self._acked[alert_id] = found[0] if found is not None else now + 86400
         return self._due.pop(alert_id, None) is not None
 
     async def overdue(self, now: float, limit: int = 100) -> list[str]:

@@ -264,11 +264,13 @@ class AlertStore(Protocol):
         ...
 
     async def expect_ack(self, alert_id: str, due: float) -> None:
-        """The alert must be acknowledged by ``due`` (seconds since the epoch)."""
+        """The alert must be acknowledged by ``due`` (seconds since the epoch), unless it has
+        been answered already."""
         ...
 
     async def acked(self, alert_id: str) -> bool:
-        """The alert was acknowledged: True if it was still expected (not yet overdue)."""
+        """The alert was acknowledged: True if it was still expected (not yet overdue). It is
+        remembered as answered, so that expecting its acknowledgement later does nothing."""
         ...
 
     async def overdue(self, now: float, limit: int = 100) -> list[str]:

@@ -6,6 +6,7 @@
     <prefix>customer-interactions:<customer> set of the customer's live interaction ids
     <prefix>alert-claim:<interaction>:<rule> present while a repeat of that alert is suppressed
     <prefix>alert:<alert_id>                 JSON: who an alert went to (for acks)
+    <prefix>alert-acked:<alert_id>           present once the alert was answered
     <prefix>escalation-claim:<interaction>:<rule>  present once that escalation rule was raised
                                              in the interaction (for as long as it lives)
     <prefix>rulesets                         set of ruleset names
@@ -694,6 +695,22 @@ end
 return 0
 """
 
+# An alert's acknowledgement is expected unless it was answered already (an answer can come
+# before the alert's raising has finished: the desktop saw it, or the caller knew its id).
+_EXPECT_ACK = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+# An answer: the acknowledgement is no longer expected, and it is remembered as answered (as
+# long as the alert) so that a late expectation is not recorded. 1 if it was expected.
+_ACKED = """
+local was = redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+return was
+"""
+
 # Take the alerts overdue for an acknowledgement: each ZREM succeeds for one caller only.
 _OVERDUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
@@ -718,6 +735,8 @@ class RedisAlertStore:
         self._claim = self._redis.register_script(_CLAIM_ALERTS)
         self._calls = script_calls(client)
         self._overdue = self._redis.register_script(_OVERDUE)
+        self._expect_ack = self._redis.register_script(_EXPECT_ACK)
+        self._acked = self._redis.register_script(_ACKED)
         self._claim_once = self._redis.register_script(_CLAIM_ONCE)
         self._due = f"{prefix}alert-acks-due"
 
@@ -804,12 +823,14 @@ class RedisAlertStore:
             )
 
     async def expect_ack(self, alert_id: str, due: float) -> None:
+        keys = [self._due, f"{self._prefix}alert-acked:{alert_id}"]
         with unavailable_as("expecting an acknowledgement"):
-            await self._redis.zadd(self._due, {alert_id: due})
+            await self._calls.run(self._expect_ack, keys, [repr(due), alert_id])
 
     async def acked(self, alert_id: str) -> bool:
+        keys = [self._due, f"{self._prefix}alert-acked:{alert_id}"]
         with unavailable_as("recording an acknowledgement"):
-            return bool(await self._redis.zrem(self._due, alert_id))
+            return bool(await self._calls.run(self._acked, keys, [alert_id, self._ttl_ms]))
 
     async def overdue(self, now: float, limit: int = 100) -> list[str]:
         with unavailable_as("reading overdue acknowledgements"):

@@ -292,6 +292,19 @@ def test_an_overdue_acknowledgement_is_taken_once(alerts: AlertStore) -> None:
     assert run(alerts.overdue(now + 61)) == ["E2"]
 
 
+def test_an_answer_before_the_acknowledgement_is_expected_still_counts(
+    alerts: AlertStore,
+) -> None:
+    # The answer can arrive while the alert is still being raised: its id was in the
+    # decision's answer before the alert's acknowledgement began to be expected.
+    now = time.time()
+    run(alerts.claim("i-1", [raised("r", "G1")], WHOM, LONG, LONG))
+    assert run(alerts.acked("G1")) is False  # not expected yet
+    run(alerts.expect_ack("G1", now - 1))
+    run(alerts.expect_ack("G2", now - 1))  # never answered
+    assert run(alerts.overdue(now)) == ["G2"]
+
+
 def test_the_first_delivery_of_an_alert_is_kept_with_it(alerts: AlertStore) -> None:
     run(alerts.claim("i-1", [raised("r", "F1")], WHOM, LONG, LONG))
     assert "delivered_at" not in (run(alerts.lookup("F1")) or {})
