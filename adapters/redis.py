@@ -789,7 +789,7 @@ class RedisAlertStore:
             max(1, int(ttl.total_seconds() * 1000)),
         ]
         with unavailable_as("claiming an escalation"):
-            return bool(await self._claim_once(keys=keys, args=args))
+            return bool(await self._calls.run(self._claim_once, keys, args))
 
     async def lookup(self, alert_id: str) -> dict[str, Any] | None:
         keys = (f"{self._prefix}alert:{alert_id}", f"{self._prefix}alert-shown:{alert_id}")
