@@ -29,12 +29,19 @@ _Call = tuple[AsyncScript, Sequence[Any], Sequence[Any], bytes, "asyncio.Future[
 
 
 class ScriptCalls:
-    """Runs script calls for one Redis client, the calls queued together in one pipeline."""
+    """Runs script calls for one Redis client, the calls queued together in one pipeline.
+
+    The pipelines go one at a time on a connection of their own (made with the client's
+    settings), so none is taken from the client's pool and given back for each, and one
+    timeout (the client's command timeout) bounds each round trip rather than each reply."""
 
     def __init__(self, client: redis.asyncio.Redis) -> None:
         self._client: Any = client
         self._queued: list[_Call] = []
         self._flushing = False
+        self._connection: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one the connection is on
+        self._timeout: float | None = client.connection_pool.connection_kwargs.get("socket_timeout")
         self.pipelines = 0  # how many pipelines were sent
         self.calls = 0  # how many calls they held
 
@@ -83,7 +90,38 @@ class ScriptCalls:
                 future.set_result(reply)
 
     async def _round_trip(self, calls: list[_Call]) -> list[Any]:
-        return await round_trip(self._client, [command for _, _, _, command, _ in calls])
+        """One write holding every call, then each reply in turn (an error reply as its
+        exception), on this object's connection, within the client's command timeout."""
+        connection = self._connected()
+        replies: list[Any] = []
+        try:
+            async with asyncio.timeout(self._timeout):
+                await connection.send_packed_command(
+                    b"".join([command for _, _, _, command, _ in calls]), check_health=False
+                )
+                for _ in calls:
+                    try:
+                        replies.append(await connection.read_response())
+                    except redis.exceptions.ResponseError as exc:  # this call's error only
+                        replies.append(exc)
+        except BaseException:
+            # A reply may be half read: connect afresh for the next pipeline.
+            await connection.disconnect(nowait=True)
+            raise
+        return replies
+
+    def _connected(self) -> Any:
+        """This object's connection (it connects on its first write), made again on another
+        event loop than the one it was made on."""
+        loop = asyncio.get_running_loop()
+        if self._connection is None or self._loop is not loop:
+            pool = self._client.connection_pool
+            # The pool's settings (address, credentials, database), without a timeout per
+            # reply: the round trip has one.
+            settings = {**pool.connection_kwargs, "socket_timeout": None}
+            self._connection = pool.connection_class(**settings)
+            self._loop = loop
+        return self._connection
 
 
 async def round_trip(client: redis.asyncio.Redis, commands: Sequence[bytes]) -> list[Any]:
@@ -115,10 +153,10 @@ def pack(*parts: bytes | str | int) -> bytes:
     script itself on the event path; the arguments here are only bytes, str and int."""
     out = [b"*%d\r\n" % len(parts)]
     for value in parts:
-        if isinstance(value, bytes):
-            data = value
-        elif isinstance(value, str):
+        if isinstance(value, str):  # the most common first
             data = value.encode()
+        elif isinstance(value, bytes):
+            data = value
         elif isinstance(value, int) and not isinstance(value, bool):
             data = b"%d" % value
         else:

@@ -359,6 +359,7 @@ class RedisInteractions:
         self._prefix = prefix
         self._ttl = int(ttl.total_seconds() * 1000)
         self._kept: LRUCache[str, Interaction] = LRUCache(kept)
+        self._raw: LRUCache[str, bytes] = LRUCache(kept)  # the JSON each kept one was read from
         self._unwritten: dict[str, Interaction] = {}
         self.breaker = Breaker()
         self._live = self._redis.register_script(_LIVE_INTERACTIONS)
@@ -371,6 +372,7 @@ class RedisInteractions:
 
     async def start(self, interaction: Interaction) -> None:
         self._kept[interaction.interaction_id] = interaction
+        self._raw.pop(interaction.interaction_id, None)
         if self.breaker.open:
             self._unwritten[interaction.interaction_id] = interaction
             return
@@ -419,9 +421,14 @@ class RedisInteractions:
         self.breaker.succeeded()
         if raw is None:
             self._kept.pop(interaction_id, None)  # ended, perhaps through another instance
+            self._raw.pop(interaction_id, None)
             return None
+        kept = self._kept.get(interaction_id)
+        if kept is not None and self._raw.get(interaction_id) == raw:
+            return kept  # unchanged since it was last read: not decoded again
         found = Interaction(**_decode(raw))
         self._kept[interaction_id] = found
+        self._raw[interaction_id] = raw
         return found
 
     def unreachable(self, interaction_id: str) -> Interaction:
@@ -438,6 +445,7 @@ class RedisInteractions:
     async def end(self, interaction_id: str) -> Interaction | None:
         self._unwritten.pop(interaction_id, None)
         self._kept.pop(interaction_id, None)
+        self._raw.pop(interaction_id, None)
         with unavailable_as("ending an interaction"):
             raw = await self._redis.getdel(self._key(interaction_id))
             if raw is None:

@@ -29,6 +29,16 @@ def format_time(when: datetime, timespec: str = "milliseconds") -> str:
     it). A datetime without a zone is taken as local time, as ``astimezone`` does."""
     if when.tzinfo is not UTC:
         when = when.astimezone(UTC)
+    if timespec == "milliseconds":  # most records' times: formatted directly, twice as fast
+        return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031 -- 0.53 µs, f-string 0.94
+            when.year,
+            when.month,
+            when.day,
+            when.hour,
+            when.minute,
+            when.second,
+            when.microsecond // 1000,
+        )
     return when.replace(tzinfo=None).isoformat(timespec=timespec) + "Z"
 
 

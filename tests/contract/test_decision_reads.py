@@ -184,9 +184,10 @@ def test_on_redis_an_event_and_the_alert_inputs_are_one_round_trip(redis_stores:
     assert stores.client is not None
     fill(stores)
     assert isinstance(stores.contexts, RedisContextStore)
+    event = ("payment_failed", NOW - timedelta(minutes=1))
+    run(stores.reads.for_alerts("c-2", NEEDED, NOW, event=event))  # connected (a handshake)
     stores.contexts.invalidate("c-1")
     before = stores.client.round_trips
-    event = ("payment_failed", NOW - timedelta(minutes=1))
     got = run(stores.reads.for_alerts("c-1", NEEDED, NOW, event=event))
     assert got.interactions and got.context is not None and got.counters
     assert stores.client.round_trips - before == 1

@@ -132,3 +132,13 @@ def test_every_store_on_a_client_shares_its_calls() -> None:
     second = redis.asyncio.Redis.from_url(URL)
     assert script_calls(first) is script_calls(first)
     assert script_calls(first) is not script_calls(second)
+
+
+def test_calls_on_a_second_event_loop_get_a_connection_of_their_own(redis_prefix: str) -> None:
+    client = redis.asyncio.Redis.from_url(URL)
+    script = client.register_script(ECHO)
+    calls = script_calls(client)
+    first = run(calls.run(script, [f"{redis_prefix}one"], ["a", 1]))
+    second = run(calls.run(script, [f"{redis_prefix}two"], ["b", 2]))  # another loop
+    assert first == [f"{redis_prefix}one".encode(), b"a", b"1"]
+    assert second == [f"{redis_prefix}two".encode(), b"b", b"2"]
