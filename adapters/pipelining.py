@@ -93,22 +93,8 @@ class ScriptCalls:
         """One write holding every call, then each reply in turn (an error reply as its
         exception), on this object's connection, within the client's command timeout."""
         connection = self._connected()
-        replies: list[Any] = []
-        try:
-            async with asyncio.timeout(self._timeout):
-                await connection.send_packed_command(
-                    b"".join([command for _, _, _, command, _ in calls]), check_health=False
-                )
-                for _ in calls:
-                    try:
-                        replies.append(await connection.read_response())
-                    except redis.exceptions.ResponseError as exc:  # this call's error only
-                        replies.append(exc)
-        except BaseException:
-            # A reply may be half read: connect afresh for the next pipeline.
-            await connection.disconnect(nowait=True)
-            raise
-        return replies
+        async with asyncio.timeout(self._timeout):
+            return await _exchange(connection, [command for _, _, _, command, _ in calls])
 
     def _connected(self) -> Any:
         """This object's connection (it connects on its first write), made again on another
@@ -129,6 +115,16 @@ async def round_trip(client: redis.asyncio.Redis, commands: Sequence[bytes]) -> 
     replies in order, an error reply as its exception (raised: only a failed round trip)."""
     pool: Any = client.connection_pool
     connection = await pool.get_connection()
+    try:
+        return await _exchange(connection, commands)
+    finally:
+        await pool.release(connection)
+
+
+async def _exchange(connection: Any, commands: Sequence[bytes]) -> list[Any]:
+    """Write ``commands`` at once on ``connection`` and read a reply for each, an error reply
+    as its exception. A failed exchange disconnects it (a reply may be half read) and raises;
+    the next write connects afresh."""
     replies: list[Any] = []
     try:
         await connection.send_packed_command(b"".join(commands), check_health=False)
@@ -138,11 +134,8 @@ async def round_trip(client: redis.asyncio.Redis, commands: Sequence[bytes]) -> 
             except redis.exceptions.ResponseError as exc:  # this command's error only
                 replies.append(exc)
     except BaseException:
-        # A reply may be half read: the connection cannot serve another command.
         await connection.disconnect(nowait=True)
         raise
-    finally:
-        await pool.release(connection)
     return replies
 
 

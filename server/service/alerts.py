@@ -175,14 +175,7 @@ class Alerting:
         """
         terms = self._terms_of(ruleset.name, ruleset.revision)
         raised_at = format_time(datetime.now(UTC))
-        whom = {
-            "agent_id": interaction.agent_id,
-            "customer_id": interaction.customer_id,
-            "interaction_id": interaction.interaction_id,
-            "ruleset": ruleset.name,
-            "revision": ruleset.revision,
-            "raised_at": raised_at,
-        }
+        whom = _whom(interaction, ruleset.name, ruleset.revision, raised_at)
         # The most severe first: of one topic raised together, it is the one shown.
         ordered = sorted(alerts, key=lambda a: -RANK.get(a["severity"], 0))
         claims = [
@@ -583,15 +576,8 @@ class Alerting:
         supervisor = terms.supervisor if terms is not None else None
         alert_id = f"{new_id()}.{rule}"
         raised_at = format_time(datetime.now(UTC))
-        whom = {
-            "agent_id": interaction.agent_id,
-            "customer_id": interaction.customer_id,
-            "interaction_id": interaction.interaction_id,
-            "ruleset": compiled.name,
-            "revision": compiled.revision,
-            "raised_at": raised_at,
-            "escalation": True,
-        }
+        whom = _whom(interaction, compiled.name, compiled.revision, raised_at)
+        whom["escalation"] = True
         once = (interaction.interaction_id, rule, alert_id, whom, ESCALATE_ONCE, self.retain)
         try:
             claimed = await self.store.claim_once(*once)
@@ -859,3 +845,17 @@ class Alerting:
             self.bus.unsubscribe(subscription)
             if release is not None:
                 release()
+
+
+def _whom(
+    interaction: Interaction, ruleset: str, revision: int | None, raised_at: str
+) -> dict[str, Any]:
+    """Whom an alert went to, as the alert store keeps it for acks and escalations."""
+    return {
+        "agent_id": interaction.agent_id,
+        "customer_id": interaction.customer_id,
+        "interaction_id": interaction.interaction_id,
+        "ruleset": ruleset,
+        "revision": revision,
+        "raised_at": raised_at,
+    }
