@@ -471,6 +471,22 @@ class RedisInteractions:
 # -- a decision's reads ------------------------------------------------------------------------
 
 
+# What a decision reads, in one script (sent with other callers' scripts): the context (if
+# asked), the interaction (if asked), then a ZCOUNT per counter. KEYS: the context and the
+# interaction. ARGV: ask the context, ask the interaction, the counters' number, then per
+# counter its key, start and end (milliseconds).
+_DECISION_INPUTS = """
+local context, interaction = false, false
+if ARGV[1] == '1' then context = redis.call('GET', KEYS[1]) end
+if ARGV[2] == '1' then interaction = redis.call('GET', KEYS[2]) end
+local counts = {}
+for i = 0, tonumber(ARGV[3]) - 1 do
+  counts[i + 1] = redis.call('ZCOUNT', ARGV[4 + 3 * i], ARGV[5 + 3 * i], ARGV[6 + 3 * i])
+end
+return {context, interaction, counts}
+"""
+
+
 class RedisDecisionReads:
     """A decision's reads in one round trip: the context (unless cached), the counters its
     revision needs and the interaction it is pinned to, as one pipeline. Each store keeps its
@@ -489,6 +505,8 @@ class RedisDecisionReads:
         self.counters = counters
         self.interactions = interactions
         self._alerts = _Alerts(self)
+        self._script = self._redis.register_script(_DECISION_INPUTS)
+        self._calls = script_calls(client)
 
     async def for_alerts(
         self,
@@ -500,7 +518,7 @@ class RedisDecisionReads:
     ) -> AlertInputs:
         return await self._alerts(customer_id, counters, now, event)
 
-    async def read(  # noqa: PLR0912 -- one round trip: a branch per reply it unpacks
+    async def read(
         self,
         customer_id: str,
         counters: frozenset[tuple[str, str]],
@@ -517,32 +535,32 @@ class RedisDecisionReads:
         if ask_interaction:
             with contextlib.suppress(*_FAILURES):
                 await interactions._catch_up()  # nothing to do unless Redis was away
-        found: list[Any] = []
+        raw_context = raw_interaction = None
+        counts: list[Any] = []
         failure: BaseException | None = None
-        pairs: list[tuple[str, str]] = []
+        pairs = sorted(counters) if ask_counters else []
         if ask_context or ask_counters or ask_interaction:
-            pipe = self._redis.pipeline(transaction=False)
-            if ask_context:
-                pipe.get(contexts._key(customer_id))
-            if ask_counters:
-                pairs = events.queue(pipe, customer_id, counters, now)
-            if ask_interaction:
-                assert interaction_id is not None
-                pipe.get(interactions._key(interaction_id))
+            end = int(now.timestamp() * 1000)
+            args: list[Any] = ["1" if ask_context else "0", "1" if ask_interaction else "0"]
+            args.append(len(pairs))
+            for event_type, window in pairs:
+                args += [events._key(customer_id, event_type), end - duration_ms(window), end]
+            keys = [contexts._key(customer_id), interactions._key(interaction_id or "")]
             try:
-                found = await pipe.execute()
+                raw_context, raw_interaction, counts = await self._calls.run(
+                    self._script, keys, args
+                )
             except _FAILURES as exc:
                 failure = exc
-        answers = iter(found)
         if ask_context:
             context = (
-                contexts.fetched(customer_id, next(answers))
+                contexts.fetched(customer_id, raw_context)
                 if failure is None
                 else contexts.unreachable(customer_id, failure)
             )
         counted: dict[str, dict[str, int]] | None = None
         if ask_counters and failure is None:
-            counted = events.counted(pairs, [next(answers) for _ in pairs])
+            counted = events.counted(pairs, counts)
         elif ask_counters:
             events.breaker.failed()
         interaction = None
@@ -550,7 +568,7 @@ class RedisDecisionReads:
             if not ask_interaction:
                 interaction = interactions._known(interaction_id)
             elif failure is None:
-                interaction = interactions.fetched(interaction_id, next(answers))
+                interaction = interactions.fetched(interaction_id, raw_interaction)
             else:
                 interaction = interactions.unreachable(interaction_id)
         assert not isinstance(context, Missing)

@@ -117,6 +117,7 @@ def test_on_redis_the_three_reads_are_one_round_trip(redis_stores: Stores) -> No
     assert stores.client is not None
     fill(stores)
     assert isinstance(stores.contexts, RedisContextStore)
+    run(stores.reads.read("c-2", NEEDED, None, NOW))  # connected (a handshake)
     stores.contexts.invalidate("c-1")  # not cached: the context is read too
     before = stores.client.round_trips
     got = run(stores.reads.read("c-1", NEEDED, "i-1", NOW))
