@@ -9,7 +9,7 @@ While a pipeline is on its way, what callers queue waits for the next one, so un
 batches grow by themselves and an idle server still sends a lone call at once (on the next
 turn of the event loop). This is how a busy event path spends one round trip for several
 events: with uvloop, a script call through redis-py costs about 90 µs of CPU on its own and
-about 35 µs in a pipeline of four (docs/benchmarks.md). Each script stays atomic on its own;
+about 35 µs in a pipeline of four (docs/decisions.md). Each script stays atomic on its own;
 nothing makes two callers' scripts one transaction.
 """
 

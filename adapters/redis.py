@@ -296,27 +296,30 @@ class RedisEventCounters:
     ) -> dict[str, dict[str, int]]:
         if self.breaker.open:
             raise StoreUnavailable("Redis is unreachable (counting events)")
+        pairs = sorted(needed)
+        windows = self.windows(customer_id, pairs, now)
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                pairs = self.queue(pipe, customer_id, needed, now)
+                for at in range(0, len(windows), 3):
+                    pipe.zcount(*windows[at : at + 3])
                 found = await pipe.execute()
         except _FAILURES as exc:
             self.breaker.failed()
             raise StoreUnavailable(f"Redis is unreachable (counting events): {exc}") from exc
         return self.counted(pairs, found)
 
-    # The two halves of ``counts`` around the Redis round trip, for reads that share one.
+    # What a read sharing a round trip (a script) sends for the counters, and makes of them.
 
-    def queue(
-        self, pipe: Any, customer_id: str, needed: frozenset[tuple[str, str]], now: datetime
-    ) -> list[tuple[str, str]]:
-        """Add a ZCOUNT per ``(event_type, window)`` to ``pipe``; the pairs, in that order."""
-        pairs = sorted(needed)
+    def windows(
+        self, customer_id: str, pairs: list[tuple[str, str]], now: datetime
+    ) -> list[str | int]:
+        """For each ``(event_type, window)`` of ``pairs``, in order: the counter's key, then
+        the window's start and end (milliseconds), one flat list as a script takes them."""
         end = int(now.timestamp() * 1000)
+        found: list[str | int] = []
         for event_type, window in pairs:
-            start = end - duration_ms(window)
-            pipe.zcount(self._key(customer_id, event_type), start, end)
-        return pairs
+            found += [self._key(customer_id, event_type), end - duration_ms(window), end]
+        return found
 
     def counted(self, pairs: list[tuple[str, str]], found: list[Any]) -> dict[str, dict[str, int]]:
         self.breaker.succeeded()
@@ -540,11 +543,8 @@ class RedisDecisionReads:
         failure: BaseException | None = None
         pairs = sorted(counters) if ask_counters else []
         if ask_context or ask_counters or ask_interaction:
-            end = int(now.timestamp() * 1000)
             args: list[Any] = ["1" if ask_context else "0", "1" if ask_interaction else "0"]
-            args.append(len(pairs))
-            for event_type, window in pairs:
-                args += [events._key(customer_id, event_type), end - duration_ms(window), end]
+            args += [len(pairs), *events.windows(customer_id, pairs, now)]
             keys = [contexts._key(customer_id), interactions._key(interaction_id or "")]
             try:
                 raw_context, raw_interaction, counts = await self._calls.run(
@@ -633,11 +633,8 @@ class _Alerts:
         context = contexts.cached(customer_id)
         ask_context = isinstance(context, Missing) and not contexts.breaker.open
         pairs = sorted(counters) if not events.breaker.open else []
-        end = int(now.timestamp() * 1000)
         args += [live._key(""), "1" if ask_context else "0", len(pairs)]
-        for event_type, window in pairs:
-            start = end - duration_ms(window)
-            args += [events._key(customer_id, event_type), start, end]
+        args += events.windows(customer_id, pairs, now)
         with unavailable_as("reading for alerts" if event is None else "recording an event"):
             await live._catch_up()
             ids, found, raw_context, counts = await self.calls.run(

@@ -151,7 +151,7 @@ def decision_record(  # noqa: PLR0912 -- a branch per optional part of the recor
         customer_id=customer_id,
         agent_id=agent_id,
         interaction_id=interaction_id,
-        ruleset=RulesetRef(name=rs.name, revision=rs.revision, digest=rs.digest),
+        ruleset=ruleset_ref(rs),
         evaluated_at=format_time(now) if now is not None else None,
         context=values,
         inputs=_mask_inputs(inputs, masked, masker),
@@ -165,6 +165,11 @@ def decision_record(  # noqa: PLR0912 -- a branch per optional part of the recor
 _MASKED: weakref.WeakKeyDictionary[RulesetParts, dict[frozenset[str], frozenset[str]]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def ruleset_ref(ruleset: RulesetParts) -> RulesetRef:
+    """How a record names the revision that made it."""
+    return RulesetRef(name=ruleset.name, revision=ruleset.revision, digest=ruleset.digest)
 
 
 def masked_paths(ruleset: RulesetParts, masker: Masker | None) -> frozenset[str]:

@@ -64,6 +64,7 @@ from audit.recording import (
     escalation_record,
     mask_shown,
     masked_paths,
+    ruleset_ref,
     suppressed_record,
 )
 from engine import CompiledRuleset, EvaluationError, RulesetRegistry, UnknownRuleset
@@ -368,9 +369,7 @@ class Alerting:
                 delivered += await self.deliver(
                     interaction,
                     alerts,
-                    ruleset=RulesetRef(
-                        name=compiled.name, revision=compiled.revision, digest=compiled.digest
-                    ),
+                    ruleset=ruleset_ref(compiled),
                     trigger=cause,
                 )
             if escalation is not None:
@@ -570,10 +569,6 @@ class Alerting:
         known = (interaction.interaction_id, rule)
         if known in self._escalated:
             return None
-        written = next((r.reason_code for r in compiled.model.escalation if r.id == rule), None)
-        code = reason_code("escalation", rule, written)
-        terms = self._terms_of(compiled.name, compiled.revision)
-        supervisor = terms.supervisor if terms is not None else None
         alert_id = f"{new_id()}.{rule}"
         raised_at = format_time(datetime.now(UTC))
         whom = _whom(interaction, compiled.name, compiled.revision, raised_at)
@@ -592,6 +587,10 @@ class Alerting:
         self._escalated[known] = None
         if not claimed:
             return None
+        written = next((r.reason_code for r in compiled.model.escalation if r.id == rule), None)
+        code = reason_code("escalation", rule, written)
+        terms = self._terms_of(compiled.name, compiled.revision)
+        supervisor = terms.supervisor if terms is not None else None
         due = format_time(due_at) if due_at is not None else None
         detail = {
             "queue": escalation["queue"],
@@ -608,9 +607,7 @@ class Alerting:
                 priority=detail["priority"],
                 because=detail["because"],
                 reason_code=code,
-                ruleset=RulesetRef(
-                    name=compiled.name, revision=compiled.revision, digest=compiled.digest
-                ),
+                ruleset=ruleset_ref(compiled),
                 customer_id=interaction.customer_id,
                 agent_id=interaction.agent_id,
                 interaction_id=interaction.interaction_id,

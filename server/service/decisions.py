@@ -23,8 +23,14 @@ from adapters.ports import (
     StoreUnavailable,
 )
 from audit.masking import Masker
-from audit.record import Actor, LedgerRecord, RulesetRef
-from audit.recording import decision_record, lookup, mask_shown, masked_paths
+from audit.record import Actor, LedgerRecord
+from audit.recording import (
+    decision_record,
+    lookup,
+    mask_shown,
+    masked_paths,
+    ruleset_ref,
+)
 from audit.shown import differences as shown_differences
 from audit.shown import shown
 from engine import (
@@ -443,9 +449,7 @@ class Decisions:
                 customer_id=record.customer_id,
                 agent_id=record.agent_id,
                 interaction_id=record.interaction_id,
-                ruleset=RulesetRef(
-                    name=shadow.name, revision=shadow.revision, digest=shadow.digest
-                ),
+                ruleset=ruleset_ref(shadow),
                 evaluated_at=record.evaluated_at,
                 context=record.context,
                 inputs=record.inputs,

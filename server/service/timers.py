@@ -37,7 +37,7 @@ from adapters.ports import (
     timer_key,
     timer_parts,
 )
-from audit.record import RulesetRef
+from audit.recording import ruleset_ref
 from engine import CompiledRuleset, RulesetRegistry, UnknownRuleset
 from engine.durations import parse_duration
 from server.service.alerts import Alerting
@@ -201,12 +201,13 @@ class Timers:
         raising: list[Coroutine[Any, Any, Any]] = []
         fired = [a for a in alerts if a["rule"] in rules.alerts]
         if fired:
-            ruleset = RulesetRef(
-                name=compiled.name, revision=compiled.revision, digest=compiled.digest
-            )
             raising.append(
                 self.alerts.deliver(
-                    interaction, fired, ruleset=ruleset, trigger="timer", due_at=due_at
+                    interaction,
+                    fired,
+                    ruleset=ruleset_ref(compiled),
+                    trigger="timer",
+                    due_at=due_at,
                 )
             )
         # The escalation that wins among every timer escalation rule, as a decision's would;
